@@ -1,0 +1,7 @@
+//! hvseed's first-boot agent, as a library: the plan types shared with the builder
+//! (`hvseed`), the name checks both sides use, and the steps the agent carries out.
+
+pub mod names;
+pub mod plan;
+
+pub use plan::{Plan, PlanError, PLAN_SCHEMA};

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs what hvseed needs to build and test on a fresh Debian 12 machine (run as
+# root, or with sudo available). Safe to run again: each step checks first.
+#   scripts/setup.sh build   - the Rust musl target (to build the static first-boot agent)
+#   scripts/setup.sh test    - the above plus every external checker the tests use
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+what=${1:-build}
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+
+if ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
+  echo "setup: adding the x86_64-unknown-linux-musl target" >&2
+  rustup target add x86_64-unknown-linux-musl
+fi
+
+[ "$what" = test ] || exit 0
+
+# Debian packages of the real consumers hvseed's tests check against.
+pkgs=(
+  debconf            # debconf-set-selections --checkonly (preseeds)
+  xorriso            # ISO inspection and remastering
+  mtools dosfstools  # FAT images (images/efiboot.img, boot/grub/efi.img)
+  cpio file
+  qemu-system-x86 ovmf                     # boot tests (TCG), SeaBIOS and UEFI
+  isolinux syslinux-common pxelinux        # BIOS boot loaders for fixture ISOs and PXE
+  grub-efi-amd64-bin grub-common           # GRUB2 EFI image for the Ubuntu-layout fixture
+  debian-installer-12-netboot-amd64        # a real d-i kernel+initrd, the preseed consumer
+  dnsmasq-base                             # dnsmasq --test -C for the PXE tree
+  python3-venv
+)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# pykickstart's ksvalidator, in a venv inside the checkout (.venv is git-ignored).
+if [ ! -x .venv/bin/ksvalidator ]; then
+  echo "setup: installing pykickstart into .venv" >&2
+  python3 -m venv .venv
+  .venv/bin/pip install -q pykickstart
+fi

@@ -1,0 +1,180 @@
+//! Command-line types (clap derive). Their `///` comments are the help text.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Turn one YAML inventory into unattended installs of CloudStack KVM hosts.
+///
+/// hvseed reads a cluster inventory (see docs/inventory.md), renders a CentOS 6.3
+/// kickstart or Ubuntu 12.04 preseed plus a first-boot plan for every host, and puts
+/// them on a remastered install ISO or a PXE tree. Hosts install untouched and come up
+/// meeting every CloudStack KVM requirement.
+#[derive(Debug, Parser)]
+#[command(name = "hvseed", version, propagate_version = true)]
+#[command(after_help = "Examples:\n  \
+    hvseed check profiles/examples/lab-centos6.yaml\n  \
+    hvseed render profiles/examples/lab-centos6.yaml --out out/\n  \
+    hvseed iso lab.yaml --source CentOS-6.3-x86_64-bin-DVD1.iso --out lab.iso\n  \
+    hvseed pxe lab.yaml --source CentOS-6.3-x86_64-bin-DVD1.iso --out /srv/hvseed --http-base http://10.0.0.2:8080\n  \
+    hvseed serve /srv/hvseed --listen 0.0.0.0:8080")]
+pub struct Cli {
+    /// More log output on stderr (-v: debug, -vv: trace). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors on stderr.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Validate an inventory; print every error and warning as FILE:LINE:COL: key: message.
+    ///
+    /// Exit status 0 when the inventory is valid (warnings may be printed), 1 when it has
+    /// errors.
+    Check(InventoryCheckConfig),
+    /// Render kickstarts/preseeds and plans for every host into a directory.
+    Render(InventoryRenderConfig),
+    /// Remaster a CentOS 6.3 or Ubuntu 12.04 install ISO into one unattended ISO for the cluster.
+    Iso(IsoCustomizeConfig),
+    /// Write a PXE (TFTP + HTTP) tree that installs each host by its MAC.
+    Pxe(PxeTreeConfig),
+    /// Serve a PXE tree's HTTP side and collect first-boot reports.
+    Serve(ServeConfig),
+}
+
+/// `hvseed check INVENTORY`
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  hvseed check profiles/examples/lab-centos6.yaml")]
+pub struct InventoryCheckConfig {
+    /// The inventory file (YAML, format version 1).
+    pub inventory: PathBuf,
+}
+
+/// `hvseed render INVENTORY --out DIR`
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  hvseed render profiles/examples/lab-centos6.yaml --out out/")]
+pub struct InventoryRenderConfig {
+    /// The inventory file (YAML, format version 1).
+    pub inventory: PathBuf,
+    /// Output directory: DIR/hosts/<fqdn>/{ks.cfg|preseed.cfg,plan.json} and DIR/fleet/.
+    #[arg(long, short)]
+    pub out: PathBuf,
+    /// Replace an existing DIR even if it holds files hvseed did not write.
+    #[arg(long, short)]
+    pub force: bool,
+    /// Directory of templates that override the built-in ones by file name.
+    #[arg(long, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
+    /// Base URL the installed files are served from (as `hvseed pxe` lays them out);
+    /// without it the files are expected under /hvseed/ on the install CD.
+    #[arg(long, value_name = "URL")]
+    pub http_base: Option<String>,
+}
+
+/// `hvseed iso INVENTORY --source IN.iso --out OUT.iso`
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Example:\n  hvseed iso lab.yaml --source CentOS-6.3-x86_64-bin-DVD1.iso --out lab.iso"
+)]
+pub struct IsoCustomizeConfig {
+    /// The inventory file (YAML, format version 1).
+    pub inventory: PathBuf,
+    /// The distribution's install ISO (never modified).
+    #[arg(long)]
+    pub source: PathBuf,
+    /// Where to write the remastered ISO (written to a temporary file, then renamed).
+    #[arg(long, short)]
+    pub out: PathBuf,
+    /// Put only this host's install file on the ISO instead of the fleet file.
+    #[arg(long, value_name = "FQDN")]
+    pub host: Option<String>,
+    /// The static first-boot agent to put on the ISO (default: HVSEED_FIRSTBOOT, then
+    /// beside hvseed, then this checkout's musl build).
+    #[arg(long, value_name = "PATH")]
+    pub firstboot: Option<PathBuf>,
+    /// Directory of templates that override the built-in ones by file name.
+    #[arg(long, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
+}
+
+/// `hvseed pxe INVENTORY --source IN.iso --out DIR --http-base URL`
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Example:\n  hvseed pxe lab.yaml --source CentOS-6.3-x86_64-bin-DVD1.iso --out /srv/hvseed \\\n      --http-base http://10.0.0.2:8080"
+)]
+pub struct PxeTreeConfig {
+    /// The inventory file (YAML, format version 1).
+    pub inventory: PathBuf,
+    /// The distribution's install ISO: its installer kernel and initrd are extracted.
+    #[arg(long)]
+    pub source: PathBuf,
+    /// The tree to write or update (DIR/tftp, DIR/http, DIR/dnsmasq.conf).
+    #[arg(long, short)]
+    pub out: PathBuf,
+    /// The URL under which DIR/http is served to the installers (e.g. by `hvseed serve`).
+    #[arg(long, value_name = "URL")]
+    pub http_base: String,
+    /// Also write a reproducible tar.gz of the tree.
+    #[arg(long, value_name = "FILE.tar.gz")]
+    pub bundle: Option<PathBuf>,
+    /// Directory holding pxelinux.0 (default: /usr/lib/PXELINUX).
+    #[arg(long, value_name = "DIR")]
+    pub pxelinux_dir: Option<PathBuf>,
+    /// Directory holding ldlinux.c32 and the other BIOS modules (default:
+    /// /usr/lib/syslinux/modules/bios).
+    #[arg(long, value_name = "DIR")]
+    pub syslinux_modules: Option<PathBuf>,
+    /// The static first-boot agent to serve (default: HVSEED_FIRSTBOOT, then beside
+    /// hvseed, then this checkout's musl build).
+    #[arg(long, value_name = "PATH")]
+    pub firstboot: Option<PathBuf>,
+    /// Directory of templates that override the built-in ones by file name.
+    #[arg(long, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
+}
+
+/// `hvseed serve DIR --listen ADDR:PORT`
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  hvseed serve /srv/hvseed --listen 0.0.0.0:8080")]
+pub struct ServeConfig {
+    /// A tree written by `hvseed pxe`.
+    pub dir: PathBuf,
+    /// Address and port to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+}
+
+/// Logs go to stderr: warnings and up by default, `-v` debug, `-vv` trace, `-q` errors
+/// only; `RUST_LOG` overrides all of these.
+pub fn init_logging(verbose: u8, quiet: bool) {
+    use tracing_subscriber::EnvFilter;
+    let level = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "info",
+        (false, 1) => "debug",
+        (false, _) => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definitions_are_consistent() {
+        Cli::command().debug_assert();
+    }
+}

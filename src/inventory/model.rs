@@ -1,0 +1,149 @@
+//! The validated inventory: every host fully resolved (defaults deep-merged into it),
+//! every value checked. Code past `inventory::load` may rely on these invariants:
+//! names are valid for the place they go, MACs are normalised, the host's address
+//! lies in its management subnet, and `cpu.model` is set iff `cpu.mode` is custom.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+pub use hvseed_firstboot::plan::{CpuMode, NetworkType, Os, SelinuxMode};
+
+/// A whole cluster, as `hvseed check` accepted it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Inventory {
+    /// The file it was read from (for messages).
+    pub path: PathBuf,
+    /// `version:` (always 1 today).
+    pub version: u32,
+    /// `cluster:`, `[a-z0-9-]`.
+    pub cluster: String,
+    /// The single OS of the cluster (every host has it).
+    pub os: Os,
+    /// The hosts in file order, each fully resolved.
+    pub hosts: Vec<Host>,
+}
+
+/// One host with the defaults merged in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Host {
+    pub fqdn: String,
+    /// Lowercase, colon-separated.
+    pub mac: String,
+    /// Management address.
+    pub ip: Ipv4Addr,
+    pub os: Os,
+    pub install: Install,
+    pub ntp_servers: Vec<String>,
+    pub dns: Dns,
+    pub cloudstack: CloudStack,
+    pub cpu: Cpu,
+    pub network: Network,
+    pub security: Security,
+}
+
+impl Host {
+    /// The first label of the FQDN.
+    pub fn short_name(&self) -> &str {
+        self.fqdn.split('.').next().unwrap_or(&self.fqdn)
+    }
+
+    /// The FQDN without its first label.
+    pub fn domain(&self) -> &str {
+        self.fqdn.split_once('.').map(|(_, d)| d).unwrap_or("")
+    }
+}
+
+/// Where the installer takes its packages from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InstallSource {
+    /// The install CD/DVD (or the remastered ISO) itself.
+    Cdrom,
+    /// An http(s) URL of the distribution tree (centos6) or mirror (ubuntu1204).
+    Url(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Install {
+    pub source: InstallSource,
+    /// e.g. `en_US.UTF-8`.
+    pub locale: String,
+    /// e.g. `us`.
+    pub keyboard: String,
+    /// e.g. `Etc/UTC`.
+    pub timezone: String,
+    /// A `$6$` crypt(3) string.
+    pub root_password_hash: String,
+    /// Lines for `/root/.ssh/authorized_keys` (free text: quote wherever it lands).
+    pub ssh_authorized_keys: Vec<String>,
+    /// The disk that is wiped and installed to, without `/dev/` (e.g. `sda`).
+    pub disk: String,
+    pub extra_packages: Vec<String>,
+    /// Extra kernel arguments for the installer (no spaces or quotes inside one).
+    pub kernel_args: Vec<String>,
+    /// Extra package repositories (yum baseurl on centos6, apt URL on ubuntu1204).
+    pub extra_repositories: Vec<Repository>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repository {
+    /// `[A-Za-z0-9_-]`: used as a yum repo id / apt list name.
+    pub name: String,
+    pub url: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dns {
+    pub servers: Vec<Ipv4Addr>,
+    pub search: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CloudStack {
+    pub version: String,
+    pub repository: String,
+    /// IPv4 address or host name.
+    pub management_server: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cpu {
+    pub mode: CpuMode,
+    pub model: Option<String>,
+    pub features: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Network {
+    pub kind: NetworkType,
+    pub trunk_nic: String,
+    /// Open vSwitch: the bridge holding `trunk_nic` (default `cloudbr`); `None` for
+    /// linux-bridge.
+    pub trunk_bridge: Option<String>,
+    pub management: Management,
+    pub public: VlanBridge,
+    pub private: VlanBridge,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Management {
+    pub vlan: u16,
+    pub prefix: u8,
+    pub gateway: Ipv4Addr,
+    /// Open vSwitch: the fake bridge for management (default `mgmt0`); `None` for
+    /// linux-bridge.
+    pub bridge: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VlanBridge {
+    pub vlan: u16,
+    pub bridge: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Security {
+    /// `Some` on centos6 (default permissive), `None` on ubuntu1204.
+    pub selinux: Option<SelinuxMode>,
+    /// IPv4 CIDRs; empty means any source.
+    pub firewall_sources: Vec<String>,
+}

@@ -1,0 +1,116 @@
+//! The one place that runs external programs (xorriso, mtools, cpio, ...): logs the full
+//! command line at debug level, keeps stderr, and shows it only when the program fails.
+
+use std::ffi::OsString;
+
+use anyhow::{bail, Context, Result};
+
+/// A program with its arguments, run through duct.
+#[derive(Debug, Clone)]
+pub struct Tool {
+    program: OsString,
+    args: Vec<OsString>,
+}
+
+impl Tool {
+    pub fn new(program: impl Into<OsString>) -> Tool {
+        Tool {
+            program: program.into(),
+            args: Vec::new(),
+        }
+    }
+
+    pub fn arg(mut self, a: impl Into<OsString>) -> Tool {
+        self.args.push(a.into());
+        self
+    }
+
+    pub fn args<I, A>(mut self, args: I) -> Tool
+    where
+        I: IntoIterator<Item = A>,
+        A: Into<OsString>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// The command line as a user could paste it into a shell.
+    pub fn command_line(&self) -> String {
+        std::iter::once(&self.program)
+            .chain(self.args.iter())
+            .map(|a| shell_words_quote(&a.to_string_lossy()))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// Runs the program, returning its stdout; on failure the error carries the command
+    /// line, the exit status and the program's stderr.
+    pub fn run(&self) -> Result<Vec<u8>> {
+        self.run_with_stdin(None)
+    }
+
+    /// Like [`Tool::run`], feeding `stdin` to the program.
+    pub fn run_with_stdin(&self, stdin: Option<&[u8]>) -> Result<Vec<u8>> {
+        let line = self.command_line();
+        tracing::debug!("running: {line}");
+        let mut expr = duct::cmd(&self.program, &self.args)
+            .stdout_capture()
+            .stderr_capture()
+            .unchecked();
+        if let Some(input) = stdin {
+            expr = expr.stdin_bytes(input.to_vec());
+        }
+        let out = expr.run().with_context(|| {
+            format!(
+                "running {}: is it installed?",
+                self.program.to_string_lossy()
+            )
+        })?;
+        if !out.status.success() {
+            bail!(
+                "`{line}` failed ({}):\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim_end()
+            );
+        }
+        Ok(out.stdout)
+    }
+}
+
+/// Quotes one word for a POSIX shell when it needs it (for log lines and messages).
+pub fn shell_words_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,@+%".contains(&b))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failure_names_the_command_and_shows_stderr() {
+        let err = Tool::new("sh")
+            .args(["-c", "echo oops >&2; exit 3"])
+            .run()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("sh -c 'echo oops >&2; exit 3'"), "{err}");
+        assert!(err.contains("oops"), "{err}");
+    }
+
+    #[test]
+    fn quoting_survives_a_shell() {
+        let nasty = "a'b\"c $(x) `y`;\nz";
+        let out = Tool::new("sh")
+            .args(["-c", &format!("printf %s {}", shell_words_quote(nasty))])
+            .run()
+            .unwrap();
+        assert_eq!(out, nasty.as_bytes());
+    }
+}
