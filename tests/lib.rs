@@ -2,3 +2,8 @@
 //! verb against an independent consumer (pykickstart, debconf, xorriso, QEMU, ...).
 
 mod util;
+mod inventory;
+mod render;
+mod iso;
+mod pxe;
+mod serve;

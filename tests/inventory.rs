@@ -1,0 +1,1 @@
+//! Integration tests for `hvseed inventory` (see the module's own tests below).

@@ -1,0 +1,1 @@
+//! Integration tests for `hvseed pxe` (see the module's own tests below).

@@ -1,0 +1,1 @@
+//! Integration tests for `hvseed render` (see the module's own tests below).
