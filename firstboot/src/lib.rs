@@ -3,5 +3,6 @@
 
 pub mod names;
 pub mod plan;
+pub mod report;
 
 pub use plan::{Plan, PlanError, PLAN_SCHEMA};
