@@ -2,11 +2,10 @@
 //! out here, spoken to by a raw TCP client (so requests are sent exactly as written,
 //! with no client-side normalisation of paths or lengths).
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
-use std::sync::{mpsc, Arc, Barrier, Mutex};
+use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 use hvseed_firstboot::plan::{
@@ -15,161 +14,9 @@ use hvseed_firstboot::plan::{
 };
 use hvseed_firstboot::report::{CheckResult, CpuFacts, Report, ReportStatus, REPORT_SCHEMA};
 
-use crate::util::hvseed;
+use crate::util::{exchange, hvseed, ServeGuard as Server};
 
 const SECRET: &str = "TOP-SECRET-OUTSIDE-THE-TREE";
-
-/// A running `hvseed serve`; killed and reaped when dropped, whatever the test did.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Server {
-    fn start(dir: &Path) -> Server {
-        let mut child = hvseed()
-            .arg("serve")
-            .arg(dir)
-            .args(["--listen", "127.0.0.1:0"])
-            .env("NO_COLOR", "1")
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starting hvseed serve");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel();
-        {
-            let log = log.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    if let Some(rest) = line.split("listening on http://").nth(1) {
-                        let addr = rest.split('/').next().unwrap_or_default().to_owned();
-                        let _ = tx.send(addr);
-                    }
-                    log.lock().unwrap().push(line);
-                }
-            });
-        }
-        let mut server = Server {
-            child,
-            addr: "127.0.0.1:1".parse().unwrap(),
-            log,
-        };
-        match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(a) => server.addr = a.parse().expect("the logged address parses"),
-            Err(_) => panic!(
-                "hvseed serve did not report its address; its stderr:\n{}",
-                server.log_text()
-            ),
-        }
-        server
-    }
-
-    fn log_text(&self) -> String {
-        self.log.lock().unwrap().join("\n")
-    }
-
-    fn get(&self, path: &str) -> Resp {
-        self.raw(
-            format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-                .as_bytes(),
-        )
-    }
-
-    fn post(&self, path: &str, body: &[u8]) -> Resp {
-        let mut req = format!(
-            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n",
-            body.len()
-        )
-        .into_bytes();
-        req.extend_from_slice(body);
-        self.raw(&req)
-    }
-
-    fn status_json(&self) -> serde_json::Value {
-        let r = self.get("/status.json");
-        assert_eq!(r.status, 200);
-        assert_eq!(r.header("content-type"), Some("application/json"));
-        serde_json::from_slice(&r.body).expect("status.json is JSON")
-    }
-
-    fn raw(&self, request: &[u8]) -> Resp {
-        exchange(self.addr, request)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-#[derive(Debug)]
-struct Resp {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Resp {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-}
-
-/// Sends `request` on a fresh connection and reads the response until the server
-/// closes it (every request here says `Connection: close`).
-fn exchange(addr: SocketAddr, request: &[u8]) -> Resp {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connecting");
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    s.set_write_timeout(Some(Duration::from_secs(20))).unwrap();
-    // The server may answer (and close) before taking a whole oversized body.
-    let _ = s.write_all(request);
-    let mut raw = Vec::new();
-    let mut buf = [0u8; 65536];
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => raw.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset && !raw.is_empty() => break,
-            Err(e) => panic!("reading the response ({} bytes so far): {e}", raw.len()),
-        }
-    }
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("no complete response: {:?}", String::from_utf8_lossy(&raw)));
-    let head = String::from_utf8(raw[..split].to_vec()).expect("response head is text");
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap();
-    let status = status_line
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-        .collect();
-    Resp {
-        status,
-        headers,
-        body: raw[split + 4..].to_vec(),
-    }
-}
 
 fn plan(cluster: &str, fqdn: &str, n: u8) -> Plan {
     let (hostname, domain) = fqdn.split_once('.').unwrap();
@@ -716,12 +563,29 @@ fn cpu_differences_within_a_cluster_are_shown() {
 }
 
 #[test]
-fn a_burst_of_100_concurrent_clients_is_served() {
+fn a_burst_of_100_concurrent_clients_is_served_beside_stuck_ones() {
     let dir = tree(&[("lab", "kvm1.lab.example")]);
+    std::fs::write(dir.path().join("http/big.img"), vec![0u8; 8 << 20]).unwrap();
     let server = Server::start(dir.path());
     let agent = Arc::new(std::fs::read(dir.path().join("http/hvseed-firstboot")).unwrap());
-    let start = Arc::new(Barrier::new(100));
     let addr = server.addr;
+
+    // Slow and stuck clients first: silent connections, half-sent headers, and
+    // downloads nobody reads. They must not take the server from everyone else.
+    let mut stuck = Vec::new();
+    for i in 0..70 {
+        let mut s = TcpStream::connect(addr).unwrap();
+        match i % 7 {
+            0..=2 => {}
+            3..=5 => s.write_all(b"GET /status.json HTTP/1.1\r\nHo").unwrap(),
+            _ => s
+                .write_all(b"GET /big.img HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap(),
+        }
+        stuck.push(s);
+    }
+
+    let start = Arc::new(Barrier::new(100));
     let clients: Vec<_> = (0..100)
         .map(|i| {
             let (start, agent) = (start.clone(), agent.clone());
@@ -746,6 +610,7 @@ fn a_burst_of_100_concurrent_clients_is_served() {
         .collect();
     let failures = clients.into_iter().filter_map(|c| c.join().err()).count();
     assert_eq!(failures, 0, "{failures} of 100 clients failed");
+    drop(stuck);
 }
 
 #[test]

@@ -142,6 +142,7 @@ async fn serve(listener: std::net::TcpListener, store: Arc<Store>) -> Result<()>
             drop(permit);
         });
     }
+    drop(listener);
     tracing::info!("stopping: no new connections; waiting for requests in flight");
     let all = u32::try_from(MAX_CONNECTIONS).unwrap_or(u32::MAX);
     if tokio::time::timeout(DRAIN_TIMEOUT, slots.acquire_many(all))

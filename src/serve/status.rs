@@ -282,6 +282,16 @@ pub fn html(status: &Status) -> String {
     }
     for c in &status.clusters {
         let _ = writeln!(o, "<h2>Cluster {}</h2>", escape(&c.name));
+        let count = |st: HostState| c.hosts.iter().filter(|h| h.state == st).count();
+        let _ = writeln!(
+            o,
+            "<p>{} host(s): {} ready, {} failed, {} installing, {} not seen.</p>",
+            c.hosts.len(),
+            count(HostState::Ready),
+            count(HostState::Failed),
+            count(HostState::Installing),
+            count(HostState::NotSeen)
+        );
         cpu_html(&mut o, &c.cpu);
         o.push_str("<table>\n<tr><th>host</th><th>os</th><th>state</th><th>details</th></tr>\n");
         for h in &c.hosts {
