@@ -92,7 +92,9 @@ pub fn targets(plan: &Plan, job: bool) -> Vec<Target<'_>> {
             let mode = files::selinux_mode(plan);
             t.extend([
                 edit("/etc/sysconfig/libvirtd", files::sysconfig_libvirtd),
-                edit("/etc/selinux/config", move |o| files::selinux_config(o, mode)),
+                edit("/etc/selinux/config", move |o| {
+                    files::selinux_config(o, mode)
+                }),
                 edit("/etc/sysconfig/network", move |o| {
                     files::sysconfig_network(o, plan)
                 }),
@@ -143,7 +145,9 @@ pub fn targets(plan: &Plan, job: bool) -> Vec<Target<'_>> {
                 edit("/etc/network/interfaces", move |o| {
                     files::network_interfaces(o, plan)
                 }),
-                edit("/lib/ufw/user.rules", move |o| files::ufw_user_rules(o, plan)),
+                edit("/lib/ufw/user.rules", move |o| {
+                    files::ufw_user_rules(o, plan)
+                }),
                 edit("/etc/default/ufw", files::default_ufw),
                 edit("/etc/openntpd/ntpd.conf", move |o| {
                     files::openntpd_conf(o, plan)
@@ -230,9 +234,7 @@ fn read_text(host: &Path, shown: &str) -> Result<Option<(String, Owner)>, ApplyE
         path: shown.into(),
         source,
     })?;
-    let text = String::from_utf8(bytes).map_err(|_| ApplyError::NotText {
-        path: shown.into(),
-    })?;
+    let text = String::from_utf8(bytes).map_err(|_| ApplyError::NotText { path: shown.into() })?;
     Ok(Some((text, Owner::of(&meta))))
 }
 
@@ -330,7 +332,11 @@ pub fn apply(plan: &Plan, root_dir: &Path, opts: Options) -> Result<Outcome, App
     let changes = compute(plan, &root, opts.job)?;
     let mut text = String::new();
     for c in &changes {
-        let verb = if opts.dry_run { "would change" } else { "changed" };
+        let verb = if opts.dry_run {
+            "would change"
+        } else {
+            "changed"
+        };
         let what = match (&c.new, &c.old) {
             (New::Link(t), _) => format!(" (symlink to {t})"),
             (New::Text(_), None) => " (new file)".into(),

@@ -83,9 +83,9 @@ impl Lines {
     pub fn get(&self, key: &str) -> Option<&str> {
         self.lines
             .iter()
+            .rev()
             .filter_map(|l| parse_assign(l))
-            .filter(|a| !a.commented && a.key == key)
-            .last()
+            .find(|a| !a.commented && a.key == key)
             .map(|a| a.value)
     }
 

@@ -639,7 +639,10 @@ fn interfaces_block(plan: &Plan) -> Vec<String> {
     match n.kind {
         NetworkType::LinuxBridge => {
             push(&[
-                format!("# Trunk NIC: carries VLANs {}, {} and {}", m.vlan, n.public.vlan, n.private.vlan),
+                format!(
+                    "# Trunk NIC: carries VLANs {}, {} and {}",
+                    m.vlan, n.public.vlan, n.private.vlan
+                ),
                 format!("auto {nic}"),
                 format!("iface {nic} inet manual"),
             ]);
@@ -686,7 +689,10 @@ fn interfaces_block(plan: &Plan) -> Vec<String> {
             ]);
             let mgmt = mgmt_bridge(plan);
             let mut s = vec![
-                format!("# Management network (VLAN {}, fake bridge on {trunk})", m.vlan),
+                format!(
+                    "# Management network (VLAN {}, fake bridge on {trunk})",
+                    m.vlan
+                ),
                 format!("auto {mgmt}"),
                 format!("allow-ovs {mgmt}"),
                 format!("iface {mgmt} inet static"),
@@ -702,7 +708,10 @@ fn interfaces_block(plan: &Plan) -> Vec<String> {
                 }
                 seen.push(vb.bridge.clone());
                 push(&[
-                    format!("# {label} network (VLAN {}, fake bridge on {trunk})", vb.vlan),
+                    format!(
+                        "# {label} network (VLAN {}, fake bridge on {trunk})",
+                        vb.vlan
+                    ),
                     format!("auto {}", vb.bridge),
                     format!("allow-ovs {}", vb.bridge),
                     format!("iface {} inet manual", vb.bridge),

@@ -167,7 +167,10 @@ pub fn symlink_atomic(path: &Path, target: &str) -> io::Result<()> {
 }
 
 fn temp_name(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
     path.with_file_name(format!(".{name}.hvseed-tmp"))
 }
 
