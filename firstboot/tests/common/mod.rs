@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -31,6 +31,16 @@ pub fn fixture_root(os: &str) -> (tempfile::TempDir, PathBuf) {
         .status()
         .unwrap();
     assert!(st.success(), "copying {}", src.display());
+    // git keeps only 644/755; restore the stock modes the agent must preserve.
+    for (path, mode) in [
+        ("etc/sysconfig/iptables", 0o600),
+        ("lib/ufw/user.rules", 0o640),
+    ] {
+        let p = dst.join(path);
+        if p.exists() {
+            fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+        }
+    }
     (tmp, dst)
 }
 
