@@ -23,7 +23,7 @@ use super::store::{now, HostInfo, Seen, Store};
 ///       "report": {"received_at": 1764341000, "finished_at": 1764340990,
 ///                  "agent_version": "0.1.0",
 ///                  "failed_checks": [{"name": "kvm-module", "detail": "..."}],
-///                  "cpu": {"model": "...", "flags": ["..."], "count": 8}} | null
+///                  "cpu": {"model": "...", "count": 8}} | null
 ///     }],
 ///     "cpu": {"reported": 2, "consistent": false,
 ///             "model": "..." | null, "flags": ["..."] | null,
@@ -35,9 +35,11 @@ use super::store::{now, HostInfo, Seen, Store};
 ///
 /// `state` is `ready`/`failed` from the last report, unless an installer fetched the
 /// host's install file after that report arrived (a reinstall): then `installing`.
-/// In `cpu`, `model`/`flags` are those most reporting hosts share (ties: the group
-/// holding the alphabetically first host) and `differing` lists every other reporting
-/// host with how it differs; `consistent` is true when no host differs.
+/// A host's CPU flags are not listed per host: the cluster's `cpu` has the common set
+/// and how each other host differs from it. There, `model`/`flags` are those most
+/// reporting hosts share (ties: the group holding the alphabetically first host),
+/// `differing` lists every other reporting host with how it differs, and `consistent`
+/// is true when no host differs.
 #[derive(Debug, Serialize)]
 pub struct Status {
     pub generated_at: u64,
@@ -86,7 +88,17 @@ pub struct ReportSummary {
     pub finished_at: u64,
     pub agent_version: String,
     pub failed_checks: Vec<FailedCheck>,
-    pub cpu: hvseed_firstboot::report::CpuFacts,
+    pub cpu: CpuSummary,
+    /// The host's CPU flags, sorted: compared per cluster, not repeated per host in
+    /// the output (a fleet's status would be mostly flag lists otherwise).
+    #[serde(skip)]
+    pub flags: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CpuSummary {
+    pub model: String,
+    pub count: u32,
 }
 
 #[derive(Debug, Serialize)]
@@ -160,7 +172,16 @@ fn host_status(store: &Store, h: &HostInfo) -> HostStatus {
                 detail: c.detail,
             })
             .collect(),
-        cpu: r.report.cpu,
+        cpu: CpuSummary {
+            model: r.report.cpu.model,
+            count: r.report.cpu.count,
+        },
+        flags: {
+            let mut f = r.report.cpu.flags;
+            f.sort();
+            f.dedup();
+            f
+        },
     });
     HostStatus {
         fqdn: h.fqdn.clone(),
@@ -176,11 +197,8 @@ fn cpu_consistency(hosts: &[HostStatus]) -> CpuConsistency {
     let mut groups: BTreeMap<(String, Vec<String>), Vec<&str>> = BTreeMap::new();
     for h in hosts {
         if let Some(r) = &h.report {
-            let mut flags = r.cpu.flags.clone();
-            flags.sort();
-            flags.dedup();
             groups
-                .entry((r.cpu.model.clone(), flags))
+                .entry((r.cpu.model.clone(), r.flags.clone()))
                 .or_default()
                 .push(&h.fqdn);
         }
