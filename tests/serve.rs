@@ -638,6 +638,11 @@ fn ctrl_c_stops_the_server_and_bind_errors_name_the_address() {
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/tree/http"));
 
+    // An idle keep-alive connection does not hold the shutdown up.
+    let mut idle = TcpStream::connect(server.addr).unwrap();
+    idle.write_all(b"GET /status.json HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
     let pid = server.child.id().to_string();
     let kill = std::process::Command::new("kill")
         .args(["-INT", &pid])
@@ -654,4 +659,6 @@ fn ctrl_c_stops_the_server_and_bind_errors_name_the_address() {
     }
     let exited = exited.expect("hvseed serve did not stop on SIGINT within 10 s");
     assert!(exited.success(), "exit status {exited}");
+    assert!(server.log_text().contains("stopping"));
+    drop(idle);
 }

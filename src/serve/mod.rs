@@ -107,6 +107,8 @@ async fn serve(listener: std::net::TcpListener, store: Arc<Store>) -> Result<()>
     let listener =
         tokio::net::TcpListener::from_std(listener).context("registering the listening socket")?;
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    // Tells open connections to finish their current request and close.
+    let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     loop {
@@ -128,6 +130,7 @@ async fn serve(listener: std::net::TcpListener, store: Arc<Store>) -> Result<()>
         };
         let _ = stream.set_nodelay(true);
         let store = store.clone();
+        let mut stopping = stopping_rx.clone();
         tokio::spawn(async move {
             let io = TokioIo::new(StallGuard::new(stream, STALL_TIMEOUT));
             let service = service_fn(move |req| http::handle(store.clone(), peer, req));
@@ -136,12 +139,21 @@ async fn serve(listener: std::net::TcpListener, store: Arc<Store>) -> Result<()>
                 .header_read_timeout(HEADER_TIMEOUT)
                 .max_buf_size(64 * 1024)
                 .serve_connection(io, service);
-            if let Err(e) = conn.await {
+            tokio::pin!(conn);
+            let result = tokio::select! {
+                r = conn.as_mut() => r,
+                () = stop_requested(&mut stopping) => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = result {
                 tracing::debug!("{peer}: connection ended: {e}");
             }
             drop(permit);
         });
     }
+    let _ = stopping_tx.send(true);
     drop(listener);
     tracing::info!("stopping: no new connections; waiting for requests in flight");
     let all = u32::try_from(MAX_CONNECTIONS).unwrap_or(u32::MAX);
@@ -152,6 +164,15 @@ async fn serve(listener: std::net::TcpListener, store: Arc<Store>) -> Result<()>
         tracing::info!("stopping with connections still open");
     }
     Ok(())
+}
+
+/// Resolves once the server is stopping; never if the sender went away without that.
+async fn stop_requested(stopping: &mut tokio::sync::watch::Receiver<bool>) {
+    while !*stopping.borrow_and_update() {
+        if stopping.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
 }
 
 /// Ctrl-C (SIGINT) or SIGTERM.

@@ -140,8 +140,9 @@ pub fn content_type(path: &Path) -> &'static str {
         .unwrap_or_default()
         .to_ascii_lowercase();
     match ext.as_str() {
-        "cfg" | "ks" | "seed" | "preseed" | "txt" | "conf" | "sh" | "repo" | "asc" | "gpg"
-        | "log" => "text/plain; charset=utf-8",
+        "cfg" | "ks" | "seed" | "preseed" | "txt" | "conf" | "sh" | "repo" | "asc" | "log" => {
+            "text/plain; charset=utf-8"
+        }
         "json" => "application/json",
         "html" | "htm" => "text/html; charset=utf-8",
         "xml" => "application/xml",
