@@ -287,7 +287,8 @@ async fn static_file(
         }
     }
     if let (false, Some((fqdn, file))) = (head, install_file_of) {
-        seen_record(store, peer, fqdn, file);
+        // Recorded before the installer gets its file, so the page never lags behind.
+        record_seen(store, peer, fqdn, file).await;
     }
     r
 }
@@ -388,9 +389,11 @@ impl hyper::body::Body for FileBody {
     }
 }
 
-fn seen_record(store: &Arc<Store>, peer: SocketAddr, fqdn: String, file: String) {
+/// Notes that an installer fetched `fqdn`'s install file. A failure is logged, not
+/// returned: the install must go on even if the status page cannot follow it.
+async fn record_seen(store: &Arc<Store>, peer: SocketAddr, fqdn: String, file: String) {
     let store = store.clone();
-    tokio::task::spawn_blocking(move || {
+    let _ = tokio::task::spawn_blocking(move || {
         if store.host(&fqdn).is_none() {
             return;
         }
@@ -402,7 +405,8 @@ fn seen_record(store: &Arc<Store>, peer: SocketAddr, fqdn: String, file: String)
         if let Err(e) = store.record_seen(&fqdn, &seen) {
             tracing::warn!("recording that {fqdn} is installing: {e:#}");
         }
-    });
+    })
+    .await;
 }
 
 fn empty() -> Body {
