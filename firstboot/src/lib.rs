@@ -7,8 +7,11 @@ pub mod edit;
 pub mod exec;
 pub mod files;
 pub mod fsroot;
+pub mod http;
 pub mod names;
 pub mod plan;
 pub mod report;
+pub mod run;
+pub mod verify;
 
 pub use plan::{Plan, PlanError, PLAN_SCHEMA};

@@ -1,16 +1,23 @@
 //! `hvseed-firstboot`: the static agent placed on every installed host.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
-use hvseed_firstboot::{apply, Plan};
+use hvseed_firstboot::report::ReportStatus;
+use hvseed_firstboot::verify::{self, Env};
+use hvseed_firstboot::{apply, run, Plan};
 
 const USAGE: &str = "usage:
   hvseed-firstboot apply --plan PLAN --root ROOT [--dry-run] [--diff]
   hvseed-firstboot run --plan PLAN
   hvseed-firstboot verify --plan PLAN [--json]
-  hvseed-firstboot --version";
+  hvseed-firstboot --version
+
+run and verify also take --root ROOT (default /) for the installed system's files.
+Tests point them at fake kernel files and shorter deadlines with the environment:
+HVSEED_PROC (default /proc), HVSEED_SYS (default /sys), HVSEED_CMD_TIMEOUT (seconds per
+command, default 30) and HVSEED_GATEWAY_TRIES (pings before a rollback, default 10).";
 
 #[derive(Default)]
 struct Args {
@@ -79,6 +86,42 @@ fn real_main() -> Result<ExitCode> {
             )?;
             print!("{}", out.text);
             Ok(ExitCode::SUCCESS)
+        }
+        "verify" => {
+            let plan = load_plan(&a)?;
+            let env = Env::from_env(a.root.as_deref().unwrap_or(Path::new("/")));
+            let (checks, cpu) = verify::verify(&plan, &env);
+            let ok = checks.iter().all(|c| c.ok);
+            if a.json {
+                let v = serde_json::json!({ "fqdn": plan.fqdn, "ok": ok, "checks": checks, "cpu": cpu });
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                for c in &checks {
+                    println!(
+                        "{} {}: {}",
+                        if c.ok { "ok  " } else { "FAIL" },
+                        c.name,
+                        c.detail
+                    );
+                }
+                let failed = checks.iter().filter(|c| !c.ok).count();
+                println!("{} checks, {failed} failed", checks.len());
+            }
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        "run" => {
+            let plan = load_plan(&a)?;
+            let env = Env::from_env(a.root.as_deref().unwrap_or(Path::new("/")));
+            let report = run::run(&plan, &env)?;
+            Ok(if report.status == ReportStatus::Ready {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
         "" => bail!("no command given\n{USAGE}"),
         other => bail!("unknown command {other:?}\n{USAGE}"),
