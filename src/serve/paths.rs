@@ -8,7 +8,6 @@
 //! inside the tree that point out of it.
 
 use std::fs::File;
-use std::io;
 use std::path::{Path, PathBuf};
 
 /// Why a request path is not served.
@@ -103,11 +102,10 @@ pub fn open_under(root: &Path, path: &RequestPath) -> Result<(File, PathBuf), Pa
     }
     let mut joined = root.to_path_buf();
     joined.extend(&path.segments);
-    let canonical = match joined.canonicalize() {
-        Ok(p) => p,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(PathRefusal::NotFound),
-        Err(_) => return Err(PathRefusal::NotFound),
-    };
+    // Missing, unreadable, a dangling or looping symlink: all simply not there.
+    let canonical = joined.canonicalize().map_err(|_| PathRefusal::NotFound)?;
+    // The tree belongs to the operator; this guards against links in it, not against
+    // a local user racing renames inside it between this check and the open.
     if !canonical.starts_with(root) {
         return Err(PathRefusal::Outside);
     }
