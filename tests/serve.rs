@@ -651,3 +651,31 @@ fn ctrl_c_stops_the_server_and_bind_errors_name_the_address() {
     assert!(server.log_text().contains("stopping"));
     drop(idle);
 }
+
+#[test]
+fn the_agents_own_http_client_delivers_its_report() {
+    use hvseed_firstboot::http::post_json;
+    let dir = tree(&[("lab", "kvm1.lab.example")]);
+    let server = Server::start(dir.path());
+    // What `hvseed-firstboot run` sends: the report as it writes it to disk.
+    let mut json = serde_json::to_string_pretty(&report(
+        "lab",
+        "kvm1.lab.example",
+        &FLAGS,
+        Some(("no-vms", "1 VM defined")),
+    ))
+    .unwrap();
+    json.push('\n');
+    let url = format!("http://{}/report/kvm1.lab.example", server.addr);
+    let code = post_json(&url, json.as_bytes(), Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("{e}\n{}", server.log_text()));
+    assert_eq!(code, 200);
+    let kvm1 = host(&server.status_json(), "kvm1.lab.example").clone();
+    assert_eq!(kvm1["state"], "failed");
+    assert_eq!(kvm1["report"]["failed_checks"][0]["name"], "no-vms");
+
+    // The agent learns of a refusal (and keeps its own copy of the report).
+    let stranger = format!("http://{}/report/kvm9.lab.example", server.addr);
+    let err = post_json(&stranger, json.as_bytes(), Duration::from_secs(10)).unwrap_err();
+    assert!(err.to_string().contains("404"), "{err}");
+}
