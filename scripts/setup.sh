@@ -31,6 +31,7 @@ pkgs=(
   python3-venv
   ufw                # reads back the agent's /lib/ufw/user.rules (ENABLED=no: files only)
   patch              # applies the agent's --diff output
+  ifupdown iptables  # ifquery / iptables-restore --test read the agent's files
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -173,11 +173,43 @@ fn check_centos6(root: &Path, orig: &Path, net: &str, sources: &[&str]) {
 
     // ifcfg files, keys in the guide's order.
     let ifcfg = |dev: &str| {
-        shell_vars(&read(
-            root,
-            &format!("/etc/sysconfig/network-scripts/ifcfg-{dev}"),
-        ))
+        let path = format!("/etc/sysconfig/network-scripts/ifcfg-{dev}");
+        let (vars, order) = shell_vars(&read(root, &path));
+        // The network scripts source these files: sh must agree with the parser.
+        let keys: Vec<String> = vars.keys().cloned().collect();
+        assert_eq!(
+            sourced(&root.join(&path[1..]), &keys),
+            vars,
+            "{path} as sh reads it"
+        );
+        (vars, order)
     };
+    for f in [
+        "/etc/sysconfig/libvirtd",
+        "/etc/selinux/config",
+        "/etc/sysconfig/network",
+    ] {
+        let (vars, _) = shell_vars(&read(root, f));
+        let keys: Vec<String> = vars.keys().cloned().collect();
+        assert_eq!(
+            sourced(&root.join(&f[1..]), &keys),
+            vars,
+            "{f} as sh reads it"
+        );
+    }
+    // iptables-restore itself accepts the file (parse and check, nothing loaded).
+    if let Some(ipr) = tool("iptables-restore", "iptables") {
+        let out = std::process::Command::new(ipr)
+            .arg("--test")
+            .stdin(fs::File::open(root.join("etc/sysconfig/iptables")).unwrap())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "iptables-restore --test: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     let order_starts = |order: &[String], want: &[&str], dev: &str| {
         let got: Vec<&str> = order.iter().map(String::as_str).take(want.len()).collect();
         assert_eq!(got, want, "ifcfg-{dev} key order");
@@ -542,6 +574,44 @@ fn check_ubuntu(root: &Path, orig: &Path, net: &str, sources: &[&str]) {
         &read(orig, "/etc/network/interfaces"),
         &text,
     );
+    // ifupdown's own parser agrees: the same auto interfaces and the same options.
+    if let Some(ifquery) = tool("ifquery", "ifupdown") {
+        let file = root.join("etc/network/interfaces");
+        let q = |args: &[&str]| {
+            let out = std::process::Command::new(&ifquery)
+                .arg("-i")
+                .arg(&file)
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "ifquery {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8(out.stdout).unwrap()
+        };
+        let listed: Vec<String> = q(&["--list", "-a"]).lines().map(str::to_string).collect();
+        assert_eq!(listed, i.auto, "ifquery --list -a");
+        for name in [mgmt, "cloudbr0", "cloudbr1"] {
+            let opts: Vec<(String, String)> = q(&[name])
+                .lines()
+                .filter_map(|l| {
+                    l.split_once(": ")
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                })
+                .filter(|(k, _)| k != "broadcast")
+                .collect();
+            assert_eq!(&opts, &i.ifaces[name].1, "ifquery {name}");
+        }
+        if net == "openvswitch" {
+            let ovs: Vec<String> = q(&["--list", "--allow=ovs"])
+                .lines()
+                .map(str::to_string)
+                .collect();
+            assert_eq!(ovs, ["cloudbr", "mgmt0", "cloudbr0", "cloudbr1"]);
+        }
+    }
 
     // The one-shot job.
     let job = read(root, "/etc/init/hvseed-firstboot.conf");

@@ -311,3 +311,52 @@ pub fn assert_comments_kept(path: &str, old: &str, new: &str) {
         );
     }
 }
+
+/// The path of a system tool (PATH, /usr/sbin, /sbin). When it is missing: under CI
+/// (`CI=true`) the test fails; elsewhere a loud notice is printed and `None` returned.
+pub fn tool(cmd: &str, package: &str) -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    dirs.extend(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from));
+    if let Some(p) = dirs.iter().map(|d| d.join(cmd)).find(|p| p.is_file()) {
+        return Some(p);
+    }
+    let msg = format!(
+        "MISSING TOOL: `{cmd}` (Debian package `{package}`) is not installed; run scripts/setup.sh test"
+    );
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{msg}");
+    }
+    eprintln!("\n!!!!!!!! {msg}: THIS TEST DID NOT RUN !!!!!!!!\n");
+    None
+}
+
+/// The values of `keys` after `sh` sources `file`, as the el6 network scripts and init
+/// scripts do (`. ifcfg-eth0`): proves the file is valid shell and says what it means.
+pub fn sourced(file: &Path, keys: &[String]) -> BTreeMap<String, String> {
+    let mut script = String::from(". \"$0\" || exit 9\n");
+    for k in keys {
+        script.push_str(&format!("printf '%s=%s\\n' {k} \"${{{k}}}\"\n"));
+    }
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(&script)
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "sh could not source {}: {}",
+        file.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            l.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
+        .collect()
+}
