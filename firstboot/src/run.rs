@@ -87,12 +87,25 @@ fn step_for(
     }
 }
 
-fn restart_network(plan: &Plan, env: &Env, log: &mut Log) {
+/// Takes the network down with the files as they are now. Stop and start are separate
+/// so a rollback can stop with hvseed's files (which name the VLANs and bridges to
+/// remove) and start with the restored ones.
+fn network_down(plan: &Plan, env: &Env, log: &mut Log) {
     // Bringing bridges and VLANs down and up takes longer than a status query.
     let t = env.timeout * 4;
     match plan.os {
-        Os::Centos6 => step_for(t, log, "service", &["network", "restart"], None),
-        Os::Ubuntu1204 => step_for(t, log, "service", &["networking", "restart"], None),
+        Os::Centos6 => step_for(t, log, "service", &["network", "stop"], None),
+        // precise's `service networking restart` only re-runs `ifup -a`, which skips
+        // interfaces that are already up; ifdown/ifup really reconfigure them.
+        Os::Ubuntu1204 => step_for(t, log, "ifdown", &["-a", "--exclude=lo"], None),
+    };
+}
+
+fn network_up(plan: &Plan, env: &Env, log: &mut Log) {
+    let t = env.timeout * 4;
+    match plan.os {
+        Os::Centos6 => step_for(t, log, "service", &["network", "start"], None),
+        Os::Ubuntu1204 => step_for(t, log, "ifup", &["-a", "--exclude=lo"], None),
     };
 }
 
@@ -219,7 +232,8 @@ pub fn run(plan: &Plan, env: &Env) -> anyhow::Result<Report> {
     }
 
     let mut checks: Vec<CheckResult> = Vec::new();
-    restart_network(plan, env, &mut log);
+    network_down(plan, env, &mut log);
+    network_up(plan, env, &mut log);
     let gw = plan.network.management.gateway;
     let ping = gateway_reachable(plan, env);
     if ping.success() {
@@ -234,8 +248,9 @@ pub fn run(plan: &Plan, env: &Env) -> anyhow::Result<Report> {
             "management gateway {gw} unreachable after the network restart ({}); restoring the installer's network files",
             ping.describe(&format!("ping -c 3 -W 2 {gw}"))
         ));
+        network_down(plan, env, &mut log);
         let rb = roll_back_network(plan, &root, &mut log);
-        restart_network(plan, env, &mut log);
+        network_up(plan, env, &mut log);
         let again = gateway_reachable(plan, env).success();
         let detail = match rb {
             Ok(()) => format!(

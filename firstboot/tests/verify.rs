@@ -355,7 +355,14 @@ fn offline_apply(h: &FakeHost) {
 }
 
 fn runtime_fakes(h: &FakeHost) {
-    for c in ["setenforce", "iptables-restore", "apparmor_parser", "ufw"] {
+    for c in [
+        "setenforce",
+        "iptables-restore",
+        "apparmor_parser",
+        "ufw",
+        "ifup",
+        "ifdown",
+    ] {
         h.bin(
             c,
             &format!("echo {c} \"$@\" >> \"${{0%/*}}/../runtime.log\""),
@@ -423,9 +430,10 @@ fn run_on_a_good_host_reports_ready_and_disables_its_job() {
     assert!(rt.contains("iptables-restore"));
     let svc = fs::read_to_string(h.dir.join("service.log")).unwrap();
     assert!(
-        svc.contains("network restart") && svc.contains("libvirtd restart"),
+        svc.contains("network stop") && svc.contains("network start"),
         "{svc}"
     );
+    assert!(svc.contains("libvirtd restart"), "{svc}");
     // The job is disabled, the log is written, the report reached the server.
     for rl in 2..=5 {
         assert!(fs::symlink_metadata(
@@ -451,14 +459,19 @@ fn run_rolls_the_network_back_when_the_gateway_is_lost() {
         let h = FakeHost::new(os, "linux-bridge");
         offline_apply(&h);
         runtime_fakes(&h);
-        // The first network restart loses the gateway; after the rollback's restart it
-        // answers again.
-        h.bin(
-            "service",
-            "d=\"${0%/*}/..\"; echo \"$@\" >> \"$d/service.log\"\n\
-             case \"$1 $2\" in network*restart) if [ -e \"$d/restart1\" ]; then : > \"$d/restart2\"; else : > \"$d/restart1\"; fi;; esac\nexit 0",
-        );
-        h.bin("ping", "d=\"${0%/*}/..\"; [ -e \"$d/restart2\" ]");
+        // The first network start loses the gateway; after the rollback's start it
+        // answers again (service on centos6, ifdown/ifup on ubuntu1204).
+        for name in ["service", "ifup", "ifdown"] {
+            h.bin(
+                name,
+                &format!(
+                    "d=\"${{0%/*}}/..\"; echo \"{name} $*\" >> \"$d/network.log\"\n\
+                     case \"{name} $*\" in \"service network start\"|\"ifup -a --exclude=lo\")\n\
+                     if [ -e \"$d/start1\" ]; then : > \"$d/start2\"; else : > \"$d/start1\"; fi;; esac\nexit 0"
+                ),
+            );
+        }
+        h.bin("ping", "d=\"${0%/*}/..\"; [ -e \"$d/start2\" ]");
         let before: Vec<(String, Option<String>)> = match os {
             "centos6" => ["ifcfg-eth0", "ifcfg-eth0.100", "ifcfg-cloudbr0"]
                 .iter()
@@ -498,15 +511,26 @@ fn run_rolls_the_network_back_when_the_gateway_is_lost() {
                 .join("var/lib/hvseed/failed/etc_sysconfig_network-scripts_ifcfg-eth0.100")
                 .exists());
         }
-        let svc = fs::read_to_string(h.dir.join("service.log")).unwrap();
-        let restarts = svc
+        let net = fs::read_to_string(h.dir.join("network.log")).unwrap();
+        let want: &[&str] = match os {
+            "centos6" => &[
+                "service network stop",
+                "service network start",
+                "service network stop",
+                "service network start",
+            ],
+            _ => &[
+                "ifdown -a --exclude=lo",
+                "ifup -a --exclude=lo",
+                "ifdown -a --exclude=lo",
+                "ifup -a --exclude=lo",
+            ],
+        };
+        let got: Vec<&str> = net
             .lines()
-            .filter(|l| l.ends_with(" restart") && l.starts_with("network"))
-            .count();
-        assert_eq!(
-            restarts, 2,
-            "{os}: restarted again after the rollback: {svc}"
-        );
+            .filter(|l| l.contains(" network ") || l.starts_with("if"))
+            .collect();
+        assert_eq!(got, want, "{os}: down/up, then down, rollback, up");
         let report: hvseed_firstboot::report::Report =
             serde_json::from_str(&read(&h.root, "/var/lib/hvseed/report.json")).unwrap();
         assert_eq!(
@@ -550,5 +574,9 @@ fn run_on_ubuntu_disables_the_upstart_job_on_success() {
     assert!(rt.contains("ufw --force enable"));
     assert!(rt.contains("apparmor_parser -R") && rt.contains("usr.sbin.libvirtd"));
     let svc = fs::read_to_string(h.dir.join("service.log")).unwrap();
-    assert!(svc.contains("networking restart") && svc.contains("libvirt-bin restart"));
+    assert!(svc.contains("libvirt-bin restart"), "{svc}");
+    assert!(
+        rt.contains("ifdown -a --exclude=lo") && rt.contains("ifup -a --exclude=lo"),
+        "{rt}"
+    );
 }
