@@ -63,6 +63,10 @@ fn it_is_a_static_x86_64_executable_within_4_mib() {
         !desc.contains("interpreter"),
         "needs a dynamic loader: {desc}"
     );
+    assert!(
+        desc.contains(", stripped"),
+        "ships with its symbol table: {desc}"
+    );
     let size = std::fs::metadata(&agent).unwrap().len();
     assert!(size <= 4 << 20, "{size} bytes is more than 4 MiB");
 }
