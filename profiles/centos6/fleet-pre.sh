@@ -11,7 +11,7 @@ tmp=${HVSEED_TMP:-/tmp}
 cluster={{ cluster|shell }}
 
 say() {
-    printf '%s\n' "$*" > "$console" 2>/dev/null
+    printf '%s\n' "$*" >> "$console" 2>/dev/null
     printf '%s\n' "$*" >&2
 }
 

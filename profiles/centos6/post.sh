@@ -7,7 +7,7 @@ root=${HVSEED_ROOT:-}
 console=${HVSEED_CONSOLE:-/dev/console}
 
 say() {
-    printf '%s\n' "$*" > "$console" 2>/dev/null
+    printf '%s\n' "$*" >> "$console" 2>/dev/null
     printf '%s\n' "$*" >&2
 }
 

@@ -8,7 +8,7 @@ console=${HVSEED_CONSOLE:-/dev/console}
 tmp=${HVSEED_TMP:-/tmp}
 
 say() {
-    printf '%s\n' "$*" > "$console" 2>/dev/null
+    printf '%s\n' "$*" >> "$console" 2>/dev/null
     printf '%s\n' "$*" >&2
 }
 
