@@ -897,6 +897,27 @@ pub fn selinux_mode(plan: &Plan) -> SelinuxMode {
     plan.security.selinux.unwrap_or(SelinuxMode::Permissive)
 }
 
+/// el6 ifcfg files hvseed writes for the other network type (or other VLANs of the
+/// same trunk) that this plan does not use: left over, they would bring up a second
+/// copy of the management address.
+pub fn stale_network_paths(plan: &Plan) -> Vec<String> {
+    let n = &plan.network;
+    let wanted: Vec<String> = ifcfg_files(plan).into_iter().map(|(d, _)| d).collect();
+    let mut candidates = vec![
+        format!("{}.{}", n.trunk_nic, n.management.vlan),
+        format!("{}.{}", n.trunk_nic, n.public.vlan),
+        format!("{}.{}", n.trunk_nic, n.private.vlan),
+        trunk_bridge(plan).to_string(),
+        mgmt_bridge(plan).to_string(),
+    ];
+    candidates.dedup();
+    candidates
+        .into_iter()
+        .filter(|d| !wanted.contains(d))
+        .map(|d| ifcfg_path(&d))
+        .collect()
+}
+
 /// The network files of this plan (what `run` restores if the gateway is lost).
 pub fn network_paths(plan: &Plan) -> Vec<String> {
     match plan.os {

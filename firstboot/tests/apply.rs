@@ -695,6 +695,29 @@ fn switching_network_type_converges() {
     ));
     assert_eq!(br["TYPE"], "OVSBridge");
     assert!(!br.contains_key("STP") && !br.contains_key("DELAY"));
+    let scripts = root.join("etc/sysconfig/network-scripts");
+    for dev in ["eth0.100", "eth0.200", "eth0.300"] {
+        assert!(
+            !scripts.join(format!("ifcfg-{dev}")).exists(),
+            "stale ifcfg-{dev} left"
+        );
+    }
+    assert!(root.join("etc/modprobe.d/hvseed-bridge.conf").exists());
+    // And back: the OVS bridges and the blacklist go, the site's ifcfg-eth1 stays.
+    let out = apply(&root, &lb, &[]);
+    assert!(
+        out.contains("(removed: written by hvseed for another plan)"),
+        "{out}"
+    );
+    for dev in ["cloudbr", "mgmt0"] {
+        assert!(
+            !scripts.join(format!("ifcfg-{dev}")).exists(),
+            "stale ifcfg-{dev} left"
+        );
+    }
+    assert!(!root.join("etc/modprobe.d/hvseed-bridge.conf").exists());
+    assert!(scripts.join("ifcfg-eth1").exists() && scripts.join("ifcfg-eth0.100").exists());
+    assert!(apply(&root, &lb, &[]).ends_with("0 changed\n"));
     // The originals are still the installer's, not the first run's output.
     assert!(read(
         &root,

@@ -580,3 +580,40 @@ fn run_on_ubuntu_disables_the_upstart_job_on_success() {
         "{rt}"
     );
 }
+
+#[test]
+fn run_reports_an_apply_failure_and_leaves_the_network_alone() {
+    let h = FakeHost::new("centos6", "linux-bridge");
+    offline_apply(&h);
+    runtime_fakes(&h);
+    h.bin("ping", "exit 0");
+    fs::remove_file(h.root.join("etc/ntp.conf")).unwrap();
+    fs::create_dir(h.root.join("etc/ntp.conf")).unwrap();
+    let out = h.cmd("run").output().unwrap();
+    assert!(!out.status.success());
+    let report: hvseed_firstboot::report::Report =
+        serde_json::from_str(&read(&h.root, "/var/lib/hvseed/report.json")).unwrap();
+    assert_eq!(
+        report.status,
+        hvseed_firstboot::report::ReportStatus::Failed
+    );
+    assert_eq!(report.checks[0].name, "apply");
+    assert!(
+        report.checks[0].detail.contains("/etc/ntp.conf"),
+        "{:?}",
+        report.checks[0]
+    );
+    let svc = fs::read_to_string(h.dir.join("service.log")).unwrap_or_default();
+    assert!(
+        !svc.contains("network"),
+        "network touched after a failed apply: {svc}"
+    );
+    assert!(fs::symlink_metadata(h.root.join("etc/rc.d/rc3.d/S99hvseed-firstboot")).is_ok());
+    // Each log line carries a UTC timestamp.
+    let log = read(&h.root, "/var/log/hvseed-firstboot.log");
+    assert!(
+        log.lines()
+            .all(|l| l.len() > 21 && l.as_bytes()[10] == b'T' && l[..20].ends_with('Z')),
+        "{log}"
+    );
+}
