@@ -862,3 +862,31 @@ fn bad_inputs_name_the_file_and_leave_root_untouched() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-root"));
 }
+
+#[test]
+fn mode_and_owner_survive_the_edit_and_the_backup() {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("\n!!!!!!!! chown needs root: owner preservation NOT checked !!!!!!!!\n");
+        return;
+    }
+    let (tmp, root) = fixture_root("centos6");
+    let f = root.join("etc/libvirt/qemu.conf");
+    std::os::unix::fs::chown(&f, Some(107), Some(36)).unwrap();
+    fs::set_permissions(&f, fs::Permissions::from_mode(0o640)).unwrap();
+    let plan = write_plan(tmp.path(), &plan_json("centos6", "linux-bridge", &[]));
+    apply(&root, &plan, &[]);
+    for p in [f.clone(), root.join("etc/libvirt/qemu.conf.hvseed-orig")] {
+        let m = fs::metadata(&p).unwrap();
+        assert_eq!(
+            (m.uid(), m.gid(), m.mode() & 0o7777),
+            (107, 36, 0o640),
+            "{}",
+            p.display()
+        );
+    }
+    // New files are root's, 0644 (0755 for the init script).
+    let m = fs::metadata(root.join("etc/sysconfig/network-scripts/ifcfg-eth0.100")).unwrap();
+    assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (0, 0, 0o644));
+}

@@ -88,6 +88,14 @@ impl FakeHost {
         .unwrap();
         fs::write(dir.join("proc/net/dev"), NET_DEV).unwrap();
         fs::write(dir.join("proc/net/tcp"), TCP).unwrap();
+        for (pid, comm) in [(1, "init"), (812, "ntpd"), (901, "libvirtd")] {
+            fs::create_dir_all(dir.join(format!("proc/{pid}"))).unwrap();
+            fs::write(
+                dir.join(format!("proc/{pid}/stat")),
+                format!("{pid} ({comm}) S 1 {pid} {pid} 0 -1 4202752 0 0 0 0\n"),
+            )
+            .unwrap();
+        }
         for br in ["cloudbr0", "cloudbr1"] {
             fs::create_dir_all(dir.join("sys/class/net").join(br).join("bridge")).unwrap();
         }
@@ -237,7 +245,7 @@ fn verify_fails_each_check_with_a_reason() {
     h.bin("hostname", "echo localhost.localdomain");
     h.bin("getenforce", "echo Enforcing");
     h.bin("libvirtd", "echo 'libvirtd (libvirt) 0.9.2'");
-    h.bin("service", "echo 'ntpd is stopped'; exit 3");
+    fs::remove_dir_all(h.dir.join("proc/812")).unwrap();
     h.bin(
         "iptables-save",
         "echo '*filter'; echo '-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT'; echo COMMIT",
@@ -264,7 +272,7 @@ fn verify_fails_each_check_with_a_reason() {
     failed("fqdn", "localhost.localdomain");
     failed("selinux", "enforcing");
     failed("libvirt-version", "0.9.2 is older than 0.9.4");
-    failed("ntp", "status 3");
+    failed("ntp", "no ntpd process");
     failed("firewall", "1798");
     failed("no-vms", "i-2-3-VM, v-1-VM");
     failed("cloudstack-agent", "command not found");
