@@ -890,3 +890,38 @@ fn mode_and_owner_survive_the_edit_and_the_backup() {
     let m = fs::metadata(root.join("etc/sysconfig/network-scripts/ifcfg-eth0.100")).unwrap();
     assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (0, 0, 0o644));
 }
+
+#[test]
+fn hosts_keeps_localhost_when_an_installer_put_the_name_on_127_0_0_1() {
+    let (tmp, root) = fixture_root("centos6");
+    fs::write(
+        root.join("etc/hosts"),
+        "127.0.0.1   kvm1.lab.example.org kvm1 localhost localhost.localdomain\n::1 localhost6\n",
+    )
+    .unwrap();
+    let plan = write_plan(tmp.path(), &plan_json("centos6", "linux-bridge", &[]));
+    apply(&root, &plan, &[]);
+    let hosts = read(&root, "/etc/hosts");
+    let live: Vec<Vec<&str>> = hosts
+        .lines()
+        .map(|l| {
+            l.split('#')
+                .next()
+                .unwrap()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+        })
+        .filter(|w| !w.is_empty())
+        .collect();
+    assert!(
+        live.contains(&vec!["127.0.0.1", "localhost", "localhost.localdomain"]),
+        "{hosts}"
+    );
+    assert!(
+        live.contains(&vec!["192.168.42.11", "kvm1.lab.example.org", "kvm1"]),
+        "{hosts}"
+    );
+    let named: Vec<_> = live.iter().filter(|w| w.contains(&"kvm1")).collect();
+    assert_eq!(named.len(), 1, "{hosts}");
+    assert!(apply(&root, &plan, &[]).ends_with("0 changed\n"));
+}
