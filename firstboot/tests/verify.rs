@@ -625,3 +625,26 @@ fn run_reports_an_apply_failure_and_leaves_the_network_alone() {
         "{log}"
     );
 }
+
+/// The real machine running the tests: real /proc, real programs (most of them missing
+/// here). Whatever it finds, verify must answer with well-formed JSON and not crash.
+#[test]
+fn verify_on_the_build_machine_answers_without_crashing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = write_plan(tmp.path(), &plan_json("centos6", "linux-bridge", &[]));
+    let out = agent()
+        .args(["verify", "--json", "--plan"])
+        .arg(&plan)
+        .env("HVSEED_CMD_TIMEOUT", "5")
+        .output()
+        .unwrap();
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let checks = v["checks"].as_array().unwrap();
+    assert_eq!(checks.len(), 15);
+    assert!(checks
+        .iter()
+        .all(|c| !c["detail"].as_str().unwrap().is_empty()));
+    // This machine's cpuinfo has at least one CPU.
+    assert!(v["cpu"]["count"].as_u64().unwrap() >= 1);
+}
