@@ -43,6 +43,9 @@ pub enum TargetKind<'p> {
     },
     /// A symlink with this target.
     Link { target: String },
+    /// A file hvseed wrote for another plan (e.g. the other network type) and that
+    /// this plan does not want. Removed only if hvseed created it (no backup exists).
+    Stale,
 }
 
 fn edit<'p>(path: &str, f: impl Fn(&str) -> String + 'p) -> Target<'p> {
@@ -64,6 +67,13 @@ fn edit_existing<'p>(path: &str, f: impl Fn(&str) -> String + 'p) -> Target<'p> 
             mode: 0o644,
             only_if_exists: true,
         },
+    }
+}
+
+fn stale<'p>(path: &str) -> Target<'p> {
+    Target {
+        path: path.to_string(),
+        kind: TargetKind::Stale,
     }
 }
 
@@ -119,6 +129,11 @@ pub fn targets(plan: &Plan, job: bool) -> Vec<Target<'_>> {
             }
             if plan.network.kind == NetworkType::Openvswitch {
                 t.push(edit(files::MODPROBE_BLACKLIST, files::modprobe_blacklist));
+            } else {
+                t.push(stale(files::MODPROBE_BLACKLIST));
+            }
+            for path in files::stale_network_paths(plan) {
+                t.push(stale(&path));
             }
             if job {
                 t.push(Target {
@@ -201,6 +216,7 @@ pub struct Change {
 enum New {
     Text(String),
     Link(String),
+    Removed,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -252,7 +268,7 @@ pub fn compute(plan: &Plan, root: &Root, job: bool) -> Result<Vec<Change>, Apply
                 let (dir, name) = t.path.rsplit_once('/').unwrap_or(("", &t.path));
                 root.resolve(dir).map_err(rerr)?.join(name)
             }
-            TargetKind::Edit { .. } => root.resolve(&t.path).map_err(rerr)?,
+            TargetKind::Edit { .. } | TargetKind::Stale => root.resolve(&t.path).map_err(rerr)?,
         };
         match t.kind {
             TargetKind::Edit {
@@ -289,6 +305,27 @@ pub fn compute(plan: &Plan, root: &Root, job: bool) -> Result<Vec<Change>, Apply
                     owner: Owner::root(0o777),
                 });
             }
+            TargetKind::Stale => {
+                let backup =
+                    root.resolve(&backup_path(&t.path))
+                        .map_err(|source| ApplyError::Read {
+                            path: backup_path(&t.path),
+                            source,
+                        })?;
+                if fs::symlink_metadata(&backup).is_ok() {
+                    continue;
+                }
+                let Some((old, owner)) = read_text(&host, &t.path)? else {
+                    continue;
+                };
+                changes.push(Change {
+                    path: t.path,
+                    host_path: host,
+                    old: Some(old),
+                    new: New::Removed,
+                    owner,
+                });
+            }
         }
     }
     Ok(changes)
@@ -318,6 +355,7 @@ pub fn write(changes: &[Change], root: &Root) -> Result<(), ApplyError> {
                 fsroot::write_atomic(&c.host_path, text.as_bytes(), c.owner).map_err(werr)?;
             }
             New::Link(target) => fsroot::symlink_atomic(&c.host_path, target).map_err(werr)?,
+            New::Removed => fs::remove_file(&c.host_path).map_err(werr)?,
         }
     }
     Ok(())
@@ -340,12 +378,20 @@ pub fn apply(plan: &Plan, root_dir: &Path, opts: Options) -> Result<Outcome, App
         let what = match (&c.new, &c.old) {
             (New::Link(t), _) => format!(" (symlink to {t})"),
             (New::Text(_), None) => " (new file)".into(),
+            (New::Removed, _) => " (removed: written by hvseed for another plan)".into(),
             _ => String::new(),
         };
         let _ = writeln!(text, "{verb} {}{what}", c.path);
         if opts.diff {
-            if let New::Text(new) = &c.new {
-                text.push_str(&crate::diff::unified(&c.path, c.old.as_deref(), new));
+            match &c.new {
+                New::Text(new) => {
+                    text.push_str(&crate::diff::unified(&c.path, c.old.as_deref(), new))
+                }
+                New::Removed => text.push_str(&crate::diff::deleted(
+                    &c.path,
+                    c.old.as_deref().unwrap_or(""),
+                )),
+                New::Link(_) => {}
             }
         }
     }

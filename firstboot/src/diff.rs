@@ -127,3 +127,17 @@ fn edit_script(a: &[&str], b: &[&str]) -> Vec<Op> {
     ops.extend(std::iter::repeat_n(Op::Keep, tail));
     ops
 }
+
+/// The diff of a removed file.
+pub fn deleted(path: &str, old: &str) -> String {
+    let rel = path.trim_start_matches('/');
+    let lines: Vec<&str> = old.lines().collect();
+    let mut out = format!(
+        "--- a/{rel}\n+++ /dev/null\n@@ -1,{} +0,0 @@\n",
+        lines.len()
+    );
+    for l in lines {
+        out.push_str(&format!("-{l}\n"));
+    }
+    out
+}

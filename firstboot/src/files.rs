@@ -137,9 +137,11 @@ pub fn etc_hostname(_old: &str, plan: &Plan) -> String {
     format!("{}\n", plan.hostname)
 }
 
-/// `/etc/hosts`: `IP FQDN SHORT` (policy 8). Other lines naming this host (d-i's
-/// `127.0.1.1 fqdn short`) are commented out: they would make `hostname --fqdn`
-/// resolve to a loopback address, which CloudStack then reports as the host's IP.
+/// `/etc/hosts`: `IP FQDN SHORT` (policy 8). Other lines must not name this host: d-i's
+/// `127.0.1.1 fqdn short` (or an installer adding the name to `127.0.0.1`) would make
+/// `hostname --fqdn` resolve to a loopback address, which CloudStack then reports as
+/// the host's IP. The host's names are taken off such lines; a line left with no name
+/// is commented out, so `localhost` keeps resolving.
 pub fn etc_hosts(old: &str, plan: &Plan) -> String {
     let ip = plan.network.management.ip.to_string();
     let ours = format!("{ip}\t{}\t{}", plan.fqdn, plan.hostname);
@@ -165,7 +167,23 @@ pub fn etc_hosts(old: &str, plan: &Plan) -> String {
             l.lines[i] = ours.clone();
             placed = true;
         } else if hosts.iter().any(|h| *h == plan.fqdn || *h == plan.hostname) {
-            l.lines[i] = format!("#{}", l.lines[i]);
+            let kept: Vec<&String> = hosts
+                .iter()
+                .filter(|h| **h != plan.fqdn && **h != plan.hostname)
+                .collect();
+            let line = &l.lines[i];
+            l.lines[i] = if kept.is_empty() {
+                format!("#{line}")
+            } else {
+                let sep = if line.contains('\t') { "\t" } else { " " };
+                let comment = line.find('#').map(|c| format!(" {}", &line[c..]));
+                let names: Vec<&str> = kept.iter().map(|h| h.as_str()).collect();
+                format!(
+                    "{addr}{sep}{}{}",
+                    names.join(" "),
+                    comment.unwrap_or_default()
+                )
+            };
         }
         i += 1;
     }
@@ -895,6 +913,27 @@ exec {AGENT_PATH} run --plan {PLAN_PATH}
 /// says disabled).
 pub fn selinux_mode(plan: &Plan) -> SelinuxMode {
     plan.security.selinux.unwrap_or(SelinuxMode::Permissive)
+}
+
+/// el6 ifcfg files hvseed writes for the other network type (or other VLANs of the
+/// same trunk) that this plan does not use: left over, they would bring up a second
+/// copy of the management address.
+pub fn stale_network_paths(plan: &Plan) -> Vec<String> {
+    let n = &plan.network;
+    let wanted: Vec<String> = ifcfg_files(plan).into_iter().map(|(d, _)| d).collect();
+    let mut candidates = vec![
+        format!("{}.{}", n.trunk_nic, n.management.vlan),
+        format!("{}.{}", n.trunk_nic, n.public.vlan),
+        format!("{}.{}", n.trunk_nic, n.private.vlan),
+        trunk_bridge(plan).to_string(),
+        mgmt_bridge(plan).to_string(),
+    ];
+    candidates.dedup();
+    candidates
+        .into_iter()
+        .filter(|d| !wanted.contains(d))
+        .map(|d| ifcfg_path(&d))
+        .collect()
 }
 
 /// The network files of this plan (what `run` restores if the gateway is lost).

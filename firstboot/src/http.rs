@@ -16,6 +16,12 @@ pub enum PostError {
 
 /// POSTs `body` as JSON; Ok with the status code when it is 2xx.
 pub fn post_json(url: &str, body: &[u8], timeout: Duration) -> Result<u16, PostError> {
+    if url.chars().any(|c| c.is_control() || c == ' ') {
+        return Err(PostError::Failed {
+            url: url.escape_debug().to_string(),
+            what: "spaces or control characters in the URL".into(),
+        });
+    }
     let rest = url
         .strip_prefix("http://")
         .ok_or_else(|| PostError::Scheme(url.to_string()))?;
@@ -77,4 +83,20 @@ pub fn post_json(url: &str, body: &[u8], timeout: Duration) -> Result<u16, PostE
         };
     }
     Err(fail(last))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_what_it_cannot_or_must_not_send() {
+        let t = Duration::from_millis(100);
+        assert!(matches!(
+            post_json("https://h/x", b"{}", t),
+            Err(PostError::Scheme(_))
+        ));
+        assert!(post_json("http://h/x\r\nX-Evil: 1", b"{}", t).is_err());
+        assert!(post_json("http:///x", b"{}", t).is_err());
+    }
 }

@@ -53,10 +53,35 @@ impl Log {
     pub fn line(&mut self, msg: &str) {
         let line = format!("hvseed-firstboot: {msg}\n");
         eprint!("{line}");
-        for f in [&mut self.file, &mut self.console].into_iter().flatten() {
+        if let Some(f) = &mut self.console {
             let _ = f.write_all(line.as_bytes());
         }
+        if let Some(f) = &mut self.file {
+            let _ = f.write_all(format!("{} {line}", utc(now())).as_bytes());
+        }
     }
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` for seconds since the epoch (days → civil date after
+/// Howard Hinnant's algorithm).
+pub fn utc(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
 }
 
 fn now() -> u64 {
@@ -188,52 +213,33 @@ fn disable_job(plan: &Plan, root: &Root) -> std::io::Result<()> {
     }
 }
 
-/// The whole first-boot run; returns the report it wrote.
-pub fn run(plan: &Plan, env: &Env) -> anyhow::Result<Report> {
-    let root = Root::open(&env.root)
-        .map_err(|e| anyhow::anyhow!("{}: cannot open the root: {e}", env.root.display()))?;
-    let mut log = Log::open(&env.root);
-    log.line(&format!("starting for {} ({})", plan.fqdn, plan.os));
-
-    // The offline step again: normally "0 changed"; after a rollback it puts the
-    // planned network back for another try.
-    let out = apply::apply(
-        plan,
-        &env.root,
-        apply::Options {
-            job: false,
-            ..Default::default()
-        },
-    )?;
-    for l in out.text.lines() {
-        log.line(l);
-    }
-
+/// What only the running system can do, then the network restart with its gateway
+/// check (and rollback), then the libvirtd restart.
+fn live_steps(plan: &Plan, env: &Env, root: &Root, log: &mut Log, checks: &mut Vec<CheckResult>) {
     let p = |inside: &str| -> PathBuf { env.path(inside) };
     match plan.os {
         Os::Centos6 => {
-            step(env, &mut log, "setenforce", &["permissive"], None);
+            step(env, log, "setenforce", &["permissive"], None);
             let rules = p("/etc/sysconfig/iptables");
-            step(env, &mut log, "iptables-restore", &[], Some(&rules));
+            step(env, log, "iptables-restore", &[], Some(&rules));
         }
         Os::Ubuntu1204 => {
             for prof in files::APPARMOR_PROFILES {
                 let path = p(&format!("/etc/apparmor.d/{prof}"));
                 step(
                     env,
-                    &mut log,
+                    log,
                     "apparmor_parser",
                     &["-R", &path.to_string_lossy()],
                     None,
                 );
             }
-            step(env, &mut log, "ufw", &["--force", "enable"], None);
+            step(env, log, "ufw", &["--force", "enable"], None);
         }
     }
 
-    let mut checks: Vec<CheckResult> = Vec::new();
-    network_down(plan, env, &mut log);
-    network_up(plan, env, &mut log);
+    network_down(plan, env, log);
+    network_up(plan, env, log);
     let gw = plan.network.management.gateway;
     let ping = gateway_reachable(plan, env);
     if ping.success() {
@@ -245,18 +251,18 @@ pub fn run(plan: &Plan, env: &Env) -> anyhow::Result<Report> {
         });
     } else {
         log.line(&format!(
-            "management gateway {gw} unreachable after the network restart ({}); restoring the installer's network files",
-            ping.describe(&format!("ping -c 3 -W 2 {gw}"))
-        ));
-        network_down(plan, env, &mut log);
-        let rb = roll_back_network(plan, &root, &mut log);
-        network_up(plan, env, &mut log);
+                "management gateway {gw} unreachable after the network restart ({}); restoring the installer's network files",
+                ping.describe(&format!("ping -c 3 -W 2 {gw}"))
+            ));
+        network_down(plan, env, log);
+        let rb = roll_back_network(plan, root, log);
+        network_up(plan, env, log);
         let again = gateway_reachable(plan, env).success();
         let detail = match rb {
             Ok(()) => format!(
                 "management gateway {gw} unreachable with hvseed's network configuration; \
-                 the installer's network files were restored (gateway reachable now: {again}); \
-                 check the switch port's VLANs and the plan, then reboot to retry"
+                     the installer's network files were restored (gateway reachable now: {again}); \
+                     check the switch port's VLANs and the plan, then reboot to retry"
             ),
             Err(e) => format!(
                 "management gateway {gw} unreachable, and restoring the network files failed: {e}"
@@ -271,9 +277,47 @@ pub fn run(plan: &Plan, env: &Env) -> anyhow::Result<Report> {
     }
 
     match plan.os {
-        Os::Centos6 => step(env, &mut log, "service", &["libvirtd", "restart"], None),
-        Os::Ubuntu1204 => step(env, &mut log, "service", &["libvirt-bin", "restart"], None),
+        Os::Centos6 => step(env, log, "service", &["libvirtd", "restart"], None),
+        Os::Ubuntu1204 => step(env, log, "service", &["libvirt-bin", "restart"], None),
     };
+}
+
+/// The whole first-boot run; returns the report it wrote.
+pub fn run(plan: &Plan, env: &Env) -> anyhow::Result<Report> {
+    let root = Root::open(&env.root)
+        .map_err(|e| anyhow::anyhow!("{}: cannot open the root: {e}", env.root.display()))?;
+    let mut log = Log::open(&env.root);
+    log.line(&format!("starting for {} ({})", plan.fqdn, plan.os));
+
+    // The offline step again: normally "0 changed"; after a rollback it puts the
+    // planned network back for another try.
+    let mut checks: Vec<CheckResult> = Vec::new();
+    let applied = apply::apply(
+        plan,
+        &env.root,
+        apply::Options {
+            job: false,
+            ..Default::default()
+        },
+    );
+    match applied {
+        Ok(out) => {
+            for l in out.text.lines() {
+                log.line(l);
+            }
+            live_steps(plan, env, &root, &mut log, &mut checks);
+        }
+        // Nothing was written (apply computes everything first), so the live system
+        // is left as it is; the report says why and the next boot tries again.
+        Err(e) => {
+            log.line(&format!("apply failed: {e}"));
+            checks.push(CheckResult {
+                name: "apply".into(),
+                ok: false,
+                detail: e.to_string(),
+            });
+        }
+    }
 
     let (verified, cpu) = verify::verify(plan, env);
     checks.extend(verified);
@@ -325,4 +369,15 @@ pub fn run(plan: &Plan, env: &Env) -> anyhow::Result<Report> {
         );
     }
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_matches_known_dates() {
+        assert_eq!(super::utc(0), "1970-01-01T00:00:00Z");
+        // Checked with `date -u -d @N`.
+        assert_eq!(super::utc(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(super::utc(1_795_881_599), "2026-11-28T15:59:59Z");
+    }
 }

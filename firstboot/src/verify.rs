@@ -243,15 +243,18 @@ pub fn verify(plan: &Plan, env: &Env) -> (Vec<CheckResult>, CpuFacts) {
         )
     });
 
-    let ntp = match plan.os {
-        Os::Centos6 => "ntpd",
-        Os::Ubuntu1204 => "openntpd",
-    };
-    let o = env.cmd("service", &[ntp, "status"]);
-    out.push(if o.success() {
-        check("ntp", true, format!("{ntp} is running"))
-    } else {
-        check("ntp", false, o.describe(&format!("service {ntp} status")))
+    // Both ntp (el6) and openntpd (precise) run as /usr/sbin/ntpd. A process scan
+    // instead of `service … status`: precise's openntpd init script has no status.
+    out.push(match running_processes(env) {
+        Err(e) => check("ntp", false, format!("cannot list processes: {e}")),
+        Ok(names) if names.iter().any(|n| n == "ntpd") => check("ntp", true, "ntpd is running"),
+        Ok(_) => {
+            let pkg = match plan.os {
+                Os::Centos6 => "ntpd (service ntpd start; chkconfig ntpd on)",
+                Os::Ubuntu1204 => "openntpd (service openntpd start)",
+            };
+            check("ntp", false, format!("no ntpd process: start {pkg}"))
+        }
     });
 
     let ovs = plan.network.kind == NetworkType::Openvswitch;
@@ -433,6 +436,29 @@ pub fn verify(plan: &Plan, env: &Env) -> (Vec<CheckResult>, CpuFacts) {
         check("cpu-facts", false, "no processor found in cpuinfo")
     });
     (out, facts)
+}
+
+/// Command names of the running processes, from `<proc>/<pid>/stat` (`pid (comm) …`;
+/// /proc/<pid>/comm does not exist before Linux 2.6.33).
+fn running_processes(env: &Env) -> std::io::Result<Vec<String>> {
+    let mut names = Vec::new();
+    for e in std::fs::read_dir(&env.proc_root)? {
+        let e = e?;
+        let name = e.file_name();
+        if !name.to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        // A process may exit while we look; that is not an error.
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        if let (Some(a), Some(b)) = (stat.find('('), stat.rfind(')')) {
+            if a < b {
+                names.push(stat[a + 1..b].to_string());
+            }
+        }
+    }
+    Ok(names)
 }
 
 fn qemu_check(plan: &Plan, env: &Env) -> CheckResult {

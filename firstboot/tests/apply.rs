@@ -695,6 +695,29 @@ fn switching_network_type_converges() {
     ));
     assert_eq!(br["TYPE"], "OVSBridge");
     assert!(!br.contains_key("STP") && !br.contains_key("DELAY"));
+    let scripts = root.join("etc/sysconfig/network-scripts");
+    for dev in ["eth0.100", "eth0.200", "eth0.300"] {
+        assert!(
+            !scripts.join(format!("ifcfg-{dev}")).exists(),
+            "stale ifcfg-{dev} left"
+        );
+    }
+    assert!(root.join("etc/modprobe.d/hvseed-bridge.conf").exists());
+    // And back: the OVS bridges and the blacklist go, the site's ifcfg-eth1 stays.
+    let out = apply(&root, &lb, &[]);
+    assert!(
+        out.contains("(removed: written by hvseed for another plan)"),
+        "{out}"
+    );
+    for dev in ["cloudbr", "mgmt0"] {
+        assert!(
+            !scripts.join(format!("ifcfg-{dev}")).exists(),
+            "stale ifcfg-{dev} left"
+        );
+    }
+    assert!(!root.join("etc/modprobe.d/hvseed-bridge.conf").exists());
+    assert!(scripts.join("ifcfg-eth1").exists() && scripts.join("ifcfg-eth0.100").exists());
+    assert!(apply(&root, &lb, &[]).ends_with("0 changed\n"));
     // The originals are still the installer's, not the first run's output.
     assert!(read(
         &root,
@@ -838,4 +861,67 @@ fn bad_inputs_name_the_file_and_leave_root_untouched() {
         .arg(tmp.path().join("no-such-root")));
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-root"));
+}
+
+#[test]
+fn mode_and_owner_survive_the_edit_and_the_backup() {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("\n!!!!!!!! chown needs root: owner preservation NOT checked !!!!!!!!\n");
+        return;
+    }
+    let (tmp, root) = fixture_root("centos6");
+    let f = root.join("etc/libvirt/qemu.conf");
+    std::os::unix::fs::chown(&f, Some(107), Some(36)).unwrap();
+    fs::set_permissions(&f, fs::Permissions::from_mode(0o640)).unwrap();
+    let plan = write_plan(tmp.path(), &plan_json("centos6", "linux-bridge", &[]));
+    apply(&root, &plan, &[]);
+    for p in [f.clone(), root.join("etc/libvirt/qemu.conf.hvseed-orig")] {
+        let m = fs::metadata(&p).unwrap();
+        assert_eq!(
+            (m.uid(), m.gid(), m.mode() & 0o7777),
+            (107, 36, 0o640),
+            "{}",
+            p.display()
+        );
+    }
+    // New files are root's, 0644 (0755 for the init script).
+    let m = fs::metadata(root.join("etc/sysconfig/network-scripts/ifcfg-eth0.100")).unwrap();
+    assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (0, 0, 0o644));
+}
+
+#[test]
+fn hosts_keeps_localhost_when_an_installer_put_the_name_on_127_0_0_1() {
+    let (tmp, root) = fixture_root("centos6");
+    fs::write(
+        root.join("etc/hosts"),
+        "127.0.0.1   kvm1.lab.example.org kvm1 localhost localhost.localdomain\n::1 localhost6\n",
+    )
+    .unwrap();
+    let plan = write_plan(tmp.path(), &plan_json("centos6", "linux-bridge", &[]));
+    apply(&root, &plan, &[]);
+    let hosts = read(&root, "/etc/hosts");
+    let live: Vec<Vec<&str>> = hosts
+        .lines()
+        .map(|l| {
+            l.split('#')
+                .next()
+                .unwrap()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+        })
+        .filter(|w| !w.is_empty())
+        .collect();
+    assert!(
+        live.contains(&vec!["127.0.0.1", "localhost", "localhost.localdomain"]),
+        "{hosts}"
+    );
+    assert!(
+        live.contains(&vec!["192.168.42.11", "kvm1.lab.example.org", "kvm1"]),
+        "{hosts}"
+    );
+    let named: Vec<_> = live.iter().filter(|w| w.contains(&"kvm1")).collect();
+    assert_eq!(named.len(), 1, "{hosts}");
+    assert!(apply(&root, &plan, &[]).ends_with("0 changed\n"));
 }

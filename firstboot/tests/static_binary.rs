@@ -99,3 +99,61 @@ fn it_runs_alone_in_an_empty_chroot() {
         format!("hvseed-firstboot {}", env!("CARGO_PKG_VERSION"))
     );
 }
+
+/// What the kickstart's `%post` does: inside the new system (a chroot with no libc of
+/// ours), `/usr/sbin/hvseed-firstboot apply --plan /etc/hvseed/plan.json --root /`.
+/// The result must be what an apply from outside with `--root` writes.
+#[test]
+fn apply_inside_the_chroot_like_post_does() {
+    let Some(agent) = static_agent() else { return };
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        loud_missing("chroot needs root");
+        return;
+    }
+    for os in ["centos6", "ubuntu1204"] {
+        let (tmp, inside) = common::fixture_root(os);
+        let (_t2, outside) = common::fixture_root(os);
+        let plan = common::plan_json(os, "linux-bridge", &["192.168.42.0/24"]);
+        for root in [&inside, &outside] {
+            std::fs::create_dir_all(root.join("usr/sbin")).unwrap();
+            std::fs::copy(&agent, root.join("usr/sbin/hvseed-firstboot")).unwrap();
+            std::fs::create_dir_all(root.join("etc/hvseed")).unwrap();
+            std::fs::write(root.join("etc/hvseed/plan.json"), plan.to_string()).unwrap();
+        }
+        let out = Command::new("timeout")
+            .args(["30", "chroot"])
+            .arg(&inside)
+            .args([
+                "/usr/sbin/hvseed-firstboot",
+                "apply",
+                "--plan",
+                "/etc/hvseed/plan.json",
+                "--root",
+                "/",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{os}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("changed /etc/libvirt/libvirtd.conf"));
+        let plan_path = tmp.path().join("plan.json");
+        std::fs::write(&plan_path, plan.to_string()).unwrap();
+        let st = Command::new(&agent)
+            .args(["apply", "--plan"])
+            .arg(&plan_path)
+            .arg("--root")
+            .arg(&outside)
+            .output()
+            .unwrap();
+        assert!(st.status.success());
+        assert_eq!(
+            common::tree_sum(&inside),
+            common::tree_sum(&outside),
+            "{os}: apply in a chroot and apply with --root differ"
+        );
+    }
+}

@@ -88,6 +88,14 @@ impl FakeHost {
         .unwrap();
         fs::write(dir.join("proc/net/dev"), NET_DEV).unwrap();
         fs::write(dir.join("proc/net/tcp"), TCP).unwrap();
+        for (pid, comm) in [(1, "init"), (812, "ntpd"), (901, "libvirtd")] {
+            fs::create_dir_all(dir.join(format!("proc/{pid}"))).unwrap();
+            fs::write(
+                dir.join(format!("proc/{pid}/stat")),
+                format!("{pid} ({comm}) S 1 {pid} {pid} 0 -1 4202752 0 0 0 0\n"),
+            )
+            .unwrap();
+        }
         for br in ["cloudbr0", "cloudbr1"] {
             fs::create_dir_all(dir.join("sys/class/net").join(br).join("bridge")).unwrap();
         }
@@ -237,7 +245,7 @@ fn verify_fails_each_check_with_a_reason() {
     h.bin("hostname", "echo localhost.localdomain");
     h.bin("getenforce", "echo Enforcing");
     h.bin("libvirtd", "echo 'libvirtd (libvirt) 0.9.2'");
-    h.bin("service", "echo 'ntpd is stopped'; exit 3");
+    fs::remove_dir_all(h.dir.join("proc/812")).unwrap();
     h.bin(
         "iptables-save",
         "echo '*filter'; echo '-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT'; echo COMMIT",
@@ -264,7 +272,7 @@ fn verify_fails_each_check_with_a_reason() {
     failed("fqdn", "localhost.localdomain");
     failed("selinux", "enforcing");
     failed("libvirt-version", "0.9.2 is older than 0.9.4");
-    failed("ntp", "status 3");
+    failed("ntp", "no ntpd process");
     failed("firewall", "1798");
     failed("no-vms", "i-2-3-VM, v-1-VM");
     failed("cloudstack-agent", "command not found");
@@ -579,4 +587,64 @@ fn run_on_ubuntu_disables_the_upstart_job_on_success() {
         rt.contains("ifdown -a --exclude=lo") && rt.contains("ifup -a --exclude=lo"),
         "{rt}"
     );
+}
+
+#[test]
+fn run_reports_an_apply_failure_and_leaves_the_network_alone() {
+    let h = FakeHost::new("centos6", "linux-bridge");
+    offline_apply(&h);
+    runtime_fakes(&h);
+    h.bin("ping", "exit 0");
+    fs::remove_file(h.root.join("etc/ntp.conf")).unwrap();
+    fs::create_dir(h.root.join("etc/ntp.conf")).unwrap();
+    let out = h.cmd("run").output().unwrap();
+    assert!(!out.status.success());
+    let report: hvseed_firstboot::report::Report =
+        serde_json::from_str(&read(&h.root, "/var/lib/hvseed/report.json")).unwrap();
+    assert_eq!(
+        report.status,
+        hvseed_firstboot::report::ReportStatus::Failed
+    );
+    assert_eq!(report.checks[0].name, "apply");
+    assert!(
+        report.checks[0].detail.contains("/etc/ntp.conf"),
+        "{:?}",
+        report.checks[0]
+    );
+    let svc = fs::read_to_string(h.dir.join("service.log")).unwrap_or_default();
+    assert!(
+        !svc.contains("network"),
+        "network touched after a failed apply: {svc}"
+    );
+    assert!(fs::symlink_metadata(h.root.join("etc/rc.d/rc3.d/S99hvseed-firstboot")).is_ok());
+    // Each log line carries a UTC timestamp.
+    let log = read(&h.root, "/var/log/hvseed-firstboot.log");
+    assert!(
+        log.lines()
+            .all(|l| l.len() > 21 && l.as_bytes()[10] == b'T' && l[..20].ends_with('Z')),
+        "{log}"
+    );
+}
+
+/// The real machine running the tests: real /proc, real programs (most of them missing
+/// here). Whatever it finds, verify must answer with well-formed JSON and not crash.
+#[test]
+fn verify_on_the_build_machine_answers_without_crashing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = write_plan(tmp.path(), &plan_json("centos6", "linux-bridge", &[]));
+    let out = agent()
+        .args(["verify", "--json", "--plan"])
+        .arg(&plan)
+        .env("HVSEED_CMD_TIMEOUT", "5")
+        .output()
+        .unwrap();
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let checks = v["checks"].as_array().unwrap();
+    assert_eq!(checks.len(), 15);
+    assert!(checks
+        .iter()
+        .all(|c| !c["detail"].as_str().unwrap().is_empty()));
+    // This machine's cpuinfo has at least one CPU.
+    assert!(v["cpu"]["count"].as_u64().unwrap() >= 1);
 }
