@@ -751,7 +751,11 @@ pub fn network_interfaces(old: &str, plan: &Plan) -> String {
     let managed = managed_interfaces(plan);
     let src = Lines::parse(old);
     let mut out: Vec<String> = Vec::new();
+    // Where hvseed's block goes: where it was, else where the trunk's stanza was, else
+    // where its first `auto`/`allow-` line was, else at the end.
     let mut insert_at: Option<usize> = None;
+    let mut iface_at: Option<usize> = None;
+    let mut auto_at: Option<usize> = None;
     let mut in_block = false;
     let mut dropping = false;
     for line in &src.lines {
@@ -773,7 +777,7 @@ pub fn network_interfaces(old: &str, plan: &Plan) -> String {
             dropping = false;
             if first == "iface" && words.get(1).is_some_and(|w| managed.iter().any(|m| m == w)) {
                 dropping = true;
-                insert_at.get_or_insert(out.len());
+                iface_at.get_or_insert(out.len());
                 continue;
             }
             if first == "auto" || first.starts_with("allow-") {
@@ -783,7 +787,7 @@ pub fn network_interfaces(old: &str, plan: &Plan) -> String {
                     .filter(|w| !managed.iter().any(|m| m == w))
                     .collect();
                 if kept.len() + 1 != words.len() {
-                    insert_at.get_or_insert(out.len());
+                    auto_at.get_or_insert(out.len());
                     if !kept.is_empty() {
                         out.push(format!("{first} {}", kept.join(" ")));
                     }
@@ -799,7 +803,7 @@ pub fn network_interfaces(old: &str, plan: &Plan) -> String {
         out.push(line.clone());
     }
     let block = interfaces_block(plan);
-    match insert_at {
+    match insert_at.or(iface_at).or(auto_at) {
         Some(i) => {
             out.splice(i..i, block);
         }
@@ -950,4 +954,57 @@ pub fn network_paths(plan: &Plan) -> Vec<String> {
 /// True if `line` assigns `key` (uncommented) — for callers that inspect files.
 pub fn assigns(line: &str, key: &str) -> bool {
     parse_assign(line).is_some_and(|a| !a.commented && a.key == key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan() -> Plan {
+        let text = r#"{"schema":1,"cluster":"c","os":"ubuntu1204","fqdn":"kvm1.example.org",
+          "hostname":"kvm1","domain":"example.org","network":{"type":"linux-bridge",
+          "trunk_nic":"eth0","mac":"00:04:23:aa:bb:01","management":{"vlan":100,
+          "ip":"192.168.42.11","prefix":24,"netmask":"255.255.255.0","gateway":"192.168.42.1"},
+          "public":{"vlan":200,"bridge":"cloudbr0"},"private":{"vlan":300,"bridge":"cloudbr1"}},
+          "ntp_servers":[],"dns":{"servers":[],"search":[]},"cloudstack":{"version":"4.2",
+          "repository":"http://x/","management_server":"192.168.42.5","port":8250},
+          "cpu":{"mode":"host-model"},"security":{}}"#;
+        Plan::from_json(text, "test").unwrap()
+    }
+
+    #[test]
+    fn interfaces_takes_the_trunk_off_shared_auto_and_hotplug_lines() {
+        let old = "auto lo eth0\niface lo inet loopback\n\nallow-hotplug eth0 eth1\n\
+                   iface eth0 inet dhcp\n  hostname foo\niface eth0 inet6 auto\n\n\
+                   iface eth1 inet dhcp\n";
+        let new = network_interfaces(old, &plan());
+        assert!(
+            new.starts_with("auto lo\niface lo inet loopback\n"),
+            "{new}"
+        );
+        assert!(new.contains("\nallow-hotplug eth1\n"), "{new}");
+        assert!(
+            !new.contains("dhcp\n  hostname") && !new.contains("inet6 auto"),
+            "{new}"
+        );
+        assert!(new.contains("iface eth1 inet dhcp"), "{new}");
+        assert_eq!(network_interfaces(&new, &plan()), new, "idempotent");
+    }
+
+    #[test]
+    fn no_ntp_servers_in_the_plan_keeps_the_stock_ones() {
+        let old = "servers pool.ntp.org\n";
+        assert_eq!(openntpd_conf(old, &plan()), old);
+    }
+
+    #[test]
+    fn an_upstart_exec_line_that_listens_is_left_alone() {
+        let old = "exec /usr/sbin/libvirtd -d -l\n";
+        assert_eq!(upstart_libvirt_bin(old), old);
+        let old = "  exec /usr/sbin/libvirtd $libvirtd_opts\n";
+        assert_eq!(
+            upstart_libvirt_bin(old),
+            "  exec /usr/sbin/libvirtd $libvirtd_opts -l\n"
+        );
+    }
 }
