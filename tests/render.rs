@@ -1061,3 +1061,256 @@ fn golden_lab_outputs() {
         }
     }
 }
+
+/// Renders an example inventory with `hvseed render` and reads the tree back.
+fn render_example(name: &str, dir: &Path, extra: &[&str]) -> RenderedTree {
+    let out = dir.join(name);
+    let o = util::hvseed()
+        .arg("render")
+        .arg(util::root().join(format!("profiles/examples/{name}.yaml")))
+        .arg("--out")
+        .arg(&out)
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{name}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let mut tree = RenderedTree::new();
+    for e in walkdir::WalkDir::new(&out).min_depth(1) {
+        let e = e.unwrap();
+        if e.file_type().is_file() {
+            let rel = e
+                .path()
+                .strip_prefix(&out)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            tree.insert(rel, std::fs::read(e.path()).unwrap());
+        }
+    }
+    tree
+}
+
+const EXAMPLES: &[&str] = &["lab-centos6", "lab-ubuntu1204", "lab-openvswitch"];
+
+#[test]
+fn examples_render_through_the_cli_and_pass_the_real_checkers() {
+    let dir = tmpdir();
+    for name in EXAMPLES {
+        let tree = render_example(name, dir.path(), &[]);
+        let manifest = String::from_utf8(tree[".hvseed-render"].clone()).unwrap();
+        let listed: Vec<&str> = manifest.lines().collect();
+        let files: Vec<&str> = tree
+            .keys()
+            .map(String::as_str)
+            .filter(|k| *k != ".hvseed-render")
+            .collect();
+        assert_eq!(listed, files, "{name}: the manifest lists what was written");
+        assert!(files.iter().any(|f| f.starts_with("fleet/")));
+        for (k, t) in kickstarts(&tree) {
+            if let Some(ksv) = util::ksvalidator() {
+                let o = Command::new("timeout")
+                    .arg("60")
+                    .arg(&ksv)
+                    .args(["-v", "RHEL6"])
+                    .arg(dir.path().join(name).join(&k))
+                    .output()
+                    .unwrap();
+                assert!(
+                    o.status.success(),
+                    "{name}: {k}: {}",
+                    String::from_utf8_lossy(&o.stdout)
+                );
+            }
+            for (h, body) in ks_scripts(&t) {
+                sh_syntax_ok("sh", &body, &format!("{name}: {k}: {h}"));
+            }
+        }
+        for (k, t) in preseeds(&tree) {
+            if util::require_tool("debconf-set-selections", "debconf") {
+                let o = Command::new("timeout")
+                    .args(["30", "debconf-set-selections", "--checkonly"])
+                    .arg(dir.path().join(name).join(&k))
+                    .output()
+                    .unwrap();
+                assert!(o.status.success() && o.stderr.is_empty(), "{name}: {k}");
+            }
+            let (errors, _) = lint_preseed(&t);
+            assert!(errors.is_empty(), "{name}: {k}: {}", errors.join("\n"));
+            for tag in ["hvseed-early", "hvseed-late"] {
+                sh_syntax_ok(
+                    "sh",
+                    &preseed_comment_script(&t, tag),
+                    &format!("{name}: {k}"),
+                );
+            }
+        }
+        for (k, v) in &tree {
+            if k.ends_with("plan.json") {
+                hvseed_firstboot::plan::Plan::from_json(std::str::from_utf8(v).unwrap(), k)
+                    .unwrap_or_else(|e| panic!("{name}: {k}: {e}"));
+            }
+            let snap = format!("example-{name}__{}", k.replace(['/', '.'], "_"));
+            insta::assert_snapshot!(snap, String::from_utf8(v.clone()).unwrap());
+        }
+    }
+}
+
+#[test]
+fn render_writes_nothing_for_an_invalid_inventory_and_keeps_foreign_directories() {
+    let dir = tmpdir();
+    let bad = dir.path().join("bad.yaml");
+    let src =
+        std::fs::read_to_string(util::root().join("profiles/examples/lab-centos6.yaml")).unwrap();
+    std::fs::write(&bad, src.replace("vlan: 200", "vlan: 9999")).unwrap();
+    let out = dir.path().join("out");
+    let o = util::hvseed()
+        .arg("render")
+        .arg(&bad)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("bad.yaml:"));
+    assert!(!out.exists(), "an invalid inventory writes nothing");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "no temporary left behind"
+    );
+
+    // A directory hvseed did not write is refused, with --force replaced.
+    let foreign = dir.path().join("foreign");
+    std::fs::create_dir_all(&foreign).unwrap();
+    std::fs::write(foreign.join("notes.txt"), "mine").unwrap();
+    let lab = util::root().join("profiles/examples/lab-centos6.yaml");
+    let o = util::hvseed()
+        .arg("render")
+        .arg(&lab)
+        .arg("--out")
+        .arg(&foreign)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("notes.txt") && err.contains("--force"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(foreign.join("notes.txt")).unwrap(),
+        "mine"
+    );
+    // Its own earlier render is replaced without --force; stale files go.
+    let o = util::hvseed()
+        .arg("render")
+        .arg(&lab)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let ubuntu = util::root().join("profiles/examples/lab-ubuntu1204.yaml");
+    let o = util::hvseed()
+        .arg("render")
+        .arg(&ubuntu)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.join("fleet/preseed.cfg").exists());
+    assert!(
+        !out.join("fleet/ks.cfg").exists(),
+        "the previous render is gone"
+    );
+    let o = util::hvseed()
+        .arg("render")
+        .arg(&lab)
+        .arg("--out")
+        .arg(&foreign)
+        .arg("--force")
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    assert!(!foreign.join("notes.txt").exists());
+    assert!(foreign.join("fleet/ks.cfg").exists());
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("hvseed-tmp") || n.contains("hvseed-old"))
+        .collect();
+    assert!(left.is_empty(), "temporary directories left: {left:?}");
+}
+
+#[test]
+fn templates_dir_overrides_a_template_by_name() {
+    let dir = tmpdir();
+    let tpl = dir.path().join("tpl");
+    std::fs::create_dir_all(&tpl).unwrap();
+    let pkgs = std::fs::read_to_string(util::root().join("profiles/centos6/packages.ks")).unwrap();
+    std::fs::write(tpl.join("packages.ks"), format!("{pkgs}vim-enhanced\n")).unwrap();
+    let tree = render_example(
+        "lab-centos6",
+        dir.path(),
+        &["--templates", tpl.to_str().unwrap()],
+    );
+    let fleet = String::from_utf8(tree["fleet/ks.cfg"].clone()).unwrap();
+    assert!(
+        fleet.contains("\ncloudstack-agent\nvim-enhanced\n"),
+        "{fleet}"
+    );
+    // A broken override names the file.
+    std::fs::write(tpl.join("host.ks"), "{{ host.no_such_key }}\n").unwrap();
+    let o = util::hvseed()
+        .arg("render")
+        .arg(util::root().join("profiles/examples/lab-centos6.yaml"))
+        .args(["--out"])
+        .arg(dir.path().join("o2"))
+        .args(["--templates", tpl.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("host.ks") && err.contains("no_such_key"),
+        "{err}"
+    );
+    assert!(!dir.path().join("o2").exists());
+}
+
+#[test]
+fn http_base_sends_installers_to_the_server_and_reports_to_it() {
+    let dir = tmpdir();
+    let tree = render_example(
+        "lab-ubuntu1204",
+        dir.path(),
+        &["--http-base", "http://10.0.2.2:8080/"],
+    );
+    let h = "kvm21.lab.example.org";
+    let plan: serde_json::Value =
+        serde_json::from_slice(&tree[&format!("hosts/{h}/plan.json")]).unwrap();
+    assert_eq!(
+        plan["report_url"],
+        format!("http://10.0.2.2:8080/report/{h}")
+    );
+    let late = preseed_comment_script(
+        &String::from_utf8(tree["fleet/preseed.cfg"].clone()).unwrap(),
+        "hvseed-late",
+    );
+    assert!(late.contains("base=http://10.0.2.2:8080\n"), "{late}");
+    let o = util::hvseed()
+        .arg("render")
+        .arg(util::root().join("profiles/examples/lab-ubuntu1204.yaml"))
+        .arg("--out")
+        .arg(dir.path().join("x"))
+        .args(["--http-base", "http://h/$(id)"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--http-base"));
+}

@@ -114,6 +114,9 @@ pub fn render(env: &Environment<'_>, name: &str, ctx: minijinja::Value) -> Resul
             msg.push_str(&format!(": {s}"));
             src = s.source();
         }
+        if e.name().is_some() {
+            msg.push_str(&format!("\n{}", e.display_debug_info()));
+        }
         anyhow::anyhow!(msg)
     })
 }
