@@ -93,7 +93,12 @@ fn real_main() -> Result<ExitCode> {
             let (checks, cpu) = verify::verify(&plan, &env);
             let ok = checks.iter().all(|c| c.ok);
             if a.json {
-                let v = serde_json::json!({ "fqdn": plan.fqdn, "ok": ok, "checks": checks, "cpu": cpu });
+                let v = serde_json::json!({
+                    "fqdn": plan.fqdn,
+                    "ok": ok,
+                    "checks": checks,
+                    "cpu": cpu,
+                });
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 for c in &checks {

@@ -250,10 +250,11 @@ fn live_steps(plan: &Plan, env: &Env, root: &Root, log: &mut Log, checks: &mut V
             detail: format!("management gateway {gw} answers ping"),
         });
     } else {
+        let why = ping.describe(&format!("ping -c 3 -W 2 {gw}"));
         log.line(&format!(
-                "management gateway {gw} unreachable after the network restart ({}); restoring the installer's network files",
-                ping.describe(&format!("ping -c 3 -W 2 {gw}"))
-            ));
+            "management gateway {gw} unreachable after the network restart ({why}); \
+             restoring the installer's network files"
+        ));
         network_down(plan, env, log);
         let rb = roll_back_network(plan, root, log);
         network_up(plan, env, log);

@@ -35,7 +35,10 @@ fn static_agent() -> Option<PathBuf> {
             .status()
             .unwrap();
         if !st.success() {
-            loud_missing("the musl build of hvseed-firstboot failed (rustup target add x86_64-unknown-linux-musl)");
+            loud_missing(
+                "the musl build of hvseed-firstboot failed \
+                 (rustup target add x86_64-unknown-linux-musl)",
+            );
             return None;
         }
     }
@@ -139,7 +142,11 @@ fn apply_inside_the_chroot_like_post_does() {
             "{os}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        assert!(String::from_utf8_lossy(&out.stdout).contains("changed /etc/libvirt/libvirtd.conf"));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.contains("changed /etc/libvirt/libvirtd.conf"),
+            "{stdout}"
+        );
         let plan_path = tmp.path().join("plan.json");
         std::fs::write(&plan_path, plan.to_string()).unwrap();
         let st = Command::new(&agent)
