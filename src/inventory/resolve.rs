@@ -528,7 +528,7 @@ fn resolve_doc(c: &mut Checker, root: &Node) -> Option<Inventory> {
             Value::Int(1) => Some(1),
             _ => {
                 let s = n.scalar_text().unwrap_or_else(|| n.kind().to_string());
-                c.error(n, "version", format!("version `{s}` is not supported; this hvseed reads inventory version 1 (write `version: 1`)"));
+                c.error(n, "version", format!("`{s}` is not supported; this hvseed reads inventory version 1 (write `version: 1`)"));
                 None
             }
         },
@@ -677,7 +677,10 @@ fn resolve_doc(c: &mut Checker, root: &Node) -> Option<Inventory> {
         locs.push(hl);
     }
 
-    report_missing(c, &defaults, host_nodes);
+    let defaults_key = top
+        .key_node("defaults")
+        .map_or((root.line, root.column), |k| (k.line, k.column));
+    report_missing(c, &defaults, defaults_key, host_nodes);
     cross_host_rules(c, &locs);
 
     if let (Some(version), Some(cluster), Some(os), true) = (version, cluster, os, all_ok) {
@@ -695,7 +698,12 @@ fn resolve_doc(c: &mut Checker, root: &Node) -> Option<Inventory> {
 
 /// Missing required keys: one message at `defaults` when no host has the key, else one
 /// per host lacking it.
-fn report_missing(c: &mut Checker, defaults: &Node, host_nodes: &[Node]) {
+fn report_missing(
+    c: &mut Checker,
+    defaults: &Node,
+    defaults_key: (usize, usize),
+    host_nodes: &[Node],
+) {
     let mut by_key: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for m in std::mem::take(&mut c.missing) {
         by_key.entry(m.rel).or_default().push(m.host);
@@ -704,7 +712,7 @@ fn report_missing(c: &mut Checker, defaults: &Node, host_nodes: &[Node]) {
         let hint = missing_hint(&rel);
         let host_only = HOST_ONLY_KEYS.contains(&rel.as_str());
         if hosts.len() == host_nodes.len() && !host_only {
-            let (line, column) = deepest_position(defaults, &rel);
+            let (line, column) = deepest_position(defaults, &rel).unwrap_or(defaults_key);
             c.push_at(
                 Severity::Error,
                 line,
@@ -732,17 +740,18 @@ fn report_missing(c: &mut Checker, defaults: &Node, host_nodes: &[Node]) {
     }
 }
 
-/// Position of the deepest existing mapping along `rel` under `node`.
-fn deepest_position(node: &Node, rel: &str) -> (usize, usize) {
+/// Position of the deepest existing key along `rel` under `node` (`None` when not even
+/// the first one exists).
+fn deepest_position(node: &Node, rel: &str) -> Option<(usize, usize)> {
     let mut cur = node;
-    let mut pos = (node.line, node.column);
+    let mut pos = None;
     for part in rel.split('.') {
         let Value::Map(entries) = &cur.value else {
             break;
         };
         match entries.iter().find(|(k, _)| key_text(k) == part) {
             Some((k, v)) => {
-                pos = (k.line, k.column);
+                pos = Some((k.line, k.column));
                 cur = v;
             }
             None => break,
@@ -978,7 +987,22 @@ fn resolve_install(c: &mut Checker, m: &Map, _os: Option<Os>) -> Option<Install>
         };
     let ssh_authorized_keys = list_or_empty(c, "ssh_authorized_keys", rules::ssh_key);
     let extra_packages = list_or_empty(c, "extra_packages", rules::package);
-    let kernel_args = list_or_empty(c, "kernel_args", rules::kernel_arg);
+    let mut kernel_args = list_or_empty(c, "kernel_args", rules::kernel_arg);
+    if let (Some(args), Some(v)) = (&kernel_args, s.get("kernel_args")) {
+        if let Some(i) = split_console_arg(args) {
+            if let Value::Seq(items) = &v.value {
+                c.error(
+                    &items[i],
+                    &format!("install.kernel_args[{i}]"),
+                    format!(
+                        "`{}` looks like the rest of `{}`, split by the comma of a YAML flow list; quote the whole argument: \"{},{}\"",
+                        args[i], args[i - 1], args[i - 1], args[i]
+                    ),
+                );
+            }
+            kernel_args = None;
+        }
+    }
 
     let mut extra_repositories = Vec::new();
     if let Some(v) = s.get("extra_repositories") {
@@ -1045,6 +1069,16 @@ fn resolve_install(c: &mut Checker, m: &Map, _os: Option<Os>) -> Option<Install>
         extra_packages: extra_packages?,
         kernel_args: kernel_args?,
         extra_repositories,
+    })
+}
+
+/// Index of a kernel argument like `115200n8` right after a `console=…` one: the two
+/// halves of `console=ttyS0,115200n8` written unquoted in a flow list.
+fn split_console_arg(args: &[String]) -> Option<usize> {
+    (1..args.len()).find(|&i| {
+        args[i - 1].starts_with("console=")
+            && !args[i].contains('=')
+            && args[i].starts_with(|c: char| c.is_ascii_digit())
     })
 }
 
