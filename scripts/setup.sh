@@ -29,6 +29,9 @@ pkgs=(
   debian-installer-12-netboot-amd64        # a real d-i kernel+initrd, the preseed consumer
   dnsmasq-base                             # dnsmasq --test -C for the PXE tree
   python3-venv
+  ufw                # reads back the agent's /lib/ufw/user.rules (ENABLED=no: files only)
+  patch              # applies the agent's --diff output
+  ifupdown iptables  # ifquery / iptables-restore --test read the agent's files
 )
 missing=()
 for p in "${pkgs[@]}"; do

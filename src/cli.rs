@@ -140,11 +140,16 @@ pub struct PxeTreeConfig {
 
 /// `hvseed serve DIR --listen ADDR:PORT`
 #[derive(Debug, Args)]
-#[command(after_help = "Example:\n  hvseed serve /srv/hvseed --listen 0.0.0.0:8080")]
+#[command(after_help = "Serves:\n  \
+    GET  /<path>          files of DIR/http (kickstarts, preseeds, plans, the agent, packages)\n  \
+    POST /report/<fqdn>   first-boot reports, stored in DIR/reports/<fqdn>.json\n  \
+    GET  /                the fleet page: each host's state, CPU match per cluster\n  \
+    GET  /status.json     the same as JSON\n\n\
+    Example:\n  hvseed serve /srv/hvseed --listen 0.0.0.0:8080")]
 pub struct ServeConfig {
-    /// A tree written by `hvseed pxe`.
+    /// A tree written by `hvseed pxe` (its http/ is served; reports go to DIR/reports/).
     pub dir: PathBuf,
-    /// Address and port to listen on.
+    /// Address and port to listen on (port 0: any free port; the address is printed).
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 }

@@ -1,1 +1,1316 @@
-//! Integration tests for `hvseed render` (see the module's own tests below).
+//! Integration tests for `hvseed render`: every kickstart through pykickstart
+//! (ksvalidator and its parser), every preseed through debconf and a lint against the
+//! real d-i templates, the shell inside them through `sh -n` and real runs against
+//! fake trees, golden snapshots, and hostile inventory values carried literally.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use hvseed::inventory::*;
+use hvseed::render::{render_tree, Media, RenderOptions, RenderedTree};
+
+use crate::util;
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::sync::{Mutex, OnceLock};
+
+const HASH: &str = "$6$hvseedlab$t1.kB9z7B8HKic33ra63fhRD9HftPru4/eGjbd2w882XHzsjLP9FI2Gir7yyCr6VcJISEaAu3gFSDunaEoAuu0";
+
+/// The seed's lab (profiles/examples/lab-centos6.yaml), built in code.
+pub fn lab(os: Os) -> Inventory {
+    let host = |fqdn: &str, mac: &str, ip: [u8; 4], disk: &str| Host {
+        fqdn: fqdn.into(),
+        mac: mac.into(),
+        ip: Ipv4Addr::from(ip),
+        os,
+        install: Install {
+            source: InstallSource::Cdrom,
+            locale: "en_US.UTF-8".into(),
+            keyboard: "us".into(),
+            timezone: "Etc/UTC".into(),
+            root_password_hash: HASH.into(),
+            ssh_authorized_keys: vec![],
+            disk: disk.into(),
+            extra_packages: vec![],
+            kernel_args: vec!["console=ttyS0,115200n8".into()],
+            extra_repositories: vec![],
+        },
+        ntp_servers: vec!["0.pool.ntp.org".into(), "1.pool.ntp.org".into()],
+        dns: Dns {
+            servers: vec![Ipv4Addr::new(192, 168, 42, 1)],
+            search: vec!["lab.example.org".into()],
+        },
+        cloudstack: CloudStack {
+            version: "4.2".into(),
+            repository: match os {
+                Os::Centos6 => "http://cloudstack.apt-get.eu/rhel/4.2/".into(),
+                Os::Ubuntu1204 => "http://cloudstack.apt-get.eu/ubuntu".into(),
+            },
+            management_server: "192.168.42.5".into(),
+        },
+        cpu: Cpu {
+            mode: CpuMode::HostModel,
+            model: None,
+            features: vec![],
+        },
+        network: Network {
+            kind: NetworkType::LinuxBridge,
+            trunk_nic: "eth0".into(),
+            trunk_bridge: None,
+            management: Management {
+                vlan: 100,
+                prefix: 24,
+                gateway: Ipv4Addr::new(192, 168, 42, 1),
+                bridge: None,
+            },
+            public: VlanBridge {
+                vlan: 200,
+                bridge: "cloudbr0".into(),
+            },
+            private: VlanBridge {
+                vlan: 300,
+                bridge: "cloudbr1".into(),
+            },
+        },
+        security: Security {
+            selinux: match os {
+                Os::Centos6 => Some(SelinuxMode::Permissive),
+                Os::Ubuntu1204 => None,
+            },
+            firewall_sources: vec![],
+        },
+    };
+    Inventory {
+        path: PathBuf::from("lab.yaml"),
+        version: 1,
+        cluster: "lab1".into(),
+        os,
+        hosts: vec![
+            host(
+                "kvm1.lab.example.org",
+                "00:04:23:aa:bb:01",
+                [192, 168, 42, 11],
+                "sda",
+            ),
+            host(
+                "kvm2.lab.example.org",
+                "00:04:23:aa:bb:02",
+                [192, 168, 42, 12],
+                "sdb",
+            ),
+        ],
+    }
+}
+
+/// The lab with the other choices: Open vSwitch, a URL source, extra repositories and
+/// packages, a host with its own keys and timezone.
+pub fn lab_variant(os: Os) -> Inventory {
+    let mut inv = lab(os);
+    inv.cluster = "lab2".into();
+    for h in &mut inv.hosts {
+        h.network.kind = NetworkType::Openvswitch;
+        h.network.trunk_bridge = Some("cloudbr".into());
+        h.network.management.bridge = Some("mgmt0".into());
+        h.install.source = InstallSource::Url(match os {
+            Os::Centos6 => "http://mirror.centos.org/centos/6.3/os/x86_64/".into(),
+            Os::Ubuntu1204 => "http://archive.ubuntu.com:80/ubuntu".into(),
+        });
+        h.install.extra_repositories = vec![Repository {
+            name: "openvswitch".into(),
+            url: "http://repo.example.org/ovs/el6/".into(),
+        }];
+        h.install.extra_packages = vec!["tcpdump".into(), "sysstat".into()];
+        h.install.ssh_authorized_keys =
+            vec!["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHvseed ops@lab".into()];
+        if os == Os::Centos6 {
+            h.security.selinux = Some(SelinuxMode::Disabled);
+        }
+    }
+    inv.hosts[1].install.timezone = "Europe/Berlin".into();
+    inv.hosts[1].install.extra_packages.push("iperf".into());
+    inv
+}
+
+/// Free text a user could write, with everything that breaks naive quoting.
+const HOSTILE_KEYS: &[&str] = &[
+    r#"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHvseed it's "me" $(touch /tmp/hvseed-pwned) `id` ; rm -rf / & | > < \ \\n %s"#,
+    "%end",
+    "%post --nochroot",
+    r#"command="echo 'hi'; exit" ssh-rsa AAAAB3 a@b HVSEED_EOF_0000 EOF"#,
+];
+
+pub fn hostile(os: Os) -> Inventory {
+    let mut inv = lab(os);
+    for h in &mut inv.hosts {
+        h.install.ssh_authorized_keys = HOSTILE_KEYS.iter().map(|s| s.to_string()).collect();
+        if os == Os::Centos6 {
+            h.install.extra_repositories = vec![Repository {
+                name: "odd".into(),
+                url: r#"http://repo.example.org/a'b"c$(id)`x` y\z/"#.into(),
+            }];
+        }
+    }
+    inv
+}
+
+fn cd() -> RenderOptions {
+    RenderOptions {
+        templates: None,
+        media: Media::Cdrom,
+    }
+}
+
+fn http() -> RenderOptions {
+    RenderOptions {
+        templates: None,
+        media: Media::Http {
+            base: "http://10.0.2.2:8080/".into(),
+        },
+    }
+}
+
+fn text(tree: &RenderedTree, key: &str) -> String {
+    String::from_utf8(
+        tree.get(key)
+            .unwrap_or_else(|| panic!("{key} not rendered"))
+            .clone(),
+    )
+    .unwrap()
+}
+
+fn tmpdir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("hvseed-render-test-")
+        .tempdir()
+        .unwrap()
+}
+
+fn write_tree(tree: &RenderedTree, dir: &Path) {
+    for (k, v) in tree {
+        let p = dir.join(k);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, v).unwrap();
+    }
+}
+
+fn write_exec(path: &Path, body: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, body).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// Every inventory the tests render, by name.
+fn inventories() -> Vec<(&'static str, Inventory, RenderOptions)> {
+    vec![
+        ("lab-centos6", lab(Os::Centos6), cd()),
+        ("lab-ubuntu1204", lab(Os::Ubuntu1204), cd()),
+        ("variant-centos6", lab_variant(Os::Centos6), http()),
+        ("variant-ubuntu1204", lab_variant(Os::Ubuntu1204), http()),
+        ("hostile-centos6", hostile(Os::Centos6), cd()),
+        ("hostile-ubuntu1204", hostile(Os::Ubuntu1204), http()),
+    ]
+}
+
+fn kickstarts(tree: &RenderedTree) -> Vec<(String, String)> {
+    tree.iter()
+        .filter(|(k, _)| k.ends_with("ks.cfg"))
+        .map(|(k, v)| (k.clone(), String::from_utf8(v.clone()).unwrap()))
+        .collect()
+}
+
+fn preseeds(tree: &RenderedTree) -> Vec<(String, String)> {
+    tree.iter()
+        .filter(|(k, _)| k.ends_with("preseed.cfg"))
+        .map(|(k, v)| (k.clone(), String::from_utf8(v.clone()).unwrap()))
+        .collect()
+}
+
+/// The body of each `%pre`/`%post` section: (header line, body).
+fn ks_scripts(ks: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut cur: Option<(String, String)> = None;
+    for line in ks.lines() {
+        if cur.is_none() {
+            if line.starts_with("%pre") || line.starts_with("%post") {
+                cur = Some((line.to_string(), String::new()));
+            }
+        } else if line == "%end" {
+            out.push(cur.take().unwrap());
+        } else if let Some((_, body)) = &mut cur {
+            body.push_str(line);
+            body.push('\n');
+        }
+    }
+    assert!(cur.is_none(), "unterminated section");
+    out
+}
+
+fn ks_script(ks: &str, header_prefix: &str) -> String {
+    ks_scripts(ks)
+        .into_iter()
+        .find(|(h, _)| h.starts_with(header_prefix))
+        .unwrap_or_else(|| panic!("no {header_prefix} section"))
+        .1
+}
+
+/// Lines of a preseed after `#<tag> ` (the scripts hvseed carries as comments).
+fn preseed_comment_script(preseed: &str, tag: &str) -> String {
+    let prefix = format!("#{tag} ");
+    let mut s = String::new();
+    for line in preseed.lines() {
+        if let Some(rest) = line.strip_prefix(&prefix) {
+            s.push_str(rest);
+            s.push('\n');
+        }
+    }
+    s
+}
+
+/// The value of a debconf question in a preseed.
+fn preseed_value(preseed: &str, question: &str) -> Option<String> {
+    preseed.lines().find_map(|l| {
+        let mut it = l.splitn(4, char::is_whitespace);
+        let (_owner, q, _ty) = (it.next()?, it.next()?, it.next()?);
+        (q == question && !l.starts_with('#'))
+            .then(|| it.next().unwrap_or("").trim_start().to_string())
+    })
+}
+
+fn sh_syntax_ok(shell: &str, script: &str, what: &str) {
+    let dir = tmpdir();
+    let f = dir.path().join("script.sh");
+    std::fs::write(&f, script).unwrap();
+    let out = Command::new("timeout")
+        .args(["10", shell, "-n"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{shell} -n rejects {what}: {}\n{script}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn every_kickstart_passes_ksvalidator_rhel6() {
+    let Some(ksv) = util::ksvalidator() else {
+        return;
+    };
+    for (name, inv, opts) in inventories() {
+        if inv.os != Os::Centos6 {
+            continue;
+        }
+        let tree = render_tree(&inv, &opts).unwrap();
+        let dir = tmpdir();
+        write_tree(&tree, dir.path());
+        for (k, _) in kickstarts(&tree) {
+            let out = Command::new("timeout")
+                .arg("60")
+                .arg(&ksv)
+                .args(["-v", "RHEL6"])
+                .arg(dir.path().join(&k))
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{name}: {k}: ksvalidator -v RHEL6 failed:\n{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
+
+const READBACK: &str = r#"
+import json, sys
+from pykickstart.parser import KickstartParser
+from pykickstart.version import makeVersion
+out = {}
+for f in sys.argv[1:]:
+    h = makeVersion("RHEL6")
+    KickstartParser(h, followIncludes=False).readKickstart(f)
+    out[f] = {
+        "packages": sorted(h.packages.packageList),
+        "groups": sorted(g.name for g in h.packages.groupList),
+        "rootpw_crypted": bool(h.rootpw.isCrypted),
+        "rootpw": h.rootpw.password,
+        "selinux": h.selinux.selinux,
+        "timezone": h.timezone.timezone,
+        "lang": h.lang.lang,
+        "keyboard": h.keyboard.keyboard,
+        "repos": [[r.name, r.baseurl] for r in h.repo.repoList],
+        "network": [[n.device, n.bootProto, n.ip, n.netmask, n.gateway, n.vlanid, n.hostname] for n in h.network.network],
+        "onlyuse": h.ignoredisk.onlyuse,
+        "clearpart": [h.clearpart.type, h.clearpart.drives, h.clearpart.initAll],
+        "zerombr": bool(h.zerombr.zerombr),
+        "autopart": bool(h.autopart.autopart),
+        "driveorder": h.bootloader.driveorder,
+        "firewall": [h.firewall.enabled, h.firewall.services],
+        "reboot": h.reboot.action,
+        "method": h.method.method,
+        "url": getattr(h.method, "url", None),
+        "scripts": [[s.type, bool(s.inChroot), bool(s.errorOnFail)] for s in h.scripts],
+    }
+print(json.dumps(out))
+"#;
+
+fn readback(files: &[PathBuf]) -> Option<serde_json::Value> {
+    let py = util::kickstart_python()?;
+    let out = Command::new("timeout")
+        .arg("60")
+        .arg(py)
+        .arg("-c")
+        .arg(READBACK)
+        .args(files)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "pykickstart readback failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(serde_json::from_slice(&out.stdout).unwrap())
+}
+
+fn j(v: &serde_json::Value) -> String {
+    v.to_string()
+}
+
+#[test]
+fn pykickstart_reads_back_what_the_inventory_says() {
+    let inv = lab_variant(Os::Centos6);
+    let tree = render_tree(&inv, &http()).unwrap();
+    let dir = tmpdir();
+    write_tree(&tree, dir.path());
+    let files: Vec<PathBuf> = inv
+        .hosts
+        .iter()
+        .map(|h| dir.path().join(format!("hosts/{}/ks.cfg", h.fqdn)))
+        .collect();
+    let Some(rb) = readback(&files) else { return };
+    for (h, f) in inv.hosts.iter().zip(&files) {
+        let r = &rb[f.to_str().unwrap()];
+        let mut want_pkgs = vec![
+            "bridge-utils",
+            "cloudstack-agent",
+            "libvirt",
+            "ntp",
+            "openvswitch",
+            "qemu-kvm",
+            "sysstat",
+            "tcpdump",
+        ];
+        if h.fqdn.starts_with("kvm2") {
+            want_pkgs.push("iperf");
+        }
+        want_pkgs.sort();
+        assert_eq!(
+            j(&r["packages"]),
+            j(&serde_json::json!(want_pkgs)),
+            "{}",
+            h.fqdn
+        );
+        assert_eq!(j(&r["groups"]), r#"["core"]"#);
+        assert_eq!(r["rootpw_crypted"], true);
+        assert_eq!(r["rootpw"], HASH);
+        assert_eq!(r["selinux"], 0, "selinux disabled");
+        assert_eq!(r["timezone"], h.install.timezone.as_str());
+        assert_eq!(r["lang"], "en_US.UTF-8");
+        assert_eq!(r["keyboard"], "us");
+        assert_eq!(
+            j(&r["repos"]),
+            j(&serde_json::json!([
+                ["cloudstack", "http://cloudstack.apt-get.eu/rhel/4.2/"],
+                ["openvswitch", "http://repo.example.org/ovs/el6/"]
+            ]))
+        );
+        assert_eq!(r["method"], "url");
+        assert_eq!(r["url"], "http://mirror.centos.org/centos/6.3/os/x86_64/");
+        assert_eq!(
+            j(&r["network"]),
+            j(&serde_json::json!([[
+                h.mac,
+                "static",
+                h.ip.to_string(),
+                "255.255.255.0",
+                "192.168.42.1",
+                "100",
+                h.fqdn
+            ]]))
+        );
+        let disk = &h.install.disk;
+        assert_eq!(j(&r["onlyuse"]), j(&serde_json::json!([disk])));
+        assert_eq!(r["clearpart"][1], serde_json::json!([disk]));
+        assert_eq!(r["clearpart"][2], true);
+        assert_eq!(r["zerombr"], true);
+        assert_eq!(r["autopart"], true);
+        assert_eq!(j(&r["driveorder"]), j(&serde_json::json!([disk])));
+        assert_eq!(r["firewall"][0], true);
+        assert_eq!(j(&r["firewall"][1]), r#"["ssh"]"#);
+        // %pre, %post --nochroot, %post; every script stops the install on failure.
+        assert_eq!(
+            j(&r["scripts"]),
+            "[[0,false,true],[1,false,true],[1,true,true]]",
+            "{}",
+            h.fqdn
+        );
+    }
+}
+
+fn fake_sysfs(dir: &Path, macs: &[(&str, &str)]) -> PathBuf {
+    let sys = dir.join("sys");
+    for (nic, mac) in macs {
+        let d = sys.join("class/net").join(nic);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("address"), format!("{mac}\n")).unwrap();
+    }
+    sys
+}
+
+/// A `sleep` that ends the script calling it: the fleet %pre waits forever on an
+/// unknown machine, which a test can only observe as "it went to sleep".
+fn fake_bin(dir: &Path) -> PathBuf {
+    let bin = dir.join("bin");
+    write_exec(
+        &bin.join("sleep"),
+        "#!/bin/sh\necho slept >> \"$HVSEED_TMP/slept\"\nkill -KILL $PPID\n",
+    );
+    write_exec(
+        &bin.join("debconf-set"),
+        "#!/bin/sh\nprintf '%s=%s\\n' \"$1\" \"$2\" >> \"$HVSEED_TMP/debconf-set.log\"\n",
+    );
+    write_exec(
+        &bin.join("debconf-get"),
+        "#!/bin/sh\ncase \"$1\" in preseed/file) cat \"$HVSEED_TMP/preseed-file\" 2>/dev/null;; esac\n",
+    );
+    bin
+}
+
+struct Run {
+    code: Option<i32>,
+    console: String,
+    stderr: String,
+}
+
+fn run_script(script: &str, dir: &Path, env: &[(&str, &Path)], args: &[&str]) -> Run {
+    let f = dir.join("script.sh");
+    std::fs::write(&f, script).unwrap();
+    let tmp = dir.join("t");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let bin = fake_bin(dir);
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let mut cmd = Command::new("timeout");
+    cmd.args(["20", "sh"]).arg(&f).args(args);
+    cmd.env("PATH", path)
+        .env("HVSEED_TMP", &tmp)
+        .env("HVSEED_CONSOLE", dir.join("console"));
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    Run {
+        code: out.status.code(),
+        console: std::fs::read_to_string(dir.join("console")).unwrap_or_default(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Replaces `%include /tmp/X` with the file %pre wrote to `tmp/X`, as anaconda does.
+fn resolve_includes(ks: &str, tmp: &Path) -> String {
+    let mut out = String::new();
+    for line in ks.lines() {
+        if let Some(p) = line.strip_prefix("%include /tmp/") {
+            out.push_str(&std::fs::read_to_string(tmp.join(p)).unwrap());
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+#[test]
+fn fleet_pre_picks_the_host_by_mac_and_the_result_is_a_valid_kickstart() {
+    let inv = lab_variant(Os::Centos6);
+    let tree = render_tree(&inv, &cd()).unwrap();
+    let fleet = text(&tree, "fleet/ks.cfg");
+    let pre = ks_script(&fleet, "%pre");
+    for (i, h) in inv.hosts.iter().enumerate() {
+        let dir = tmpdir();
+        // Upper case in sysfs, another NIC first, loopback: all must be handled.
+        let sys = fake_sysfs(
+            dir.path(),
+            &[
+                ("lo", "00:00:00:00:00:00"),
+                ("eth0", "52:54:00:00:00:99"),
+                ("eth1", &h.mac.to_uppercase()),
+            ],
+        );
+        let r = run_script(&pre, dir.path(), &[("HVSEED_SYSFS", &sys)], &[]);
+        assert_eq!(r.code, Some(0), "{}: {}", h.fqdn, r.stderr);
+        assert!(
+            r.console
+                .contains(&format!("hvseed: installing {}\n", h.fqdn)),
+            "console: {}",
+            r.console
+        );
+        let tmp = dir.path().join("t");
+        assert_eq!(
+            std::fs::read_to_string(tmp.join("hvseed-fqdn")).unwrap(),
+            format!("{}\n", h.fqdn)
+        );
+        let resolved = resolve_includes(&fleet, &tmp);
+        let f = dir.path().join("resolved.ks");
+        std::fs::write(&f, &resolved).unwrap();
+        if let Some(ksv) = util::ksvalidator() {
+            let out = Command::new("timeout")
+                .arg("60")
+                .arg(&ksv)
+                .args(["-v", "RHEL6"])
+                .arg(&f)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
+        // The resolved fleet file says what this host's own kickstart says.
+        let own = dir.path().join("own.ks");
+        std::fs::write(&own, text(&tree, &format!("hosts/{}/ks.cfg", h.fqdn))).unwrap();
+        if let Some(rb) = readback(&[f.clone(), own.clone()]) {
+            let (a, b) = (&rb[f.to_str().unwrap()], &rb[own.to_str().unwrap()]);
+            for key in [
+                "packages",
+                "groups",
+                "rootpw",
+                "selinux",
+                "timezone",
+                "lang",
+                "repos",
+                "network",
+                "onlyuse",
+                "clearpart",
+                "driveorder",
+                "method",
+                "url",
+            ] {
+                assert_eq!(j(&a[key]), j(&b[key]), "{}: {key}", h.fqdn);
+            }
+            assert_eq!(a["network"][0][0], h.mac.as_str());
+            let _ = i;
+        }
+    }
+}
+
+#[test]
+fn fleet_pre_stops_an_unknown_machine_before_any_disk() {
+    let tree = render_tree(&lab(Os::Centos6), &cd()).unwrap();
+    let pre = ks_script(&text(&tree, "fleet/ks.cfg"), "%pre");
+    let dir = tmpdir();
+    let sys = fake_sysfs(dir.path(), &[("eth0", "52:54:00:12:34:56")]);
+    let r = run_script(&pre, dir.path(), &[("HVSEED_SYSFS", &sys)], &[]);
+    assert_ne!(r.code, Some(0));
+    assert!(
+        r.console
+            .contains("52:54:00:12:34:56) is not a host of cluster lab1"),
+        "console: {}",
+        r.console
+    );
+    assert!(r.console.contains("no disk has been touched"));
+    let tmp = dir.path().join("t");
+    assert!(tmp.join("slept").exists(), "it must wait, not go on");
+    assert!(!tmp.join("hvseed-host.ks").exists());
+    assert!(!tmp.join("hvseed-fqdn").exists());
+    // A machine whose NICs belong to two different hosts is refused too.
+    let dir = tmpdir();
+    let sys = fake_sysfs(
+        dir.path(),
+        &[("eth0", "00:04:23:aa:bb:01"), ("eth1", "00:04:23:aa:bb:02")],
+    );
+    let r = run_script(&pre, dir.path(), &[("HVSEED_SYSFS", &sys)], &[]);
+    assert_ne!(r.code, Some(0));
+    assert!(
+        r.console.contains("belong to more than one host"),
+        "{}",
+        r.console
+    );
+    assert!(!dir.path().join("t/hvseed-host.ks").exists());
+}
+
+/// Serialises tests that use d-i's fixed /tmp paths (early_command's own line).
+fn fixed_tmp_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: OnceLock<Mutex<()>> = OnceLock::new();
+    LOCK.get_or_init(|| Mutex::new(()))
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+}
+
+#[test]
+fn fleet_early_command_sets_the_hosts_answers_and_refuses_unknown_machines() {
+    let _guard = fixed_tmp_lock();
+    let inv = lab_variant(Os::Ubuntu1204);
+    let tree = render_tree(&inv, &cd()).unwrap();
+    let fleet = text(&tree, "fleet/preseed.cfg");
+    let early_command = preseed_value(&fleet, "preseed/early_command").unwrap();
+    for h in &inv.hosts {
+        let dir = tmpdir();
+        let pf = dir.path().join("fleet.cfg");
+        std::fs::write(&pf, &fleet).unwrap();
+        std::fs::create_dir_all(dir.path().join("t")).unwrap();
+        std::fs::write(dir.path().join("t/preseed-file"), pf.to_str().unwrap()).unwrap();
+        let sys = fake_sysfs(dir.path(), &[("eth0", &h.mac)]);
+        // The debconf value itself, as d-i runs it (sh -c), twice: d-i may load an
+        // initrd preseed twice.
+        for _ in 0..2 {
+            let r = run_script(&early_command, dir.path(), &[("HVSEED_SYSFS", &sys)], &[]);
+            assert_eq!(r.code, Some(0), "{}: {}", h.fqdn, r.stderr);
+        }
+        let console = std::fs::read_to_string(dir.path().join("console")).unwrap();
+        assert_eq!(
+            console,
+            format!("hvseed: installing {0}\nhvseed: installing {0}\n", h.fqdn)
+        );
+        let log = std::fs::read_to_string(dir.path().join("t/debconf-set.log")).unwrap();
+        let own = text(&tree, &format!("hosts/{}/preseed.cfg", h.fqdn));
+        // Every question set per host gets this host's own value...
+        let mut set = BTreeMap::new();
+        for l in log.lines() {
+            let (q, v) = l.split_once('=').unwrap();
+            set.insert(q.to_string(), v.to_string());
+        }
+        assert!(set.contains_key("netcfg/get_hostname"));
+        assert!(
+            set.contains_key("time/zone"),
+            "timezones differ in this inventory"
+        );
+        for (q, v) in &set {
+            assert_eq!(Some(v.clone()), preseed_value(&own, q), "{}: {q}", h.fqdn);
+        }
+        // ...and every other question of the host's own file is in the fleet file as is.
+        for l in own
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        {
+            let q = l.split_whitespace().nth(1).unwrap();
+            if !set.contains_key(q) {
+                assert!(fleet.lines().any(|f| f == l), "fleet lacks: {l}");
+            }
+        }
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("t/hvseed-host")).unwrap(),
+            format!("{}\n", h.fqdn)
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("t/hvseed-late.sh")).unwrap(),
+            preseed_comment_script(&fleet, "hvseed-late")
+        );
+    }
+    let dir = tmpdir();
+    let pf = dir.path().join("fleet.cfg");
+    std::fs::write(&pf, &fleet).unwrap();
+    std::fs::create_dir_all(dir.path().join("t")).unwrap();
+    std::fs::write(dir.path().join("t/preseed-file"), pf.to_str().unwrap()).unwrap();
+    let sys = fake_sysfs(dir.path(), &[("eth0", "52:54:00:12:34:56")]);
+    let r = run_script(&early_command, dir.path(), &[("HVSEED_SYSFS", &sys)], &[]);
+    assert_ne!(r.code, Some(0), "an unknown machine must stop d-i");
+    assert!(
+        r.console.contains("is not a host of cluster lab2"),
+        "{}",
+        r.console
+    );
+    assert!(!dir.path().join("t/debconf-set.log").exists());
+    assert!(!dir.path().join("t/hvseed-host").exists());
+}
+
+/// Question names of the real d-i (Debian 12 netboot initrd's templates), extracted
+/// once per test run.
+fn di_questions() -> Option<&'static std::collections::HashSet<String>> {
+    static Q: OnceLock<Option<std::collections::HashSet<String>>> = OnceLock::new();
+    Q.get_or_init(|| {
+        let initrd =
+            "/usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64/initrd.gz";
+        if !util::require_tool(initrd, "debian-installer-12-netboot-amd64")
+            || !util::require_tool("cpio", "cpio")
+        {
+            return None;
+        }
+        let out = Command::new("timeout")
+            .args(["60", "sh", "-c"])
+            .arg(format!(
+                "zcat {initrd} | cpio -i --quiet --to-stdout 'var/lib/dpkg/info/*.templates'"
+            ))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "cannot read {initrd}");
+        let names: std::collections::HashSet<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.strip_prefix("Template: "))
+            .map(|s| s.trim().to_string())
+            .collect();
+        assert!(
+            names.len() > 200,
+            "too few d-i templates found: {}",
+            names.len()
+        );
+        Some(names)
+    })
+    .as_ref()
+}
+
+/// What debconf-set-selections does not check: known types, boolean values, an
+/// owner, no continuation at the end. Returns (errors, unknown question names).
+fn lint_preseed(text: &str) -> (Vec<String>, Vec<String>) {
+    let mut errors = Vec::new();
+    let mut unknown = Vec::new();
+    let known_types = [
+        "string",
+        "boolean",
+        "select",
+        "multiselect",
+        "note",
+        "password",
+    ];
+    for (i, line) in text.lines().enumerate() {
+        let n = i + 1;
+        if line.starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        if line.trim_end().ends_with('\\') {
+            errors.push(format!("line {n}: continuation: {line}"));
+            continue;
+        }
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 3 {
+            errors.push(format!("line {n}: fewer than three fields: {line}"));
+            continue;
+        }
+        let (owner, q, ty) = (f[0], f[1], f[2]);
+        if owner.contains('/') || !q.contains('/') {
+            errors.push(format!("line {n}: owner missing: {line}"));
+        }
+        if !known_types.contains(&ty) {
+            errors.push(format!("line {n}: unknown type {ty}"));
+        }
+        if ty == "boolean" && !(f.len() == 4 && (f[3] == "true" || f[3] == "false")) {
+            errors.push(format!("line {n}: boolean must be true or false: {line}"));
+        }
+        if let Some(qs) = di_questions() {
+            if !qs.contains(q) {
+                unknown.push(q.to_string());
+            }
+        }
+    }
+    (errors, unknown)
+}
+
+#[test]
+fn every_preseed_passes_debconf_and_the_lint() {
+    if !util::require_tool("debconf-set-selections", "debconf") {
+        return;
+    }
+    let mut all_unknown = std::collections::BTreeSet::new();
+    for (name, inv, opts) in inventories() {
+        if inv.os != Os::Ubuntu1204 {
+            continue;
+        }
+        let tree = render_tree(&inv, &opts).unwrap();
+        let dir = tmpdir();
+        write_tree(&tree, dir.path());
+        for (k, t) in preseeds(&tree) {
+            let out = Command::new("timeout")
+                .args(["30", "debconf-set-selections", "--checkonly"])
+                .arg(dir.path().join(&k))
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success() && out.stderr.is_empty(),
+                "{name}: {k}: debconf-set-selections --checkonly: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let (errors, unknown) = lint_preseed(&t);
+            assert!(errors.is_empty(), "{name}: {k}:\n{}", errors.join("\n"));
+            all_unknown.extend(unknown);
+            for cmd in ["preseed/early_command", "preseed/late_command"] {
+                let v = preseed_value(&t, cmd).unwrap();
+                assert!(!v.contains('\\'), "{k}: {cmd} has a backslash");
+                sh_syntax_ok("sh", &v, &format!("{k}: {cmd}"));
+            }
+        }
+    }
+    if !all_unknown.is_empty() {
+        eprintln!(
+            "warning: questions not in Debian 12's d-i (Ubuntu 12.04 has some of its own): {}",
+            all_unknown.into_iter().collect::<Vec<_>>().join(", ")
+        );
+    }
+}
+
+#[test]
+fn every_shell_part_parses_under_sh_and_bash() {
+    for (name, inv, opts) in inventories() {
+        let tree = render_tree(&inv, &opts).unwrap();
+        for (k, t) in kickstarts(&tree) {
+            for (h, body) in ks_scripts(&t) {
+                for sh in ["sh", "bash"] {
+                    sh_syntax_ok(sh, &body, &format!("{name}: {k}: {h}"));
+                }
+            }
+        }
+        for (k, t) in preseeds(&tree) {
+            for tag in ["hvseed-early", "hvseed-late"] {
+                let s = preseed_comment_script(&t, tag);
+                assert!(!s.is_empty(), "{k}: no {tag} script");
+                for sh in ["sh", "bash"] {
+                    sh_syntax_ok(sh, &s, &format!("{name}: {k}: {tag}"));
+                }
+            }
+        }
+    }
+}
+
+/// A media tree as `hvseed iso`/`hvseed pxe` lay it out: the render tree plus the agent
+/// (here a fake one that records how it was called).
+fn fake_media(tree: &RenderedTree, dir: &Path) -> PathBuf {
+    let media = dir.join("media");
+    write_tree(tree, &media.join("hvseed"));
+    write_exec(
+        &media.join("hvseed/hvseed-firstboot"),
+        "#!/bin/sh\nprintf '%s\\n' \"$*\" >> \"$HVSEED_TMP/agent.log\"\n",
+    );
+    media
+}
+
+#[test]
+fn hostile_values_are_carried_literally_by_the_per_host_kickstart() {
+    let inv = hostile(Os::Centos6);
+    let tree = render_tree(&inv, &cd()).unwrap();
+    let h = &inv.hosts[0];
+    let ks = text(&tree, &format!("hosts/{}/ks.cfg", h.fqdn));
+    let dir = tmpdir();
+    let root = dir.path().join("root");
+    let media = fake_media(&tree, dir.path());
+    // %post --nochroot copies the agent from the CD, then %post runs in the new root.
+    let nochroot = ks_script(&ks, "%post --nochroot");
+    let r = run_script(
+        &nochroot,
+        dir.path(),
+        &[("HVSEED_SYSIMAGE", &root), ("HVSEED_MEDIA_DIRS", &media)],
+        &[],
+    );
+    assert_eq!(r.code, Some(0), "{}{}", r.stderr, r.console);
+    let post = ks_script(&ks, "%post --erroronfail --log=/root");
+    let r = run_script(&post, dir.path(), &[("HVSEED_ROOT", &root)], &[]);
+    assert_eq!(r.code, Some(0), "{}{}", r.stderr, r.console);
+    let keys = std::fs::read(root.join("root/.ssh/authorized_keys")).unwrap();
+    let want: String = HOSTILE_KEYS.iter().map(|k| format!("{k}\n")).collect();
+    assert_eq!(String::from_utf8(keys).unwrap(), want);
+    assert_eq!(
+        std::fs::read(root.join("etc/hvseed/plan.json")).unwrap(),
+        tree[&format!("hosts/{}/plan.json", h.fqdn)]
+    );
+    let mode = |p: &str| {
+        std::fs::metadata(root.join(p))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode("usr/sbin/hvseed-firstboot"), 0o755);
+    assert_eq!(mode("etc/hvseed/plan.json"), 0o600);
+    assert_eq!(mode("root/.ssh/authorized_keys"), 0o600);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("t/agent.log")).unwrap(),
+        format!(
+            "apply --plan {0}/etc/hvseed/plan.json --root {0}\n",
+            root.display()
+        )
+    );
+    assert!(!Path::new("/tmp/hvseed-pwned").exists());
+    // The odd repository URL reaches pykickstart unchanged.
+    let f = dir.path().join("ks.cfg");
+    std::fs::write(&f, &ks).unwrap();
+    if let Some(rb) = readback(std::slice::from_ref(&f)) {
+        assert_eq!(
+            rb[f.to_str().unwrap()]["repos"][1][1],
+            r#"http://repo.example.org/a'b"c$(id)`x` y\z/"#
+        );
+    }
+}
+
+#[test]
+fn fleet_kickstart_post_takes_plan_and_keys_from_the_media() {
+    let inv = hostile(Os::Centos6);
+    let tree = render_tree(&inv, &cd()).unwrap();
+    let fleet = text(&tree, "fleet/ks.cfg");
+    let h = &inv.hosts[1];
+    let dir = tmpdir();
+    let sys = fake_sysfs(dir.path(), &[("eth0", &h.mac)]);
+    let root = dir.path().join("root");
+    let media = fake_media(&tree, dir.path());
+    let env = [
+        ("HVSEED_SYSFS", sys.as_path()),
+        ("HVSEED_SYSIMAGE", root.as_path()),
+        ("HVSEED_MEDIA_DIRS", media.as_path()),
+        ("HVSEED_ROOT", root.as_path()),
+    ];
+    for section in [
+        "%pre",
+        "%post --nochroot",
+        "%post --erroronfail --log=/root",
+    ] {
+        let r = run_script(&ks_script(&fleet, section), dir.path(), &env, &[]);
+        assert_eq!(r.code, Some(0), "{section}: {}{}", r.stderr, r.console);
+    }
+    let want: String = HOSTILE_KEYS.iter().map(|k| format!("{k}\n")).collect();
+    assert_eq!(
+        std::fs::read_to_string(root.join("root/.ssh/authorized_keys")).unwrap(),
+        want
+    );
+    assert_eq!(
+        std::fs::read(root.join("etc/hvseed/plan.json")).unwrap(),
+        tree[&format!("hosts/{}/plan.json", h.fqdn)]
+    );
+    assert!(std::fs::read_to_string(dir.path().join("t/agent.log"))
+        .unwrap()
+        .starts_with("apply --plan "));
+    // Without the agent on the media the host must not come up silently.
+    std::fs::remove_file(media.join("hvseed/hvseed-firstboot")).unwrap();
+    let r = run_script(
+        &ks_script(&fleet, "%post --nochroot"),
+        dir.path(),
+        &env,
+        &[],
+    );
+    assert_ne!(r.code, Some(0));
+    assert!(
+        r.console.contains("this host is NOT set up for CloudStack"),
+        "{}",
+        r.console
+    );
+}
+
+#[test]
+fn preseed_late_script_installs_agent_plan_and_keys_into_target() {
+    let inv = hostile(Os::Ubuntu1204);
+    let tree = render_tree(&inv, &cd()).unwrap();
+    let h = &inv.hosts[0];
+    for key in [
+        "fleet/preseed.cfg".to_string(),
+        format!("hosts/{}/preseed.cfg", h.fqdn),
+    ] {
+        let p = text(&tree, &key);
+        let dir = tmpdir();
+        let target = dir.path().join("target");
+        let media = fake_media(&tree, dir.path());
+        std::fs::create_dir_all(dir.path().join("t")).unwrap();
+        std::fs::write(dir.path().join("t/hvseed-host"), format!("{}\n", h.fqdn)).unwrap();
+        let late = preseed_comment_script(&p, "hvseed-late");
+        let env = [
+            ("HVSEED_TARGET", target.as_path()),
+            ("HVSEED_MEDIA_DIRS", media.as_path()),
+        ];
+        let r = run_script(&late, dir.path(), &env, &[]);
+        assert_eq!(r.code, Some(0), "{key}: {}{}", r.stderr, r.console);
+        let want: String = HOSTILE_KEYS.iter().map(|k| format!("{k}\n")).collect();
+        assert_eq!(
+            std::fs::read_to_string(target.join("root/.ssh/authorized_keys")).unwrap(),
+            want
+        );
+        assert_eq!(
+            std::fs::read(target.join("etc/hvseed/plan.json")).unwrap(),
+            tree[&format!("hosts/{}/plan.json", h.fqdn)]
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("t/agent.log")).unwrap(),
+            format!(
+                "apply --plan {0}/etc/hvseed/plan.json --root {0}\n",
+                target.display()
+            )
+        );
+        std::fs::remove_file(media.join(format!("hvseed/hosts/{}/plan.json", h.fqdn))).unwrap();
+        let r = run_script(&late, dir.path(), &env, &[]);
+        assert_ne!(r.code, Some(0), "a missing plan must stop the install");
+        assert!(r.console.contains("NOT set up"), "{}", r.console);
+    }
+}
+
+#[test]
+fn values_that_cannot_be_quoted_for_their_place_are_refused() {
+    let mut inv = lab(Os::Ubuntu1204);
+    inv.hosts[1].cloudstack.repository = "http://x/a\\b".into();
+    let e = format!("{:#}", render_tree(&inv, &cd()).unwrap_err());
+    assert!(e.contains("backslash") && e.contains("settings.cfg"), "{e}");
+    let mut inv = lab(Os::Centos6);
+    inv.hosts[0].install.extra_packages = vec!["foo\n%post".into()];
+    let e = format!("{:#}", render_tree(&inv, &cd()).unwrap_err());
+    assert!(e.contains("is not a package name"), "{e}");
+}
+
+#[test]
+fn golden_lab_outputs() {
+    for (name, inv, opts) in inventories().into_iter().take(4) {
+        let tree = render_tree(&inv, &opts).unwrap();
+        for (k, v) in &tree {
+            let snap = format!("{name}__{}", k.replace(['/', '.'], "_"));
+            insta::assert_snapshot!(snap, String::from_utf8(v.clone()).unwrap());
+        }
+    }
+}
+
+/// Renders an example inventory with `hvseed render` and reads the tree back.
+fn render_example(name: &str, dir: &Path, extra: &[&str]) -> RenderedTree {
+    let out = dir.join(name);
+    let o = util::hvseed()
+        .arg("render")
+        .arg(util::root().join(format!("profiles/examples/{name}.yaml")))
+        .arg("--out")
+        .arg(&out)
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{name}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let mut tree = RenderedTree::new();
+    for e in walkdir::WalkDir::new(&out).min_depth(1) {
+        let e = e.unwrap();
+        if e.file_type().is_file() {
+            let rel = e
+                .path()
+                .strip_prefix(&out)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            tree.insert(rel, std::fs::read(e.path()).unwrap());
+        }
+    }
+    tree
+}
+
+const EXAMPLES: &[&str] = &["lab-centos6", "lab-ubuntu1204", "lab-openvswitch"];
+
+#[test]
+fn examples_render_through_the_cli_and_pass_the_real_checkers() {
+    let dir = tmpdir();
+    for name in EXAMPLES {
+        let tree = render_example(name, dir.path(), &[]);
+        let manifest = String::from_utf8(tree[".hvseed-render"].clone()).unwrap();
+        let listed: Vec<&str> = manifest.lines().collect();
+        let files: Vec<&str> = tree
+            .keys()
+            .map(String::as_str)
+            .filter(|k| *k != ".hvseed-render")
+            .collect();
+        assert_eq!(listed, files, "{name}: the manifest lists what was written");
+        assert!(files.iter().any(|f| f.starts_with("fleet/")));
+        for (k, t) in kickstarts(&tree) {
+            if let Some(ksv) = util::ksvalidator() {
+                let o = Command::new("timeout")
+                    .arg("60")
+                    .arg(&ksv)
+                    .args(["-v", "RHEL6"])
+                    .arg(dir.path().join(name).join(&k))
+                    .output()
+                    .unwrap();
+                assert!(
+                    o.status.success(),
+                    "{name}: {k}: {}",
+                    String::from_utf8_lossy(&o.stdout)
+                );
+            }
+            for (h, body) in ks_scripts(&t) {
+                sh_syntax_ok("sh", &body, &format!("{name}: {k}: {h}"));
+            }
+        }
+        for (k, t) in preseeds(&tree) {
+            if util::require_tool("debconf-set-selections", "debconf") {
+                let o = Command::new("timeout")
+                    .args(["30", "debconf-set-selections", "--checkonly"])
+                    .arg(dir.path().join(name).join(&k))
+                    .output()
+                    .unwrap();
+                assert!(o.status.success() && o.stderr.is_empty(), "{name}: {k}");
+            }
+            let (errors, _) = lint_preseed(&t);
+            assert!(errors.is_empty(), "{name}: {k}: {}", errors.join("\n"));
+            for tag in ["hvseed-early", "hvseed-late"] {
+                sh_syntax_ok(
+                    "sh",
+                    &preseed_comment_script(&t, tag),
+                    &format!("{name}: {k}"),
+                );
+            }
+        }
+        for (k, v) in &tree {
+            if k.ends_with("plan.json") {
+                hvseed_firstboot::plan::Plan::from_json(std::str::from_utf8(v).unwrap(), k)
+                    .unwrap_or_else(|e| panic!("{name}: {k}: {e}"));
+            }
+            let snap = format!("example-{name}__{}", k.replace(['/', '.'], "_"));
+            insta::assert_snapshot!(snap, String::from_utf8(v.clone()).unwrap());
+        }
+    }
+}
+
+#[test]
+fn render_writes_nothing_for_an_invalid_inventory_and_keeps_foreign_directories() {
+    let dir = tmpdir();
+    let bad = dir.path().join("bad.yaml");
+    let src =
+        std::fs::read_to_string(util::root().join("profiles/examples/lab-centos6.yaml")).unwrap();
+    std::fs::write(&bad, src.replace("vlan: 200", "vlan: 9999")).unwrap();
+    let out = dir.path().join("out");
+    let o = util::hvseed()
+        .arg("render")
+        .arg(&bad)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("bad.yaml:"));
+    assert!(!out.exists(), "an invalid inventory writes nothing");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "no temporary left behind"
+    );
+
+    // A directory hvseed did not write is refused, with --force replaced.
+    let foreign = dir.path().join("foreign");
+    std::fs::create_dir_all(&foreign).unwrap();
+    std::fs::write(foreign.join("notes.txt"), "mine").unwrap();
+    let lab = util::root().join("profiles/examples/lab-centos6.yaml");
+    let o = util::hvseed()
+        .arg("render")
+        .arg(&lab)
+        .arg("--out")
+        .arg(&foreign)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("notes.txt") && err.contains("--force"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(foreign.join("notes.txt")).unwrap(),
+        "mine"
+    );
+    // Its own earlier render is replaced without --force; stale files go.
+    let o = util::hvseed()
+        .arg("render")
+        .arg(&lab)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let ubuntu = util::root().join("profiles/examples/lab-ubuntu1204.yaml");
+    let o = util::hvseed()
+        .arg("render")
+        .arg(&ubuntu)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.join("fleet/preseed.cfg").exists());
+    assert!(
+        !out.join("fleet/ks.cfg").exists(),
+        "the previous render is gone"
+    );
+    let o = util::hvseed()
+        .arg("render")
+        .arg(&lab)
+        .arg("--out")
+        .arg(&foreign)
+        .arg("--force")
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    assert!(!foreign.join("notes.txt").exists());
+    assert!(foreign.join("fleet/ks.cfg").exists());
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("hvseed-tmp") || n.contains("hvseed-old"))
+        .collect();
+    assert!(left.is_empty(), "temporary directories left: {left:?}");
+}
+
+#[test]
+fn templates_dir_overrides_a_template_by_name() {
+    let dir = tmpdir();
+    let tpl = dir.path().join("tpl");
+    std::fs::create_dir_all(&tpl).unwrap();
+    let pkgs = std::fs::read_to_string(util::root().join("profiles/centos6/packages.ks")).unwrap();
+    std::fs::write(tpl.join("packages.ks"), format!("{pkgs}vim-enhanced\n")).unwrap();
+    let tree = render_example(
+        "lab-centos6",
+        dir.path(),
+        &["--templates", tpl.to_str().unwrap()],
+    );
+    let fleet = String::from_utf8(tree["fleet/ks.cfg"].clone()).unwrap();
+    assert!(
+        fleet.contains("\ncloudstack-agent\nvim-enhanced\n"),
+        "{fleet}"
+    );
+    // A broken override names the file.
+    std::fs::write(tpl.join("host.ks"), "{{ host.no_such_key }}\n").unwrap();
+    let o = util::hvseed()
+        .arg("render")
+        .arg(util::root().join("profiles/examples/lab-centos6.yaml"))
+        .args(["--out"])
+        .arg(dir.path().join("o2"))
+        .args(["--templates", tpl.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("host.ks") && err.contains("no_such_key"),
+        "{err}"
+    );
+    assert!(!dir.path().join("o2").exists());
+}
+
+#[test]
+fn http_base_sends_installers_to_the_server_and_reports_to_it() {
+    let dir = tmpdir();
+    let tree = render_example(
+        "lab-ubuntu1204",
+        dir.path(),
+        &["--http-base", "http://10.0.2.2:8080/"],
+    );
+    let h = "kvm21.lab.example.org";
+    let plan: serde_json::Value =
+        serde_json::from_slice(&tree[&format!("hosts/{h}/plan.json")]).unwrap();
+    assert_eq!(
+        plan["report_url"],
+        format!("http://10.0.2.2:8080/report/{h}")
+    );
+    let late = preseed_comment_script(
+        &String::from_utf8(tree["fleet/preseed.cfg"].clone()).unwrap(),
+        "hvseed-late",
+    );
+    assert!(late.contains("base=http://10.0.2.2:8080\n"), "{late}");
+    let o = util::hvseed()
+        .arg("render")
+        .arg(util::root().join("profiles/examples/lab-ubuntu1204.yaml"))
+        .arg("--out")
+        .arg(dir.path().join("x"))
+        .args(["--http-base", "http://h/$(id)"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--http-base"));
+}

@@ -2,8 +2,12 @@
 
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
 
 /// The checkout's root.
 pub fn root() -> PathBuf {
@@ -63,5 +67,165 @@ pub fn kickstart_python() -> Option<PathBuf> {
         Some(p)
     } else {
         None
+    }
+}
+
+/// A running `hvseed serve DIR --listen 127.0.0.1:0` on the port it picked (read from
+/// its `listening on http://ADDR/` line); killed and reaped when dropped, whatever the
+/// test did. Its stderr is kept for assertions ([`ServeGuard::log_text`]).
+pub struct ServeGuard {
+    pub child: Child,
+    pub addr: SocketAddr,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl ServeGuard {
+    pub fn start(dir: &Path) -> ServeGuard {
+        ServeGuard::start_on(dir, "127.0.0.1:0")
+    }
+
+    /// Like [`ServeGuard::start`] on a given `ADDR:PORT` (e.g. a port chosen before
+    /// the tree's `--http-base` was written).
+    pub fn start_on(dir: &Path, listen: &str) -> ServeGuard {
+        let mut child = hvseed()
+            .arg("serve")
+            .arg(dir)
+            .args(["--listen", listen])
+            .env("NO_COLOR", "1")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting hvseed serve");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    if let Some(rest) = line.split("listening on http://").nth(1) {
+                        let addr = rest.split('/').next().unwrap_or_default().to_owned();
+                        let _ = tx.send(addr);
+                    }
+                    log.lock().unwrap().push(line);
+                }
+            });
+        }
+        let mut server = ServeGuard {
+            child,
+            addr: "127.0.0.1:1".parse().unwrap(),
+            log,
+        };
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(a) => server.addr = a.parse().expect("the logged address parses"),
+            Err(_) => panic!(
+                "hvseed serve did not report its address; its stderr:\n{}",
+                server.log_text()
+            ),
+        }
+        server
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    pub fn get(&self, path: &str) -> Resp {
+        self.raw(
+            format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+    }
+
+    pub fn post(&self, path: &str, body: &[u8]) -> Resp {
+        let mut req = format!(
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        req.extend_from_slice(body);
+        self.raw(&req)
+    }
+
+    pub fn status_json(&self) -> serde_json::Value {
+        let r = self.get("/status.json");
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("content-type"), Some("application/json"));
+        serde_json::from_slice(&r.body).expect("status.json is JSON")
+    }
+
+    pub fn raw(&self, request: &[u8]) -> Resp {
+        exchange(self.addr, request)
+    }
+}
+
+impl Drop for ServeGuard {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Sends `request` on a fresh connection and reads the response until the server
+/// closes it (every request here says `Connection: close`).
+pub fn exchange(addr: SocketAddr, request: &[u8]) -> Resp {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connecting");
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(20))).unwrap();
+    // The server may answer (and close) before taking a whole oversized body.
+    let _ = s.write_all(request);
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset && !raw.is_empty() => break,
+            Err(e) => panic!("reading the response ({} bytes so far): {e}", raw.len()),
+        }
+    }
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no complete response: {:?}", String::from_utf8_lossy(&raw)));
+    let head = String::from_utf8(raw[..split].to_vec()).expect("response head is text");
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap();
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    Resp {
+        status,
+        headers,
+        body: raw[split + 4..].to_vec(),
     }
 }

@@ -1,8 +1,17 @@
 //! hvseed's first-boot agent, as a library: the plan types shared with the builder
 //! (`hvseed`), the name checks both sides use, and the steps the agent carries out.
 
+pub mod apply;
+pub mod diff;
+pub mod edit;
+pub mod exec;
+pub mod files;
+pub mod fsroot;
+pub mod http;
 pub mod names;
 pub mod plan;
 pub mod report;
+pub mod run;
+pub mod verify;
 
 pub use plan::{Plan, PlanError, PLAN_SCHEMA};

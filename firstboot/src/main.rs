@@ -1,11 +1,144 @@
 //! `hvseed-firstboot`: the static agent placed on every installed host.
 
-fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("--version") {
-        println!("hvseed-firstboot {}", env!("CARGO_PKG_VERSION"));
-        return;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use hvseed_firstboot::report::ReportStatus;
+use hvseed_firstboot::verify::{self, Env};
+use hvseed_firstboot::{apply, run, Plan};
+
+const USAGE: &str = "usage:
+  hvseed-firstboot apply --plan PLAN --root ROOT [--dry-run] [--diff]
+  hvseed-firstboot run --plan PLAN
+  hvseed-firstboot verify --plan PLAN [--json]
+  hvseed-firstboot --version
+
+run and verify also take --root ROOT (default /) for the installed system's files.
+Tests point them at fake kernel files and shorter deadlines with the environment:
+HVSEED_PROC (default /proc), HVSEED_SYS (default /sys), HVSEED_CMD_TIMEOUT (seconds per
+command, default 30) and HVSEED_GATEWAY_TRIES (pings before a rollback, default 10).";
+
+#[derive(Default)]
+struct Args {
+    verb: String,
+    plan: Option<PathBuf>,
+    root: Option<PathBuf>,
+    dry_run: bool,
+    diff: bool,
+    json: bool,
+}
+
+fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args> {
+    let mut a = Args::default();
+    while let Some(arg) = argv.next() {
+        let mut value = |name: &str| {
+            argv.next()
+                .with_context(|| format!("{name} needs a value\n{USAGE}"))
+        };
+        match arg.as_str() {
+            "--plan" => a.plan = Some(value("--plan")?.into()),
+            "--root" => a.root = Some(value("--root")?.into()),
+            "--dry-run" => a.dry_run = true,
+            "--diff" => a.diff = true,
+            "--json" => a.json = true,
+            v if a.verb.is_empty() && !v.starts_with('-') => a.verb = v.to_string(),
+            other => bail!("unknown argument {other:?}\n{USAGE}"),
+        }
     }
-    eprintln!("hvseed-firstboot: usage: hvseed-firstboot (apply|run|verify) --plan PLAN ...");
-    std::process::exit(2);
+    Ok(a)
+}
+
+fn load_plan(a: &Args) -> Result<Plan> {
+    let path = a
+        .plan
+        .as_ref()
+        .with_context(|| format!("--plan PLAN is required\n{USAGE}"))?;
+    Ok(Plan::load(path)?)
+}
+
+fn real_main() -> Result<ExitCode> {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.iter().any(|a| a == "--version") {
+        println!("hvseed-firstboot {}", env!("CARGO_PKG_VERSION"));
+        return Ok(ExitCode::SUCCESS);
+    }
+    if argv.iter().any(|a| a == "--help" || a == "-h") {
+        println!("{USAGE}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let a = parse(argv.into_iter())?;
+    match a.verb.as_str() {
+        "apply" => {
+            let plan = load_plan(&a)?;
+            let root = a
+                .root
+                .clone()
+                .with_context(|| format!("--root ROOT is required\n{USAGE}"))?;
+            let out = apply::apply(
+                &plan,
+                &root,
+                apply::Options {
+                    dry_run: a.dry_run,
+                    diff: a.diff,
+                    job: true,
+                },
+            )?;
+            print!("{}", out.text);
+            Ok(ExitCode::SUCCESS)
+        }
+        "verify" => {
+            let plan = load_plan(&a)?;
+            let env = Env::from_env(a.root.as_deref().unwrap_or(Path::new("/")));
+            let (checks, cpu) = verify::verify(&plan, &env);
+            let ok = checks.iter().all(|c| c.ok);
+            if a.json {
+                let v = serde_json::json!({
+                    "fqdn": plan.fqdn,
+                    "ok": ok,
+                    "checks": checks,
+                    "cpu": cpu,
+                });
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                for c in &checks {
+                    println!(
+                        "{} {}: {}",
+                        if c.ok { "ok  " } else { "FAIL" },
+                        c.name,
+                        c.detail
+                    );
+                }
+                let failed = checks.iter().filter(|c| !c.ok).count();
+                println!("{} checks, {failed} failed", checks.len());
+            }
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        "run" => {
+            let plan = load_plan(&a)?;
+            let env = Env::from_env(a.root.as_deref().unwrap_or(Path::new("/")));
+            let report = run::run(&plan, &env)?;
+            Ok(if report.status == ReportStatus::Ready {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        "" => bail!("no command given\n{USAGE}"),
+        other => bail!("unknown command {other:?}\n{USAGE}"),
+    }
+}
+
+fn main() -> ExitCode {
+    match real_main() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("hvseed-firstboot: error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
 }

@@ -3,14 +3,18 @@
 
 mod model;
 mod plan;
+mod resolve;
+mod rules;
+mod yaml;
 
 pub use model::*;
 
 use std::fmt;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// How serious a finding is: errors stop `check` (exit 1) and everything after it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Severity {
     Warning,
     Error,
@@ -66,17 +70,104 @@ pub struct Loaded {
     pub warnings: Vec<Diagnostic>,
 }
 
+pub use resolve::DEFAULT_NTP;
+pub use yaml::MAX_FILE_BYTES;
+
 /// Reads, parses and validates an inventory file.
+///
+/// Files larger than [`MAX_FILE_BYTES`], non-UTF-8 text, malformed YAML and inputs that
+/// exceed the parser's limits (alias bombs, deep nesting) give a single error.
 pub fn load(path: &Path) -> Result<Loaded, InventoryError> {
-    Err(InventoryError::Invalid {
+    let fail = |line: usize, column: usize, message: String| InventoryError::Invalid {
         path: path.to_path_buf(),
         diagnostics: vec![Diagnostic {
             severity: Severity::Error,
             file: path.to_path_buf(),
-            line: 0,
-            column: 0,
+            line,
+            column,
             key: String::new(),
-            message: "the inventory reader is not written yet".into(),
+            message,
         }],
+    };
+    let text = read_text(path).map_err(|(l, c, m)| fail(l, c, m))?;
+    let root = yaml::parse(&text).map_err(|e| fail(e.line, e.column, e.message))?;
+    let (inventory, diagnostics) = resolve::resolve(path, &root);
+    match inventory {
+        Some(inventory) => Ok(Loaded {
+            inventory,
+            warnings: diagnostics,
+        }),
+        None => Err(InventoryError::Invalid {
+            path: path.to_path_buf(),
+            diagnostics,
+        }),
+    }
+}
+
+/// Reads the file as UTF-8 text, refusing directories and files over the size cap
+/// before reading them whole.
+fn read_text(path: &Path) -> Result<String, (usize, usize, String)> {
+    let io_msg = |e: std::io::Error| {
+        let why = match e.kind() {
+            std::io::ErrorKind::NotFound => "no such file (check the path)".to_string(),
+            std::io::ErrorKind::PermissionDenied => {
+                "permission denied (check the file's permissions)".to_string()
+            }
+            _ => e.to_string(),
+        };
+        (0, 0, format!("cannot read the inventory: {why}"))
+    };
+    let file = std::fs::File::open(path).map_err(io_msg)?;
+    let meta = file.metadata().map_err(io_msg)?;
+    if meta.is_dir() {
+        return Err((
+            0,
+            0,
+            "is a directory; give the path of an inventory YAML file".into(),
+        ));
+    }
+    let too_big = || {
+        (
+            0,
+            0,
+            format!(
+                "the file is larger than {} MiB, the most an inventory may be; is this the right file?",
+                MAX_FILE_BYTES / (1024 * 1024)
+            ),
+        )
+    };
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(too_big());
+    }
+    // `take` also bounds what is read from files whose size the metadata does not
+    // tell (pipes, devices).
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io_msg)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(too_big());
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        let bad = e.utf8_error().valid_up_to();
+        let bytes = e.as_bytes();
+        let before = &bytes[..bad];
+        let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+        let line_start = before
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map_or(0, |p| p + 1);
+        let column = String::from_utf8_lossy(&before[line_start..])
+            .chars()
+            .count()
+            + 1;
+        (
+            line,
+            column,
+            format!(
+                "the file is not UTF-8 text (byte 0x{:02x}); save it as UTF-8",
+                bytes[bad]
+            ),
+        )
     })
 }

@@ -1,10 +1,26 @@
 //! Inventory → per-host kickstart / preseed / plan and the whole-cluster ("fleet")
 //! install file (minijinja templates from profiles/, strict undefined).
+//!
+//! Every template sees inventory values only through the quoting filters of
+//! [`filters`]; the Rust side computes what differs between hosts so that the fleet
+//! file carries the shared settings once and only the differences per host.
+
+mod filters;
+mod kickstart;
+mod output;
+mod preseed;
+mod templates;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crate::inventory::Inventory;
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+
+use crate::inventory::{Host, InstallSource, Inventory, Os};
+
+pub use filters::{debconf, heredoc, ksarg, kspackage, shell};
+pub use templates::TEMPLATE_NAMES;
 
 /// Where the installer finds hvseed's files (plans, the first-boot agent) while it
 /// installs a host.
@@ -28,11 +44,344 @@ pub struct RenderOptions {
 pub type RenderedTree = BTreeMap<String, Vec<u8>>;
 
 /// Renders every file for every host, in memory.
-pub fn render_tree(_inventory: &Inventory, _opts: &RenderOptions) -> anyhow::Result<RenderedTree> {
-    anyhow::bail!("rendering is not written yet")
+///
+/// Per host: `hosts/<fqdn>/ks.cfg` (centos6) or `hosts/<fqdn>/preseed.cfg`
+/// (ubuntu1204), `hosts/<fqdn>/plan.json` and `hosts/<fqdn>/authorized_keys` (the
+/// host's `ssh_authorized_keys`, possibly empty: the fleet files fetch it from the
+/// media). For the cluster: `fleet/ks.cfg` or `fleet/preseed.cfg`.
+pub fn render_tree(inventory: &Inventory, opts: &RenderOptions) -> Result<RenderedTree> {
+    if inventory.hosts.is_empty() {
+        bail!(
+            "{}: the inventory has no hosts; nothing to render",
+            inventory.path.display()
+        );
+    }
+    let media = MediaView::new(&opts.media)?;
+    let env = templates::environment(opts.templates.as_deref())?;
+    let mut tree = RenderedTree::new();
+    for host in &inventory.hosts {
+        let report_url = match &opts.media {
+            Media::Http { .. } => Some(format!("{}/report/{}", media.base, host.fqdn)),
+            Media::Cdrom => None,
+        };
+        let plan = host.plan(inventory, report_url);
+        tree.insert(
+            format!("hosts/{}/plan.json", host.fqdn),
+            plan.to_json().into_bytes(),
+        );
+        tree.insert(
+            format!("hosts/{}/authorized_keys", host.fqdn),
+            authorized_keys(host).into_bytes(),
+        );
+    }
+    match inventory.os {
+        Os::Centos6 => kickstart::render(&env, inventory, &media, &mut tree)?,
+        Os::Ubuntu1204 => preseed::render(&env, inventory, &media, &mut tree)?,
+    }
+    Ok(tree)
 }
 
-/// `hvseed render` (not written yet).
-pub fn run(_c: crate::cli::InventoryRenderConfig) -> anyhow::Result<std::process::ExitCode> {
-    anyhow::bail!("`hvseed render` is not available in this build yet")
+/// `hvseed render`: load the inventory, render everything in memory, then write it
+/// to a temporary directory beside `--out` and move that into place.
+pub fn run(c: crate::cli::InventoryRenderConfig) -> Result<std::process::ExitCode> {
+    let inventory = crate::commands::load_valid(&c.inventory)?;
+    let media = match c.http_base {
+        Some(base) => Media::Http { base },
+        None => Media::Cdrom,
+    };
+    let opts = RenderOptions {
+        templates: c.templates,
+        media,
+    };
+    let tree = render_tree(&inventory, &opts)
+        .with_context(|| format!("rendering {}", c.inventory.display()))?;
+    output::write_tree(&c.out, &tree, c.force)?;
+    tracing::info!(
+        "wrote {} file(s) for {} host(s) to {}",
+        tree.len(),
+        inventory.hosts.len(),
+        c.out.display()
+    );
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// The lines of `/root/.ssh/authorized_keys`, each ending in a newline.
+fn authorized_keys(host: &Host) -> String {
+    let mut s = String::new();
+    for k in &host.install.ssh_authorized_keys {
+        s.push_str(k);
+        s.push('\n');
+    }
+    s
+}
+
+/// What the templates know about the media (`media.kind` is `cdrom` or `http`).
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct MediaView {
+    kind: &'static str,
+    /// The base URL without a trailing `/` (empty for the CD).
+    base: String,
+}
+
+impl MediaView {
+    fn new(media: &Media) -> Result<MediaView> {
+        Ok(match media {
+            Media::Cdrom => MediaView {
+                kind: "cdrom",
+                base: String::new(),
+            },
+            Media::Http { base } => {
+                let base = base.trim_end_matches('/').to_string();
+                let rest = base
+                    .strip_prefix("http://")
+                    .or_else(|| base.strip_prefix("https://"));
+                let ok = rest.is_some_and(|r| {
+                    !r.is_empty()
+                        && !r.starts_with('/')
+                        && r.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"-._~:/@%+=,[]".contains(&b))
+                });
+                if !ok {
+                    bail!(
+                        "--http-base {base:?} is not a plain http(s) URL; give one like \
+                         http://10.0.0.2:8080 (letters, digits and -._~:/@%+=,[] only)"
+                    );
+                }
+                MediaView { kind: "http", base }
+            }
+        })
+    }
+}
+
+/// A host as the templates see it (`host.*`). Names follow the inventory's keys.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct HostView {
+    fqdn: String,
+    hostname: String,
+    domain: String,
+    mac: String,
+    ip: String,
+    prefix: u8,
+    netmask: String,
+    gateway: String,
+    install: InstallView,
+    ntp_servers: Vec<String>,
+    dns: DnsView,
+    cloudstack: CloudStackView,
+    network: NetworkView,
+    /// `permissive`, `disabled`, or none (ubuntu1204).
+    selinux: Option<&'static str>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct InstallView {
+    /// `cdrom` or `url`.
+    source: &'static str,
+    /// The URL when `source` is `url`, else none.
+    url: Option<String>,
+    /// The URL split for d-i's mirror questions (none for the CD).
+    mirror: Option<MirrorView>,
+    locale: String,
+    keyboard: String,
+    timezone: String,
+    root_password_hash: String,
+    ssh_authorized_keys: Vec<String>,
+    disk: String,
+    extra_packages: Vec<String>,
+    kernel_args: Vec<String>,
+    extra_repositories: Vec<RepoView>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct MirrorView {
+    protocol: String,
+    /// `host` or `host:port`.
+    hostname: String,
+    /// Path, starting with `/`.
+    directory: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct RepoView {
+    name: String,
+    url: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct DnsView {
+    servers: Vec<String>,
+    search: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct CloudStackView {
+    version: String,
+    repository: String,
+    management_server: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct NetworkView {
+    /// `linux-bridge` or `openvswitch`.
+    #[serde(rename = "type")]
+    kind: &'static str,
+    trunk_nic: String,
+    management_vlan: u16,
+    public_vlan: u16,
+    public_bridge: String,
+    private_vlan: u16,
+    private_bridge: String,
+}
+
+impl HostView {
+    pub(crate) fn new(h: &Host) -> HostView {
+        let (source, url) = match &h.install.source {
+            InstallSource::Cdrom => ("cdrom", None),
+            InstallSource::Url(u) => ("url", Some(u.clone())),
+        };
+        let mirror = url.as_deref().map(split_mirror);
+        HostView {
+            fqdn: h.fqdn.clone(),
+            hostname: h.short_name().to_string(),
+            domain: h.domain().to_string(),
+            mac: h.mac.clone(),
+            ip: h.ip.to_string(),
+            prefix: h.network.management.prefix,
+            netmask: hvseed_firstboot::names::netmask(h.network.management.prefix).to_string(),
+            gateway: h.network.management.gateway.to_string(),
+            install: InstallView {
+                source,
+                url,
+                mirror,
+                locale: h.install.locale.clone(),
+                keyboard: h.install.keyboard.clone(),
+                timezone: h.install.timezone.clone(),
+                root_password_hash: h.install.root_password_hash.clone(),
+                ssh_authorized_keys: h.install.ssh_authorized_keys.clone(),
+                disk: h.install.disk.clone(),
+                extra_packages: h.install.extra_packages.clone(),
+                kernel_args: h.install.kernel_args.clone(),
+                extra_repositories: h
+                    .install
+                    .extra_repositories
+                    .iter()
+                    .map(|r| RepoView {
+                        name: r.name.clone(),
+                        url: r.url.clone(),
+                    })
+                    .collect(),
+            },
+            ntp_servers: h.ntp_servers.clone(),
+            dns: DnsView {
+                servers: h.dns.servers.iter().map(|s| s.to_string()).collect(),
+                search: h.dns.search.clone(),
+            },
+            cloudstack: CloudStackView {
+                version: h.cloudstack.version.clone(),
+                repository: h.cloudstack.repository.clone(),
+                management_server: h.cloudstack.management_server.clone(),
+            },
+            network: NetworkView {
+                kind: h.network.kind.as_str(),
+                trunk_nic: h.network.trunk_nic.clone(),
+                management_vlan: h.network.management.vlan,
+                public_vlan: h.network.public.vlan,
+                public_bridge: h.network.public.bridge.clone(),
+                private_vlan: h.network.private.vlan,
+                private_bridge: h.network.private.bridge.clone(),
+            },
+            selinux: h.security.selinux.map(|s| s.as_str()),
+        }
+    }
+}
+
+/// `http://host:port/path` → protocol, `host:port`, `/path` (what d-i's
+/// `mirror/http/*` questions want).
+fn split_mirror(url: &str) -> MirrorView {
+    let (protocol, rest) = url.split_once("://").unwrap_or(("http", url));
+    let (hostname, directory) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    MirrorView {
+        protocol: protocol.to_ascii_lowercase(),
+        hostname: hostname.to_string(),
+        directory: directory.to_string(),
+    }
+}
+
+/// Splits per-host blocks of lines into the lines every host shares (in the first
+/// host's order) and, per host, the lines only some hosts have. Blank lines are
+/// dropped.
+pub(crate) fn split_common(per_host: &[String]) -> (Vec<String>, Vec<Vec<String>>) {
+    use std::collections::HashMap;
+    let sets: Vec<Vec<&str>> = per_host
+        .iter()
+        .map(|s| s.lines().filter(|l| !l.trim().is_empty()).collect())
+        .collect();
+    let mut count: HashMap<&str, usize> = HashMap::new();
+    for lines in &sets {
+        let mut seen = std::collections::HashSet::new();
+        for l in lines {
+            if seen.insert(*l) {
+                *count.entry(l).or_default() += 1;
+            }
+        }
+    }
+    let n = sets.len();
+    let is_common = |l: &str| count.get(l).copied() == Some(n);
+    let mut common = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    if let Some(first) = sets.first() {
+        for l in first {
+            if is_common(l) && seen.insert(*l) {
+                common.push(l.to_string());
+            }
+        }
+    }
+    let varying = sets
+        .iter()
+        .map(|lines| {
+            lines
+                .iter()
+                .filter(|l| !is_common(l))
+                .map(|l| l.to_string())
+                .collect()
+        })
+        .collect();
+    (common, varying)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_common_keeps_shared_lines_once() {
+        let (c, v) = split_common(&["a\nb\nx1\n".into(), "a\nx2\nb\n".into()]);
+        assert_eq!(c, vec!["a", "b"]);
+        assert_eq!(v, vec![vec!["x1".to_string()], vec!["x2".to_string()]]);
+    }
+
+    #[test]
+    fn mirror_urls_split_for_d_i() {
+        let m = split_mirror("http://mirror.example.org:8080/ubuntu/");
+        assert_eq!(m.hostname, "mirror.example.org:8080");
+        assert_eq!(m.directory, "/ubuntu/");
+        assert_eq!(m.protocol, "http");
+    }
+
+    #[test]
+    fn http_base_must_be_a_plain_url() {
+        assert!(MediaView::new(&Media::Http {
+            base: "http://10.0.0.2:8080/".into()
+        })
+        .is_ok());
+        for bad in ["ftp://x", "http://", "http://x/'$(id)'", "http://x y"] {
+            assert!(
+                MediaView::new(&Media::Http { base: bad.into() }).is_err(),
+                "{bad}"
+            );
+        }
+    }
 }

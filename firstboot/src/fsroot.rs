@@ -1,0 +1,195 @@
+//! The installed system's file tree, seen from outside: every path is resolved under
+//! ROOT the way a chroot would see it, so a symlink inside ROOT (absolute or with `..`)
+//! can never lead a write out of ROOT — `/target/etc -> /etc` lands in `/target/etc`,
+//! not in the build machine's `/etc`.
+
+use std::ffi::OsString;
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+
+/// Symlinks followed while resolving one path before giving up (Linux uses 40 too).
+const MAX_LINKS: usize = 40;
+
+/// A root directory (`/` on the live system, `/mnt/sysimage` or `/target` offline).
+#[derive(Debug, Clone)]
+pub struct Root {
+    dir: PathBuf,
+}
+
+impl Root {
+    /// Opens ROOT; it must be an existing directory.
+    pub fn open(dir: &Path) -> io::Result<Root> {
+        let meta = fs::metadata(dir)?;
+        if !meta.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotADirectory,
+                "not a directory",
+            ));
+        }
+        Ok(Root {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The host path of `inside` (an absolute path as the installed system sees it),
+    /// following symlinks as the installed system would, clamped to ROOT.
+    pub fn resolve(&self, inside: &str) -> io::Result<PathBuf> {
+        let mut done: Vec<OsString> = Vec::new();
+        let mut todo: Vec<OsString> = components_rev(Path::new(inside));
+        let mut links = 0;
+        while let Some(comp) = todo.pop() {
+            if comp == "." || comp.is_empty() {
+                continue;
+            }
+            if comp == ".." {
+                done.pop();
+                continue;
+            }
+            let candidate = self.join(&done).join(&comp);
+            match fs::symlink_metadata(&candidate) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    links += 1;
+                    if links > MAX_LINKS {
+                        return Err(io::Error::other(format!(
+                            "too many levels of symbolic links resolving {inside}"
+                        )));
+                    }
+                    let target = fs::read_link(&candidate)?;
+                    if target.is_absolute() {
+                        done.clear();
+                    }
+                    todo.extend(components_rev(&target));
+                }
+                Ok(_) => done.push(comp),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => done.push(comp),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(self.join(&done))
+    }
+
+    fn join(&self, parts: &[OsString]) -> PathBuf {
+        let mut p = self.dir.clone();
+        for c in parts {
+            p.push(c);
+        }
+        p
+    }
+}
+
+/// Components of `p` in reverse order (so `pop` yields them first to last); the root
+/// and prefix components are dropped, `.` and `..` are kept for the resolver.
+fn components_rev(p: &Path) -> Vec<OsString> {
+    let mut v: Vec<OsString> = p
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(s) => Some(s.to_os_string()),
+            Component::ParentDir => Some("..".into()),
+            Component::CurDir => Some(".".into()),
+            Component::RootDir | Component::Prefix(_) => None,
+        })
+        .collect();
+    v.reverse();
+    v
+}
+
+/// Mode and owner a file keeps when it is replaced.
+#[derive(Debug, Clone, Copy)]
+pub struct Owner {
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl Owner {
+    pub fn of(meta: &fs::Metadata) -> Owner {
+        Owner {
+            mode: meta.mode() & 0o7777,
+            uid: meta.uid(),
+            gid: meta.gid(),
+        }
+    }
+
+    /// Root-owned with `mode`, for files that did not exist.
+    pub fn root(mode: u32) -> Owner {
+        Owner {
+            mode,
+            uid: 0,
+            gid: 0,
+        }
+    }
+}
+
+/// Replaces `path` with `data` atomically: a temporary file in the same directory is
+/// written, given `owner`'s mode and owner, fsynced and renamed over `path`; then the
+/// directory is fsynced so the rename survives a power cut.
+pub fn write_atomic(path: &Path, data: &[u8], owner: Owner) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir)?;
+    let tmp = temp_name(path);
+    let result = (|| {
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
+        f.set_permissions(fs::Permissions::from_mode(owner.mode))?;
+        set_owner(&tmp, owner)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        drop(f);
+        fs::rename(&tmp, path)?;
+        sync_dir(dir)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Creates (or replaces) a symlink `path -> target` atomically.
+pub fn symlink_atomic(path: &Path, target: &str) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir)?;
+    let tmp = temp_name(path);
+    let _ = fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(target, &tmp)?;
+    if let Err(e) = fs::rename(&tmp, path) {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    sync_dir(dir)
+}
+
+fn temp_name(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.hvseed-tmp"))
+}
+
+/// chown only when it would change something: tests run as a normal user too, and an
+/// unprivileged chown to one's own ids is a no-op anyway.
+fn set_owner(path: &Path, owner: Owner) -> io::Result<()> {
+    let meta = fs::symlink_metadata(path)?;
+    if meta.uid() == owner.uid && meta.gid() == owner.gid {
+        return Ok(());
+    }
+    match std::os::unix::fs::lchown(path, Some(owner.uid), Some(owner.gid)) {
+        Ok(()) => Ok(()),
+        // Not root (a test, or a user trying --dry-run-like runs on a copy): keep the
+        // caller's ids rather than failing the whole apply.
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    fs::File::open(dir)?.sync_all()
+}

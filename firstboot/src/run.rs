@@ -1,0 +1,384 @@
+//! `hvseed-firstboot run`: the one-shot job on the first boot of the live system. It
+//! re-applies the plan (a no-op after the offline step), does what only a running
+//! system can (setenforce, apparmor_parser -R, load the firewall, restart networking
+//! and libvirtd), verifies, reports, and disables its job only when the host is ready.
+//! If the management gateway is unreachable after the network restart, the network
+//! files go back to what the installer wrote and the network is restarted again: a host
+//! is never left off the network by hvseed.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::apply;
+use crate::exec::Outcome;
+use crate::files;
+use crate::fsroot::{self, Owner, Root};
+use crate::plan::{Os, Plan};
+use crate::report::{CheckResult, Report, ReportStatus, REPORT_SCHEMA};
+use crate::verify::{self, Env};
+
+pub const REPORT_PATH: &str = "/var/lib/hvseed/report.json";
+pub const LOG_PATH: &str = "/var/log/hvseed-firstboot.log";
+/// Where network files hvseed created are moved when it rolls back.
+pub const FAILED_DIR: &str = "/var/lib/hvseed/failed";
+
+/// Lines go to stderr, the log file and the console (best effort: a missing console
+/// or log directory must not stop the run).
+pub struct Log {
+    file: Option<fs::File>,
+    console: Option<fs::File>,
+}
+
+impl Log {
+    pub fn open(root: &Path) -> Log {
+        let log = root.join(LOG_PATH.trim_start_matches('/'));
+        if let Some(d) = log.parent() {
+            let _ = fs::create_dir_all(d);
+        }
+        Log {
+            file: fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(log)
+                .ok(),
+            console: fs::OpenOptions::new()
+                .write(true)
+                .open(root.join("dev/console"))
+                .ok(),
+        }
+    }
+
+    pub fn line(&mut self, msg: &str) {
+        let line = format!("hvseed-firstboot: {msg}\n");
+        eprint!("{line}");
+        if let Some(f) = &mut self.console {
+            let _ = f.write_all(line.as_bytes());
+        }
+        if let Some(f) = &mut self.file {
+            let _ = f.write_all(format!("{} {line}", utc(now())).as_bytes());
+        }
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` for seconds since the epoch (days → civil date after
+/// Howard Hinnant's algorithm).
+pub fn utc(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn step(env: &Env, log: &mut Log, program: &str, args: &[&str], stdin: Option<&Path>) -> bool {
+    step_for(env.timeout, log, program, args, stdin)
+}
+
+fn step_for(
+    timeout: Duration,
+    log: &mut Log,
+    program: &str,
+    args: &[&str],
+    stdin: Option<&Path>,
+) -> bool {
+    let cmdline = format!("{program} {}", args.join(" "));
+    let o = crate::exec::run(program, args, timeout.max(Duration::from_secs(1)), stdin);
+    if o.success() {
+        log.line(&format!("ran {cmdline}"));
+        true
+    } else {
+        log.line(&format!("warning: {}", o.describe(&cmdline)));
+        false
+    }
+}
+
+/// Takes the network down with the files as they are now. Stop and start are separate
+/// so a rollback can stop with hvseed's files (which name the VLANs and bridges to
+/// remove) and start with the restored ones.
+fn network_down(plan: &Plan, env: &Env, log: &mut Log) {
+    // Bringing bridges and VLANs down and up takes longer than a status query.
+    let t = env.timeout * 4;
+    match plan.os {
+        Os::Centos6 => step_for(t, log, "service", &["network", "stop"], None),
+        // precise's `service networking restart` only re-runs `ifup -a`, which skips
+        // interfaces that are already up; ifdown/ifup really reconfigure them.
+        Os::Ubuntu1204 => step_for(t, log, "ifdown", &["-a", "--exclude=lo"], None),
+    };
+}
+
+fn network_up(plan: &Plan, env: &Env, log: &mut Log) {
+    let t = env.timeout * 4;
+    match plan.os {
+        Os::Centos6 => step_for(t, log, "service", &["network", "start"], None),
+        Os::Ubuntu1204 => step_for(t, log, "ifup", &["-a", "--exclude=lo"], None),
+    };
+}
+
+/// How many times `ping -c 3 -W 2` is tried before the gateway counts as lost: a
+/// switch port without portfast spends ~30 s in STP listening/learning after the link
+/// flapped, and that must not cause a rollback. `HVSEED_GATEWAY_TRIES` overrides it.
+const GATEWAY_TRIES: u32 = 10;
+
+fn gateway_reachable(plan: &Plan, env: &Env) -> Outcome {
+    let gw = plan.network.management.gateway.to_string();
+    let tries = std::env::var("HVSEED_GATEWAY_TRIES")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(GATEWAY_TRIES);
+    let mut last = Outcome::Missing;
+    for _ in 0..tries {
+        last = crate::exec::run(
+            "ping",
+            &["-c", "3", "-W", "2", &gw],
+            env.timeout.max(Duration::from_secs(1)),
+            None,
+        );
+        if last.success() || last == Outcome::Missing {
+            break;
+        }
+    }
+    last
+}
+
+/// Puts the network files back as the installer wrote them: originals are restored
+/// from their backups, files hvseed created are moved to /var/lib/hvseed/failed/.
+pub fn roll_back_network(plan: &Plan, root: &Root, log: &mut Log) -> std::io::Result<()> {
+    for path in files::network_paths(plan) {
+        let host = root.resolve(&path)?;
+        let backup = root.resolve(&apply::backup_path(&path))?;
+        match fs::read(&backup) {
+            Ok(orig) => {
+                let owner = fs::metadata(&backup).map_or(Owner::root(0o644), |m| Owner::of(&m));
+                fsroot::write_atomic(&host, &orig, owner)?;
+                log.line(&format!(
+                    "restored {path} from {}",
+                    apply::backup_path(&path)
+                ));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if host.exists() {
+                    let name = path.trim_start_matches('/').replace('/', "_");
+                    let dest = root.resolve(&format!("{FAILED_DIR}/{name}"))?;
+                    fs::create_dir_all(dest.parent().unwrap())?;
+                    fs::rename(&host, &dest)?;
+                    log.line(&format!(
+                        "moved {path} (written by hvseed) to {FAILED_DIR}/{name}"
+                    ));
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+fn disable_job(plan: &Plan, root: &Root) -> std::io::Result<()> {
+    match plan.os {
+        Os::Centos6 => {
+            for rl in files::SYSV_RUNLEVELS {
+                let dir = root.resolve(&format!("/etc/rc.d/rc{rl}.d"))?;
+                match fs::remove_file(dir.join(files::SYSV_LINK)) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                }
+            }
+            Ok(())
+        }
+        Os::Ubuntu1204 => fsroot::write_atomic(
+            &root.resolve(files::UPSTART_OVERRIDE)?,
+            b"manual\n",
+            Owner::root(0o644),
+        ),
+    }
+}
+
+/// What only the running system can do, then the network restart with its gateway
+/// check (and rollback), then the libvirtd restart.
+fn live_steps(plan: &Plan, env: &Env, root: &Root, log: &mut Log, checks: &mut Vec<CheckResult>) {
+    let p = |inside: &str| -> PathBuf { env.path(inside) };
+    match plan.os {
+        Os::Centos6 => {
+            step(env, log, "setenforce", &["permissive"], None);
+            let rules = p("/etc/sysconfig/iptables");
+            step(env, log, "iptables-restore", &[], Some(&rules));
+        }
+        Os::Ubuntu1204 => {
+            for prof in files::APPARMOR_PROFILES {
+                let path = p(&format!("/etc/apparmor.d/{prof}"));
+                step(
+                    env,
+                    log,
+                    "apparmor_parser",
+                    &["-R", &path.to_string_lossy()],
+                    None,
+                );
+            }
+            step(env, log, "ufw", &["--force", "enable"], None);
+        }
+    }
+
+    network_down(plan, env, log);
+    network_up(plan, env, log);
+    let gw = plan.network.management.gateway;
+    let ping = gateway_reachable(plan, env);
+    if ping.success() {
+        log.line(&format!("management gateway {gw} answers"));
+        checks.push(CheckResult {
+            name: "network-gateway".into(),
+            ok: true,
+            detail: format!("management gateway {gw} answers ping"),
+        });
+    } else {
+        let why = ping.describe(&format!("ping -c 3 -W 2 {gw}"));
+        log.line(&format!(
+            "management gateway {gw} unreachable after the network restart ({why}); \
+             restoring the installer's network files"
+        ));
+        network_down(plan, env, log);
+        let rb = roll_back_network(plan, root, log);
+        network_up(plan, env, log);
+        let again = gateway_reachable(plan, env).success();
+        let detail = match rb {
+            Ok(()) => format!(
+                "management gateway {gw} unreachable with hvseed's network configuration; \
+                     the installer's network files were restored (gateway reachable now: {again}); \
+                     check the switch port's VLANs and the plan, then reboot to retry"
+            ),
+            Err(e) => format!(
+                "management gateway {gw} unreachable, and restoring the network files failed: {e}"
+            ),
+        };
+        log.line(&detail);
+        checks.push(CheckResult {
+            name: "network-gateway".into(),
+            ok: false,
+            detail,
+        });
+    }
+
+    match plan.os {
+        Os::Centos6 => step(env, log, "service", &["libvirtd", "restart"], None),
+        Os::Ubuntu1204 => step(env, log, "service", &["libvirt-bin", "restart"], None),
+    };
+}
+
+/// The whole first-boot run; returns the report it wrote.
+pub fn run(plan: &Plan, env: &Env) -> anyhow::Result<Report> {
+    let root = Root::open(&env.root)
+        .map_err(|e| anyhow::anyhow!("{}: cannot open the root: {e}", env.root.display()))?;
+    let mut log = Log::open(&env.root);
+    log.line(&format!("starting for {} ({})", plan.fqdn, plan.os));
+
+    // The offline step again: normally "0 changed"; after a rollback it puts the
+    // planned network back for another try.
+    let mut checks: Vec<CheckResult> = Vec::new();
+    let applied = apply::apply(
+        plan,
+        &env.root,
+        apply::Options {
+            job: false,
+            ..Default::default()
+        },
+    );
+    match applied {
+        Ok(out) => {
+            for l in out.text.lines() {
+                log.line(l);
+            }
+            live_steps(plan, env, &root, &mut log, &mut checks);
+        }
+        // Nothing was written (apply computes everything first), so the live system
+        // is left as it is; the report says why and the next boot tries again.
+        Err(e) => {
+            log.line(&format!("apply failed: {e}"));
+            checks.push(CheckResult {
+                name: "apply".into(),
+                ok: false,
+                detail: e.to_string(),
+            });
+        }
+    }
+
+    let (verified, cpu) = verify::verify(plan, env);
+    checks.extend(verified);
+    for c in &checks {
+        log.line(&format!(
+            "{} {}: {}",
+            if c.ok { "ok  " } else { "FAIL" },
+            c.name,
+            c.detail
+        ));
+    }
+    let status = if checks.iter().all(|c| c.ok) {
+        ReportStatus::Ready
+    } else {
+        ReportStatus::Failed
+    };
+    let report = Report {
+        schema: REPORT_SCHEMA,
+        cluster: plan.cluster.clone(),
+        fqdn: plan.fqdn.clone(),
+        agent_version: env!("CARGO_PKG_VERSION").to_string(),
+        status,
+        finished_at: now(),
+        checks,
+        cpu,
+    };
+    let mut json = serde_json::to_string_pretty(&report)?;
+    json.push('\n');
+    fsroot::write_atomic(
+        &root.resolve(REPORT_PATH)?,
+        json.as_bytes(),
+        Owner::root(0o644),
+    )?;
+    log.line(&format!("report written to {REPORT_PATH}: {status:?}"));
+
+    if let Some(url) = &plan.report_url {
+        match crate::http::post_json(url, json.as_bytes(), Duration::from_secs(10)) {
+            Ok(code) => log.line(&format!("report sent to {url} ({code})")),
+            Err(e) => log.line(&format!("warning: report not sent: {e}")),
+        }
+    }
+
+    if status == ReportStatus::Ready {
+        disable_job(plan, &root)?;
+        log.line("host is ready; the first-boot job is disabled");
+    } else {
+        log.line(
+            "host is NOT ready; the first-boot job stays enabled and runs again on the next boot",
+        );
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_matches_known_dates() {
+        assert_eq!(super::utc(0), "1970-01-01T00:00:00Z");
+        // Checked with `date -u -d @N`.
+        assert_eq!(super::utc(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(super::utc(1_795_881_599), "2026-11-28T15:59:59Z");
+    }
+}

@@ -1,0 +1,927 @@
+//! `hvseed-firstboot apply` against fixture roots of fresh CentOS 6.3 and Ubuntu 12.04
+//! installs, checked line by line against the oracle (docs/cloudstack-kvm-host.md of
+//! the shared hvseed docs) by parsing the written files.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+
+use common::*;
+
+const PORTS: [&str; 5] = ["22", "1798", "16509", "5900:6100", "49152:49216"];
+const MAC_UPPER: &str = "00:04:23:AA:BB:01";
+
+fn apply(root: &Path, plan: &Path, extra: &[&str]) -> String {
+    run_ok(
+        agent()
+            .arg("apply")
+            .arg("--plan")
+            .arg(plan)
+            .arg("--root")
+            .arg(root)
+            .args(extra),
+    )
+}
+
+/// Checks shared by both distributions.
+fn check_common(root: &Path, orig: &Path, net: &str) {
+    // libvirtd.conf: the guide's five keys (policy 1).
+    let conf = libvirt_conf(&read(root, "/etc/libvirt/libvirtd.conf"));
+    assert_eq!(conf["listen_tls"], "0");
+    assert_eq!(conf["listen_tcp"], "1");
+    assert_eq!(conf["tcp_port"], "\"16509\"");
+    assert_eq!(conf["auth_tcp"], "\"none\"");
+    assert_eq!(conf["mdns_adv"], "0");
+    assert_eq!(conf.len(), 5, "no other key was switched on: {conf:?}");
+    // qemu.conf (policy 3).
+    let q = libvirt_conf(&read(root, "/etc/libvirt/qemu.conf"));
+    assert_eq!(q["vnc_listen"], "\"0.0.0.0\"");
+    // /etc/hosts: IP FQDN SHORT, and nothing else resolves the host's names.
+    let hosts = read(root, "/etc/hosts");
+    let mut found = 0;
+    for line in hosts.lines() {
+        let body = line.split('#').next().unwrap();
+        let w: Vec<&str> = body.split_whitespace().collect();
+        if w.len() < 2 {
+            continue;
+        }
+        if w[1..].contains(&"kvm1.lab.example.org") || w[1..].contains(&"kvm1") {
+            assert_eq!(w, ["192.168.42.11", "kvm1.lab.example.org", "kvm1"]);
+            found += 1;
+        }
+    }
+    assert_eq!(found, 1, "{hosts}");
+    assert!(hosts.contains("nfs1.lab.example.org"), "site line kept");
+    assert!(hosts.lines().any(|l| l.starts_with("127.0.0.1")));
+    // agent.properties (policy 9).
+    let p = properties(&read(root, "/etc/cloudstack/agent/agent.properties"));
+    assert_eq!(p["host"], "192.168.42.5");
+    assert_eq!(p["port"], "8250");
+    assert_eq!(p["public.network.device"], "cloudbr0");
+    assert_eq!(p["private.network.device"], "cloudbr1");
+    assert_eq!(p["guest.network.device"], "cloudbr1");
+    assert_eq!(p["guest.cpu.mode"], "custom");
+    assert_eq!(p["guest.cpu.model"], "SandyBridge");
+    assert_eq!(p["guest.cpu.features"], "vmx aes");
+    assert_eq!(
+        p["resource"],
+        "com.cloud.hypervisor.kvm.resource.LibvirtComputingResource"
+    );
+    assert_eq!(p["vm.migrate.speed"], "1000", "site-local key kept");
+    assert_eq!(p["guid"], "", "left for the management server");
+    if net == "openvswitch" {
+        assert_eq!(p["network.bridge.type"], "openvswitch");
+        assert_eq!(
+            p["libvirt.vif.driver"],
+            "com.cloud.hypervisor.kvm.resource.OvsVifDriver"
+        );
+    } else {
+        assert!(!p.contains_key("network.bridge.type"));
+        assert!(!p.contains_key("libvirt.vif.driver"));
+    }
+    // Every edited file keeps its comments, and its pristine original.
+    for f in [
+        "/etc/libvirt/libvirtd.conf",
+        "/etc/libvirt/qemu.conf",
+        "/etc/cloudstack/agent/agent.properties",
+        "/etc/hosts",
+    ] {
+        let before = read(orig, f);
+        assert_comments_kept(f, &before, &read(root, f));
+        assert_eq!(
+            read(root, &format!("{f}.hvseed-orig")),
+            before,
+            "{f} backup"
+        );
+    }
+}
+
+fn check_centos6(root: &Path, orig: &Path, net: &str, sources: &[&str]) {
+    check_common(root, orig, net);
+    let (v, _) = shell_vars(&read(root, "/etc/sysconfig/libvirtd"));
+    assert_eq!(v["LIBVIRTD_ARGS"], "--listen");
+    let (v, _) = shell_vars(&read(root, "/etc/selinux/config"));
+    assert_eq!(v["SELINUX"], "permissive");
+    assert_eq!(v["SELINUXTYPE"], "targeted");
+    let (v, _) = shell_vars(&read(root, "/etc/sysconfig/network"));
+    assert_eq!(v["HOSTNAME"], "kvm1.lab.example.org");
+    assert_eq!(v["NETWORKING"], "yes");
+    assert_eq!(v["NETWORKING_IPV6"], "no", "site line kept");
+
+    // ntp.conf: the inventory's servers replace the stock ones.
+    let ntp = read(root, "/etc/ntp.conf");
+    let servers: Vec<&str> = ntp
+        .lines()
+        .filter_map(|l| l.strip_prefix("server "))
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(servers, ["0.pool.ntp.org", "ntp1.lab.example.org"]);
+    assert!(ntp.contains("driftfile /var/lib/ntp/drift"));
+
+    // iptables: every port × source accepted before the INPUT REJECT; FORWARD REJECT gone.
+    let t = iptables_save(&read(root, "/etc/sysconfig/iptables"));
+    let filter = &t["filter"];
+    let input: Vec<&Vec<String>> = filter.iter().filter(|r| r[1] == "INPUT").collect();
+    let reject = input
+        .iter()
+        .position(|r| opt(r, "-j") == Some("REJECT"))
+        .expect("stock INPUT REJECT kept");
+    let want_sources: Vec<Option<&str>> = if sources.is_empty() {
+        vec![None]
+    } else {
+        sources.iter().map(|s| Some(*s)).collect()
+    };
+    for port in PORTS {
+        for src in &want_sources {
+            let at = input
+                .iter()
+                .position(|r| {
+                    opt(r, "-p") == Some("tcp")
+                        && opt(r, "--dport") == Some(port)
+                        && opt(r, "-j") == Some("ACCEPT")
+                        && opt(r, "-s") == *src
+                })
+                .unwrap_or_else(|| panic!("no ACCEPT for {port} from {src:?}: {input:?}"));
+            assert!(at < reject, "{port} accepted after the REJECT");
+        }
+        if !sources.is_empty() && port != "22" {
+            assert!(
+                !input.iter().any(|r| opt(r, "--dport") == Some(port)
+                    && opt(r, "-j") == Some("ACCEPT")
+                    && opt(r, "-s").is_none()),
+                "{port} open to anyone despite firewall_sources"
+            );
+        }
+    }
+    assert!(
+        !filter
+            .iter()
+            .any(|r| r[1] == "FORWARD" && opt(r, "-j") == Some("REJECT")),
+        "FORWARD REJECT removed"
+    );
+    assert!(
+        input.iter().any(|r| opt(r, "--dport") == Some("2049")),
+        "site rule kept"
+    );
+    let ipt = root.join("etc/sysconfig/iptables");
+    assert_eq!(
+        fs::metadata(&ipt).unwrap().permissions().mode() & 0o777,
+        0o600,
+        "mode kept"
+    );
+
+    // ifcfg files, keys in the guide's order.
+    let ifcfg = |dev: &str| {
+        let path = format!("/etc/sysconfig/network-scripts/ifcfg-{dev}");
+        let (vars, order) = shell_vars(&read(root, &path));
+        // The network scripts source these files: sh must agree with the parser.
+        let keys: Vec<String> = vars.keys().cloned().collect();
+        assert_eq!(
+            sourced(&root.join(&path[1..]), &keys),
+            vars,
+            "{path} as sh reads it"
+        );
+        (vars, order)
+    };
+    for f in [
+        "/etc/sysconfig/libvirtd",
+        "/etc/selinux/config",
+        "/etc/sysconfig/network",
+    ] {
+        let (vars, _) = shell_vars(&read(root, f));
+        let keys: Vec<String> = vars.keys().cloned().collect();
+        assert_eq!(
+            sourced(&root.join(&f[1..]), &keys),
+            vars,
+            "{f} as sh reads it"
+        );
+    }
+    // iptables-restore itself accepts the file (parse and check, nothing loaded).
+    if let Some(ipr) = tool("iptables-restore", "iptables") {
+        let out = std::process::Command::new(ipr)
+            .arg("--test")
+            .stdin(fs::File::open(root.join("etc/sysconfig/iptables")).unwrap())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "iptables-restore --test: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let order_starts = |order: &[String], want: &[&str], dev: &str| {
+        let got: Vec<&str> = order.iter().map(String::as_str).take(want.len()).collect();
+        assert_eq!(got, want, "ifcfg-{dev} key order");
+    };
+    let (eth0, _) = ifcfg("eth0");
+    assert_eq!(eth0["DEVICE"], "eth0");
+    assert!(eth0["HWADDR"].eq_ignore_ascii_case(MAC_UPPER));
+    assert_eq!(eth0["ONBOOT"], "yes");
+    assert_eq!(eth0["HOTPLUG"], "no");
+    assert_eq!(eth0["BOOTPROTO"], "none", "the installer's DHCP is gone");
+    assert_eq!(eth0["NM_CONTROLLED"], "no");
+    assert!(eth0.contains_key("UUID"), "installer's UUID kept");
+    for k in ["IPADDR", "NETMASK", "GATEWAY", "BRIDGE"] {
+        assert!(!eth0.contains_key(k), "trunk has no {k}");
+    }
+    // ifcfg-eth1 (another NIC) is untouched.
+    assert_eq!(
+        read(root, "/etc/sysconfig/network-scripts/ifcfg-eth1"),
+        read(orig, "/etc/sysconfig/network-scripts/ifcfg-eth1")
+    );
+    // The original ifcfg-eth0 is kept where the network service will not read it.
+    assert_eq!(
+        read(
+            root,
+            "/var/lib/hvseed/orig/etc/sysconfig/network-scripts/ifcfg-eth0.hvseed-orig"
+        ),
+        read(orig, "/etc/sysconfig/network-scripts/ifcfg-eth0")
+    );
+    for e in fs::read_dir(root.join("etc/sysconfig/network-scripts")).unwrap() {
+        let n = e.unwrap().file_name().into_string().unwrap();
+        assert!(!n.contains("hvseed"), "{n} would be read as an interface");
+    }
+
+    if net == "linux-bridge" {
+        assert_eq!(eth0["TYPE"], "Ethernet");
+        let (m, order) = ifcfg("eth0.100");
+        order_starts(
+            &order,
+            &[
+                "DEVICE",
+                "HWADDR",
+                "ONBOOT",
+                "HOTPLUG",
+                "BOOTPROTO",
+                "TYPE",
+                "VLAN",
+                "IPADDR",
+                "GATEWAY",
+                "NETMASK",
+            ],
+            "eth0.100",
+        );
+        assert_eq!(m["DEVICE"], "eth0.100");
+        assert_eq!(m["VLAN"], "yes");
+        assert_eq!(m["IPADDR"], "192.168.42.11");
+        assert_eq!(m["NETMASK"], "255.255.255.0");
+        assert_eq!(m["GATEWAY"], "192.168.42.1");
+        assert_eq!(m["BOOTPROTO"], "none");
+        assert!(m["HWADDR"].eq_ignore_ascii_case(MAC_UPPER));
+        for (dev, br) in [("eth0.200", "cloudbr0"), ("eth0.300", "cloudbr1")] {
+            let (v, order) = ifcfg(dev);
+            order_starts(
+                &order,
+                &[
+                    "DEVICE",
+                    "HWADDR",
+                    "ONBOOT",
+                    "HOTPLUG",
+                    "BOOTPROTO",
+                    "TYPE",
+                    "VLAN",
+                    "BRIDGE",
+                ],
+                dev,
+            );
+            assert_eq!(v["DEVICE"], dev);
+            assert_eq!(v["VLAN"], "yes");
+            assert_eq!(v["BRIDGE"], br);
+            assert_eq!(v["TYPE"], "Ethernet");
+            assert!(!v.contains_key("IPADDR"));
+            let (b, order) = ifcfg(br);
+            order_starts(
+                &order,
+                &[
+                    "DEVICE",
+                    "TYPE",
+                    "ONBOOT",
+                    "BOOTPROTO",
+                    "IPV6INIT",
+                    "IPV6_AUTOCONF",
+                    "DELAY",
+                    "STP",
+                ],
+                br,
+            );
+            assert_eq!(b["TYPE"], "Bridge");
+            assert_eq!(b["ONBOOT"], "yes");
+            assert_eq!(b["BOOTPROTO"], "none");
+            assert_eq!(b["IPV6INIT"], "no");
+            assert_eq!(b["IPV6_AUTOCONF"], "no");
+            assert_eq!(b["DELAY"], "5");
+            assert_eq!(b["STP"], "yes");
+        }
+        assert!(!root.join("etc/modprobe.d/hvseed-bridge.conf").exists());
+    } else {
+        assert_eq!(eth0["TYPE"], "OVSPort");
+        assert_eq!(eth0["DEVICETYPE"], "ovs");
+        assert_eq!(eth0["OVS_BRIDGE"], "cloudbr");
+        let (c, order) = ifcfg("cloudbr");
+        order_starts(
+            &order,
+            &[
+                "DEVICE",
+                "ONBOOT",
+                "HOTPLUG",
+                "BOOTPROTO",
+                "DEVICETYPE",
+                "TYPE",
+            ],
+            "cloudbr",
+        );
+        assert_eq!(c["TYPE"], "OVSBridge");
+        assert_eq!(c["DEVICETYPE"], "ovs");
+        let (m, order) = ifcfg("mgmt0");
+        order_starts(
+            &order,
+            &[
+                "DEVICE",
+                "ONBOOT",
+                "HOTPLUG",
+                "BOOTPROTO",
+                "DEVICETYPE",
+                "TYPE",
+                "IPADDR",
+                "GATEWAY",
+                "NETMASK",
+            ],
+            "mgmt0",
+        );
+        assert_eq!(m["BOOTPROTO"], "static");
+        assert_eq!(m["TYPE"], "OVSBridge");
+        assert_eq!(m["IPADDR"], "192.168.42.11");
+        assert_eq!(m["GATEWAY"], "192.168.42.1");
+        assert_eq!(m["NETMASK"], "255.255.255.0");
+        assert_eq!(m["OVS_OPTIONS"], "cloudbr 100", "fake bridge on VLAN 100");
+        for (br, vlan) in [("cloudbr0", "200"), ("cloudbr1", "300")] {
+            let (b, _) = ifcfg(br);
+            assert_eq!(b["DEVICE"], br);
+            assert_eq!(b["TYPE"], "OVSBridge");
+            assert_eq!(b["DEVICETYPE"], "ovs");
+            assert_eq!(b["BOOTPROTO"], "none");
+            assert_eq!(b["HOTPLUG"], "no");
+            assert_eq!(b["OVS_OPTIONS"], format!("cloudbr {vlan}"));
+        }
+        let bl = read(root, "/etc/modprobe.d/hvseed-bridge.conf");
+        assert!(bl
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["blacklist", "bridge"]));
+        assert!(!root
+            .join("etc/sysconfig/network-scripts/ifcfg-eth0.100")
+            .exists());
+    }
+
+    // The one-shot job: a chkconfig-style script started in runlevels 2-5.
+    let script = read(root, "/etc/rc.d/init.d/hvseed-firstboot");
+    assert!(script.starts_with("#!/bin/sh"));
+    let chk = script
+        .lines()
+        .find_map(|l| l.strip_prefix("# chkconfig:"))
+        .expect("chkconfig header");
+    assert_eq!(chk.split_whitespace().next(), Some("2345"));
+    assert!(script.contains("/usr/sbin/hvseed-firstboot run --plan /etc/hvseed/plan.json"));
+    assert_eq!(
+        fs::metadata(root.join("etc/rc.d/init.d/hvseed-firstboot"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o755
+    );
+    let sh = std::process::Command::new("sh")
+        .arg("-n")
+        .arg(root.join("etc/rc.d/init.d/hvseed-firstboot"))
+        .status()
+        .unwrap();
+    assert!(sh.success(), "init script parses");
+    for rl in 2..=5 {
+        // Through the /etc/rcN.d -> rc.d/rcN.d link, as init sees it.
+        let l = root.join(format!("etc/rc{rl}.d/S99hvseed-firstboot"));
+        assert_eq!(
+            fs::read_link(&l).unwrap().to_str().unwrap(),
+            "../init.d/hvseed-firstboot"
+        );
+        assert!(fs::metadata(&l).unwrap().is_file(), "link resolves");
+    }
+}
+
+fn check_ubuntu(root: &Path, orig: &Path, net: &str, sources: &[&str]) {
+    check_common(root, orig, net);
+    let (v, _) = shell_vars(&read(root, "/etc/default/libvirt-bin"));
+    let opts: Vec<&str> = v["libvirtd_opts"].split_whitespace().collect();
+    assert!(opts.contains(&"-d") && opts.contains(&"-l"), "{opts:?}");
+    assert_eq!(v["start_libvirtd"], "yes");
+    let job = read(root, "/etc/init/libvirt-bin.conf");
+    let exec = job
+        .lines()
+        .find(|l| l.trim_start().starts_with("exec /usr/sbin/libvirtd"))
+        .unwrap();
+    assert!(
+        exec.split_whitespace().any(|w| w == "-l"),
+        "upstart exec line listens: {exec}"
+    );
+    assert_eq!(read(root, "/etc/hostname").trim(), "kvm1");
+
+    // openntpd
+    let ntp = read(root, "/etc/openntpd/ntpd.conf");
+    let servers: Vec<&str> = ntp
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            matches!(w.next(), Some("server" | "servers")).then(|| w.next().unwrap())
+        })
+        .collect();
+    assert_eq!(servers, ["0.pool.ntp.org", "ntp1.lab.example.org"]);
+
+    // AppArmor: both libvirt profiles disabled by link; the stock rsyslogd link kept.
+    for p in ["usr.sbin.libvirtd", "usr.lib.libvirt.virt-aa-helper"] {
+        let l = root.join("etc/apparmor.d/disable").join(p);
+        assert_eq!(
+            fs::read_link(&l).unwrap().to_str().unwrap(),
+            format!("/etc/apparmor.d/{p}")
+        );
+    }
+    assert!(fs::symlink_metadata(root.join("etc/apparmor.d/disable/usr.sbin.rsyslogd")).is_ok());
+
+    // ufw: each port × source as a tuple ufw reads back, followed by its rule.
+    let rules = read(root, "/lib/ufw/user.rules");
+    let lines: Vec<&str> = rules.lines().collect();
+    let begin = lines.iter().position(|l| *l == "### RULES ###").unwrap();
+    let end = lines
+        .iter()
+        .position(|l| *l == "### END RULES ###")
+        .unwrap();
+    let want_sources: Vec<&str> = if sources.is_empty() {
+        vec!["0.0.0.0/0"]
+    } else {
+        sources.to_vec()
+    };
+    let mut tuples = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        if let Some(t) = l.strip_prefix("### tuple ###") {
+            assert!(begin < i && i < end, "tuple inside the RULES section");
+            let f: Vec<&str> = t.split_whitespace().collect();
+            // action proto dport dst sport src direction
+            assert_eq!(f.len(), 7, "{l}");
+            let rule: Vec<String> = lines[i + 1]
+                .split_whitespace()
+                .map(str::to_string)
+                .collect();
+            assert_eq!(rule[..2], ["-A".to_string(), "ufw-user-input".to_string()]);
+            assert_eq!(opt(&rule, "-p"), Some(f[1]));
+            let dport = opt(&rule, "--dport").or(opt(&rule, "--dports")).unwrap();
+            assert_eq!(dport, f[2]);
+            if f[2].contains(':') {
+                assert_eq!(opt(&rule, "-m"), Some("multiport"));
+            }
+            assert_eq!(opt(&rule, "-s").unwrap_or("0.0.0.0/0"), f[5]);
+            assert_eq!(opt(&rule, "-j"), Some("ACCEPT"));
+            tuples.push((
+                f[0].to_string(),
+                f[1].to_string(),
+                f[2].to_string(),
+                f[5].to_string(),
+                f[6].to_string(),
+            ));
+        }
+    }
+    for port in PORTS {
+        for src in &want_sources {
+            assert!(
+                tuples.contains(&(
+                    "allow".into(),
+                    "tcp".into(),
+                    port.into(),
+                    src.to_string(),
+                    "in".into()
+                )),
+                "ufw tuple for {port} from {src}: {tuples:?}"
+            );
+        }
+    }
+    assert_eq!(tuples.len(), PORTS.len() * want_sources.len());
+    assert_eq!(
+        fs::metadata(root.join("lib/ufw/user.rules"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o640
+    );
+    let (u, _) = shell_vars(&read(root, "/etc/default/ufw"));
+    assert_eq!(u["DEFAULT_FORWARD_POLICY"], "ACCEPT");
+    assert_eq!(u["DEFAULT_INPUT_POLICY"], "DROP");
+
+    // /etc/network/interfaces
+    let text = read(root, "/etc/network/interfaces");
+    let i = interfaces(&text);
+    assert_eq!(i.ifaces["lo"].0, "loopback");
+    assert!(i.auto.contains(&"lo".to_string()));
+    assert_eq!(i.ifaces["eth1"].0, "static", "site interface kept");
+    assert_eq!(i.opt("eth1", "address"), Some("10.9.9.12"));
+    assert_ne!(
+        i.ifaces["eth0"].0, "dhcp",
+        "installer's DHCP stanza replaced"
+    );
+    assert!(!i.allow.iter().any(|(k, n)| k == "hotplug" && n == "eth0"));
+    let mgmt = if net == "linux-bridge" {
+        "eth0.100"
+    } else {
+        "mgmt0"
+    };
+    assert!(i.auto.contains(&mgmt.to_string()));
+    assert_eq!(i.ifaces[mgmt].0, "static");
+    assert_eq!(i.opt(mgmt, "address"), Some("192.168.42.11"));
+    assert_eq!(i.opt(mgmt, "netmask"), Some("255.255.255.0"));
+    assert_eq!(i.opt(mgmt, "gateway"), Some("192.168.42.1"));
+    assert_eq!(
+        i.opt(mgmt, "dns-nameservers"),
+        Some("192.168.42.1 192.168.42.2")
+    );
+    assert_eq!(i.opt(mgmt, "dns-search"), Some("lab.example.org"));
+    for (br, vlan) in [("cloudbr0", 200), ("cloudbr1", 300)] {
+        assert!(i.auto.contains(&br.to_string()));
+        assert_eq!(i.ifaces[br].0, "manual");
+        if net == "linux-bridge" {
+            assert_eq!(
+                i.opt(br, "bridge_ports"),
+                Some(format!("eth0.{vlan}").as_str())
+            );
+            assert_eq!(i.opt(br, "bridge_fd"), Some("5"));
+            assert_eq!(i.opt(br, "bridge_stp"), Some("off"));
+            assert_eq!(i.opt(br, "bridge_maxwait"), Some("1"));
+        } else {
+            assert_eq!(i.opt(br, "ovs_type"), Some("OVSBridge"));
+            assert_eq!(
+                i.opt(br, "ovs_options"),
+                Some(format!("cloudbr {vlan}").as_str())
+            );
+        }
+    }
+    if net == "openvswitch" {
+        assert_eq!(i.opt("cloudbr", "ovs_type"), Some("OVSBridge"));
+        assert_eq!(i.opt("cloudbr", "ovs_ports"), Some("eth0"));
+        assert_eq!(i.opt("eth0", "ovs_type"), Some("OVSPort"));
+        assert_eq!(i.opt("eth0", "ovs_bridge"), Some("cloudbr"));
+        assert_eq!(i.opt(mgmt, "ovs_options"), Some("cloudbr 100"));
+        assert!(i.allow.contains(&("ovs".into(), "cloudbr".into())));
+    }
+    assert_comments_kept(
+        "/etc/network/interfaces",
+        &read(orig, "/etc/network/interfaces"),
+        &text,
+    );
+    // ifupdown's own parser agrees: the same auto interfaces and the same options.
+    if let Some(ifquery) = tool("ifquery", "ifupdown") {
+        let file = root.join("etc/network/interfaces");
+        let q = |args: &[&str]| {
+            let out = std::process::Command::new(&ifquery)
+                .arg("-i")
+                .arg(&file)
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "ifquery {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8(out.stdout).unwrap()
+        };
+        let listed: Vec<String> = q(&["--list", "-a"]).lines().map(str::to_string).collect();
+        assert_eq!(listed, i.auto, "ifquery --list -a");
+        for name in [mgmt, "cloudbr0", "cloudbr1"] {
+            let opts: Vec<(String, String)> = q(&[name])
+                .lines()
+                .filter_map(|l| {
+                    l.split_once(": ")
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                })
+                .filter(|(k, _)| k != "broadcast")
+                .collect();
+            assert_eq!(&opts, &i.ifaces[name].1, "ifquery {name}");
+        }
+        if net == "openvswitch" {
+            let ovs: Vec<String> = q(&["--list", "--allow=ovs"])
+                .lines()
+                .map(str::to_string)
+                .collect();
+            assert_eq!(ovs, ["cloudbr", "mgmt0", "cloudbr0", "cloudbr1"]);
+        }
+    }
+
+    // The one-shot job.
+    let job = read(root, "/etc/init/hvseed-firstboot.conf");
+    assert!(job.lines().any(|l| l.trim() == "task"));
+    assert!(job.lines().any(|l| l.starts_with("start on ")));
+    assert!(job
+        .lines()
+        .any(|l| l.trim() == "exec /usr/sbin/hvseed-firstboot run --plan /etc/hvseed/plan.json"));
+}
+
+use std::os::unix::fs::PermissionsExt;
+
+fn full_case(os: &str, net: &str, sources: &[&str]) {
+    let (tmp, root) = fixture_root(os);
+    let orig = repo_root().join("tests/fixtures/roots").join(os);
+    let plan = write_plan(tmp.path(), &plan_json(os, net, sources));
+
+    // Dry run first: prints what would change, writes nothing.
+    let before = tree_sum(&root);
+    let out = apply(&root, &plan, &["--dry-run", "--diff"]);
+    assert_eq!(tree_sum(&root), before, "dry run wrote something");
+    assert!(
+        out.contains("would change /etc/libvirt/libvirtd.conf"),
+        "{out}"
+    );
+    assert!(out.contains("+listen_tcp = 1"), "{out}");
+
+    let out = apply(&root, &plan, &[]);
+    assert!(!out.contains("\n0 changed"), "{out}");
+    match os {
+        "centos6" => check_centos6(&root, &orig, net, sources),
+        _ => check_ubuntu(&root, &orig, net, sources),
+    }
+
+    // Idempotent: byte-identical tree, "0 changed".
+    let sum = tree_sum(&root);
+    let out = apply(&root, &plan, &[]);
+    assert!(out.lines().last() == Some("0 changed"), "{out}");
+    assert_eq!(tree_sum(&root), sum, "second apply changed the tree");
+    let out = apply(&root, &plan, &["--dry-run"]);
+    assert!(out.starts_with("0 to change"), "{out}");
+}
+
+#[test]
+fn centos6_linux_bridge() {
+    full_case("centos6", "linux-bridge", &[]);
+}
+
+#[test]
+fn centos6_openvswitch_restricted_sources() {
+    full_case(
+        "centos6",
+        "openvswitch",
+        &["192.168.42.0/24", "10.1.0.0/16"],
+    );
+}
+
+#[test]
+fn ubuntu1204_linux_bridge_restricted_sources() {
+    full_case("ubuntu1204", "linux-bridge", &["192.168.42.0/24"]);
+}
+
+#[test]
+fn ubuntu1204_openvswitch() {
+    full_case("ubuntu1204", "openvswitch", &[]);
+}
+
+#[test]
+fn switching_network_type_converges() {
+    let (tmp, root) = fixture_root("centos6");
+    let lb = write_plan(tmp.path(), &plan_json("centos6", "linux-bridge", &[]));
+    apply(&root, &lb, &[]);
+    let ovs = tmp.path().join("ovs.json");
+    fs::write(&ovs, plan_json("centos6", "openvswitch", &[]).to_string()).unwrap();
+    apply(&root, &ovs, &[]);
+    let (eth0, _) = shell_vars(&read(&root, "/etc/sysconfig/network-scripts/ifcfg-eth0"));
+    assert_eq!(eth0["TYPE"], "OVSPort");
+    let (br, _) = shell_vars(&read(
+        &root,
+        "/etc/sysconfig/network-scripts/ifcfg-cloudbr0",
+    ));
+    assert_eq!(br["TYPE"], "OVSBridge");
+    assert!(!br.contains_key("STP") && !br.contains_key("DELAY"));
+    let scripts = root.join("etc/sysconfig/network-scripts");
+    for dev in ["eth0.100", "eth0.200", "eth0.300"] {
+        assert!(
+            !scripts.join(format!("ifcfg-{dev}")).exists(),
+            "stale ifcfg-{dev} left"
+        );
+    }
+    assert!(root.join("etc/modprobe.d/hvseed-bridge.conf").exists());
+    // And back: the OVS bridges and the blacklist go, the site's ifcfg-eth1 stays.
+    let out = apply(&root, &lb, &[]);
+    assert!(
+        out.contains("(removed: written by hvseed for another plan)"),
+        "{out}"
+    );
+    for dev in ["cloudbr", "mgmt0"] {
+        assert!(
+            !scripts.join(format!("ifcfg-{dev}")).exists(),
+            "stale ifcfg-{dev} left"
+        );
+    }
+    assert!(!root.join("etc/modprobe.d/hvseed-bridge.conf").exists());
+    assert!(scripts.join("ifcfg-eth1").exists() && scripts.join("ifcfg-eth0.100").exists());
+    assert!(apply(&root, &lb, &[]).ends_with("0 changed\n"));
+    // The originals are still the installer's, not the first run's output.
+    assert!(read(
+        &root,
+        "/var/lib/hvseed/orig/etc/sysconfig/network-scripts/ifcfg-eth0.hvseed-orig"
+    )
+    .contains("BOOTPROTO=dhcp"));
+}
+
+#[test]
+fn diff_output_is_a_patch_that_reproduces_the_result() {
+    if !std::process::Command::new("patch")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        panic!("`patch` (Debian package patch) is needed to check --diff output");
+    }
+    let (tmp, root) = fixture_root("ubuntu1204");
+    let plan = write_plan(tmp.path(), &plan_json("ubuntu1204", "linux-bridge", &[]));
+    let out = apply(&root, &plan, &["--dry-run", "--diff"]);
+    let diff: String = out
+        .lines()
+        .filter(|l| !l.starts_with("would change ") && !l.contains("to change (dry run"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    // Apply the diff with patch(1) to a second copy; it must equal what apply writes.
+    let (_t2, copy) = fixture_root("ubuntu1204");
+    let p = tmp.path().join("changes.diff");
+    fs::write(&p, &diff).unwrap();
+    let st = std::process::Command::new("patch")
+        .args(["-p1", "-s", "-f", "-i"])
+        .arg(&p)
+        .current_dir(&copy)
+        .status()
+        .unwrap();
+    assert!(st.success(), "patch rejected the diff:\n{diff}");
+    apply(&root, &plan, &[]);
+    for f in [
+        "/etc/network/interfaces",
+        "/etc/libvirt/libvirtd.conf",
+        "/etc/cloudstack/agent/agent.properties",
+        "/lib/ufw/user.rules",
+        "/etc/hosts",
+        "/etc/init/hvseed-firstboot.conf",
+    ] {
+        assert_eq!(read(&copy, f), read(&root, f), "{f}");
+    }
+}
+
+#[test]
+fn symlinks_never_lead_out_of_root() {
+    let (tmp, root) = fixture_root("centos6");
+    let outside = tmp.path().join("outside");
+    fs::create_dir(&outside).unwrap();
+    fs::write(outside.join("config"), "SELINUX=enforcing\n").unwrap();
+    // An absolute link and a `..` link that would escape ROOT if followed on the host.
+    fs::remove_dir_all(root.join("etc/selinux")).unwrap();
+    std::os::unix::fs::symlink(&outside, root.join("etc/selinux")).unwrap();
+    fs::remove_file(root.join("etc/ntp.conf")).unwrap();
+    std::os::unix::fs::symlink(
+        "../../../../../../../outside/ntp.conf",
+        root.join("etc/ntp.conf"),
+    )
+    .unwrap();
+    fs::write(outside.join("ntp.conf"), "server 0.centos.pool.ntp.org\n").unwrap();
+    let before = tree_sum(&outside);
+    let plan = write_plan(tmp.path(), &plan_json("centos6", "linux-bridge", &[]));
+    apply(&root, &plan, &[]);
+    assert_eq!(
+        tree_sum(&outside),
+        before,
+        "a file outside ROOT was written"
+    );
+    // Both were resolved inside ROOT, as the installed system would see them.
+    let inside = root.join(outside.strip_prefix("/").unwrap()).join("config");
+    assert!(
+        read(&root, inside.strip_prefix(&root).unwrap().to_str().unwrap())
+            .contains("SELINUX=permissive")
+    );
+    assert!(read(&root, "/outside/ntp.conf").contains("server 0.pool.ntp.org"));
+}
+
+#[test]
+fn bad_inputs_name_the_file_and_leave_root_untouched() {
+    let (tmp, root) = fixture_root("centos6");
+    let before = tree_sum(&root);
+    let check = |args: &[&str], plan: &Path, needle: &str| {
+        let out = run(agent()
+            .arg("apply")
+            .arg("--plan")
+            .arg(plan)
+            .arg("--root")
+            .arg(&root)
+            .args(args));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(err.contains(needle), "{needle:?} not in {err}");
+    };
+    // Unknown schema.
+    let mut p = plan_json("centos6", "linux-bridge", &[]);
+    p["schema"] = 99.into();
+    let bad = tmp.path().join("schema.json");
+    fs::write(&bad, p.to_string()).unwrap();
+    check(&[], &bad, "schema 99 is not supported");
+    // Not JSON.
+    let junk = tmp.path().join("junk.json");
+    fs::write(&junk, "{ not json").unwrap();
+    check(&[], &junk, "junk.json: not a valid hvseed plan");
+    // A value that fails validation.
+    let mut p = plan_json("centos6", "linux-bridge", &[]);
+    p["network"]["trunk_nic"] = "eth0; rm -rf /".into();
+    let inj = tmp.path().join("inj.json");
+    fs::write(&inj, p.to_string()).unwrap();
+    check(&[], &inj, "network.trunk_nic");
+    // Missing plan.
+    check(
+        &[],
+        &tmp.path().join("nope.json"),
+        "nope.json: cannot read the plan",
+    );
+    // An unreadable managed file (a directory where a file should be): nothing written.
+    let good = write_plan(tmp.path(), &plan_json("centos6", "linux-bridge", &[]));
+    fs::remove_file(root.join("etc/sysconfig/iptables")).unwrap();
+    fs::create_dir(root.join("etc/sysconfig/iptables")).unwrap();
+    let before_bad = tree_sum(&root);
+    check(&[], &good, "/etc/sysconfig/iptables");
+    assert_eq!(tree_sum(&root), before_bad, "ROOT touched after an error");
+    fs::remove_dir(root.join("etc/sysconfig/iptables")).unwrap();
+    // Not UTF-8.
+    fs::write(root.join("etc/sysconfig/iptables"), b"\xff\xfe*filter\n").unwrap();
+    let before_bin = tree_sum(&root);
+    check(&[], &good, "/etc/sysconfig/iptables: not a text file");
+    assert_eq!(tree_sum(&root), before_bin);
+    let _ = before;
+    // Missing root.
+    let out = run(agent()
+        .arg("apply")
+        .arg("--plan")
+        .arg(&good)
+        .arg("--root")
+        .arg(tmp.path().join("no-such-root")));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-root"));
+}
+
+#[test]
+fn mode_and_owner_survive_the_edit_and_the_backup() {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("\n!!!!!!!! chown needs root: owner preservation NOT checked !!!!!!!!\n");
+        return;
+    }
+    let (tmp, root) = fixture_root("centos6");
+    let f = root.join("etc/libvirt/qemu.conf");
+    std::os::unix::fs::chown(&f, Some(107), Some(36)).unwrap();
+    fs::set_permissions(&f, fs::Permissions::from_mode(0o640)).unwrap();
+    let plan = write_plan(tmp.path(), &plan_json("centos6", "linux-bridge", &[]));
+    apply(&root, &plan, &[]);
+    for p in [f.clone(), root.join("etc/libvirt/qemu.conf.hvseed-orig")] {
+        let m = fs::metadata(&p).unwrap();
+        assert_eq!(
+            (m.uid(), m.gid(), m.mode() & 0o7777),
+            (107, 36, 0o640),
+            "{}",
+            p.display()
+        );
+    }
+    // New files are root's, 0644 (0755 for the init script).
+    let m = fs::metadata(root.join("etc/sysconfig/network-scripts/ifcfg-eth0.100")).unwrap();
+    assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (0, 0, 0o644));
+}
+
+#[test]
+fn hosts_keeps_localhost_when_an_installer_put_the_name_on_127_0_0_1() {
+    let (tmp, root) = fixture_root("centos6");
+    fs::write(
+        root.join("etc/hosts"),
+        "127.0.0.1   kvm1.lab.example.org kvm1 localhost localhost.localdomain\n::1 localhost6\n",
+    )
+    .unwrap();
+    let plan = write_plan(tmp.path(), &plan_json("centos6", "linux-bridge", &[]));
+    apply(&root, &plan, &[]);
+    let hosts = read(&root, "/etc/hosts");
+    let live: Vec<Vec<&str>> = hosts
+        .lines()
+        .map(|l| {
+            l.split('#')
+                .next()
+                .unwrap()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+        })
+        .filter(|w| !w.is_empty())
+        .collect();
+    assert!(
+        live.contains(&vec!["127.0.0.1", "localhost", "localhost.localdomain"]),
+        "{hosts}"
+    );
+    assert!(
+        live.contains(&vec!["192.168.42.11", "kvm1.lab.example.org", "kvm1"]),
+        "{hosts}"
+    );
+    let named: Vec<_> = live.iter().filter(|w| w.contains(&"kvm1")).collect();
+    assert_eq!(named.len(), 1, "{hosts}");
+    assert!(apply(&root, &plan, &[]).ends_with("0 changed\n"));
+}

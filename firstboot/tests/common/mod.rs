@@ -1,0 +1,362 @@
+//! Helpers for the agent's tests: fixture roots, plans, and small independent parsers
+//! of the formats the agent writes (so tests read the files the way their consumers
+//! do instead of grepping for the literals the agent wrote).
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use sha2::{Digest, Sha256};
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// A temp copy of `tests/fixtures/roots/<os>` (the copy keeps links and modes).
+pub fn fixture_root(os: &str) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = repo_root().join("tests/fixtures/roots").join(os);
+    let dst = tmp.path().join("root");
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(&src)
+        .arg(&dst)
+        .status()
+        .unwrap();
+    assert!(st.success(), "copying {}", src.display());
+    // git keeps only 644/755; restore the stock modes the agent must preserve.
+    for (path, mode) in [
+        ("etc/sysconfig/iptables", 0o600),
+        ("lib/ufw/user.rules", 0o640),
+    ] {
+        let p = dst.join(path);
+        if p.exists() {
+            fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+        }
+    }
+    (tmp, dst)
+}
+
+/// The lab host of the CloudStack guide as a plan (VLAN 100/200/300 on eth0).
+pub fn plan_json(os: &str, net: &str, sources: &[&str]) -> serde_json::Value {
+    let selinux = if os == "centos6" {
+        serde_json::json!("permissive")
+    } else {
+        serde_json::Value::Null
+    };
+    serde_json::json!({
+        "schema": 1,
+        "cluster": "lab1",
+        "os": os,
+        "fqdn": "kvm1.lab.example.org",
+        "hostname": "kvm1",
+        "domain": "lab.example.org",
+        "network": {
+            "type": net,
+            "trunk_nic": "eth0",
+            "mac": "00:04:23:aa:bb:01",
+            "management": {"vlan": 100, "ip": "192.168.42.11", "prefix": 24,
+                           "netmask": "255.255.255.0", "gateway": "192.168.42.1"},
+            "public": {"vlan": 200, "bridge": "cloudbr0"},
+            "private": {"vlan": 300, "bridge": "cloudbr1"}
+        },
+        "ntp_servers": ["0.pool.ntp.org", "ntp1.lab.example.org"],
+        "dns": {"servers": ["192.168.42.1", "192.168.42.2"], "search": ["lab.example.org"]},
+        "cloudstack": {"version": "4.2", "repository": "http://cloudstack.apt-get.eu/rhel/4.2/",
+                       "management_server": "192.168.42.5", "port": 8250},
+        "cpu": {"mode": "custom", "model": "SandyBridge", "features": ["vmx", "aes"]},
+        "security": {"selinux": selinux, "firewall_sources": sources}
+    })
+}
+
+pub fn write_plan(dir: &Path, plan: &serde_json::Value) -> PathBuf {
+    let p = dir.join("plan.json");
+    fs::write(&p, serde_json::to_string_pretty(plan).unwrap()).unwrap();
+    p
+}
+
+/// The agent built by cargo for the tests (the host's own target).
+pub fn agent() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_hvseed-firstboot"))
+}
+
+pub fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output().unwrap()
+}
+
+/// sha256 over every entry under `dir`: path, type, mode, content or link target.
+pub fn tree_sum(dir: &Path) -> String {
+    let mut entries = Vec::new();
+    collect(dir, dir, &mut entries);
+    entries.sort();
+    let mut h = Sha256::new();
+    for e in entries {
+        h.update(e.as_bytes());
+        h.update(b"\n");
+    }
+    format!("{:x}", h.finalize())
+}
+
+fn collect(base: &Path, dir: &Path, out: &mut Vec<String>) {
+    for e in fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        let p = e.path();
+        let rel = p.strip_prefix(base).unwrap().display().to_string();
+        let m = fs::symlink_metadata(&p).unwrap();
+        if m.file_type().is_symlink() {
+            out.push(format!(
+                "L {rel} -> {}",
+                fs::read_link(&p).unwrap().display()
+            ));
+        } else if m.is_dir() {
+            out.push(format!("D {rel} {:o}", m.mode()));
+            collect(base, &p, out);
+        } else {
+            let data = fs::read(&p).unwrap();
+            out.push(format!(
+                "F {rel} {:o} {:x}",
+                m.mode(),
+                Sha256::digest(&data)
+            ));
+        }
+    }
+}
+
+pub fn read(root: &Path, path: &str) -> String {
+    let p = root.join(path.trim_start_matches('/'));
+    fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// A shell-sourced `KEY=VALUE` file (ifcfg, sysconfig) as the shell reads it: the last
+/// assignment wins, one level of quotes is removed. Returns keys in file order too.
+pub fn shell_vars(text: &str) -> (BTreeMap<String, String>, Vec<String>) {
+    let mut map = BTreeMap::new();
+    let mut order = Vec::new();
+    for line in text.lines() {
+        let t = line.trim();
+        if t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        let (k, v) = t
+            .split_once('=')
+            .unwrap_or_else(|| panic!("not KEY=VALUE: {t}"));
+        assert!(
+            k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+            "bad shell name {k:?}"
+        );
+        let v = v.trim();
+        let v = v
+            .strip_prefix('"')
+            .and_then(|x| x.strip_suffix('"'))
+            .or_else(|| v.strip_prefix('\'').and_then(|x| x.strip_suffix('\'')))
+            .unwrap_or(v);
+        map.insert(k.to_string(), v.to_string());
+        order.push(k.to_string());
+    }
+    (map, order)
+}
+
+/// libvirt's config syntax: `key = value`, `#` comments; the last one wins.
+pub fn libvirt_conf(text: &str) -> BTreeMap<String, String> {
+    let mut map = BTreeMap::new();
+    for line in text.lines() {
+        let t = line.split('#').next().unwrap().trim();
+        if t.is_empty() {
+            continue;
+        }
+        let (k, v) = t.split_once('=').unwrap_or_else(|| panic!("bad line {t}"));
+        map.insert(k.trim().to_string(), v.trim().to_string());
+    }
+    map
+}
+
+/// Java properties (the subset agent.properties uses): `key=value`, `#` comments.
+pub fn properties(text: &str) -> BTreeMap<String, String> {
+    let mut map = BTreeMap::new();
+    for line in text.lines() {
+        let t = line.trim_start();
+        if t.is_empty() || t.starts_with('#') || t.starts_with('!') {
+            continue;
+        }
+        let (k, v) = t.split_once('=').unwrap_or((t, ""));
+        map.insert(k.trim().to_string(), v.trim_start().to_string());
+    }
+    map
+}
+
+/// iptables-save format: table → list of rules as token lists (only `-A` lines).
+pub fn iptables_save(text: &str) -> BTreeMap<String, Vec<Vec<String>>> {
+    let mut tables: BTreeMap<String, Vec<Vec<String>>> = BTreeMap::new();
+    let mut cur: Option<String> = None;
+    for line in text.lines() {
+        let t = line.trim();
+        if let Some(name) = t.strip_prefix('*') {
+            cur = Some(name.to_string());
+            tables.entry(name.to_string()).or_default();
+        } else if t == "COMMIT" {
+            cur = None;
+        } else if t.starts_with("-A ") {
+            let table = cur.clone().expect("rule outside a table");
+            tables
+                .get_mut(&table)
+                .unwrap()
+                .push(t.split_whitespace().map(str::to_string).collect());
+        } else {
+            assert!(
+                t.is_empty() || t.starts_with('#') || t.starts_with(':'),
+                "unexpected line in iptables-save file: {t}"
+            );
+        }
+    }
+    tables
+}
+
+/// The value after `flag` in a rule.
+pub fn opt<'a>(rule: &'a [String], flag: &str) -> Option<&'a str> {
+    rule.windows(2)
+        .find(|w| w[0] == flag)
+        .map(|w| w[1].as_str())
+}
+
+/// interfaces(5): iface name → (method, options), plus the `auto` names.
+#[derive(Debug, Default)]
+pub struct Interfaces {
+    pub ifaces: BTreeMap<String, (String, Vec<(String, String)>)>,
+    pub auto: Vec<String>,
+    pub allow: Vec<(String, String)>,
+}
+
+pub fn interfaces(text: &str) -> Interfaces {
+    let mut r = Interfaces::default();
+    let mut cur: Option<String> = None;
+    for line in text.lines() {
+        let t = line.trim();
+        if t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        let w: Vec<&str> = t.split_whitespace().collect();
+        match w[0] {
+            "iface" => {
+                assert!(
+                    !r.ifaces.contains_key(w[1]),
+                    "interface {} declared twice",
+                    w[1]
+                );
+                r.ifaces
+                    .insert(w[1].to_string(), (w[3].to_string(), Vec::new()));
+                cur = Some(w[1].to_string());
+            }
+            "auto" => {
+                r.auto.extend(w[1..].iter().map(|s| s.to_string()));
+                cur = None;
+            }
+            x if x.starts_with("allow-") => {
+                for n in &w[1..] {
+                    r.allow.push((x[6..].to_string(), n.to_string()));
+                }
+                cur = None;
+            }
+            "mapping" | "source" => cur = None,
+            _ => {
+                let name = cur
+                    .clone()
+                    .unwrap_or_else(|| panic!("option outside iface: {t}"));
+                r.ifaces
+                    .get_mut(&name)
+                    .unwrap()
+                    .1
+                    .push((w[0].to_string(), w[1..].join(" ")));
+            }
+        }
+    }
+    r
+}
+
+impl Interfaces {
+    pub fn opt(&self, iface: &str, key: &str) -> Option<&str> {
+        self.ifaces
+            .get(iface)?
+            .1
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Lines of `old` that are comments must all still be in `new`, in order.
+pub fn assert_comments_kept(path: &str, old: &str, new: &str) {
+    let mut it = new.lines();
+    for line in old.lines().filter(|l| l.trim_start().starts_with('#')) {
+        assert!(
+            it.any(|n| n == line),
+            "{path}: comment line {line:?} was lost or reordered"
+        );
+    }
+}
+
+/// The path of a system tool (PATH, /usr/sbin, /sbin). When it is missing: under CI
+/// (`CI=true`) the test fails; elsewhere a loud notice is printed and `None` returned.
+pub fn tool(cmd: &str, package: &str) -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    dirs.extend(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from));
+    if let Some(p) = dirs.iter().map(|d| d.join(cmd)).find(|p| p.is_file()) {
+        return Some(p);
+    }
+    let msg = format!(
+        "MISSING TOOL: `{cmd}` (Debian package `{package}`) is not installed; run scripts/setup.sh test"
+    );
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{msg}");
+    }
+    eprintln!("\n!!!!!!!! {msg}: THIS TEST DID NOT RUN !!!!!!!!\n");
+    None
+}
+
+/// The values of `keys` after `sh` sources `file`, as the el6 network scripts and init
+/// scripts do (`. ifcfg-eth0`): proves the file is valid shell and says what it means.
+pub fn sourced(file: &Path, keys: &[String]) -> BTreeMap<String, String> {
+    let mut script = String::from(". \"$0\" || exit 9\n");
+    for k in keys {
+        script.push_str(&format!("printf '%s=%s\\n' {k} \"${{{k}}}\"\n"));
+    }
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(&script)
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "sh could not source {}: {}",
+        file.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            l.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
+        .collect()
+}

@@ -1,0 +1,650 @@
+//! `verify` and `run` against fake kernel files (HVSEED_PROC / HVSEED_SYS) and fake
+//! commands first on PATH — the host's real programs never run.
+
+mod common;
+
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+
+/// A fake host: bin/ (the only PATH entry), proc/, sys/, root/.
+struct FakeHost {
+    _tmp: tempfile::TempDir,
+    dir: PathBuf,
+    root: PathBuf,
+    plan: PathBuf,
+}
+
+const CPUINFO: &str = "processor\t: 0
+vendor_id\t: GenuineIntel
+model name\t: Intel(R) Xeon(R) CPU E5-2620 0 @ 2.00GHz
+flags\t\t: fpu vme de pse tsc msr pae mce cx8 apic sep mtrr lm vmx aes sse4_2
+
+processor\t: 1
+vendor_id\t: GenuineIntel
+model name\t: Intel(R) Xeon(R) CPU E5-2620 0 @ 2.00GHz
+flags\t\t: fpu vme de pse tsc msr pae mce cx8 apic sep mtrr lm vmx aes sse4_2
+";
+
+const NET_DEV: &str = "Inter-|   Receive                                                |  Transmit
+ face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
+    lo:    1000      10    0    0    0     0          0         0     1000      10    0    0    0     0       0          0
+  eth0: 2000000    2000    0    0    0     0          0         0  1000000    1000    0    0    0     0       0          0
+eth0.100:  100      1    0    0    0     0          0         0      100       1    0    0    0     0       0          0
+";
+
+const TCP: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 00000000:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 9120 1 0000000000000000 100 0 0 10 0
+   1: 00000000:407D 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 9921 1 0000000000000000 100 0 0 10 0
+";
+
+fn script(path: &Path, body: &str) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+fn iptables_out(os: &str, sources: &[&str]) -> String {
+    let mut s = String::from("*filter\n:INPUT ACCEPT [0:0]\n");
+    let srcs: Vec<Option<&str>> = if sources.is_empty() {
+        vec![None]
+    } else {
+        sources.iter().map(|s| Some(*s)).collect()
+    };
+    for port in ["22", "1798", "16509", "5900:6100", "49152:49216"] {
+        for src in &srcs {
+            let src = src.map(|s| format!(" -s {s}")).unwrap_or_default();
+            if os == "centos6" {
+                s += &format!("-A INPUT{src} -p tcp -m tcp --dport {port} -j ACCEPT\n");
+            } else if port.contains(':') {
+                s += &format!(
+                    "-A ufw-user-input -p tcp -m multiport --dports {port}{src} -j ACCEPT\n"
+                );
+            } else {
+                s += &format!("-A ufw-user-input -p tcp --dport {port}{src} -j ACCEPT\n");
+            }
+        }
+    }
+    s + "-A INPUT -j REJECT --reject-with icmp-host-prohibited\nCOMMIT\n"
+}
+
+impl FakeHost {
+    /// A host that passes every check for `os`/`net`.
+    fn new(os: &str, net: &str) -> FakeHost {
+        let (tmp, root) = fixture_root(os);
+        let dir = tmp.path().to_path_buf();
+        let plan = write_plan(&dir, &plan_json(os, net, &[]));
+        let bin = dir.join("bin");
+        fs::create_dir_all(dir.join("proc/net")).unwrap();
+        fs::write(dir.join("proc/cpuinfo"), CPUINFO).unwrap();
+        fs::write(
+            dir.join("proc/meminfo"),
+            "MemTotal:        8061404 kB\nMemFree:  100 kB\n",
+        )
+        .unwrap();
+        fs::write(dir.join("proc/net/dev"), NET_DEV).unwrap();
+        fs::write(dir.join("proc/net/tcp"), TCP).unwrap();
+        for (pid, comm) in [(1, "init"), (812, "ntpd"), (901, "libvirtd")] {
+            fs::create_dir_all(dir.join(format!("proc/{pid}"))).unwrap();
+            fs::write(
+                dir.join(format!("proc/{pid}/stat")),
+                format!("{pid} ({comm}) S 1 {pid} {pid} 0 -1 4202752 0 0 0 0\n"),
+            )
+            .unwrap();
+        }
+        for br in ["cloudbr0", "cloudbr1"] {
+            fs::create_dir_all(dir.join("sys/class/net").join(br).join("bridge")).unwrap();
+        }
+        script(&bin.join("uname"), "echo x86_64");
+        script(&bin.join("hostname"), "echo kvm1.lab.example.org");
+        script(
+            &bin.join("service"),
+            "echo \"$@\" >> \"${0%/*}/../service.log\"; exit 0",
+        );
+        script(&bin.join("libvirtd"), "echo 'libvirtd (libvirt) 0.9.13'");
+        script(
+            &bin.join("iptables-save"),
+            &format!("cat <<'EOF'\n{}EOF", iptables_out(os, &[])),
+        );
+        script(
+            &bin.join("virsh"),
+            "echo ' Id    Name                           State'\necho '----------------------------------------------------'\necho",
+        );
+        script(
+            &bin.join("cat"),
+            "while IFS= read -r l; do printf '%s\\n' \"$l\"; done",
+        );
+        if net == "openvswitch" {
+            script(
+                &bin.join("ovs-vsctl"),
+                "case \"$1\" in --version) echo 'ovs-vsctl (Open vSwitch) 1.7.1'; echo 'Compiled Jan 1 2013';; br-exists) exit 0;; esac",
+            );
+        }
+        if os == "centos6" {
+            script(
+                &root.join("usr/libexec/qemu-kvm"),
+                "echo 'QEMU PC emulator version 0.12.1 (qemu-kvm-0.12.1.2), Copyright (c) 2003-2008 Fabrice Bellard'",
+            );
+            script(&bin.join("getenforce"), "echo Permissive");
+            script(&bin.join("rpm"), "echo cloudstack-agent-4.2.0-1.el6.x86_64");
+        } else {
+            script(&bin.join("kvm"), "echo 'QEMU emulator version 1.0 (qemu-kvm-1.0), Copyright (c) 2003-2008 Fabrice Bellard'");
+            script(
+                &bin.join("dpkg-query"),
+                "printf 'install ok installed 4.2.0'",
+            );
+        }
+        FakeHost {
+            _tmp: tmp,
+            dir,
+            root,
+            plan,
+        }
+    }
+
+    fn bin(&self, name: &str, body: &str) {
+        script(&self.dir.join("bin").join(name), body);
+    }
+
+    fn cmd(&self, verb: &str) -> Command {
+        let mut c = agent();
+        c.arg(verb)
+            .arg("--plan")
+            .arg(&self.plan)
+            .arg("--root")
+            .arg(&self.root)
+            .env_clear()
+            .env("PATH", self.dir.join("bin"))
+            .env("HVSEED_PROC", self.dir.join("proc"))
+            .env("HVSEED_SYS", self.dir.join("sys"))
+            .env("HVSEED_CMD_TIMEOUT", "5");
+        c
+    }
+
+    /// verify --json → name → (ok, detail), and the exit status.
+    fn verify(&self) -> (bool, std::collections::BTreeMap<String, (bool, String)>) {
+        let out = self.cmd("verify").arg("--json").output().unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "{e}: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        let mut m = std::collections::BTreeMap::new();
+        for c in v["checks"].as_array().unwrap() {
+            m.insert(
+                c["name"].as_str().unwrap().to_string(),
+                (
+                    c["ok"].as_bool().unwrap(),
+                    c["detail"].as_str().unwrap().to_string(),
+                ),
+            );
+        }
+        assert_eq!(v["ok"].as_bool().unwrap(), out.status.success());
+        (out.status.success(), m)
+    }
+}
+
+const CENTOS_CHECKS: [&str; 15] = [
+    "x86-64",
+    "cpu-virtualization",
+    "memory",
+    "nic",
+    "fqdn",
+    "ntp",
+    "libvirt-version",
+    "qemu-version",
+    "libvirtd-listening",
+    "bridges",
+    "selinux",
+    "firewall",
+    "cloudstack-agent",
+    "no-vms",
+    "cpu-facts",
+];
+
+#[test]
+fn verify_passes_on_a_good_centos6_host() {
+    let h = FakeHost::new("centos6", "linux-bridge");
+    let (ok, m) = h.verify();
+    assert!(ok, "{m:#?}");
+    let names: Vec<&str> = m.keys().map(String::as_str).collect();
+    let mut want = CENTOS_CHECKS.to_vec();
+    want.sort();
+    assert_eq!(names, want);
+    assert!(m["qemu-version"].1.contains("0.12.1"), "{m:?}");
+    assert!(m["cpu-facts"]
+        .1
+        .starts_with("2 × Intel(R) Xeon(R) CPU E5-2620"));
+    // The human form says the same.
+    let out = h.cmd("verify").output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("15 checks, 0 failed"));
+}
+
+#[test]
+fn verify_passes_on_a_good_ubuntu_ovs_host() {
+    let h = FakeHost::new("ubuntu1204", "openvswitch");
+    let (ok, m) = h.verify();
+    assert!(ok, "{m:#?}");
+    assert!(m.contains_key("openvswitch-version") && m.contains_key("apparmor"));
+}
+
+#[test]
+fn verify_fails_each_check_with_a_reason() {
+    let h = FakeHost::new("centos6", "linux-bridge");
+    fs::write(h.dir.join("proc/cpuinfo"), CPUINFO.replace(" vmx", "")).unwrap();
+    fs::write(h.dir.join("proc/meminfo"), "MemTotal:        2048000 kB\n").unwrap();
+    fs::write(h.dir.join("proc/net/tcp"), TCP.replace(":407D", ":407E")).unwrap();
+    fs::remove_dir_all(h.dir.join("sys/class/net/cloudbr1")).unwrap();
+    h.bin("hostname", "echo localhost.localdomain");
+    h.bin("getenforce", "echo Enforcing");
+    h.bin("libvirtd", "echo 'libvirtd (libvirt) 0.9.2'");
+    fs::remove_dir_all(h.dir.join("proc/812")).unwrap();
+    h.bin(
+        "iptables-save",
+        "echo '*filter'; echo '-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT'; echo COMMIT",
+    );
+    h.bin(
+        "virsh",
+        "echo ' Id    Name                           State'\necho '----------------------------------------------------'\necho ' 3     i-2-3-VM                       running'\necho ' -     v-1-VM                         shut off'",
+    );
+    fs::remove_file(h.dir.join("bin/rpm")).unwrap();
+    let (ok, m) = h.verify();
+    assert!(!ok);
+    let failed = |name: &str, needle: &str| {
+        let (ok, detail) = &m[name];
+        assert!(!ok, "{name} should fail");
+        assert!(
+            detail.contains(needle),
+            "{name}: {detail:?} lacks {needle:?}"
+        );
+    };
+    failed("cpu-virtualization", "no vmx or svm");
+    failed("memory", "2048000 kB");
+    failed("libvirtd-listening", "16509");
+    failed("bridges", "cloudbr1");
+    failed("fqdn", "localhost.localdomain");
+    failed("selinux", "enforcing");
+    failed("libvirt-version", "0.9.2 is older than 0.9.4");
+    failed("ntp", "no ntpd process");
+    failed("firewall", "1798");
+    failed("no-vms", "i-2-3-VM, v-1-VM");
+    failed("cloudstack-agent", "command not found");
+    assert!(m["x86-64"].0 && m["qemu-version"].0 && m["cpu-facts"].0);
+}
+
+#[test]
+fn verify_ovs_needs_new_enough_libvirt_and_openvswitch() {
+    let h = FakeHost::new("ubuntu1204", "openvswitch");
+    h.bin("libvirtd", "echo 'libvirtd (libvirt) 0.9.8'");
+    h.bin("ovs-vsctl", "case \"$1\" in --version) echo 'ovs-vsctl (Open vSwitch) 1.4.0';; br-exists) [ \"$2\" != mgmt0 ];; esac");
+    fs::create_dir_all(h.dir.join("sys/kernel/security/apparmor")).unwrap();
+    fs::write(
+        h.dir.join("sys/kernel/security/apparmor/profiles"),
+        "/usr/sbin/libvirtd (enforce)\n/usr/sbin/tcpdump (enforce)\n",
+    )
+    .unwrap();
+    let (ok, m) = h.verify();
+    assert!(!ok);
+    assert!(
+        m["libvirt-version"].1.contains("older than 0.9.11"),
+        "{m:?}"
+    );
+    assert!(m["openvswitch-version"]
+        .1
+        .contains("1.4.0 is older than 1.7.1"));
+    assert!(m["bridges"].1.contains("mgmt0"));
+    assert!(m["apparmor"].1.contains("/usr/sbin/libvirtd"));
+}
+
+#[test]
+fn a_missing_or_hanging_command_is_a_failed_check_not_a_hang() {
+    let h = FakeHost::new("centos6", "linux-bridge");
+    fs::remove_file(h.dir.join("bin/hostname")).unwrap();
+    // exec: the shell becomes sleep, and the agent must kill it at the deadline.
+    let sleep = Command::new("sh")
+        .args(["-c", "command -v sleep"])
+        .output()
+        .unwrap();
+    let sleep = String::from_utf8(sleep.stdout).unwrap();
+    h.bin("virsh", &format!("exec {} 60", sleep.trim()));
+    let start = std::time::Instant::now();
+    let out = h
+        .cmd("verify")
+        .arg("--json")
+        .env("HVSEED_CMD_TIMEOUT", "1")
+        .output()
+        .unwrap();
+    assert!(
+        start.elapsed().as_secs() < 30,
+        "the deadline was not enforced"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let get = |n: &str| {
+        v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == n)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(get("fqdn")["ok"], false);
+    assert!(get("fqdn")["detail"]
+        .as_str()
+        .unwrap()
+        .contains("command not found"));
+    assert_eq!(get("no-vms")["ok"], false);
+    assert!(get("no-vms")["detail"]
+        .as_str()
+        .unwrap()
+        .contains("did not finish in time"));
+    assert!(!out.status.success());
+}
+
+// ------------------------------------------------------------------ run
+
+fn offline_apply(h: &FakeHost) {
+    run_ok(
+        agent()
+            .arg("apply")
+            .arg("--plan")
+            .arg(&h.plan)
+            .arg("--root")
+            .arg(&h.root),
+    );
+    fs::create_dir_all(h.root.join("var/lib")).unwrap();
+}
+
+fn runtime_fakes(h: &FakeHost) {
+    for c in [
+        "setenforce",
+        "iptables-restore",
+        "apparmor_parser",
+        "ufw",
+        "ifup",
+        "ifdown",
+    ] {
+        h.bin(
+            c,
+            &format!("echo {c} \"$@\" >> \"${{0%/*}}/../runtime.log\""),
+        );
+    }
+}
+
+#[test]
+fn run_on_a_good_host_reports_ready_and_disables_its_job() {
+    let h = FakeHost::new("centos6", "linux-bridge");
+    offline_apply(&h);
+    runtime_fakes(&h);
+    h.bin("ping", "exit 0");
+    // hvseed serve stand-in: one POST, recorded.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = s.read(&mut chunk).unwrap();
+            buf.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&buf).to_string();
+            if let Some(i) = text.find("\r\n\r\n") {
+                let len: usize = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Content-Length: "))
+                    .unwrap()
+                    .trim()
+                    .parse()
+                    .unwrap();
+                if buf.len() >= i + 4 + len {
+                    use std::io::Write;
+                    s.write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
+                        .unwrap();
+                    return text;
+                }
+            }
+            if n == 0 {
+                return text;
+            }
+        }
+    });
+    let mut plan: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&h.plan).unwrap()).unwrap();
+    plan["report_url"] = format!("http://127.0.0.1:{port}/report/kvm1.lab.example.org").into();
+    fs::write(&h.plan, plan.to_string()).unwrap();
+
+    let out = h.cmd("run").output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let report: hvseed_firstboot::report::Report =
+        serde_json::from_str(&read(&h.root, "/var/lib/hvseed/report.json")).unwrap();
+    assert_eq!(report.status, hvseed_firstboot::report::ReportStatus::Ready);
+    assert_eq!(report.fqdn, "kvm1.lab.example.org");
+    assert_eq!(report.cpu.count, 2);
+    assert!(report.cpu.flags.contains(&"vmx".to_string()));
+    assert_eq!(report.checks[0].name, "network-gateway");
+    // The runtime part ran, through the distribution's tools.
+    let rt = fs::read_to_string(h.dir.join("runtime.log")).unwrap();
+    assert!(rt.contains("setenforce permissive"));
+    assert!(rt.contains("iptables-restore"));
+    let svc = fs::read_to_string(h.dir.join("service.log")).unwrap();
+    assert!(
+        svc.contains("network stop") && svc.contains("network start"),
+        "{svc}"
+    );
+    assert!(svc.contains("libvirtd restart"), "{svc}");
+    // The job is disabled, the log is written, the report reached the server.
+    for rl in 2..=5 {
+        assert!(fs::symlink_metadata(
+            h.root
+                .join(format!("etc/rc.d/rc{rl}.d/S99hvseed-firstboot"))
+        )
+        .is_err());
+    }
+    assert!(read(&h.root, "/var/log/hvseed-firstboot.log").contains("host is ready"));
+    let req = server.join().unwrap();
+    assert!(
+        req.starts_with("POST /report/kvm1.lab.example.org HTTP/1.1\r\n"),
+        "{req}"
+    );
+    let body = &req[req.find("\r\n\r\n").unwrap() + 4..];
+    let posted: hvseed_firstboot::report::Report = serde_json::from_str(body).unwrap();
+    assert_eq!(posted, report);
+}
+
+#[test]
+fn run_rolls_the_network_back_when_the_gateway_is_lost() {
+    for os in ["centos6", "ubuntu1204"] {
+        let h = FakeHost::new(os, "linux-bridge");
+        offline_apply(&h);
+        runtime_fakes(&h);
+        // The first network start loses the gateway; after the rollback's start it
+        // answers again (service on centos6, ifdown/ifup on ubuntu1204).
+        for name in ["service", "ifup", "ifdown"] {
+            h.bin(
+                name,
+                &format!(
+                    "d=\"${{0%/*}}/..\"; echo \"{name} $*\" >> \"$d/network.log\"\n\
+                     case \"{name} $*\" in \"service network start\"|\"ifup -a --exclude=lo\")\n\
+                     if [ -e \"$d/start1\" ]; then : > \"$d/start2\"; else : > \"$d/start1\"; fi;; esac\nexit 0"
+                ),
+            );
+        }
+        h.bin("ping", "d=\"${0%/*}/..\"; [ -e \"$d/start2\" ]");
+        let before: Vec<(String, Option<String>)> = match os {
+            "centos6" => ["ifcfg-eth0", "ifcfg-eth0.100", "ifcfg-cloudbr0"]
+                .iter()
+                .map(|f| {
+                    let p = format!("/etc/sysconfig/network-scripts/{f}");
+                    let orig = repo_root()
+                        .join("tests/fixtures/roots/centos6")
+                        .join(&p[1..]);
+                    (p, fs::read_to_string(orig).ok())
+                })
+                .collect(),
+            _ => vec![(
+                "/etc/network/interfaces".into(),
+                Some(read(
+                    &repo_root().join("tests/fixtures/roots/ubuntu1204"),
+                    "/etc/network/interfaces",
+                )),
+            )],
+        };
+        let out = h
+            .cmd("run")
+            .env("HVSEED_GATEWAY_TRIES", "2")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{os}: {err}");
+        // Files are back as the installer wrote them; hvseed's new ones moved away.
+        for (p, orig) in &before {
+            match orig {
+                Some(text) => assert_eq!(&read(&h.root, p), text, "{os}: {p} restored"),
+                None => assert!(!h.root.join(&p[1..]).exists(), "{os}: {p} removed"),
+            }
+        }
+        if os == "centos6" {
+            assert!(h
+                .root
+                .join("var/lib/hvseed/failed/etc_sysconfig_network-scripts_ifcfg-eth0.100")
+                .exists());
+        }
+        let net = fs::read_to_string(h.dir.join("network.log")).unwrap();
+        let want: &[&str] = match os {
+            "centos6" => &[
+                "service network stop",
+                "service network start",
+                "service network stop",
+                "service network start",
+            ],
+            _ => &[
+                "ifdown -a --exclude=lo",
+                "ifup -a --exclude=lo",
+                "ifdown -a --exclude=lo",
+                "ifup -a --exclude=lo",
+            ],
+        };
+        let got: Vec<&str> = net
+            .lines()
+            .filter(|l| l.contains(" network ") || l.starts_with("if"))
+            .collect();
+        assert_eq!(got, want, "{os}: down/up, then down, rollback, up");
+        let report: hvseed_firstboot::report::Report =
+            serde_json::from_str(&read(&h.root, "/var/lib/hvseed/report.json")).unwrap();
+        assert_eq!(
+            report.status,
+            hvseed_firstboot::report::ReportStatus::Failed
+        );
+        let gw = &report.checks[0];
+        assert_eq!(gw.name, "network-gateway");
+        assert!(!gw.ok && gw.detail.contains("restored"), "{gw:?}");
+        // The job stays enabled so the next boot retries.
+        match os {
+            "centos6" => {
+                assert!(fs::metadata(h.root.join("etc/rc3.d/S99hvseed-firstboot")).is_ok())
+            }
+            _ => {
+                assert!(h.root.join("etc/init/hvseed-firstboot.conf").exists());
+                assert!(!h.root.join("etc/init/hvseed-firstboot.override").exists());
+            }
+        }
+        assert!(read(&h.root, "/var/log/hvseed-firstboot.log").contains("unreachable"));
+    }
+}
+
+#[test]
+fn run_on_ubuntu_disables_the_upstart_job_on_success() {
+    let h = FakeHost::new("ubuntu1204", "linux-bridge");
+    offline_apply(&h);
+    runtime_fakes(&h);
+    h.bin("ping", "exit 0");
+    let out = h.cmd("run").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        read(&h.root, "/etc/init/hvseed-firstboot.override").trim(),
+        "manual"
+    );
+    let rt = fs::read_to_string(h.dir.join("runtime.log")).unwrap();
+    assert!(rt.contains("ufw --force enable"));
+    assert!(rt.contains("apparmor_parser -R") && rt.contains("usr.sbin.libvirtd"));
+    let svc = fs::read_to_string(h.dir.join("service.log")).unwrap();
+    assert!(svc.contains("libvirt-bin restart"), "{svc}");
+    assert!(
+        rt.contains("ifdown -a --exclude=lo") && rt.contains("ifup -a --exclude=lo"),
+        "{rt}"
+    );
+}
+
+#[test]
+fn run_reports_an_apply_failure_and_leaves_the_network_alone() {
+    let h = FakeHost::new("centos6", "linux-bridge");
+    offline_apply(&h);
+    runtime_fakes(&h);
+    h.bin("ping", "exit 0");
+    fs::remove_file(h.root.join("etc/ntp.conf")).unwrap();
+    fs::create_dir(h.root.join("etc/ntp.conf")).unwrap();
+    let out = h.cmd("run").output().unwrap();
+    assert!(!out.status.success());
+    let report: hvseed_firstboot::report::Report =
+        serde_json::from_str(&read(&h.root, "/var/lib/hvseed/report.json")).unwrap();
+    assert_eq!(
+        report.status,
+        hvseed_firstboot::report::ReportStatus::Failed
+    );
+    assert_eq!(report.checks[0].name, "apply");
+    assert!(
+        report.checks[0].detail.contains("/etc/ntp.conf"),
+        "{:?}",
+        report.checks[0]
+    );
+    let svc = fs::read_to_string(h.dir.join("service.log")).unwrap_or_default();
+    assert!(
+        !svc.contains("network"),
+        "network touched after a failed apply: {svc}"
+    );
+    assert!(fs::symlink_metadata(h.root.join("etc/rc.d/rc3.d/S99hvseed-firstboot")).is_ok());
+    // Each log line carries a UTC timestamp.
+    let log = read(&h.root, "/var/log/hvseed-firstboot.log");
+    assert!(
+        log.lines()
+            .all(|l| l.len() > 21 && l.as_bytes()[10] == b'T' && l[..20].ends_with('Z')),
+        "{log}"
+    );
+}
+
+/// The real machine running the tests: real /proc, real programs (most of them missing
+/// here). Whatever it finds, verify must answer with well-formed JSON and not crash.
+#[test]
+fn verify_on_the_build_machine_answers_without_crashing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = write_plan(tmp.path(), &plan_json("centos6", "linux-bridge", &[]));
+    let out = agent()
+        .args(["verify", "--json", "--plan"])
+        .arg(&plan)
+        .env("HVSEED_CMD_TIMEOUT", "5")
+        .output()
+        .unwrap();
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let checks = v["checks"].as_array().unwrap();
+    assert_eq!(checks.len(), 15);
+    assert!(checks
+        .iter()
+        .all(|c| !c["detail"].as_str().unwrap().is_empty()));
+    // This machine's cpuinfo has at least one CPU.
+    assert!(v["cpu"]["count"].as_u64().unwrap() >= 1);
+}

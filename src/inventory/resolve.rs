@@ -1,0 +1,1504 @@
+//! YAML tree → [`Inventory`]: merges `defaults` into each host, reads every key into
+//! its typed form, applies the rules of the inventory contract and collects every
+//! finding (never stopping at the first).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::Ipv4Addr;
+use std::path::Path;
+
+use super::model::*;
+use super::rules;
+use super::yaml::{Node, Origin, Value};
+use super::{Diagnostic, Severity};
+
+const TOP_KEYS: &[&str] = &["version", "cluster", "defaults", "hosts"];
+const SECTION_KEYS: &[&str] = &[
+    "os",
+    "install",
+    "ntp_servers",
+    "dns",
+    "cloudstack",
+    "cpu",
+    "network",
+    "security",
+];
+const HOST_ONLY_KEYS: &[&str] = &["fqdn", "mac", "ip"];
+const INSTALL_KEYS: &[&str] = &[
+    "source",
+    "locale",
+    "keyboard",
+    "timezone",
+    "root_password_hash",
+    "ssh_authorized_keys",
+    "disk",
+    "extra_packages",
+    "kernel_args",
+    "extra_repositories",
+];
+const DNS_KEYS: &[&str] = &["servers", "search"];
+const CLOUDSTACK_KEYS: &[&str] = &["version", "repository", "management_server"];
+const CPU_KEYS: &[&str] = &["mode", "model", "features"];
+const NETWORK_KEYS: &[&str] = &[
+    "type",
+    "trunk_nic",
+    "trunk_bridge",
+    "management",
+    "public",
+    "private",
+];
+const MANAGEMENT_KEYS: &[&str] = &["vlan", "prefix", "gateway", "bridge"];
+const VLAN_BRIDGE_KEYS: &[&str] = &["vlan", "bridge"];
+const SECURITY_KEYS: &[&str] = &["selinux", "firewall_sources"];
+const REPO_KEYS: &[&str] = &["name", "url"];
+
+/// NTP servers used when `ntp_servers` is absent.
+pub const DEFAULT_NTP: &[&str] = &["0.pool.ntp.org", "1.pool.ntp.org"];
+
+/// The full key path of a node: `defaults.x`, `hosts[3].x`, or `x` at the top.
+fn path(origin: Origin, rel: &str) -> String {
+    match origin {
+        Origin::Top => rel.to_string(),
+        Origin::Defaults => format!("defaults.{rel}"),
+        Origin::Host(i) => format!("hosts[{i}].{rel}"),
+    }
+}
+
+/// A place in the file a later finding can point at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Loc {
+    line: usize,
+    column: usize,
+    key: String,
+}
+
+impl Loc {
+    fn of(n: &Node, rel: &str) -> Loc {
+        Loc {
+            line: n.line,
+            column: n.column,
+            key: path(n.origin, rel),
+        }
+    }
+}
+
+/// A mapping's entries (null values count as absent), with its key path.
+struct Map<'n> {
+    rel: String,
+    entries: Vec<(String, &'n Node, &'n Node)>,
+}
+
+impl<'n> Map<'n> {
+    fn empty(rel: &str) -> Self {
+        Map {
+            rel: rel.to_string(),
+            entries: Vec::new(),
+        }
+    }
+
+    fn get(&self, k: &str) -> Option<&'n Node> {
+        self.entries
+            .iter()
+            .find(|(name, _, v)| name == k && v.value != Value::Null)
+            .map(|e| e.2)
+    }
+
+    fn key_node(&self, k: &str) -> Option<&'n Node> {
+        self.entries
+            .iter()
+            .find(|(name, _, _)| name == k)
+            .map(|e| e.1)
+    }
+
+    fn child(&self, k: &str) -> String {
+        if self.rel.is_empty() {
+            k.to_string()
+        } else {
+            format!("{}.{k}", self.rel)
+        }
+    }
+}
+
+fn key_text(k: &Node) -> String {
+    k.scalar_text().unwrap_or_else(|| format!("<{}>", k.kind()))
+}
+
+/// A required key that was missing in one host (the defaults lacked it too).
+struct Missing {
+    rel: String,
+    host: usize,
+}
+
+struct Checker<'a> {
+    file: &'a Path,
+    diags: Vec<Diagnostic>,
+    missing: Vec<Missing>,
+    /// The host being resolved, for [`Missing`].
+    host: usize,
+}
+
+impl Checker<'_> {
+    fn push_at(
+        &mut self,
+        severity: Severity,
+        line: usize,
+        column: usize,
+        key: String,
+        message: String,
+    ) {
+        self.diags.push(Diagnostic {
+            severity,
+            file: self.file.to_path_buf(),
+            line,
+            column,
+            key,
+            message,
+        });
+    }
+
+    fn error(&mut self, n: &Node, rel: &str, message: impl Into<String>) {
+        self.push_at(
+            Severity::Error,
+            n.line,
+            n.column,
+            path(n.origin, rel),
+            message.into(),
+        );
+    }
+
+    fn warn(&mut self, n: &Node, rel: &str, message: impl Into<String>) {
+        self.push_at(
+            Severity::Warning,
+            n.line,
+            n.column,
+            path(n.origin, rel),
+            message.into(),
+        );
+    }
+
+    fn error_at(&mut self, at: &Loc, message: impl Into<String>) {
+        self.push_at(
+            Severity::Error,
+            at.line,
+            at.column,
+            at.key.clone(),
+            message.into(),
+        );
+    }
+
+    /// Reads a mapping and reports keys not in `allowed`.
+    fn map<'n>(&mut self, n: &'n Node, rel: &str, allowed: &[&str]) -> Map<'n> {
+        let entries: &'n [(Node, Node)] = match &n.value {
+            Value::Map(e) => e,
+            Value::Null => &[],
+            _ => {
+                self.error(
+                    n,
+                    rel,
+                    format!(
+                        "expected a mapping of keys ({}), found {}",
+                        allowed.join(", "),
+                        n.kind()
+                    ),
+                );
+                return Map::empty(rel);
+            }
+        };
+        let mut map = Map::empty(rel);
+        for (k, v) in entries {
+            let name = key_text(k);
+            if allowed.contains(&name.as_str()) {
+                map.entries.push((name, k, v));
+            } else {
+                let krel = map.child(&name);
+                let msg = unknown_key_message(&name, allowed);
+                self.error(k, &krel, msg);
+            }
+        }
+        map
+    }
+
+    /// The sub-mapping at `key` (an empty one when absent).
+    fn section<'n>(&mut self, parent: &Map<'n>, key: &str, allowed: &[&str]) -> Map<'n> {
+        let rel = parent.child(key);
+        match parent.get(key) {
+            Some(n) => self.map(n, &rel, allowed),
+            None => Map::empty(&rel),
+        }
+    }
+
+    /// A required key: records it as missing when absent.
+    fn required<'n>(&mut self, m: &Map<'n>, key: &str) -> Option<&'n Node> {
+        let v = m.get(key);
+        if v.is_none() {
+            self.missing.push(Missing {
+                rel: m.child(key),
+                host: self.host,
+            });
+        }
+        v
+    }
+
+    fn text(&mut self, n: &Node, rel: &str) -> Option<String> {
+        match n.scalar_text() {
+            Some(s) => Some(s),
+            None => {
+                self.error(
+                    n,
+                    rel,
+                    format!("expected a single value, found {}", n.kind()),
+                );
+                None
+            }
+        }
+    }
+
+    /// A scalar checked by `rule`.
+    fn checked(
+        &mut self,
+        n: &Node,
+        rel: &str,
+        rule: fn(&str) -> Result<(), String>,
+    ) -> Option<String> {
+        let s = self.text(n, rel)?;
+        match rule(&s) {
+            Ok(()) => Some(s),
+            Err(msg) => {
+                self.error(n, rel, msg);
+                None
+            }
+        }
+    }
+
+    fn list<'n>(&mut self, n: &'n Node, rel: &str) -> Option<&'n [Node]> {
+        match &n.value {
+            Value::Seq(items) => Some(items),
+            Value::Null => Some(&[]),
+            _ => {
+                let hint = n
+                    .scalar_text()
+                    .map(|s| format!(" (write it as a list: [{s}])"))
+                    .unwrap_or_default();
+                self.error(n, rel, format!("expected a list, found {}{hint}", n.kind()));
+                None
+            }
+        }
+    }
+
+    /// A list of scalars each checked by `rule`; `None` if anything was wrong.
+    fn checked_list(
+        &mut self,
+        n: &Node,
+        rel: &str,
+        rule: fn(&str) -> Result<(), String>,
+    ) -> Option<Vec<String>> {
+        let items = self.list(n, rel)?;
+        let mut out = Vec::new();
+        let mut ok = true;
+        for (i, item) in items.iter().enumerate() {
+            match self.checked(item, &format!("{rel}[{i}]"), rule) {
+                Some(s) => out.push(s),
+                None => ok = false,
+            }
+        }
+        ok.then_some(out)
+    }
+
+    fn uint(&mut self, n: &Node, rel: &str, min: i128, max: i128, what: &str) -> Option<i128> {
+        match &n.value {
+            Value::Int(i) if (min..=max).contains(i) => Some(*i),
+            Value::Int(i) => {
+                self.error(
+                    n,
+                    rel,
+                    format!("{what} {i} is out of range (use {min}-{max})"),
+                );
+                None
+            }
+            _ => {
+                self.error(
+                    n,
+                    rel,
+                    format!("expected a whole number ({min}-{max}), found {}", n.kind()),
+                );
+                None
+            }
+        }
+    }
+
+    fn ipv4(&mut self, n: &Node, rel: &str) -> Option<Ipv4Addr> {
+        let s = self.text(n, rel)?;
+        match s.parse::<Ipv4Addr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                self.error(
+                    n,
+                    rel,
+                    format!("`{s}` is not an IPv4 address (write it like 192.168.42.11)"),
+                );
+                None
+            }
+        }
+    }
+
+    fn choice<T: Copy>(&mut self, n: &Node, rel: &str, choices: &[(&str, T)]) -> Option<T> {
+        let s = self.text(n, rel)?;
+        if let Some((_, v)) = choices.iter().find(|(name, _)| *name == s) {
+            return Some(*v);
+        }
+        let names: Vec<&str> = choices.iter().map(|c| c.0).collect();
+        let suggestion = suggest(&s, &names)
+            .map(|b| format!("did you mean `{b}`? "))
+            .unwrap_or_default();
+        self.error(
+            n,
+            rel,
+            format!(
+                "`{s}` is not one of {} ({suggestion}choose one of them)",
+                names.join(" | ")
+            ),
+        );
+        None
+    }
+}
+
+/// The closest of `candidates` to `word`, if it is close enough to be a likely typo.
+fn suggest<'c>(word: &str, candidates: &[&'c str]) -> Option<&'c str> {
+    candidates
+        .iter()
+        .map(|c| (strsim::jaro_winkler(word, c), *c))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
+        .or_else(|| {
+            candidates
+                .iter()
+                .map(|c| (strsim::levenshtein(word, c), *c))
+                .filter(|(d, _)| *d <= 2)
+                .min_by_key(|(d, _)| *d)
+                .map(|(_, c)| c)
+        })
+}
+
+fn unknown_key_message(name: &str, allowed: &[&str]) -> String {
+    match suggest(name, allowed) {
+        Some(s) => format!("unknown key `{name}` (did you mean `{s}`?)"),
+        None => format!(
+            "unknown key `{name}` (valid keys here: {})",
+            allowed.join(", ")
+        ),
+    }
+}
+
+/// What to write when a required key is missing.
+fn missing_hint(rel: &str) -> &'static str {
+    match rel {
+        "os" => "add `os: centos6` or `os: ubuntu1204`",
+        "fqdn" => "add the host's name, e.g. `fqdn: kvm1.lab.example.org`",
+        "mac" => "add the MAC address of the host's trunk NIC, e.g. `mac: \"00:04:23:aa:bb:01\"`",
+        "ip" => "add the host's management address, e.g. `ip: 192.168.42.11`",
+        "install.root_password_hash" => "add a `$6$` hash made with `openssl passwd -6`",
+        "install.disk" => "name the disk to wipe and install to, e.g. `disk: sda`",
+        "dns.servers" => "add at least one DNS server, e.g. `servers: [192.168.42.1]`",
+        "cloudstack.version" => "add e.g. `version: \"4.2\"`",
+        "cloudstack.repository" => "add the CloudStack package repository URL",
+        "cloudstack.management_server" => "add the management server's address or name",
+        "network.trunk_nic" => "name the NIC carrying the VLANs, e.g. `trunk_nic: eth0`",
+        "network.management.vlan" | "network.public.vlan" | "network.private.vlan" => {
+            "add the VLAN id (1-4094)"
+        }
+        "network.management.prefix" => {
+            "add the prefix length of the management subnet, e.g. `prefix: 24`"
+        }
+        "network.management.gateway" => "add the management gateway, e.g. `gateway: 192.168.42.1`",
+        _ => "add it",
+    }
+}
+
+/// Deep merge of a host entry over the defaults: mappings merge key by key, anything
+/// else (scalars, lists) is replaced by the host's value. Each node keeps its origin,
+/// so messages point at whichever side won.
+fn merge(defaults: &Node, host: &Node) -> Node {
+    let (Value::Map(d), Value::Map(h)) = (&defaults.value, &host.value) else {
+        return if host.value == Value::Null {
+            defaults.clone()
+        } else {
+            host.clone()
+        };
+    };
+    let mut out: Vec<(Node, Node)> = Vec::with_capacity(d.len() + h.len());
+    for (dk, dv) in d {
+        let name = dk.scalar_text();
+        match h.iter().find(|(hk, _)| hk.scalar_text() == name) {
+            Some((hk, hv)) if hv.value != Value::Null => out.push((hk.clone(), merge(dv, hv))),
+            _ => out.push((dk.clone(), dv.clone())),
+        }
+    }
+    for (hk, hv) in h {
+        let name = hk.scalar_text();
+        if !d.iter().any(|(dk, _)| dk.scalar_text() == name) {
+            out.push((hk.clone(), hv.clone()));
+        }
+    }
+    Node {
+        value: Value::Map(out),
+        ..host.clone_shallow()
+    }
+}
+
+impl Node {
+    fn clone_shallow(&self) -> Node {
+        Node {
+            value: Value::Null,
+            line: self.line,
+            column: self.column,
+            raw: None,
+            origin: self.origin,
+        }
+    }
+}
+
+/// Positions of one host's values that cross-host rules need.
+struct HostLocs {
+    fqdn: Option<(String, Loc)>,
+    mac: Option<(String, Loc)>,
+    ip: Option<(Ipv4Addr, Loc)>,
+    /// The gateway node in force for this host, with the prefix.
+    subnet: Option<(Ipv4Addr, u8, Loc)>,
+}
+
+/// Resolves the whole document. Returns the inventory (when there were no errors) and
+/// every finding, sorted by position and deduplicated.
+pub fn resolve(file: &Path, root: &Node) -> (Option<Inventory>, Vec<Diagnostic>) {
+    let mut c = Checker {
+        file,
+        diags: Vec::new(),
+        missing: Vec::new(),
+        host: 0,
+    };
+    let inv = resolve_doc(&mut c, root);
+    let mut diags = c.diags;
+    let mut seen = HashSet::new();
+    diags.retain(|d| {
+        seen.insert((
+            d.line,
+            d.column,
+            d.key.clone(),
+            d.message.clone(),
+            d.severity,
+        ))
+    });
+    diags.sort_by_key(|d| (d.line, d.column));
+    let has_errors = diags.iter().any(|d| d.severity == Severity::Error);
+    (if has_errors { None } else { inv }, diags)
+}
+
+fn resolve_doc(c: &mut Checker, root: &Node) -> Option<Inventory> {
+    let Value::Map(_) = &root.value else {
+        let found = if root.value == Value::Null {
+            "the file is empty".to_string()
+        } else {
+            format!("the file holds {}", root.kind())
+        };
+        c.push_at(
+            Severity::Error,
+            root.line,
+            root.column,
+            String::new(),
+            format!("{found}; an inventory is a mapping with the keys version, cluster, defaults and hosts (see docs/inventory.md)"),
+        );
+        return None;
+    };
+    let top = c.map(root, "", TOP_KEYS);
+    let missing_top = |c: &mut Checker, key: &str, hint: &str| {
+        c.push_at(
+            Severity::Error,
+            root.line,
+            root.column,
+            key.to_string(),
+            format!("missing ({hint})"),
+        );
+    };
+
+    let version = match top.get("version") {
+        None => {
+            missing_top(c, "version", "add `version: 1` at the top");
+            None
+        }
+        Some(n) => match &n.value {
+            Value::Int(1) => Some(1),
+            _ => {
+                let s = n.scalar_text().unwrap_or_else(|| n.kind().to_string());
+                c.error(n, "version", format!("`{s}` is not supported; this hvseed reads inventory version 1 (write `version: 1`)"));
+                None
+            }
+        },
+    };
+    let cluster = match top.get("cluster") {
+        None => {
+            missing_top(c, "cluster", "add a cluster name, e.g. `cluster: lab1`");
+            None
+        }
+        Some(n) => c.checked(n, "cluster", rules::cluster_name),
+    };
+
+    // The defaults, marked so that messages say `defaults.…`.
+    let mut defaults = top.get("defaults").cloned().unwrap_or(Node {
+        value: Value::Map(Vec::new()),
+        line: root.line,
+        column: root.column,
+        raw: None,
+        origin: Origin::Defaults,
+    });
+    defaults.set_origin(Origin::Defaults);
+    if !matches!(defaults.value, Value::Map(_) | Value::Null) {
+        c.error(
+            &defaults,
+            "",
+            format!(
+                "expected a mapping of keys ({}), found {}",
+                SECTION_KEYS.join(", "),
+                defaults.kind()
+            ),
+        );
+        defaults.value = Value::Map(Vec::new());
+    }
+    // Host-only keys do not belong in defaults; report them once, here.
+    if let Value::Map(entries) = &mut defaults.value {
+        let mut kept = Vec::new();
+        for (k, v) in entries.drain(..) {
+            let name = key_text(&k);
+            if HOST_ONLY_KEYS.contains(&name.as_str()) {
+                c.error(&k, &name, format!("`{name}` is different for every host: set it in each entry of `hosts`, not in defaults"));
+            } else if SECTION_KEYS.contains(&name.as_str()) {
+                kept.push((k, v));
+            } else {
+                c.error(&k, &name, unknown_key_message(&name, SECTION_KEYS));
+            }
+        }
+        *entries = kept;
+    }
+
+    let os_node = match &defaults.value {
+        Value::Map(e) => e
+            .iter()
+            .find(|(k, v)| key_text(k) == "os" && v.value != Value::Null)
+            .map(|e| e.1.clone()),
+        _ => None,
+    };
+    let os = match &os_node {
+        None => {
+            c.push_at(
+                Severity::Error,
+                defaults.line,
+                defaults.column,
+                "defaults.os".into(),
+                format!("missing ({})", missing_hint("os")),
+            );
+            None
+        }
+        Some(n) => c.choice(
+            n,
+            "os",
+            &[("centos6", Os::Centos6), ("ubuntu1204", Os::Ubuntu1204)],
+        ),
+    };
+
+    let host_nodes: &[Node] = match top.get("hosts") {
+        None => {
+            missing_top(
+                c,
+                "hosts",
+                "add a `hosts:` list with at least one host (fqdn, mac, ip)",
+            );
+            &[]
+        }
+        Some(n) => match &n.value {
+            Value::Seq(items) if items.is_empty() => {
+                c.error(
+                    n,
+                    "hosts",
+                    "the list is empty; add at least one host (fqdn, mac, ip)",
+                );
+                &[]
+            }
+            Value::Seq(items) => items,
+            _ => {
+                c.error(
+                    n,
+                    "hosts",
+                    format!("expected a list of hosts, found {}", n.kind()),
+                );
+                &[]
+            }
+        },
+    };
+
+    let mut hosts = Vec::new();
+    let mut locs = Vec::new();
+    let mut all_ok = true;
+    for (i, raw_host) in host_nodes.iter().enumerate() {
+        c.host = i;
+        let mut h = raw_host.clone();
+        h.set_origin(Origin::Host(i));
+        if !matches!(h.value, Value::Map(_)) {
+            c.error(
+                &h,
+                "",
+                format!(
+                    "expected a host mapping with fqdn, mac and ip, found {}",
+                    h.kind()
+                ),
+            );
+            all_ok = false;
+            continue;
+        }
+        if let Value::Map(entries) = &mut h.value {
+            entries.retain(|(k, _)| {
+                if key_text(k) == "os" {
+                    c.error(k, "os", "`os` is the same for every host of a cluster: remove it here and set it once in `defaults.os`");
+                    false
+                } else {
+                    true
+                }
+            });
+            if let Some((k, _)) = entries
+                .iter()
+                .find(|(k, v)| key_text(k) == "cpu" && v.value != Value::Null)
+            {
+                c.warn(k, "cpu", "this host overrides `cpu`: hosts of a cluster should offer guests the same CPU, or live migration between them breaks");
+            }
+        }
+        let merged = merge(&defaults, &h);
+        let (host, hl) = resolve_host(c, &merged, os);
+        match host {
+            Some(host) => hosts.push(host),
+            None => all_ok = false,
+        }
+        locs.push(hl);
+    }
+
+    let defaults_key = top
+        .key_node("defaults")
+        .map_or((root.line, root.column), |k| (k.line, k.column));
+    report_missing(c, &defaults, defaults_key, host_nodes);
+    cross_host_rules(c, &locs);
+
+    if let (Some(version), Some(cluster), Some(os), true) = (version, cluster, os, all_ok) {
+        Some(Inventory {
+            path: c.file.to_path_buf(),
+            version,
+            cluster,
+            os,
+            hosts,
+        })
+    } else {
+        None
+    }
+}
+
+/// Missing required keys: one message at `defaults` when no host has the key, else one
+/// per host lacking it.
+fn report_missing(
+    c: &mut Checker,
+    defaults: &Node,
+    defaults_key: (usize, usize),
+    host_nodes: &[Node],
+) {
+    let mut by_key: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for m in std::mem::take(&mut c.missing) {
+        by_key.entry(m.rel).or_default().push(m.host);
+    }
+    for (rel, hosts) in by_key {
+        let hint = missing_hint(&rel);
+        let host_only = HOST_ONLY_KEYS.contains(&rel.as_str());
+        if hosts.len() == host_nodes.len() && !host_only {
+            let (line, column) = deepest_position(defaults, &rel).unwrap_or(defaults_key);
+            c.push_at(
+                Severity::Error,
+                line,
+                column,
+                format!("defaults.{rel}"),
+                format!("missing ({hint}; in defaults, or in every host)"),
+            );
+        } else {
+            for i in hosts {
+                let n = &host_nodes[i];
+                let msg = if host_only {
+                    format!("missing ({hint})")
+                } else {
+                    format!("missing: neither defaults nor this host sets it ({hint})")
+                };
+                c.push_at(
+                    Severity::Error,
+                    n.line,
+                    n.column,
+                    format!("hosts[{i}].{rel}"),
+                    msg,
+                );
+            }
+        }
+    }
+}
+
+/// Position of the deepest existing key along `rel` under `node` (`None` when not even
+/// the first one exists).
+fn deepest_position(node: &Node, rel: &str) -> Option<(usize, usize)> {
+    let mut cur = node;
+    let mut pos = None;
+    for part in rel.split('.') {
+        let Value::Map(entries) = &cur.value else {
+            break;
+        };
+        match entries.iter().find(|(k, _)| key_text(k) == part) {
+            Some((k, v)) => {
+                pos = Some((k.line, k.column));
+                cur = v;
+            }
+            None => break,
+        }
+    }
+    pos
+}
+
+/// Gateway position (line, column, key path), prefix and gateway address.
+type SubnetKey = (usize, usize, String, u8, Ipv4Addr);
+
+fn cross_host_rules(c: &mut Checker, locs: &[HostLocs]) {
+    // Uniqueness of fqdn, MAC and IP.
+    let mut fqdns: HashMap<String, String> = HashMap::new();
+    let mut macs: HashMap<String, String> = HashMap::new();
+    let mut ips: HashMap<Ipv4Addr, String> = HashMap::new();
+    for l in locs {
+        if let Some((v, at)) = &l.fqdn {
+            match fqdns.get(v) {
+                Some(first) => c.error_at(
+                    at,
+                    format!("duplicate of {first} (`{v}`); every host needs its own name"),
+                ),
+                None => {
+                    fqdns.insert(v.clone(), at.key.clone());
+                }
+            }
+        }
+        if let Some((v, at)) = &l.mac {
+            match macs.get(v) {
+                Some(first) => c.error_at(at, format!("duplicate of {first} (`{v}`); every host needs the MAC of its own trunk NIC")),
+                None => {
+                    macs.insert(v.clone(), at.key.clone());
+                }
+            }
+        }
+        if let Some((v, at)) = &l.ip {
+            match ips.get(v) {
+                Some(first) => c.error_at(
+                    at,
+                    format!(
+                        "duplicate of {first} (`{v}`); every host needs its own management address"
+                    ),
+                ),
+                None => {
+                    ips.insert(*v, at.key.clone());
+                }
+            }
+        }
+    }
+
+    // Hosts grouped by the gateway/prefix they use (a host may override them).
+    let mut groups: BTreeMap<SubnetKey, Vec<(Ipv4Addr, Loc)>> = BTreeMap::new();
+    for l in locs {
+        if let (Some((gw, prefix, gloc)), Some((ip, iloc))) = (&l.subnet, &l.ip) {
+            groups
+                .entry((gloc.line, gloc.column, gloc.key.clone(), *prefix, *gw))
+                .or_default()
+                .push((*ip, iloc.clone()));
+        }
+    }
+    for ((line, column, key, prefix, gw), members) in groups {
+        let gloc = Loc { line, column, key };
+        let mask = u32::from(hvseed_firstboot::names::netmask(prefix));
+        let network = Ipv4Addr::from(u32::from(gw) & mask);
+        let broadcast = Ipv4Addr::from(u32::from(gw) | !mask);
+        let subnet = format!("{network}/{prefix}");
+        if gw == network || gw == broadcast {
+            let what = if gw == network {
+                "network"
+            } else {
+                "broadcast"
+            };
+            c.error_at(&gloc, format!("{gw} is the {what} address of {subnet}; the gateway must be a usable address of the management subnet"));
+            continue;
+        }
+        let inside = |ip: Ipv4Addr| u32::from(ip) & mask == u32::from(network);
+        if !members.iter().any(|(ip, _)| inside(*ip)) {
+            c.error_at(
+                &gloc,
+                format!(
+                    "no host ip lies in the management subnet {subnet} that gateway {gw} with prefix {prefix} defines (is the gateway or the prefix wrong?)"
+                ),
+            );
+            continue;
+        }
+        for (ip, at) in members {
+            if !inside(ip) {
+                c.error_at(&at, format!("{ip} is outside the management subnet {subnet} (gateway {gw}, prefix {prefix})"));
+            } else if ip == network {
+                c.error_at(
+                    &at,
+                    format!("{ip} is the network address of {subnet}; pick a host address"),
+                );
+            } else if ip == broadcast {
+                c.error_at(
+                    &at,
+                    format!("{ip} is the broadcast address of {subnet}; pick a host address"),
+                );
+            } else if ip == gw {
+                c.error_at(
+                    &at,
+                    format!("{ip} is the management gateway; pick another address for the host"),
+                );
+            }
+        }
+    }
+}
+
+fn resolve_host(c: &mut Checker, n: &Node, os: Option<Os>) -> (Option<Host>, HostLocs) {
+    let mut allowed: Vec<&str> = HOST_ONLY_KEYS.to_vec();
+    allowed.extend(SECTION_KEYS.iter().filter(|k| **k != "os"));
+    allowed.push("os"); // already reported when given per host; from defaults it is fine
+    let m = c.map(n, "", &allowed);
+    let mut locs = HostLocs {
+        fqdn: None,
+        mac: None,
+        ip: None,
+        subnet: None,
+    };
+
+    let fqdn = c.required(&m, "fqdn").and_then(|v| {
+        let s = c.checked(v, "fqdn", rules::fqdn)?.to_ascii_lowercase();
+        locs.fqdn = Some((s.clone(), Loc::of(v, "fqdn")));
+        Some(s)
+    });
+    let mac = c.required(&m, "mac").and_then(|v| {
+        let s = c.text(v, "mac")?;
+        match hvseed_firstboot::names::normalize_mac(&s) {
+            Some(mac) if mac == "00:00:00:00:00:00" || u8::from_str_radix(&mac[..2], 16).is_ok_and(|b| b & 1 == 1) => {
+                c.error(v, "mac", format!("`{s}` is not the address of a NIC (it is all-zero or a multicast/broadcast address)"));
+                None
+            }
+            Some(mac) => {
+                locs.mac = Some((mac.clone(), Loc::of(v, "mac")));
+                Some(mac)
+            }
+            None => {
+                c.error(v, "mac", format!("`{s}` is not a MAC address (write it like \"00:04:23:aa:bb:01\"; quote it in YAML)"));
+                None
+            }
+        }
+    });
+    let ip = c.required(&m, "ip").and_then(|v| {
+        let ip = c.ipv4(v, "ip")?;
+        locs.ip = Some((ip, Loc::of(v, "ip")));
+        Some(ip)
+    });
+
+    let install = resolve_install(c, &m, os);
+    let ntp_servers = match m.get("ntp_servers") {
+        None => Some(DEFAULT_NTP.iter().map(|s| s.to_string()).collect()),
+        Some(v) => c.checked_list(v, "ntp_servers", rules::host).and_then(|l| {
+            if l.is_empty() {
+                c.error(v, "ntp_servers", "the list is empty; CloudStack hosts need NTP (name at least one server, or leave the key out for the pool.ntp.org default)");
+                None
+            } else {
+                Some(l)
+            }
+        }),
+    };
+    let dns = resolve_dns(c, &m);
+    let cloudstack = resolve_cloudstack(c, &m);
+    let cpu = resolve_cpu(c, &m, os);
+    let network = resolve_network(c, &m, os, &mut locs);
+    let security = resolve_security(c, &m, os);
+
+    let host = (|| {
+        Some(Host {
+            fqdn: fqdn?,
+            mac: mac?,
+            ip: ip?,
+            os: os?,
+            install: install?,
+            ntp_servers: ntp_servers?,
+            dns: dns?,
+            cloudstack: cloudstack?,
+            cpu: cpu?,
+            network: network?,
+            security: security?,
+        })
+    })();
+    (host, locs)
+}
+
+fn resolve_install(c: &mut Checker, m: &Map, _os: Option<Os>) -> Option<Install> {
+    let s = c.section(m, "install", INSTALL_KEYS);
+    let mut ok = true;
+    let source = match s.get("source") {
+        None => Some(InstallSource::Cdrom),
+        Some(v) => {
+            let t = c.text(v, "install.source");
+            match t.as_deref() {
+                None => None,
+                Some("cdrom") => Some(InstallSource::Cdrom),
+                Some(t) => {
+                    match rules::url(t) {
+                        Ok(()) => Some(InstallSource::Url(t.to_string())),
+                        Err(e) => {
+                            c.error(v, "install.source", format!("must be `cdrom` or an http(s) URL of the distribution tree: {e}"));
+                            None
+                        }
+                    }
+                }
+            }
+        }
+    };
+    let text_or = |c: &mut Checker,
+                   key: &str,
+                   default: &str,
+                   rule: fn(&str) -> Result<(), String>|
+     -> Option<String> {
+        match s.get(key) {
+            None => Some(default.to_string()),
+            Some(v) => c.checked(v, &s.child(key), rule),
+        }
+    };
+    let locale = text_or(c, "locale", "en_US.UTF-8", rules::locale);
+    let keyboard = text_or(c, "keyboard", "us", rules::keyboard);
+    let timezone = text_or(c, "timezone", "Etc/UTC", rules::timezone);
+    let root_password_hash = c
+        .required(&s, "root_password_hash")
+        .and_then(|v| c.checked(v, "install.root_password_hash", rules::password_hash));
+    let disk = c
+        .required(&s, "disk")
+        .and_then(|v| c.checked(v, "install.disk", rules::disk));
+    let list_or_empty =
+        |c: &mut Checker, key: &str, rule: fn(&str) -> Result<(), String>| -> Option<Vec<String>> {
+            match s.get(key) {
+                None => Some(Vec::new()),
+                Some(v) => c.checked_list(v, &s.child(key), rule),
+            }
+        };
+    let ssh_authorized_keys = list_or_empty(c, "ssh_authorized_keys", rules::ssh_key);
+    let extra_packages = list_or_empty(c, "extra_packages", rules::package);
+    let mut kernel_args = list_or_empty(c, "kernel_args", rules::kernel_arg);
+    if let (Some(args), Some(v)) = (&kernel_args, s.get("kernel_args")) {
+        if let Some(i) = split_console_arg(args) {
+            if let Value::Seq(items) = &v.value {
+                c.error(
+                    &items[i],
+                    &format!("install.kernel_args[{i}]"),
+                    format!(
+                        "`{}` looks like the rest of `{}`, split by the comma of a YAML flow list; quote the whole argument: \"{},{}\"",
+                        args[i], args[i - 1], args[i - 1], args[i]
+                    ),
+                );
+            }
+            kernel_args = None;
+        }
+    }
+
+    let mut extra_repositories = Vec::new();
+    if let Some(v) = s.get("extra_repositories") {
+        let rel = "install.extra_repositories";
+        match c.list(v, rel) {
+            None => ok = false,
+            Some(items) => {
+                let mut names: HashMap<String, String> = HashMap::new();
+                for (i, item) in items.iter().enumerate() {
+                    let irel = format!("{rel}[{i}]");
+                    let r = c.map(item, &irel, REPO_KEYS);
+                    if !matches!(item.value, Value::Map(_)) {
+                        ok = false;
+                        continue;
+                    }
+                    let name = match r.get("name") {
+                        None => {
+                            c.error(item, &irel, "missing `name` (a repository id such as `openvswitch`)");
+                            None
+                        }
+                        Some(nv) => c.checked(nv, &r.child("name"), rules::repo_name).and_then(|name| {
+                            let key = path(nv.origin, &r.child("name"));
+                            if let Some(first) = names.get(&name) {
+                                c.error(nv, &r.child("name"), format!("duplicate of {first} (`{name}`); repository names must be unique"));
+                                None
+                            } else {
+                                names.insert(name.clone(), key);
+                                Some(name)
+                            }
+                        }),
+                    };
+                    let url = match r.get("url") {
+                        None => {
+                            c.error(
+                                item,
+                                &irel,
+                                "missing `url` (the http(s) URL of the repository)",
+                            );
+                            None
+                        }
+                        Some(uv) => c.checked(uv, &r.child("url"), rules::url),
+                    };
+                    match (name, url) {
+                        (Some(name), Some(url)) => {
+                            extra_repositories.push(Repository { name, url })
+                        }
+                        _ => ok = false,
+                    }
+                }
+            }
+        }
+    }
+    if !ok {
+        return None;
+    }
+    Some(Install {
+        source: source?,
+        locale: locale?,
+        keyboard: keyboard?,
+        timezone: timezone?,
+        root_password_hash: root_password_hash?,
+        ssh_authorized_keys: ssh_authorized_keys?,
+        disk: disk?,
+        extra_packages: extra_packages?,
+        kernel_args: kernel_args?,
+        extra_repositories,
+    })
+}
+
+/// Index of a kernel argument like `115200n8` right after a `console=…` one: the two
+/// halves of `console=ttyS0,115200n8` written unquoted in a flow list.
+fn split_console_arg(args: &[String]) -> Option<usize> {
+    (1..args.len()).find(|&i| {
+        args[i - 1].starts_with("console=")
+            && !args[i].contains('=')
+            && args[i].starts_with(|c: char| c.is_ascii_digit())
+    })
+}
+
+fn resolve_dns(c: &mut Checker, m: &Map) -> Option<Dns> {
+    let s = c.section(m, "dns", DNS_KEYS);
+    let servers = c.required(&s, "servers").and_then(|v| {
+        let items = c.list(v, "dns.servers")?;
+        if items.is_empty() {
+            c.error(
+                v,
+                "dns.servers",
+                "the list is empty; name at least one DNS server (IPv4)",
+            );
+            return None;
+        }
+        let mut out = Vec::new();
+        let mut ok = true;
+        for (i, item) in items.iter().enumerate() {
+            match c.ipv4(item, &format!("dns.servers[{i}]")) {
+                Some(a) => out.push(a),
+                None => ok = false,
+            }
+        }
+        ok.then_some(out)
+    });
+    let search = match s.get("search") {
+        None => Some(Vec::new()),
+        Some(v) => c.checked_list(v, "dns.search", rules::domain),
+    };
+    Some(Dns {
+        servers: servers?,
+        search: search?,
+    })
+}
+
+fn resolve_cloudstack(c: &mut Checker, m: &Map) -> Option<CloudStack> {
+    let s = c.section(m, "cloudstack", CLOUDSTACK_KEYS);
+    let version = c
+        .required(&s, "version")
+        .and_then(|v| c.checked(v, "cloudstack.version", rules::cloudstack_version));
+    let repository = c
+        .required(&s, "repository")
+        .and_then(|v| c.checked(v, "cloudstack.repository", rules::url));
+    let management_server = c
+        .required(&s, "management_server")
+        .and_then(|v| c.checked(v, "cloudstack.management_server", rules::ipv4_or_fqdn));
+    Some(CloudStack {
+        version: version?,
+        repository: repository?,
+        management_server: management_server?,
+    })
+}
+
+fn resolve_cpu(c: &mut Checker, m: &Map, os: Option<Os>) -> Option<Cpu> {
+    let s = c.section(m, "cpu", CPU_KEYS);
+    let mode_node = s.get("mode");
+    let mode = match mode_node {
+        None => Some(CpuMode::HostModel),
+        Some(v) => c.choice(
+            v,
+            "cpu.mode",
+            &[
+                ("custom", CpuMode::Custom),
+                ("host-model", CpuMode::HostModel),
+                ("host-passthrough", CpuMode::HostPassthrough),
+            ],
+        ),
+    };
+    if let (Some(v), Some(Os::Ubuntu1204)) = (mode_node, os) {
+        c.warn(v, "cpu.mode", "Ubuntu 12.04's stock libvirt (0.9.8) is older than 0.9.10, which guest.cpu.mode needs: CloudStack will ignore it unless a newer libvirt is installed");
+    }
+    let model = match s.get("model") {
+        None => None,
+        Some(v) => c.checked(v, "cpu.model", rules::cpu_word).map(|m| (m, v)),
+    };
+    let mut ok = true;
+    match (mode, &model) {
+        (Some(CpuMode::Custom), None) if s.get("model").is_none() => {
+            let at = mode_node.expect("custom mode was read from a node");
+            c.error(
+                at,
+                "cpu.mode",
+                "mode `custom` needs `cpu.model` (a libvirt CPU model such as `SandyBridge`)",
+            );
+            ok = false;
+        }
+        (Some(CpuMode::HostModel | CpuMode::HostPassthrough), Some((_, v))) => {
+            c.error(
+                v,
+                "cpu.model",
+                "a CPU model is only used with `mode: custom`; remove it or set `mode: custom`",
+            );
+            ok = false;
+        }
+        _ => {}
+    }
+    let features = match s.get("features") {
+        None => Some(Vec::new()),
+        Some(v) => c.checked_list(v, "cpu.features", rules::cpu_word),
+    };
+    if !ok {
+        return None;
+    }
+    let mode = mode?;
+    let model = match mode {
+        CpuMode::Custom => Some(model?.0),
+        _ => None,
+    };
+    Some(Cpu {
+        mode,
+        model,
+        features: features?,
+    })
+}
+
+fn resolve_network(
+    c: &mut Checker,
+    m: &Map,
+    os: Option<Os>,
+    locs: &mut HostLocs,
+) -> Option<Network> {
+    let s = c.section(m, "network", NETWORK_KEYS);
+    let kind = match s.get("type") {
+        None => Some(NetworkType::LinuxBridge),
+        Some(v) => {
+            let k = c.choice(
+                v,
+                "network.type",
+                &[
+                    ("linux-bridge", NetworkType::LinuxBridge),
+                    ("openvswitch", NetworkType::Openvswitch),
+                ],
+            );
+            if k == Some(NetworkType::Openvswitch) && os == Some(Os::Ubuntu1204) {
+                c.warn(v, "network.type", "Ubuntu 12.04's stock libvirt (0.9.8) is older than 0.9.11, which Open vSwitch bridges need: install a newer libvirt (e.g. from the Ubuntu Cloud Archive) or use linux-bridge");
+            }
+            k
+        }
+    };
+    let ovs = kind == Some(NetworkType::Openvswitch);
+    let mut ok = true;
+    let trunk_nic = c.required(&s, "trunk_nic").and_then(|v| {
+        let nic = c.checked(v, "network.trunk_nic", rules::interface)?;
+        Some((nic, v))
+    });
+    // Bridges carry the place they were set (`None` for a default).
+    let trunk_bridge: Option<Option<(String, Option<Loc>)>> = match (s.get("trunk_bridge"), kind) {
+        (Some(v), Some(NetworkType::LinuxBridge)) => {
+            c.error(v, "network.trunk_bridge", "only used with `type: openvswitch`; remove it (linux-bridge puts each VLAN on its own bridge)");
+            ok = false;
+            None
+        }
+        (Some(v), _) => c
+            .checked(v, "network.trunk_bridge", rules::interface)
+            .map(|b| Some((b, Some(Loc::of(v, "network.trunk_bridge"))))),
+        (None, _) => Some(ovs.then(|| ("cloudbr".to_string(), None))),
+    };
+
+    let ms = c.section(&s, "management", MANAGEMENT_KEYS);
+    let mvlan = c.required(&ms, "vlan").and_then(|v| {
+        let id = c.uint(v, "network.management.vlan", 1, 4094, "VLAN id")? as u16;
+        Some((id, Loc::of(v, "network.management.vlan")))
+    });
+    let prefix = c.required(&ms, "prefix").and_then(|v| {
+        let p = c.uint(v, "network.management.prefix", 1, 30, "prefix length")? as u8;
+        Some(p)
+    });
+    let gateway = c.required(&ms, "gateway").and_then(|v| {
+        let g = c.ipv4(v, "network.management.gateway")?;
+        Some((g, Loc::of(v, "network.management.gateway")))
+    });
+    if let (Some(p), Some((g, gl))) = (prefix, &gateway) {
+        locs.subnet = Some((*g, p, gl.clone()));
+    }
+    let mbridge: Option<Option<(String, Option<Loc>)>> = match (ms.get("bridge"), kind) {
+        (Some(v), Some(NetworkType::LinuxBridge)) => {
+            c.error(v, "network.management.bridge", "only used with `type: openvswitch` (the fake bridge for management); remove it for linux-bridge");
+            ok = false;
+            None
+        }
+        (Some(v), _) => c
+            .checked(v, "network.management.bridge", rules::interface)
+            .map(|b| Some((b, Some(Loc::of(v, "network.management.bridge"))))),
+        (None, _) => Some(ovs.then(|| ("mgmt0".to_string(), None))),
+    };
+
+    let vlan_bridge = |c: &mut Checker, name: &str, default_bridge: &str| {
+        let vs = c.section(&s, name, VLAN_BRIDGE_KEYS);
+        let rel = format!("network.{name}");
+        let vlan = c.required(&vs, "vlan").and_then(|v| {
+            let id = c.uint(v, &format!("{rel}.vlan"), 1, 4094, "VLAN id")? as u16;
+            Some((id, Loc::of(v, &format!("{rel}.vlan"))))
+        });
+        let bridge = match vs.get("bridge") {
+            None => Some((default_bridge.to_string(), None)),
+            Some(v) => c
+                .checked(v, &format!("{rel}.bridge"), rules::interface)
+                .map(|b| (b, Some(Loc::of(v, &format!("{rel}.bridge"))))),
+        };
+        (vlan, bridge)
+    };
+    let (pvlan, pbridge) = vlan_bridge(c, "public", "cloudbr0");
+    let (qvlan, qbridge) = vlan_bridge(c, "private", "cloudbr1");
+
+    // VLAN ids distinct.
+    let vlans: Vec<(&str, &(u16, Loc))> = [
+        ("management", &mvlan),
+        ("public", &pvlan),
+        ("private", &qvlan),
+    ]
+    .into_iter()
+    .filter_map(|(n, v)| v.as_ref().map(|v| (n, v)))
+    .collect();
+    for (i, (_, (id, at))) in vlans.iter().enumerate() {
+        if let Some((first, _)) = vlans[..i].iter().find(|(_, (other, _))| other == id) {
+            c.error_at(at, format!("VLAN {id} is already the {first} VLAN; management, public and private need distinct VLANs"));
+            ok = false;
+        }
+    }
+    // Bridge names distinct (and distinct from the trunk NIC).
+    let mut bridges: Vec<(String, String, Option<Loc>)> = Vec::new();
+    if let Some(Some((b, at))) = &trunk_bridge {
+        bridges.push((b.clone(), "network.trunk_bridge".into(), at.clone()));
+    }
+    if let Some(Some((b, at))) = &mbridge {
+        bridges.push((b.clone(), "network.management.bridge".into(), at.clone()));
+    }
+    if let Some((b, at)) = &pbridge {
+        bridges.push((b.clone(), "network.public.bridge".into(), at.clone()));
+    }
+    if let Some((b, at)) = &qbridge {
+        bridges.push((b.clone(), "network.private.bridge".into(), at.clone()));
+    }
+    for i in 0..bridges.len() {
+        let (b, rel, at) = &bridges[i];
+        let clash = bridges[..i]
+            .iter()
+            .find(|(o, _, _)| o == b)
+            .map(|(_, r, _)| r.clone())
+            .or_else(|| {
+                trunk_nic
+                    .as_ref()
+                    .filter(|(nic, _)| nic == b)
+                    .map(|_| "network.trunk_nic".to_string())
+            });
+        if let Some(other) = clash {
+            let msg = format!(
+                "bridge name `{b}` is also used by {other}; every bridge needs its own name"
+            );
+            match at {
+                Some(at) => c.error_at(at, msg),
+                None => {
+                    let at = s.key_node("type").or_else(|| m.key_node("network"));
+                    match at {
+                        Some(n) => c.error(
+                            n,
+                            rel,
+                            format!("{msg} (this is the default; set it explicitly)"),
+                        ),
+                        None => c.push_at(Severity::Error, 0, 0, rel.clone(), msg),
+                    }
+                }
+            }
+            ok = false;
+        }
+    }
+    // Linux bridge: `<nic>.<vlan>` must itself be a valid interface name.
+    if kind == Some(NetworkType::LinuxBridge) {
+        if let Some((nic, v)) = &trunk_nic {
+            let max_vlan = vlans.iter().map(|(_, (id, _))| *id).max().unwrap_or(1);
+            let sub = format!("{nic}.{max_vlan}");
+            if !hvseed_firstboot::names::is_interface_name(&sub) {
+                c.error(v, "network.trunk_nic", format!("`{sub}` (the VLAN interface) would be longer than 15 characters; Linux cannot name it"));
+                ok = false;
+            }
+        }
+    }
+    if !ok {
+        return None;
+    }
+    Some(Network {
+        kind: kind?,
+        trunk_nic: trunk_nic?.0,
+        trunk_bridge: trunk_bridge?.map(|t| t.0),
+        management: Management {
+            vlan: mvlan?.0,
+            prefix: prefix?,
+            gateway: gateway?.0,
+            bridge: mbridge?.map(|t| t.0),
+        },
+        public: VlanBridge {
+            vlan: pvlan?.0,
+            bridge: pbridge?.0,
+        },
+        private: VlanBridge {
+            vlan: qvlan?.0,
+            bridge: qbridge?.0,
+        },
+    })
+}
+
+fn resolve_security(c: &mut Checker, m: &Map, os: Option<Os>) -> Option<Security> {
+    let s = c.section(m, "security", SECURITY_KEYS);
+    let selinux = match (s.get("selinux"), os) {
+        (Some(v), Some(Os::Ubuntu1204)) => {
+            c.error(v, "security.selinux", "SELinux settings apply to centos6 only; remove this key (Ubuntu 12.04 uses AppArmor, which hvseed configures itself)");
+            None
+        }
+        (Some(v), _) => {
+            if v.scalar_text().as_deref() == Some("enforcing") {
+                c.error(v, "security.selinux", "CloudStack's KVM agent does not work with SELinux enforcing; use `permissive` or `disabled`");
+                None
+            } else {
+                c.choice(
+                    v,
+                    "security.selinux",
+                    &[
+                        ("permissive", SelinuxMode::Permissive),
+                        ("disabled", SelinuxMode::Disabled),
+                    ],
+                )
+                .map(Some)
+            }
+        }
+        (None, Some(Os::Centos6)) => Some(Some(SelinuxMode::Permissive)),
+        (None, _) => Some(None),
+    };
+    let firewall_sources = match s.get("firewall_sources") {
+        None => Some(Vec::new()),
+        Some(v) => (|| {
+            let items = c.list(v, "security.firewall_sources")?;
+            let mut out = Vec::new();
+            let mut ok = true;
+            for (i, item) in items.iter().enumerate() {
+                let rel = format!("security.firewall_sources[{i}]");
+                let Some(t) = c.text(item, &rel) else {
+                    ok = false;
+                    continue;
+                };
+                match rules::cidr(&t) {
+                    Ok(n) => out.push(n),
+                    Err(e) => {
+                        c.error(item, &rel, e);
+                        ok = false;
+                    }
+                }
+            }
+            ok.then_some(out)
+        })(),
+    };
+    Some(Security {
+        selinux: selinux?,
+        firewall_sources: firewall_sources?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::yaml::parse;
+
+    fn node(text: &str, origin: Origin) -> Node {
+        let mut n = parse(text).unwrap();
+        n.set_origin(origin);
+        n
+    }
+
+    #[test]
+    fn merge_is_deep_and_keeps_the_winner_position() {
+        let d = node(
+            "install:\n  disk: sda\n  locale: en_US.UTF-8\nntp_servers: [a.org, b.org]\n",
+            Origin::Defaults,
+        );
+        let h = node(
+            "fqdn: x.y.z\ninstall: { disk: sdb }\nntp_servers: [c.org]\n",
+            Origin::Host(1),
+        );
+        let m = merge(&d, &h);
+        let Value::Map(e) = &m.value else { panic!() };
+        let get = |k: &str| {
+            e.iter()
+                .find(|(kk, _)| kk.scalar_text().as_deref() == Some(k))
+                .unwrap()
+        };
+        let Value::Map(install) = &get("install").1.value else {
+            panic!()
+        };
+        let disk = &install
+            .iter()
+            .find(|(k, _)| k.scalar_text().as_deref() == Some("disk"))
+            .unwrap()
+            .1;
+        assert_eq!(disk.scalar_text().as_deref(), Some("sdb"));
+        assert_eq!(
+            (disk.line, disk.column, disk.origin),
+            (
+                2,
+                "install: { disk: sdb }".find("sdb").unwrap() + 1,
+                Origin::Host(1)
+            )
+        );
+        let locale = &install
+            .iter()
+            .find(|(k, _)| k.scalar_text().as_deref() == Some("locale"))
+            .unwrap()
+            .1;
+        assert_eq!((locale.line, locale.origin), (3, Origin::Defaults));
+        // Lists are replaced, not concatenated.
+        let Value::Seq(ntp) = &get("ntp_servers").1.value else {
+            panic!()
+        };
+        assert_eq!(ntp.len(), 1);
+        assert_eq!(ntp[0].origin, Origin::Host(1));
+        assert!(get("fqdn").1.origin == Origin::Host(1));
+    }
+
+    #[test]
+    fn suggestions() {
+        assert_eq!(suggest("trunk_nick", NETWORK_KEYS), Some("trunk_nic"));
+        assert_eq!(suggest("dsik", INSTALL_KEYS), Some("disk"));
+        assert_eq!(suggest("zzzzzz", INSTALL_KEYS), None);
+    }
+}

@@ -1,0 +1,228 @@
+//! What `hvseed serve` knows and keeps: the tree's hosts (from their `plan.json`), and
+//! per host under `DIR/reports/` the last first-boot report (`<fqdn>.json`) and when an
+//! installer last fetched its install file (`<fqdn>.seen`). Every write is atomic
+//! (temporary file, fsync, rename, fsync of the directory), so a crash or restart
+//! never leaves a torn file and loses nothing that was acknowledged.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use hvseed_firstboot::names::is_fqdn;
+use hvseed_firstboot::plan::{Os, Plan};
+use hvseed_firstboot::report::Report;
+use serde::{Deserialize, Serialize};
+
+/// A host of the tree, as its plan describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostInfo {
+    pub fqdn: String,
+    pub cluster: String,
+    pub os: Os,
+}
+
+/// An installer fetched this host's install file: it is being installed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Seen {
+    /// The file fetched (`ks.cfg` or `preseed.cfg`).
+    pub file: String,
+    /// Seconds since the Unix epoch.
+    pub at: u64,
+    /// The installer's address.
+    pub peer: String,
+}
+
+/// A stored report and when it arrived (the file's mtime, seconds since the epoch).
+#[derive(Debug, Clone)]
+pub struct StoredReport {
+    pub report: Report,
+    pub received_at: u64,
+}
+
+/// The served tree and the hosts found in it.
+pub struct Store {
+    /// `DIR/http`, canonical.
+    pub http: PathBuf,
+    /// `DIR/reports`.
+    pub reports: PathBuf,
+    hosts: Mutex<BTreeMap<String, HostInfo>>,
+}
+
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Store {
+    pub fn new(http: PathBuf, reports: PathBuf) -> Store {
+        let store = Store {
+            http,
+            reports,
+            hosts: Mutex::new(BTreeMap::new()),
+        };
+        store.rescan();
+        store
+    }
+
+    /// Re-reads every `http/hosts/*/plan.json`; returns the hosts found. A plan that
+    /// does not parse, or sits in a directory not named after its fqdn, is skipped with
+    /// a warning: the installer could not be sent there correctly either.
+    pub fn rescan(&self) -> BTreeMap<String, HostInfo> {
+        let found = scan_hosts(&self.http.join("hosts"));
+        *self.hosts.lock().unwrap_or_else(|p| p.into_inner()) = found.clone();
+        found
+    }
+
+    /// The host named `fqdn`. A name not known yet triggers a re-scan if its plan now
+    /// exists, so a re-run of `hvseed pxe` is picked up without a restart; unknown
+    /// names cost one stat, not a scan.
+    pub fn host(&self, fqdn: &str) -> Option<HostInfo> {
+        if !is_fqdn(fqdn) {
+            return None;
+        }
+        if let Some(h) = self
+            .hosts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(fqdn)
+        {
+            return Some(h.clone());
+        }
+        if self
+            .http
+            .join("hosts")
+            .join(fqdn)
+            .join("plan.json")
+            .is_file()
+        {
+            return self.rescan().get(fqdn).cloned();
+        }
+        None
+    }
+
+    pub fn report_path(&self, fqdn: &str) -> PathBuf {
+        self.reports.join(format!("{fqdn}.json"))
+    }
+
+    pub fn seen_path(&self, fqdn: &str) -> PathBuf {
+        self.reports.join(format!("{fqdn}.seen"))
+    }
+
+    /// Stores a report that has been checked against its host.
+    pub fn store_report(&self, report: &Report) -> Result<PathBuf> {
+        let mut text = serde_json::to_vec_pretty(report).context("serializing the report")?;
+        text.push(b'\n');
+        let path = self.report_path(&report.fqdn);
+        write_atomic(&path, &text)?;
+        Ok(path)
+    }
+
+    pub fn record_seen(&self, fqdn: &str, seen: &Seen) -> Result<()> {
+        let mut text = serde_json::to_vec_pretty(seen).context("serializing the seen record")?;
+        text.push(b'\n');
+        write_atomic(&self.seen_path(fqdn), &text)
+    }
+
+    /// The stored report of `fqdn`, if any. An unreadable one is logged and ignored:
+    /// the page shows the host as if it had not reported, which a new report fixes.
+    pub fn report(&self, fqdn: &str) -> Option<StoredReport> {
+        let path = self.report_path(fqdn);
+        let text = std::fs::read(&path).ok()?;
+        let received_at = std::fs::metadata(&path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_secs());
+        match serde_json::from_slice::<Report>(&text) {
+            Ok(report) => Some(StoredReport {
+                report,
+                received_at,
+            }),
+            Err(e) => {
+                tracing::warn!("{}: ignoring unreadable report: {e}", path.display());
+                None
+            }
+        }
+    }
+
+    pub fn seen(&self, fqdn: &str) -> Option<Seen> {
+        let path = self.seen_path(fqdn);
+        let text = std::fs::read(&path).ok()?;
+        match serde_json::from_slice(&text) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!("{}: ignoring unreadable record: {e}", path.display());
+                None
+            }
+        }
+    }
+}
+
+fn scan_hosts(hosts_dir: &Path) -> BTreeMap<String, HostInfo> {
+    let mut found = BTreeMap::new();
+    let entries = match std::fs::read_dir(hosts_dir) {
+        Ok(e) => e,
+        Err(e) => {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!("reading {}: {e}", hosts_dir.display());
+            }
+            return found;
+        }
+    };
+    for entry in entries.flatten() {
+        let plan_path = entry.path().join("plan.json");
+        if !plan_path.is_file() {
+            continue;
+        }
+        let plan = match Plan::load(&plan_path) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!("skipping host: {e}");
+                continue;
+            }
+        };
+        if entry.file_name().to_str() != Some(plan.fqdn.as_str()) {
+            tracing::warn!(
+                "{}: skipping host: its fqdn {:?} does not match its directory",
+                plan_path.display(),
+                plan.fqdn
+            );
+            continue;
+        }
+        found.insert(
+            plan.fqdn.clone(),
+            HostInfo {
+                fqdn: plan.fqdn,
+                cluster: plan.cluster,
+                os: plan.os,
+            },
+        );
+    }
+    found
+}
+
+/// Writes `path` so that it holds either its old content or all of `bytes`, even
+/// across a crash.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path
+        .parent()
+        .context("a stored file has a parent directory")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(dir)
+        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    tmp.write_all(bytes)
+        .and_then(|()| tmp.as_file().sync_all())
+        .with_context(|| format!("writing {}", tmp.path().display()))?;
+    tmp.persist(path)
+        .with_context(|| format!("renaming into {}", path.display()))?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("syncing {}", dir.display()))?;
+    Ok(())
+}
