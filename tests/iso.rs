@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
-use crate::util::{cmd_exists, hvseed, require_tool, root};
+use crate::util::{hvseed, require_tool, root};
 
 // ------------------------------------------------------------------ helpers
 
@@ -320,7 +320,7 @@ fn boot(iso: &Path, fw: Firmware, mac: &str, want: &str, secs: u64) -> String {
         "error: ",
     ];
     let start = Instant::now();
-    let mut text = String::new();
+    let mut text;
     let outcome = loop {
         std::thread::sleep(Duration::from_millis(500));
         text = String::from_utf8_lossy(&std::fs::read(&log).unwrap_or_default()).into_owned();
@@ -363,18 +363,88 @@ fn qemu_ok() -> bool {
         && require_tool("/usr/share/OVMF/OVMF_CODE.fd", "ovmf")
 }
 
+/// Runs `hvseed iso` on an example inventory; returns the new ISO and what should sit
+/// under /hvseed/ (render_tree's output, filtered as the issue says).
+fn cli_remaster(example: &str, fixture: &str, host: Option<&str>) -> Option<Remastered> {
+    let fx = fixtures()?;
+    let agent = agent()?;
+    let dir = tempfile::tempdir().unwrap();
+    let iso = dir.path().join("lab.iso");
+    let inv_path = root().join("profiles/examples").join(example);
+    let src = fx.join(fixture);
+    let before = sha256_file(&src);
+    let mut cmd = hvseed();
+    cmd.arg("iso")
+        .arg(&inv_path)
+        .arg("--source")
+        .arg(&src)
+        .arg("--out")
+        .arg(&iso)
+        .arg("--firstboot")
+        .arg(&agent);
+    if let Some(h) = host {
+        cmd.args(["--host", h]);
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "hvseed iso failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(before, sha256_file(&src), "input modified");
+
+    let inv = hvseed::inventory::load(&inv_path).unwrap().inventory;
+    let tree = hvseed::render::render_tree(
+        &inv,
+        &hvseed::render::RenderOptions {
+            templates: None,
+            media: hvseed::render::Media::Cdrom,
+        },
+    )
+    .unwrap();
+    let install = match host {
+        Some(h) => format!("hosts/{h}/"),
+        None => "fleet/".to_string(),
+    };
+    let files: BTreeMap<String, Vec<u8>> = tree
+        .into_iter()
+        .filter(|(rel, _)| {
+            rel.ends_with("/plan.json")
+                || rel.ends_with("/authorized_keys")
+                || rel.starts_with(&install)
+        })
+        .collect();
+    assert!(files
+        .keys()
+        .any(|k| k.starts_with(&install) && k.ends_with(".cfg")));
+    Some(Remastered {
+        _dir: dir,
+        iso,
+        files,
+        agent,
+    })
+}
+
 // ------------------------------------------------------------------ CentOS 6 layout
 
 struct Remastered {
     _dir: tempfile::TempDir,
     iso: PathBuf,
-    payload: hvseed::iso::Payload,
+    /// What /hvseed/ must hold besides the agent and SHA256SUMS.
+    files: BTreeMap<String, Vec<u8>>,
     agent: PathBuf,
 }
 
 fn remaster_centos() -> Option<&'static Remastered> {
     static R: OnceLock<Option<Remastered>> = OnceLock::new();
-    R.get_or_init(|| {
+    R.get_or_init(|| cli_remaster("lab-centos6.yaml", "centos6.iso", None))
+        .as_ref()
+}
+
+/// Through the library with a synthetic payload: the ISO mechanics alone.
+#[test]
+fn centos_remaster_through_the_library() {
+    let r: Option<Remastered> = (|| {
         let fx = fixtures()?;
         let agent = agent()?;
         let dir = tempfile::tempdir().unwrap();
@@ -397,11 +467,18 @@ fn remaster_centos() -> Option<&'static Remastered> {
         Some(Remastered {
             _dir: dir,
             iso,
-            payload,
+            files: payload.files,
             agent,
         })
-    })
-    .as_ref()
+    })();
+    let Some(r) = r else { return };
+    let d = check_hvseed_dir(&r.iso, &r.files, &r.agent);
+    std::fs::remove_dir_all(d).unwrap();
+    let conf = extract_text(&r.iso, "/EFI/BOOT/BOOTX64.conf");
+    assert!(
+        conf.contains("ks=cdrom:/hvseed/fleet/ks.cfg console=ttyS0,115200n8\n"),
+        "{conf}"
+    );
 }
 
 #[test]
@@ -465,7 +542,7 @@ fn centos_menus_start_the_kickstart_by_default() {
 #[test]
 fn centos_hvseed_dir_matches_what_was_rendered() {
     let Some(r) = remaster_centos() else { return };
-    let d = check_hvseed_dir(&r.iso, &r.payload.files, &r.agent);
+    let d = check_hvseed_dir(&r.iso, &r.files, &r.agent);
     std::fs::remove_dir_all(d).unwrap();
 }
 
@@ -516,36 +593,8 @@ fn centos_uefi_boot_reads_the_conf_inside_efiboot_img() {
 
 fn remaster_ubuntu() -> Option<&'static Remastered> {
     static R: OnceLock<Option<Remastered>> = OnceLock::new();
-    R.get_or_init(|| {
-        let fx = fixtures()?;
-        let agent = agent()?;
-        let dir = tempfile::tempdir().unwrap();
-        let iso = dir.path().join("lab.iso");
-        let mut payload = synthetic_payload(hvseed::inventory::Os::Ubuntu1204, "fleet/preseed.cfg");
-        // A preseed d-i must load from the initrd before any question: its
-        // early_command shows the NIC's MAC on the console.
-        payload.files.insert(
-            "fleet/preseed.cfg".into(),
-            b"d-i preseed/early_command string echo \"hvseed-test: mac $(cat /sys/class/net/e*/address)\" > /dev/console\n".to_vec(),
-        );
-        let before = sha256_file(&fx.join("ubuntu1204.iso"));
-        hvseed::iso::remaster(
-            &fx.join("ubuntu1204.iso"),
-            &iso,
-            hvseed::inventory::Os::Ubuntu1204,
-            &payload,
-            &agent,
-        )
-        .unwrap();
-        assert_eq!(before, sha256_file(&fx.join("ubuntu1204.iso")), "input modified");
-        Some(Remastered {
-            _dir: dir,
-            iso,
-            payload,
-            agent,
-        })
-    })
-    .as_ref()
+    R.get_or_init(|| cli_remaster("lab-ubuntu1204.yaml", "ubuntu1204.iso", None))
+        .as_ref()
 }
 
 #[test]
@@ -571,7 +620,7 @@ fn ubuntu_menus_and_initrd() {
         "{top}"
     );
     let grub = extract_text(&r.iso, "/boot/grub/grub.cfg");
-    assert!(grub.contains(&format!("set default=0\nset timeout=5\nmenuentry \"Unattended install of cluster lab1 (hvseed, host chosen by MAC)\" {{\n\tset gfxpayload=keep\n\tlinux\t/install/vmlinuz {args}\n\tinitrd\t/hvseed/initrd.gz\n}}\nmenuentry \"Install Ubuntu Server\"")), "{grub}");
+    assert!(grub.contains(&format!("set default=0\nset timeout=5\nmenuentry \"Unattended install of cluster lab2 (hvseed, host chosen by MAC)\" {{\n\tset gfxpayload=keep\n\tlinux\t/install/vmlinuz {args}\n\tinitrd\t/hvseed/initrd.gz\n}}\nmenuentry \"Install Ubuntu Server\"")), "{grub}");
 
     // The new initrd is the installer's, byte for byte, then a gzip'd cpio holding
     // exactly the preseed.
@@ -598,7 +647,7 @@ fn ubuntu_menus_and_initrd() {
     assert_eq!(String::from_utf8_lossy(&st.stdout), "preseed.cfg\n");
     assert_eq!(
         std::fs::read(x.join("preseed.cfg")).unwrap(),
-        r.payload.files["fleet/preseed.cfg"]
+        r.files["fleet/preseed.cfg"]
     );
 }
 
@@ -638,12 +687,12 @@ fn ubuntu_md5sum_txt_checks_out() {
 #[test]
 fn ubuntu_hvseed_dir_matches_what_was_rendered() {
     let Some(r) = remaster_ubuntu() else { return };
-    let d = check_hvseed_dir(&r.iso, &r.payload.files, &r.agent);
+    let d = check_hvseed_dir(&r.iso, &r.files, &r.agent);
     std::fs::remove_dir_all(d).unwrap();
 }
 
 #[test]
-fn ubuntu_bios_boot_loads_the_preseed_from_the_initrd() {
+fn ubuntu_bios_boot_picks_the_host_by_mac() {
     let Some(r) = remaster_ubuntu() else { return };
     if !qemu_ok() {
         return;
@@ -659,7 +708,7 @@ fn ubuntu_bios_boot_loads_the_preseed_from_the_initrd() {
 }
 
 #[test]
-fn ubuntu_uefi_boot_loads_the_preseed_from_the_initrd() {
+fn ubuntu_uefi_boot_picks_the_host_by_mac() {
     let Some(r) = remaster_ubuntu() else { return };
     if !qemu_ok() {
         return;
@@ -791,25 +840,88 @@ fn rustix_is_root() -> bool {
         .unwrap_or(false)
 }
 
+fn cli_fails(args: &[&std::ffi::OsStr], src: &Path) -> String {
+    let before = sha256_file(src);
+    let out = hvseed().arg("iso").args(args).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(before, sha256_file(src), "input modified");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 #[test]
-fn cli_refuses_out_equal_to_source_before_anything_else() {
-    // Through the binary: a clear message and exit status 1 (the inventory loader
-    // may refuse first while it is being written; either way nothing is written).
+fn cli_refuses_out_equal_to_source_and_the_wrong_distribution() {
     let Some(fx) = fixtures() else { return };
+    let Some(agent) = agent() else { return };
     let d = tempfile::tempdir().unwrap();
     let copy = d.path().join("in.iso");
     std::fs::copy(fx.join("centos6.iso"), &copy).unwrap();
-    let before = sha256_file(&copy);
-    let out = hvseed()
-        .arg("iso")
-        .arg(root().join("profiles/examples/lab-centos6.yaml"))
-        .arg("--source")
-        .arg(&copy)
-        .arg("--out")
-        .arg(&copy)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert_eq!(before, sha256_file(&copy));
-    let _ = cmd_exists("xorriso");
+    let centos = root().join("profiles/examples/lab-centos6.yaml");
+    let e = cli_fails(
+        &[
+            centos.as_os_str(),
+            "--source".as_ref(),
+            copy.as_os_str(),
+            "--out".as_ref(),
+            copy.as_os_str(),
+            "--firstboot".as_ref(),
+            agent.as_os_str(),
+        ],
+        &copy,
+    );
+    assert!(e.contains("is the source ISO itself"), "{e}");
+
+    let ubuntu_iso = fx.join("ubuntu1204.iso");
+    let out = d.path().join("out.iso");
+    let e = cli_fails(
+        &[
+            centos.as_os_str(),
+            "--source".as_ref(),
+            ubuntu_iso.as_os_str(),
+            "--out".as_ref(),
+            out.as_os_str(),
+            "--firstboot".as_ref(),
+            agent.as_os_str(),
+        ],
+        &ubuntu_iso,
+    );
+    assert!(
+        e.contains("Ubuntu-Server 12.04.5") && e.contains("os: centos6"),
+        "{e}"
+    );
+    assert!(!out.exists());
+    assert_eq!(
+        std::fs::read_dir(d.path()).unwrap().count(),
+        1,
+        "leftovers in {}",
+        d.path().display()
+    );
+}
+
+#[test]
+fn cli_host_puts_only_that_hosts_kickstart_on_the_iso() {
+    let Some(r) = cli_remaster(
+        "lab-centos6.yaml",
+        "centos6.iso",
+        Some("kvm2.lab.example.org"),
+    ) else {
+        return;
+    };
+    let d = check_hvseed_dir(&r.iso, &r.files, &r.agent);
+    assert!(!d.join("hvseed/fleet").exists());
+    assert!(!d.join("hvseed/hosts/kvm1.lab.example.org/ks.cfg").exists());
+    assert!(d
+        .join("hvseed/hosts/kvm1.lab.example.org/plan.json")
+        .exists());
+    std::fs::remove_dir_all(d).unwrap();
+    let isolinux = extract_text(&r.iso, "/isolinux/isolinux.cfg");
+    assert!(isolinux.contains("append initrd=initrd.img ks=cdrom:/hvseed/hosts/kvm2.lab.example.org/ks.cfg console=ttyS0,115200n8\n"), "{isolinux}");
+    assert!(
+        isolinux.contains("menu label ^Unattended install of kvm2.lab.example.org (hvseed)"),
+        "{isolinux}"
+    );
 }

@@ -13,12 +13,10 @@ use flate2::Compression;
 /// mtime 0 so the result is reproducible.
 pub fn newc(files: &[(&str, u32, &[u8])]) -> Vec<u8> {
     let mut out = Vec::new();
-    let mut ino = 1u32;
-    for (name, mode, data) in files {
+    for (ino, (name, mode, data)) in (1u32..).zip(files) {
         header(&mut out, ino, 0o100000 | mode, data.len() as u32, name);
         out.extend_from_slice(data);
         pad4(&mut out);
-        ino += 1;
     }
     header(&mut out, 0, 0, 0, "TRAILER!!!");
     out

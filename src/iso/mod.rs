@@ -186,7 +186,8 @@ pub fn remaster(
 /// What goes under `/hvseed/` and how the new boot entry starts the installer.
 #[derive(Debug, Clone)]
 pub struct Payload {
-    /// By path relative to `/hvseed/`: the install file and every host's plan.
+    /// By path relative to `/hvseed/`: the install file, every host's plan and
+    /// authorized_keys.
     pub files: BTreeMap<String, Vec<u8>>,
     /// The install file, relative to `/hvseed/` (`fleet/ks.cfg`, ...).
     pub install_file: String,
@@ -213,17 +214,24 @@ impl Payload {
             Some(h) => format!("hosts/{}/{name}", h.fqdn),
             None => format!("fleet/{name}"),
         };
-        let mut files = BTreeMap::new();
-        let bytes = tree
-            .get(&install_file)
-            .with_context(|| format!("rendering produced no {install_file}"))?;
-        files.insert(install_file.clone(), bytes.clone());
+        if !tree.contains_key(&install_file) {
+            bail!("rendering produced no {install_file}");
+        }
+        // Everything the install files fetch from the media (every host's plan and
+        // authorized_keys), but only the one install file the boot entry names.
+        let is_install_file = |rel: &str| {
+            rel.starts_with("fleet/") || rel.ends_with("/ks.cfg") || rel.ends_with("/preseed.cfg")
+        };
+        let files: BTreeMap<String, Vec<u8>> = tree
+            .iter()
+            .filter(|(rel, _)| **rel == install_file || !is_install_file(rel))
+            .map(|(rel, bytes)| (rel.clone(), bytes.clone()))
+            .collect();
         for h in &inv.hosts {
             let plan = format!("hosts/{}/plan.json", h.fqdn);
-            let bytes = tree
-                .get(&plan)
-                .with_context(|| format!("rendering produced no {plan}"))?;
-            files.insert(plan, bytes.clone());
+            if !files.contains_key(&plan) {
+                bail!("rendering produced no {plan}");
+            }
         }
 
         // One boot entry serves every host it installs, so their installer settings
