@@ -3,6 +3,7 @@
 //! finding (never stopping at the first).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{Hash, Hasher};
 use std::net::Ipv4Addr;
 use std::path::Path;
 
@@ -128,9 +129,18 @@ struct Missing {
     host: usize,
 }
 
+/// The most findings reported for one file; a file that is mostly wrong (or not an
+/// inventory at all) would otherwise print and hold one message per line.
+pub const MAX_DIAGNOSTICS: usize = 500;
+
 struct Checker<'a> {
     file: &'a Path,
     diags: Vec<Diagnostic>,
+    /// Hashes of the findings so far: a mistake in `defaults` is seen once per host but
+    /// reported once.
+    seen: HashSet<u64>,
+    /// Findings beyond [`MAX_DIAGNOSTICS`].
+    dropped: usize,
     missing: Vec<Missing>,
     /// The host being resolved, for [`Missing`].
     host: usize,
@@ -145,6 +155,15 @@ impl Checker<'_> {
         key: String,
         message: String,
     ) {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (line, column, &key, &message, severity).hash(&mut h);
+        if !self.seen.insert(h.finish()) {
+            return;
+        }
+        if self.diags.len() >= MAX_DIAGNOSTICS {
+            self.dropped += 1;
+            return;
+        }
         self.diags.push(Diagnostic {
             severity,
             file: self.file.to_path_buf(),
@@ -472,22 +491,27 @@ pub fn resolve(file: &Path, root: &Node) -> (Option<Inventory>, Vec<Diagnostic>)
     let mut c = Checker {
         file,
         diags: Vec::new(),
+        seen: HashSet::new(),
+        dropped: 0,
         missing: Vec::new(),
         host: 0,
     };
     let inv = resolve_doc(&mut c, root);
     let mut diags = c.diags;
-    let mut seen = HashSet::new();
-    diags.retain(|d| {
-        seen.insert((
-            d.line,
-            d.column,
-            d.key.clone(),
-            d.message.clone(),
-            d.severity,
-        ))
-    });
     diags.sort_by_key(|d| (d.line, d.column));
+    if c.dropped > 0 {
+        diags.push(Diagnostic {
+            severity: Severity::Error,
+            file: file.to_path_buf(),
+            line: 0,
+            column: 0,
+            key: String::new(),
+            message: format!(
+                "{} more problem(s) not shown; fix the ones above first (is this the right file?)",
+                c.dropped
+            ),
+        });
+    }
     let has_errors = diags.iter().any(|d| d.severity == Severity::Error);
     (if has_errors { None } else { inv }, diags)
 }
@@ -528,7 +552,12 @@ fn resolve_doc(c: &mut Checker, root: &Node) -> Option<Inventory> {
             Value::Int(1) => Some(1),
             _ => {
                 let s = n.scalar_text().unwrap_or_else(|| n.kind().to_string());
-                c.error(n, "version", format!("`{s}` is not supported; this hvseed reads inventory version 1 (write `version: 1`)"));
+                let msg = if s == "1" {
+                    "write the version as a number: `version: 1`".to_string()
+                } else {
+                    format!("`{s}` is not supported; this hvseed reads inventory version 1 (write `version: 1`)")
+                };
+                c.error(n, "version", msg);
                 None
             }
         },
