@@ -1379,3 +1379,27 @@ fn hostile_many_problems_are_capped() {
     let last = lines.last().unwrap();
     assert!(last.contains("more problem(s) not shown"), "{last}");
 }
+
+#[test]
+fn defaults_are_checked_even_without_hosts() {
+    let t = base();
+    let t = edit(
+        &t[..t.find("hosts:").unwrap()],
+        "disk: sda",
+        "disk: /dev/sda",
+    );
+    let c = case(&t);
+    expect_error(
+        &c,
+        at(&t, "disk:", "/dev"),
+        "defaults.install.disk",
+        "without /dev/",
+    );
+    expect_error(
+        &c,
+        at(&t, "version", "version"),
+        "hosts",
+        "at least one host",
+    );
+    assert_eq!(errors(&c).len(), 2, "{:?}", errors(&c));
+}

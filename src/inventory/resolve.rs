@@ -665,6 +665,13 @@ fn resolve_doc(c: &mut Checker, root: &Node) -> Option<Inventory> {
     let mut hosts = Vec::new();
     let mut locs = Vec::new();
     let mut all_ok = true;
+    if host_nodes.is_empty() {
+        // Still check the defaults, so the first run shows all their mistakes too.
+        c.host = 0;
+        let _ = resolve_host(c, &defaults, os);
+        c.missing
+            .retain(|m| !HOST_ONLY_KEYS.contains(&m.rel.as_str()));
+    }
     for (i, raw_host) in host_nodes.iter().enumerate() {
         c.host = i;
         let mut h = raw_host.clone();
@@ -740,7 +747,7 @@ fn report_missing(
     for (rel, hosts) in by_key {
         let hint = missing_hint(&rel);
         let host_only = HOST_ONLY_KEYS.contains(&rel.as_str());
-        if hosts.len() == host_nodes.len() && !host_only {
+        if (hosts.len() == host_nodes.len() || host_nodes.is_empty()) && !host_only {
             let (line, column) = deepest_position(defaults, &rel).unwrap_or(defaults_key);
             c.push_at(
                 Severity::Error,
