@@ -1431,3 +1431,71 @@ fn tail(s: &str) -> String {
     let lines: Vec<&str> = clean.lines().collect();
     lines[lines.len().saturating_sub(40)..].join("\n")
 }
+
+/// With `--http-base`, the installers fetch the agent, the plan and the keys from
+/// `hvseed serve` (a tree laid out as `hvseed pxe` writes it: DIR/http = render tree +
+/// agent): the fleet kickstart's %post --nochroot and the preseed's late script, run
+/// against the real server.
+#[test]
+fn installers_fetch_their_files_from_hvseed_serve() {
+    if !util::require_tool("curl", "curl") || !util::require_tool("wget", "wget") {
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let opts = RenderOptions {
+        templates: None,
+        media: Media::Http {
+            base: format!("http://127.0.0.1:{port}"),
+        },
+    };
+    for os in [Os::Centos6, Os::Ubuntu1204] {
+        let inv = hostile(os);
+        let tree = render_tree(&inv, &opts).unwrap();
+        let dir = tmpdir();
+        let srv = dir.path().join("srv");
+        let http = fake_media(&tree, &srv).join("hvseed");
+        std::fs::rename(&http, srv.join("http")).unwrap();
+        let _server = util::ServeGuard::start_on(&srv, &format!("127.0.0.1:{port}"));
+        let h = &inv.hosts[1];
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(dir.path().join("t")).unwrap();
+        let r = match os {
+            Os::Centos6 => {
+                std::fs::write(dir.path().join("t/hvseed-fqdn"), format!("{}\n", h.fqdn)).unwrap();
+                let nochroot = ks_script(&text(&tree, "fleet/ks.cfg"), "%post --nochroot");
+                run_script(&nochroot, dir.path(), &[("HVSEED_SYSIMAGE", &root)], &[])
+            }
+            Os::Ubuntu1204 => {
+                std::fs::write(dir.path().join("t/hvseed-host"), format!("{}\n", h.fqdn)).unwrap();
+                let late = preseed_comment_script(&text(&tree, "fleet/preseed.cfg"), "hvseed-late");
+                run_script(&late, dir.path(), &[("HVSEED_TARGET", &root)], &[])
+            }
+        };
+        assert_eq!(r.code, Some(0), "{os}: {}{}", r.stderr, r.console);
+        assert_eq!(
+            std::fs::read(root.join("etc/hvseed/plan.json")).unwrap(),
+            tree[&format!("hosts/{}/plan.json", h.fqdn)]
+        );
+        let want: String = HOSTILE_KEYS.iter().map(|k| format!("{k}\n")).collect();
+        assert_eq!(
+            std::fs::read_to_string(root.join("root/.ssh/authorized_keys")).unwrap(),
+            want
+        );
+        assert!(
+            std::fs::metadata(root.join("usr/sbin/hvseed-firstboot"))
+                .unwrap()
+                .len()
+                > 0
+        );
+        let plan: serde_json::Value =
+            serde_json::from_slice(&tree[&format!("hosts/{}/plan.json", h.fqdn)]).unwrap();
+        assert_eq!(
+            plan["report_url"],
+            format!("http://127.0.0.1:{port}/report/{}", h.fqdn)
+        );
+    }
+}
