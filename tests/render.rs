@@ -1499,3 +1499,38 @@ fn installers_fetch_their_files_from_hvseed_serve() {
         );
     }
 }
+
+#[test]
+fn one_host_and_mixed_fleets_resolve_to_valid_kickstarts() {
+    let mut single = lab(Os::Centos6);
+    single.hosts.truncate(1);
+    let mut mixed = lab(Os::Centos6);
+    mixed.hosts[1].install.source =
+        InstallSource::Url("http://mirror.example.org/6.3/os/x86_64/".into());
+    for (name, inv) in [("single", single), ("mixed", mixed)] {
+        let tree = render_tree(&inv, &cd()).unwrap();
+        let fleet = text(&tree, "fleet/ks.cfg");
+        for h in &inv.hosts {
+            let dir = tmpdir();
+            let sys = fake_sysfs(dir.path(), &[("eth0", &h.mac)]);
+            let r = run_script(
+                &ks_script(&fleet, "%pre"),
+                dir.path(),
+                &[("HVSEED_SYSFS", &sys)],
+                &[],
+            );
+            assert_eq!(r.code, Some(0), "{name}: {}", r.stderr);
+            let f = dir.path().join("resolved.ks");
+            std::fs::write(&f, resolve_includes(&fleet, &dir.path().join("t"))).unwrap();
+            let own = dir.path().join("own.ks");
+            std::fs::write(&own, text(&tree, &format!("hosts/{}/ks.cfg", h.fqdn))).unwrap();
+            let Some(rb) = readback(&[f.clone(), own.clone()]) else {
+                return;
+            };
+            let (a, b) = (&rb[f.to_str().unwrap()], &rb[own.to_str().unwrap()]);
+            for key in ["method", "url", "network", "onlyuse", "packages", "repos"] {
+                assert_eq!(j(&a[key]), j(&b[key]), "{name}: {}: {key}", h.fqdn);
+            }
+        }
+    }
+}
