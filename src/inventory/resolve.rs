@@ -2,6 +2,7 @@
 //! its typed form, applies the rules of the inventory contract and collects every
 //! finding (never stopping at the first).
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::net::Ipv4Addr;
@@ -85,7 +86,7 @@ impl Loc {
 /// A mapping's entries (null values count as absent), with its key path.
 struct Map<'n> {
     rel: String,
-    entries: Vec<(String, &'n Node, &'n Node)>,
+    entries: Vec<(Cow<'n, str>, &'n Node, &'n Node)>,
 }
 
 impl<'n> Map<'n> {
@@ -119,8 +120,8 @@ impl<'n> Map<'n> {
     }
 }
 
-fn key_text(k: &Node) -> String {
-    k.scalar_text().unwrap_or_else(|| format!("<{}>", k.kind()))
+fn key_text(k: &Node) -> Cow<'_, str> {
+    k.key_text()
 }
 
 /// A required key that was missing in one host (the defaults lacked it too).
@@ -225,7 +226,7 @@ impl Checker<'_> {
         let mut map = Map::empty(rel);
         for (k, v) in entries {
             let name = key_text(k);
-            if allowed.contains(&name.as_str()) {
+            if allowed.contains(&name.as_ref()) {
                 map.entries.push((name, k, v));
             } else {
                 let krel = map.child(&name);
@@ -446,15 +447,15 @@ fn merge(defaults: &Node, host: &Node) -> Node {
     };
     let mut out: Vec<(Node, Node)> = Vec::with_capacity(d.len() + h.len());
     for (dk, dv) in d {
-        let name = dk.scalar_text();
-        match h.iter().find(|(hk, _)| hk.scalar_text() == name) {
+        let name = dk.key_text();
+        match h.iter().find(|(hk, _)| hk.key_text() == name) {
             Some((hk, hv)) if hv.value != Value::Null => out.push((hk.clone(), merge(dv, hv))),
             _ => out.push((dk.clone(), dv.clone())),
         }
     }
     for (hk, hv) in h {
-        let name = hk.scalar_text();
-        if !d.iter().any(|(dk, _)| dk.scalar_text() == name) {
+        let name = hk.key_text();
+        if !d.iter().any(|(dk, _)| dk.key_text() == name) {
             out.push((hk.clone(), hv.clone()));
         }
     }
@@ -596,9 +597,9 @@ fn resolve_doc(c: &mut Checker, root: &Node) -> Option<Inventory> {
         let mut kept = Vec::new();
         for (k, v) in entries.drain(..) {
             let name = key_text(&k);
-            if HOST_ONLY_KEYS.contains(&name.as_str()) {
+            if HOST_ONLY_KEYS.contains(&name.as_ref()) {
                 c.error(&k, &name, format!("`{name}` is different for every host: set it in each entry of `hosts`, not in defaults"));
-            } else if SECTION_KEYS.contains(&name.as_str()) {
+            } else if SECTION_KEYS.contains(&name.as_ref()) {
                 kept.push((k, v));
             } else {
                 c.error(&k, &name, unknown_key_message(&name, SECTION_KEYS));

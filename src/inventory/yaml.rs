@@ -1,6 +1,7 @@
 //! Inventory text → a generic YAML tree in which every key and value knows its line,
 //! column and source text, parsed under limits that keep hostile files cheap.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -70,6 +71,19 @@ impl Node {
                 })
             }
             _ => None,
+        }
+    }
+
+    /// Like [`Node::scalar_text`] without copying when the text is already there (map
+    /// keys are compared often); a collection gives `<a list>` / `<a mapping>`.
+    pub fn key_text(&self) -> Cow<'_, str> {
+        match (&self.value, &self.raw) {
+            (Value::Str(s), _) => Cow::Borrowed(s),
+            (Value::Bool(_) | Value::Int(_) | Value::Float(_), Some(r)) => Cow::Borrowed(r),
+            _ => Cow::Owned(
+                self.scalar_text()
+                    .unwrap_or_else(|| format!("<{}>", self.kind())),
+            ),
         }
     }
 
