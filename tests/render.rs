@@ -353,6 +353,7 @@ for f in sys.argv[1:]:
         "method": h.method.method,
         "url": getattr(h.method, "url", None),
         "scripts": [[s.type, bool(s.inChroot), bool(s.errorOnFail)] for s in h.scripts],
+        "bodies": [s.script for s in h.scripts],
     }
 print(json.dumps(out))
 "#;
@@ -934,10 +935,21 @@ fn hostile_values_are_carried_literally_by_the_per_host_kickstart() {
         )
     );
     assert!(!Path::new("/tmp/hvseed-pwned").exists());
-    // The odd repository URL reaches pykickstart unchanged.
+    // The odd repository URL reaches pykickstart unchanged, and pykickstart sees the
+    // same script bodies (no key line such as `%end` ended a section early).
     let f = dir.path().join("ks.cfg");
     std::fs::write(&f, &ks).unwrap();
     if let Some(rb) = readback(std::slice::from_ref(&f)) {
+        let bodies = rb[f.to_str().unwrap()]["bodies"]
+            .as_array()
+            .unwrap()
+            .clone();
+        let ours = ks_scripts(&ks);
+        assert_eq!(bodies.len(), ours.len());
+        for (b, (h, o)) in bodies.iter().zip(&ours) {
+            assert_eq!(b.as_str().unwrap().trim(), o.trim(), "{h}");
+        }
+        assert!(ours[2].1.contains("\n|%end\n|%post --nochroot\n"));
         assert_eq!(
             rb[f.to_str().unwrap()]["repos"][1][1],
             r#"http://repo.example.org/a'b"c$(id)`x` y\z/"#
