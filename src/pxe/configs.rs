@@ -146,10 +146,9 @@ pub fn pxelinux_host(inv: &Inventory, host: &Host, layout: &Layout, args: &[Stri
     }
     let _ = writeln!(
         s,
-        "SAY hvseed: pxelinux: starting the installer for {}\nDEFAULT install\nPROMPT 0\n\
+        "DEFAULT install\nPROMPT 0\n\
          LABEL install\n  KERNEL {}\n  APPEND initrd={} {}\n  \
          # BOOTIF=01-<MAC of the NIC that booted>, the installer's network device\n  IPAPPEND 2",
-        host.fqdn,
         layout.tftp_kernel.trim_start_matches("tftp/"),
         layout.tftp_initrd.trim_start_matches("tftp/"),
         args.join(" ")
@@ -171,12 +170,7 @@ pub fn pxelinux_default(inv: &Inventory) -> String {
     if let Some(serial) = serial {
         let _ = writeln!(s, "{serial}");
     }
-    let _ = writeln!(
-        s,
-        "SAY hvseed: pxelinux: this machine is not a host of cluster {}; booting from the local disk\n\
-         DEFAULT local\nPROMPT 0\nLABEL local\n  LOCALBOOT 0",
-        inv.cluster
-    );
+    let _ = writeln!(s, "DEFAULT local\nPROMPT 0\nLABEL local\n  LOCALBOOT 0");
     s
 }
 

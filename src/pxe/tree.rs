@@ -98,7 +98,11 @@ impl Manifest {
 
     pub fn save(&self, dir: &Path) -> Result<()> {
         let bytes = serde_json::to_vec(self).context("serialising the manifest")?;
-        write_atomic(&dir.join(MANIFEST), &bytes, 0o644)
+        let path = dir.join(MANIFEST);
+        if fs::read(&path).is_ok_and(|old| old == bytes) {
+            return Ok(());
+        }
+        write_atomic(&path, &bytes, 0o644)
     }
 
     /// True when `path` is in the manifest and the file on disk still has the size and
