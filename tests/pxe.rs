@@ -836,7 +836,18 @@ impl Qemu {
 }
 
 impl Drop for Qemu {
+    /// SIGTERM to `timeout`, which passes it on to QEMU (a SIGKILL would orphan QEMU).
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
