@@ -1403,3 +1403,27 @@ fn defaults_are_checked_even_without_hosts() {
     );
     assert_eq!(errors(&c).len(), 2, "{:?}", errors(&c));
 }
+
+#[test]
+fn host_overriding_the_management_subnet_is_checked_against_its_own() {
+    let t = edit(
+        &base(),
+        "    ip: 192.168.42.12\n",
+        "    ip: 10.1.0.12\n    network: { management: { gateway: 10.1.0.1, prefix: 16 } }\n",
+    );
+    let inv = inventory::load(&case(&t).path).unwrap().inventory;
+    let m = &inv.hosts[1].network.management;
+    assert_eq!(
+        (m.gateway.to_string().as_str(), m.prefix, m.vlan),
+        ("10.1.0.1", 16, 100)
+    );
+    let t = edit(&t, "gateway: 10.1.0.1,", "gateway: 10.2.0.1,");
+    let t = edit(&t, "prefix: 16 }", "prefix: 24 }");
+    let c = case(&t);
+    expect_error(
+        &c,
+        at(&t, "gateway: 10.2.0.1", "10.2"),
+        "hosts[1].network.management.gateway",
+        "no host ip lies in the management subnet 10.2.0.0/24",
+    );
+}

@@ -353,6 +353,7 @@ for f in sys.argv[1:]:
         "method": h.method.method,
         "url": getattr(h.method, "url", None),
         "scripts": [[s.type, bool(s.inChroot), bool(s.errorOnFail)] for s in h.scripts],
+        "bodies": [s.script for s in h.scripts],
     }
 print(json.dumps(out))
 "#;
@@ -934,10 +935,21 @@ fn hostile_values_are_carried_literally_by_the_per_host_kickstart() {
         )
     );
     assert!(!Path::new("/tmp/hvseed-pwned").exists());
-    // The odd repository URL reaches pykickstart unchanged.
+    // The odd repository URL reaches pykickstart unchanged, and pykickstart sees the
+    // same script bodies (no key line such as `%end` ended a section early).
     let f = dir.path().join("ks.cfg");
     std::fs::write(&f, &ks).unwrap();
     if let Some(rb) = readback(std::slice::from_ref(&f)) {
+        let bodies = rb[f.to_str().unwrap()]["bodies"]
+            .as_array()
+            .unwrap()
+            .clone();
+        let ours = ks_scripts(&ks);
+        assert_eq!(bodies.len(), ours.len());
+        for (b, (h, o)) in bodies.iter().zip(&ours) {
+            assert_eq!(b.as_str().unwrap().trim(), o.trim(), "{h}");
+        }
+        assert!(ours[2].1.contains("\n|%end\n|%post --nochroot\n"));
         assert_eq!(
             rb[f.to_str().unwrap()]["repos"][1][1],
             r#"http://repo.example.org/a'b"c$(id)`x` y\z/"#
@@ -1497,5 +1509,40 @@ fn installers_fetch_their_files_from_hvseed_serve() {
             plan["report_url"],
             format!("http://127.0.0.1:{port}/report/{}", h.fqdn)
         );
+    }
+}
+
+#[test]
+fn one_host_and_mixed_fleets_resolve_to_valid_kickstarts() {
+    let mut single = lab(Os::Centos6);
+    single.hosts.truncate(1);
+    let mut mixed = lab(Os::Centos6);
+    mixed.hosts[1].install.source =
+        InstallSource::Url("http://mirror.example.org/6.3/os/x86_64/".into());
+    for (name, inv) in [("single", single), ("mixed", mixed)] {
+        let tree = render_tree(&inv, &cd()).unwrap();
+        let fleet = text(&tree, "fleet/ks.cfg");
+        for h in &inv.hosts {
+            let dir = tmpdir();
+            let sys = fake_sysfs(dir.path(), &[("eth0", &h.mac)]);
+            let r = run_script(
+                &ks_script(&fleet, "%pre"),
+                dir.path(),
+                &[("HVSEED_SYSFS", &sys)],
+                &[],
+            );
+            assert_eq!(r.code, Some(0), "{name}: {}", r.stderr);
+            let f = dir.path().join("resolved.ks");
+            std::fs::write(&f, resolve_includes(&fleet, &dir.path().join("t"))).unwrap();
+            let own = dir.path().join("own.ks");
+            std::fs::write(&own, text(&tree, &format!("hosts/{}/ks.cfg", h.fqdn))).unwrap();
+            let Some(rb) = readback(&[f.clone(), own.clone()]) else {
+                return;
+            };
+            let (a, b) = (&rb[f.to_str().unwrap()], &rb[own.to_str().unwrap()]);
+            for key in ["method", "url", "network", "onlyuse", "packages", "repos"] {
+                assert_eq!(j(&a[key]), j(&b[key]), "{name}: {}: {key}", h.fqdn);
+            }
+        }
     }
 }
