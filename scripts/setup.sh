@@ -32,6 +32,7 @@ pkgs=(
   ufw                # reads back the agent's /lib/ufw/user.rules (ENABLED=no: files only)
   patch              # applies the agent's --diff output
   ifupdown iptables  # ifquery / iptables-restore --test read the agent's files
+  curl wget          # the install scripts fetch agent, plan and keys over HTTP (render tests)
 )
 missing=()
 for p in "${pkgs[@]}"; do

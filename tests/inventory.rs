@@ -1334,3 +1334,96 @@ fn snapshot_check_of_hostile_inputs() {
     let out = out.replace(&dir.path().display().to_string(), "[TMP]");
     insta::assert_snapshot!("check_hostile", out);
 }
+
+#[test]
+fn anchors_aliases_and_merge_keys_keep_text_as_written() {
+    let t = edit(
+        &base(),
+        "    ip: 192.168.42.11\n",
+        "    ip: 192.168.42.11\n    install: &inst { disk: sdb, keyboard: no }\n",
+    );
+    let t = edit(
+        &t,
+        "    ip: 192.168.42.12\n",
+        "    ip: 192.168.42.12\n    <<: { install: *inst }\n",
+    );
+    let t = edit(&t, "version: \"4.2\"", "version: 4.10");
+    let t = edit(&t, "\"00-04-23-AA-BB-02\"", "00:04:23:00:00:02");
+    let inv = inventory::load(&case(&t).path).unwrap().inventory;
+    for h in &inv.hosts {
+        assert_eq!(h.install.disk, "sdb");
+        assert_eq!(h.install.keyboard, "no");
+        assert_eq!(h.cloudstack.version, "4.10");
+    }
+    assert_eq!(inv.hosts[1].mac, "00:04:23:00:00:02");
+}
+
+#[test]
+fn version_and_alias_mistakes_are_explained() {
+    let t = edit(&base(), "version: 1", "version: \"1\"");
+    let c = case(&t);
+    expect_error(&c, at(&t, "version: \"1\"", "\""), "version", "as a number");
+    let t = edit(&base(), "    disk: sda\n", "    disk: *disk\n");
+    let c = case(&t);
+    expect_single_error(&c.path, "not defined before it");
+}
+
+#[test]
+fn hostile_many_problems_are_capped() {
+    let t: String = (0..5_000).map(|i| format!("k{i}: v\n")).collect();
+    let c = case(&t);
+    let (code, err) = check(&c.path);
+    assert_eq!(code, 1);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 501, "{}", lines.len());
+    let last = lines.last().unwrap();
+    assert!(last.contains("more problem(s) not shown"), "{last}");
+}
+
+#[test]
+fn defaults_are_checked_even_without_hosts() {
+    let t = base();
+    let t = edit(
+        &t[..t.find("hosts:").unwrap()],
+        "disk: sda",
+        "disk: /dev/sda",
+    );
+    let c = case(&t);
+    expect_error(
+        &c,
+        at(&t, "disk:", "/dev"),
+        "defaults.install.disk",
+        "without /dev/",
+    );
+    expect_error(
+        &c,
+        at(&t, "version", "version"),
+        "hosts",
+        "at least one host",
+    );
+    assert_eq!(errors(&c).len(), 2, "{:?}", errors(&c));
+}
+
+#[test]
+fn host_overriding_the_management_subnet_is_checked_against_its_own() {
+    let t = edit(
+        &base(),
+        "    ip: 192.168.42.12\n",
+        "    ip: 10.1.0.12\n    network: { management: { gateway: 10.1.0.1, prefix: 16 } }\n",
+    );
+    let inv = inventory::load(&case(&t).path).unwrap().inventory;
+    let m = &inv.hosts[1].network.management;
+    assert_eq!(
+        (m.gateway.to_string().as_str(), m.prefix, m.vlan),
+        ("10.1.0.1", 16, 100)
+    );
+    let t = edit(&t, "gateway: 10.1.0.1,", "gateway: 10.2.0.1,");
+    let t = edit(&t, "prefix: 16 }", "prefix: 24 }");
+    let c = case(&t);
+    expect_error(
+        &c,
+        at(&t, "gateway: 10.2.0.1", "10.2"),
+        "hosts[1].network.management.gateway",
+        "no host ip lies in the management subnet 10.2.0.0/24",
+    );
+}

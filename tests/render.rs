@@ -353,6 +353,7 @@ for f in sys.argv[1:]:
         "method": h.method.method,
         "url": getattr(h.method, "url", None),
         "scripts": [[s.type, bool(s.inChroot), bool(s.errorOnFail)] for s in h.scripts],
+        "bodies": [s.script for s in h.scripts],
     }
 print(json.dumps(out))
 "#;
@@ -480,7 +481,10 @@ fn fake_bin(dir: &Path) -> PathBuf {
     );
     write_exec(
         &bin.join("debconf-set"),
-        "#!/bin/sh\nprintf '%s=%s\\n' \"$1\" \"$2\" >> \"$HVSEED_TMP/debconf-set.log\"\n",
+        // Like d-i's, it speaks the debconf protocol on stdin/stdout: it must not be
+        // handed a file on stdin.
+        "#!/bin/sh\nif read -r x; then echo \"debconf-set read its stdin: $x\" >&2; exit 1; fi\n\
+         printf '%s=%s\\n' \"$1\" \"$2\" >> \"$HVSEED_TMP/debconf-set.log\"\n",
     );
     write_exec(
         &bin.join("debconf-get"),
@@ -931,10 +935,21 @@ fn hostile_values_are_carried_literally_by_the_per_host_kickstart() {
         )
     );
     assert!(!Path::new("/tmp/hvseed-pwned").exists());
-    // The odd repository URL reaches pykickstart unchanged.
+    // The odd repository URL reaches pykickstart unchanged, and pykickstart sees the
+    // same script bodies (no key line such as `%end` ended a section early).
     let f = dir.path().join("ks.cfg");
     std::fs::write(&f, &ks).unwrap();
     if let Some(rb) = readback(std::slice::from_ref(&f)) {
+        let bodies = rb[f.to_str().unwrap()]["bodies"]
+            .as_array()
+            .unwrap()
+            .clone();
+        let ours = ks_scripts(&ks);
+        assert_eq!(bodies.len(), ours.len());
+        for (b, (h, o)) in bodies.iter().zip(&ours) {
+            assert_eq!(b.as_str().unwrap().trim(), o.trim(), "{h}");
+        }
+        assert!(ours[2].1.contains("\n|%end\n|%post --nochroot\n"));
         assert_eq!(
             rb[f.to_str().unwrap()]["repos"][1][1],
             r#"http://repo.example.org/a'b"c$(id)`x` y\z/"#
@@ -1313,4 +1328,221 @@ fn http_base_sends_installers_to_the_server_and_reports_to_it() {
         .unwrap();
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("--http-base"));
+}
+
+/// Kills and reaps a child process when dropped (a QEMU must never outlive its test).
+struct ChildGuard(std::process::Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The strongest check of the fleet preseed: the real d-i (Debian 12's, the same
+/// installer family as Ubuntu 12.04's) loads it as the initrd's /preseed.cfg, runs its
+/// early_command, finds the host by the NIC's MAC and announces it on the serial console.
+#[test]
+fn real_d_i_announces_the_host_chosen_by_mac() {
+    let di = Path::new("/usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64");
+    if !util::require_tool("qemu-system-x86_64", "qemu-system-x86")
+        || !util::require_tool(
+            di.join("linux").to_str().unwrap(),
+            "debian-installer-12-netboot-amd64",
+        )
+        || !util::require_tool("cpio", "cpio")
+    {
+        return;
+    }
+    let dir = tmpdir();
+    let tree = render_example("lab-ubuntu1204", dir.path(), &[]);
+    let cpio_dir = dir.path().join("cpio");
+    std::fs::create_dir_all(&cpio_dir).unwrap();
+    std::fs::write(cpio_dir.join("preseed.cfg"), &tree["fleet/preseed.cfg"]).unwrap();
+    // The kernel unpacks concatenated archives: d-i's initrd + one holding /preseed.cfg.
+    let initrd = dir.path().join("initrd.gz");
+    let st = Command::new("timeout")
+        .args(["60", "sh", "-c"])
+        .arg(format!(
+            "cd {} && echo preseed.cfg | cpio -o --quiet -H newc | gzip -1 > extra.gz && cat {} extra.gz > {}",
+            cpio_dir.display(),
+            di.join("initrd.gz").display(),
+            initrd.display()
+        ))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let (fqdn, mac) = ("kvm22.lab.example.org", "00:04:23:aa:bb:22");
+    let fleet = String::from_utf8(tree["fleet/preseed.cfg"].clone()).unwrap();
+    assert!(
+        fleet.contains(&format!("#hvseed-host {mac} {fqdn}\n")),
+        "example changed?"
+    );
+    let log = dir.path().join("serial.log");
+    let child = Command::new("timeout")
+        .arg("240")
+        .arg("qemu-system-x86_64")
+        .args([
+            "-accel",
+            "tcg",
+            "-m",
+            "1024",
+            "-display",
+            "none",
+            "-monitor",
+            "none",
+            "-no-reboot",
+        ])
+        .arg("-serial")
+        .arg(format!("file:{}", log.display()))
+        .arg("-kernel")
+        .arg(di.join("linux"))
+        .arg("-initrd")
+        .arg(&initrd)
+        .args([
+            "-append",
+            "console=ttyS0,115200n8 auto=true priority=critical",
+        ])
+        .args(["-netdev", "user,id=n0"])
+        .args(["-device", &format!("e1000,netdev=n0,mac={mac}")])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _guard = ChildGuard(child);
+    let want = format!("hvseed: installing {fqdn}");
+    let start = std::time::Instant::now();
+    let mut seen = String::new();
+    while start.elapsed() < std::time::Duration::from_secs(200) {
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        seen = String::from_utf8_lossy(&std::fs::read(&log).unwrap_or_default()).into_owned();
+        if seen.contains(&want) {
+            return;
+        }
+        for fail in [
+            "Failed to process the preconfiguration file",
+            "is not a host of cluster",
+            "hvseed: ERROR",
+        ] {
+            assert!(!seen.contains(fail), "d-i said {fail:?}:\n{}", tail(&seen));
+        }
+    }
+    panic!(
+        "no {want:?} on the serial console after 200 s:\n{}",
+        tail(&seen)
+    );
+}
+
+fn tail(s: &str) -> String {
+    let clean: String = s
+        .chars()
+        .filter(|c| !c.is_control() || *c == '\n')
+        .collect();
+    let lines: Vec<&str> = clean.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
+/// With `--http-base`, the installers fetch the agent, the plan and the keys from
+/// `hvseed serve` (a tree laid out as `hvseed pxe` writes it: DIR/http = render tree +
+/// agent): the fleet kickstart's %post --nochroot and the preseed's late script, run
+/// against the real server.
+#[test]
+fn installers_fetch_their_files_from_hvseed_serve() {
+    if !util::require_tool("curl", "curl") || !util::require_tool("wget", "wget") {
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let opts = RenderOptions {
+        templates: None,
+        media: Media::Http {
+            base: format!("http://127.0.0.1:{port}"),
+        },
+    };
+    for os in [Os::Centos6, Os::Ubuntu1204] {
+        let inv = hostile(os);
+        let tree = render_tree(&inv, &opts).unwrap();
+        let dir = tmpdir();
+        let srv = dir.path().join("srv");
+        let http = fake_media(&tree, &srv).join("hvseed");
+        std::fs::rename(&http, srv.join("http")).unwrap();
+        let _server = util::ServeGuard::start_on(&srv, &format!("127.0.0.1:{port}"));
+        let h = &inv.hosts[1];
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(dir.path().join("t")).unwrap();
+        let r = match os {
+            Os::Centos6 => {
+                std::fs::write(dir.path().join("t/hvseed-fqdn"), format!("{}\n", h.fqdn)).unwrap();
+                let nochroot = ks_script(&text(&tree, "fleet/ks.cfg"), "%post --nochroot");
+                run_script(&nochroot, dir.path(), &[("HVSEED_SYSIMAGE", &root)], &[])
+            }
+            Os::Ubuntu1204 => {
+                std::fs::write(dir.path().join("t/hvseed-host"), format!("{}\n", h.fqdn)).unwrap();
+                let late = preseed_comment_script(&text(&tree, "fleet/preseed.cfg"), "hvseed-late");
+                run_script(&late, dir.path(), &[("HVSEED_TARGET", &root)], &[])
+            }
+        };
+        assert_eq!(r.code, Some(0), "{os}: {}{}", r.stderr, r.console);
+        assert_eq!(
+            std::fs::read(root.join("etc/hvseed/plan.json")).unwrap(),
+            tree[&format!("hosts/{}/plan.json", h.fqdn)]
+        );
+        let want: String = HOSTILE_KEYS.iter().map(|k| format!("{k}\n")).collect();
+        assert_eq!(
+            std::fs::read_to_string(root.join("root/.ssh/authorized_keys")).unwrap(),
+            want
+        );
+        assert!(
+            std::fs::metadata(root.join("usr/sbin/hvseed-firstboot"))
+                .unwrap()
+                .len()
+                > 0
+        );
+        let plan: serde_json::Value =
+            serde_json::from_slice(&tree[&format!("hosts/{}/plan.json", h.fqdn)]).unwrap();
+        assert_eq!(
+            plan["report_url"],
+            format!("http://127.0.0.1:{port}/report/{}", h.fqdn)
+        );
+    }
+}
+
+#[test]
+fn one_host_and_mixed_fleets_resolve_to_valid_kickstarts() {
+    let mut single = lab(Os::Centos6);
+    single.hosts.truncate(1);
+    let mut mixed = lab(Os::Centos6);
+    mixed.hosts[1].install.source =
+        InstallSource::Url("http://mirror.example.org/6.3/os/x86_64/".into());
+    for (name, inv) in [("single", single), ("mixed", mixed)] {
+        let tree = render_tree(&inv, &cd()).unwrap();
+        let fleet = text(&tree, "fleet/ks.cfg");
+        for h in &inv.hosts {
+            let dir = tmpdir();
+            let sys = fake_sysfs(dir.path(), &[("eth0", &h.mac)]);
+            let r = run_script(
+                &ks_script(&fleet, "%pre"),
+                dir.path(),
+                &[("HVSEED_SYSFS", &sys)],
+                &[],
+            );
+            assert_eq!(r.code, Some(0), "{name}: {}", r.stderr);
+            let f = dir.path().join("resolved.ks");
+            std::fs::write(&f, resolve_includes(&fleet, &dir.path().join("t"))).unwrap();
+            let own = dir.path().join("own.ks");
+            std::fs::write(&own, text(&tree, &format!("hosts/{}/ks.cfg", h.fqdn))).unwrap();
+            let Some(rb) = readback(&[f.clone(), own.clone()]) else {
+                return;
+            };
+            let (a, b) = (&rb[f.to_str().unwrap()], &rb[own.to_str().unwrap()]);
+            for key in ["method", "url", "network", "onlyuse", "packages", "repos"] {
+                assert_eq!(j(&a[key]), j(&b[key]), "{name}: {}: {key}", h.fqdn);
+            }
+        }
+    }
 }

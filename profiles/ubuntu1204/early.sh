@@ -46,12 +46,15 @@ case "$found" in
 esac
 fqdn=$(sed -n "s/^#hvseed-host $found //p" "$f")
 sed -n "s/^#hvseed-set $found //p" "$f" > "$tmp/hvseed-settings" || exit 1
-while read -r q v; do
+# debconf-set talks to debconf over its stdin/stdout, so the list is read on fd 9.
+exec 9< "$tmp/hvseed-settings" || exit 1
+while read -r q v <&9; do
     debconf-set "$q" "$v" || {
         say "hvseed: ERROR: cannot preseed $q for $fqdn"
         exit 1
     }
-done < "$tmp/hvseed-settings"
+done
+exec 9<&-
 {% else %}
 fqdn={{ hosts[0].fqdn|shell }}
 {% endif %}

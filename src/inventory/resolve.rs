@@ -2,7 +2,9 @@
 //! its typed form, applies the rules of the inventory contract and collects every
 //! finding (never stopping at the first).
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{Hash, Hasher};
 use std::net::Ipv4Addr;
 use std::path::Path;
 
@@ -84,7 +86,7 @@ impl Loc {
 /// A mapping's entries (null values count as absent), with its key path.
 struct Map<'n> {
     rel: String,
-    entries: Vec<(String, &'n Node, &'n Node)>,
+    entries: Vec<(Cow<'n, str>, &'n Node, &'n Node)>,
 }
 
 impl<'n> Map<'n> {
@@ -118,8 +120,8 @@ impl<'n> Map<'n> {
     }
 }
 
-fn key_text(k: &Node) -> String {
-    k.scalar_text().unwrap_or_else(|| format!("<{}>", k.kind()))
+fn key_text(k: &Node) -> Cow<'_, str> {
+    k.key_text()
 }
 
 /// A required key that was missing in one host (the defaults lacked it too).
@@ -128,9 +130,18 @@ struct Missing {
     host: usize,
 }
 
+/// The most findings reported for one file; a file that is mostly wrong (or not an
+/// inventory at all) would otherwise print and hold one message per line.
+pub const MAX_DIAGNOSTICS: usize = 500;
+
 struct Checker<'a> {
     file: &'a Path,
     diags: Vec<Diagnostic>,
+    /// Hashes of the findings so far: a mistake in `defaults` is seen once per host but
+    /// reported once.
+    seen: HashSet<u64>,
+    /// Findings beyond [`MAX_DIAGNOSTICS`].
+    dropped: usize,
     missing: Vec<Missing>,
     /// The host being resolved, for [`Missing`].
     host: usize,
@@ -145,6 +156,15 @@ impl Checker<'_> {
         key: String,
         message: String,
     ) {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (line, column, &key, &message, severity).hash(&mut h);
+        if !self.seen.insert(h.finish()) {
+            return;
+        }
+        if self.diags.len() >= MAX_DIAGNOSTICS {
+            self.dropped += 1;
+            return;
+        }
         self.diags.push(Diagnostic {
             severity,
             file: self.file.to_path_buf(),
@@ -206,7 +226,7 @@ impl Checker<'_> {
         let mut map = Map::empty(rel);
         for (k, v) in entries {
             let name = key_text(k);
-            if allowed.contains(&name.as_str()) {
+            if allowed.contains(&name.as_ref()) {
                 map.entries.push((name, k, v));
             } else {
                 let krel = map.child(&name);
@@ -427,15 +447,15 @@ fn merge(defaults: &Node, host: &Node) -> Node {
     };
     let mut out: Vec<(Node, Node)> = Vec::with_capacity(d.len() + h.len());
     for (dk, dv) in d {
-        let name = dk.scalar_text();
-        match h.iter().find(|(hk, _)| hk.scalar_text() == name) {
+        let name = dk.key_text();
+        match h.iter().find(|(hk, _)| hk.key_text() == name) {
             Some((hk, hv)) if hv.value != Value::Null => out.push((hk.clone(), merge(dv, hv))),
             _ => out.push((dk.clone(), dv.clone())),
         }
     }
     for (hk, hv) in h {
-        let name = hk.scalar_text();
-        if !d.iter().any(|(dk, _)| dk.scalar_text() == name) {
+        let name = hk.key_text();
+        if !d.iter().any(|(dk, _)| dk.key_text() == name) {
             out.push((hk.clone(), hv.clone()));
         }
     }
@@ -472,22 +492,27 @@ pub fn resolve(file: &Path, root: &Node) -> (Option<Inventory>, Vec<Diagnostic>)
     let mut c = Checker {
         file,
         diags: Vec::new(),
+        seen: HashSet::new(),
+        dropped: 0,
         missing: Vec::new(),
         host: 0,
     };
     let inv = resolve_doc(&mut c, root);
     let mut diags = c.diags;
-    let mut seen = HashSet::new();
-    diags.retain(|d| {
-        seen.insert((
-            d.line,
-            d.column,
-            d.key.clone(),
-            d.message.clone(),
-            d.severity,
-        ))
-    });
     diags.sort_by_key(|d| (d.line, d.column));
+    if c.dropped > 0 {
+        diags.push(Diagnostic {
+            severity: Severity::Error,
+            file: file.to_path_buf(),
+            line: 0,
+            column: 0,
+            key: String::new(),
+            message: format!(
+                "{} more problem(s) not shown; fix the ones above first (is this the right file?)",
+                c.dropped
+            ),
+        });
+    }
     let has_errors = diags.iter().any(|d| d.severity == Severity::Error);
     (if has_errors { None } else { inv }, diags)
 }
@@ -528,7 +553,12 @@ fn resolve_doc(c: &mut Checker, root: &Node) -> Option<Inventory> {
             Value::Int(1) => Some(1),
             _ => {
                 let s = n.scalar_text().unwrap_or_else(|| n.kind().to_string());
-                c.error(n, "version", format!("`{s}` is not supported; this hvseed reads inventory version 1 (write `version: 1`)"));
+                let msg = if s == "1" {
+                    "write the version as a number: `version: 1`".to_string()
+                } else {
+                    format!("`{s}` is not supported; this hvseed reads inventory version 1 (write `version: 1`)")
+                };
+                c.error(n, "version", msg);
                 None
             }
         },
@@ -567,9 +597,9 @@ fn resolve_doc(c: &mut Checker, root: &Node) -> Option<Inventory> {
         let mut kept = Vec::new();
         for (k, v) in entries.drain(..) {
             let name = key_text(&k);
-            if HOST_ONLY_KEYS.contains(&name.as_str()) {
+            if HOST_ONLY_KEYS.contains(&name.as_ref()) {
                 c.error(&k, &name, format!("`{name}` is different for every host: set it in each entry of `hosts`, not in defaults"));
-            } else if SECTION_KEYS.contains(&name.as_str()) {
+            } else if SECTION_KEYS.contains(&name.as_ref()) {
                 kept.push((k, v));
             } else {
                 c.error(&k, &name, unknown_key_message(&name, SECTION_KEYS));
@@ -636,6 +666,13 @@ fn resolve_doc(c: &mut Checker, root: &Node) -> Option<Inventory> {
     let mut hosts = Vec::new();
     let mut locs = Vec::new();
     let mut all_ok = true;
+    if host_nodes.is_empty() {
+        // Still check the defaults, so the first run shows all their mistakes too.
+        c.host = 0;
+        let _ = resolve_host(c, &defaults, os);
+        c.missing
+            .retain(|m| !HOST_ONLY_KEYS.contains(&m.rel.as_str()));
+    }
     for (i, raw_host) in host_nodes.iter().enumerate() {
         c.host = i;
         let mut h = raw_host.clone();
@@ -711,7 +748,7 @@ fn report_missing(
     for (rel, hosts) in by_key {
         let hint = missing_hint(&rel);
         let host_only = HOST_ONLY_KEYS.contains(&rel.as_str());
-        if hosts.len() == host_nodes.len() && !host_only {
+        if (hosts.len() == host_nodes.len() || host_nodes.is_empty()) && !host_only {
             let (line, column) = deepest_position(defaults, &rel).unwrap_or(defaults_key);
             c.push_at(
                 Severity::Error,

@@ -1,6 +1,7 @@
 //! Inventory text → a generic YAML tree in which every key and value knows its line,
 //! column and source text, parsed under limits that keep hostile files cheap.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -73,6 +74,19 @@ impl Node {
         }
     }
 
+    /// Like [`Node::scalar_text`] without copying when the text is already there (map
+    /// keys are compared often); a collection gives `<a list>` / `<a mapping>`.
+    pub fn key_text(&self) -> Cow<'_, str> {
+        match (&self.value, &self.raw) {
+            (Value::Str(s), _) => Cow::Borrowed(s),
+            (Value::Bool(_) | Value::Int(_) | Value::Float(_), Some(r)) => Cow::Borrowed(r),
+            _ => Cow::Owned(
+                self.scalar_text()
+                    .unwrap_or_else(|| format!("<{}>", self.kind())),
+            ),
+        }
+    }
+
     /// Sets the origin of this node and everything below it.
     pub fn set_origin(&mut self, origin: Origin) {
         self.origin = origin;
@@ -104,8 +118,9 @@ fn spanned_to_node(s: Spanned<Raw>) -> Node {
         value: s.value.0,
         line: loc.line() as usize,
         column: loc.column() as usize,
-        // Filled in afterwards from the source text (see `fill_raw`).
-        raw: span_marker(&loc),
+        // Filled in afterwards from the source text (see `fill_raw`). The text is where
+        // the value is defined: for an alias that is the anchored scalar, not `*name`.
+        raw: span_marker(&s.defined),
         origin: Origin::Top,
     }
 }
@@ -254,6 +269,8 @@ fn explain(raw: &str) -> String {
         "more than one YAML document (`---`); an inventory is a single document".into()
     } else if lower.contains("depth") || lower.contains("recursion") || lower.contains("nesting") {
         format!("nested deeper than {MAX_DEPTH} levels; an inventory needs at most 5 (is this the right file?)")
+    } else if lower.contains("unknown anchor") {
+        "an alias (`*name`) refers to an anchor that is not defined before it (`&name` must come first)".into()
     } else if lower.contains("alias") || lower.contains("anchor") || lower.contains("replay") {
         format!("too many YAML alias expansions ({msg}); hvseed limits aliases so that an \"alias bomb\" cannot exhaust memory")
     } else if lower.contains("budget") {
@@ -295,7 +312,7 @@ mod tests {
 
     #[test]
     fn positions_and_raw_text() {
-        let n = parse("a: 1\nb:\n  - x\n  - 4.10\nc: no\n").unwrap();
+        let n = parse("a: 1\nb:\n  - x\n  - &v 4.10\nc: no\nd: *v\n").unwrap();
         let Value::Map(entries) = &n.value else {
             panic!("{n:?}")
         };
@@ -304,9 +321,15 @@ mod tests {
         let Value::Seq(items) = &entries[1].1.value else {
             panic!()
         };
-        assert_eq!((items[1].line, items[1].column), (4, 5));
+        assert_eq!(
+            (items[1].line, items[1].column),
+            (4, "  - &v 4.10".find("4.10").unwrap() + 1)
+        );
         assert_eq!(items[1].scalar_text().as_deref(), Some("4.10"));
         assert_eq!(entries[2].1.scalar_text().as_deref(), Some("no"));
+        // An alias reads as the anchored text but sits where the alias is.
+        assert_eq!(entries[3].1.scalar_text().as_deref(), Some("4.10"));
+        assert_eq!((entries[3].1.line, entries[3].1.column), (6, 4));
     }
 
     #[test]

@@ -1,5 +1,640 @@
-//! `hvseed pxe` (not written yet).
+//! `hvseed pxe`: inventory + install ISO → a PXE/HTTP tree that installs each host by
+//! MAC (DIR/tftp, DIR/http, DIR/dnsmasq.conf, DIR/SHA256SUMS), rewritten incrementally:
+//! a re-run touches only files whose content changes and removes those of hosts that
+//! left the inventory.
+//!
+//! Layout of DIR:
+//! - `tftp/`: `pxelinux.0`, `ldlinux.c32`, `pxelinux.cfg/{default,01-<mac>}`, the
+//!   installer kernel and initrd (`centos6/` or `ubuntu1204/`), and the UEFI side:
+//!   GRUB 2 `grubx64.efi` + `grub/grub.cfg{,-01-<mac>}` (Ubuntu) or the ISO's
+//!   grub-legacy `BOOTX64.efi` + `efidefault` + `01-<MAC>` (CentOS 6).
+//! - `http/`: `hosts/<fqdn>/…` as `hvseed render` lays them out, `hvseed-firstboot`,
+//!   and `os/`, the ISO's package tree, when a host installs from `cdrom`.
 
-pub fn run(_c: crate::cli::PxeTreeConfig) -> anyhow::Result<std::process::ExitCode> {
-    anyhow::bail!("`hvseed pxe` is not available in this build yet")
+mod bundle;
+mod configs;
+mod source;
+mod syslinux;
+mod tree;
+
+pub use configs::mac_file_name;
+pub use syslinux::banner_version;
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::inventory::{InstallSource, Inventory, Os};
+use crate::render::{render_tree, Media, RenderOptions};
+use source::Iso;
+use tree::{Desired, Manifest, Want};
+
+/// Where the package tree goes under http/ and its stamp file.
+const OS_DIR: &str = "http/os";
+const OS_STAMP: &str = ".hvseed-stamp.json";
+
+/// `hvseed pxe`.
+pub fn run(c: crate::cli::PxeTreeConfig) -> Result<ExitCode> {
+    let started = std::time::Instant::now();
+    let inventory = crate::commands::load_valid(&c.inventory)?;
+    let base = check_base(&c.http_base)?;
+    let syslinux = syslinux::locate(c.pxelinux_dir.as_deref(), c.syslinux_modules.as_deref())?;
+    tracing::debug!(
+        "syslinux {}: {} and {}",
+        syslinux.version,
+        syslinux.pxelinux.display(),
+        syslinux.ldlinux.display()
+    );
+    let agent = crate::agent::locate(c.firstboot.as_deref())?;
+    let iso = Iso::open(&c.source)?;
+    if c.out.exists() && !c.out.is_dir() {
+        bail!("--out {} exists and is not a directory", c.out.display());
+    }
+    std::fs::create_dir_all(&c.out).with_context(|| format!("creating {}", c.out.display()))?;
+    let out = c
+        .out
+        .canonicalize()
+        .with_context(|| format!("resolving {}", c.out.display()))?;
+    if let Some(b) = &c.bundle {
+        let abs = std::path::absolute(b).unwrap_or_else(|_| b.clone());
+        if abs.starts_with(&out) {
+            bail!(
+                "--bundle {} is inside the tree {}; put it elsewhere",
+                b.display(),
+                out.display()
+            );
+        }
+    }
+    let old = Manifest::load(&out)?;
+    let staging = tempfile::Builder::new()
+        .prefix(".hvseed-staging-")
+        .tempdir_in(&out)
+        .with_context(|| format!("creating a staging directory in {}", out.display()))?;
+    let mut b = Build {
+        out: &out,
+        old: &old,
+        new: Manifest {
+            format: old.format,
+            ..Manifest::default()
+        },
+        desired: Desired::default(),
+        staging: staging.path(),
+    };
+
+    let layout = source::layout(inventory.os);
+    let efi_from_iso = b.iso_files(&iso, inventory.os, &layout)?;
+    b.source_file("tftp/pxelinux.0", &syslinux.pxelinux, 0o644)?;
+    b.source_file("tftp/ldlinux.c32", &syslinux.ldlinux, 0o644)?;
+    b.source_file("http/hvseed-firstboot", &agent, 0o755)?;
+    let efi_boot = match inventory.os {
+        Os::Centos6 => efi_from_iso.then_some("BOOTX64.efi"),
+        Os::Ubuntu1204 => b.grub_efi_image()?.then_some("grubx64.efi"),
+    };
+
+    // A network install cannot read the CD: hosts that install from `cdrom` get the
+    // ISO's package tree over HTTP instead.
+    let mut inv = inventory.clone();
+    let wants_tree = inv
+        .hosts
+        .iter()
+        .any(|h| h.install.source == InstallSource::Cdrom);
+    for h in &mut inv.hosts {
+        if h.install.source == InstallSource::Cdrom {
+            h.install.source = InstallSource::Url(format!("{base}/os"));
+        }
+    }
+    let os_sums = if wants_tree {
+        let sums = package_tree(&iso, &layout, &out, staging.path(), old.os_tree.is_some())?;
+        b.new.os_tree = Some(iso.identity.clone());
+        sums
+    } else {
+        remove_package_tree(&out, old.os_tree.is_some())?;
+        BTreeMap::new()
+    };
+
+    b.hosts(&inv, &base, c.templates.as_deref())?;
+    for h in &inv.hosts {
+        let args = configs::installer_args(&inv, h, &base)?;
+        b.desired.bytes(
+            configs::pxelinux_path(&h.mac),
+            configs::pxelinux_host(&inv, h, &layout, &args).into_bytes(),
+        );
+        match (inv.os, efi_boot.is_some()) {
+            (Os::Ubuntu1204, true) => b.desired.bytes(
+                configs::grub2_path(&h.mac),
+                configs::grub2_host(&inv, h, &layout, &args).into_bytes(),
+            ),
+            (Os::Centos6, true) => b.desired.bytes(
+                configs::grub_legacy_path(&h.mac),
+                configs::grub_legacy_host(&inv, h, &layout, &args).into_bytes(),
+            ),
+            _ => {}
+        }
+    }
+    b.desired.bytes(
+        "tftp/pxelinux.cfg/default",
+        configs::pxelinux_default(&inv).into_bytes(),
+    );
+    match (inv.os, efi_boot.is_some()) {
+        (Os::Ubuntu1204, true) => b.desired.bytes(
+            "tftp/grub/grub.cfg",
+            configs::grub2_default(&inv).into_bytes(),
+        ),
+        (Os::Centos6, true) => b.desired.bytes(
+            "tftp/efidefault",
+            configs::grub_legacy_default(&inv).into_bytes(),
+        ),
+        _ => {}
+    }
+    let efi = efi_boot.map(|file| configs::EfiBoot { file });
+    b.desired.bytes(
+        "dnsmasq.conf",
+        configs::dnsmasq(&inv, &out.join("tftp"), efi)?.into_bytes(),
+    );
+
+    let mut sums: BTreeMap<String, String> = b
+        .desired
+        .entries
+        .iter()
+        .map(|(p, e)| (p.clone(), e.sha256.clone()))
+        .collect();
+    for (p, s) in &os_sums {
+        sums.insert(format!("{OS_DIR}/{p}"), s.clone());
+    }
+    b.desired.bytes("SHA256SUMS", tree::sha256sums(&sums));
+
+    let Build {
+        mut new, desired, ..
+    } = b;
+    tree::check_foreign(&out, &old, &desired)?;
+    let modes: Vec<(String, u32)> = desired
+        .entries
+        .iter()
+        .map(|(p, e)| (p.clone(), e.mode))
+        .collect();
+    // Before writing, list every path this run may create, so that an interrupted run
+    // leaves nothing the next run would take for a user's file.
+    if desired.entries.keys().any(|p| !old.files.contains_key(p)) {
+        let mut intent = old.clone();
+        for p in desired.entries.keys() {
+            intent.files.entry(p.clone()).or_insert(tree::FileRecord {
+                sha256: String::new(),
+                size: u64::MAX,
+                mtime: 0,
+                mtime_nsec: 0,
+            });
+        }
+        intent.os_tree = intent.os_tree.or(new.os_tree.clone());
+        intent.save(&out)?;
+    }
+    let (files, changes) = tree::apply(&out, &old, desired)?;
+    new.files = files;
+    new.save(&out)?;
+    drop(staging);
+
+    for p in &changes.added {
+        tracing::debug!("added {p}");
+    }
+    for p in &changes.updated {
+        tracing::debug!("updated {p}");
+    }
+    for p in &changes.removed {
+        tracing::debug!("removed {p}");
+    }
+    tracing::info!(
+        "{}: {} host(s): {} file(s) added, {} updated, {} removed, {} unchanged ({:.2} s)",
+        out.display(),
+        inv.hosts.len(),
+        changes.added.len(),
+        changes.updated.len(),
+        changes.removed.len(),
+        changes.unchanged,
+        started.elapsed().as_secs_f64()
+    );
+    if let Some(bundle_path) = &c.bundle {
+        let mut all = modes;
+        for p in os_sums.keys() {
+            all.push((format!("{OS_DIR}/{p}"), 0o644));
+        }
+        bundle::write(&out, &all, bundle_path)?;
+        tracing::info!("wrote {}", bundle_path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--http-base`: a plain http(s) URL (it lands on kernel command lines and in
+/// kickstarts unquoted), without a trailing `/`.
+fn check_base(base: &str) -> Result<String> {
+    let b = base.trim_end_matches('/');
+    let rest = b
+        .strip_prefix("http://")
+        .or_else(|| b.strip_prefix("https://"));
+    let ok = rest.is_some_and(|r| {
+        !r.is_empty()
+            && !r.starts_with('/')
+            && r.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || b"-._~:/@%+=,[]".contains(&c))
+    });
+    if !ok {
+        bail!(
+            "--http-base {base:?} is not a plain http(s) URL; give the URL the installers \
+             reach DIR/http under, e.g. http://10.0.0.2:8080"
+        );
+    }
+    Ok(b.to_string())
+}
+
+/// One run's work in progress.
+struct Build<'a> {
+    out: &'a Path,
+    old: &'a Manifest,
+    new: Manifest,
+    desired: Desired,
+    staging: &'a Path,
+}
+
+impl Build<'_> {
+    /// A copy of a local file; its hash is reused while its size and mtime stay.
+    fn source_file(&mut self, path: &str, src: &Path, mode: u32) -> Result<()> {
+        let m = std::fs::metadata(src).with_context(|| format!("reading {}", src.display()))?;
+        let key = src.to_string_lossy().into_owned();
+        let sha = match self.old.sources.get(&key) {
+            Some(r)
+                if r.size == m.len() && r.mtime == m.mtime() && r.mtime_nsec == m.mtime_nsec() =>
+            {
+                r.sha256.clone()
+            }
+            _ => tree::sha256_file(src)?,
+        };
+        self.new.sources.insert(
+            key,
+            tree::SourceRecord {
+                size: m.len(),
+                mtime: m.mtime(),
+                mtime_nsec: m.mtime_nsec(),
+                sha256: sha.clone(),
+            },
+        );
+        self.desired
+            .insert(path, Want::Copy(src.to_path_buf()), sha, mode);
+        Ok(())
+    }
+
+    /// The installer kernel and initrd (and CentOS's grub-legacy EFI loader) from the
+    /// ISO, extracted again only when the ISO or the files on disk changed. Returns
+    /// whether the tree has the CentOS EFI loader.
+    fn iso_files(&mut self, iso: &Iso, os: Os, layout: &source::Layout) -> Result<bool> {
+        let identity = format!("{} os={os}", iso.identity);
+        if let Some(r) = &self.old.iso {
+            let expected_ok = r.files.iter().any(|f| f == layout.tftp_kernel)
+                && r.files.iter().any(|f| f == layout.tftp_initrd);
+            if r.identity == identity
+                && expected_ok
+                && r.files
+                    .iter()
+                    .all(|f| self.old.unchanged_on_disk(self.out, f))
+            {
+                for f in &r.files {
+                    let sha = self.old.files[f].sha256.clone();
+                    self.desired.insert(f.clone(), Want::Keep, sha, 0o644);
+                }
+                self.new.iso = Some(r.clone());
+                return Ok(r.files.iter().any(|f| f == "tftp/BOOTX64.efi"));
+            }
+        }
+        iso.check_flavour(os, self.staging)?;
+        let kernel = self.staging.join("kernel");
+        let initrd = self.staging.join("initrd");
+        iso.extract(&[(layout.kernel, &kernel), (layout.initrd, &initrd)])
+            .with_context(|| {
+                format!(
+                    "{}: the installer kernel and initrd for PXE ({} and {}) are not on this \
+                     ISO; give the full {os} install ISO",
+                    iso.path.display(),
+                    layout.kernel,
+                    layout.initrd
+                )
+            })?;
+        let mut files = vec![
+            layout.tftp_kernel.to_string(),
+            layout.tftp_initrd.to_string(),
+        ];
+        self.desired.insert(
+            layout.tftp_kernel,
+            Want::Move(kernel.clone()),
+            tree::sha256_file(&kernel)?,
+            0o644,
+        );
+        self.desired.insert(
+            layout.tftp_initrd,
+            Want::Move(initrd.clone()),
+            tree::sha256_file(&initrd)?,
+            0o644,
+        );
+        let mut efi = false;
+        if os == Os::Centos6 {
+            let loader = self.staging.join("BOOTX64.efi");
+            if iso
+                .extract(&[(source::CENTOS6_EFI_LOADER, &loader)])
+                .is_ok()
+            {
+                self.desired.insert(
+                    "tftp/BOOTX64.efi",
+                    Want::Move(loader.clone()),
+                    tree::sha256_file(&loader)?,
+                    0o644,
+                );
+                files.push("tftp/BOOTX64.efi".into());
+                efi = true;
+            } else {
+                tracing::warn!(
+                    "{}: no {} on this ISO (CentOS 6.2 and older have none): the tree \
+                     boots BIOS machines only",
+                    iso.path.display(),
+                    source::CENTOS6_EFI_LOADER
+                );
+            }
+        }
+        self.new.iso = Some(tree::IsoRecord { identity, files });
+        Ok(efi)
+    }
+
+    /// GRUB 2's EFI image for UEFI PXE (Ubuntu), built with the build host's
+    /// `grub-mkimage` (Ubuntu 12.04's GRUB 1.99 has no per-MAC config lookup; the
+    /// lookup hvseed relies on is in GRUB ≥ 2.04). Its prefix `/grub` on the TFTP
+    /// device it was loaded from makes GRUB look for `grub/grub.cfg-01-<mac>`.
+    /// Missing GRUB → a warning and a BIOS-only tree.
+    fn grub_efi_image(&mut self) -> Result<bool> {
+        const PATH: &str = "tftp/grubx64.efi";
+        let dir = Path::new("/usr/lib/grub/x86_64-efi");
+        const MODULES: &[&str] = &[
+            "efinet",
+            "tftp",
+            "net",
+            "normal",
+            "configfile",
+            "linux",
+            "echo",
+            "sleep",
+            "all_video",
+            "gzio",
+            "serial",
+            "terminal",
+            "test",
+        ];
+        let stamp = dir.join("normal.mod");
+        let (Ok(m), true) = (
+            std::fs::metadata(&stamp),
+            crate::tool::Tool::new("grub-mkimage")
+                .arg("--version")
+                .run()
+                .is_ok(),
+        ) else {
+            tracing::warn!(
+                "no GRUB 2 EFI modules ({}) or grub-mkimage on this machine (Debian: \
+                 apt-get install grub-efi-amd64-bin grub-common): the tree boots BIOS \
+                 machines only",
+                dir.display()
+            );
+            return Ok(false);
+        };
+        let key = format!(
+            "{} size={} mtime={}.{} modules={}",
+            stamp.display(),
+            m.len(),
+            m.mtime(),
+            m.mtime_nsec(),
+            MODULES.join(",")
+        );
+        if self.old.derived.get(PATH) == Some(&key) && self.old.unchanged_on_disk(self.out, PATH) {
+            let sha = self.old.files[PATH].sha256.clone();
+            self.desired.insert(PATH, Want::Keep, sha, 0o644);
+        } else {
+            let img = self.staging.join("grubx64.efi");
+            crate::tool::Tool::new("grub-mkimage")
+                .args(["-O", "x86_64-efi", "-p", "/grub", "-d"])
+                .arg(dir)
+                .arg("-o")
+                .arg(&img)
+                .args(MODULES.iter().copied())
+                .run()
+                .context("building the GRUB EFI image for UEFI PXE")?;
+            let sha = tree::sha256_file(&img)?;
+            self.desired.insert(PATH, Want::Move(img), sha, 0o644);
+        }
+        self.new.derived.insert(PATH.into(), key);
+        Ok(true)
+    }
+
+    /// Every host's kickstart/preseed, plan and keys under http/hosts/, rendering only
+    /// hosts whose inputs changed since the last run.
+    fn hosts(&mut self, inv: &Inventory, base: &str, templates: Option<&Path>) -> Result<()> {
+        let global = global_key(inv, base, templates)?;
+        let mut to_render = Vec::new();
+        for h in &inv.hosts {
+            let key = tree::sha256_bytes(format!("{global}\n{h:?}").as_bytes());
+            match self.old.hosts.get(&h.fqdn) {
+                Some(r)
+                    if r.key == key
+                        && !r.files.is_empty()
+                        && r.files
+                            .iter()
+                            .all(|f| self.old.unchanged_on_disk(self.out, f)) =>
+                {
+                    for f in &r.files {
+                        let sha = self.old.files[f].sha256.clone();
+                        self.desired.insert(f.clone(), Want::Keep, sha, 0o644);
+                    }
+                    self.new.hosts.insert(h.fqdn.clone(), r.clone());
+                }
+                _ => {
+                    self.new.hosts.insert(
+                        h.fqdn.clone(),
+                        tree::HostRecord {
+                            key,
+                            files: Vec::new(),
+                        },
+                    );
+                    to_render.push(h.clone());
+                }
+            }
+        }
+        if to_render.is_empty() {
+            return Ok(());
+        }
+        tracing::debug!("rendering {} host(s)", to_render.len());
+        let sub = Inventory {
+            hosts: to_render,
+            ..inv.clone()
+        };
+        let opts = RenderOptions {
+            templates: templates.map(Path::to_path_buf),
+            media: Media::Http {
+                base: base.to_string(),
+            },
+        };
+        let rendered = render_tree(&sub, &opts)
+            .with_context(|| format!("rendering {}", inv.path.display()))?;
+        for (rel, bytes) in rendered {
+            // The fleet files pick a host by MAC at install time; over PXE every host
+            // has its own file, so they are not needed.
+            let Some(rest) = rel.strip_prefix("hosts/") else {
+                continue;
+            };
+            let fqdn = rest.split('/').next().unwrap_or_default().to_string();
+            let path = format!("http/{rel}");
+            if let Some(r) = self.new.hosts.get_mut(&fqdn) {
+                r.files.push(path.clone());
+            }
+            self.desired.bytes(path, bytes);
+        }
+        Ok(())
+    }
+}
+
+/// What every host's rendered files depend on besides the host itself: the cluster,
+/// the URL, the templates, and this hvseed (its templates are compiled in).
+fn global_key(inv: &Inventory, base: &str, templates: Option<&Path>) -> Result<String> {
+    let mut s = format!(
+        "hvseed {}\ncluster {}\nos {}\nbase {base}\n",
+        env!("CARGO_PKG_VERSION"),
+        inv.cluster,
+        inv.os
+    );
+    if let Ok(exe) = std::env::current_exe() {
+        if let Ok(m) = std::fs::metadata(&exe) {
+            s.push_str(&format!(
+                "exe {} {} {}.{}\n",
+                exe.display(),
+                m.len(),
+                m.mtime(),
+                m.mtime_nsec()
+            ));
+        }
+    }
+    if let Some(dir) = templates {
+        let mut entries: Vec<PathBuf> = walkdir::WalkDir::new(dir)
+            .into_iter()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_type().is_file())
+            .map(|e| e.into_path())
+            .collect();
+        entries.sort();
+        for p in entries {
+            s.push_str(&format!(
+                "template {} {}\n",
+                p.display(),
+                tree::sha256_file(&p)?
+            ));
+        }
+    }
+    Ok(tree::sha256_bytes(s.as_bytes()))
+}
+
+/// The stamp of an extracted package tree: the ISO it came from and every file's
+/// SHA-256 (for SHA256SUMS without hashing gigabytes on each run).
+#[derive(Debug, Serialize, Deserialize)]
+struct OsStamp {
+    identity: String,
+    sums: BTreeMap<String, String>,
+}
+
+/// The ISO's package tree under http/os, extracted once per ISO; returns its
+/// files' SHA-256 by path relative to http/os.
+fn package_tree(
+    iso: &Iso,
+    layout: &source::Layout,
+    out: &Path,
+    staging: &Path,
+    ours: bool,
+) -> Result<BTreeMap<String, String>> {
+    let dest = out.join(OS_DIR);
+    let stamp_path = dest.join(OS_STAMP);
+    if let Ok(bytes) = std::fs::read(&stamp_path) {
+        if let Ok(stamp) = serde_json::from_slice::<OsStamp>(&bytes) {
+            if stamp.identity == iso.identity {
+                return Ok(stamp.sums);
+            }
+        }
+    }
+    if dest.exists() && !ours && !stamp_path.exists() {
+        bail!(
+            "{} exists and was not written by hvseed; move it away so that the ISO's \
+             package tree can go there",
+            dest.display()
+        );
+    }
+    tracing::info!(
+        "extracting the package tree of {} to {} (once per ISO)",
+        iso.path.display(),
+        dest.display()
+    );
+    let new = staging.join("os");
+    std::fs::create_dir_all(&new)?;
+    let locals: Vec<PathBuf> = layout
+        .tree_required
+        .iter()
+        .map(|p| new.join(p.trim_start_matches('/')))
+        .collect();
+    let pairs: Vec<(&str, &Path)> = layout
+        .tree_required
+        .iter()
+        .copied()
+        .zip(locals.iter().map(PathBuf::as_path))
+        .collect();
+    iso.extract(&pairs).with_context(|| {
+        format!(
+            "{}: no package tree ({}) on this ISO for a network install; give the full \
+             DVD/server ISO or set install.source to a mirror URL",
+            iso.path.display(),
+            layout.tree_required.join(", ")
+        )
+    })?;
+    for p in layout.tree_optional {
+        let local = new.join(p.trim_start_matches('/'));
+        if let Some(parent) = local.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let _ = iso.extract(&[(p, &local)]);
+    }
+    let mut sums = BTreeMap::new();
+    for e in walkdir::WalkDir::new(&new).sort_by_file_name() {
+        let e = e?;
+        if e.file_type().is_file() {
+            let rel = e
+                .path()
+                .strip_prefix(&new)
+                .expect("under the staging dir")
+                .to_string_lossy()
+                .into_owned();
+            sums.insert(rel, tree::sha256_file(e.path())?);
+        }
+    }
+    let stamp = OsStamp {
+        identity: iso.identity.clone(),
+        sums,
+    };
+    tree::write_atomic(&new.join(OS_STAMP), &serde_json::to_vec(&stamp)?, 0o644)?;
+    if dest.exists() {
+        let old = staging.join("os-old");
+        std::fs::rename(&dest, &old)
+            .with_context(|| format!("moving the old {} away", dest.display()))?;
+    }
+    std::fs::create_dir_all(dest.parent().expect("http/os has a parent"))?;
+    std::fs::rename(&new, &dest)
+        .with_context(|| format!("moving the package tree to {}", dest.display()))?;
+    Ok(stamp.sums)
+}
+
+/// No host installs from the CD any more: the package tree hvseed extracted goes.
+fn remove_package_tree(out: &Path, ours: bool) -> Result<()> {
+    let dest = out.join(OS_DIR);
+    if ours && dest.join(OS_STAMP).exists() {
+        std::fs::remove_dir_all(&dest).with_context(|| format!("removing {}", dest.display()))?;
+    }
+    Ok(())
 }

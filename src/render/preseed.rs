@@ -13,21 +13,46 @@ use super::templates::render as render_template;
 use super::{HostView, MediaView, RenderedTree};
 use crate::inventory::Inventory;
 
-/// One `owner question type value` line of settings.cfg.
+/// One `owner question type value` line of settings.cfg; the fields are byte ranges
+/// of `line` (a 10,000-host fleet holds hundreds of thousands of these).
 #[derive(Debug, Clone)]
 struct Setting {
     line: String,
-    owner: String,
-    question: String,
-    kind: String,
-    value: String,
+    question: (usize, usize),
+    kind: (usize, usize),
+    value: usize,
 }
 
-fn parse_settings(text: &str) -> Result<Vec<Setting>> {
+impl Setting {
+    fn owner(&self) -> &str {
+        self.line.split_whitespace().next().unwrap_or("")
+    }
+    fn question(&self) -> &str {
+        &self.line[self.question.0..self.question.1]
+    }
+    fn kind(&self) -> &str {
+        &self.line[self.kind.0..self.kind.1]
+    }
+    fn value(&self) -> &str {
+        &self.line[self.value..]
+    }
+}
+
+/// Parses settings.cfg output, interning lines: a line many hosts share is stored once
+/// (`pool`), each host keeps indices into the pool.
+fn parse_settings(
+    text: &str,
+    pool: &mut Vec<Setting>,
+    index: &mut HashMap<String, u32>,
+) -> Result<Vec<u32>> {
     let mut out = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let line = raw.trim();
         if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if let Some(&k) = index.get(line) {
+            out.push(k);
             continue;
         }
         if line.ends_with('\\') {
@@ -36,30 +61,37 @@ fn parse_settings(text: &str) -> Result<Vec<Setting>> {
                 i + 1
             );
         }
-        let mut rest = line;
-        let mut field = || {
-            let r = rest.trim_start();
-            let end = r.find(char::is_whitespace).unwrap_or(r.len());
-            let (f, tail) = r.split_at(end);
-            rest = tail;
-            f.to_string()
-        };
-        let owner = field();
-        let question = field();
-        let kind = field();
-        if kind.is_empty() {
+        // Byte ranges of the first three whitespace-separated fields.
+        let mut fields = Vec::with_capacity(3);
+        let mut pos = 0;
+        for _ in 0..3 {
+            let start = line[pos..]
+                .find(|c: char| !c.is_whitespace())
+                .map_or(line.len(), |o| pos + o);
+            let end = line[start..]
+                .find(char::is_whitespace)
+                .map_or(line.len(), |o| start + o);
+            fields.push((start, end));
+            pos = end;
+        }
+        if fields[2].0 == fields[2].1 {
             bail!(
                 "settings.cfg line {}: want `owner question type value`, got: {line}",
                 i + 1
             );
         }
-        out.push(Setting {
+        let value = line[pos..]
+            .find(|c: char| !c.is_whitespace())
+            .map_or(line.len(), |o| pos + o);
+        let k = u32::try_from(pool.len()).expect("fewer than 4 billion settings");
+        pool.push(Setting {
             line: line.to_string(),
-            owner,
-            question,
-            kind,
-            value: rest.trim_start().to_string(),
+            question: fields[1],
+            kind: fields[2],
+            value,
         });
+        index.insert(line.to_string(), k);
+        out.push(k);
     }
     Ok(out)
 }
@@ -72,8 +104,18 @@ struct TableHost {
     sets: Vec<(String, String)>,
 }
 
-fn script_lines(s: &str) -> Vec<String> {
-    s.lines().map(str::to_string).collect()
+/// A script as comment lines `#<tag> <line>` (d-i's parser skips comments; the
+/// early_command extracts them again with sed).
+fn script_comment(tag: &str, script: &str) -> String {
+    let mut out = String::with_capacity(script.len() + 16 * script.lines().count());
+    for l in script.lines() {
+        out.push('#');
+        out.push_str(tag);
+        out.push(' ');
+        out.push_str(l);
+        out.push('\n');
+    }
+    out
 }
 
 pub(super) fn render(
@@ -83,31 +125,40 @@ pub(super) fn render(
     tree: &mut RenderedTree,
 ) -> Result<()> {
     let cluster = &inv.cluster;
-    let mut all = Vec::with_capacity(inv.hosts.len());
+    let mut all: Vec<Vec<u32>> = Vec::with_capacity(inv.hosts.len());
+    let mut pool: Vec<Setting> = Vec::new();
+    let mut index: HashMap<String, u32> = HashMap::new();
     // The late script does not depend on the host (it reads the name from /tmp).
-    let late = script_lines(&render_template(
-        env,
-        "late.sh",
-        context! { cluster, fleet => false, media },
-    )?);
+    let late = script_comment(
+        "hvseed-late",
+        &render_template(env, "late.sh", context! { cluster, fleet => false, media })?,
+    );
     for h in &inv.hosts {
         let host = HostView::new(h);
-        let settings = parse_settings(&render_template(
-            env,
-            "settings.cfg",
-            context! { host, media },
-        )?)?;
+        let settings = parse_settings(
+            &render_template(env, "settings.cfg", context! { host, media })?,
+            &mut pool,
+            &mut index,
+        )?;
         let hosts = vec![TableHost {
             mac: h.mac.clone(),
             fqdn: h.fqdn.clone(),
             sets: vec![],
         }];
-        let early = script_lines(&render_template(
-            env,
-            "early.sh",
-            context! { cluster, fleet => false, hosts, media },
-        )?);
-        let lines: Vec<&str> = settings.iter().map(|s| s.line.as_str()).collect();
+        let early = script_comment(
+            "hvseed-early",
+            &render_template(
+                env,
+                "early.sh",
+                context! { cluster, fleet => false, hosts, media },
+            )?,
+        );
+        let mut lines = String::new();
+        for &k in &settings {
+            lines.push_str(&pool[k as usize].line);
+            lines.push('\n');
+        }
+        lines.pop();
         let text = render_template(
             env,
             "preseed.cfg",
@@ -116,39 +167,39 @@ pub(super) fn render(
         tree.insert(format!("hosts/{}/preseed.cfg", h.fqdn), text.into_bytes());
         all.push(settings);
     }
+    drop(index);
 
     // Fleet: lines every host has verbatim stay as they are; a question whose line
     // differs anywhere gets a placeholder line (so d-i knows the question before its
     // component is loaded, and marks it seen) and is set per host by early_command.
     let n = all.len();
-    let mut count: HashMap<&str, usize> = HashMap::new();
+    let mut count = vec![0usize; pool.len()];
     for settings in &all {
         let mut seen = HashSet::new();
-        for s in settings {
-            if seen.insert(s.line.as_str()) {
-                *count.entry(s.line.as_str()).or_default() += 1;
+        for &k in settings {
+            if seen.insert(k) {
+                count[k as usize] += 1;
             }
         }
     }
-    let varying: HashSet<&str> = all
-        .iter()
-        .flatten()
-        .filter(|s| count[s.line.as_str()] != n)
-        .map(|s| s.question.as_str())
+    let varying: HashSet<&str> = (0..pool.len())
+        .filter(|&k| count[k] != n)
+        .map(|k| pool[k].question())
         .collect();
     let mut lines: Vec<String> = Vec::new();
     let mut placed: HashSet<&str> = HashSet::new();
-    for s in all.iter().flatten() {
-        if !varying.contains(s.question.as_str()) {
-            if count[s.line.as_str()] == n && placed.insert(s.line.as_str()) {
+    for &k in all.iter().flatten() {
+        let s = &pool[k as usize];
+        if !varying.contains(s.question()) {
+            if count[k as usize] == n && placed.insert(s.line.as_str()) {
                 lines.push(s.line.clone());
             }
-        } else if placed.insert(s.question.as_str()) {
-            let value = match s.kind.as_str() {
-                "boolean" | "select" | "multiselect" => s.value.as_str(),
+        } else if placed.insert(s.question()) {
+            let value = match s.kind() {
+                "boolean" | "select" | "multiselect" => s.value(),
                 _ => "",
             };
-            let mut l = format!("{} {} {}", s.owner, s.question, s.kind);
+            let mut l = format!("{} {} {}", s.owner(), s.question(), s.kind());
             if !value.is_empty() {
                 l.push(' ');
                 l.push_str(value);
@@ -165,16 +216,21 @@ pub(super) fn render(
             fqdn: h.fqdn.clone(),
             sets: settings
                 .iter()
-                .filter(|s| varying.contains(s.question.as_str()))
-                .map(|s| (s.question.clone(), s.value.clone()))
+                .map(|&k| &pool[k as usize])
+                .filter(|s| varying.contains(s.question()))
+                .map(|s| (s.question().to_string(), s.value().to_string()))
                 .collect(),
         })
         .collect();
-    let early = script_lines(&render_template(
-        env,
-        "early.sh",
-        context! { cluster, fleet => true, hosts, media },
-    )?);
+    let early = script_comment(
+        "hvseed-early",
+        &render_template(
+            env,
+            "early.sh",
+            context! { cluster, fleet => true, hosts, media },
+        )?,
+    );
+    let lines = lines.join("\n");
     let text = render_template(
         env,
         "preseed.cfg",
@@ -190,16 +246,19 @@ mod tests {
 
     #[test]
     fn settings_split_like_d_i() {
-        let s = parse_settings("# c\n\nd-i a/b string  x y \nd-i c/d string\n").unwrap();
-        assert_eq!(s.len(), 2);
-        assert_eq!(
-            (s[0].owner.as_str(), s[0].question.as_str()),
-            ("d-i", "a/b")
-        );
-        assert_eq!(s[0].value, "x y");
-        assert_eq!(s[1].kind, "string");
-        assert_eq!(s[1].value, "");
-        assert!(parse_settings("d-i a/b string x \\\n").is_err());
-        assert!(parse_settings("d-i a/b\n").is_err());
+        let (mut pool, mut index) = (Vec::new(), HashMap::new());
+        let s = parse_settings(
+            "# c\n\nd-i a/b string  x y \nd-i c/d string\nd-i a/b string  x y\n",
+            &mut pool,
+            &mut index,
+        )
+        .unwrap();
+        assert_eq!(s, vec![0, 1, 0]);
+        assert_eq!((pool[0].owner(), pool[0].question()), ("d-i", "a/b"));
+        assert_eq!(pool[0].value(), "x y");
+        assert_eq!(pool[1].kind(), "string");
+        assert_eq!(pool[1].value(), "");
+        assert!(parse_settings("d-i a/b string x \\\n", &mut pool, &mut index).is_err());
+        assert!(parse_settings("d-i a/b\n", &mut pool, &mut index).is_err());
     }
 }

@@ -1,0 +1,369 @@
+//! The boot loader configurations of the PXE tree: pxelinux (BIOS), GRUB 2 (UEFI,
+//! Ubuntu) and grub-legacy EFI (UEFI, CentOS 6), one per host by MAC plus a default
+//! that boots the local disk; and the dnsmasq snippet.
+//!
+//! Every inventory value that lands on a kernel command line is checked here for that
+//! place (printable ASCII, no whitespace, quotes or backslashes) even though the
+//! inventory loader checked it already: a stray space would split one argument into
+//! two that the installer then obeys.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::{bail, Result};
+
+use crate::inventory::{Host, Inventory, Os};
+
+use super::source::Layout;
+
+/// `00:04:23:aa:bb:01` → `01-00-04-23-aa-bb-01` (pxelinux's and GRUB 2's per-client
+/// file name: ARP type 1 = Ethernet, then the MAC, lowercase, dashes).
+pub fn mac_file_name(mac: &str) -> String {
+    format!("01-{}", mac.to_ascii_lowercase().replace(':', "-"))
+}
+
+/// Where each loader looks for a host's file, relative to the tree.
+pub fn pxelinux_path(mac: &str) -> String {
+    format!("tftp/pxelinux.cfg/{}", mac_file_name(mac))
+}
+
+pub fn grub2_path(mac: &str) -> String {
+    format!("tftp/grub/grub.cfg-{}", mac_file_name(mac))
+}
+
+/// grub-legacy EFI (RHEL/CentOS 6 `BOOTX64.efi`) reads its per-client file from the
+/// directory it was loaded from, named `01-` + the MAC in UPPER case with dashes, and
+/// falls back to `efidefault`. Sources: Cobbler, which drives exactly this loader for
+/// EL6 UEFI clients, writes `grub/01-3C-FD-FE-B2-5A-A3`-style files next to its
+/// grub-legacy EFI loader (cobbler/cobbler issue #1904 shows such a tree), and the
+/// Oracle Linux 6 installation guide ("About Boot-Loader Configuration Files") names
+/// `efidefault` as the UEFI default file. The loader's own lookup code was not read;
+/// the IP-in-hex names it also tries are not written because the PXE address is not
+/// in the inventory.
+pub fn grub_legacy_path(mac: &str) -> String {
+    format!("tftp/{}", mac_file_name(mac).to_ascii_uppercase())
+}
+
+/// One kernel-command-line argument, checked for pxelinux/GRUB lines.
+fn arg_ok(a: &str) -> bool {
+    !a.is_empty()
+        && a.bytes()
+            .all(|b| b.is_ascii_graphic() && !b"'\"\\`".contains(&b))
+}
+
+/// The installer's command line for `host` (without BOOTIF, which pxelinux appends
+/// itself via `IPAPPEND 2` and GRUB files carry explicitly).
+pub fn installer_args(inv: &Inventory, host: &Host, base: &str) -> Result<Vec<String>> {
+    let mut args: Vec<String> = Vec::new();
+    match inv.os {
+        Os::Centos6 => {
+            args.push(format!("ks={base}/hosts/{}/ks.cfg", host.fqdn));
+            // The loader brings up the NIC that PXE-booted (BOOTIF) to fetch ks=.
+            args.push("ksdevice=bootif".into());
+            args.push("text".into());
+        }
+        Os::Ubuntu1204 => {
+            // `url=` is fetched after d-i's DHCP, so what d-i asks before that goes
+            // on the command line (boot-media.md): locale, keyboard, hostname.
+            args.push("auto=true".into());
+            args.push("priority=critical".into());
+            args.push(format!("url={base}/hosts/{}/preseed.cfg", host.fqdn));
+            args.push(format!("locale={}", host.install.locale));
+            args.push(format!(
+                "keyboard-configuration/layoutcode={}",
+                host.install.keyboard
+            ));
+            args.push(format!(
+                "keyboard-configuration/xkb-keymap={}",
+                host.install.keyboard
+            ));
+            args.push("console-setup/ask_detect=false".into());
+            args.push(format!("hostname={}", host.short_name()));
+            args.push(format!("domain={}", host.domain()));
+            // BOOTIF (from IPAPPEND 2, or written into the GRUB file) picks the NIC:
+            // d-i's netcfg reads BOOTIF=01-<mac> from /proc/cmdline, finds the
+            // interface with that MAC and makes it the default; with the question
+            // preseeded to `auto` it is not asked and that default is used
+            // (netcfg's netcfg-common.c: get_bootif, find_bootif_iface,
+            // netcfg_get_interface).
+            args.push("netcfg/choose_interface=auto".into());
+        }
+    }
+    args.extend(host.install.kernel_args.iter().cloned());
+    for a in &args {
+        if !arg_ok(a) {
+            bail!(
+                "{}: host {}: kernel argument {a:?} contains a space, quote, backslash or \
+                 control character; fix install.kernel_args / the locale, keyboard or \
+                 --http-base",
+                inv.path.display(),
+                host.fqdn
+            );
+        }
+    }
+    Ok(args)
+}
+
+/// `console=ttyS1,115200n8` → pxelinux's `SERIAL 1 115200`, so that what pxelinux
+/// says reaches the same serial console the installer will use.
+fn serial_directive(kernel_args: &[String]) -> Option<String> {
+    kernel_args.iter().rev().find_map(|a| {
+        let v = a.strip_prefix("console=ttyS")?;
+        let (port, rest) = v.split_once(',').unwrap_or((v, "9600"));
+        let port: u8 = port.parse().ok()?;
+        let baud: u32 = rest
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect::<String>()
+            .parse()
+            .ok()?;
+        Some(format!("SERIAL {port} {baud}"))
+    })
+}
+
+fn os_name(os: Os) -> &'static str {
+    match os {
+        Os::Centos6 => "CentOS 6",
+        Os::Ubuntu1204 => "Ubuntu 12.04",
+    }
+}
+
+/// pxelinux's per-host file (BIOS).
+pub fn pxelinux_host(inv: &Inventory, host: &Host, layout: &Layout, args: &[String]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "# hvseed: {} (cluster {}, MAC {}): boots the {} installer, which WIPES /dev/{}.\n\
+         # Written by `hvseed pxe`; edit the inventory, not this file.",
+        host.fqdn,
+        inv.cluster,
+        host.mac,
+        os_name(inv.os),
+        host.install.disk
+    );
+    if let Some(serial) = serial_directive(&host.install.kernel_args) {
+        let _ = writeln!(s, "{serial}");
+    }
+    let _ = writeln!(
+        s,
+        "DEFAULT install\nPROMPT 0\n\
+         LABEL install\n  KERNEL {}\n  APPEND initrd={} {}\n  \
+         # BOOTIF=01-<MAC of the NIC that booted>, the installer's network device\n  IPAPPEND 2",
+        layout.tftp_kernel.trim_start_matches("tftp/"),
+        layout.tftp_initrd.trim_start_matches("tftp/"),
+        args.join(" ")
+    );
+    s
+}
+
+/// pxelinux's fallback for every MAC without a file: the local disk.
+pub fn pxelinux_default(inv: &Inventory) -> String {
+    let mut s = format!(
+        "# hvseed: machines that are not hosts of cluster {} boot from their local disk:\n\
+         # nothing is installed and no disk is touched.\n",
+        inv.cluster
+    );
+    let serial = inv
+        .hosts
+        .iter()
+        .find_map(|h| serial_directive(&h.install.kernel_args));
+    if let Some(serial) = serial {
+        let _ = writeln!(s, "{serial}");
+    }
+    let _ = writeln!(s, "DEFAULT local\nPROMPT 0\nLABEL local\n  LOCALBOOT 0");
+    s
+}
+
+/// GRUB 2 single-quotes everything: `$`, `;`, `{` and the like stay literal.
+fn grub_quote(a: &str) -> String {
+    format!("'{a}'")
+}
+
+/// GRUB 2's per-host file (UEFI, Ubuntu), found by GRUB's own network lookup: with
+/// its prefix on TFTP, GRUB's `normal` tries `$prefix/grub.cfg-01-<mac>`, then
+/// `grub.cfg-<IP in hex>` shortened one digit at a time, then `grub.cfg`
+/// (grub-core/net/net.c grub_net_search_config_file, called from
+/// grub-core/normal/main.c when the prefix starts with `(tftp`; upstream since
+/// GRUB 2.04, so the GRUB image hvseed builds from the build host's GRUB has it).
+pub fn grub2_host(inv: &Inventory, host: &Host, layout: &Layout, args: &[String]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "# hvseed: {} (cluster {}, MAC {}): boots the {} installer, which WIPES /dev/{}.\n\
+         # Written by `hvseed pxe`; edit the inventory, not this file.",
+        host.fqdn,
+        inv.cluster,
+        host.mac,
+        os_name(inv.os),
+        host.install.disk
+    );
+    let mut line: Vec<String> = args.iter().map(|a| grub_quote(a)).collect();
+    // GRUB has no IPAPPEND: the interface goes into the file itself (boot-media.md).
+    line.push(grub_quote(&format!("BOOTIF={}", mac_file_name(&host.mac))));
+    let _ = writeln!(
+        s,
+        "set default=0\nset timeout=0\necho 'hvseed: grub: starting the installer for {}'\n\
+         menuentry 'hvseed: install {}' {{\n  linux /{} {}\n  initrd /{}\n}}",
+        host.fqdn,
+        host.fqdn,
+        layout.tftp_kernel.trim_start_matches("tftp/"),
+        line.join(" "),
+        layout.tftp_initrd.trim_start_matches("tftp/")
+    );
+    s
+}
+
+/// GRUB 2's fallback (`grub.cfg`): back to the firmware, which boots the next device.
+pub fn grub2_default(inv: &Inventory) -> String {
+    format!(
+        "# hvseed: machines that are not hosts of cluster {c} leave GRUB and boot the next\n\
+         # device (normally the local disk): nothing is installed.\n\
+         echo 'hvseed: grub: this machine is not a host of cluster {c}; booting from the local disk'\n\
+         sleep 3\nexit\n",
+        c = inv.cluster
+    )
+}
+
+/// grub-legacy EFI's per-host file (UEFI, CentOS 6). `root (nd)` is the network
+/// device the loader came from; there is no IPAPPEND, so `ksdevice=` names the MAC.
+pub fn grub_legacy_host(inv: &Inventory, host: &Host, layout: &Layout, args: &[String]) -> String {
+    let args: Vec<String> = args
+        .iter()
+        .map(|a| {
+            if a == "ksdevice=bootif" {
+                format!("ksdevice={}", host.mac)
+            } else {
+                a.clone()
+            }
+        })
+        .collect();
+    format!(
+        "# hvseed: {fqdn} (cluster {c}, MAC {mac}): boots the CentOS 6 installer, which WIPES /dev/{disk}.\n\
+         # Written by `hvseed pxe`; edit the inventory, not this file.\n\
+         default=0\ntimeout=0\nhiddenmenu\n\
+         title hvseed: install {fqdn}\n\troot (nd)\n\tkernel /{k} {args}\n\tinitrd /{i}\n",
+        fqdn = host.fqdn,
+        c = inv.cluster,
+        mac = host.mac,
+        disk = host.install.disk,
+        k = layout.tftp_kernel.trim_start_matches("tftp/"),
+        i = layout.tftp_initrd.trim_start_matches("tftp/"),
+        args = args.join(" ")
+    )
+}
+
+/// grub-legacy EFI's fallback (`efidefault`): leave the loader, so the firmware boots
+/// the next device.
+pub fn grub_legacy_default(inv: &Inventory) -> String {
+    format!(
+        "# hvseed: machines that are not hosts of cluster {} leave the loader and boot the\n\
+         # next device (normally the local disk): nothing is installed.\n\
+         default=0\ntimeout=0\nhiddenmenu\ntitle local disk\n\tquit\n",
+        inv.cluster
+    )
+}
+
+/// The UEFI boot file name in the TFTP root, if the tree has one.
+pub struct EfiBoot<'a> {
+    pub file: &'a str,
+}
+
+/// A path as a dnsmasq configuration value: refuse what dnsmasq would split or cut.
+fn dnsmasq_path(p: &Path) -> Result<String> {
+    let s = p.to_str().unwrap_or("");
+    if s.is_empty()
+        || !s.starts_with('/')
+        || !s
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !b",#\"'\\".contains(&b))
+    {
+        bail!(
+            "the output directory {} cannot be written into dnsmasq.conf (it needs an \
+             absolute path without spaces, commas, quotes, '#' or backslashes); choose a \
+             plainer --out",
+            p.display()
+        );
+    }
+    Ok(s.to_string())
+}
+
+/// The dnsmasq snippet a user includes (`conf-file=DIR/dnsmasq.conf`).
+pub fn dnsmasq(inv: &Inventory, tftp_root: &Path, efi: Option<EfiBoot<'_>>) -> Result<String> {
+    let root = dnsmasq_path(tftp_root)?;
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        "# hvseed: PXE boot for cluster {c} ({n} host(s)), written by `hvseed pxe`.\n\
+         # Include it in your dnsmasq configuration: conf-file={root_parent}/dnsmasq.conf\n\
+         #\n\
+         # Addresses: each host's inventory `ip` is its management address on a TAGGED VLAN.\n\
+         # The PXE firmware and the installer do DHCP on the trunk NIC's untagged (native)\n\
+         # VLAN, a different network, so that address is NOT handed out here. dhcp-host\n\
+         # gives each known MAC its hostname and the tag `hvseed`; the address comes from\n\
+         # the dhcp-range you configure for the provisioning network, e.g.\n\
+         #   dhcp-range=10.0.0.100,10.0.0.199,12h\n\
+         # Only tagged (known) machines get a boot file, so other PXE clients on this\n\
+         # dnsmasq are left alone; a known machine without its pxelinux file still boots\n\
+         # from its local disk (pxelinux.cfg/default).\n\
+         # tftp-root is where this tree was written; change it if you move the tree.\n\
+         enable-tftp\n\
+         tftp-root={root}\n",
+        c = inv.cluster,
+        n = inv.hosts.len(),
+        root_parent = tftp_root.parent().unwrap_or(tftp_root).display(),
+    );
+    match &efi {
+        Some(e) => {
+            // RFC 4578 option 93 (client-arch): 7 and 9 are x86-64 UEFI.
+            let _ = write!(
+                s,
+                "dhcp-match=set:efi-x86_64,option:client-arch,7\n\
+                 dhcp-match=set:efi-x86_64,option:client-arch,9\n\
+                 dhcp-boot=tag:hvseed,tag:!efi-x86_64,pxelinux.0\n\
+                 dhcp-boot=tag:hvseed,tag:efi-x86_64,{}\n",
+                e.file
+            );
+        }
+        None => {
+            s.push_str("dhcp-boot=tag:hvseed,pxelinux.0\n");
+        }
+    }
+    for h in &inv.hosts {
+        let _ = writeln!(s, "dhcp-host={},set:hvseed,{}", h.mac, h.short_name());
+    }
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_follow_each_loader() {
+        assert_eq!(
+            pxelinux_path("00:04:23:AA:bb:01"),
+            "tftp/pxelinux.cfg/01-00-04-23-aa-bb-01"
+        );
+        assert_eq!(
+            grub2_path("00:04:23:aa:bb:01"),
+            "tftp/grub/grub.cfg-01-00-04-23-aa-bb-01"
+        );
+        assert_eq!(
+            grub_legacy_path("00:04:23:aa:bb:01"),
+            "tftp/01-00-04-23-AA-BB-01"
+        );
+    }
+
+    #[test]
+    fn serial_console_follows_the_kernel_args() {
+        let a = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            serial_directive(&a(&["quiet", "console=ttyS1,57600n8"])).as_deref(),
+            Some("SERIAL 1 57600")
+        );
+        assert_eq!(serial_directive(&a(&["console=tty0"])), None);
+        assert!(
+            !arg_ok("a b") && !arg_ok("x'y") && !arg_ok("") && arg_ok("console=ttyS0,115200n8")
+        );
+    }
+}

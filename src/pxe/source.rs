@@ -1,0 +1,209 @@
+//! The install ISO as `hvseed pxe` uses it: its identity (to reuse what was extracted
+//! before), its flavour (CentOS 6 or Ubuntu 12.04, from its own files) and single-file
+//! and directory extraction with xorriso (`-osirrox on -indev ISO -extract`), never
+//! unpacking more than the files named.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use crate::inventory::Os;
+use crate::tool::Tool;
+
+/// An ISO 9660 image on disk.
+#[derive(Debug, Clone)]
+pub struct Iso {
+    pub path: PathBuf,
+    /// Size, modification time and volume id: what decides whether files extracted
+    /// from it earlier can be reused.
+    pub identity: String,
+}
+
+/// What the installer needs from the ISO for one flavour.
+#[derive(Debug, Clone, Copy)]
+pub struct Layout {
+    /// Installer kernel and initrd paths inside the ISO.
+    pub kernel: &'static str,
+    pub initrd: &'static str,
+    /// Where they go under `tftp/`.
+    pub tftp_kernel: &'static str,
+    pub tftp_initrd: &'static str,
+    /// The package tree (a network install's repository / mirror), paths inside the
+    /// ISO, the first ones required.
+    pub tree_required: &'static [&'static str],
+    pub tree_optional: &'static [&'static str],
+}
+
+pub const CENTOS6: Layout = Layout {
+    kernel: "/images/pxeboot/vmlinuz",
+    initrd: "/images/pxeboot/initrd.img",
+    tftp_kernel: "tftp/centos6/vmlinuz",
+    tftp_initrd: "tftp/centos6/initrd.img",
+    // EL6's loader fetches stage2 (images/install.img) from the `url` tree, then yum
+    // reads repodata/ and Packages/.
+    tree_required: &[
+        "/.treeinfo",
+        "/images/install.img",
+        "/repodata",
+        "/Packages",
+    ],
+    tree_optional: &["/.discinfo", "/images/updates.img", "/images/product.img"],
+};
+
+pub const UBUNTU1204: Layout = Layout {
+    kernel: "/install/netboot/ubuntu-installer/amd64/linux",
+    initrd: "/install/netboot/ubuntu-installer/amd64/initrd.gz",
+    tftp_kernel: "tftp/ubuntu1204/linux",
+    tftp_initrd: "tftp/ubuntu1204/initrd.gz",
+    // A Debian mirror: d-i's netboot initrd downloads its udebs and the packages from
+    // dists/ and pool/.
+    tree_required: &["/dists", "/pool"],
+    tree_optional: &["/.disk"],
+};
+
+pub fn layout(os: Os) -> Layout {
+    match os {
+        Os::Centos6 => CENTOS6,
+        Os::Ubuntu1204 => UBUNTU1204,
+    }
+}
+
+/// The grub-legacy EFI loader on CentOS 6 ISOs (the only loader that boots the EL6
+/// kernel under UEFI; see boot-media.md).
+pub const CENTOS6_EFI_LOADER: &str = "/EFI/BOOT/BOOTX64.efi";
+
+impl Iso {
+    /// Checks that `path` is an ISO 9660 image and computes its identity.
+    pub fn open(path: &Path) -> Result<Iso> {
+        let mut f =
+            std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        let meta = f
+            .metadata()
+            .with_context(|| format!("reading {}", path.display()))?;
+        if !meta.is_file() {
+            bail!("{} is not a file; give the install ISO", path.display());
+        }
+        // The primary volume descriptor: sector 16, "\x01CD001", volume id at 40..72.
+        let mut pvd = [0u8; 2048];
+        let ok = meta.len() >= 16 * 2048 + 2048
+            && f.seek(SeekFrom::Start(16 * 2048)).is_ok()
+            && f.read_exact(&mut pvd).is_ok()
+            && &pvd[1..6] == b"CD001";
+        if !ok {
+            bail!(
+                "{} is not an ISO 9660 image (no CD001 volume descriptor); give the \
+                 distribution's install ISO",
+                path.display()
+            );
+        }
+        let volid = String::from_utf8_lossy(&pvd[40..72]).trim().to_string();
+        let mtime = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        Ok(Iso {
+            path: path.to_path_buf(),
+            identity: format!("size={} mtime_ns={mtime} volid={volid}", meta.len()),
+        })
+    }
+
+    /// Reads a small file from the ISO; `None` if it is not there.
+    pub fn read_small(&self, iso_path: &str, scratch: &Path) -> Option<Vec<u8>> {
+        let local = scratch.join(format!("probe-{}", iso_path.replace('/', "_")));
+        let r = self.extract(&[(iso_path, &local)]);
+        let bytes = r.ok().and_then(|_| std::fs::read(&local).ok());
+        let _ = std::fs::remove_file(&local);
+        bytes
+    }
+
+    /// Checks from the ISO's own files that it is the installer of `os`.
+    pub fn check_flavour(&self, os: Os, scratch: &Path) -> Result<()> {
+        let discinfo = self.read_small("/.discinfo", scratch);
+        let treeinfo = self.read_small("/.treeinfo", scratch);
+        let diskinfo = self.read_small("/.disk/info", scratch);
+        let text = |b: &Option<Vec<u8>>| {
+            b.as_deref()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_default()
+        };
+        let found = if let Some(d) = &discinfo {
+            let d = String::from_utf8_lossy(d);
+            let name = d.lines().nth(1).unwrap_or("").trim().to_string();
+            format!("{name} (.discinfo)")
+        } else if treeinfo.is_some() {
+            let t = text(&treeinfo);
+            let get = |k: &str| {
+                t.lines()
+                    .find_map(|l| l.strip_prefix(k).map(|v| v.trim_start_matches([' ', '='])))
+                    .unwrap_or("")
+                    .trim()
+                    .to_string()
+            };
+            format!("{} {} (.treeinfo)", get("family"), get("version"))
+        } else if let Some(i) = &diskinfo {
+            format!("{} (.disk/info)", String::from_utf8_lossy(i).trim())
+        } else {
+            "neither .discinfo/.treeinfo (CentOS) nor .disk/info (Ubuntu)".to_string()
+        };
+        let ok = match os {
+            Os::Centos6 => {
+                let lower = found.to_ascii_lowercase();
+                (lower.contains("centos") || lower.contains("red hat"))
+                    && (lower.contains(" 6.") || lower.contains(" 6 "))
+            }
+            Os::Ubuntu1204 => found.starts_with("Ubuntu") && found.contains("12.04"),
+        };
+        if !ok {
+            bail!(
+                "{}: this ISO is {found}, but the inventory installs {os}; give the {} \
+                 install ISO",
+                self.path.display(),
+                match os {
+                    Os::Centos6 => "CentOS 6.x DVD",
+                    Os::Ubuntu1204 => "Ubuntu 12.04 server",
+                }
+            );
+        }
+        Ok(())
+    }
+
+    /// Extracts files or directories (`(path in the ISO, local path)`) in one xorriso
+    /// run. Extracted files are read-only in the ISO; they are made writable for the
+    /// owner so that hvseed can replace or remove them later.
+    pub fn extract(&self, pairs: &[(&str, &Path)]) -> Result<()> {
+        let mut t = Tool::new("xorriso")
+            .args(["-osirrox", "on", "-indev"])
+            .arg(&self.path);
+        for (inside, local) in pairs {
+            t = t.arg("-extract").arg(*inside).arg(*local);
+        }
+        t.run()
+            .with_context(|| format!("extracting from {}", self.path.display()))?;
+        for (_, local) in pairs {
+            make_writable(local)?;
+        }
+        Ok(())
+    }
+}
+
+fn make_writable(p: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    for e in walkdir::WalkDir::new(p) {
+        let e = e.with_context(|| format!("reading {}", p.display()))?;
+        let meta = e.metadata()?;
+        let mode = meta.permissions().mode();
+        let want = if meta.is_dir() {
+            mode | 0o755
+        } else {
+            (mode | 0o644) & !0o022
+        };
+        if want != mode {
+            std::fs::set_permissions(e.path(), std::fs::Permissions::from_mode(want))
+                .with_context(|| format!("chmod {}", e.path().display()))?;
+        }
+    }
+    Ok(())
+}
