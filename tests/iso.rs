@@ -1,1 +1,956 @@
-//! Integration tests for `hvseed iso` (see the module's own tests below).
+//! Integration tests for `hvseed iso`: fixture ISOs with the real layouts of both
+//! distributions (tests/fixtures/iso/make-fixtures.sh) are remastered, then checked with
+//! xorriso (boot records, files), mtools (inside the FAT boot images), sha256sum/md5sum,
+//! and booted in QEMU (SeaBIOS and OVMF) to see the installer receive our arguments.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+use crate::util::{hvseed, require_tool, root};
+
+// ------------------------------------------------------------------ helpers
+
+fn fixture_tools() -> bool {
+    require_tool("xorriso", "xorriso")
+        && require_tool("mcopy", "mtools")
+        && require_tool("mkfs.vfat", "dosfstools")
+        && require_tool("grub-mkstandalone", "grub-common")
+        && require_tool(
+            "/usr/lib/grub/x86_64-efi/legacycfg.mod",
+            "grub-efi-amd64-bin",
+        )
+        && require_tool("/usr/lib/ISOLINUX/isolinux.bin", "isolinux")
+        && require_tool(
+            "/usr/lib/syslinux/modules/bios/vesamenu.c32",
+            "syslinux-common",
+        )
+        && require_tool(
+            "/usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64/initrd.gz",
+            "debian-installer-12-netboot-amd64",
+        )
+        && require_tool("cpio", "cpio")
+}
+
+/// The fixture ISOs, built once per script version into target/tmp.
+fn fixtures() -> Option<PathBuf> {
+    static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
+    DIR.get_or_init(|| {
+        if !fixture_tools() {
+            return None;
+        }
+        let script = root().join("tests/fixtures/iso/make-fixtures.sh");
+        let hash = hex(&Sha256::digest(std::fs::read(&script).unwrap()))[..16].to_string();
+        let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("iso-fixtures");
+        let dir = base.join(&hash);
+        if !dir.join("ubuntu1204.iso").exists() {
+            std::fs::create_dir_all(&base).unwrap();
+            let tmp = tempfile::tempdir_in(&base).unwrap();
+            let st = Command::new("timeout")
+                .arg("600")
+                .arg(&script)
+                .arg(tmp.path())
+                .status()
+                .unwrap();
+            assert!(st.success(), "make-fixtures.sh failed");
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::rename(tmp.keep(), &dir).unwrap();
+            // Older script versions' fixtures are of no further use.
+            for e in std::fs::read_dir(&base).unwrap().flatten() {
+                if e.path() != dir && e.file_name().len() == 16 {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        Some(dir)
+    })
+    .clone()
+}
+
+/// The static first-boot agent the ISO carries.
+fn agent() -> Option<PathBuf> {
+    let p = std::env::var_os("HVSEED_FIRSTBOOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            root().join("target/x86_64-unknown-linux-musl/release/hvseed-firstboot")
+        });
+    if require_tool(
+        p.to_str().unwrap(),
+        "the musl agent build (cargo build --release -p hvseed-firstboot --target x86_64-unknown-linux-musl)",
+    ) {
+        Some(p)
+    } else {
+        None
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn sha256_file(p: &Path) -> String {
+    hex(&Sha256::digest(std::fs::read(p).unwrap()))
+}
+
+fn xorriso(args: &[&str]) -> String {
+    let out = Command::new("timeout")
+        .arg("120")
+        .arg("xorriso")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "xorriso {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Boot records as xorriso reports them, with what legitimately changes (LBAs, dates,
+/// the file name) taken out.
+fn boot_records(iso: &Path) -> (String, String) {
+    let iso_s = iso.to_str().unwrap();
+    let plain = xorriso(&["-indev", iso_s, "-report_el_torito", "plain"])
+        .lines()
+        .filter(|l| l.starts_with("El Torito"))
+        .map(|l| {
+            // The last column of "boot img" lines is the LBA, which moves.
+            let mut w: Vec<&str> = l.split_whitespace().collect();
+            if l.starts_with("El Torito boot img") {
+                w.pop();
+                w.join(" ")
+            } else if l.starts_with("El Torito catalog") {
+                w.remove(4);
+                w.join(" ")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mkisofs = xorriso(&["-indev", iso_s, "-report_el_torito", "as_mkisofs"])
+        .lines()
+        .filter(|l| !l.starts_with("--modification-date"))
+        .map(|l| l.replace(iso_s, "ISO"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    (plain, mkisofs)
+}
+
+fn volume_id(iso: &Path) -> String {
+    xorriso(&["-indev", iso.to_str().unwrap(), "-pvd_info"])
+        .lines()
+        .find_map(|l| l.strip_prefix("Volume Id    : ").map(str::to_string))
+        .unwrap()
+}
+
+/// The LBA of a file in the ISO.
+fn lba_of(iso: &Path, path: &str) -> String {
+    let out = xorriso(&[
+        "-indev",
+        iso.to_str().unwrap(),
+        "-find",
+        path,
+        "-exec",
+        "report_lba",
+    ]);
+    // "File data lba:  0 ,     1234 ,     ...": the second field.
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("File data lba:"))
+        .unwrap_or_else(|| panic!("no lba for {path}: {out}"));
+    line.split(',').nth(1).unwrap().trim().to_string()
+}
+
+fn extract(iso: &Path, iso_path: &str, to: &Path) {
+    xorriso(&[
+        "-osirrox",
+        "on",
+        "-indev",
+        iso.to_str().unwrap(),
+        "-extract",
+        iso_path,
+        to.to_str().unwrap(),
+    ]);
+}
+
+fn extract_text(iso: &Path, iso_path: &str) -> String {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("f");
+    extract(iso, iso_path, &p);
+    std::fs::read_to_string(p).unwrap()
+}
+
+fn mtype(img: &Path, path: &str) -> String {
+    String::from_utf8(mtype_bytes(img, path)).unwrap()
+}
+
+fn mtype_bytes(img: &Path, path: &str) -> Vec<u8> {
+    let out = Command::new("mcopy")
+        .env("MTOOLS_SKIP_CHECK", "1")
+        .args(["-n", "-i", img.to_str().unwrap(), path, "-"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// A payload as render_tree lays it out, with recognisable content.
+fn synthetic_payload(os: hvseed::inventory::Os, install_file: &str) -> hvseed::iso::Payload {
+    let mut files = BTreeMap::new();
+    files.insert(
+        install_file.to_string(),
+        format!("# install file {install_file}\n").into_bytes(),
+    );
+    for h in ["kvm1.lab.example.org", "kvm2.lab.example.org"] {
+        files.insert(
+            format!("hosts/{h}/plan.json"),
+            format!("{{\"fqdn\":\"{h}\"}}\n").into_bytes(),
+        );
+    }
+    let _ = os;
+    hvseed::iso::Payload {
+        files,
+        install_file: install_file.into(),
+        title: "Unattended install of cluster lab1 (hvseed, host chosen by MAC)".into(),
+        kernel_args: vec!["console=ttyS0,115200n8".into()],
+        locale: "en_US.UTF-8".into(),
+        keyboard: "us".into(),
+    }
+}
+
+/// Checks /hvseed/ on the ISO: byte-identical files, the agent, and `sha256sum -c`.
+fn check_hvseed_dir(iso: &Path, expected: &BTreeMap<String, Vec<u8>>, agent: &Path) -> PathBuf {
+    let d = tempfile::tempdir().unwrap().keep();
+    let hv = d.join("hvseed");
+    extract(iso, "/hvseed", &hv);
+    for (rel, bytes) in expected {
+        assert_eq!(
+            &std::fs::read(hv.join(rel)).unwrap(),
+            bytes,
+            "/hvseed/{rel} differs from what was rendered"
+        );
+    }
+    assert_eq!(
+        sha256_file(&hv.join("hvseed-firstboot")),
+        sha256_file(agent),
+        "the agent on the ISO differs from the built one"
+    );
+    let out = Command::new("sha256sum")
+        .args(["-c", "SHA256SUMS"])
+        .current_dir(&hv)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "sha256sum -c inside /hvseed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed = std::fs::read_to_string(hv.join("SHA256SUMS")).unwrap();
+    for rel in expected.keys() {
+        assert!(
+            listed.contains(&format!("  {rel}\n")),
+            "{rel} not in SHA256SUMS"
+        );
+    }
+    assert!(listed.contains("  hvseed-firstboot\n"));
+    d
+}
+
+// ------------------------------------------------------------------ QEMU
+
+/// One QEMU at a time: the machines are small and TCG is CPU-bound.
+static QEMU: Mutex<()> = Mutex::new(());
+
+enum Firmware {
+    Bios,
+    Uefi,
+}
+
+/// Boots `iso` as a CD and waits for `want` on the serial console; fails early on
+/// `fail` patterns or after `secs`. Returns the serial log.
+fn boot(iso: &Path, fw: Firmware, mac: &str, want: &str, secs: u64) -> String {
+    let _one = QEMU.lock().unwrap_or_else(|p| p.into_inner());
+    let d = tempfile::tempdir().unwrap();
+    let log = d.path().join("serial.log");
+    let mut cmd = Command::new("timeout");
+    cmd.arg(format!("{}", secs + 10))
+        .arg("qemu-system-x86_64")
+        .args(["-accel", "tcg", "-m", "1024", "-smp", "1"])
+        .args(["-display", "none", "-monitor", "none", "-no-reboot"])
+        .arg("-serial")
+        .arg(format!("file:{}", log.display()))
+        .args(["-netdev", "user,id=n0"])
+        .args(["-device", &format!("e1000,netdev=n0,mac={mac}")])
+        .arg("-cdrom")
+        .arg(iso)
+        .args(["-boot", "d"]);
+    if let Firmware::Uefi = fw {
+        let vars = d.path().join("OVMF_VARS.fd");
+        std::fs::copy("/usr/share/OVMF/OVMF_VARS.fd", &vars).unwrap();
+        cmd.args([
+            "-drive",
+            "if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE.fd",
+        ])
+        .arg("-drive")
+        .arg(format!("if=pflash,format=raw,file={}", vars.display()));
+    }
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let fails = [
+        "grub> ",
+        "No bootable device",
+        "Failed to process the preconfiguration file",
+        "Kernel panic",
+        // GRUB errors that stop a boot (a missing font is only cosmetic).
+        "error: no such device",
+        "error: file `/images",
+        "error: file `/install",
+        "error: file `/hvseed",
+        "error: you need to load the kernel first",
+        "is not a host of cluster",
+    ];
+    let start = Instant::now();
+    let mut text;
+    let outcome = loop {
+        std::thread::sleep(Duration::from_millis(500));
+        text = String::from_utf8_lossy(&std::fs::read(&log).unwrap_or_default()).into_owned();
+        if want_seen(&text, want) {
+            break Ok(());
+        }
+        if let Some(f) = fails.iter().find(|f| text.contains(**f)) {
+            break Err(format!("saw {f:?}"));
+        }
+        if let Ok(Some(st)) = child.try_wait() {
+            let mut e = String::new();
+            child.stderr.take().unwrap().read_to_string(&mut e).unwrap();
+            break Err(format!("QEMU exited ({st}): {e}"));
+        }
+        if start.elapsed() > Duration::from_secs(secs) {
+            break Err(format!("no {want:?} within {secs} s"));
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    if let Err(why) = outcome {
+        let tail: String = text
+            .chars()
+            .rev()
+            .take(3000)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        panic!(
+            "booting {} : {why}; serial log tail:\n{tail}",
+            iso.display()
+        );
+    }
+    text
+}
+
+/// `want` is either a plain string, or `hvseed: …FQDN`: a line from hvseed's fleet
+/// preseed that names the host it picked by MAC.
+fn want_seen(text: &str, want: &str) -> bool {
+    match want.strip_prefix("hvseed: …") {
+        Some(fqdn) => text
+            .split(['\r', '\n'])
+            .any(|l| l.contains("hvseed: ") && l.contains(fqdn)),
+        None => text.contains(want),
+    }
+}
+
+fn qemu_ok() -> bool {
+    require_tool("qemu-system-x86_64", "qemu-system-x86")
+        && require_tool("/usr/share/OVMF/OVMF_CODE.fd", "ovmf")
+}
+
+/// Runs `hvseed iso` on an example inventory; returns the new ISO and what should sit
+/// under /hvseed/ (render_tree's output, filtered as the issue says).
+fn cli_remaster(example: &str, fixture: &str, host: Option<&str>) -> Option<Remastered> {
+    let fx = fixtures()?;
+    let agent = agent()?;
+    let dir = tempfile::tempdir().unwrap();
+    let iso = dir.path().join("lab.iso");
+    let inv_path = root().join("profiles/examples").join(example);
+    let src = fx.join(fixture);
+    let before = sha256_file(&src);
+    let mut cmd = hvseed();
+    cmd.arg("iso")
+        .arg(&inv_path)
+        .arg("--source")
+        .arg(&src)
+        .arg("--out")
+        .arg(&iso)
+        .arg("--firstboot")
+        .arg(&agent);
+    if let Some(h) = host {
+        cmd.args(["--host", h]);
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "hvseed iso failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(before, sha256_file(&src), "input modified");
+
+    let inv = hvseed::inventory::load(&inv_path).unwrap().inventory;
+    let tree = hvseed::render::render_tree(
+        &inv,
+        &hvseed::render::RenderOptions {
+            templates: None,
+            media: hvseed::render::Media::Cdrom,
+        },
+    )
+    .unwrap();
+    let install = match host {
+        Some(h) => format!("hosts/{h}/"),
+        None => "fleet/".to_string(),
+    };
+    let files: BTreeMap<String, Vec<u8>> = tree
+        .into_iter()
+        .filter(|(rel, _)| {
+            rel.ends_with("/plan.json")
+                || rel.ends_with("/authorized_keys")
+                || rel.starts_with(&install)
+        })
+        .collect();
+    assert!(files
+        .keys()
+        .any(|k| k.starts_with(&install) && k.ends_with(".cfg")));
+    Some(Remastered {
+        _dir: dir,
+        iso,
+        files,
+        agent,
+    })
+}
+
+// ------------------------------------------------------------------ CentOS 6 layout
+
+struct Remastered {
+    _dir: tempfile::TempDir,
+    iso: PathBuf,
+    /// What /hvseed/ must hold besides the agent and SHA256SUMS.
+    files: BTreeMap<String, Vec<u8>>,
+    agent: PathBuf,
+}
+
+fn remaster_centos() -> Option<&'static Remastered> {
+    static R: OnceLock<Option<Remastered>> = OnceLock::new();
+    R.get_or_init(|| cli_remaster("lab-centos6.yaml", "centos6.iso", None))
+        .as_ref()
+}
+
+/// Through the library with a synthetic payload: the ISO mechanics alone.
+#[test]
+fn centos_remaster_through_the_library() {
+    let r: Option<Remastered> = (|| {
+        let fx = fixtures()?;
+        let agent = agent()?;
+        let dir = tempfile::tempdir().unwrap();
+        let iso = dir.path().join("lab.iso");
+        let payload = synthetic_payload(hvseed::inventory::Os::Centos6, "fleet/ks.cfg");
+        let before = sha256_file(&fx.join("centos6.iso"));
+        hvseed::iso::remaster(
+            &fx.join("centos6.iso"),
+            &iso,
+            hvseed::inventory::Os::Centos6,
+            &payload,
+            &agent,
+        )
+        .unwrap();
+        assert_eq!(
+            before,
+            sha256_file(&fx.join("centos6.iso")),
+            "input modified"
+        );
+        Some(Remastered {
+            _dir: dir,
+            iso,
+            files: payload.files,
+            agent,
+        })
+    })();
+    let Some(r) = r else { return };
+    let d = check_hvseed_dir(&r.iso, &r.files, &r.agent);
+    std::fs::remove_dir_all(d).unwrap();
+    let conf = extract_text(&r.iso, "/EFI/BOOT/BOOTX64.conf");
+    assert!(
+        conf.contains("ks=cdrom:/hvseed/fleet/ks.cfg console=ttyS0,115200n8\n"),
+        "{conf}"
+    );
+}
+
+#[test]
+fn centos_keeps_boot_records_and_volume_id() {
+    let Some(r) = remaster_centos() else { return };
+    let src = fixtures().unwrap().join("centos6.iso");
+    assert_eq!(boot_records(&src), boot_records(&r.iso));
+    assert_eq!(volume_id(&r.iso), "CentOS_6.3_Final");
+    let (plain, _) = boot_records(&r.iso);
+    assert!(plain.contains("El Torito boot img : 1 BIOS"), "{plain}");
+    assert!(plain.contains("El Torito boot img : 2 UEFI"), "{plain}");
+    // The UEFI El Torito entry points at the edited efiboot.img of the new tree.
+    let report = xorriso(&[
+        "-indev",
+        r.iso.to_str().unwrap(),
+        "-report_el_torito",
+        "plain",
+    ]);
+    let uefi_lba = report
+        .lines()
+        .find(|l| l.starts_with("El Torito boot img") && l.contains("UEFI"))
+        .unwrap()
+        .split_whitespace()
+        .last()
+        .unwrap()
+        .to_string();
+    assert_eq!(uefi_lba, lba_of(&r.iso, "/images/efiboot.img"));
+}
+
+#[test]
+fn centos_menus_start_the_kickstart_by_default() {
+    let Some(r) = remaster_centos() else { return };
+    let isolinux = extract_text(&r.iso, "/isolinux/isolinux.cfg");
+    let ours = isolinux.find("label hvseed").expect(&isolinux);
+    assert!(ours < isolinux.find("label linux").unwrap());
+    assert!(isolinux.contains(
+        "  kernel vmlinuz\n  append initrd=initrd.img ks=cdrom:/hvseed/fleet/ks.cfg console=ttyS0,115200n8\n"
+    ), "{isolinux}");
+    assert!(isolinux.contains("\ntimeout 50\n"), "{isolinux}");
+    assert_eq!(isolinux.matches("\n  menu default\n").count(), 1);
+    for label in ["linux", "vesa", "rescue", "local", "memtest86"] {
+        assert!(
+            isolinux.contains(&format!("label {label}\n")),
+            "{label} lost"
+        );
+    }
+
+    let stanza = "title Unattended install of cluster lab1 (hvseed, host chosen by MAC)\n\tkernel /images/pxeboot/vmlinuz ks=cdrom:/hvseed/fleet/ks.cfg console=ttyS0,115200n8\n\tinitrd /images/pxeboot/initrd.img\ntitle CentOS 6.3\n";
+    let tree_conf = extract_text(&r.iso, "/EFI/BOOT/BOOTX64.conf");
+    assert!(tree_conf.contains(stanza), "{tree_conf}");
+    assert!(tree_conf.contains("\ndefault=0\n") && tree_conf.contains("\ntimeout 5\n"));
+    // The copy inside the FAT image, which UEFI firmware actually boots.
+    let d = tempfile::tempdir().unwrap();
+    let img = d.path().join("efiboot.img");
+    extract(&r.iso, "/images/efiboot.img", &img);
+    let fat_conf = mtype(&img, "::/EFI/BOOT/BOOTX64.conf");
+    assert_eq!(fat_conf, tree_conf);
+    assert!(mtype_bytes(&img, "::/EFI/BOOT/BOOTX64.efi").len() > 100_000);
+}
+
+#[test]
+fn centos_hvseed_dir_matches_what_was_rendered() {
+    let Some(r) = remaster_centos() else { return };
+    let d = check_hvseed_dir(&r.iso, &r.files, &r.agent);
+    std::fs::remove_dir_all(d).unwrap();
+}
+
+#[test]
+fn centos_bios_boot_passes_the_kickstart() {
+    let Some(r) = remaster_centos() else { return };
+    if !qemu_ok() {
+        return;
+    }
+    let log = boot(
+        &r.iso,
+        Firmware::Bios,
+        "52:54:00:12:34:56",
+        "ks=cdrom:/hvseed/fleet/ks.cfg",
+        120,
+    );
+    assert!(log.contains("Command line: initrd=initrd.img ks=cdrom:/hvseed/fleet/ks.cfg console=ttyS0,115200n8")
+        || log.contains("Command line: BOOT_IMAGE=vmlinuz initrd=initrd.img ks=cdrom:/hvseed/fleet/ks.cfg console=ttyS0,115200n8"),
+        "{log}");
+}
+
+#[test]
+fn centos_uefi_boot_reads_the_conf_inside_efiboot_img() {
+    let Some(r) = remaster_centos() else { return };
+    if !qemu_ok() {
+        return;
+    }
+    let log = boot(
+        &r.iso,
+        Firmware::Uefi,
+        "52:54:00:12:34:57",
+        "ks=cdrom:/hvseed/fleet/ks.cfg",
+        180,
+    );
+    let line = log
+        .lines()
+        .find(|l| l.contains("Command line:"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(
+        line.contains(
+            "/images/pxeboot/vmlinuz ks=cdrom:/hvseed/fleet/ks.cfg console=ttyS0,115200n8"
+        ),
+        "{line}"
+    );
+}
+
+// ------------------------------------------------------------------ Ubuntu 12.04 layout
+
+fn remaster_ubuntu() -> Option<&'static Remastered> {
+    static R: OnceLock<Option<Remastered>> = OnceLock::new();
+    R.get_or_init(|| cli_remaster("lab-ubuntu1204.yaml", "ubuntu1204.iso", None))
+        .as_ref()
+}
+
+#[test]
+fn ubuntu_keeps_boot_records_and_volume_id() {
+    let Some(r) = remaster_ubuntu() else { return };
+    let src = fixtures().unwrap().join("ubuntu1204.iso");
+    assert_eq!(boot_records(&src), boot_records(&r.iso));
+    assert_eq!(volume_id(&r.iso), volume_id(&src));
+}
+
+#[test]
+fn ubuntu_menus_and_initrd() {
+    let Some(r) = remaster_ubuntu() else { return };
+    let args = "auto=true priority=critical locale=en_US.UTF-8 keyboard-configuration/layoutcode=us console-setup/ask_detect=false console=ttyS0,115200n8 --";
+    let txt = extract_text(&r.iso, "/isolinux/txt.cfg");
+    assert!(txt.starts_with("default hvseed\n"), "{txt}");
+    assert!(txt.contains(&format!(
+        "  menu default\n  kernel /install/vmlinuz\n  append initrd=/hvseed/initrd.gz {args}\nlabel install\n"
+    )), "{txt}");
+    let top = extract_text(&r.iso, "/isolinux/isolinux.cfg");
+    assert!(
+        top.contains("\ntimeout 50\n") && top.contains("\nui vesamenu.c32\n"),
+        "{top}"
+    );
+    let grub = extract_text(&r.iso, "/boot/grub/grub.cfg");
+    assert!(grub.contains(&format!("set default=0\nset timeout=5\nmenuentry \"Unattended install of cluster lab2 (hvseed, host chosen by MAC)\" {{\n\tset gfxpayload=keep\n\tlinux\t/install/vmlinuz {args}\n\tinitrd\t/hvseed/initrd.gz\n}}\nmenuentry \"Install Ubuntu Server\"")), "{grub}");
+
+    // The new initrd is the installer's, byte for byte, then a gzip'd cpio holding
+    // exactly the preseed.
+    let d = tempfile::tempdir().unwrap();
+    extract(&r.iso, "/hvseed/initrd.gz", &d.path().join("new.gz"));
+    extract(&r.iso, "/install/initrd.gz", &d.path().join("orig.gz"));
+    let new = std::fs::read(d.path().join("new.gz")).unwrap();
+    let orig = std::fs::read(d.path().join("orig.gz")).unwrap();
+    assert!(new.starts_with(&orig));
+    std::fs::write(d.path().join("tail.gz"), &new[orig.len()..]).unwrap();
+    let x = d.path().join("x");
+    std::fs::create_dir(&x).unwrap();
+    let st = Command::new("sh")
+        .arg("-c")
+        .arg("gzip -dc ../tail.gz | cpio -idm --quiet && ls -A")
+        .current_dir(&x)
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&st.stdout), "preseed.cfg\n");
+    assert_eq!(
+        std::fs::read(x.join("preseed.cfg")).unwrap(),
+        r.files["fleet/preseed.cfg"]
+    );
+}
+
+#[test]
+fn ubuntu_md5sum_txt_checks_out() {
+    let Some(r) = remaster_ubuntu() else { return };
+    // The fixture is small: extract the whole tree (hvseed itself never does).
+    let d = tempfile::tempdir().unwrap();
+    extract(&r.iso, "/", &d.path().join("t"));
+    let out = Command::new("md5sum")
+        .args(["-c", "--strict", "md5sum.txt"])
+        .current_dir(d.path().join("t"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "md5sum -c: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for f in [
+        "./isolinux/txt.cfg",
+        "./isolinux/isolinux.cfg",
+        "./boot/grub/grub.cfg",
+        "./hvseed/initrd.gz",
+        "./hvseed/SHA256SUMS",
+        "./hvseed/hvseed-firstboot",
+        "./hvseed/fleet/preseed.cfg",
+    ] {
+        assert!(
+            text.contains(&format!("{f}: OK")),
+            "{f} not checked: {text}"
+        );
+    }
+}
+
+#[test]
+fn ubuntu_hvseed_dir_matches_what_was_rendered() {
+    let Some(r) = remaster_ubuntu() else { return };
+    let d = check_hvseed_dir(&r.iso, &r.files, &r.agent);
+    std::fs::remove_dir_all(d).unwrap();
+}
+
+#[test]
+fn ubuntu_bios_boot_picks_the_host_by_mac() {
+    let Some(r) = remaster_ubuntu() else { return };
+    if !qemu_ok() {
+        return;
+    }
+    // lab-ubuntu1204.yaml: kvm21 has the MAC 00:04:23:aa:bb:21. d-i loaded the fleet
+    // preseed from our initrd and its early_command picked this host by the NIC's MAC
+    // when a `hvseed:` line names it (a wrong pick or no preseed fails). The render
+    // templates' own line is `hvseed: installing <fqdn>`.
+    let log = boot(
+        &r.iso,
+        Firmware::Bios,
+        "00:04:23:aa:bb:21",
+        "hvseed: …kvm21.lab.example.org",
+        420,
+    );
+    if !log.contains("hvseed: installing kvm21.lab.example.org") {
+        eprintln!("\n!!!!!!!! d-i picked kvm21 but did not print `hvseed: installing kvm21.lab.example.org`: see the fleet preseed's early script !!!!!!!!\n");
+    }
+}
+
+#[test]
+fn ubuntu_uefi_boot_picks_the_host_by_mac() {
+    let Some(r) = remaster_ubuntu() else { return };
+    if !qemu_ok() {
+        return;
+    }
+    // lab-ubuntu1204.yaml: kvm22 has the MAC 00:04:23:aa:bb:22. d-i loaded the fleet
+    // preseed from our initrd and its early_command picked this host by the NIC's MAC
+    // when a `hvseed:` line names it (a wrong pick or no preseed fails). The render
+    // templates' own line is `hvseed: installing <fqdn>`.
+    let log = boot(
+        &r.iso,
+        Firmware::Uefi,
+        "00:04:23:aa:bb:22",
+        "hvseed: …kvm22.lab.example.org",
+        420,
+    );
+    if !log.contains("hvseed: installing kvm22.lab.example.org") {
+        eprintln!("\n!!!!!!!! d-i picked kvm22 but did not print `hvseed: installing kvm22.lab.example.org`: see the fleet preseed's early script !!!!!!!!\n");
+    }
+}
+
+// ------------------------------------------------------------------ bad input
+
+fn remaster_err(source: &Path, out: &Path, os: hvseed::inventory::Os) -> String {
+    let agent = agent().unwrap();
+    let payload = synthetic_payload(os, "fleet/ks.cfg");
+    let before = sha256_file(source);
+    let existed = out.exists();
+    let err = hvseed::iso::remaster(source, out, os, &payload, &agent)
+        .map(|_| ())
+        .unwrap_err();
+    assert_eq!(before, sha256_file(source), "the input was modified");
+    assert_eq!(
+        out.exists(),
+        existed,
+        "{} was created or removed",
+        out.display()
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(out.parent().unwrap())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".partial"))
+        .collect();
+    assert!(leftovers.is_empty(), "partial files left: {leftovers:?}");
+    format!("{err:#}")
+}
+
+#[test]
+fn bad_inputs_are_refused_and_leave_nothing() {
+    let Some(fx) = fixtures() else { return };
+    if agent().is_none() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("out.iso");
+    use hvseed::inventory::Os;
+
+    let truncated = d.path().join("truncated.iso");
+    let full = std::fs::read(fx.join("centos6.iso")).unwrap();
+    std::fs::write(&truncated, &full[..full.len() / 2]).unwrap();
+    let e = remaster_err(&truncated, &out, Os::Centos6);
+    assert!(e.contains("is truncated"), "{e}");
+
+    let text = d.path().join("notes.iso");
+    std::fs::write(&text, "not an iso\n".repeat(5000)).unwrap();
+    let e = remaster_err(&text, &out, Os::Centos6);
+    assert!(e.contains("not an ISO 9660 image"), "{e}");
+
+    let e = remaster_err(&fx.join("ubuntu1204.iso"), &out, Os::Centos6);
+    assert!(
+        e.contains("Ubuntu-Server 12.04.5") && e.contains("os: centos6"),
+        "{e}"
+    );
+    let e = remaster_err(&fx.join("centos6.iso"), &out, Os::Ubuntu1204);
+    assert!(
+        e.contains("CentOS 6.3 x86_64") && e.contains("os: ubuntu1204"),
+        "{e}"
+    );
+
+    let copy = d.path().join("copy.iso");
+    std::fs::copy(fx.join("centos6.iso"), &copy).unwrap();
+    let e = remaster_err(&copy, &copy, Os::Centos6);
+    assert!(e.contains("is the source ISO itself"), "{e}");
+    // The same file under another name (a hard link) is refused too.
+    let link = d.path().join("link.iso");
+    std::fs::hard_link(&copy, &link).unwrap();
+    let e = remaster_err(&copy, &link, Os::Centos6);
+    assert!(e.contains("is the source ISO itself"), "{e}");
+}
+
+#[test]
+fn a_full_output_filesystem_leaves_no_partial_file() {
+    let Some(fx) = fixtures() else { return };
+    if agent().is_none() {
+        return;
+    }
+    if !rustix_is_root() {
+        eprintln!(
+            "\n!!!!!!!! not root: cannot mount a small tmpfs; THIS TEST DID NOT RUN !!!!!!!!\n"
+        );
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let mnt = d.path().join("small");
+    std::fs::create_dir(&mnt).unwrap();
+    let st = Command::new("mount")
+        .args([
+            "-t",
+            "tmpfs",
+            "-o",
+            "size=4m",
+            "hvseed-test",
+            mnt.to_str().unwrap(),
+        ])
+        .status()
+        .unwrap();
+    assert!(st.success(), "mount tmpfs");
+    let result = std::panic::catch_unwind(|| {
+        remaster_err(
+            &fx.join("centos6.iso"),
+            &mnt.join("out.iso"),
+            hvseed::inventory::Os::Centos6,
+        )
+    });
+    let _ = Command::new("umount").arg(&mnt).status();
+    let e = result.unwrap();
+    assert!(e.contains("disk is full"), "{e}");
+}
+
+fn rustix_is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout == b"0\n")
+        .unwrap_or(false)
+}
+
+fn cli_fails(args: &[&std::ffi::OsStr], src: &Path) -> String {
+    let before = sha256_file(src);
+    let out = hvseed().arg("iso").args(args).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(before, sha256_file(src), "input modified");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn cli_refuses_out_equal_to_source_and_the_wrong_distribution() {
+    let Some(fx) = fixtures() else { return };
+    let Some(agent) = agent() else { return };
+    let d = tempfile::tempdir().unwrap();
+    let copy = d.path().join("in.iso");
+    std::fs::copy(fx.join("centos6.iso"), &copy).unwrap();
+    let centos = root().join("profiles/examples/lab-centos6.yaml");
+    let e = cli_fails(
+        &[
+            centos.as_os_str(),
+            "--source".as_ref(),
+            copy.as_os_str(),
+            "--out".as_ref(),
+            copy.as_os_str(),
+            "--firstboot".as_ref(),
+            agent.as_os_str(),
+        ],
+        &copy,
+    );
+    assert!(e.contains("is the source ISO itself"), "{e}");
+
+    let ubuntu_iso = fx.join("ubuntu1204.iso");
+    let out = d.path().join("out.iso");
+    let e = cli_fails(
+        &[
+            centos.as_os_str(),
+            "--source".as_ref(),
+            ubuntu_iso.as_os_str(),
+            "--out".as_ref(),
+            out.as_os_str(),
+            "--firstboot".as_ref(),
+            agent.as_os_str(),
+        ],
+        &ubuntu_iso,
+    );
+    assert!(
+        e.contains("Ubuntu-Server 12.04.5") && e.contains("os: centos6"),
+        "{e}"
+    );
+    assert!(!out.exists());
+    assert_eq!(
+        std::fs::read_dir(d.path()).unwrap().count(),
+        1,
+        "leftovers in {}",
+        d.path().display()
+    );
+}
+
+#[test]
+fn cli_host_puts_only_that_hosts_kickstart_on_the_iso() {
+    let Some(r) = cli_remaster(
+        "lab-centos6.yaml",
+        "centos6.iso",
+        Some("kvm2.lab.example.org"),
+    ) else {
+        return;
+    };
+    let d = check_hvseed_dir(&r.iso, &r.files, &r.agent);
+    assert!(!d.join("hvseed/fleet").exists());
+    assert!(!d.join("hvseed/hosts/kvm1.lab.example.org/ks.cfg").exists());
+    assert!(d
+        .join("hvseed/hosts/kvm1.lab.example.org/plan.json")
+        .exists());
+    std::fs::remove_dir_all(d).unwrap();
+    let isolinux = extract_text(&r.iso, "/isolinux/isolinux.cfg");
+    assert!(isolinux.contains("append initrd=initrd.img ks=cdrom:/hvseed/hosts/kvm2.lab.example.org/ks.cfg console=ttyS0,115200n8\n"), "{isolinux}");
+    assert!(
+        isolinux.contains("menu label ^Unattended install of kvm2.lab.example.org (hvseed)"),
+        "{isolinux}"
+    );
+}

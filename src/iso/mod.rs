@@ -1,5 +1,586 @@
-//! `hvseed iso` (not written yet).
+//! `hvseed iso`: remaster a CentOS 6.x DVD or an Ubuntu 12.04.x server CD into one ISO
+//! that installs the whole cluster unattended (BIOS and UEFI): hvseed's files go under
+//! `/hvseed/`, a new default boot entry on top of the original menus starts the
+//! installer with the kickstart / preseed, and the boot records stay as they were.
+//!
+//! On the ISO:
+//! - `/hvseed/fleet/ks.cfg|preseed.cfg` (or with `--host`, `/hvseed/hosts/<fqdn>/...`),
+//!   `/hvseed/hosts/<fqdn>/plan.json` for every host, `/hvseed/hvseed-firstboot`,
+//!   `/hvseed/SHA256SUMS` (relative paths: `cd /hvseed && sha256sum -c SHA256SUMS`);
+//! - CentOS: `ks=cdrom:/hvseed/...` on a new isolinux entry and a new grub-legacy stanza
+//!   in `EFI/BOOT/BOOTX64.conf`, in the ISO tree and inside `images/efiboot.img`.
+//!   `cdrom:` is what EL6's loader documents for a kickstart on the boot CD (a virtual
+//!   CD over IPMI is the common case); it needs no volume label that a user might change.
+//! - Ubuntu: `/hvseed/initrd.gz` = the installer's initrd + a cpio holding
+//!   `/preseed.cfg`, which d-i reads before its first question; new entries in
+//!   `isolinux/txt.cfg` and `boot/grub/grub.cfg` (and any grub.cfg inside the EFI image);
+//!   `md5sum.txt` updated for every file added or changed.
 
-pub fn run(_c: crate::cli::IsoCustomizeConfig) -> anyhow::Result<std::process::ExitCode> {
-    anyhow::bail!("`hvseed iso` is not available in this build yet")
+mod fat;
+mod flavour;
+mod initrd;
+mod menus;
+mod source;
+mod write;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{anyhow, bail, Context, Result};
+use sha2::{Digest, Sha256};
+
+pub use flavour::IsoFlavour;
+pub use initrd::{newc, preseed_archive};
+pub use menus::check_boot_arg;
+use menus::UnattendedEntry;
+use write::{Mapping, Session};
+
+use crate::inventory::{Host, Inventory, Os};
+use crate::render::{self, Media, RenderOptions};
+
+/// `hvseed iso INVENTORY --source IN.iso --out OUT.iso [--host FQDN]`.
+pub fn run(c: crate::cli::IsoCustomizeConfig) -> Result<ExitCode> {
+    let inv = crate::commands::load_valid(&c.inventory)?;
+    // Cheap refusals first, before anything is rendered.
+    source::check_header(&c.source)?;
+    write::check_output(&c.source, &c.out)?;
+    let host = match &c.host {
+        None => None,
+        Some(fqdn) => Some(inv.hosts.iter().find(|h| &h.fqdn == fqdn).ok_or_else(|| {
+            anyhow!(
+                "--host {fqdn} is not in {} (its hosts: {})",
+                c.inventory.display(),
+                inv.hosts
+                    .iter()
+                    .map(|h| h.fqdn.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })?),
+    };
+    let tree = render::render_tree(
+        &inv,
+        &RenderOptions {
+            templates: c.templates.clone(),
+            media: Media::Cdrom,
+        },
+    )
+    .context("rendering the install files")?;
+    let agent = crate::agent::locate(c.firstboot.as_deref())?;
+    let payload = Payload::new(&inv, host, &tree)?;
+    let flavour = remaster(&c.source, &c.out, inv.os, &payload, &agent).map_err(|e| {
+        // Name the inventory where the mismatch is about it.
+        e.context(format!("nothing was written to {}", c.out.display()))
+    })?;
+    eprintln!(
+        "wrote {}: {} with an unattended install of {} as the default boot entry",
+        c.out.display(),
+        flavour.name(),
+        match host {
+            Some(h) => h.fqdn.clone(),
+            None => format!(
+                "cluster {} ({} hosts, chosen by MAC)",
+                inv.cluster,
+                inv.hosts.len()
+            ),
+        }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes `out`: the install ISO `source` (which must be for `os`) with `payload` under
+/// `/hvseed/`, the agent binary as `/hvseed/hvseed-firstboot`, and the new default boot
+/// entries. `source` is never modified; on error `out` is not created or replaced.
+pub fn remaster(
+    source: &Path,
+    out: &Path,
+    os: Os,
+    payload: &Payload,
+    agent: &Path,
+) -> Result<IsoFlavour> {
+    // mtools refuses FAT images whose geometry it finds odd (common for El Torito
+    // images); the check guards floppies, not images. Set before any thread starts.
+    std::env::set_var("MTOOLS_SKIP_CHECK", "1");
+    write::install_interrupt_cleanup();
+
+    let header = source::check_header(source)?;
+    write::check_output(source, out)?;
+    let listing = source::list(source)?;
+    if listing.files.iter().any(|f| f.starts_with("/hvseed/")) {
+        bail!(
+            "{} already has a /hvseed/ directory (it was made by hvseed); remaster the \
+             distribution's original ISO instead",
+            source.display()
+        );
+    }
+    let stage = tempfile::Builder::new()
+        .prefix("hvseed-iso.")
+        .tempdir()
+        .context("creating a temporary directory")?;
+    let _stage_guard = write::CleanupGuard::new(stage.path());
+    let orig = stage.path().join("orig");
+    let present: Vec<&str> = flavour::IDENTITY_FILES
+        .iter()
+        .copied()
+        .filter(|f| listing.has(f))
+        .collect();
+    source::extract(source, &present, &orig)?;
+    let read = |p: &str| std::fs::read_to_string(orig.join(p.trim_start_matches('/'))).ok();
+    let flavour = flavour::detect(&listing, &read).map_err(|found| {
+        anyhow!(
+            "{} is not an install ISO hvseed can remaster: found {found} (volume id \"{}\"); \
+             hvseed edits CentOS 6.x x86_64 DVDs and Ubuntu 12.04.x amd64 server CDs",
+            source.display(),
+            header.volume_id
+        )
+    })?;
+    if flavour.os() != os {
+        let want = match os {
+            Os::Centos6 => "a CentOS 6.3 x86_64 DVD",
+            Os::Ubuntu1204 => "an Ubuntu 12.04.x amd64 server CD",
+        };
+        bail!(
+            "{} is {} but the inventory installs os: {os}; give {want} as --source (or change \
+             `os` in the inventory)",
+            source.display(),
+            flavour.name(),
+        );
+    }
+    tracing::info!(
+        "{}: {} (volume id \"{}\")",
+        source.display(),
+        flavour.name(),
+        header.volume_id
+    );
+
+    let mut b = Builder {
+        iso: source,
+        listing: &listing,
+        orig: &orig,
+        new: stage.path().join("new"),
+        hvseed: stage.path().join("hvseed"),
+        session: Session {
+            joliet: listing.joliet,
+            owned_dirs: vec!["/hvseed".into()],
+            executables: vec!["/hvseed/hvseed-firstboot".into()],
+            ..Session::default()
+        },
+        hvseed_files: BTreeMap::new(),
+    };
+    for (rel, bytes) in &payload.files {
+        b.add_hvseed(rel, bytes)?;
+    }
+    match &flavour {
+        IsoFlavour::Centos6 { uefi, .. } => b.centos(payload, uefi.as_deref())?,
+        IsoFlavour::Ubuntu1204 { uefi, .. } => b.ubuntu(payload, uefi.as_deref())?,
+    }
+    b.finish_hvseed(agent)?;
+    if let IsoFlavour::Ubuntu1204 { .. } = flavour {
+        b.ubuntu_md5sums()?;
+    }
+    write::write_iso(source, out, &b.session)?;
+    Ok(flavour)
+}
+
+/// What goes under `/hvseed/` and how the new boot entry starts the installer.
+#[derive(Debug, Clone)]
+pub struct Payload {
+    /// By path relative to `/hvseed/`: the install file, every host's plan and
+    /// authorized_keys.
+    pub files: BTreeMap<String, Vec<u8>>,
+    /// The install file, relative to `/hvseed/` (`fleet/ks.cfg`, ...).
+    pub install_file: String,
+    /// The boot menu text of the new entry.
+    pub title: String,
+    /// `install.kernel_args`, checked by [`check_boot_arg`].
+    pub kernel_args: Vec<String>,
+    pub locale: String,
+    pub keyboard: String,
+}
+
+impl Payload {
+    /// The payload for the whole cluster (`host` None) or one host.
+    pub fn new(
+        inv: &Inventory,
+        host: Option<&Host>,
+        tree: &render::RenderedTree,
+    ) -> Result<Payload> {
+        let name = match inv.os {
+            Os::Centos6 => "ks.cfg",
+            Os::Ubuntu1204 => "preseed.cfg",
+        };
+        let install_file = match host {
+            Some(h) => format!("hosts/{}/{name}", h.fqdn),
+            None => format!("fleet/{name}"),
+        };
+        if !tree.contains_key(&install_file) {
+            bail!("rendering produced no {install_file}");
+        }
+        // Everything the install files fetch from the media (every host's plan and
+        // authorized_keys), but only the one install file the boot entry names.
+        let is_install_file = |rel: &str| {
+            rel.starts_with("fleet/") || rel.ends_with("/ks.cfg") || rel.ends_with("/preseed.cfg")
+        };
+        let files: BTreeMap<String, Vec<u8>> = tree
+            .iter()
+            .filter(|(rel, _)| **rel == install_file || !is_install_file(rel))
+            .map(|(rel, bytes)| (rel.clone(), bytes.clone()))
+            .collect();
+        for h in &inv.hosts {
+            let plan = format!("hosts/{}/plan.json", h.fqdn);
+            if !files.contains_key(&plan) {
+                bail!("rendering produced no {plan}");
+            }
+        }
+
+        // One boot entry serves every host it installs, so their installer settings
+        // must agree; with differing ones the first host's are used (and said so).
+        let hosts: Vec<&Host> = match host {
+            Some(h) => vec![h],
+            None => inv.hosts.iter().collect(),
+        };
+        let first = hosts
+            .first()
+            .with_context(|| format!("{} has no hosts", inv.path.display()))?;
+        let differ: Vec<&str> = hosts
+            .iter()
+            .filter(|h| {
+                h.install.kernel_args != first.install.kernel_args
+                    || h.install.locale != first.install.locale
+                    || h.install.keyboard != first.install.keyboard
+            })
+            .map(|h| h.fqdn.as_str())
+            .collect();
+        if !differ.is_empty() {
+            tracing::warn!(
+                "install.kernel_args/locale/keyboard of {} differ from {}'s; the ISO's boot \
+                 entry uses {}'s (make one ISO per host with --host to use each host's own)",
+                differ.join(", "),
+                first.fqdn,
+                first.fqdn
+            );
+        }
+        for a in first
+            .install
+            .kernel_args
+            .iter()
+            .chain([&first.install.locale, &first.install.keyboard])
+        {
+            menus::check_boot_arg(a).map_err(|e| {
+                anyhow!("{}: host {}: install: {e}", inv.path.display(), first.fqdn)
+            })?;
+        }
+        let title = match host {
+            Some(h) => format!("Unattended install of {} (hvseed)", h.fqdn),
+            None => format!(
+                "Unattended install of cluster {} (hvseed, host chosen by MAC)",
+                inv.cluster
+            ),
+        };
+        Ok(Payload {
+            files,
+            install_file,
+            title,
+            kernel_args: first.install.kernel_args.clone(),
+            locale: first.install.locale.clone(),
+            keyboard: first.install.keyboard.clone(),
+        })
+    }
+}
+
+/// Collects the files of the new session in a staging directory.
+struct Builder<'a> {
+    iso: &'a Path,
+    listing: &'a source::Listing,
+    /// Files extracted from the ISO (same relative paths).
+    orig: &'a Path,
+    /// Edited copies of ISO files (same relative paths).
+    new: PathBuf,
+    /// Staged `/hvseed/` files.
+    hvseed: PathBuf,
+    session: Session,
+    /// Everything under `/hvseed/` (relative path → local file), for SHA256SUMS.
+    hvseed_files: BTreeMap<String, PathBuf>,
+}
+
+impl Builder<'_> {
+    fn extract(&self, files: &[&str]) -> Result<()> {
+        source::extract(self.iso, files, self.orig)?;
+        Ok(())
+    }
+
+    fn read_orig(&self, iso_path: &str) -> Result<String> {
+        let p = self.orig.join(iso_path.trim_start_matches('/'));
+        let bytes = std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
+        String::from_utf8(bytes).with_context(|| format!("{iso_path} on the ISO is not UTF-8 text"))
+    }
+
+    /// Stages an edited version of an ISO file and maps it over the original.
+    fn replace(&mut self, iso_path: &str, bytes: &[u8]) -> Result<PathBuf> {
+        let p = self.new.join(iso_path.trim_start_matches('/'));
+        std::fs::create_dir_all(p.parent().unwrap())
+            .with_context(|| format!("creating {}", p.parent().unwrap().display()))?;
+        std::fs::write(&p, bytes).with_context(|| format!("writing {}", p.display()))?;
+        self.session.mappings.push(Mapping {
+            local: p.clone(),
+            iso: iso_path.to_string(),
+        });
+        Ok(p)
+    }
+
+    /// Maps an extracted (and edited in place) ISO file back over the original.
+    fn replace_extracted(&mut self, iso_path: &str) {
+        self.session.mappings.push(Mapping {
+            local: self.orig.join(iso_path.trim_start_matches('/')),
+            iso: iso_path.to_string(),
+        });
+    }
+
+    fn add_hvseed(&mut self, rel: &str, bytes: &[u8]) -> Result<()> {
+        let p = self.hvseed.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap())
+            .with_context(|| format!("creating {}", p.parent().unwrap().display()))?;
+        std::fs::write(&p, bytes).with_context(|| format!("writing {}", p.display()))?;
+        self.hvseed_files.insert(rel.to_string(), p);
+        Ok(())
+    }
+
+    /// Maps every staged `/hvseed/` file and the agent, and writes `SHA256SUMS`.
+    fn finish_hvseed(&mut self, agent: &Path) -> Result<()> {
+        self.hvseed_files
+            .insert("hvseed-firstboot".into(), agent.to_path_buf());
+        let mut sums = String::new();
+        for (rel, local) in &self.hvseed_files {
+            let mut f = std::fs::File::open(local)
+                .with_context(|| format!("reading {}", local.display()))?;
+            let mut h = Sha256::new();
+            std::io::copy(&mut f, &mut h)
+                .with_context(|| format!("reading {}", local.display()))?;
+            sums.push_str(&format!("{:x}  {rel}\n", h.finalize()));
+        }
+        let p = self.hvseed.join("SHA256SUMS");
+        std::fs::write(&p, sums).with_context(|| format!("writing {}", p.display()))?;
+        self.hvseed_files.insert("SHA256SUMS".into(), p);
+        for (rel, local) in &self.hvseed_files {
+            self.session.mappings.push(Mapping {
+                local: local.clone(),
+                iso: format!("/hvseed/{rel}"),
+            });
+        }
+        Ok(())
+    }
+
+    fn centos(&mut self, p: &Payload, uefi: Option<&str>) -> Result<()> {
+        let mut args = vec![format!("ks=cdrom:/hvseed/{}", p.install_file)];
+        args.extend(p.kernel_args.iter().cloned());
+        let entry = UnattendedEntry {
+            title: p.title.clone(),
+            args,
+            initrd: None,
+        };
+        let mut wanted = vec!["/isolinux/isolinux.cfg"];
+        if let Some(img) = uefi {
+            wanted.extend(["/EFI/BOOT/BOOTX64.conf", img]);
+        }
+        self.extract(&wanted)?;
+
+        let cfg = self.read_orig("/isolinux/isolinux.cfg")?;
+        let new = menus::isolinux(&cfg, &entry, true).context("editing isolinux/isolinux.cfg")?;
+        self.replace("/isolinux/isolinux.cfg", new.as_bytes())?;
+
+        let Some(img_path) = uefi else {
+            tracing::warn!(
+                "{} has no UEFI boot entry (CentOS 6.2 and older DVDs have none): the new ISO \
+                 installs unattended when booted in BIOS mode only",
+                self.iso.display()
+            );
+            return Ok(());
+        };
+        let conf = self.read_orig("/EFI/BOOT/BOOTX64.conf")?;
+        let new = menus::grub_legacy(&conf, &entry).context("editing EFI/BOOT/BOOTX64.conf")?;
+        self.replace("/EFI/BOOT/BOOTX64.conf", new.as_bytes())?;
+
+        // What UEFI firmware boots from a CD is the FAT image, with its own copy.
+        let img = self.orig.join(img_path.trim_start_matches('/'));
+        let inside = fat::list(&img)?;
+        let confs: Vec<&String> = inside
+            .iter()
+            .filter(|f| f.to_ascii_lowercase().ends_with("/bootx64.conf"))
+            .collect();
+        if confs.is_empty() {
+            bail!(
+                "the UEFI boot image {img_path} holds no BOOTX64.conf (it has {}); hvseed cannot \
+                 make its UEFI boot unattended",
+                inside.join(", ")
+            );
+        }
+        for fat_path in confs {
+            let text = String::from_utf8(fat::read(&img, fat_path)?)
+                .with_context(|| format!("{fat_path} in {img_path} is not UTF-8 text"))?;
+            let new = menus::grub_legacy(&text, &entry)
+                .with_context(|| format!("editing {fat_path} in {img_path}"))?;
+            let local = self.new.join("fat-BOOTX64.conf");
+            std::fs::create_dir_all(&self.new)?;
+            std::fs::write(&local, new).with_context(|| format!("writing {}", local.display()))?;
+            fat::write(&img, &local, fat_path)?;
+        }
+        self.replace_extracted(img_path);
+        Ok(())
+    }
+
+    fn ubuntu(&mut self, p: &Payload, uefi: Option<&str>) -> Result<()> {
+        let mut args: Vec<String> = vec![
+            "auto=true".into(),
+            "priority=critical".into(),
+            format!("locale={}", p.locale),
+            format!("keyboard-configuration/layoutcode={}", p.keyboard),
+            "console-setup/ask_detect=false".into(),
+        ];
+        args.extend(p.kernel_args.iter().cloned());
+        args.push("--".into());
+        let entry = UnattendedEntry {
+            title: p.title.clone(),
+            args,
+            initrd: Some("/hvseed/initrd.gz".into()),
+        };
+        let mut wanted = vec![
+            "/isolinux/isolinux.cfg",
+            "/isolinux/txt.cfg",
+            "/install/initrd.gz",
+        ];
+        if self.listing.has("/md5sum.txt") {
+            wanted.push("/md5sum.txt");
+        }
+        if let Some(img) = uefi {
+            wanted.extend(["/boot/grub/grub.cfg", img]);
+        }
+        self.extract(&wanted)?;
+
+        // The installer's initrd with the preseed appended as /preseed.cfg.
+        let mut initrd = std::fs::read(self.orig.join("install/initrd.gz"))
+            .context("reading the extracted install/initrd.gz")?;
+        initrd.extend(initrd::preseed_archive(&p.files[&p.install_file]));
+        self.add_hvseed("initrd.gz", &initrd)?;
+        drop(initrd);
+
+        let txt = self.read_orig("/isolinux/txt.cfg")?;
+        let new = menus::isolinux(&txt, &entry, false).context("editing isolinux/txt.cfg")?;
+        self.replace("/isolinux/txt.cfg", new.as_bytes())?;
+        let top = self.read_orig("/isolinux/isolinux.cfg")?;
+        let ui = ["vesamenu.c32", "menu.c32"]
+            .into_iter()
+            .find(|m| self.listing.has(&format!("/isolinux/{m}")));
+        let new = match ui {
+            Some(ui) => menus::isolinux_ubuntu_top(&top, ui),
+            None => {
+                tracing::warn!("isolinux/ has no vesamenu.c32 or menu.c32: the boot menu is left to gfxboot, which may wait for a key");
+                top.clone()
+            }
+        };
+        if new != top {
+            self.replace("/isolinux/isolinux.cfg", new.as_bytes())?;
+        }
+
+        let Some(img_path) = uefi else {
+            tracing::warn!(
+                "{} has no UEFI boot entry: the new ISO installs unattended when booted in BIOS mode only",
+                self.iso.display()
+            );
+            return Ok(());
+        };
+        let cfg = self.read_orig("/boot/grub/grub.cfg")?;
+        let new = menus::grub2(&cfg, &entry).context("editing boot/grub/grub.cfg")?;
+        self.replace("/boot/grub/grub.cfg", new.as_bytes())?;
+        // Ubuntu's EFI GRUB has its config built in and reads /boot/grub/grub.cfg from
+        // the CD; if this image carries a grub.cfg of its own, it gets the entry too.
+        let img = self.orig.join(img_path.trim_start_matches('/'));
+        let cfgs: Vec<String> = fat::list(&img)?
+            .into_iter()
+            .filter(|f| f.to_ascii_lowercase().ends_with("/grub.cfg"))
+            .collect();
+        let mut changed = false;
+        for fat_path in cfgs {
+            let text = String::from_utf8(fat::read(&img, &fat_path)?)
+                .with_context(|| format!("{fat_path} in {img_path} is not UTF-8 text"))?;
+            // A config that only finds the CD and loads its grub.cfg has no menuentry.
+            if !text
+                .lines()
+                .any(|l| l.trim_start().starts_with("menuentry"))
+            {
+                continue;
+            }
+            let new = menus::grub2(&text, &entry)
+                .with_context(|| format!("editing {fat_path} in {img_path}"))?;
+            let local = self.new.join("fat-grub.cfg");
+            std::fs::write(&local, new).with_context(|| format!("writing {}", local.display()))?;
+            fat::write(&img, &local, &fat_path)?;
+            changed = true;
+        }
+        if changed {
+            self.replace_extracted(img_path);
+        }
+        Ok(())
+    }
+
+    /// Ubuntu's "Check disc for defects" compares every file against md5sum.txt: every
+    /// file this session adds or replaces gets its line.
+    fn ubuntu_md5sums(&mut self) -> Result<()> {
+        if !self.listing.has("/md5sum.txt") {
+            return Ok(());
+        }
+        let old = self.read_orig("/md5sum.txt")?;
+        let mut sums: BTreeMap<String, String> = BTreeMap::new();
+        for m in &self.session.mappings {
+            let mut f = std::fs::File::open(&m.local)
+                .with_context(|| format!("reading {}", m.local.display()))?;
+            let mut h = md5::Md5::new();
+            std::io::copy(&mut f, &mut h)?;
+            sums.insert(format!(".{}", m.iso), format!("{:x}", h.finalize()));
+        }
+        let new = update_md5sums(&old, &sums);
+        self.replace("/md5sum.txt", new.as_bytes())?;
+        Ok(())
+    }
+}
+
+/// Replaces the sums of listed files and appends lines for new ones (sorted).
+fn update_md5sums(old: &str, sums: &BTreeMap<String, String>) -> String {
+    let mut out = String::with_capacity(old.len() + sums.len() * 64);
+    let mut seen = std::collections::BTreeSet::new();
+    for line in old.lines() {
+        match line.split_once("  ") {
+            Some((_, path)) if sums.contains_key(path) => {
+                out.push_str(&format!("{}  {path}\n", sums[path]));
+                seen.insert(path.to_string());
+            }
+            _ => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    for (path, sum) in sums {
+        if !seen.contains(path) && path != "./md5sum.txt" {
+            out.push_str(&format!("{sum}  {path}\n"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn md5sums_replace_and_append() {
+        let old = "aaa  ./install/initrd.gz\nbbb  ./isolinux/txt.cfg\n";
+        let mut sums = BTreeMap::new();
+        sums.insert("./isolinux/txt.cfg".to_string(), "ccc".to_string());
+        sums.insert("./hvseed/initrd.gz".to_string(), "ddd".to_string());
+        assert_eq!(
+            update_md5sums(old, &sums),
+            "aaa  ./install/initrd.gz\nccc  ./isolinux/txt.cfg\nddd  ./hvseed/initrd.gz\n"
+        );
+    }
 }

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Benchmark of `hvseed iso` against a plain `cp` of the same ISO, side by side in one
+# run, on a ~4 GiB CentOS-6-layout ISO built from the test fixture plus filler files of
+# random bytes (so cp really copies data: no holes, no dedupe). Also reports hvseed's
+# peak RSS (GNU time: the largest of hvseed and the xorriso it waits for) and, for
+# scale, the whole-image rewrite (`xorriso -indev/-outdev ... replay`).
+# Goal (issue 4): hvseed iso <= 1.2x cp, memory flat in the ISO size.
+# Usage: scripts/bench-iso.sh [SIZE_GIB]   (needs ~4x SIZE free on the checkout's disk)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+gib=${1:-4}
+work=$(mktemp -d "$PWD/target/bench-iso.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+echo "bench-iso: working in $work ($(df -h --output=avail "$PWD" | tail -1 | tr -d ' ') free)" >&2
+
+cargo build --release -q
+cargo build --release -q -p hvseed-firstboot --target x86_64-unknown-linux-musl
+hvseed=$PWD/target/release/hvseed
+agent=$PWD/target/x86_64-unknown-linux-musl/release/hvseed-firstboot
+tests/fixtures/iso/make-fixtures.sh "$work/fx" >/dev/null 2>&1
+
+# 64 MiB of random bytes, mapped as many distinct files as needed for the size.
+head -c $((64 << 20)) /dev/urandom > "$work/chunk"
+n=$((gib * 16))
+maps=()
+for i in $(seq 1 "$n"); do maps+=(-map "$work/chunk" "/Packages/filler-$i.rpm"); done
+timeout 1200 xorriso -indev "$work/fx/centos6.iso" -outdev "$work/src.iso" -compliance no_emul_toc \
+  -boot_image any replay "${maps[@]}" -commit >/dev/null 2>&1
+rm -f "$work/chunk"
+size=$(stat -c %s "$work/src.iso")
+echo "bench-iso: source ISO $((size >> 20)) MiB" >&2
+
+t() { # prints elapsed seconds of "$@"
+  local s e
+  s=$(date +%s.%N)
+  "$@" >/dev/null 2>&1
+  e=$(date +%s.%N)
+  echo "$e - $s" | bc
+}
+sync
+declare -a cp_t hv_t
+for round in 1 2; do
+  rm -f "$work/cp.iso" "$work/hv.iso"; sync
+  cp_t+=("$(t cp "$work/src.iso" "$work/cp.iso")")
+  rm -f "$work/cp.iso"; sync
+  hv_t+=("$(t "$hvseed" -q iso profiles/examples/lab-centos6.yaml --source "$work/src.iso" --out "$work/hv.iso" --firstboot "$agent")")
+  rm -f "$work/hv.iso"; sync
+done
+rss=$( { /usr/bin/time -f '%M' "$hvseed" -q iso profiles/examples/lab-centos6.yaml --source "$work/src.iso" \
+  --out "$work/hv.iso" --firstboot "$agent" >/dev/null; } 2>&1 | tail -1)
+rm -f "$work/hv.iso"; sync
+full=$(t xorriso -indev "$work/src.iso" -outdev "$work/full.iso" -compliance no_emul_toc -boot_image any replay \
+  -map profiles/examples/lab-centos6.yaml /hvseed/x -commit)
+rm -f "$work/full.iso"
+
+best() { printf '%s\n' "$@" | sort -n | head -1; }
+cpb=$(best "${cp_t[@]}")
+hvb=$(best "${hv_t[@]}")
+ratio=$(echo "scale=2; $hvb / $cpb" | bc)
+fratio=$(echo "scale=2; $full / $cpb" | bc)
+cat <<EOF
+| ISO size | cp (s) | hvseed iso (s) | hvseed / cp | hvseed peak RSS | xorriso -indev/-outdev (s) | rewrite / cp |
+|---|---|---|---|---|---|---|
+| $((size >> 20)) MiB | ${cp_t[*]} (best $cpb) | ${hv_t[*]} (best $hvb) | $ratio | $((rss / 1024)) MiB | $full | $fratio |
+EOF

@@ -1,0 +1,51 @@
+//! Files inside the FAT images of an ISO (the UEFI El Torito image), read and written
+//! with mtools on an extracted copy of the image: no root, no loop mount.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+use crate::tool::Tool;
+
+/// Every file in the image, as `::/DIR/NAME`.
+pub fn list(img: &Path) -> Result<Vec<String>> {
+    let out = Tool::new("mdir")
+        .args(["-/", "-b", "-i"])
+        .arg(img)
+        .arg("::/")
+        .run()
+        .with_context(|| format!("listing the FAT image {}", img.display()))?;
+    Ok(String::from_utf8_lossy(&out)
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("::/") && !l.ends_with('/'))
+        .map(str::to_string)
+        .collect())
+}
+
+/// The bytes of `path` (`::/...`) in the image.
+pub fn read(img: &Path, path: &str) -> Result<Vec<u8>> {
+    Tool::new("mcopy")
+        .args(["-n", "-i"])
+        .arg(img)
+        .args([path, "-"])
+        .run()
+        .with_context(|| format!("reading {path} from the FAT image {}", img.display()))
+}
+
+/// Replaces `path` (`::/...`) in the image with the local file `local`.
+pub fn write(img: &Path, local: &Path, path: &str) -> Result<()> {
+    Tool::new("mcopy")
+        .args(["-o", "-i"])
+        .arg(img)
+        .arg(local)
+        .arg(path)
+        .run()
+        .with_context(|| {
+            format!(
+                "writing {path} into the FAT image {} (is the image full?)",
+                img.display()
+            )
+        })?;
+    Ok(())
+}

@@ -1,0 +1,216 @@
+//! Reading the source ISO without unpacking it: a sanity check of its ISO 9660 header,
+//! the list of its files near the top of the tree, its boot records, and extraction of
+//! the few small files hvseed edits.
+
+use std::collections::BTreeSet;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use crate::tool::Tool;
+
+/// The primary volume descriptor sits in logical sector 16 of 2048 bytes.
+const PVD_OFFSET: u64 = 16 * 2048;
+
+/// What the ISO 9660 header says about the file.
+#[derive(Debug, Clone)]
+pub struct Header {
+    pub volume_id: String,
+}
+
+/// Checks that `path` is a complete ISO 9660 image before any tool reads it, so a
+/// truncated download or a wrong file gets a clear message instead of xorriso's.
+pub fn check_header(path: &Path) -> Result<Header> {
+    let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let meta = f
+        .metadata()
+        .with_context(|| format!("reading {}", path.display()))?;
+    if !meta.is_file() {
+        bail!(
+            "{} is not a regular file; give the path of an .iso file",
+            path.display()
+        );
+    }
+    let len = meta.len();
+    let not_iso = |why: String| {
+        anyhow::anyhow!(
+            "{} is not an ISO 9660 image ({why}); give the distribution's install ISO \
+             (`file {}` says what it is)",
+            path.display(),
+            crate::tool::shell_words_quote(&path.display().to_string())
+        )
+    };
+    if len < PVD_OFFSET + 2048 {
+        return Err(not_iso(format!(
+            "it has {len} bytes, fewer than the 34816 that hold the volume descriptor"
+        )));
+    }
+    let mut pvd = [0u8; 2048];
+    f.seek(SeekFrom::Start(PVD_OFFSET))
+        .and_then(|_| f.read_exact(&mut pvd))
+        .with_context(|| format!("reading {}", path.display()))?;
+    if &pvd[1..6] != b"CD001" || pvd[0] != 1 {
+        return Err(not_iso(
+            "no primary volume descriptor \"CD001\" at byte 32768".into(),
+        ));
+    }
+    let blocks = u32::from_le_bytes(pvd[80..84].try_into().unwrap()) as u64;
+    let block_size = u16::from_le_bytes(pvd[128..130].try_into().unwrap()) as u64;
+    let volume_bytes = blocks * block_size;
+    if block_size == 0 || volume_bytes > len {
+        bail!(
+            "{} is truncated: its volume descriptor says {volume_bytes} bytes but the file has \
+             {len}; download the ISO again and compare its checksum",
+            path.display()
+        );
+    }
+    let volume_id = String::from_utf8_lossy(&pvd[40..72]).trim_end().to_string();
+    Ok(Header { volume_id })
+}
+
+/// Files and boot records of an ISO, as xorriso reports them.
+#[derive(Debug, Clone, Default)]
+pub struct Listing {
+    /// Paths of regular files up to three directories deep, absolute (`/isolinux/isolinux.cfg`).
+    pub files: BTreeSet<String>,
+    /// El Torito boot image paths with their platform (`BIOS` / `UEFI`).
+    pub boot_images: Vec<(String, String)>,
+    /// The ISO has a Joliet tree (kept in the new session).
+    pub joliet: bool,
+}
+
+impl Listing {
+    pub fn has(&self, path: &str) -> bool {
+        self.files.contains(path)
+    }
+
+    /// The path of the UEFI El Torito image, if the ISO has one.
+    pub fn uefi_image(&self) -> Option<&str> {
+        self.boot_images
+            .iter()
+            .find(|(_, p)| p == "UEFI")
+            .map(|(path, _)| path.as_str())
+    }
+}
+
+/// Lists the ISO's files (three levels deep: enough for every boot file, and cheap on
+/// a DVD whose thousands of packages sit deeper or in one directory) and boot records.
+pub fn list(iso: &Path) -> Result<Listing> {
+    let out = Tool::new("xorriso")
+        .args(["-abort_on", "FAILURE", "-indev"])
+        .arg(iso)
+        .args(["-toc", "-report_el_torito", "plain"])
+        .args(["-find", "/", "-maxdepth", "3", "-type", "f"])
+        .run()
+        .with_context(|| format!("reading the file list of {}", iso.display()))?;
+    Ok(parse_listing(&String::from_utf8_lossy(&out)))
+}
+
+fn unquote(s: &str) -> Option<String> {
+    let s = s.trim();
+    let inner = s.strip_prefix('\'')?.strip_suffix('\'')?;
+    // xorriso quotes a ' inside a name as '"'"'.
+    Some(inner.replace("'\"'\"'", "'"))
+}
+
+fn parse_listing(text: &str) -> Listing {
+    let mut l = Listing::default();
+    let mut images: Vec<(u32, String, String)> = Vec::new();
+    let mut platforms: Vec<(u32, String)> = Vec::new();
+    for line in text.lines() {
+        if let Some(p) = unquote(line) {
+            l.files.insert(p);
+        } else if let Some(rest) = line.strip_prefix("ISO offers   :") {
+            l.joliet = rest.split_whitespace().any(|w| w == "Joliet");
+        } else if let Some(rest) = line.strip_prefix("El Torito boot img :") {
+            let w: Vec<&str> = rest.split_whitespace().collect();
+            if let (Some(n), Some(pf)) = (w.first().and_then(|n| n.parse().ok()), w.get(1)) {
+                platforms.push((n, pf.to_string()));
+            }
+        } else if let Some(rest) = line.strip_prefix("El Torito img path :") {
+            let rest = rest.trim_start();
+            if let Some((n, path)) = rest.split_once(char::is_whitespace) {
+                if let Ok(n) = n.parse() {
+                    images.push((n, path.trim().to_string(), String::new()));
+                }
+            }
+        }
+    }
+    for (n, path, _) in images {
+        let pf = platforms
+            .iter()
+            .find(|(m, _)| *m == n)
+            .map(|(_, p)| p.clone())
+            .unwrap_or_default();
+        l.boot_images.push((path, pf));
+    }
+    l
+}
+
+/// Copies the named files out of the ISO into `dest` (same relative paths), made
+/// writable. Never the whole tree: only these files are read.
+pub fn extract(iso: &Path, files: &[&str], dest: &Path) -> Result<Vec<PathBuf>> {
+    if files.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut tool = Tool::new("xorriso")
+        .args(["-abort_on", "FAILURE", "-osirrox", "on", "-indev"])
+        .arg(iso)
+        .args(["-extract_l", "/"])
+        .arg(dest);
+    for f in files {
+        tool = tool.arg(*f);
+    }
+    tool.arg("--")
+        .run()
+        .with_context(|| format!("extracting {} from {}", files.join(", "), iso.display()))?;
+    let mut paths = Vec::new();
+    for f in files {
+        let p = dest.join(f.trim_start_matches('/'));
+        // xorriso gives extracted files the ISO's (read-only) permissions.
+        let mut perm = std::fs::metadata(&p)
+            .with_context(|| format!("{f} was not extracted from {}", iso.display()))?
+            .permissions();
+        #[allow(clippy::permissions_set_readonly_false)]
+        perm.set_readonly(false);
+        std::fs::set_permissions(&p, perm).with_context(|| format!("chmod {}", p.display()))?;
+        paths.push(p);
+    }
+    Ok(paths)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listing_parses_files_boot_images_and_joliet() {
+        let text = "Boot record  : El Torito , MBR isohybrid cyl-align-on GPT\n\
+ISO offers   : Rock_Ridge Joliet\n\
+El Torito boot img :   1  BIOS  y   none  0x0000  0x00      4         729\n\
+El Torito boot img :   2  UEFI  y   none  0x0000  0x00   2744          43\n\
+El Torito img path :   1  /isolinux/isolinux.bin\n\
+El Torito img path :   2  /images/efiboot.img\n\
+'/.discinfo'\n'/isolinux/isolinux.cfg'\n'/odd/it'\"'\"'s'\n";
+        let l = parse_listing(text);
+        assert!(l.joliet);
+        assert!(l.has("/.discinfo") && l.has("/isolinux/isolinux.cfg") && l.has("/odd/it's"));
+        assert_eq!(l.uefi_image(), Some("/images/efiboot.img"));
+        assert_eq!(
+            l.boot_images[0],
+            ("/isolinux/isolinux.bin".into(), "BIOS".into())
+        );
+    }
+
+    #[test]
+    fn a_text_file_is_not_an_iso() {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(f.path(), "hello\n".repeat(10000)).unwrap();
+        let err = check_header(f.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("not an ISO 9660 image") && err.contains("CD001"),
+            "{err}"
+        );
+    }
+}
