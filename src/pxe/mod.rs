@@ -41,8 +41,19 @@ const OS_STAMP: &str = ".hvseed-stamp.json";
 pub fn run(c: crate::cli::PxeTreeConfig) -> Result<ExitCode> {
     let started = std::time::Instant::now();
     let inventory = crate::commands::load_valid(&c.inventory)?;
+    tracing::debug!("inventory loaded: {:.3} s", started.elapsed().as_secs_f64());
     let base = check_base(&c.http_base)?;
-    let syslinux = syslinux::locate(c.pxelinux_dir.as_deref(), c.syslinux_modules.as_deref())?;
+    // The manifest of an earlier run, if any (read before anything is created).
+    let old = if c.out.is_dir() {
+        Manifest::load(&c.out)?
+    } else {
+        Manifest::load(Path::new("/nonexistent/hvseed"))?
+    };
+    let syslinux = syslinux::locate(
+        c.pxelinux_dir.as_deref(),
+        c.syslinux_modules.as_deref(),
+        |a, b| old.source_unchanged(a) && old.source_unchanged(b),
+    )?;
     tracing::debug!(
         "syslinux {}: {} and {}",
         syslinux.version,
@@ -69,7 +80,8 @@ pub fn run(c: crate::cli::PxeTreeConfig) -> Result<ExitCode> {
             );
         }
     }
-    let old = Manifest::load(&out)?;
+
+    tracing::debug!("manifest read: {:.3} s", started.elapsed().as_secs_f64());
     let staging = tempfile::Builder::new()
         .prefix(".hvseed-staging-")
         .tempdir_in(&out)
@@ -90,6 +102,7 @@ pub fn run(c: crate::cli::PxeTreeConfig) -> Result<ExitCode> {
     b.source_file("tftp/pxelinux.0", &syslinux.pxelinux, 0o644)?;
     b.source_file("tftp/ldlinux.c32", &syslinux.ldlinux, 0o644)?;
     b.source_file("http/hvseed-firstboot", &agent, 0o755)?;
+    tracing::debug!("boot files: {:.3} s", started.elapsed().as_secs_f64());
     let efi_boot = match inventory.os {
         Os::Centos6 => efi_from_iso.then_some("BOOTX64.efi"),
         Os::Ubuntu1204 => b.grub_efi_image()?.then_some("grubx64.efi"),
@@ -117,6 +130,7 @@ pub fn run(c: crate::cli::PxeTreeConfig) -> Result<ExitCode> {
     };
 
     b.hosts(&inv, &base, c.templates.as_deref())?;
+    tracing::debug!("hosts rendered: {:.3} s", started.elapsed().as_secs_f64());
     for h in &inv.hosts {
         let args = configs::installer_args(&inv, h, &base)?;
         b.desired.bytes(
@@ -166,11 +180,13 @@ pub fn run(c: crate::cli::PxeTreeConfig) -> Result<ExitCode> {
         sums.insert(format!("{OS_DIR}/{p}"), s.clone());
     }
     b.desired.bytes("SHA256SUMS", tree::sha256sums(&sums));
+    tracing::debug!("configs and sums: {:.3} s", started.elapsed().as_secs_f64());
 
     let Build {
         mut new, desired, ..
     } = b;
     tree::check_foreign(&out, &old, &desired)?;
+    tracing::debug!("foreign check: {:.3} s", started.elapsed().as_secs_f64());
     let modes: Vec<(String, u32)> = desired
         .entries
         .iter()
@@ -192,6 +208,7 @@ pub fn run(c: crate::cli::PxeTreeConfig) -> Result<ExitCode> {
         intent.save(&out)?;
     }
     let (files, changes) = tree::apply(&out, &old, desired)?;
+    tracing::debug!("tree written: {:.3} s", started.elapsed().as_secs_f64());
     new.files = files;
     new.save(&out)?;
     drop(staging);

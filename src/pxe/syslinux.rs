@@ -23,8 +23,13 @@ pub struct Syslinux {
     pub version: String,
 }
 
-/// Finds pxelinux.0 and ldlinux.c32 and checks that their versions agree.
-pub fn locate(pxelinux_dir: Option<&Path>, modules_dir: Option<&Path>) -> Result<Syslinux> {
+/// Finds pxelinux.0 and ldlinux.c32 and checks that their versions agree, unless
+/// `checked_before` says this very pair (same paths, sizes and mtimes) passed already.
+pub fn locate(
+    pxelinux_dir: Option<&Path>,
+    modules_dir: Option<&Path>,
+    checked_before: impl Fn(&Path, &Path) -> bool,
+) -> Result<Syslinux> {
     let pdir = pxelinux_dir.unwrap_or(Path::new(DEFAULT_PXELINUX_DIR));
     let mdir = modules_dir.unwrap_or(Path::new(DEFAULT_MODULES_DIR));
     let pxelinux = pdir.join("pxelinux.0");
@@ -40,6 +45,13 @@ pub fn locate(pxelinux_dir: Option<&Path>, modules_dir: Option<&Path>) -> Result
                 p.display()
             );
         }
+    }
+    if checked_before(&pxelinux, &ldlinux) {
+        return Ok(Syslinux {
+            pxelinux,
+            ldlinux,
+            version: "(checked by an earlier run)".into(),
+        });
     }
     let core =
         std::fs::read(&pxelinux).with_context(|| format!("reading {}", pxelinux.display()))?;

@@ -105,6 +105,17 @@ impl Manifest {
         write_atomic(&path, &bytes, 0o644)
     }
 
+    /// True when the local source file `src` was used by the last run and still has
+    /// the size and mtime it had then.
+    pub fn source_unchanged(&self, src: &Path) -> bool {
+        let key = src.to_string_lossy();
+        self.sources.get(key.as_ref()).is_some_and(|r| {
+            fs::metadata(src).is_ok_and(|m| {
+                m.len() == r.size && m.mtime() == r.mtime && m.mtime_nsec() == r.mtime_nsec
+            })
+        })
+    }
+
     /// True when `path` is in the manifest and the file on disk still has the size and
     /// mtime recorded when hvseed wrote it.
     pub fn unchanged_on_disk(&self, dir: &Path, path: &str) -> bool {
@@ -250,6 +261,7 @@ pub fn apply(
 ) -> Result<(BTreeMap<String, FileRecord>, Changes)> {
     let mut files = BTreeMap::new();
     let mut changes = Changes::default();
+    let mut made_dirs = std::collections::HashSet::new();
     for (path, e) in desired.entries {
         let full = dir.join(&path);
         if let Want::Keep = e.want {
@@ -281,9 +293,17 @@ pub fn apply(
             continue;
         }
         if let Some(parent) = full.parent() {
-            fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+            if !made_dirs.contains(parent) {
+                fs::create_dir_all(parent)
+                    .with_context(|| format!("creating {}", parent.display()))?;
+                made_dirs.insert(parent.to_path_buf());
+            }
         }
         match e.want {
+            // A new path: no reader can be holding an older version, so the file is
+            // written in place (an interrupted run leaves it listed in the manifest with
+            // no hash, so the next run rewrites it).
+            Want::Bytes(b) if !exists => write_new(&full, &b, e.mode)?,
             Want::Bytes(b) => write_atomic(&full, &b, e.mode)?,
             Want::Copy(src) => copy_atomic(&src, &full, e.mode)?,
             Want::Move(src) => {
@@ -327,6 +347,24 @@ fn prune_empty_parents(root: &Path, removed: &Path) {
         }
         p = d.parent();
     }
+}
+
+/// Creates `path` (which must not exist) with `bytes`.
+fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(bytes)
+        .with_context(|| format!("writing {}", path.display()))?;
+    // The umask may have taken bits the TFTP/HTTP servers need.
+    if f.metadata()?.permissions().mode() & 0o777 != mode {
+        f.set_permissions(fs::Permissions::from_mode(mode))?;
+    }
+    Ok(())
 }
 
 /// Writes `bytes` to a temporary file beside `path` and renames it into place.

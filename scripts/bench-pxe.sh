@@ -1,0 +1,105 @@
+#!/bin/sh
+# Benchmark `hvseed pxe` on a generated inventory of N hosts (default 10000), for
+# centos6 and ubuntu1204: the full tree into an empty directory, a re-run with nothing
+# changed, and a re-run with one host changed. Wall time and peak RSS from
+# /usr/bin/time. Goals (issue 5): full tree <= 3 s, one host changed <= 0.3 s.
+# The source ISOs have the real layouts with Debian's d-i kernel and initrd standing in
+# (package debian-installer-12-netboot-amd64) and a tiny package tree.
+# Usage: scripts/bench-pxe.sh [HOSTS]
+set -eu
+n=${1:-10000}
+cd "$(dirname "$0")/.."
+cargo build --release -q --bin hvseed
+cargo build --release -q -p hvseed-firstboot --target x86_64-unknown-linux-musl
+bin=$PWD/target/release/hvseed
+agent=$PWD/target/x86_64-unknown-linux-musl/release/hvseed-firstboot
+di=/usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64
+work=$(mktemp -d "${TMPDIR:-/tmp}/hvseed-bench-pxe.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+
+gen() { # OS REPO
+    cat <<YAML
+version: 1
+cluster: bench
+defaults:
+  os: $1
+  install:
+    source: cdrom
+    locale: en_US.UTF-8
+    keyboard: us
+    timezone: Etc/UTC
+    root_password_hash: "\$6\$hvseedlab\$t1.kB9z7B8HKic33ra63fhRD9HftPru4/eGjbd2w882XHzsjLP9FI2Gir7yyCr6VcJISEaAu3gFSDunaEoAuu0"
+    ssh_authorized_keys: ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHvseedbenchkeybenchkeybenchkey ops@bench"]
+    disk: sda
+    kernel_args: ["console=ttyS0,115200n8"]
+  ntp_servers: [0.pool.ntp.org, 1.pool.ntp.org]
+  dns:
+    servers: [10.0.0.1]
+    search: [bench.example.org]
+  cloudstack:
+    version: "4.2"
+    repository: $2
+    management_server: 10.0.0.5
+  network:
+    type: linux-bridge
+    trunk_nic: eth0
+    management: { vlan: 100, prefix: 16, gateway: 10.0.0.1 }
+    public:     { vlan: 200, bridge: cloudbr0 }
+    private:    { vlan: 300, bridge: cloudbr1 }
+hosts:
+YAML
+    awk -v n="$n" 'BEGIN {
+        for (i = 0; i < n; i++) {
+            h = i + 256
+            printf "  - fqdn: kvm%05d.bench.example.org\n", i
+            printf "    mac: \"02:00:00:%02x:%02x:%02x\"\n", int(i / 65536) % 256, int(i / 256) % 256, i % 256
+            printf "    ip: 10.0.%d.%d\n", int(h / 256), h % 256
+            if (i % 10 == 0) printf "    install: { disk: sdb }\n"
+        }
+    }'
+}
+
+mkiso() { # OS ISO
+    t=$work/isotree-$1
+    rm -rf "$t"
+    if [ "$1" = centos6 ]; then
+        mkdir -p "$t/images/pxeboot" "$t/EFI/BOOT" "$t/Packages" "$t/repodata"
+        printf '1341569670.539525\nCentOS 6.3\nx86_64\n1\n' > "$t/.discinfo"
+        printf '[general]\nfamily = CentOS\nversion = 6.3\narch = x86_64\n' > "$t/.treeinfo"
+        cp "$di/linux" "$t/images/pxeboot/vmlinuz"
+        cp "$di/initrd.gz" "$t/images/pxeboot/initrd.img"
+        echo stage2 > "$t/images/install.img"
+        echo efi > "$t/EFI/BOOT/BOOTX64.efi"
+        echo rpm > "$t/Packages/a.rpm"
+        echo '<repomd/>' > "$t/repodata/repomd.xml"
+    else
+        mkdir -p "$t/install/netboot/ubuntu-installer/amd64" "$t/.disk" "$t/dists/precise" "$t/pool/main"
+        cp "$di/linux" "$di/initrd.gz" "$t/install/netboot/ubuntu-installer/amd64/"
+        echo 'Ubuntu-Server 12.04.5 LTS "Precise Pangolin" - Release amd64' > "$t/.disk/info"
+        echo 'Suite: precise' > "$t/dists/precise/Release"
+        echo deb > "$t/pool/main/a.deb"
+    fi
+    xorriso -as mkisofs -quiet -R -J -o "$2" "$t" 2>/dev/null
+}
+
+run() { # LABEL INVENTORY ISO OUT
+    /usr/bin/time -f "%e %M" -o "$work/time" "$bin" -q pxe "$2" --source "$3" --out "$4" \
+        --http-base http://10.0.0.2:8080 --firstboot "$agent"
+    read -r wall rss < "$work/time"
+    printf '| %s | %s | %s s | %s MiB |\n' "$os" "$1" "$wall" "$((rss / 1024))"
+}
+
+echo "| os | run ($n hosts) | wall | peak RSS |"
+echo "|---|---|---|---|"
+for os in centos6 ubuntu1204; do
+    gen "$os" http://cloudstack.apt-get.eu/ > "$work/$os.yaml"
+    mkiso "$os" "$work/$os.iso"
+    out=$work/tree-$os
+    run "full tree, empty DIR" "$work/$os.yaml" "$work/$os.iso" "$out"
+    run "re-run, nothing changed" "$work/$os.yaml" "$work/$os.iso" "$out"
+    sed 's/^    ip: 10.0.1.0$/    ip: 10.0.250.250/' "$work/$os.yaml" > "$work/$os-1.yaml"
+    run "re-run, one host changed" "$work/$os-1.yaml" "$work/$os.iso" "$out"
+    /usr/bin/time -f "%e" -o "$work/time" "$bin" -q check "$work/$os-1.yaml" 2>/dev/null
+    printf '| %s | (hvseed check alone: parsing + validating the inventory) | %s s | |\n' "$os" "$(cat "$work/time")"
+    rm -rf "$out"
+done
