@@ -993,7 +993,12 @@ fn qemu_uefi_pxe_boot_picks_the_grub_file_by_mac() {
     let log = tmp.path().join("uefi-kvm22.log");
     let mut vm = Qemu::uefi_pxe(&tftp, "grubx64.efi", MAC22, &log);
     let url = format!("url={base}/hosts/kvm22.lab.example.org/preseed.cfg");
-    let found = vm.wait_for(&url, &["grub> "], Duration::from_secs(240));
+    // BOOTIF is the last argument: once it is in the log, the whole line is.
+    let found = vm.wait_for(
+        "BOOTIF=01-52-54-00-12-34-22",
+        &["grub> "],
+        Duration::from_secs(240),
+    );
     let serial = vm.serial();
     drop(vm);
     assert!(
@@ -1006,6 +1011,7 @@ fn qemu_uefi_pxe_boot_picks_the_grub_file_by_mac() {
         .find(|l| l.contains("Command line:"))
         .expect("the kernel's command line on the serial console");
     assert!(line.contains("BOOTIF=01-52-54-00-12-34-22"), "{line}");
+    assert!(line.contains(&url), "{line}");
     assert!(line.contains("netcfg/choose_interface=auto"), "{line}");
     assert!(serial.contains("hvseed: grub: starting the installer for kvm22.lab.example.org"));
 
