@@ -784,14 +784,32 @@ struct Qemu {
 
 impl Qemu {
     fn pxe(tftp: &Path, mac: &str, log: &Path) -> Qemu {
+        Qemu::boot(tftp, "pxelinux.0", mac, log, &[])
+    }
+
+    /// UEFI (OVMF) PXE: the firmware loads `bootfile` from the TFTP root.
+    fn uefi_pxe(tftp: &Path, bootfile: &str, mac: &str, log: &Path) -> Qemu {
+        let vars = log.with_extension("vars.fd");
+        std::fs::copy("/usr/share/OVMF/OVMF_VARS.fd", &vars).unwrap();
+        let firmware = [
+            "-drive".to_string(),
+            "if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE.fd".to_string(),
+            "-drive".to_string(),
+            format!("if=pflash,format=raw,file={}", vars.display()),
+        ];
+        Qemu::boot(tftp, bootfile, mac, log, &firmware)
+    }
+
+    fn boot(tftp: &Path, bootfile: &str, mac: &str, log: &Path, extra: &[String]) -> Qemu {
         let child = Command::new("timeout")
             .args(["300", "qemu-system-x86_64", "-accel", "tcg", "-m", "1024"])
             .args(["-display", "none", "-monitor", "none", "-no-reboot"])
+            .args(extra)
             .arg("-serial")
             .arg(format!("file:{}", log.display()))
             .arg("-netdev")
             .arg(format!(
-                "user,id=n0,tftp={},bootfile=pxelinux.0",
+                "user,id=n0,tftp={},bootfile={bootfile}",
                 tftp.display()
             ))
             .args([
@@ -947,6 +965,72 @@ fn qemu_pxe_boot_installs_the_host_by_mac_and_ignores_unknown_machines() {
     );
     assert!(serial.contains("PXELINUX 6.04"));
     for bad in ["Loading ", "Linux version", "hvseed: installing"] {
+        assert!(
+            !serial.contains(bad),
+            "an unknown machine shows {bad:?}:\n{}",
+            printable(&serial)
+        );
+    }
+}
+
+/// UEFI: OVMF PXE-boots the GRUB image hvseed built, GRUB finds the host's
+/// `grub.cfg-01-<mac>` by its own lookup and starts the installer with that host's
+/// preseed URL and BOOTIF; an unknown MAC gets `grub.cfg`, which leaves GRUB.
+#[test]
+fn qemu_uefi_pxe_boot_picks_the_grub_file_by_mac() {
+    if !tools()
+        || !require_tool("qemu-system-x86_64", "qemu-system-x86")
+        || !require_tool("/usr/share/OVMF/OVMF_CODE.fd", "ovmf")
+    {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("tree");
+    let base = "http://10.0.2.2:9";
+    pxe_ok(&root().join(UBUNTU_INV), &ubuntu_iso(), &out, base, &[]);
+    let tftp = out.join("tftp");
+
+    let log = tmp.path().join("uefi-kvm22.log");
+    let mut vm = Qemu::uefi_pxe(&tftp, "grubx64.efi", MAC22, &log);
+    let url = format!("url={base}/hosts/kvm22.lab.example.org/preseed.cfg");
+    // BOOTIF is the last argument: once it is in the log, the whole line is.
+    let found = vm.wait_for(
+        "BOOTIF=01-52-54-00-12-34-22",
+        &["grub> "],
+        Duration::from_secs(240),
+    );
+    let serial = vm.serial();
+    drop(vm);
+    assert!(
+        found,
+        "the kernel did not get kvm22's preseed URL:\n{}",
+        printable(&serial)
+    );
+    let line = serial
+        .split(['\r', '\n'])
+        .find(|l| l.contains("Command line:"))
+        .expect("the kernel's command line on the serial console");
+    assert!(line.contains("BOOTIF=01-52-54-00-12-34-22"), "{line}");
+    assert!(line.contains(&url), "{line}");
+    assert!(line.contains("netcfg/choose_interface=auto"), "{line}");
+    assert!(serial.contains("hvseed: grub: starting the installer for kvm22.lab.example.org"));
+
+    let log = tmp.path().join("uefi-unknown.log");
+    let mut vm = Qemu::uefi_pxe(&tftp, "grubx64.efi", "52:54:00:99:99:99", &log);
+    let said = vm.wait_for(
+        "hvseed: grub: this machine is not a host of cluster pxelab",
+        &["Linux version"],
+        Duration::from_secs(180),
+    );
+    std::thread::sleep(Duration::from_secs(8));
+    let serial = vm.serial();
+    drop(vm);
+    assert!(
+        said,
+        "GRUB did not fall back to grub.cfg:\n{}",
+        printable(&serial)
+    );
+    for bad in ["Linux version", "Command line:", "hvseed: installing"] {
         assert!(
             !serial.contains(bad),
             "an unknown machine shows {bad:?}:\n{}",
