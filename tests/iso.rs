@@ -284,10 +284,10 @@ fn boot(iso: &Path, fw: Firmware, mac: &str, want: &str, secs: u64) -> String {
     let _one = QEMU.lock().unwrap_or_else(|p| p.into_inner());
     let d = tempfile::tempdir().unwrap();
     let log = d.path().join("serial.log");
-    let mut cmd = Command::new("timeout");
-    cmd.arg(format!("{}", secs + 10))
-        .arg("qemu-system-x86_64")
-        .args(["-accel", "tcg", "-m", "1024", "-smp", "1"])
+    // QEMU itself, not under `timeout`: killing a `timeout` wrapper would leave QEMU
+    // running. The loop below is the time limit, and QEMU is killed on every path.
+    let mut cmd = Command::new("qemu-system-x86_64");
+    cmd.args(["-accel", "tcg", "-m", "1024", "-smp", "1"])
         .args(["-display", "none", "-monitor", "none", "-no-reboot"])
         .arg("-serial")
         .arg(format!("file:{}", log.display()))
@@ -306,12 +306,14 @@ fn boot(iso: &Path, fw: Firmware, mac: &str, want: &str, secs: u64) -> String {
         .arg("-drive")
         .arg(format!("if=pflash,format=raw,file={}", vars.display()));
     }
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = KillOnDrop(
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let child = &mut child.0;
     let fails = [
         "grub> ",
         "No bootable device",
@@ -362,6 +364,16 @@ fn boot(iso: &Path, fw: Firmware, mac: &str, want: &str, secs: u64) -> String {
         );
     }
     text
+}
+
+/// Kills the QEMU it holds however the test ends (a panic included).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// `want` is either a plain string, or `hvseed: …FQDN`: a line from hvseed's fleet
