@@ -154,9 +154,10 @@ pub struct ServeConfig {
     pub listen: SocketAddr,
 }
 
-/// Logs go to stderr: warnings and up by default, `-v` debug, `-vv` trace, `-q` errors
+/// Logs go to stderr (coloured only when it is a terminal): info and up by default, `-v` debug, `-vv` trace, `-q` errors
 /// only; `RUST_LOG` overrides all of these.
 pub fn init_logging(verbose: u8, quiet: bool) {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let level = match (quiet, verbose) {
         (true, _) => "error",
@@ -169,6 +170,7 @@ pub fn init_logging(verbose: u8, quiet: bool) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
         .without_time()
         .init();
 }
