@@ -63,7 +63,8 @@ mkiso() { # OS ISO
     t=$work/isotree-$1
     rm -rf "$t"
     if [ "$1" = centos6 ]; then
-        mkdir -p "$t/images/pxeboot" "$t/EFI/BOOT" "$t/Packages" "$t/repodata"
+        mkdir -p "$t/images/pxeboot" "$t/EFI/BOOT" "$t/Packages" "$t/repodata" "$t/isolinux"
+        echo 'default linux' > "$t/isolinux/isolinux.cfg"
         printf '1341569670.539525\nCentOS 6.3\nx86_64\n1\n' > "$t/.discinfo"
         printf '[general]\nfamily = CentOS\nversion = 6.3\narch = x86_64\n' > "$t/.treeinfo"
         cp "$di/linux" "$t/images/pxeboot/vmlinuz"
@@ -75,6 +76,11 @@ mkiso() { # OS ISO
     else
         mkdir -p "$t/install/netboot/ubuntu-installer/amd64" "$t/.disk" "$t/dists/precise" "$t/pool/main"
         cp "$di/linux" "$di/initrd.gz" "$t/install/netboot/ubuntu-installer/amd64/"
+        mkdir -p "$t/isolinux"
+        cp "$di/linux" "$t/install/vmlinuz"
+        cp "$di/initrd.gz" "$t/install/initrd.gz"
+        echo 'include txt.cfg' > "$t/isolinux/isolinux.cfg"
+        echo 'default install' > "$t/isolinux/txt.cfg"
         echo 'Ubuntu-Server 12.04.5 LTS "Precise Pangolin" - Release amd64' > "$t/.disk/info"
         echo 'Suite: precise' > "$t/dists/precise/Release"
         echo deb > "$t/pool/main/a.deb"

@@ -113,6 +113,9 @@ fn ubuntu_iso() -> PathBuf {
             b"not really a deb\n",
         );
         write(&t.join("isolinux/txt.cfg"), b"default install\n");
+        write(&t.join("isolinux/isolinux.cfg"), b"include txt.cfg\n");
+        write(&t.join("install/vmlinuz"), b"cd kernel stand-in\n");
+        write(&t.join("install/initrd.gz"), b"cd initrd stand-in\n");
         let iso = dir.join("ubuntu-12.04.5-server-amd64.iso");
         mkisofs(&t, "Ubuntu-Server 12.04.5 LTS amd64", &iso);
         iso
@@ -138,6 +141,7 @@ fn centos_iso() -> PathBuf {
         write(&t.join("images/install.img"), b"stage2 stand-in\n");
         write(&t.join("EFI/BOOT/BOOTX64.efi"), b"grub-legacy efi stand-in\n");
         write(&t.join("EFI/BOOT/BOOTX64.conf"), b"default=0\n");
+        write(&t.join("isolinux/isolinux.cfg"), b"default linux\n");
         write(&t.join("Packages/bash-4.1.2-9.el6_2.x86_64.rpm"), b"rpm stand-in\n");
         write(&t.join("repodata/repomd.xml"), b"<repomd/>\n");
         let iso = dir.join("CentOS-6.3-x86_64-bin-DVD1.iso");
@@ -741,7 +745,7 @@ fn mismatched_syslinux_foreign_files_and_wrong_isos_are_refused() {
     );
     assert!(!out.join("tftp").exists(), "nothing may be written");
 
-    // The other distribution's ISO, and no ISO at all.
+    // The other distribution's ISO, no ISO at all, a truncated ISO.
     let (ok, err) = pxe(&inv, &centos_iso(), &out, base, &[]);
     assert!(
         !ok && err.contains("CentOS 6.3") && err.contains("ubuntu1204"),
@@ -751,6 +755,12 @@ fn mismatched_syslinux_foreign_files_and_wrong_isos_are_refused() {
     std::fs::write(&not_iso, "hello\n".repeat(10000)).unwrap();
     let (ok, err) = pxe(&inv, &not_iso, &out, base, &[]);
     assert!(!ok && err.contains("not an ISO 9660 image"), "{err}");
+    // A truncated download of the right ISO.
+    let short = tmp.path().join("short.iso");
+    let bytes = std::fs::read(ubuntu_iso()).unwrap();
+    std::fs::write(&short, &bytes[..bytes.len() / 2]).unwrap();
+    let (ok, err) = pxe(&inv, &short, &out, base, &[]);
+    assert!(!ok && err.contains("is truncated"), "{err}");
 
     // A file hvseed did not write stands where the tree needs one.
     write(&out.join("tftp/pxelinux.cfg/default"), b"DEFAULT mine\n");
@@ -913,6 +923,8 @@ fn qemu_pxe_boot_installs_the_host_by_mac_and_ignores_unknown_machines() {
     let fail = [
         "Failed to process the preconfiguration file",
         "Failed to load ldlinux.c32",
+        "hvseed: ERROR",
+        "is not a host of cluster",
     ];
     let found = vm.wait_for(
         "hvseed: installing kvm21.lab.example.org",

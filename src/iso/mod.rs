@@ -104,9 +104,18 @@ pub fn remaster(
     std::env::set_var("MTOOLS_SKIP_CHECK", "1");
     write::install_interrupt_cleanup();
 
-    let header = source::check_header(source)?;
     write::check_output(source, out)?;
-    let listing = source::list(source)?;
+    let stage = tempfile::Builder::new()
+        .prefix("hvseed-iso.")
+        .tempdir()
+        .context("creating a temporary directory")?;
+    let _stage_guard = write::CleanupGuard::new(stage.path());
+    let orig = stage.path().join("orig");
+    let Identified {
+        volume_id,
+        flavour,
+        listing,
+    } = identify(source, os, &orig)?;
     if listing.files.iter().any(|f| f.starts_with("/hvseed/")) {
         bail!(
             "{} already has a /hvseed/ directory (it was made by hvseed); remaster the \
@@ -114,44 +123,10 @@ pub fn remaster(
             source.display()
         );
     }
-    let stage = tempfile::Builder::new()
-        .prefix("hvseed-iso.")
-        .tempdir()
-        .context("creating a temporary directory")?;
-    let _stage_guard = write::CleanupGuard::new(stage.path());
-    let orig = stage.path().join("orig");
-    let present: Vec<&str> = flavour::IDENTITY_FILES
-        .iter()
-        .copied()
-        .filter(|f| listing.has(f))
-        .collect();
-    source::extract(source, &present, &orig)?;
-    let read = |p: &str| std::fs::read_to_string(orig.join(p.trim_start_matches('/'))).ok();
-    let flavour = flavour::detect(&listing, &read).map_err(|found| {
-        anyhow!(
-            "{} is not an install ISO hvseed can remaster: found {found} (volume id \"{}\"); \
-             hvseed edits CentOS 6.x x86_64 DVDs and Ubuntu 12.04.x amd64 server CDs",
-            source.display(),
-            header.volume_id
-        )
-    })?;
-    if flavour.os() != os {
-        let want = match os {
-            Os::Centos6 => "a CentOS 6.3 x86_64 DVD",
-            Os::Ubuntu1204 => "an Ubuntu 12.04.x amd64 server CD",
-        };
-        bail!(
-            "{} is {} but the inventory installs os: {os}; give {want} as --source (or change \
-             `os` in the inventory)",
-            source.display(),
-            flavour.name(),
-        );
-    }
     tracing::info!(
-        "{}: {} (volume id \"{}\")",
+        "{}: {} (volume id \"{volume_id}\")",
         source.display(),
         flavour.name(),
-        header.volume_id
     );
 
     let mut b = Builder {
@@ -181,6 +156,63 @@ pub fn remaster(
     }
     write::write_iso(source, out, &b.session)?;
     Ok(flavour)
+}
+
+/// An install ISO as read from its own files.
+#[derive(Debug)]
+pub struct Identified {
+    /// The volume id from the ISO 9660 header.
+    pub volume_id: String,
+    pub flavour: IsoFlavour,
+    listing: source::Listing,
+}
+
+/// Checks that `source` is a complete ISO 9660 image and, from its own files
+/// (`.disk/info`, `.treeinfo`, `.discinfo` and the boot files), that it is the install
+/// medium of `os`; refuses anything else with a message that says what was found.
+/// Reads only the file list and the identity files, which it extracts into `scratch`.
+/// Shared by `hvseed iso` and `hvseed pxe`.
+pub fn identify(source: &Path, os: Os, scratch: &Path) -> Result<Identified> {
+    let header = source::check_header(source)?;
+    let listing = source::list(source)?;
+    let present: Vec<&str> = flavour::IDENTITY_FILES
+        .iter()
+        .copied()
+        .filter(|f| listing.has(f))
+        .collect();
+    source::extract(source, &present, scratch)?;
+    let read = |p: &str| std::fs::read_to_string(scratch.join(p.trim_start_matches('/'))).ok();
+    let flavour = flavour::detect(&listing, &read).map_err(|found| {
+        anyhow!(
+            "{} is not an install ISO hvseed can use: found {found} (volume id \"{}\"); \
+             hvseed takes CentOS 6.x x86_64 DVDs and Ubuntu 12.04.x amd64 server CDs",
+            source.display(),
+            header.volume_id
+        )
+    })?;
+    if flavour.os() != os {
+        let want = match os {
+            Os::Centos6 => "a CentOS 6.3 x86_64 DVD",
+            Os::Ubuntu1204 => "an Ubuntu 12.04.x amd64 server CD",
+        };
+        bail!(
+            "{} is {} but the inventory installs os: {os}; give {want} as --source (or change \
+             `os` in the inventory)",
+            source.display(),
+            flavour.name(),
+        );
+    }
+    Ok(Identified {
+        volume_id: header.volume_id,
+        flavour,
+        listing,
+    })
+}
+
+/// Checks the ISO 9660 header of `path` (a complete image, not a truncated download
+/// or another kind of file); returns the volume id.
+pub fn check_header(path: &Path) -> Result<String> {
+    Ok(source::check_header(path)?.volume_id)
 }
 
 /// What goes under `/hvseed/` and how the new boot entry starts the installer.

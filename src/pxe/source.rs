@@ -1,12 +1,11 @@
 //! The install ISO as `hvseed pxe` uses it: its identity (to reuse what was extracted
-//! before), its flavour (CentOS 6 or Ubuntu 12.04, from its own files) and single-file
+//! before), its flavour (CentOS 6 or Ubuntu 12.04, recognised as `hvseed iso` does) and single-file
 //! and directory extraction with xorriso (`-osirrox on -indev ISO -extract`), never
 //! unpacking more than the files named.
 
-use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 
 use crate::inventory::Os;
 use crate::tool::Tool;
@@ -74,30 +73,11 @@ pub fn layout(os: Os) -> Layout {
 pub const CENTOS6_EFI_LOADER: &str = "/EFI/BOOT/BOOTX64.efi";
 
 impl Iso {
-    /// Checks that `path` is an ISO 9660 image and computes its identity.
+    /// Checks that `path` is a complete ISO 9660 image and computes its identity.
     pub fn open(path: &Path) -> Result<Iso> {
-        let mut f =
-            std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-        let meta = f
-            .metadata()
-            .with_context(|| format!("reading {}", path.display()))?;
-        if !meta.is_file() {
-            bail!("{} is not a file; give the install ISO", path.display());
-        }
-        // The primary volume descriptor: sector 16, "\x01CD001", volume id at 40..72.
-        let mut pvd = [0u8; 2048];
-        let ok = meta.len() >= 16 * 2048 + 2048
-            && f.seek(SeekFrom::Start(16 * 2048)).is_ok()
-            && f.read_exact(&mut pvd).is_ok()
-            && &pvd[1..6] == b"CD001";
-        if !ok {
-            bail!(
-                "{} is not an ISO 9660 image (no CD001 volume descriptor); give the \
-                 distribution's install ISO",
-                path.display()
-            );
-        }
-        let volid = String::from_utf8_lossy(&pvd[40..72]).trim().to_string();
+        let volid = crate::iso::check_header(path)?;
+        let meta =
+            std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
         let mtime = meta
             .modified()
             .ok()
@@ -110,63 +90,18 @@ impl Iso {
         })
     }
 
-    /// Reads a small file from the ISO; `None` if it is not there.
-    pub fn read_small(&self, iso_path: &str, scratch: &Path) -> Option<Vec<u8>> {
-        let local = scratch.join(format!("probe-{}", iso_path.replace('/', "_")));
-        let r = self.extract(&[(iso_path, &local)]);
-        let bytes = r.ok().and_then(|_| std::fs::read(&local).ok());
-        let _ = std::fs::remove_file(&local);
-        bytes
-    }
-
-    /// Checks from the ISO's own files that it is the installer of `os`.
+    /// Checks from the ISO's own files that it is the installer of `os` (the same
+    /// recognition as `hvseed iso`).
     pub fn check_flavour(&self, os: Os, scratch: &Path) -> Result<()> {
-        let discinfo = self.read_small("/.discinfo", scratch);
-        let treeinfo = self.read_small("/.treeinfo", scratch);
-        let diskinfo = self.read_small("/.disk/info", scratch);
-        let text = |b: &Option<Vec<u8>>| {
-            b.as_deref()
-                .map(|b| String::from_utf8_lossy(b).into_owned())
-                .unwrap_or_default()
-        };
-        let found = if let Some(d) = &discinfo {
-            let d = String::from_utf8_lossy(d);
-            let name = d.lines().nth(1).unwrap_or("").trim().to_string();
-            format!("{name} (.discinfo)")
-        } else if treeinfo.is_some() {
-            let t = text(&treeinfo);
-            let get = |k: &str| {
-                t.lines()
-                    .find_map(|l| l.strip_prefix(k).map(|v| v.trim_start_matches([' ', '='])))
-                    .unwrap_or("")
-                    .trim()
-                    .to_string()
-            };
-            format!("{} {} (.treeinfo)", get("family"), get("version"))
-        } else if let Some(i) = &diskinfo {
-            format!("{} (.disk/info)", String::from_utf8_lossy(i).trim())
-        } else {
-            "neither .discinfo/.treeinfo (CentOS) nor .disk/info (Ubuntu)".to_string()
-        };
-        let ok = match os {
-            Os::Centos6 => {
-                let lower = found.to_ascii_lowercase();
-                (lower.contains("centos") || lower.contains("red hat"))
-                    && (lower.contains(" 6.") || lower.contains(" 6 "))
-            }
-            Os::Ubuntu1204 => found.starts_with("Ubuntu") && found.contains("12.04"),
-        };
-        if !ok {
-            bail!(
-                "{}: this ISO is {found}, but the inventory installs {os}; give the {} \
-                 install ISO",
-                self.path.display(),
-                match os {
-                    Os::Centos6 => "CentOS 6.x DVD",
-                    Os::Ubuntu1204 => "Ubuntu 12.04 server",
-                }
-            );
-        }
+        let probe = scratch.join("identity");
+        let found = crate::iso::identify(&self.path, os, &probe)?;
+        tracing::info!(
+            "{}: {} (volume id \"{}\")",
+            self.path.display(),
+            found.flavour.name(),
+            found.volume_id
+        );
+        let _ = std::fs::remove_dir_all(&probe);
         Ok(())
     }
 
