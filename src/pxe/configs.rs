@@ -128,19 +128,23 @@ fn os_name(os: Os) -> &'static str {
     }
 }
 
-/// pxelinux's per-host file (BIOS).
-pub fn pxelinux_host(inv: &Inventory, host: &Host, layout: &Layout, args: &[String]) -> String {
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
+/// The comment that opens every per-host boot file: who it installs and that it wipes
+/// the disk.
+fn host_header(inv: &Inventory, host: &Host) -> String {
+    format!(
         "# hvseed: {} (cluster {}, MAC {}): boots the {} installer, which WIPES /dev/{}.\n\
-         # Written by `hvseed pxe`; edit the inventory, not this file.",
+         # Written by `hvseed pxe`; edit the inventory, not this file.\n",
         host.fqdn,
         inv.cluster,
         host.mac,
         os_name(inv.os),
         host.install.disk
-    );
+    )
+}
+
+/// pxelinux's per-host file (BIOS).
+pub fn pxelinux_host(inv: &Inventory, host: &Host, layout: &Layout, args: &[String]) -> String {
+    let mut s = host_header(inv, host);
     if let Some(serial) = serial_directive(&host.install.kernel_args) {
         let _ = writeln!(s, "{serial}");
     }
@@ -186,17 +190,7 @@ fn grub_quote(a: &str) -> String {
 /// grub-core/normal/main.c when the prefix starts with `(tftp`; upstream since
 /// GRUB 2.04, so the GRUB image hvseed builds from the build host's GRUB has it).
 pub fn grub2_host(inv: &Inventory, host: &Host, layout: &Layout, args: &[String]) -> String {
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "# hvseed: {} (cluster {}, MAC {}): boots the {} installer, which WIPES /dev/{}.\n\
-         # Written by `hvseed pxe`; edit the inventory, not this file.",
-        host.fqdn,
-        inv.cluster,
-        host.mac,
-        os_name(inv.os),
-        host.install.disk
-    );
+    let mut s = host_header(inv, host);
     let mut line: Vec<String> = args.iter().map(|a| grub_quote(a)).collect();
     // GRUB has no IPAPPEND: the interface goes into the file itself (boot-media.md).
     line.push(grub_quote(&format!("BOOTIF={}", mac_file_name(&host.mac))));

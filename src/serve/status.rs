@@ -256,26 +256,12 @@ pub fn escape(s: &str) -> String {
     out
 }
 
-/// `2025-11-28 15:04:05 UTC` from seconds since the epoch (proleptic Gregorian).
+/// `2025-11-28 15:04:05 UTC` from seconds since the epoch: the agent's log timestamp,
+/// spelled for people.
 pub fn utc(secs: u64) -> String {
-    let days = i64::try_from(secs / 86_400).unwrap_or(0);
-    let rem = secs % 86_400;
-    // Howard Hinnant's days-to-civil algorithm.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
+    let iso = hvseed_firstboot::run::utc(secs);
+    let (date, time) = iso.split_once('T').unwrap_or((&iso, ""));
+    format!("{date} {} UTC", time.trim_end_matches('Z'))
 }
 
 /// `GET /`: the fleet page. Every value from the tree or a report is escaped.
