@@ -952,3 +952,46 @@ fn cli_host_puts_only_that_hosts_kickstart_on_the_iso() {
         "{isolinux}"
     );
 }
+
+/// xorriso takes any path under /dev for a drive and refuses it unless told it is a
+/// plain file: an ISO read from and written to /dev/shm (tmpfs, a common scratch place
+/// in CI) must still work.
+#[test]
+fn output_under_dev_shm_is_written() {
+    let Some(fx) = fixtures() else { return };
+    let Some(agent) = agent() else { return };
+    let shm = Path::new("/dev/shm");
+    if !shm.is_dir() {
+        eprintln!("\n!!!!!!!! no /dev/shm on this machine: output_under_dev_shm_is_written checks nothing !!!!!!!!\n");
+        assert!(std::env::var_os("CI").is_none(), "CI needs /dev/shm");
+        return;
+    }
+    let d = tempfile::tempdir_in(shm).unwrap();
+    let src = d.path().join("centos6.iso");
+    std::fs::copy(fx.join("centos6.iso"), &src).unwrap();
+    let out = d.path().join("lab.iso");
+    let o = hvseed()
+        .arg("iso")
+        .arg(root().join("profiles/examples/lab-centos6.yaml"))
+        .arg("--source")
+        .arg(&src)
+        .arg("--out")
+        .arg(&out)
+        .arg("--firstboot")
+        .arg(&agent)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "hvseed iso --out {}: {}",
+        out.display(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // Read back through a link outside /dev (the test's own xorriso calls take plain
+    // paths).
+    let elsewhere = tempfile::tempdir().unwrap();
+    let link = elsewhere.path().join("lab.iso");
+    std::os::unix::fs::symlink(&out, &link).unwrap();
+    let text = extract_text(&link, "/isolinux/isolinux.cfg");
+    assert!(text.contains("ks=cdrom:/hvseed/fleet/ks.cfg"), "{text}");
+}

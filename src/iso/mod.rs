@@ -34,6 +34,7 @@ pub use flavour::IsoFlavour;
 pub use initrd::{newc, preseed_archive};
 pub use menus::check_boot_arg;
 use menus::UnattendedEntry;
+pub use source::xorriso_file;
 use write::{Mapping, Session};
 
 use crate::inventory::{Host, Inventory, Os};
@@ -105,6 +106,11 @@ pub fn remaster(
     write::install_interrupt_cleanup();
 
     write::check_output(source, out)?;
+    // A truncated or foreign file is refused before a byte is copied; after that the
+    // copy runs while the session is prepared (and is removed if anything fails).
+    check_header(source)?;
+    let started = std::time::Instant::now();
+    let copy = write::start_copy(source, out)?;
     let stage = tempfile::Builder::new()
         .prefix("hvseed-iso.")
         .tempdir()
@@ -154,7 +160,11 @@ pub fn remaster(
     if let IsoFlavour::Ubuntu1204 { .. } = flavour {
         b.ubuntu_md5sums()?;
     }
-    write::write_iso(source, out, &b.session)?;
+    tracing::debug!(
+        "session prepared in {:.3} s",
+        started.elapsed().as_secs_f64()
+    );
+    copy.commit(&b.session, out)?;
     Ok(flavour)
 }
 

@@ -69,6 +69,13 @@ pub fn check_header(path: &Path) -> Result<Header> {
     Ok(Header { volume_id })
 }
 
+/// An image file as a xorriso drive address: `stdio:` makes xorriso take it as a
+/// plain file wherever it is (without it, a path under /dev, such as /dev/shm, is
+/// refused as a drive).
+pub fn xorriso_file(path: &Path) -> String {
+    format!("stdio:{}", path.display())
+}
+
 /// Files and boot records of an ISO, as xorriso reports them.
 #[derive(Debug, Clone, Default)]
 pub struct Listing {
@@ -99,7 +106,7 @@ impl Listing {
 pub fn list(iso: &Path) -> Result<Listing> {
     let out = Tool::new("xorriso")
         .args(["-abort_on", "FAILURE", "-indev"])
-        .arg(iso)
+        .arg(xorriso_file(iso))
         .args(["-toc", "-report_el_torito", "plain"])
         .args(["-find", "/", "-maxdepth", "3", "-type", "f"])
         .run()
@@ -156,7 +163,7 @@ pub fn extract(iso: &Path, files: &[&str], dest: &Path) -> Result<Vec<PathBuf>> 
     }
     let mut tool = Tool::new("xorriso")
         .args(["-abort_on", "FAILURE", "-osirrox", "on", "-indev"])
-        .arg(iso)
+        .arg(xorriso_file(iso))
         .args(["-extract_l", "/"])
         .arg(dest);
     for f in files {

@@ -1,5 +1,6 @@
 //! Writing the new ISO safely and fast: copy the source next to the output (in-kernel
-//! `copy_file_range`, reflinked where the filesystem allows), then let xorriso append
+//! `copy_file_range`, reflinked where the filesystem allows; in a background thread
+//! while the new session is prepared), then let xorriso append
 //! one small session to the copy in place (`-dev COPY -boot_image any replay ...
 //! -commit`), and rename the copy over the output only when all of it succeeded.
 //! Measured (docs/benchmarks.md, "iso"): this costs a copy plus well under a second,
@@ -10,7 +11,8 @@ use std::fs::File;
 use std::io::{IsTerminal, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context, Result};
 
@@ -134,8 +136,20 @@ pub struct Session {
     pub joliet: bool,
 }
 
-/// Writes `out` = `source` + `session`, through a temporary file beside `out`.
-pub fn write_iso(source: &Path, out: &Path, session: &Session) -> Result<()> {
+/// The copy of the source ISO beside `out`, made by a background thread while hvseed
+/// prepares the new session (listing the ISO, extracting and editing the menus, building
+/// the initrd), so the two overlap on a machine with more than one core. Dropping it
+/// without [`PendingCopy::commit`] stops the copy and removes the temporary file.
+pub struct PendingCopy {
+    source: PathBuf,
+    cancel: Arc<AtomicBool>,
+    copier: Option<std::thread::JoinHandle<Result<()>>>,
+    tmp: Option<tempfile::NamedTempFile>,
+    _guard: CleanupGuard,
+}
+
+/// Starts copying `source` to a temporary file in the directory of `out`.
+pub fn start_copy(source: &Path, out: &Path) -> Result<PendingCopy> {
     let dir = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -146,54 +160,120 @@ pub fn write_iso(source: &Path, out: &Path, session: &Session) -> Result<()> {
         .suffix(".partial")
         .tempfile_in(dir)
         .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
-    let _guard = CleanupGuard::new(tmp.path());
+    let guard = CleanupGuard::new(tmp.path());
+    let dst = tmp
+        .as_file()
+        .try_clone()
+        .with_context(|| format!("opening {}", tmp.path().display()))?;
+    let cancel = Arc::new(AtomicBool::new(false));
+    let copier = {
+        let (source, dst_path, cancel) = (
+            source.to_path_buf(),
+            tmp.path().to_path_buf(),
+            Arc::clone(&cancel),
+        );
+        std::thread::Builder::new()
+            .name("iso-copy".into())
+            .spawn(move || copy_with_progress(&source, &dst, &dst_path, &cancel))
+            .context("starting the copy")?
+    };
+    Ok(PendingCopy {
+        source: source.to_path_buf(),
+        cancel,
+        copier: Some(copier),
+        tmp: Some(tmp),
+        _guard: guard,
+    })
+}
 
-    copy_with_progress(source, tmp.as_file(), tmp.path())
-        .with_context(|| format!("copying {} to {}", source.display(), dir.display()))?;
+impl PendingCopy {
+    /// Waits for the copy, appends `session` to it in place with xorriso and renames
+    /// it to `out`.
+    pub fn commit(mut self, session: &Session, out: &Path) -> Result<()> {
+        let copier = self.copier.take().expect("commit runs once");
+        let tmp = self.tmp.take().expect("commit runs once");
+        let waited = std::time::Instant::now();
+        let copied = copier
+            .join()
+            .map_err(|_| anyhow::anyhow!("the copy thread panicked"))?;
+        tracing::debug!(
+            "waited {:.3} s for the copy after preparing the session",
+            waited.elapsed().as_secs_f64()
+        );
+        copied.with_context(|| {
+            format!(
+                "copying {} to {}",
+                self.source.display(),
+                tmp.path().display()
+            )
+        })?;
 
-    let mut tool = Tool::new("xorriso")
-        .args(["-abort_on", "FAILURE", "-return_with", "SORRY", "32"])
-        // xorriso fsyncs an output file by default, which here would force the whole
-        // fresh copy to disk and cost about half a copy again; a plain cp does not
-        // either, and the rename below only happens after xorriso succeeded.
-        .args(["-stdio_sync", "off", "-dev"])
-        .arg(tmp.path())
-        .args(["-boot_image", "any", "replay"]);
-    if session.joliet {
-        tool = tool.args(["-joliet", "on"]);
-    }
-    for m in &session.mappings {
-        tool = tool.arg("-map").arg(&m.local).arg(&m.iso);
-    }
-    for d in &session.owned_dirs {
-        tool = tool
-            .args(["-chown_r", "0", d, "--", "-chgrp_r", "0", d, "--"])
-            .args(["-chmod_r", "a+r,u+w,go-w", d, "--"]);
-    }
-    for x in &session.executables {
-        tool = tool.args(["-chmod", "a+x", x, "--"]);
-    }
-    tool = tool.arg("-commit");
-    tracing::info!(
-        "adding {} file(s) to the copy (xorriso)",
-        session.mappings.len()
-    );
-    tool.run()
-        .with_context(|| format!("writing the new session to {}", tmp.path().display()))?;
+        let mut tool = Tool::new("xorriso")
+            .args(["-abort_on", "FAILURE", "-return_with", "SORRY", "32"])
+            // xorriso fsyncs an output file by default, which here would force the
+            // whole fresh copy to disk and cost about half a copy again; a plain cp
+            // does not either, and the rename below only happens after xorriso
+            // succeeded.
+            .args(["-stdio_sync", "off", "-dev"])
+            .arg(super::source::xorriso_file(tmp.path()))
+            .args(["-boot_image", "any", "replay"]);
+        if session.joliet {
+            tool = tool.args(["-joliet", "on"]);
+        }
+        for m in &session.mappings {
+            tool = tool.arg("-map").arg(&m.local).arg(&m.iso);
+        }
+        for d in &session.owned_dirs {
+            tool = tool
+                .args(["-chown_r", "0", d, "--", "-chgrp_r", "0", d, "--"])
+                .args(["-chmod_r", "a+r,u+w,go-w", d, "--"]);
+        }
+        for x in &session.executables {
+            tool = tool.args(["-chmod", "a+x", x, "--"]);
+        }
+        tool = tool.arg("-commit");
+        tracing::info!(
+            "adding {} file(s) to the copy (xorriso)",
+            session.mappings.len()
+        );
+        let started = std::time::Instant::now();
+        tool.run()
+            .with_context(|| format!("writing the new session to {}", tmp.path().display()))?;
+        tracing::debug!(
+            "xorriso wrote the session in {:.3} s",
+            started.elapsed().as_secs_f64()
+        );
 
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))
-        .with_context(|| format!("chmod {}", tmp.path().display()))?;
-    tmp.persist(out)
-        .map_err(|e| e.error)
-        .with_context(|| format!("renaming the finished ISO to {}", out.display()))?;
-    Ok(())
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))
+            .with_context(|| format!("chmod {}", tmp.path().display()))?;
+        tmp.persist(out)
+            .map_err(|e| e.error)
+            .with_context(|| format!("renaming the finished ISO to {}", out.display()))?;
+        Ok(())
+    }
+}
+
+impl Drop for PendingCopy {
+    /// Stops an unfinished copy; the temporary file goes with `tmp`, after the thread
+    /// that writes it has ended.
+    fn drop(&mut self) {
+        self.cancel.store(true, Ordering::Relaxed);
+        if let Some(c) = self.copier.take() {
+            let _ = c.join();
+        }
+    }
 }
 
 /// Chunk size for the copy: big enough for full speed, small enough for a smooth bar.
 const CHUNK: u64 = 64 << 20;
 
-fn copy_with_progress(source: &Path, dst: &File, dst_path: &Path) -> Result<()> {
+fn copy_with_progress(
+    source: &Path,
+    dst: &File,
+    dst_path: &Path,
+    cancel: &AtomicBool,
+) -> Result<()> {
     let src = File::open(source).with_context(|| format!("opening {}", source.display()))?;
     let total = src.metadata()?.len();
     let bar = std::io::stderr().is_terminal().then(|| {
@@ -216,6 +296,9 @@ fn copy_with_progress(source: &Path, dst: &File, dst_path: &Path) -> Result<()> 
     let mut next_log = total / 4;
     let mut w = dst;
     loop {
+        if cancel.load(Ordering::Relaxed) {
+            bail!("stopped");
+        }
         // io::copy between files uses copy_file_range (no user-space buffer), also for
         // a `take` of one.
         let n = std::io::copy(&mut (&src).take(CHUNK), &mut w).map_err(|e| {
@@ -248,5 +331,6 @@ fn copy_with_progress(source: &Path, dst: &File, dst_path: &Path) -> Result<()> 
     if done != total {
         bail!("copied {done} bytes but {} has {total}", source.display());
     }
+    tracing::debug!("copied {} MiB", total >> 20);
     Ok(())
 }

@@ -111,7 +111,7 @@ impl Iso {
     pub fn extract(&self, pairs: &[(&str, &Path)]) -> Result<()> {
         let mut t = Tool::new("xorriso")
             .args(["-osirrox", "on", "-indev"])
-            .arg(&self.path);
+            .arg(crate::iso::xorriso_file(&self.path));
         for (inside, local) in pairs {
             t = t.arg("-extract").arg(*inside).arg(*local);
         }
