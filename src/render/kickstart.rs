@@ -33,6 +33,7 @@ pub(super) fn render(
     inv: &Inventory,
     media: &MediaView,
     tree: &mut RenderedTree,
+    fleet: bool,
 ) -> Result<()> {
     let mut all_commands = Vec::with_capacity(inv.hosts.len());
     let mut all_packages = Vec::with_capacity(inv.hosts.len());
@@ -61,6 +62,9 @@ pub(super) fn render(
         tree.insert(format!("hosts/{}/ks.cfg", h.fqdn), ks.into_bytes());
         all_commands.push(commands);
         all_packages.push(packages);
+    }
+    if !fleet {
+        return Ok(());
     }
     let (common_commands, own_commands) = split_common(&all_commands);
     let (common_packages, own_packages) = split_common(&all_packages);

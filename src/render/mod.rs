@@ -50,6 +50,17 @@ pub type RenderedTree = BTreeMap<String, Vec<u8>>;
 /// host's `ssh_authorized_keys`, possibly empty: the fleet files fetch it from the
 /// media). For the cluster: `fleet/ks.cfg` or `fleet/preseed.cfg`.
 pub fn render_tree(inventory: &Inventory, opts: &RenderOptions) -> Result<RenderedTree> {
+    render(inventory, opts, true)
+}
+
+/// [`render_tree`] without the fleet file: only `hosts/<fqdn>/...`, for media where
+/// every host has its own install file (`hvseed pxe`). Hosts are rendered
+/// independently of each other, so any subset of them gives the same files.
+pub fn render_host_files(inventory: &Inventory, opts: &RenderOptions) -> Result<RenderedTree> {
+    render(inventory, opts, false)
+}
+
+fn render(inventory: &Inventory, opts: &RenderOptions, fleet: bool) -> Result<RenderedTree> {
     if inventory.hosts.is_empty() {
         bail!(
             "{}: the inventory has no hosts; nothing to render",
@@ -75,8 +86,8 @@ pub fn render_tree(inventory: &Inventory, opts: &RenderOptions) -> Result<Render
         );
     }
     match inventory.os {
-        Os::Centos6 => kickstart::render(&env, inventory, &media, &mut tree)?,
-        Os::Ubuntu1204 => preseed::render(&env, inventory, &media, &mut tree)?,
+        Os::Centos6 => kickstart::render(&env, inventory, &media, &mut tree, fleet)?,
+        Os::Ubuntu1204 => preseed::render(&env, inventory, &media, &mut tree, fleet)?,
     }
     Ok(tree)
 }

@@ -123,6 +123,7 @@ pub(super) fn render(
     inv: &Inventory,
     media: &MediaView,
     tree: &mut RenderedTree,
+    fleet: bool,
 ) -> Result<()> {
     let cluster = &inv.cluster;
     let mut all: Vec<Vec<u32>> = Vec::with_capacity(inv.hosts.len());
@@ -168,6 +169,9 @@ pub(super) fn render(
         all.push(settings);
     }
     drop(index);
+    if !fleet {
+        return Ok(());
+    }
 
     // Fleet: lines every host has verbatim stay as they are; a question whose line
     // differs anywhere gets a placeholder line (so d-i knows the question before its
