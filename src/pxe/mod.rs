@@ -29,7 +29,7 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::inventory::{InstallSource, Inventory, Os};
-use crate::render::{render_tree, Media, RenderOptions};
+use crate::render::{Media, RenderOptions};
 use source::Iso;
 use tree::{Desired, Manifest, Want};
 
@@ -129,26 +129,8 @@ pub fn run(c: crate::cli::PxeTreeConfig) -> Result<ExitCode> {
         BTreeMap::new()
     };
 
-    b.hosts(&inv, &base, c.templates.as_deref())?;
+    b.hosts(&inv, &base, c.templates.as_deref(), &layout, efi_boot)?;
     tracing::debug!("hosts rendered: {:.3} s", started.elapsed().as_secs_f64());
-    for h in &inv.hosts {
-        let args = configs::installer_args(&inv, h, &base)?;
-        b.desired.bytes(
-            configs::pxelinux_path(&h.mac),
-            configs::pxelinux_host(&inv, h, &layout, &args).into_bytes(),
-        );
-        match (inv.os, efi_boot.is_some()) {
-            (Os::Ubuntu1204, true) => b.desired.bytes(
-                configs::grub2_path(&h.mac),
-                configs::grub2_host(&inv, h, &layout, &args).into_bytes(),
-            ),
-            (Os::Centos6, true) => b.desired.bytes(
-                configs::grub_legacy_path(&h.mac),
-                configs::grub_legacy_host(&inv, h, &layout, &args).into_bytes(),
-            ),
-            _ => {}
-        }
-    }
     b.desired.bytes(
         "tftp/pxelinux.cfg/default",
         configs::pxelinux_default(&inv).into_bytes(),
@@ -185,7 +167,7 @@ pub fn run(c: crate::cli::PxeTreeConfig) -> Result<ExitCode> {
     let Build {
         mut new, desired, ..
     } = b;
-    tree::check_foreign(&out, &old, &desired)?;
+    let absent = tree::check_foreign(&out, &old, &desired)?;
     tracing::debug!("foreign check: {:.3} s", started.elapsed().as_secs_f64());
     let modes: Vec<(String, u32)> = desired
         .entries
@@ -207,7 +189,7 @@ pub fn run(c: crate::cli::PxeTreeConfig) -> Result<ExitCode> {
         intent.os_tree = intent.os_tree.or(new.os_tree.clone());
         intent.save(&out)?;
     }
-    let (files, changes) = tree::apply(&out, &old, desired)?;
+    let (files, changes) = tree::apply(&out, &old, desired, &absent)?;
     tracing::debug!("tree written: {:.3} s", started.elapsed().as_secs_f64());
     new.files = files;
     new.save(&out)?;
@@ -447,77 +429,180 @@ impl Build<'_> {
         Ok(true)
     }
 
-    /// Every host's kickstart/preseed, plan and keys under http/hosts/, rendering only
-    /// hosts whose inputs changed since the last run.
-    fn hosts(&mut self, inv: &Inventory, base: &str, templates: Option<&Path>) -> Result<()> {
-        let global = global_key(inv, base, templates)?;
-        let mut to_render = Vec::new();
-        for h in &inv.hosts {
+    /// Every host's files — kickstart/preseed, plan and keys under http/hosts/ and its
+    /// boot loader files under tftp/ — made only for hosts whose inputs changed since
+    /// the last run; an unchanged host's files are kept as they are on disk.
+    fn hosts(
+        &mut self,
+        inv: &Inventory,
+        base: &str,
+        templates: Option<&Path>,
+        layout: &source::Layout,
+        efi_boot: Option<&str>,
+    ) -> Result<()> {
+        let global = global_key(inv, base, templates, efi_boot)?;
+        // Per host: the key of its inputs, and whether its files from the last run can
+        // stay (same key, every file on disk as written): a hash and a few `stat`s a
+        // host, spread over the cores.
+        let (old, out) = (self.old, self.out);
+        let checked = par_map(&inv.hosts, |h| {
             let key = tree::sha256_bytes(format!("{global}\n{h:?}").as_bytes());
-            match self.old.hosts.get(&h.fqdn) {
-                Some(r)
-                    if r.key == key
-                        && !r.files.is_empty()
-                        && r.files
-                            .iter()
-                            .all(|f| self.old.unchanged_on_disk(self.out, f)) =>
-                {
-                    for f in &r.files {
-                        let sha = self.old.files[f].sha256.clone();
-                        self.desired.insert(f.clone(), Want::Keep, sha, 0o644);
-                    }
-                    self.new.hosts.insert(h.fqdn.clone(), r.clone());
+            let keep = old.hosts.get(&h.fqdn).is_some_and(|r| {
+                r.key == key
+                    && !r.files.is_empty()
+                    && r.files.iter().all(|f| old.unchanged_on_disk(out, f))
+            });
+            (key, keep)
+        });
+        let mut to_render = Vec::new();
+        for (h, (key, keep)) in inv.hosts.iter().zip(checked) {
+            if keep {
+                let r = &self.old.hosts[&h.fqdn];
+                for f in &r.files {
+                    let sha = self.old.files[f].sha256.clone();
+                    self.desired.insert(f.clone(), Want::Keep, sha, 0o644);
                 }
-                _ => {
-                    self.new.hosts.insert(
-                        h.fqdn.clone(),
-                        tree::HostRecord {
-                            key,
-                            files: Vec::new(),
-                        },
-                    );
-                    to_render.push(h.clone());
-                }
+                self.new.hosts.insert(h.fqdn.clone(), r.clone());
+            } else {
+                self.new.hosts.insert(
+                    h.fqdn.clone(),
+                    tree::HostRecord {
+                        key,
+                        files: Vec::new(),
+                    },
+                );
+                to_render.push(h);
             }
         }
         if to_render.is_empty() {
             return Ok(());
         }
         tracing::debug!("rendering {} host(s)", to_render.len());
-        let sub = Inventory {
-            hosts: to_render,
-            ..inv.clone()
-        };
         let opts = RenderOptions {
             templates: templates.map(Path::to_path_buf),
             media: Media::Http {
                 base: base.to_string(),
             },
         };
-        let rendered = render_tree(&sub, &opts)
-            .with_context(|| format!("rendering {}", inv.path.display()))?;
-        for (rel, bytes) in rendered {
-            // The fleet files pick a host by MAC at install time; over PXE every host
-            // has its own file, so they are not needed.
-            let Some(rest) = rel.strip_prefix("hosts/") else {
-                continue;
-            };
-            let fqdn = rest.split('/').next().unwrap_or_default().to_string();
-            let path = format!("http/{rel}");
-            if let Some(r) = self.new.hosts.get_mut(&fqdn) {
+        // Hosts render independently of each other: one part of them per core.
+        let parts = split(&to_render);
+        let rendered = std::thread::scope(|s| {
+            let workers: Vec<_> = parts
+                .iter()
+                .map(|part| {
+                    let opts = &opts;
+                    s.spawn(move || host_files(inv, part, opts, base, layout, efi_boot))
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| w.join().expect("a render worker panicked"))
+                .collect::<Result<Vec<_>>>()
+        })?;
+        for (fqdn, files) in rendered.into_iter().flatten() {
+            let r = self
+                .new
+                .hosts
+                .get_mut(&fqdn)
+                .expect("every rendered host was recorded above");
+            for (path, bytes) in files {
                 r.files.push(path.clone());
+                self.desired.bytes(path, bytes);
             }
-            self.desired.bytes(path, bytes);
         }
         Ok(())
     }
 }
 
-/// What every host's rendered files depend on besides the host itself: the cluster,
-/// the URL, the templates, and this hvseed (its templates are compiled in).
-fn global_key(inv: &Inventory, base: &str, templates: Option<&Path>) -> Result<String> {
+/// The files of `hosts` (a part of `inv`'s hosts) by host: http/hosts/<fqdn>/... as
+/// `hvseed render` makes them for HTTP media, and the host's boot loader files.
+#[allow(clippy::type_complexity)]
+fn host_files(
+    inv: &Inventory,
+    hosts: &[&crate::inventory::Host],
+    opts: &RenderOptions,
+    base: &str,
+    layout: &source::Layout,
+    efi_boot: Option<&str>,
+) -> Result<Vec<(String, Vec<(String, Vec<u8>)>)>> {
+    let sub = Inventory {
+        path: inv.path.clone(),
+        version: inv.version,
+        cluster: inv.cluster.clone(),
+        os: inv.os,
+        hosts: hosts.iter().map(|h| (*h).clone()).collect(),
+    };
+    let mut by_host: BTreeMap<String, Vec<(String, Vec<u8>)>> = BTreeMap::new();
+    let rendered = crate::render::render_host_files(&sub, opts)
+        .with_context(|| format!("rendering {}", inv.path.display()))?;
+    for (rel, bytes) in rendered {
+        let Some(rest) = rel.strip_prefix("hosts/") else {
+            continue;
+        };
+        let fqdn = rest.split('/').next().unwrap_or_default().to_string();
+        by_host
+            .entry(fqdn)
+            .or_default()
+            .push((format!("http/{rel}"), bytes));
+    }
+    for h in &sub.hosts {
+        let args = configs::installer_args(inv, h, base)?;
+        let files = by_host.entry(h.fqdn.clone()).or_default();
+        files.push((
+            configs::pxelinux_path(&h.mac),
+            configs::pxelinux_host(inv, h, layout, &args).into_bytes(),
+        ));
+        match (inv.os, efi_boot.is_some()) {
+            (Os::Ubuntu1204, true) => files.push((
+                configs::grub2_path(&h.mac),
+                configs::grub2_host(inv, h, layout, &args).into_bytes(),
+            )),
+            (Os::Centos6, true) => files.push((
+                configs::grub_legacy_path(&h.mac),
+                configs::grub_legacy_host(inv, h, layout, &args).into_bytes(),
+            )),
+            _ => {}
+        }
+    }
+    Ok(by_host.into_iter().collect())
+}
+
+/// How many threads bulk per-host work uses: the cores, at most 8.
+fn workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
+}
+
+/// `items` in one contiguous part per worker (one part when there are few).
+fn split<T>(items: &[T]) -> Vec<&[T]> {
+    let n = if items.len() < 256 { 1 } else { workers() };
+    items.chunks(items.len().div_ceil(n).max(1)).collect()
+}
+
+/// `items.iter().map(f)`, in parallel over [`split`]'s parts, in order.
+fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let f = &f;
+    std::thread::scope(|s| {
+        let workers: Vec<_> = split(items)
+            .into_iter()
+            .map(|part| s.spawn(move || part.iter().map(f).collect::<Vec<R>>()))
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("a worker panicked"))
+            .collect()
+    })
+}
+
+/// What every host's files depend on besides the host itself: the cluster, the URL,
+/// the UEFI loader, the templates, and this hvseed (its templates are compiled in).
+fn global_key(
+    inv: &Inventory,
+    base: &str,
+    templates: Option<&Path>,
+    efi_boot: Option<&str>,
+) -> Result<String> {
     let mut s = format!(
-        "hvseed {}\ncluster {}\nos {}\nbase {base}\n",
+        "hvseed {}\ncluster {}\nos {}\nbase {base}\nefi {efi_boot:?}\n",
         env!("CARGO_PKG_VERSION"),
         inv.cluster,
         inv.os

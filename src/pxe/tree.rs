@@ -133,12 +133,16 @@ pub fn stat_matches(full: &Path, r: &FileRecord) -> bool {
 
 fn record(full: &Path, sha256: String) -> Result<FileRecord> {
     let m = fs::metadata(full).with_context(|| format!("reading {}", full.display()))?;
-    Ok(FileRecord {
+    Ok(record_of(&m, sha256))
+}
+
+fn record_of(m: &fs::Metadata, sha256: String) -> FileRecord {
+    FileRecord {
         sha256,
         size: m.len(),
         mtime: m.mtime(),
         mtime_nsec: m.mtime_nsec(),
-    })
+    }
 }
 
 pub fn hex(bytes: &[u8]) -> String {
@@ -217,15 +221,24 @@ pub struct Changes {
 }
 
 /// Refuses to overwrite files hvseed did not write (paths not in the manifest whose
-/// content differs from what would be written).
-pub fn check_foreign(dir: &Path, old: &Manifest, desired: &Desired) -> Result<()> {
+/// content differs from what would be written). Returns the new paths that do not
+/// exist yet, which [`apply`] then creates without looking again.
+pub fn check_foreign(
+    dir: &Path,
+    old: &Manifest,
+    desired: &Desired,
+) -> Result<std::collections::HashSet<String>> {
     let mut foreign = Vec::new();
+    let mut absent = std::collections::HashSet::new();
     for (path, e) in &desired.entries {
         if old.files.contains_key(path) {
             continue;
         }
         let full = dir.join(path);
         match fs::symlink_metadata(&full) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                absent.insert(path.clone());
+            }
             Err(_) => {}
             Ok(m) if m.is_file() => {
                 if sha256_file(&full)? != e.sha256 {
@@ -250,14 +263,16 @@ pub fn check_foreign(dir: &Path, old: &Manifest, desired: &Desired) -> Result<()
             }
         );
     }
-    Ok(())
+    Ok(absent)
 }
 
 /// Brings the tree to `desired`; returns the new file records and what changed.
+/// `absent`: new paths [`check_foreign`] found missing.
 pub fn apply(
     dir: &Path,
     old: &Manifest,
     desired: Desired,
+    absent: &std::collections::HashSet<String>,
 ) -> Result<(BTreeMap<String, FileRecord>, Changes)> {
     let mut files = BTreeMap::new();
     let mut changes = Changes::default();
@@ -280,7 +295,7 @@ pub fn apply(
                 continue;
             }
         }
-        let exists = full.is_file();
+        let exists = !absent.contains(&path) && full.is_file();
         // Same content already there (e.g. a file the manifest lost track of, or one
         // touched without being changed): record it, do not rewrite it.
         if exists && sha256_file(&full)? == e.sha256 {
@@ -299,22 +314,32 @@ pub fn apply(
                 made_dirs.insert(parent.to_path_buf());
             }
         }
-        match e.want {
+        let record = match e.want {
             // A new path: no reader can be holding an older version, so the file is
             // written in place (an interrupted run leaves it listed in the manifest with
             // no hash, so the next run rewrites it).
-            Want::Bytes(b) if !exists => write_new(&full, &b, e.mode)?,
-            Want::Bytes(b) => write_atomic(&full, &b, e.mode)?,
-            Want::Copy(src) => copy_atomic(&src, &full, e.mode)?,
+            Want::Bytes(b) if !exists => {
+                let m = write_new(&full, &b, e.mode)?;
+                record_of(&m, e.sha256)
+            }
+            Want::Bytes(b) => {
+                write_atomic(&full, &b, e.mode)?;
+                record(&full, e.sha256)?
+            }
+            Want::Copy(src) => {
+                copy_atomic(&src, &full, e.mode)?;
+                record(&full, e.sha256)?
+            }
             Want::Move(src) => {
                 fs::set_permissions(&src, fs::Permissions::from_mode(e.mode))
                     .with_context(|| format!("chmod {}", src.display()))?;
                 fs::rename(&src, &full)
                     .with_context(|| format!("moving {} to {}", src.display(), full.display()))?;
+                record(&full, e.sha256)?
             }
             Want::Keep => unreachable!(),
-        }
-        files.insert(path.clone(), record(&full, e.sha256)?);
+        };
+        files.insert(path.clone(), record);
         if exists {
             changes.updated.push(path);
         } else {
@@ -349,8 +374,8 @@ fn prune_empty_parents(root: &Path, removed: &Path) {
     }
 }
 
-/// Creates `path` (which must not exist) with `bytes`.
-fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+/// Creates `path` (which must not exist) with `bytes`; returns its metadata.
+fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<fs::Metadata> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = fs::OpenOptions::new()
         .write(true)
@@ -361,10 +386,12 @@ fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     f.write_all(bytes)
         .with_context(|| format!("writing {}", path.display()))?;
     // The umask may have taken bits the TFTP/HTTP servers need.
-    if f.metadata()?.permissions().mode() & 0o777 != mode {
+    let m = f.metadata()?;
+    if m.permissions().mode() & 0o777 != mode {
         f.set_permissions(fs::Permissions::from_mode(mode))?;
+        return Ok(f.metadata()?);
     }
-    Ok(())
+    Ok(m)
 }
 
 /// Writes `bytes` to a temporary file beside `path` and renames it into place.
