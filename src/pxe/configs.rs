@@ -31,15 +31,15 @@ pub fn grub2_path(mac: &str) -> String {
     format!("tftp/grub/grub.cfg-{}", mac_file_name(mac))
 }
 
-/// grub-legacy EFI (RHEL/CentOS 6 `BOOTX64.efi`) reads its per-client file from the
-/// directory it was loaded from, named `01-` + the MAC in UPPER case with dashes, and
-/// falls back to `efidefault`. Sources: Cobbler, which drives exactly this loader for
-/// EL6 UEFI clients, writes `grub/01-3C-FD-FE-B2-5A-A3`-style files next to its
-/// grub-legacy EFI loader (cobbler/cobbler issue #1904 shows such a tree), and the
-/// Oracle Linux 6 installation guide ("About Boot-Loader Configuration Files") names
-/// `efidefault` as the UEFI default file. The loader's own lookup code was not read;
-/// the IP-in-hex names it also tries are not written because the PXE address is not
-/// in the inventory.
+/// grub-legacy EFI (RHEL/CentOS 6 `BOOTX64.efi`, grub 0.97 with Red Hat's EFI PXE
+/// patch) looks for its config over TFTP in the directory of the DHCP boot file, in
+/// this order: a UUID name (never matches in practice), `01-` + the MAC in UPPER case
+/// with dashes, the client IP in upper-case hex shortened one digit at a time, then
+/// `efidefault` (efi/pxe.c `grub_efi_pxe_get_config_path` of grub-0.97-efipxe.patch:
+/// `hex[] = "0123456789ABCDEF"`, `"01-%c%c-..."`, `"(nd)/efidefault"`); kernel and
+/// initrd paths are taken relative to that directory too. Cobbler and Beaker lay out
+/// EL6 UEFI trees the same way. The IP-in-hex names are not written: the address the
+/// firmware gets by DHCP is not in the inventory.
 pub fn grub_legacy_path(mac: &str) -> String {
     format!("tftp/{}", mac_file_name(mac).to_ascii_uppercase())
 }
