@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-30}
 cargo build -q --release -p hvseed-firstboot --target x86_64-unknown-linux-musl
-agent=$PWD/target/x86_64-unknown-linux-musl/release/hvseed-firstboot
+agent=${CARGO_TARGET_DIR:-$PWD/target}/x86_64-unknown-linux-musl/release/hvseed-firstboot
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 runs=${1:-5}
 command -v /usr/bin/time >/dev/null || { echo "needs /usr/bin/time (Debian package time)" >&2; exit 1; }
 cargo build -q --release --bin hvseed
-hv=$PWD/target/release/hvseed
+hv=${CARGO_TARGET_DIR:-$PWD/target}/release/hvseed
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 

@@ -7,7 +7,7 @@ set -eu
 n=${1:-10000}
 cd "$(dirname "$0")/.."
 cargo build --release -q --bin hvseed
-bin=$PWD/target/release/hvseed
+bin=${CARGO_TARGET_DIR:-$PWD/target}/release/hvseed
 work=$(mktemp -d "${TMPDIR:-/tmp}/hvseed-bench-render.XXXXXX")
 trap '[ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
 

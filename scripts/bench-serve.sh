@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 timeout 900 cargo build --release -q --bin hvseed
-hvseed="$PWD/target/release/hvseed"
+hvseed="${CARGO_TARGET_DIR:-$PWD/target}/release/hvseed"
 work=$(mktemp -d)
 server_pid=
 cleanup() {
