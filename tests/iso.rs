@@ -995,3 +995,76 @@ fn output_under_dev_shm_is_written() {
     let text = extract_text(&link, "/isolinux/isolinux.cfg");
     assert!(text.contains("ks=cdrom:/hvseed/fleet/ks.cfg"), "{text}");
 }
+
+/// Ctrl-C while the ISO is being copied: hvseed stops with status 130 and leaves
+/// neither OUT nor its temporary file.
+#[test]
+fn ctrl_c_during_the_copy_leaves_no_file() {
+    let Some(fx) = fixtures() else { return };
+    let Some(agent) = agent() else { return };
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("big.iso");
+    std::fs::copy(fx.join("centos6.iso"), &src).unwrap();
+    // 4 GiB of trailing holes: still a whole ISO (its volume is shorter than the file)
+    // and a copy that lasts long enough to be interrupted.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&src)
+        .unwrap()
+        .set_len(4 << 30)
+        .unwrap();
+    let out = d.path().join("out.iso");
+    let mut child = KillOnDrop(
+        hvseed()
+            .arg("iso")
+            .arg(root().join("profiles/examples/lab-centos6.yaml"))
+            .arg("--source")
+            .arg(&src)
+            .arg("--out")
+            .arg(&out)
+            .arg("--firstboot")
+            .arg(&agent)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let partial = || {
+        std::fs::read_dir(d.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .find(|e| e.file_name().to_string_lossy().ends_with(".partial"))
+            .and_then(|e| e.metadata().ok())
+            .is_some_and(|m| m.len() > 0)
+    };
+    let start = Instant::now();
+    while !partial() {
+        assert!(
+            child.0.try_wait().unwrap().is_none(),
+            "hvseed ended before the copy could be interrupted"
+        );
+        assert!(start.elapsed() < Duration::from_secs(60), "no copy started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let st = Command::new("kill")
+        .args(["-INT", &child.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let status = child.0.wait().unwrap();
+    let mut err = String::new();
+    child
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted"), "{err}");
+    let left: Vec<String> = std::fs::read_dir(d.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, vec!["big.iso".to_string()], "leftovers");
+}
