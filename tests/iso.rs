@@ -384,6 +384,20 @@ fn qemu_ok() -> bool {
         && require_tool("/usr/share/OVMF/OVMF_CODE.fd", "ovmf")
 }
 
+/// `hvseed iso profiles/examples/EXAMPLE --source SRC --out OUT --firstboot AGENT`.
+fn iso_cmd(example: &str, src: &Path, out: &Path, agent: &Path) -> Command {
+    let mut cmd = hvseed();
+    cmd.arg("iso")
+        .arg(root().join("profiles/examples").join(example))
+        .arg("--source")
+        .arg(src)
+        .arg("--out")
+        .arg(out)
+        .arg("--firstboot")
+        .arg(agent);
+    cmd
+}
+
 /// Runs `hvseed iso` on an example inventory; returns the new ISO and what should sit
 /// under /hvseed/ (render_tree's output, filtered as the issue says).
 fn cli_remaster(example: &str, fixture: &str, host: Option<&str>) -> Option<Remastered> {
@@ -394,15 +408,7 @@ fn cli_remaster(example: &str, fixture: &str, host: Option<&str>) -> Option<Rema
     let inv_path = root().join("profiles/examples").join(example);
     let src = fx.join(fixture);
     let before = sha256_file(&src);
-    let mut cmd = hvseed();
-    cmd.arg("iso")
-        .arg(&inv_path)
-        .arg("--source")
-        .arg(&src)
-        .arg("--out")
-        .arg(&iso)
-        .arg("--firstboot")
-        .arg(&agent);
+    let mut cmd = iso_cmd(example, &src, &iso, &agent);
     if let Some(h) = host {
         cmd.args(["--host", h]);
     }
@@ -970,15 +976,7 @@ fn output_under_dev_shm_is_written() {
     let src = d.path().join("centos6.iso");
     std::fs::copy(fx.join("centos6.iso"), &src).unwrap();
     let out = d.path().join("lab.iso");
-    let o = hvseed()
-        .arg("iso")
-        .arg(root().join("profiles/examples/lab-centos6.yaml"))
-        .arg("--source")
-        .arg(&src)
-        .arg("--out")
-        .arg(&out)
-        .arg("--firstboot")
-        .arg(&agent)
+    let o = iso_cmd("lab-centos6.yaml", &src, &out, &agent)
         .output()
         .unwrap();
     assert!(
@@ -1015,15 +1013,7 @@ fn ctrl_c_during_the_copy_leaves_no_file() {
         .unwrap();
     let out = d.path().join("out.iso");
     let mut child = KillOnDrop(
-        hvseed()
-            .arg("iso")
-            .arg(root().join("profiles/examples/lab-centos6.yaml"))
-            .arg("--source")
-            .arg(&src)
-            .arg("--out")
-            .arg(&out)
-            .arg("--firstboot")
-            .arg(&agent)
+        iso_cmd("lab-centos6.yaml", &src, &out, &agent)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
