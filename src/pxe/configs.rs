@@ -38,8 +38,10 @@ pub fn grub2_path(mac: &str) -> String {
 /// `efidefault` (efi/pxe.c `grub_efi_pxe_get_config_path` of grub-0.97-efipxe.patch:
 /// `hex[] = "0123456789ABCDEF"`, `"01-%c%c-..."`, `"(nd)/efidefault"`); kernel and
 /// initrd paths are taken relative to that directory too. Cobbler and Beaker lay out
-/// EL6 UEFI trees the same way. The IP-in-hex names are not written: the address the
-/// firmware gets by DHCP is not in the inventory.
+/// EL6 UEFI trees the same way. With the loader in the TFTP root its requests start
+/// with `/` (`/01-…`, `//centos6/vmlinuz`); dnsmasq 2.90's TFTP server resolves both
+/// inside its tftp-root (tried with curl's TFTP client). The IP-in-hex names are not
+/// written: the address the firmware gets by DHCP is not in the inventory.
 pub fn grub_legacy_path(mac: &str) -> String {
     format!("tftp/{}", mac_file_name(mac).to_ascii_uppercase())
 }
