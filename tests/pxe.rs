@@ -575,8 +575,11 @@ fn reruns_touch_only_what_changed_and_remove_departed_hosts() {
     let original = std::fs::read_to_string(root().join(UBUNTU_INV)).unwrap();
     std::fs::write(&inv, &original).unwrap();
     pxe_ok(&inv, &ubuntu_iso(), &out, base, &[]);
-    // A file of the user's in the tree is never touched.
+    // A file of the user's in the tree is never touched, nor are the first-boot
+    // reports `hvseed serve` keeps in DIR/reports/ (also of a host that leaves).
     write(&out.join("tftp/memtest86+.bin"), b"the user's own\n");
+    let report = br#"{"fqdn":"kvm22.lab.example.org","ok":true}"#;
+    write(&out.join("reports/kvm22.lab.example.org.json"), report);
     let before = mtimes(&out);
     let content = files(&out);
     std::thread::sleep(Duration::from_millis(20));
@@ -631,9 +634,11 @@ fn reruns_touch_only_what_changed_and_remove_departed_hosts() {
     let now = files(&out);
     assert!(
         !now.keys()
+            .filter(|k| !k.starts_with("reports/"))
             .any(|k| k.contains("kvm22") || k.contains("12-34-22")),
         "{log}"
     );
+    assert_eq!(now["reports/kvm22.lab.example.org.json"], report);
     assert!(!out.join("http/hosts/kvm22.lab.example.org").exists());
     assert!(!text(&now, "dnsmasq.conf").contains(MAC22));
     assert_eq!(now["tftp/memtest86+.bin"], b"the user's own\n");
