@@ -28,6 +28,7 @@ pkgs=(
   grub-efi-amd64-bin grub-common           # GRUB2 EFI image for the Ubuntu-layout fixture
   debian-installer-12-netboot-amd64        # a real d-i kernel+initrd, the preseed consumer
   dnsmasq-base                             # dnsmasq --test -C for the PXE tree
+  isomd5sum                                # implantisomd5/checkisomd5: EL media check
   python3-venv
   ufw                # reads back the agent's /lib/ufw/user.rules (ENABLED=no: files only)
   patch              # applies the agent's --diff output

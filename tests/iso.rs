@@ -1058,3 +1058,46 @@ fn ctrl_c_during_the_copy_leaves_no_file() {
         .collect();
     assert_eq!(left, vec!["big.iso".to_string()], "leftovers");
 }
+
+/// A CentOS DVD carries an implanted MD5 (`implantisomd5`) that anaconda's media check
+/// reads, and any edit breaks it. The volume descriptor of the session hvseed appends
+/// carries none, so a media check of the new ISO says "no checksum" (NA), never a
+/// false FAIL.
+#[test]
+fn centos_implanted_md5_is_dropped_not_left_stale() {
+    let Some(fx) = fixtures() else { return };
+    let Some(agent) = agent() else { return };
+    if !require_tool("implantisomd5", "isomd5sum") {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("dvd.iso");
+    std::fs::copy(fx.join("centos6.iso"), &src).unwrap();
+    let st = Command::new("implantisomd5")
+        .arg(&src)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let check = |iso: &Path| {
+        // The verdict goes to stderr.
+        let o = Command::new("checkisomd5")
+            .arg(iso)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    assert!(
+        check(&src).contains("the result is: PASS"),
+        "{}",
+        check(&src)
+    );
+    let out = d.path().join("lab.iso");
+    let o = iso_cmd("lab-centos6.yaml", &src, &out, &agent)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = check(&out);
+    assert!(text.contains("the result is: NA"), "{text}");
+}
