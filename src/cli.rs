@@ -154,8 +154,8 @@ pub struct ServeConfig {
     pub listen: SocketAddr,
 }
 
-/// Logs go to stderr (coloured only when it is a terminal): info and up by default, `-v` debug, `-vv` trace, `-q` errors
-/// only; `RUST_LOG` overrides all of these.
+/// Logs go to stderr (coloured only when it is a terminal): info and up by default,
+/// `-v` debug, `-vv` trace, `-q` errors only; `RUST_LOG` overrides all of these.
 pub fn init_logging(verbose: u8, quiet: bool) {
     use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;

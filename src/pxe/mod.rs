@@ -514,9 +514,11 @@ impl Build<'_> {
     }
 }
 
+/// Per host (FQDN): its files as (tree path, content).
+type HostFiles = Vec<(String, Vec<(String, Vec<u8>)>)>;
+
 /// The files of `hosts` (a part of `inv`'s hosts) by host: http/hosts/<fqdn>/... as
 /// `hvseed render` makes them for HTTP media, and the host's boot loader files.
-#[allow(clippy::type_complexity)]
 fn host_files(
     inv: &Inventory,
     hosts: &[&crate::inventory::Host],
@@ -524,7 +526,7 @@ fn host_files(
     base: &str,
     layout: &source::Layout,
     efi_boot: Option<&str>,
-) -> Result<Vec<(String, Vec<(String, Vec<u8>)>)>> {
+) -> Result<HostFiles> {
     let sub = Inventory {
         path: inv.path.clone(),
         version: inv.version,

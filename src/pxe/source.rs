@@ -1,7 +1,7 @@
 //! The install ISO as `hvseed pxe` uses it: its identity (to reuse what was extracted
-//! before), its flavour (CentOS 6 or Ubuntu 12.04, recognised as `hvseed iso` does) and single-file
-//! and directory extraction with xorriso (`-osirrox on -indev ISO -extract`), never
-//! unpacking more than the files named.
+//! before), its flavour (CentOS 6 or Ubuntu 12.04, recognised as `hvseed iso` does)
+//! and single-file and directory extraction with xorriso (`-osirrox on -indev ISO
+//! -extract`), never unpacking more than the files named.
 
 use std::path::{Path, PathBuf};
 
