@@ -106,11 +106,7 @@ pub fn remaster(
     write::install_interrupt_cleanup();
 
     write::check_output(source, out)?;
-    // A truncated or foreign file is refused before a byte is copied; after that the
-    // copy runs while the session is prepared (and is removed if anything fails).
-    check_header(source)?;
     let started = std::time::Instant::now();
-    let copy = write::start_copy(source, out)?;
     let stage = tempfile::Builder::new()
         .prefix("hvseed-iso.")
         .tempdir()
@@ -134,6 +130,10 @@ pub fn remaster(
         source.display(),
         flavour.name(),
     );
+    // A truncated, foreign or already remastered ISO was refused above, before a byte
+    // was copied; the copy now runs while the session is prepared (and is removed if
+    // anything fails).
+    let copy = write::start_copy(source, out)?;
 
     let mut b = Builder {
         iso: source,
