@@ -6,9 +6,12 @@
 # scale, the whole-image rewrite (`xorriso -indev/-outdev ... replay`).
 # Goal (issue 4): hvseed iso <= 1.2x cp, memory flat in the ISO size.
 # Rounds alternate which of the two goes first (ROUNDS, default 8: each first as
-# often): on this kind of machine whichever runs second pays for the first one's
-# freed blocks, by seconds.
-# Usage: scripts/bench-iso.sh [SIZE_GIB]   (needs ~4x SIZE free on the checkout's disk)
+# often), and every timed run starts from the same state (see `quiesce`): nothing
+# dirty, the source ISO in the page cache and nothing else of earlier runs, the disk
+# idle. Without that, each run inherited what the one before left (dirty pages, the
+# cached output, blocks still being trimmed) and the same copy scattered from 1 s to 7 s.
+# Usage: [ROUNDS=8] [SYNC=1] scripts/bench-iso.sh [SIZE_GIB]   (needs ~4x SIZE free on
+# the checkout's disk)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 gib=${1:-4}
@@ -35,19 +38,39 @@ rm -rf "$work/filler"
 size=$(stat -c %s "$work/src.iso")
 echo "bench-iso: source ISO $((size >> 20)) MiB" >&2
 
+# SYNC=1 also times writing the output to the disk (a `sync` after each command):
+# what it costs until the ISO is really on the disk, rather than in the page cache.
 t() { # prints elapsed seconds of "$@"
   local s e
   s=$(date +%s.%N)
   "$@" >/dev/null 2>&1
+  [ "${SYNC:-0}" = 1 ] && sync
   e=$(date +%s.%N)
   echo "$e - $s" | bc
 }
-sync
+dev=$(basename "$(df --output=source "$work" | tail -1)")
+dropping=yes
+if ! { sync && echo 1 > /proc/sys/vm/drop_caches; } 2>/dev/null; then
+  dropping=no
+  echo "bench-iso: WARNING: cannot drop the page cache (not root?): runs will pay for" \
+    "each other's cached pages and the times will scatter" >&2
+fi
+# Before each timed run: write back everything, drop the clean page cache (the last
+# run's output), read the source back into the cache (both commands read it from
+# memory), and wait until the disk has had no I/O for a second (ext4 mounted with
+# `discard` trims the freed blocks of the last output after the fact).
+quiesce() {
+  sync
+  [ "$dropping" = yes ] && echo 1 > /proc/sys/vm/drop_caches
+  cat "$work/src.iso" > /dev/null
+  local a b
+  a=$(cat "/sys/class/block/$dev/stat" 2>/dev/null || true)
+  while sleep 1; b=$(cat "/sys/class/block/$dev/stat" 2>/dev/null || true); [ "$a" != "$b" ]; do a=$b; done
+}
 declare -a cp_t hv_t
-# Alternate which goes first, and flush between runs, so neither pays the other's
-# writeback.
 for round in $(seq 1 "${ROUNDS:-8}"); do
   for which in $( [ $((round % 2)) = 1 ] && echo "cp hv" || echo "hv cp"); do
+    quiesce
     if [ "$which" = cp ]; then
       cp_t+=("$(t cp "$work/src.iso" "$work/cp.iso")")
       rm -f "$work/cp.iso"
@@ -55,17 +78,17 @@ for round in $(seq 1 "${ROUNDS:-8}"); do
       hv_t+=("$(t "$hvseed" -q iso profiles/examples/lab-centos6.yaml --source "$work/src.iso" --out "$work/hv.iso" --firstboot "$agent")")
       rm -f "$work/hv.iso"
     fi
-    sync
   done
 done
 # hvseed's own account of one run: what it does besides the copy (preparing the
 # session overlaps the copy; the xorriso session is appended after it).
+quiesce
 RUST_LOG=hvseed=debug "$hvseed" iso profiles/examples/lab-centos6.yaml --source "$work/src.iso" \
   --out "$work/hv.iso" --firstboot "$agent" 2>&1 >/dev/null | grep -E 'prepared|waited|xorriso wrote' | sed 's/^ *DEBUG /bench-iso: /' >&2
-rm -f "$work/hv.iso"; sync
+rm -f "$work/hv.iso"; quiesce
 rss=$( { /usr/bin/time -f '%M' "$hvseed" -q iso profiles/examples/lab-centos6.yaml --source "$work/src.iso" \
   --out "$work/hv.iso" --firstboot "$agent" >/dev/null; } 2>&1 | tail -1)
-rm -f "$work/hv.iso"; sync
+rm -f "$work/hv.iso"; quiesce
 full=$(t xorriso -indev "$work/src.iso" -outdev "$work/full.iso" -compliance no_emul_toc -boot_image any replay \
   -map profiles/examples/lab-centos6.yaml /hvseed/x -commit)
 rm -f "$work/full.iso"
