@@ -592,6 +592,25 @@ fn reruns_touch_only_what_changed_and_remove_departed_hosts() {
     );
     assert_eq!(mtimes(&out), before);
 
+    // A host's files changed or removed by hand are put back as hvseed wrote them,
+    // although the host did not change; nothing else is rewritten.
+    let pxe21 = "tftp/pxelinux.cfg/01-52-54-00-12-34-21";
+    let plan21 = "http/hosts/kvm21.lab.example.org/plan.json";
+    write(&out.join(pxe21), b"DEFAULT edited-by-hand\n");
+    std::fs::remove_file(out.join(plan21)).unwrap();
+    let log = pxe_ok(&inv, &ubuntu_iso(), &out, base, &[]);
+    let now = files(&out);
+    assert_eq!(now[pxe21], content[pxe21], "{log}");
+    assert_eq!(now[plan21], content[plan21], "{log}");
+    let before_edit = before.clone();
+    let before: BTreeMap<String, _> = mtimes(&out);
+    for (k, m) in &before_edit {
+        if k != pxe21 && k != plan21 && k != ".hvseed-pxe-manifest.json" {
+            assert_eq!(before.get(k), Some(m), "{k} was rewritten:\n{log}");
+        }
+    }
+    std::thread::sleep(Duration::from_millis(20));
+
     // One host changes: only its files (and the checksums) are rewritten.
     assert!(original.contains("    install: { disk: vda }"));
     std::fs::write(

@@ -24,7 +24,8 @@ pub struct Inventory {
 }
 
 /// One host with the defaults merged in.
-#[derive(Debug, Clone, PartialEq)]
+/// `Hash` feeds `hvseed pxe`'s per-host key (what the host's files depend on).
+#[derive(Debug, Clone, PartialEq, Hash)]
 pub struct Host {
     pub fqdn: String,
     /// Lowercase, colon-separated.
@@ -54,7 +55,7 @@ impl Host {
 }
 
 /// Where the installer takes its packages from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum InstallSource {
     /// The install CD/DVD (or the remastered ISO) itself.
     Cdrom,
@@ -62,7 +63,7 @@ pub enum InstallSource {
     Url(String),
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Hash)]
 pub struct Install {
     pub source: InstallSource,
     /// e.g. `en_US.UTF-8`.
@@ -84,20 +85,20 @@ pub struct Install {
     pub extra_repositories: Vec<Repository>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Repository {
     /// `[A-Za-z0-9_-]`: used as a yum repo id / apt list name.
     pub name: String,
     pub url: String,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Hash)]
 pub struct Dns {
     pub servers: Vec<Ipv4Addr>,
     pub search: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Hash)]
 pub struct CloudStack {
     pub version: String,
     pub repository: String,
@@ -105,14 +106,14 @@ pub struct CloudStack {
     pub management_server: String,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Hash)]
 pub struct Cpu {
     pub mode: CpuMode,
     pub model: Option<String>,
     pub features: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Hash)]
 pub struct Network {
     pub kind: NetworkType,
     pub trunk_nic: String,
@@ -124,7 +125,7 @@ pub struct Network {
     pub private: VlanBridge,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Hash)]
 pub struct Management {
     pub vlan: u16,
     pub prefix: u8,
@@ -134,13 +135,13 @@ pub struct Management {
     pub bridge: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct VlanBridge {
     pub vlan: u16,
     pub bridge: String,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Hash)]
 pub struct Security {
     /// `Some` on centos6 (default permissive), `None` on ubuntu1204.
     pub selinux: Option<SelinuxMode>,

@@ -46,6 +46,19 @@ pub fn grub_legacy_path(mac: &str) -> String {
     format!("tftp/{}", mac_file_name(mac).to_ascii_uppercase())
 }
 
+/// A host's boot loader files by MAC: pxelinux's, and with a UEFI loader in the tree
+/// GRUB 2's (Ubuntu) or grub-legacy's (CentOS 6).
+pub fn host_boot_paths(os: Os, efi: bool, mac: &str) -> Vec<String> {
+    let mut paths = vec![pxelinux_path(mac)];
+    if efi {
+        paths.push(match os {
+            Os::Ubuntu1204 => grub2_path(mac),
+            Os::Centos6 => grub_legacy_path(mac),
+        });
+    }
+    paths
+}
+
 /// One kernel-command-line argument, checked for pxelinux/GRUB lines.
 fn arg_ok(a: &str) -> bool {
     !a.is_empty()

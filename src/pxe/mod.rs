@@ -20,6 +20,7 @@ mod tree;
 pub use configs::mac_file_name;
 pub use syslinux::banner_version;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -40,15 +41,24 @@ const OS_STAMP: &str = ".hvseed-stamp.json";
 /// `hvseed pxe`.
 pub fn run(c: crate::cli::PxeTreeConfig) -> Result<ExitCode> {
     let started = std::time::Instant::now();
+    // The manifest of an earlier run, if any (read before anything is created), is
+    // read on another core while the inventory is loaded.
+    let manifest = {
+        let out = c.out.clone();
+        std::thread::spawn(move || {
+            if out.is_dir() {
+                Manifest::load(&out)
+            } else {
+                Ok(Manifest::empty())
+            }
+        })
+    };
     let inventory = crate::commands::load_valid(&c.inventory)?;
     tracing::debug!("inventory loaded: {:.3} s", started.elapsed().as_secs_f64());
     let base = check_base(&c.http_base)?;
-    // The manifest of an earlier run, if any (read before anything is created).
-    let old = if c.out.is_dir() {
-        Manifest::load(&c.out)?
-    } else {
-        Manifest::load(Path::new("/nonexistent/hvseed"))?
-    };
+    let old = manifest
+        .join()
+        .map_err(|_| anyhow::anyhow!("reading the manifest panicked"))??;
     let syslinux = syslinux::locate(
         c.pxelinux_dir.as_deref(),
         c.syslinux_modules.as_deref(),
@@ -89,10 +99,7 @@ pub fn run(c: crate::cli::PxeTreeConfig) -> Result<ExitCode> {
     let mut b = Build {
         out: &out,
         old: &old,
-        new: Manifest {
-            format: old.format,
-            ..Manifest::default()
-        },
+        new: Manifest::empty(),
         desired: Desired::default(),
         staging: staging.path(),
     };
@@ -152,16 +159,17 @@ pub fn run(c: crate::cli::PxeTreeConfig) -> Result<ExitCode> {
         configs::dnsmasq(&inv, &out.join("tftp"), efi)?.into_bytes(),
     );
 
-    let mut sums: BTreeMap<String, String> = b
+    let mut sums: Vec<(Cow<str>, tree::Digest)> = b
         .desired
         .entries
         .iter()
-        .map(|(p, e)| (p.clone(), e.sha256.clone()))
+        .map(|(p, e)| (Cow::Borrowed(p.as_str()), e.sha256))
         .collect();
     for (p, s) in &os_sums {
-        sums.insert(format!("{OS_DIR}/{p}"), s.clone());
+        sums.push((Cow::Owned(format!("{OS_DIR}/{p}")), *s));
     }
-    b.desired.bytes("SHA256SUMS", tree::sha256sums(&sums));
+    let sums = tree::sha256sums(sums);
+    b.desired.bytes("SHA256SUMS", sums);
     tracing::debug!("configs and sums: {:.3} s", started.elapsed().as_secs_f64());
 
     let Build {
@@ -176,23 +184,23 @@ pub fn run(c: crate::cli::PxeTreeConfig) -> Result<ExitCode> {
         .collect();
     // Before writing, list every path this run may create, so that an interrupted run
     // leaves nothing the next run would take for a user's file.
+    let mut intent = None;
     if desired.entries.keys().any(|p| !old.files.contains_key(p)) {
-        let mut intent = old.clone();
+        let mut m = old.clone();
         for p in desired.entries.keys() {
-            intent.files.entry(p.clone()).or_insert(tree::FileRecord {
-                sha256: String::new(),
-                size: u64::MAX,
-                mtime: 0,
-                mtime_nsec: 0,
-            });
+            m.files
+                .entry(p.clone())
+                .or_insert(tree::FileRecord::PENDING);
         }
-        intent.os_tree = intent.os_tree.or(new.os_tree.clone());
-        intent.save(&out)?;
+        m.os_tree = m.os_tree.or(new.os_tree.clone());
+        m.save(&out, &old)?;
+        intent = Some(m);
     }
     let (files, changes) = tree::apply(&out, &old, desired, &absent)?;
     tracing::debug!("tree written: {:.3} s", started.elapsed().as_secs_f64());
     new.files = files;
-    new.save(&out)?;
+    new.save(&out, intent.as_ref().unwrap_or(&old))?;
+    tracing::debug!("manifest written: {:.3} s", started.elapsed().as_secs_f64());
     drop(staging);
 
     for p in &changes.added {
@@ -265,7 +273,7 @@ impl Build<'_> {
             Some(r)
                 if r.size == m.len() && r.mtime == m.mtime() && r.mtime_nsec == m.mtime_nsec() =>
             {
-                r.sha256.clone()
+                r.sha256
             }
             _ => tree::sha256_file(src)?,
         };
@@ -275,7 +283,7 @@ impl Build<'_> {
                 size: m.len(),
                 mtime: m.mtime(),
                 mtime_nsec: m.mtime_nsec(),
-                sha256: sha.clone(),
+                sha256: sha,
             },
         );
         self.desired
@@ -298,7 +306,7 @@ impl Build<'_> {
                     .all(|f| self.old.unchanged_on_disk(self.out, f))
             {
                 for f in &r.files {
-                    let sha = self.old.files[f].sha256.clone();
+                    let sha = self.old.files[f].sha256;
                     self.desired.insert(f.clone(), Want::Keep, sha, 0o644);
                 }
                 self.new.iso = Some(r.clone());
@@ -410,7 +418,7 @@ impl Build<'_> {
             MODULES.join(",")
         );
         if self.old.derived.get(PATH) == Some(&key) && self.old.unchanged_on_disk(self.out, PATH) {
-            let sha = self.old.files[PATH].sha256.clone();
+            let sha = self.old.files[PATH].sha256;
             self.desired.insert(PATH, Want::Keep, sha, 0o644);
         } else {
             let img = self.staging.join("grubx64.efi");
@@ -441,38 +449,44 @@ impl Build<'_> {
         efi_boot: Option<&str>,
     ) -> Result<()> {
         let global = global_key(inv, base, templates, efi_boot)?;
-        // Per host: the key of its inputs, and whether its files from the last run can
+        // Per host: the key of its inputs, and its files from the last run if they can
         // stay (same key, every file on disk as written): a hash and a few `stat`s a
         // host, spread over the cores.
         let (old, out) = (self.old, self.out);
+        let (os, efi) = (inv.os, efi_boot.is_some());
         let checked = par_map(&inv.hosts, |h| {
-            let key = tree::sha256_bytes(format!("{global}\n{h:?}").as_bytes());
-            let keep = old.hosts.get(&h.fqdn).is_some_and(|r| {
-                r.key == key
-                    && !r.files.is_empty()
-                    && r.files.iter().all(|f| old.unchanged_on_disk(out, f))
-            });
-            (key, keep)
+            let key = tree::sha256_of(&(global, h));
+            let kept = old
+                .hosts
+                .get(&h.fqdn)
+                .filter(|r| r.key == key && r.count > 0)
+                .and_then(|r| {
+                    let files = recorded_host_files(old, h, os, efi)?;
+                    (files.len() == r.count
+                        && files
+                            .iter()
+                            .all(|(p, rec)| tree::stat_matches(&out.join(p), rec)))
+                    .then_some(files)
+                });
+            (key, kept)
         });
         let mut to_render = Vec::new();
-        for (h, (key, keep)) in inv.hosts.iter().zip(checked) {
-            if keep {
-                let r = &self.old.hosts[&h.fqdn];
-                for f in &r.files {
-                    let sha = self.old.files[f].sha256.clone();
-                    self.desired.insert(f.clone(), Want::Keep, sha, 0o644);
+        for (h, (key, kept)) in inv.hosts.iter().zip(checked) {
+            let count = match kept {
+                Some(files) => {
+                    for (p, r) in &files {
+                        self.desired.insert(*p, Want::Keep, r.sha256, 0o644);
+                    }
+                    files.len()
                 }
-                self.new.hosts.insert(h.fqdn.clone(), r.clone());
-            } else {
-                self.new.hosts.insert(
-                    h.fqdn.clone(),
-                    tree::HostRecord {
-                        key,
-                        files: Vec::new(),
-                    },
-                );
-                to_render.push(h);
-            }
+                None => {
+                    to_render.push(h);
+                    0
+                }
+            };
+            self.new
+                .hosts
+                .insert(h.fqdn.clone(), tree::HostRecord { key, count });
         }
         if to_render.is_empty() {
             return Ok(());
@@ -506,12 +520,36 @@ impl Build<'_> {
                 .get_mut(&fqdn)
                 .expect("every rendered host was recorded above");
             for (path, bytes) in files {
-                r.files.push(path.clone());
+                r.count += 1;
                 self.desired.bytes(path, bytes);
             }
         }
         Ok(())
     }
+}
+
+/// The files the manifest records for `h` (those under `http/hosts/<fqdn>/` and its
+/// boot loader files by MAC), or `None` when one of its boot files is not recorded.
+/// The caller compares the number with what the host's record says it had.
+fn recorded_host_files<'m>(
+    old: &'m Manifest,
+    h: &crate::inventory::Host,
+    os: Os,
+    efi: bool,
+) -> Option<Vec<(&'m str, &'m tree::FileRecord)>> {
+    use std::ops::Bound;
+    let prefix = format!("http/hosts/{}/", h.fqdn);
+    let mut files: Vec<(&str, &tree::FileRecord)> = old
+        .files
+        .range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded))
+        .take_while(|(p, _)| p.starts_with(&prefix))
+        .map(|(p, r)| (p.as_str(), r))
+        .collect();
+    for p in configs::host_boot_paths(os, efi, &h.mac) {
+        let (p, r) = old.files.get_key_value(p.as_str())?;
+        files.push((p.as_str(), r));
+    }
+    Some(files)
 }
 
 /// Per host (FQDN): its files as (tree path, content).
@@ -602,7 +640,7 @@ fn global_key(
     base: &str,
     templates: Option<&Path>,
     efi_boot: Option<&str>,
-) -> Result<String> {
+) -> Result<tree::Digest> {
     let mut s = format!(
         "hvseed {}\ncluster {}\nos {}\nbase {base}\nefi {efi_boot:?}\n",
         env!("CARGO_PKG_VERSION"),
@@ -644,7 +682,7 @@ fn global_key(
 #[derive(Debug, Serialize, Deserialize)]
 struct OsStamp {
     identity: String,
-    sums: BTreeMap<String, String>,
+    sums: BTreeMap<String, tree::Digest>,
 }
 
 /// The ISO's package tree under http/os, extracted once per ISO; returns its
@@ -655,7 +693,7 @@ fn package_tree(
     out: &Path,
     staging: &Path,
     ours: bool,
-) -> Result<BTreeMap<String, String>> {
+) -> Result<BTreeMap<String, tree::Digest>> {
     let dest = out.join(OS_DIR);
     let stamp_path = dest.join(OS_STAMP);
     if let Ok(bytes) = std::fs::read(&stamp_path) {

@@ -11,19 +11,103 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use sha2::{Digest as _, Sha256};
 
 /// The manifest's file name in the tree's root.
 pub const MANIFEST: &str = ".hvseed-pxe-manifest.json";
-const FORMAT: u32 = 1;
+/// The format written. Format 1 (hvseed before per-host file lists were dropped) is
+/// still read: its hosts are then rendered again once, and files whose content did not
+/// change are kept as they are.
+pub const FORMAT: u32 = 2;
+const FORMATS_READ: &[u32] = &[1, 2];
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// A SHA-256 digest, written as 64 lowercase hex digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Digest(pub [u8; 32]);
+
+impl Digest {
+    /// The 64 hex digits, without allocating.
+    pub fn hex_bytes(&self) -> [u8; 64] {
+        const H: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0u8; 64];
+        for (i, b) in self.0.iter().enumerate() {
+            out[2 * i] = H[(b >> 4) as usize];
+            out[2 * i + 1] = H[(b & 15) as usize];
+        }
+        out
+    }
+
+    pub fn hex(&self) -> String {
+        String::from_utf8(self.hex_bytes().to_vec()).expect("hex digits are ASCII")
+    }
+
+    pub fn from_hex(s: &str) -> Option<Digest> {
+        let b = s.as_bytes();
+        if b.len() != 64 {
+            return None;
+        }
+        let nibble = |c: u8| match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            b'A'..=b'F' => Some(c - b'A' + 10),
+            _ => None,
+        };
+        let mut out = [0u8; 32];
+        for (i, pair) in b.chunks_exact(2).enumerate() {
+            out[i] = nibble(pair[0])? << 4 | nibble(pair[1])?;
+        }
+        Some(Digest(out))
+    }
+}
+
+impl std::fmt::Debug for Digest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.hex())
+    }
+}
+
+impl std::fmt::Display for Digest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.hex())
+    }
+}
+
+impl Serialize for Digest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let hex = self.hex_bytes();
+        s.serialize_str(std::str::from_utf8(&hex).expect("hex digits are ASCII"))
+    }
+}
+
+impl<'de> Deserialize<'de> for Digest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Digest;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a SHA-256 as 64 hex digits")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Digest, E> {
+                // An empty string: a file listed before it was written (format 1).
+                if v.is_empty() {
+                    return Ok(Digest::default());
+                }
+                Digest::from_hex(v).ok_or_else(|| E::custom("not a SHA-256"))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Manifest {
     pub format: u32,
     /// Every file hvseed wrote, by path relative to the tree.
     pub files: BTreeMap<String, FileRecord>,
-    /// Per host (FQDN): the key of everything its rendered files depend on, and those
-    /// files, so an unchanged host is not rendered again.
+    /// Per host (FQDN): the key of everything its rendered files depend on and how
+    /// many files it has (those under `http/hosts/<fqdn>/` and its boot loader files
+    /// by MAC), so an unchanged host is not rendered again.
     pub hosts: BTreeMap<String, HostRecord>,
     /// The ISO the boot files were extracted from.
     pub iso: Option<IsoRecord>,
@@ -37,35 +121,59 @@ pub struct Manifest {
     pub os_tree: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A file as hvseed wrote it. A file listed before it was written (so that an
+/// interrupted run leaves nothing unaccounted for) has size `u64::MAX`, which no file
+/// on disk matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileRecord {
-    pub sha256: String,
+    pub sha256: Digest,
     pub size: u64,
     pub mtime: i64,
     pub mtime_nsec: i64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct HostRecord {
-    pub key: String,
-    pub files: Vec<String>,
+impl FileRecord {
+    /// The record of a path this run is about to create.
+    pub const PENDING: FileRecord = FileRecord {
+        sha256: Digest([0; 32]),
+        size: u64::MAX,
+        mtime: 0,
+        mtime_nsec: 0,
+    };
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostRecord {
+    pub key: Digest,
+    /// How many files the host has; 0 (also in a format-1 manifest) means render it
+    /// again.
+    #[serde(default)]
+    pub count: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IsoRecord {
     pub identity: String,
     pub files: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SourceRecord {
     pub size: u64,
     pub mtime: i64,
     pub mtime_nsec: i64,
-    pub sha256: String,
+    pub sha256: Digest,
 }
 
 impl Manifest {
+    /// The manifest of a tree hvseed has not written yet.
+    pub fn empty() -> Manifest {
+        Manifest {
+            format: FORMAT,
+            ..Manifest::default()
+        }
+    }
+
     /// Reads `DIR/.hvseed-pxe-manifest.json`; an absent one is an empty manifest.
     pub fn load(dir: &Path) -> Result<Manifest> {
         let p = dir.join(MANIFEST);
@@ -78,31 +186,30 @@ impl Manifest {
                         p.display()
                     )
                 })?;
-                if m.format != FORMAT {
+                if !FORMATS_READ.contains(&m.format) {
                     bail!(
-                        "{}: manifest format {} is not {FORMAT}; this tree was written by \
-                         another hvseed version: write it to a new directory",
+                        "{}: manifest format {} is not one this hvseed reads ({FORMATS_READ:?}); \
+                         this tree was written by another hvseed version: write it to a new \
+                         directory",
                         p.display(),
                         m.format
                     );
                 }
                 Ok(m)
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Manifest {
-                format: FORMAT,
-                ..Manifest::default()
-            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Manifest::empty()),
             Err(e) => Err(e).with_context(|| format!("reading {}", p.display())),
         }
     }
 
-    pub fn save(&self, dir: &Path) -> Result<()> {
-        let bytes = serde_json::to_vec(self).context("serialising the manifest")?;
-        let path = dir.join(MANIFEST);
-        if fs::read(&path).is_ok_and(|old| old == bytes) {
+    /// Writes the manifest unless it equals `on_disk`, what the tree's manifest holds
+    /// now (as loaded, or as last saved by this run).
+    pub fn save(&self, dir: &Path, on_disk: &Manifest) -> Result<()> {
+        if self == on_disk && dir.join(MANIFEST).is_file() {
             return Ok(());
         }
-        write_atomic(&path, &bytes, 0o644)
+        let bytes = serde_json::to_vec(self).context("serialising the manifest")?;
+        write_atomic(&dir.join(MANIFEST), &bytes, 0o644)
     }
 
     /// True when the local source file `src` was used by the last run and still has
@@ -131,12 +238,12 @@ pub fn stat_matches(full: &Path, r: &FileRecord) -> bool {
     })
 }
 
-fn record(full: &Path, sha256: String) -> Result<FileRecord> {
+fn record(full: &Path, sha256: Digest) -> Result<FileRecord> {
     let m = fs::metadata(full).with_context(|| format!("reading {}", full.display()))?;
     Ok(record_of(&m, sha256))
 }
 
-fn record_of(m: &fs::Metadata, sha256: String) -> FileRecord {
+fn record_of(m: &fs::Metadata, sha256: Digest) -> FileRecord {
     FileRecord {
         sha256,
         size: m.len(),
@@ -145,25 +252,35 @@ fn record_of(m: &fs::Metadata, sha256: String) -> FileRecord {
     }
 }
 
-pub fn hex(bytes: &[u8]) -> String {
-    const H: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(H[(b >> 4) as usize] as char);
-        s.push(H[(b & 15) as usize] as char);
-    }
-    s
+pub fn sha256_bytes(b: &[u8]) -> Digest {
+    Digest(Sha256::digest(b).into())
 }
 
-pub fn sha256_bytes(b: &[u8]) -> String {
-    hex(&Sha256::digest(b))
-}
-
-pub fn sha256_file(p: &Path) -> Result<String> {
+pub fn sha256_file(p: &Path) -> Result<Digest> {
     let mut f = fs::File::open(p).with_context(|| format!("reading {}", p.display()))?;
     let mut h = Sha256::new();
     std::io::copy(&mut f, &mut h).with_context(|| format!("reading {}", p.display()))?;
-    Ok(hex(&h.finalize()))
+    Ok(Digest(h.finalize().into()))
+}
+
+/// SHA-256 of a value's derived `Hash` (see [`Sha256Hasher`]).
+pub fn sha256_of<T: std::hash::Hash + ?Sized>(v: &T) -> Digest {
+    let mut h = Sha256Hasher(Sha256::new());
+    v.hash(&mut h);
+    Digest(h.0.finalize().into())
+}
+
+/// A [`std::hash::Hasher`] that feeds everything into SHA-256: a derived `Hash` of a
+/// value gives a stable digest of it (within one hvseed binary) without formatting it.
+pub struct Sha256Hasher(pub Sha256);
+
+impl std::hash::Hasher for Sha256Hasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+    fn finish(&self) -> u64 {
+        unreachable!("use the digest, not a u64")
+    }
 }
 
 /// What a path of the tree should hold.
@@ -181,7 +298,7 @@ pub enum Want {
 #[derive(Debug)]
 pub struct Entry {
     pub want: Want,
-    pub sha256: String,
+    pub sha256: Digest,
     /// 0o644, or 0o755 for programs.
     pub mode: u32,
 }
@@ -205,7 +322,7 @@ impl Desired {
         );
     }
 
-    pub fn insert(&mut self, path: impl Into<String>, want: Want, sha256: String, mode: u32) {
+    pub fn insert(&mut self, path: impl Into<String>, want: Want, sha256: Digest, mode: u32) {
         self.entries
             .insert(path.into(), Entry { want, sha256, mode });
     }
@@ -231,7 +348,7 @@ pub fn check_foreign(
     let mut foreign = Vec::new();
     let mut absent = std::collections::HashSet::new();
     for (path, e) in &desired.entries {
-        if old.files.contains_key(path) {
+        if matches!(e.want, Want::Keep) || old.files.contains_key(path) {
             continue;
         }
         let full = dir.join(path);
@@ -284,13 +401,13 @@ pub fn apply(
                 .files
                 .get(&path)
                 .with_context(|| format!("internal: {path} kept but not in the manifest"))?;
-            files.insert(path, r.clone());
+            files.insert(path, *r);
             changes.unchanged += 1;
             continue;
         }
         if let Some(r) = old.files.get(&path) {
             if r.sha256 == e.sha256 && stat_matches(&full, r) {
-                files.insert(path, r.clone());
+                files.insert(path, *r);
                 changes.unchanged += 1;
                 continue;
             }
@@ -423,17 +540,65 @@ fn copy_atomic(src: &Path, path: &Path, mode: u32) -> Result<()> {
     Ok(())
 }
 
-/// `SHA256SUMS` in the format `sha256sum -c` reads (names with a backslash or newline
-/// escaped the way GNU coreutils does).
-pub fn sha256sums(sums: &BTreeMap<String, String>) -> Vec<u8> {
-    let mut s = String::new();
-    for (path, sha) in sums {
+/// `SHA256SUMS` in the format `sha256sum -c` reads, lines sorted by path (names with a
+/// backslash or newline escaped the way GNU coreutils does).
+pub fn sha256sums(mut sums: Vec<(std::borrow::Cow<'_, str>, Digest)>) -> Vec<u8> {
+    sums.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let mut s = Vec::with_capacity(sums.iter().map(|(p, _)| p.len() + 68).sum());
+    for (path, sha) in &sums {
         if path.contains('\\') || path.contains('\n') {
             let esc = path.replace('\\', "\\\\").replace('\n', "\\n");
-            s.push_str(&format!("\\{sha}  {esc}\n"));
+            s.push(b'\\');
+            s.extend_from_slice(&sha.hex_bytes());
+            s.extend_from_slice(b"  ");
+            s.extend_from_slice(esc.as_bytes());
         } else {
-            s.push_str(&format!("{sha}  {path}\n"));
+            s.extend_from_slice(&sha.hex_bytes());
+            s.extend_from_slice(b"  ");
+            s.extend_from_slice(path.as_bytes());
         }
+        s.push(b'\n');
     }
-    s.into_bytes()
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digests_read_back_as_written() {
+        let d = sha256_bytes(b"hvseed");
+        let json = serde_json::to_string(&d).unwrap();
+        assert_eq!(json.len(), 66);
+        assert_eq!(serde_json::from_str::<Digest>(&json).unwrap(), d);
+        assert_eq!(Digest::from_hex(&d.hex().to_uppercase()), Some(d));
+        assert!(serde_json::from_str::<Digest>("\"abc\"").is_err());
+        assert!(Digest::from_hex(&"g".repeat(64)).is_none());
+    }
+
+    #[test]
+    fn a_format_1_manifest_is_read_and_its_hosts_are_rendered_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let sha = sha256_bytes(b"x").hex();
+        let v1 = format!(
+            r#"{{"format":1,"files":{{"a":{{"sha256":"{sha}","size":1,"mtime":2,"mtime_nsec":3}},
+            "b":{{"sha256":"","size":18446744073709551615,"mtime":0,"mtime_nsec":0}}}},
+            "hosts":{{"h.example.org":{{"key":"{sha}","files":["a"]}}}},"iso":null,
+            "sources":{{}},"derived":{{}},"os_tree":null}}"#
+        );
+        std::fs::write(dir.path().join(MANIFEST), v1).unwrap();
+        let m = Manifest::load(dir.path()).unwrap();
+        assert_eq!(m.files["a"].sha256.hex(), sha);
+        assert_eq!(m.files["b"], FileRecord::PENDING);
+        // No file count: the host cannot be kept as it is.
+        assert_eq!(m.hosts["h.example.org"].count, 0);
+        // Saved and read back, it is the same.
+        m.save(dir.path(), &Manifest::empty()).unwrap();
+        let again = Manifest::load(dir.path()).unwrap();
+        assert_eq!(again, m);
+        std::fs::write(dir.path().join(MANIFEST), r#"{"format":9}"#).unwrap();
+        let e = Manifest::load(dir.path()).unwrap_err();
+        assert!(format!("{e:#}").contains("format 9"), "{e:#}");
+    }
 }
