@@ -89,9 +89,12 @@ pub fn load(path: &Path) -> Result<Loaded, InventoryError> {
             message,
         }],
     };
+    let t0 = std::time::Instant::now();
     let text = read_text(path).map_err(|(l, c, m)| fail(l, c, m))?;
     let root = yaml::parse(&text).map_err(|e| fail(e.line, e.column, e.message))?;
-    let (inventory, diagnostics) = resolve::resolve(path, &root);
+    tracing::debug!("inventory parsed: {:.3} s", t0.elapsed().as_secs_f64());
+    let (inventory, diagnostics) = resolve::resolve(path, root);
+    tracing::debug!("inventory resolved: {:.3} s", t0.elapsed().as_secs_f64());
     match inventory {
         Some(inventory) => Ok(Loaded {
             inventory,

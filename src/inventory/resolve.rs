@@ -83,10 +83,13 @@ impl Loc {
     }
 }
 
-/// A mapping's entries (null values count as absent), with its key path.
+/// A mapping's entries (null values count as absent), with its key path. A host's
+/// mapping is read merged over the defaults' one without copying either: each entry is
+/// the winning key and value, and where both sides hold a mapping under the key, the
+/// defaults' mapping that the host's merges over (see [`Checker::merged`]).
 struct Map<'n> {
     rel: String,
-    entries: Vec<(Cow<'n, str>, &'n Node, &'n Node)>,
+    entries: Vec<(Cow<'n, str>, &'n Node, &'n Node, Option<&'n Node>)>,
 }
 
 impl<'n> Map<'n> {
@@ -98,16 +101,21 @@ impl<'n> Map<'n> {
     }
 
     fn get(&self, k: &str) -> Option<&'n Node> {
+        self.get_merged(k).map(|e| e.0)
+    }
+
+    /// The value at `k` and the defaults' mapping it merges over, if any.
+    fn get_merged(&self, k: &str) -> Option<(&'n Node, Option<&'n Node>)> {
         self.entries
             .iter()
-            .find(|(name, _, v)| name == k && v.value != Value::Null)
-            .map(|e| e.2)
+            .find(|(name, _, v, _)| name == k && v.value != Value::Null)
+            .map(|e| (e.2, e.3))
     }
 
     fn key_node(&self, k: &str) -> Option<&'n Node> {
         self.entries
             .iter()
-            .find(|(name, _, _)| name == k)
+            .find(|(name, _, _, _)| name == k)
             .map(|e| e.1)
     }
 
@@ -147,7 +155,18 @@ struct Checker<'a> {
     host: usize,
 }
 
-impl Checker<'_> {
+impl<'a> Checker<'a> {
+    fn new(file: &'a Path) -> Checker<'a> {
+        Checker {
+            file,
+            diags: Vec::new(),
+            seen: HashSet::new(),
+            dropped: 0,
+            missing: Vec::new(),
+            host: 0,
+        }
+    }
+
     fn push_at(
         &mut self,
         severity: Severity,
@@ -156,16 +175,7 @@ impl Checker<'_> {
         key: String,
         message: String,
     ) {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        (line, column, &key, &message, severity).hash(&mut h);
-        if !self.seen.insert(h.finish()) {
-            return;
-        }
-        if self.diags.len() >= MAX_DIAGNOSTICS {
-            self.dropped += 1;
-            return;
-        }
-        self.diags.push(Diagnostic {
+        self.push(Diagnostic {
             severity,
             file: self.file.to_path_buf(),
             line,
@@ -173,6 +183,31 @@ impl Checker<'_> {
             key,
             message,
         });
+    }
+
+    /// Records `d` unless the same finding was recorded before.
+    fn push(&mut self, d: Diagnostic) {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (d.line, d.column, &d.key, &d.message, d.severity).hash(&mut h);
+        if !self.seen.insert(h.finish()) {
+            return;
+        }
+        if self.diags.len() >= MAX_DIAGNOSTICS {
+            self.dropped += 1;
+            return;
+        }
+        self.diags.push(d);
+    }
+
+    /// Takes over what another checker (of a later part of the hosts) found. Past
+    /// [`MAX_DIAGNOSTICS`], the count of findings not shown may include repeats of
+    /// shown ones.
+    fn absorb(&mut self, other: Checker) {
+        for d in other.diags {
+            self.push(d);
+        }
+        self.dropped += other.dropped;
+        self.missing.extend(other.missing);
     }
 
     fn error(&mut self, n: &Node, rel: &str, message: impl Into<String>) {
@@ -207,6 +242,21 @@ impl Checker<'_> {
 
     /// Reads a mapping and reports keys not in `allowed`.
     fn map<'n>(&mut self, n: &'n Node, rel: &str, allowed: &[&str]) -> Map<'n> {
+        self.merged(n, None, rel, allowed)
+    }
+
+    /// Reads mapping `n` deep-merged over the mapping `under` (a host's entry over the
+    /// defaults): keys merge one by one, a mapping on both sides merges again below,
+    /// anything else (scalars, lists) is the host's value, and a null value counts as
+    /// absent. Each entry keeps its own node, so messages point at whichever side won.
+    /// Reports keys not in `allowed`.
+    fn merged<'n>(
+        &mut self,
+        n: &'n Node,
+        under: Option<&'n Node>,
+        rel: &str,
+        allowed: &[&str],
+    ) -> Map<'n> {
         let entries: &'n [(Node, Node)] = match &n.value {
             Value::Map(e) => e,
             Value::Null => &[],
@@ -223,15 +273,35 @@ impl Checker<'_> {
                 return Map::empty(rel);
             }
         };
+        let below: &'n [(Node, Node)] = match under.map(|u| &u.value) {
+            Some(Value::Map(e)) => e,
+            _ => &[],
+        };
         let mut map = Map::empty(rel);
-        for (k, v) in entries {
-            let name = key_text(k);
+        let mut push = |c: &mut Self, name: Cow<'n, str>, k: &'n Node, v: &'n Node, u| {
             if allowed.contains(&name.as_ref()) {
-                map.entries.push((name, k, v));
+                map.entries.push((name, k, v, u));
             } else {
                 let krel = map.child(&name);
                 let msg = unknown_key_message(&name, allowed);
-                self.error(k, &krel, msg);
+                c.error(k, &krel, msg);
+            }
+        };
+        for (dk, dv) in below {
+            let name = key_text(dk);
+            match entries.iter().find(|(hk, _)| key_text(hk) == name) {
+                Some((hk, hv)) if hv.value != Value::Null => {
+                    let both_maps =
+                        matches!(hv.value, Value::Map(_)) && matches!(dv.value, Value::Map(_));
+                    push(self, name, hk, hv, both_maps.then_some(dv));
+                }
+                _ => push(self, name, dk, dv, None),
+            }
+        }
+        for (hk, hv) in entries {
+            let name = key_text(hk);
+            if !below.iter().any(|(dk, _)| key_text(dk) == name) {
+                push(self, name, hk, hv, None);
             }
         }
         map
@@ -240,8 +310,8 @@ impl Checker<'_> {
     /// The sub-mapping at `key` (an empty one when absent).
     fn section<'n>(&mut self, parent: &Map<'n>, key: &str, allowed: &[&str]) -> Map<'n> {
         let rel = parent.child(key);
-        match parent.get(key) {
-            Some(n) => self.map(n, &rel, allowed),
+        match parent.get_merged(key) {
+            Some((n, under)) => self.merged(n, under, &rel, allowed),
             None => Map::empty(&rel),
         }
     }
@@ -434,49 +504,6 @@ fn missing_hint(rel: &str) -> &'static str {
     }
 }
 
-/// Deep merge of a host entry over the defaults: mappings merge key by key, anything
-/// else (scalars, lists) is replaced by the host's value. Each node keeps its origin,
-/// so messages point at whichever side won.
-fn merge(defaults: &Node, host: &Node) -> Node {
-    let (Value::Map(d), Value::Map(h)) = (&defaults.value, &host.value) else {
-        return if host.value == Value::Null {
-            defaults.clone()
-        } else {
-            host.clone()
-        };
-    };
-    let mut out: Vec<(Node, Node)> = Vec::with_capacity(d.len() + h.len());
-    for (dk, dv) in d {
-        let name = dk.key_text();
-        match h.iter().find(|(hk, _)| hk.key_text() == name) {
-            Some((hk, hv)) if hv.value != Value::Null => out.push((hk.clone(), merge(dv, hv))),
-            _ => out.push((dk.clone(), dv.clone())),
-        }
-    }
-    for (hk, hv) in h {
-        let name = hk.key_text();
-        if !d.iter().any(|(dk, _)| dk.key_text() == name) {
-            out.push((hk.clone(), hv.clone()));
-        }
-    }
-    Node {
-        value: Value::Map(out),
-        ..host.clone_shallow()
-    }
-}
-
-impl Node {
-    fn clone_shallow(&self) -> Node {
-        Node {
-            value: Value::Null,
-            line: self.line,
-            column: self.column,
-            raw: None,
-            origin: self.origin,
-        }
-    }
-}
-
 /// Positions of one host's values that cross-host rules need.
 struct HostLocs {
     fqdn: Option<(String, Loc)>,
@@ -488,16 +515,15 @@ struct HostLocs {
 
 /// Resolves the whole document. Returns the inventory (when there were no errors) and
 /// every finding, sorted by position and deduplicated.
-pub fn resolve(file: &Path, root: &Node) -> (Option<Inventory>, Vec<Diagnostic>) {
-    let mut c = Checker {
-        file,
-        diags: Vec::new(),
-        seen: HashSet::new(),
-        dropped: 0,
-        missing: Vec::new(),
-        host: 0,
-    };
-    let inv = resolve_doc(&mut c, root);
+pub fn resolve(file: &Path, mut root: Node) -> (Option<Inventory>, Vec<Diagnostic>) {
+    mark_origins(&mut root);
+    let mut c = Checker::new(file);
+    let inv = resolve_doc(&mut c, &root);
+    // Freeing a large tree node by node takes a while (~15 ms for 10,000 hosts): a
+    // thread of its own does it.
+    if inv.as_ref().is_some_and(|i| i.hosts.len() >= 512) {
+        std::thread::spawn(move || drop(root));
+    }
     let mut diags = c.diags;
     diags.sort_by_key(|d| (d.line, d.column));
     if c.dropped > 0 {
@@ -515,6 +541,27 @@ pub fn resolve(file: &Path, root: &Node) -> (Option<Inventory>, Vec<Diagnostic>)
     }
     let has_errors = diags.iter().any(|d| d.severity == Severity::Error);
     (if has_errors { None } else { inv }, diags)
+}
+
+/// Marks the nodes of `defaults` and of each host entry with where they come from, so
+/// messages say `defaults.…` or `hosts[i].…`.
+fn mark_origins(root: &mut Node) {
+    let Value::Map(entries) = &mut root.value else {
+        return;
+    };
+    for (k, v) in entries {
+        match key_text(k).as_ref() {
+            "defaults" => v.set_origin(Origin::Defaults),
+            "hosts" => {
+                if let Value::Seq(items) = &mut v.value {
+                    for (i, h) in items.iter_mut().enumerate() {
+                        h.set_origin(Origin::Host(i));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 fn resolve_doc(c: &mut Checker, root: &Node) -> Option<Inventory> {
@@ -571,7 +618,7 @@ fn resolve_doc(c: &mut Checker, root: &Node) -> Option<Inventory> {
         Some(n) => c.checked(n, "cluster", rules::cluster_name),
     };
 
-    // The defaults, marked so that messages say `defaults.…`.
+    // The defaults (one copy, from which the misplaced keys are dropped).
     let mut defaults = top.get("defaults").cloned().unwrap_or(Node {
         value: Value::Map(Vec::new()),
         line: root.line,
@@ -579,7 +626,6 @@ fn resolve_doc(c: &mut Checker, root: &Node) -> Option<Inventory> {
         raw: None,
         origin: Origin::Defaults,
     });
-    defaults.set_origin(Origin::Defaults);
     if !matches!(defaults.value, Value::Map(_) | Value::Null) {
         c.error(
             &defaults,
@@ -669,49 +715,44 @@ fn resolve_doc(c: &mut Checker, root: &Node) -> Option<Inventory> {
     if host_nodes.is_empty() {
         // Still check the defaults, so the first run shows all their mistakes too.
         c.host = 0;
-        let _ = resolve_host(c, &defaults, os);
+        let _ = resolve_host(c, &defaults, None, os);
         c.missing
             .retain(|m| !HOST_ONLY_KEYS.contains(&m.rel.as_str()));
     }
-    for (i, raw_host) in host_nodes.iter().enumerate() {
-        c.host = i;
-        let mut h = raw_host.clone();
-        h.set_origin(Origin::Host(i));
-        if !matches!(h.value, Value::Map(_)) {
-            c.error(
-                &h,
-                "",
-                format!(
-                    "expected a host mapping with fqdn, mac and ip, found {}",
-                    h.kind()
-                ),
-            );
-            all_ok = false;
-            continue;
-        }
-        if let Value::Map(entries) = &mut h.value {
-            entries.retain(|(k, _)| {
-                if key_text(k) == "os" {
-                    c.error(k, "os", "`os` is the same for every host of a cluster: remove it here and set it once in `defaults.os`");
-                    false
-                } else {
-                    true
-                }
-            });
-            if let Some((k, _)) = entries
+    // Hosts resolve independently of each other: a large inventory is split over the
+    // cores, each part with its own checker, and the findings are merged in host order
+    // (the same findings, deduplicated the same way, as one pass would give).
+    let parts = split_hosts(host_nodes.len());
+    if parts.len() > 1 {
+        let defaults = &defaults;
+        let file = c.file;
+        let done: Vec<_> = std::thread::scope(|s| {
+            let workers: Vec<_> = parts
                 .iter()
-                .find(|(k, v)| key_text(k) == "cpu" && v.value != Value::Null)
-            {
-                c.warn(k, "cpu", "this host overrides `cpu`: hosts of a cluster should offer guests the same CPU, or live migration between them breaks");
-            }
+                .map(|r| {
+                    let r = r.clone();
+                    s.spawn(move || {
+                        let mut pc = Checker::new(file);
+                        let out =
+                            resolve_hosts(&mut pc, &host_nodes[r.clone()], r.start, defaults, os);
+                        (out, pc)
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| w.join().expect("a host resolver panicked"))
+                .collect()
+        });
+        for ((h, l, ok), pc) in done {
+            hosts.extend(h);
+            locs.extend(l);
+            all_ok &= ok;
+            c.absorb(pc);
         }
-        let merged = merge(&defaults, &h);
-        let (host, hl) = resolve_host(c, &merged, os);
-        match host {
-            Some(host) => hosts.push(host),
-            None => all_ok = false,
-        }
-        locs.push(hl);
+    } else {
+        let (h, l, ok) = resolve_hosts(c, host_nodes, 0, &defaults, os);
+        (hosts, locs, all_ok) = (h, l, all_ok && ok);
     }
 
     let defaults_key = top
@@ -731,6 +772,65 @@ fn resolve_doc(c: &mut Checker, root: &Node) -> Option<Inventory> {
     } else {
         None
     }
+}
+
+/// Host index ranges to resolve in parallel: one per core (at most 8), or a single one
+/// for a small inventory.
+fn split_hosts(n: usize) -> Vec<std::ops::Range<usize>> {
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get().min(8));
+    let parts = if n < 512 { 1 } else { cores };
+    let size = n.div_ceil(parts).max(1);
+    (0..n).step_by(size).map(|a| a..(a + size).min(n)).collect()
+}
+
+/// Resolves `nodes`, the host entries from index `first` on, merged over `defaults`.
+/// Returns the hosts that resolved, every host's positions and whether all resolved.
+fn resolve_hosts(
+    c: &mut Checker,
+    nodes: &[Node],
+    first: usize,
+    defaults: &Node,
+    os: Option<Os>,
+) -> (Vec<Host>, Vec<HostLocs>, bool) {
+    let mut hosts = Vec::with_capacity(nodes.len());
+    let mut locs = Vec::with_capacity(nodes.len());
+    let mut all_ok = true;
+    for (j, h) in nodes.iter().enumerate() {
+        c.host = first + j;
+        if !matches!(h.value, Value::Map(_)) {
+            c.error(
+                h,
+                "",
+                format!(
+                    "expected a host mapping with fqdn, mac and ip, found {}",
+                    h.kind()
+                ),
+            );
+            all_ok = false;
+            continue;
+        }
+        if let Value::Map(entries) = &h.value {
+            // (`resolve_host` reads the cluster's `os`, never a host's.)
+            for (k, _) in entries {
+                if key_text(k) == "os" {
+                    c.error(k, "os", "`os` is the same for every host of a cluster: remove it here and set it once in `defaults.os`");
+                }
+            }
+            if let Some((k, _)) = entries
+                .iter()
+                .find(|(k, v)| key_text(k) == "cpu" && v.value != Value::Null)
+            {
+                c.warn(k, "cpu", "this host overrides `cpu`: hosts of a cluster should offer guests the same CPU, or live migration between them breaks");
+            }
+        }
+        let (host, hl) = resolve_host(c, h, Some(defaults), os);
+        match host {
+            Some(host) => hosts.push(host),
+            None => all_ok = false,
+        }
+        locs.push(hl);
+    }
+    (hosts, locs, all_ok)
 }
 
 /// Missing required keys: one message at `defaults` when no host has the key, else one
@@ -798,60 +898,58 @@ fn deepest_position(node: &Node, rel: &str) -> Option<(usize, usize)> {
 }
 
 /// Gateway position (line, column, key path), prefix and gateway address.
-type SubnetKey = (usize, usize, String, u8, Ipv4Addr);
+type SubnetKey<'l> = (usize, usize, &'l str, u8, Ipv4Addr);
 
 fn cross_host_rules(c: &mut Checker, locs: &[HostLocs]) {
-    // Uniqueness of fqdn, MAC and IP.
-    let mut fqdns: HashMap<String, String> = HashMap::new();
-    let mut macs: HashMap<String, String> = HashMap::new();
-    let mut ips: HashMap<Ipv4Addr, String> = HashMap::new();
+    // Uniqueness of fqdn, MAC and IP (the first holder's key path by value).
+    let mut fqdns: HashMap<&str, &str> = HashMap::with_capacity(locs.len());
+    let mut macs: HashMap<&str, &str> = HashMap::with_capacity(locs.len());
+    let mut ips: HashMap<Ipv4Addr, &str> = HashMap::with_capacity(locs.len());
     for l in locs {
         if let Some((v, at)) = &l.fqdn {
-            match fqdns.get(v) {
-                Some(first) => c.error_at(
+            if let Some(first) = fqdns.insert(v, &at.key) {
+                fqdns.insert(v, first);
+                c.error_at(
                     at,
                     format!("duplicate of {first} (`{v}`); every host needs its own name"),
-                ),
-                None => {
-                    fqdns.insert(v.clone(), at.key.clone());
-                }
+                );
             }
         }
         if let Some((v, at)) = &l.mac {
-            match macs.get(v) {
-                Some(first) => c.error_at(at, format!("duplicate of {first} (`{v}`); every host needs the MAC of its own trunk NIC")),
-                None => {
-                    macs.insert(v.clone(), at.key.clone());
-                }
+            if let Some(first) = macs.insert(v, &at.key) {
+                macs.insert(v, first);
+                c.error_at(at, format!("duplicate of {first} (`{v}`); every host needs the MAC of its own trunk NIC"));
             }
         }
         if let Some((v, at)) = &l.ip {
-            match ips.get(v) {
-                Some(first) => c.error_at(
+            if let Some(first) = ips.insert(*v, &at.key) {
+                ips.insert(*v, first);
+                c.error_at(
                     at,
                     format!(
                         "duplicate of {first} (`{v}`); every host needs its own management address"
                     ),
-                ),
-                None => {
-                    ips.insert(*v, at.key.clone());
-                }
+                );
             }
         }
     }
 
     // Hosts grouped by the gateway/prefix they use (a host may override them).
-    let mut groups: BTreeMap<SubnetKey, Vec<(Ipv4Addr, Loc)>> = BTreeMap::new();
+    let mut groups: BTreeMap<SubnetKey, Vec<(Ipv4Addr, &Loc)>> = BTreeMap::new();
     for l in locs {
         if let (Some((gw, prefix, gloc)), Some((ip, iloc))) = (&l.subnet, &l.ip) {
             groups
-                .entry((gloc.line, gloc.column, gloc.key.clone(), *prefix, *gw))
+                .entry((gloc.line, gloc.column, gloc.key.as_str(), *prefix, *gw))
                 .or_default()
-                .push((*ip, iloc.clone()));
+                .push((*ip, iloc));
         }
     }
     for ((line, column, key, prefix, gw), members) in groups {
-        let gloc = Loc { line, column, key };
+        let gloc = Loc {
+            line,
+            column,
+            key: key.to_string(),
+        };
         let mask = u32::from(hvseed_firstboot::names::netmask(prefix));
         let network = Ipv4Addr::from(u32::from(gw) & mask);
         let broadcast = Ipv4Addr::from(u32::from(gw) | !mask);
@@ -877,20 +975,20 @@ fn cross_host_rules(c: &mut Checker, locs: &[HostLocs]) {
         }
         for (ip, at) in members {
             if !inside(ip) {
-                c.error_at(&at, format!("{ip} is outside the management subnet {subnet} (gateway {gw}, prefix {prefix})"));
+                c.error_at(at, format!("{ip} is outside the management subnet {subnet} (gateway {gw}, prefix {prefix})"));
             } else if ip == network {
                 c.error_at(
-                    &at,
+                    at,
                     format!("{ip} is the network address of {subnet}; pick a host address"),
                 );
             } else if ip == broadcast {
                 c.error_at(
-                    &at,
+                    at,
                     format!("{ip} is the broadcast address of {subnet}; pick a host address"),
                 );
             } else if ip == gw {
                 c.error_at(
-                    &at,
+                    at,
                     format!("{ip} is the management gateway; pick another address for the host"),
                 );
             }
@@ -898,11 +996,17 @@ fn cross_host_rules(c: &mut Checker, locs: &[HostLocs]) {
     }
 }
 
-fn resolve_host(c: &mut Checker, n: &Node, os: Option<Os>) -> (Option<Host>, HostLocs) {
+/// One host: its entry `n` merged over `defaults`.
+fn resolve_host(
+    c: &mut Checker,
+    n: &Node,
+    defaults: Option<&Node>,
+    os: Option<Os>,
+) -> (Option<Host>, HostLocs) {
     let mut allowed: Vec<&str> = HOST_ONLY_KEYS.to_vec();
     allowed.extend(SECTION_KEYS.iter().filter(|k| **k != "os"));
     allowed.push("os"); // already reported when given per host; from defaults it is fine
-    let m = c.map(n, "", &allowed);
+    let m = c.merged(n, defaults, "", &allowed);
     let mut locs = HostLocs {
         fqdn: None,
         mac: None,
@@ -1493,21 +1597,11 @@ mod tests {
             "fqdn: x.y.z\ninstall: { disk: sdb }\nntp_servers: [c.org]\n",
             Origin::Host(1),
         );
-        let m = merge(&d, &h);
-        let Value::Map(e) = &m.value else { panic!() };
-        let get = |k: &str| {
-            e.iter()
-                .find(|(kk, _)| kk.scalar_text().as_deref() == Some(k))
-                .unwrap()
-        };
-        let Value::Map(install) = &get("install").1.value else {
-            panic!()
-        };
-        let disk = &install
-            .iter()
-            .find(|(k, _)| k.scalar_text().as_deref() == Some("disk"))
-            .unwrap()
-            .1;
+        let mut c = Checker::new(Path::new("t.yaml"));
+        c.host = 1;
+        let m = c.merged(&h, Some(&d), "", &["fqdn", "install", "ntp_servers"]);
+        let install = c.section(&m, "install", INSTALL_KEYS);
+        let disk = install.get("disk").unwrap();
         assert_eq!(disk.scalar_text().as_deref(), Some("sdb"));
         assert_eq!(
             (disk.line, disk.column, disk.origin),
@@ -1517,19 +1611,16 @@ mod tests {
                 Origin::Host(1)
             )
         );
-        let locale = &install
-            .iter()
-            .find(|(k, _)| k.scalar_text().as_deref() == Some("locale"))
-            .unwrap()
-            .1;
+        let locale = install.get("locale").unwrap();
         assert_eq!((locale.line, locale.origin), (3, Origin::Defaults));
         // Lists are replaced, not concatenated.
-        let Value::Seq(ntp) = &get("ntp_servers").1.value else {
+        let Value::Seq(ntp) = &m.get("ntp_servers").unwrap().value else {
             panic!()
         };
         assert_eq!(ntp.len(), 1);
         assert_eq!(ntp[0].origin, Origin::Host(1));
-        assert!(get("fqdn").1.origin == Origin::Host(1));
+        assert!(m.get("fqdn").unwrap().origin == Origin::Host(1));
+        assert!(c.diags.is_empty(), "{:?}", c.diags);
     }
 
     #[test]

@@ -114,13 +114,18 @@ struct RawVisitor;
 
 fn spanned_to_node(s: Spanned<Raw>) -> Node {
     let loc: Location = s.referenced;
+    // Filled in afterwards from the source text (see `fill_raw`). The text is where the
+    // value is defined: for an alias that is the anchored scalar, not `*name`. (Only
+    // numbers and booleans need their text: a string is its text.)
+    let raw = match &s.value.0 {
+        Value::Bool(_) | Value::Int(_) | Value::Float(_) => span_marker(&s.defined),
+        _ => None,
+    };
     Node {
         value: s.value.0,
         line: loc.line() as usize,
         column: loc.column() as usize,
-        // Filled in afterwards from the source text (see `fill_raw`). The text is where
-        // the value is defined: for an alias that is the anchored scalar, not `*name`.
-        raw: span_marker(&s.defined),
+        raw,
         origin: Origin::Top,
     }
 }

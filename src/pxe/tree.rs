@@ -303,28 +303,83 @@ pub struct Entry {
     pub mode: u32,
 }
 
-/// The whole tree as it should be, by relative path.
+/// The whole tree as it should be: (relative path, entry), in the order added until
+/// [`Desired::into_sorted`].
 #[derive(Debug, Default)]
 pub struct Desired {
-    pub entries: BTreeMap<String, Entry>,
+    pub entries: Vec<(String, Entry)>,
 }
 
 impl Desired {
     pub fn bytes(&mut self, path: impl Into<String>, b: Vec<u8>) {
         let sha256 = sha256_bytes(&b);
-        self.entries.insert(
+        self.entries.push((
             path.into(),
             Entry {
                 want: Want::Bytes(b),
                 sha256,
                 mode: 0o644,
             },
-        );
+        ));
     }
 
     pub fn insert(&mut self, path: impl Into<String>, want: Want, sha256: Digest, mode: u32) {
         self.entries
-            .insert(path.into(), Entry { want, sha256, mode });
+            .push((path.into(), Entry { want, sha256, mode }));
+    }
+
+    /// The entries sorted by path; of a path added twice, the later entry.
+    pub fn into_sorted(mut self) -> Vec<(String, Entry)> {
+        // Reversed first, so that the stable sort puts the later of two equal paths
+        // first and `dedup_by` keeps it.
+        self.entries.reverse();
+        self.entries.sort_by(|a, b| a.0.cmp(&b.0));
+        self.entries.dedup_by(|later, earlier| later.0 == earlier.0);
+        self.entries
+    }
+}
+
+/// `stat`s files of the tree relative to directories opened once (for tens of
+/// thousands of files, the kernel then walks two path components instead of the
+/// whole absolute path each time).
+pub struct TreeStat {
+    root: std::os::fd::OwnedFd,
+    /// `http/hosts` and `tftp`, when they exist.
+    subdirs: Vec<(&'static str, std::os::fd::OwnedFd)>,
+}
+
+impl TreeStat {
+    pub fn open(dir: &Path) -> Result<TreeStat> {
+        use rustix::fs::{Mode, OFlags};
+        let open = |p: &Path| {
+            rustix::fs::open(
+                p,
+                OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+        };
+        let root = open(dir).with_context(|| format!("opening {}", dir.display()))?;
+        let subdirs = ["http/hosts/", "tftp/"]
+            .into_iter()
+            .filter_map(|s| Some((s, open(&dir.join(s)).ok()?)))
+            .collect();
+        Ok(TreeStat { root, subdirs })
+    }
+
+    /// True when the file at `path` (relative to the tree) is a regular file with the
+    /// size and mtime of `r`.
+    pub fn matches(&self, path: &str, r: &FileRecord) -> bool {
+        let (fd, rel) = self
+            .subdirs
+            .iter()
+            .find_map(|(prefix, fd)| Some((fd, path.strip_prefix(prefix)?)))
+            .unwrap_or((&self.root, path));
+        rustix::fs::statat(fd, rel, rustix::fs::AtFlags::SYMLINK_NOFOLLOW).is_ok_and(|st| {
+            rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile
+                && st.st_size as u64 == r.size
+                && st.st_mtime == r.mtime
+                && st.st_mtime_nsec as i64 == r.mtime_nsec
+        })
     }
 }
 
@@ -343,11 +398,11 @@ pub struct Changes {
 pub fn check_foreign(
     dir: &Path,
     old: &Manifest,
-    desired: &Desired,
+    desired: &[(String, Entry)],
 ) -> Result<std::collections::HashSet<String>> {
     let mut foreign = Vec::new();
     let mut absent = std::collections::HashSet::new();
-    for (path, e) in &desired.entries {
+    for (path, e) in desired {
         if matches!(e.want, Want::Keep) || old.files.contains_key(path) {
             continue;
         }
@@ -383,31 +438,32 @@ pub fn check_foreign(
     Ok(absent)
 }
 
-/// Brings the tree to `desired`; returns the new file records and what changed.
-/// `absent`: new paths [`check_foreign`] found missing.
+/// Brings the tree to `desired` (sorted by path, see [`Desired::into_sorted`]);
+/// returns the new file records and what changed. `absent`: new paths
+/// [`check_foreign`] found missing.
 pub fn apply(
     dir: &Path,
     old: &Manifest,
-    desired: Desired,
+    desired: Vec<(String, Entry)>,
     absent: &std::collections::HashSet<String>,
 ) -> Result<(BTreeMap<String, FileRecord>, Changes)> {
-    let mut files = BTreeMap::new();
+    let mut files: Vec<(String, FileRecord)> = Vec::with_capacity(desired.len());
     let mut changes = Changes::default();
     let mut made_dirs = std::collections::HashSet::new();
-    for (path, e) in desired.entries {
+    for (path, e) in desired {
         let full = dir.join(&path);
         if let Want::Keep = e.want {
             let r = old
                 .files
                 .get(&path)
                 .with_context(|| format!("internal: {path} kept but not in the manifest"))?;
-            files.insert(path, *r);
+            files.push((path, *r));
             changes.unchanged += 1;
             continue;
         }
         if let Some(r) = old.files.get(&path) {
             if r.sha256 == e.sha256 && stat_matches(&full, r) {
-                files.insert(path, *r);
+                files.push((path, *r));
                 changes.unchanged += 1;
                 continue;
             }
@@ -420,7 +476,7 @@ pub fn apply(
             if m.permissions().mode() & 0o777 != e.mode {
                 fs::set_permissions(&full, fs::Permissions::from_mode(e.mode))?;
             }
-            files.insert(path.clone(), record(&full, e.sha256)?);
+            files.push((path.clone(), record(&full, e.sha256)?));
             changes.unchanged += 1;
             continue;
         }
@@ -456,15 +512,19 @@ pub fn apply(
             }
             Want::Keep => unreachable!(),
         };
-        files.insert(path.clone(), record);
+        files.push((path.clone(), record));
         if exists {
             changes.updated.push(path);
         } else {
             changes.added.push(path);
         }
     }
+    // The manifest's files that are no longer wanted: both lists are sorted, so one
+    // pass over them side by side finds them.
+    let mut wanted = files.iter().map(|(p, _)| p.as_str()).peekable();
     for path in old.files.keys() {
-        if files.contains_key(path) {
+        while wanted.next_if(|w| *w < path.as_str()).is_some() {}
+        if wanted.peek() == Some(&path.as_str()) {
             continue;
         }
         let full = dir.join(path);
@@ -476,7 +536,8 @@ pub fn apply(
         prune_empty_parents(dir, &full);
         changes.removed.push(path.clone());
     }
-    Ok((files, changes))
+    // Sorted already: the map is built without a search per path.
+    Ok((files.into_iter().collect(), changes))
 }
 
 /// Removes the directories above `removed` that are now empty, up to (not including)
