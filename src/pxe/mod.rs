@@ -21,7 +21,7 @@ pub use configs::mac_file_name;
 pub use syslinux::banner_version;
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -42,23 +42,32 @@ const OS_STAMP: &str = ".hvseed-stamp.json";
 pub fn run(c: crate::cli::PxeTreeConfig) -> Result<ExitCode> {
     let started = std::time::Instant::now();
     // The manifest of an earlier run, if any (read before anything is created), is
-    // read on another core while the inventory is loaded.
+    // read on another core while the inventory is loaded, and every file it lists is
+    // looked at (`stat`) there too.
     let manifest = {
         let out = c.out.clone();
-        std::thread::spawn(move || {
+        std::thread::spawn(move || -> Result<(Manifest, HashSet<String>)> {
             if out.is_dir() {
-                Manifest::load(&out)
+                let m = Manifest::load(&out)?;
+                let stale = m.stale_files(&out);
+                Ok((m, stale))
             } else {
-                Ok(Manifest::empty())
+                Ok((Manifest::empty(), Default::default()))
             }
         })
     };
     let inventory = crate::commands::load_valid(&c.inventory)?;
     tracing::debug!("inventory loaded: {:.3} s", started.elapsed().as_secs_f64());
     let base = check_base(&c.http_base)?;
-    let old = manifest
+    let (old, stale): (Manifest, HashSet<String>) = manifest
         .join()
         .map_err(|_| anyhow::anyhow!("reading the manifest panicked"))??;
+    if !stale.is_empty() {
+        tracing::debug!(
+            "{} file(s) changed or removed since the last run",
+            stale.len()
+        );
+    }
     let syslinux = syslinux::locate(
         c.pxelinux_dir.as_deref(),
         c.syslinux_modules.as_deref(),
@@ -99,6 +108,7 @@ pub fn run(c: crate::cli::PxeTreeConfig) -> Result<ExitCode> {
     let mut b = Build {
         out: &out,
         old: &old,
+        stale: &stale,
         new: Manifest::empty(),
         desired: Desired::default(),
         staging: staging.path(),
@@ -117,7 +127,7 @@ pub fn run(c: crate::cli::PxeTreeConfig) -> Result<ExitCode> {
 
     // A network install cannot read the CD: hosts that install from `cdrom` get the
     // ISO's package tree over HTTP instead.
-    let mut inv = inventory.clone();
+    let mut inv = inventory;
     let wants_tree = inv
         .hosts
         .iter()
@@ -136,6 +146,7 @@ pub fn run(c: crate::cli::PxeTreeConfig) -> Result<ExitCode> {
         BTreeMap::new()
     };
 
+    tracing::debug!("package tree: {:.3} s", started.elapsed().as_secs_f64());
     b.hosts(&inv, &base, c.templates.as_deref(), &layout, efi_boot)?;
     tracing::debug!("hosts rendered: {:.3} s", started.elapsed().as_secs_f64());
     b.desired.bytes(
@@ -236,7 +247,7 @@ pub fn run(c: crate::cli::PxeTreeConfig) -> Result<ExitCode> {
     }
     // Freeing the manifests and the inventory piece by piece (hundreds of thousands
     // of allocations for 10,000 hosts) would only delay the exit.
-    std::mem::forget((old, new, inventory, inv));
+    std::mem::forget((old, new, inv));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -266,6 +277,8 @@ fn check_base(base: &str) -> Result<String> {
 struct Build<'a> {
     out: &'a Path,
     old: &'a Manifest,
+    /// Files of `old` that are no longer as written.
+    stale: &'a HashSet<String>,
     new: Manifest,
     desired: Desired,
     staging: &'a Path,
@@ -460,9 +473,8 @@ impl Build<'_> {
         // Per host: the key of its inputs, and its files from the last run if they can
         // stay (same key, every file on disk as written): a hash and a few `stat`s a
         // host, spread over the cores.
-        let (old, out) = (self.old, self.out);
+        let (old, stale) = (self.old, self.stale);
         let (os, efi) = (inv.os, efi_boot.is_some());
-        let stat = tree::TreeStat::open(out)?;
         let checked = par_map(&inv.hosts, |h| {
             let key = tree::sha256_of(&(global, h));
             let kept = old
@@ -471,7 +483,7 @@ impl Build<'_> {
                 .filter(|r| r.key == key && r.count > 0)
                 .and_then(|r| {
                     let files = recorded_host_files(old, h, os, efi)?;
-                    (files.len() == r.count && files.iter().all(|(p, rec)| stat.matches(p, rec)))
+                    (files.len() == r.count && files.iter().all(|(p, _)| !stale.contains(*p)))
                         .then_some(files)
                 });
             (key, kept)
@@ -502,9 +514,10 @@ impl Build<'_> {
             return Ok(());
         }
         tracing::debug!(
-            "{} host(s) kept, rendering {}",
+            "{} host(s) kept, rendering {}: {:.3} s",
             inv.hosts.len() - to_render.len(),
-            to_render.len()
+            to_render.len(),
+            t0.elapsed().as_secs_f64()
         );
         let opts = RenderOptions {
             templates: templates.map(Path::to_path_buf),

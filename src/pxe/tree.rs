@@ -223,6 +223,20 @@ impl Manifest {
         })
     }
 
+    /// The recorded files that are no longer as hvseed wrote them: missing, or of
+    /// another size, mtime or type (all of them when the tree cannot be read).
+    pub fn stale_files(&self, dir: &Path) -> std::collections::HashSet<String> {
+        match TreeStat::open(dir) {
+            Ok(stat) => self
+                .files
+                .iter()
+                .filter(|(p, r)| !stat.matches(p, r))
+                .map(|(p, _)| p.clone())
+                .collect(),
+            Err(_) => self.files.keys().cloned().collect(),
+        }
+    }
+
     /// True when `path` is in the manifest and the file on disk still has the size and
     /// mtime recorded when hvseed wrote it.
     pub fn unchanged_on_disk(&self, dir: &Path, path: &str) -> bool {
