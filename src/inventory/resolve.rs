@@ -153,6 +153,21 @@ struct Checker<'a> {
     missing: Vec<Missing>,
     /// The host being resolved, for [`Missing`].
     host: usize,
+    /// Sections as resolved from the defaults alone (see [`Checker::cached`]).
+    cache: SectionCache,
+}
+
+/// A section of a host resolved from the defaults alone: the same for every host that
+/// does not set the section itself.
+#[derive(Default)]
+struct SectionCache {
+    install: Option<Install>,
+    ntp_servers: Option<Vec<String>>,
+    dns: Option<Dns>,
+    cloudstack: Option<CloudStack>,
+    cpu: Option<Cpu>,
+    network: Option<(Network, Option<(Ipv4Addr, u8, Loc)>)>,
+    security: Option<Security>,
 }
 
 impl<'a> Checker<'a> {
@@ -164,7 +179,51 @@ impl<'a> Checker<'a> {
             dropped: 0,
             missing: Vec::new(),
             host: 0,
+            cache: SectionCache::default(),
         }
+    }
+
+    /// Section `key` of a host (`m`) as `resolve` reads it, reused from an earlier host
+    /// when the section comes from the defaults alone (the host does not set it) and
+    /// reading it there found nothing to report: every such host would get the same
+    /// value and no finding. Anything else is read for each host, so that findings and
+    /// missing keys are reported as for one host at a time.
+    fn cached<T: Clone>(
+        &mut self,
+        m: &Map,
+        key: &str,
+        slot: fn(&mut SectionCache) -> &mut Option<T>,
+        resolve: impl FnOnce(&mut Self) -> Option<T>,
+    ) -> Option<T> {
+        let from_defaults = match m.get_merged(key) {
+            None => true,
+            Some((n, under)) => n.origin == Origin::Defaults && under.is_none(),
+        };
+        if !from_defaults {
+            return resolve(self);
+        }
+        if let Some(v) = slot(&mut self.cache) {
+            return Some(v.clone());
+        }
+        let before = (
+            self.seen.len(),
+            self.diags.len(),
+            self.dropped,
+            self.missing.len(),
+        );
+        let v = resolve(self);
+        let after = (
+            self.seen.len(),
+            self.diags.len(),
+            self.dropped,
+            self.missing.len(),
+        );
+        if before == after {
+            if let Some(v) = &v {
+                *slot(&mut self.cache) = Some(v.clone());
+            }
+        }
+        v
     }
 
     fn push_at(
@@ -505,6 +564,7 @@ fn missing_hint(rel: &str) -> &'static str {
 }
 
 /// Positions of one host's values that cross-host rules need.
+#[derive(Default)]
 struct HostLocs {
     fqdn: Option<(String, Loc)>,
     mac: Option<(String, Loc)>,
@@ -1042,23 +1102,54 @@ fn resolve_host(
         Some(ip)
     });
 
-    let install = resolve_install(c, &m, os);
-    let ntp_servers = match m.get("ntp_servers") {
-        None => Some(DEFAULT_NTP.iter().map(|s| s.to_string()).collect()),
-        Some(v) => c.checked_list(v, "ntp_servers", rules::host).and_then(|l| {
-            if l.is_empty() {
-                c.error(v, "ntp_servers", "the list is empty; CloudStack hosts need NTP (name at least one server, or leave the key out for the pool.ntp.org default)");
-                None
-            } else {
-                Some(l)
-            }
-        }),
-    };
-    let dns = resolve_dns(c, &m);
-    let cloudstack = resolve_cloudstack(c, &m);
-    let cpu = resolve_cpu(c, &m, os);
-    let network = resolve_network(c, &m, os, &mut locs);
-    let security = resolve_security(c, &m, os);
+    let install = c.cached(
+        &m,
+        "install",
+        |k| &mut k.install,
+        |c| resolve_install(c, &m, os),
+    );
+    let ntp_servers = c.cached(&m, "ntp_servers", |k| &mut k.ntp_servers, |c| {
+        match m.get("ntp_servers") {
+            None => Some(DEFAULT_NTP.iter().map(|s| s.to_string()).collect()),
+            Some(v) => c.checked_list(v, "ntp_servers", rules::host).and_then(|l| {
+                if l.is_empty() {
+                    c.error(v, "ntp_servers", "the list is empty; CloudStack hosts need NTP (name at least one server, or leave the key out for the pool.ntp.org default)");
+                    None
+                } else {
+                    Some(l)
+                }
+            }),
+        }
+    });
+    let dns = c.cached(&m, "dns", |k| &mut k.dns, |c| resolve_dns(c, &m));
+    let cloudstack = c.cached(
+        &m,
+        "cloudstack",
+        |k| &mut k.cloudstack,
+        |c| resolve_cloudstack(c, &m),
+    );
+    let cpu = c.cached(&m, "cpu", |k| &mut k.cpu, |c| resolve_cpu(c, &m, os));
+    let network = c
+        .cached(
+            &m,
+            "network",
+            |k| &mut k.network,
+            |c| {
+                let mut l = HostLocs::default();
+                let n = resolve_network(c, &m, os, &mut l)?;
+                Some((n, l.subnet))
+            },
+        )
+        .map(|(n, subnet)| {
+            locs.subnet = subnet;
+            n
+        });
+    let security = c.cached(
+        &m,
+        "security",
+        |k| &mut k.security,
+        |c| resolve_security(c, &m, os),
+    );
 
     let host = (|| {
         Some(Host {
@@ -1621,6 +1712,124 @@ mod tests {
         assert_eq!(ntp[0].origin, Origin::Host(1));
         assert!(m.get("fqdn").unwrap().origin == Origin::Host(1));
         assert!(c.diags.is_empty(), "{:?}", c.diags);
+    }
+
+    /// An inventory of `n` hosts (192.168.0.0/16) with `defaults` (YAML lines under
+    /// `defaults:`) and host `i`'s extra lines from `extra(i)`.
+    fn fleet(n: usize, defaults: &str, extra: impl Fn(usize) -> String) -> String {
+        let mut t = format!("version: 1\ncluster: big\ndefaults:\n{defaults}hosts:\n");
+        for i in 0..n {
+            t.push_str(&format!(
+                "  - fqdn: kvm{i}.example.org\n    mac: \"02:00:00:00:{:02x}:{:02x}\"\n    ip: 192.168.{}.{}\n{}",
+                i / 256,
+                i % 256,
+                1 + i / 200,
+                10 + i % 200,
+                extra(i)
+            ));
+        }
+        t
+    }
+
+    const DEFAULTS: &str = "  os: ubuntu1204
+  install:
+    source: cdrom
+    locale: en_US.UTF-8
+    keyboard: us
+    timezone: Etc/UTC
+    root_password_hash: \"$6$salt$t1.kB9z7B8HKic33ra63fhRD9HftPru4/eGjbd2w882XHzsjLP9FI2Gir7yyCr6VcJISEaAu3gFSDunaEoAuu0\"
+    disk: sda
+  dns: { servers: [192.168.0.1] }
+  cloudstack: { version: \"4.2\", repository: \"http://cloudstack.apt-get.eu/ubuntu\", management_server: 192.168.0.5 }
+  network:
+    trunk_nic: eth0
+    management: { vlan: 100, prefix: 16, gateway: 192.168.0.1 }
+    public: { vlan: 200 }
+    private: { vlan: 300 }
+";
+
+    fn run(text: &str) -> (Option<Inventory>, Vec<Diagnostic>) {
+        resolve(Path::new("big.yaml"), parse(text).unwrap())
+    }
+
+    #[test]
+    fn large_inventories_resolve_in_parts_with_the_same_results() {
+        // Hosts that set a section get their own value, the others the defaults'.
+        let text = fleet(1200, DEFAULTS, |i| {
+            if i % 7 == 3 {
+                "    install: { disk: sdb }\n".into()
+            } else {
+                String::new()
+            }
+        });
+        let (inv, diags) = run(&text);
+        assert!(diags.is_empty(), "{diags:?}");
+        let inv = inv.unwrap();
+        assert_eq!(inv.hosts.len(), 1200);
+        for (i, h) in inv.hosts.iter().enumerate() {
+            assert_eq!(h.fqdn, format!("kvm{i}.example.org"));
+            assert_eq!(h.install.disk, if i % 7 == 3 { "sdb" } else { "sda" });
+            assert_eq!(h.install.locale, "en_US.UTF-8");
+            assert_eq!(h.network.management.vlan, 100);
+        }
+
+        // A mistake in the defaults is reported once, at the defaults, however many
+        // hosts (and parts) read it; so is a warning.
+        let bad = DEFAULTS
+            .replace(
+                "    trunk_nic: eth0\n",
+                "    type: openvswitch\n    trunk_nic: eth0\n",
+            )
+            .replace("timezone: Etc/UTC", "timezone: Not/AZone!");
+        let (inv, diags) = run(&fleet(1200, &bad, |_| String::new()));
+        assert!(inv.is_none());
+        let tz: Vec<_> = diags
+            .iter()
+            .filter(|d| d.key == "defaults.install.timezone")
+            .collect();
+        assert_eq!(tz.len(), 1, "{diags:?}");
+        let ovs: Vec<_> = diags
+            .iter()
+            .filter(|d| d.key == "defaults.network.type")
+            .collect();
+        assert_eq!(
+            (ovs.len(), ovs[0].severity),
+            (1, Severity::Warning),
+            "{diags:?}"
+        );
+        assert_eq!(diags.len(), 2, "{diags:?}");
+    }
+
+    #[test]
+    fn a_key_missing_from_the_defaults_is_reported_per_host_across_parts() {
+        // No gateway in the defaults; host 3 sets its own. Every other host is missing
+        // it: one finding each, the first MAX_DIAGNOSTICS shown, the rest counted.
+        let defaults = DEFAULTS.replace(", gateway: 192.168.0.1 }", " }");
+        let text = fleet(700, &defaults, |i| {
+            if i == 3 {
+                "    network: { management: { gateway: 192.168.0.1 } }\n".into()
+            } else {
+                String::new()
+            }
+        });
+        let (inv, diags) = run(&text);
+        assert!(inv.is_none());
+        let missing: Vec<_> = diags
+            .iter()
+            .filter(|d| d.key.ends_with("].network.management.gateway"))
+            .collect();
+        assert_eq!(missing.len(), MAX_DIAGNOSTICS, "{:?}", &diags[..3]);
+        assert_eq!(missing[0].key, "hosts[0].network.management.gateway");
+        assert_eq!(missing[3].key, "hosts[4].network.management.gateway");
+        assert!(missing.iter().all(|d| d
+            .message
+            .starts_with("missing: neither defaults nor this host")));
+        let last = diags.last().unwrap();
+        assert_eq!(
+            last.message,
+            "199 more problem(s) not shown; fix the ones above first (is this the right file?)"
+        );
+        assert_eq!(diags.len(), MAX_DIAGNOSTICS + 1);
     }
 
     #[test]
