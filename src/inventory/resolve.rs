@@ -166,7 +166,7 @@ struct SectionCache {
     dns: Option<Dns>,
     cloudstack: Option<CloudStack>,
     cpu: Option<Cpu>,
-    network: Option<(Network, Option<(Ipv4Addr, u8, Loc)>)>,
+    network: Option<(Network, Option<Subnet>)>,
     security: Option<Security>,
 }
 
@@ -570,8 +570,11 @@ struct HostLocs {
     mac: Option<(String, Loc)>,
     ip: Option<(Ipv4Addr, Loc)>,
     /// The gateway node in force for this host, with the prefix.
-    subnet: Option<(Ipv4Addr, u8, Loc)>,
+    subnet: Option<Subnet>,
 }
+
+/// A management gateway, the prefix length and where the gateway was set.
+type Subnet = (Ipv4Addr, u8, Loc);
 
 /// Resolves the whole document. Returns the inventory (when there were no errors) and
 /// every finding, sorted by position and deduplicated.
