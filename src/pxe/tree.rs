@@ -123,13 +123,73 @@ pub struct Manifest {
 
 /// A file as hvseed wrote it. A file listed before it was written (so that an
 /// interrupted run leaves nothing unaccounted for) has size `u64::MAX`, which no file
-/// on disk matches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// on disk matches. In the manifest: `[sha256, size, mtime, mtime_nsec]` (format 1
+/// wrote an object with those names, which is still read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FileRecord {
     pub sha256: Digest,
     pub size: u64,
     pub mtime: i64,
     pub mtime_nsec: i64,
+}
+
+impl Serialize for FileRecord {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        (self.sha256, self.size, self.mtime, self.mtime_nsec).serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for FileRecord {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(field_identifier, rename_all = "snake_case")]
+        enum Field {
+            Sha256,
+            Size,
+            Mtime,
+            MtimeNsec,
+        }
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = FileRecord;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("[sha256, size, mtime, mtime_nsec]")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<FileRecord, A::Error> {
+                let missing = || serde::de::Error::custom("a file record needs 4 values");
+                Ok(FileRecord {
+                    sha256: a.next_element()?.ok_or_else(missing)?,
+                    size: a.next_element()?.ok_or_else(missing)?,
+                    mtime: a.next_element()?.ok_or_else(missing)?,
+                    mtime_nsec: a.next_element()?.ok_or_else(missing)?,
+                })
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<FileRecord, A::Error> {
+                let mut r = FileRecord::PENDING;
+                let mut seen = 0;
+                while let Some(k) = a.next_key::<Field>()? {
+                    seen += 1;
+                    match k {
+                        Field::Sha256 => r.sha256 = a.next_value()?,
+                        Field::Size => r.size = a.next_value()?,
+                        Field::Mtime => r.mtime = a.next_value()?,
+                        Field::MtimeNsec => r.mtime_nsec = a.next_value()?,
+                    }
+                }
+                if seen != 4 {
+                    return Err(serde::de::Error::custom("a file record needs 4 values"));
+                }
+                Ok(r)
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 impl FileRecord {
@@ -226,15 +286,31 @@ impl Manifest {
     /// The recorded files that are no longer as hvseed wrote them: missing, or of
     /// another size, mtime or type (all of them when the tree cannot be read).
     pub fn stale_files(&self, dir: &Path) -> std::collections::HashSet<String> {
-        match TreeStat::open(dir) {
-            Ok(stat) => self
-                .files
-                .iter()
-                .filter(|(p, r)| !stat.matches(p, r))
-                .map(|(p, _)| p.clone())
-                .collect(),
-            Err(_) => self.files.keys().cloned().collect(),
-        }
+        let Ok(stat) = TreeStat::open(dir) else {
+            return self.files.keys().cloned().collect();
+        };
+        // On every core: one `stat` per file, tens of thousands of them.
+        let files: Vec<(&String, &FileRecord)> = self.files.iter().collect();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+        let part = files.len().div_ceil(cores).max(1024);
+        let stat = &stat;
+        std::thread::scope(|s| {
+            let workers: Vec<_> = files
+                .chunks(part)
+                .map(|c| {
+                    s.spawn(move || {
+                        c.iter()
+                            .filter(|(p, r)| !stat.matches(p, r))
+                            .map(|(p, _)| (*p).clone())
+                            .collect::<Vec<String>>()
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().expect("a stat worker panicked"))
+                .collect()
+        })
     }
 
     /// True when `path` is in the manifest and the file on disk still has the size and
@@ -665,6 +741,14 @@ mod tests {
         std::fs::write(dir.path().join(MANIFEST), v1).unwrap();
         let m = Manifest::load(dir.path()).unwrap();
         assert_eq!(m.files["a"].sha256.hex(), sha);
+        assert_eq!(
+            (
+                m.files["a"].size,
+                m.files["a"].mtime,
+                m.files["a"].mtime_nsec
+            ),
+            (1, 2, 3)
+        );
         assert_eq!(m.files["b"], FileRecord::PENDING);
         // No file count: the host cannot be kept as it is.
         assert_eq!(m.hosts["h.example.org"].count, 0);
@@ -672,6 +756,8 @@ mod tests {
         m.save(dir.path(), &Manifest::empty()).unwrap();
         let again = Manifest::load(dir.path()).unwrap();
         assert_eq!(again, m);
+        let text = std::fs::read_to_string(dir.path().join(MANIFEST)).unwrap();
+        assert!(text.contains(&format!(r#""a":["{sha}",1,2,3]"#)), "{text}");
         std::fs::write(dir.path().join(MANIFEST), r#"{"format":9}"#).unwrap();
         let e = Manifest::load(dir.path()).unwrap_err();
         assert!(format!("{e:#}").contains("format 9"), "{e:#}");
