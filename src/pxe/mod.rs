@@ -170,9 +170,11 @@ pub fn run(c: crate::cli::PxeTreeConfig) -> Result<ExitCode> {
         configs::dnsmasq(&inv, &out.join("tftp"), efi)?.into_bytes(),
     );
 
-    let mut sums: Vec<(Cow<str>, tree::Digest)> = b
-        .desired
-        .entries
+    let Build {
+        mut new, desired, ..
+    } = b;
+    let mut desired = desired.into_sorted();
+    let mut sums: Vec<(Cow<str>, tree::Digest)> = desired
         .iter()
         .map(|(p, e)| (Cow::Borrowed(p.as_str()), e.sha256))
         .collect();
@@ -180,13 +182,9 @@ pub fn run(c: crate::cli::PxeTreeConfig) -> Result<ExitCode> {
         sums.push((Cow::Owned(format!("{OS_DIR}/{p}")), *s));
     }
     let sums = tree::sha256sums(sums);
-    b.desired.bytes("SHA256SUMS", sums);
+    tree::insert_sorted(&mut desired, "SHA256SUMS", sums);
     tracing::debug!("configs and sums: {:.3} s", started.elapsed().as_secs_f64());
 
-    let Build {
-        mut new, desired, ..
-    } = b;
-    let desired = desired.into_sorted();
     let absent = tree::check_foreign(&out, &old, &desired)?;
     tracing::debug!("foreign check: {:.3} s", started.elapsed().as_secs_f64());
     let modes: Vec<(String, u32)> = match c.bundle {
@@ -414,8 +412,32 @@ impl Build<'_> {
             "test",
         ];
         let stamp = dir.join("normal.mod");
-        let (Ok(m), true) = (
-            std::fs::metadata(&stamp),
+        let meta = std::fs::metadata(&stamp);
+        let key = meta.as_ref().ok().map(|m| {
+            format!(
+                "{} size={} mtime={}.{} modules={}",
+                stamp.display(),
+                m.len(),
+                m.mtime(),
+                m.mtime_nsec(),
+                MODULES.join(",")
+            )
+        });
+        // The image of the last run, from the same modules and still as written: kept
+        // (without asking for grub-mkimage, which only a rebuild needs).
+        if let Some(key) = key
+            .as_ref()
+            .filter(|k| self.old.derived.get(PATH) == Some(*k))
+        {
+            if self.old.unchanged_on_disk(self.out, PATH) {
+                let sha = self.old.files[PATH].sha256;
+                self.desired.insert(PATH, Want::Keep, sha, 0o644);
+                self.new.derived.insert(PATH.into(), key.clone());
+                return Ok(true);
+            }
+        }
+        let (Some(key), true) = (
+            key,
             crate::tool::Tool::new("grub-mkimage")
                 .arg("--version")
                 .run()
@@ -429,30 +451,17 @@ impl Build<'_> {
             );
             return Ok(false);
         };
-        let key = format!(
-            "{} size={} mtime={}.{} modules={}",
-            stamp.display(),
-            m.len(),
-            m.mtime(),
-            m.mtime_nsec(),
-            MODULES.join(",")
-        );
-        if self.old.derived.get(PATH) == Some(&key) && self.old.unchanged_on_disk(self.out, PATH) {
-            let sha = self.old.files[PATH].sha256;
-            self.desired.insert(PATH, Want::Keep, sha, 0o644);
-        } else {
-            let img = self.staging.join("grubx64.efi");
-            crate::tool::Tool::new("grub-mkimage")
-                .args(["-O", "x86_64-efi", "-p", "/grub", "-d"])
-                .arg(dir)
-                .arg("-o")
-                .arg(&img)
-                .args(MODULES.iter().copied())
-                .run()
-                .context("building the GRUB EFI image for UEFI PXE")?;
-            let sha = tree::sha256_file(&img)?;
-            self.desired.insert(PATH, Want::Move(img), sha, 0o644);
-        }
+        let img = self.staging.join("grubx64.efi");
+        crate::tool::Tool::new("grub-mkimage")
+            .args(["-O", "x86_64-efi", "-p", "/grub", "-d"])
+            .arg(dir)
+            .arg("-o")
+            .arg(&img)
+            .args(MODULES.iter().copied())
+            .run()
+            .context("building the GRUB EFI image for UEFI PXE")?;
+        let sha = tree::sha256_file(&img)?;
+        self.desired.insert(PATH, Want::Move(img), sha, 0o644);
         self.new.derived.insert(PATH.into(), key);
         Ok(true)
     }
@@ -485,6 +494,19 @@ impl Build<'_> {
                     let files = recorded_host_files(old, h, os, efi)?;
                     (files.len() == r.count && files.iter().all(|(p, _)| !stale.contains(*p)))
                         .then_some(files)
+                })
+                .map(|files| {
+                    files
+                        .into_iter()
+                        .map(|(p, r)| {
+                            let e = tree::Entry {
+                                want: Want::Keep,
+                                sha256: r.sha256,
+                                mode: 0o644,
+                            };
+                            (p.to_string(), e)
+                        })
+                        .collect::<Vec<_>>()
                 });
             (key, kept)
         });
@@ -496,10 +518,9 @@ impl Build<'_> {
         for (h, (key, kept)) in inv.hosts.iter().zip(checked) {
             let count = match kept {
                 Some(files) => {
-                    for (p, r) in &files {
-                        self.desired.insert(*p, Want::Keep, r.sha256, 0o644);
-                    }
-                    files.len()
+                    let n = files.len();
+                    self.desired.entries.extend(files);
+                    n
                 }
                 None => {
                     to_render.push(h);

@@ -104,6 +104,7 @@ impl<'de> Deserialize<'de> for Digest {
 pub struct Manifest {
     pub format: u32,
     /// Every file hvseed wrote, by path relative to the tree.
+    #[serde(deserialize_with = "map_in_bulk")]
     pub files: BTreeMap<String, FileRecord>,
     /// Per host (FQDN): the key of everything its rendered files depend on and how
     /// many files it has (those under `http/hosts/<fqdn>/` and its boot loader files
@@ -119,6 +120,33 @@ pub struct Manifest {
     pub derived: BTreeMap<String, String>,
     /// The package tree extracted under http/os (its own stamp lists its files).
     pub os_tree: Option<String>,
+}
+
+/// Reads a JSON object into a map built in one go (the manifest writes its keys
+/// sorted) rather than by a search per key.
+fn map_in_bulk<'de, D, V>(d: D) -> Result<BTreeMap<String, V>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    V: Deserialize<'de>,
+{
+    struct Vis<V>(std::marker::PhantomData<V>);
+    impl<'de, V: Deserialize<'de>> serde::de::Visitor<'de> for Vis<V> {
+        type Value = BTreeMap<String, V>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a map of files")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut a: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut v: Vec<(String, V)> = Vec::with_capacity(a.size_hint().unwrap_or(0));
+            while let Some(e) = a.next_entry()? {
+                v.push(e);
+            }
+            Ok(v.into_iter().collect())
+        }
+    }
+    d.deserialize_map(Vis(std::marker::PhantomData))
 }
 
 /// A file as hvseed wrote it. A file listed before it was written (so that an
@@ -429,6 +457,20 @@ impl Desired {
     }
 }
 
+/// Adds file `path` with `bytes` to `desired` (sorted by path, without `path`) at its
+/// place.
+pub fn insert_sorted(desired: &mut Vec<(String, Entry)>, path: &str, bytes: Vec<u8>) {
+    let at = desired.partition_point(|(p, _)| p.as_str() < path);
+    debug_assert!(desired.get(at).is_none_or(|(p, _)| p != path));
+    let sha256 = sha256_bytes(&bytes);
+    let e = Entry {
+        want: Want::Bytes(bytes),
+        sha256,
+        mode: 0o644,
+    };
+    desired.insert(at, (path.to_string(), e));
+}
+
 /// `stat`s files of the tree relative to directories opened once (for tens of
 /// thousands of files, the kernel then walks two path components instead of the
 /// whole absolute path each time).
@@ -694,7 +736,9 @@ fn copy_atomic(src: &Path, path: &Path, mode: u32) -> Result<()> {
 /// `SHA256SUMS` in the format `sha256sum -c` reads, lines sorted by path (names with a
 /// backslash or newline escaped the way GNU coreutils does).
 pub fn sha256sums(mut sums: Vec<(std::borrow::Cow<'_, str>, Digest)>) -> Vec<u8> {
-    sums.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    // Stable: it merges sorted runs (the tree, then the package tree) without a full
+    // sort.
+    sums.sort_by(|a, b| a.0.cmp(&b.0));
     let mut s = Vec::with_capacity(sums.iter().map(|(p, _)| p.len() + 68).sum());
     for (path, sha) in &sums {
         if path.contains('\\') || path.contains('\n') {
