@@ -122,6 +122,25 @@ pub struct Manifest {
     pub os_tree: Option<String>,
 }
 
+/// Appends the decimal digits of `n`.
+fn push_int(out: &mut Vec<u8>, n: i128) {
+    if n < 0 {
+        out.push(b'-');
+    }
+    let mut v = n.unsigned_abs();
+    let mut digits = [0u8; 40];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
 /// Reads a JSON object into a map built in one go (the manifest writes its keys
 /// sorted) rather than by a search per key.
 fn map_in_bulk<'de, D, V>(d: D) -> Result<BTreeMap<String, V>, D::Error>
@@ -296,8 +315,42 @@ impl Manifest {
         if self == on_disk && dir.join(MANIFEST).is_file() {
             return Ok(());
         }
-        let bytes = serde_json::to_vec(self).context("serialising the manifest")?;
+        let bytes = self.to_json().context("serialising the manifest")?;
         write_atomic(&dir.join(MANIFEST), &bytes, 0o644)
+    }
+
+    /// The manifest as JSON, what `serde_json` would write for it; the file map (tens
+    /// of thousands of records) is written directly, about twice as fast.
+    fn to_json(&self) -> serde_json::Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(self.files.len() * 130 + 4096);
+        out.extend_from_slice(format!("{{\"format\":{},\"files\":{{", self.format).as_bytes());
+        for (i, (path, r)) in self.files.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            serde_json::to_writer(&mut out, path)?;
+            out.extend_from_slice(b":[\"");
+            out.extend_from_slice(&r.sha256.hex_bytes());
+            out.extend_from_slice(b"\",");
+            push_int(&mut out, i128::from(r.size));
+            out.push(b',');
+            push_int(&mut out, i128::from(r.mtime));
+            out.push(b',');
+            push_int(&mut out, i128::from(r.mtime_nsec));
+            out.push(b']');
+        }
+        out.extend_from_slice(b"},\"hosts\":");
+        serde_json::to_writer(&mut out, &self.hosts)?;
+        out.extend_from_slice(b",\"iso\":");
+        serde_json::to_writer(&mut out, &self.iso)?;
+        out.extend_from_slice(b",\"sources\":");
+        serde_json::to_writer(&mut out, &self.sources)?;
+        out.extend_from_slice(b",\"derived\":");
+        serde_json::to_writer(&mut out, &self.derived)?;
+        out.extend_from_slice(b",\"os_tree\":");
+        serde_json::to_writer(&mut out, &self.os_tree)?;
+        out.push(b'}');
+        Ok(out)
     }
 
     /// True when the local source file `src` was used by the last run and still has
@@ -802,6 +855,17 @@ mod tests {
         assert_eq!(again, m);
         let text = std::fs::read_to_string(dir.path().join(MANIFEST)).unwrap();
         assert!(text.contains(&format!(r#""a":["{sha}",1,2,3]"#)), "{text}");
+        // Written directly, it is the JSON serde writes for it.
+        assert_eq!(text, serde_json::to_string(&m).unwrap());
+        let mut odd = m.clone();
+        let r = FileRecord {
+            size: u64::MAX,
+            mtime: i64::MIN,
+            mtime_nsec: 0,
+            ..odd.files["a"]
+        };
+        odd.files.insert("quote\" back\\ nl\n tab\t é".into(), r);
+        assert_eq!(odd.to_json().unwrap(), serde_json::to_vec(&odd).unwrap());
         std::fs::write(dir.path().join(MANIFEST), r#"{"format":9}"#).unwrap();
         let e = Manifest::load(dir.path()).unwrap_err();
         assert!(format!("{e:#}").contains("format 9"), "{e:#}");
