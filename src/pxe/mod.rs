@@ -149,31 +149,38 @@ pub fn run(c: crate::cli::PxeTreeConfig) -> Result<ExitCode> {
     tracing::debug!("package tree: {:.3} s", started.elapsed().as_secs_f64());
     b.hosts(&inv, &base, c.templates.as_deref(), &layout, efi_boot)?;
     tracing::debug!("hosts rendered: {:.3} s", started.elapsed().as_secs_f64());
-    b.desired.bytes(
-        "tftp/pxelinux.cfg/default",
-        configs::pxelinux_default(&inv).into_bytes(),
-    );
-    match (inv.os, efi_boot.is_some()) {
-        (Os::Ubuntu1204, true) => b.desired.bytes(
-            "tftp/grub/grub.cfg",
-            configs::grub2_default(&inv).into_bytes(),
-        ),
-        (Os::Centos6, true) => b.desired.bytes(
-            "tftp/efidefault",
-            configs::grub_legacy_default(&inv).into_bytes(),
-        ),
-        _ => {}
-    }
-    let efi = efi_boot.map(|file| configs::EfiBoot { file });
-    b.desired.bytes(
-        "dnsmasq.conf",
-        configs::dnsmasq(&inv, &out.join("tftp"), efi)?.into_bytes(),
-    );
-
+    // The fleet-wide files (one line per host each) are made on another core while
+    // the tree's list is sorted.
     let Build {
         mut new, desired, ..
     } = b;
-    let mut desired = desired.into_sorted();
+    let tftp_root = out.join("tftp");
+    let (fleet, desired) = std::thread::scope(|s| {
+        let fleet = s.spawn(|| -> Result<Vec<(&str, String)>> {
+            let mut files = vec![("tftp/pxelinux.cfg/default", configs::pxelinux_default(&inv))];
+            match (inv.os, efi_boot.is_some()) {
+                (Os::Ubuntu1204, true) => {
+                    files.push(("tftp/grub/grub.cfg", configs::grub2_default(&inv)))
+                }
+                (Os::Centos6, true) => {
+                    files.push(("tftp/efidefault", configs::grub_legacy_default(&inv)))
+                }
+                _ => {}
+            }
+            let efi = efi_boot.map(|file| configs::EfiBoot { file });
+            files.push(("dnsmasq.conf", configs::dnsmasq(&inv, &tftp_root, efi)?));
+            Ok(files)
+        });
+        let desired = desired.into_sorted();
+        (
+            fleet.join().expect("the fleet files' thread panicked"),
+            desired,
+        )
+    });
+    let mut desired = desired;
+    for (path, text) in fleet? {
+        tree::insert_sorted(&mut desired, path, text.into_bytes());
+    }
     let mut sums: Vec<(Cow<str>, tree::Digest)> = desired
         .iter()
         .map(|(p, e)| (Cow::Borrowed(p.as_str()), e.sha256))
@@ -197,7 +204,7 @@ pub fn run(c: crate::cli::PxeTreeConfig) -> Result<ExitCode> {
     let mut intent = None;
     if desired
         .iter()
-        .any(|(p, e)| !matches!(e.want, Want::Keep) && !old.files.contains_key(p))
+        .any(|(p, e)| !matches!(e.want, Want::Keep(_)) && !old.files.contains_key(p))
     {
         let mut m = old.clone();
         for (p, _) in &desired {
@@ -324,8 +331,9 @@ impl Build<'_> {
                     .all(|f| self.old.unchanged_on_disk(self.out, f))
             {
                 for f in &r.files {
-                    let sha = self.old.files[f].sha256;
-                    self.desired.insert(f.clone(), Want::Keep, sha, 0o644);
+                    let rec = self.old.files[f];
+                    self.desired
+                        .insert(f.clone(), Want::Keep(rec), rec.sha256, 0o644);
                 }
                 self.new.iso = Some(r.clone());
                 return Ok(r.files.iter().any(|f| f == "tftp/BOOTX64.efi"));
@@ -430,8 +438,9 @@ impl Build<'_> {
             .filter(|k| self.old.derived.get(PATH) == Some(*k))
         {
             if self.old.unchanged_on_disk(self.out, PATH) {
-                let sha = self.old.files[PATH].sha256;
-                self.desired.insert(PATH, Want::Keep, sha, 0o644);
+                let rec = self.old.files[PATH];
+                self.desired
+                    .insert(PATH, Want::Keep(rec), rec.sha256, 0o644);
                 self.new.derived.insert(PATH.into(), key.clone());
                 return Ok(true);
             }
@@ -500,7 +509,7 @@ impl Build<'_> {
                         .into_iter()
                         .map(|(p, r)| {
                             let e = tree::Entry {
-                                want: Want::Keep,
+                                want: Want::Keep(*r),
                                 sha256: r.sha256,
                                 mode: 0o644,
                             };

@@ -123,12 +123,15 @@ pub struct Manifest {
 }
 
 /// Appends the decimal digits of `n`.
-fn push_int(out: &mut Vec<u8>, n: i128) {
+fn push_int(out: &mut Vec<u8>, n: i64) {
     if n < 0 {
         out.push(b'-');
     }
-    let mut v = n.unsigned_abs();
-    let mut digits = [0u8; 40];
+    push_uint(out, n.unsigned_abs());
+}
+
+fn push_uint(out: &mut Vec<u8>, mut v: u64) {
+    let mut digits = [0u8; 20];
     let mut at = digits.len();
     loop {
         at -= 1;
@@ -332,11 +335,11 @@ impl Manifest {
             out.extend_from_slice(b":[\"");
             out.extend_from_slice(&r.sha256.hex_bytes());
             out.extend_from_slice(b"\",");
-            push_int(&mut out, i128::from(r.size));
+            push_uint(&mut out, r.size);
             out.push(b',');
-            push_int(&mut out, i128::from(r.mtime));
+            push_int(&mut out, r.mtime);
             out.push(b',');
-            push_int(&mut out, i128::from(r.mtime_nsec));
+            push_int(&mut out, r.mtime_nsec);
             out.push(b']');
         }
         out.extend_from_slice(b"},\"hosts\":");
@@ -462,8 +465,9 @@ pub enum Want {
     Copy(PathBuf),
     /// A file prepared in the staging directory, moved into place.
     Move(PathBuf),
-    /// What the previous run wrote (known unchanged on disk).
-    Keep,
+    /// What the previous run wrote (known unchanged on disk), as the manifest
+    /// records it.
+    Keep(FileRecord),
 }
 
 #[derive(Debug)]
@@ -588,7 +592,7 @@ pub fn check_foreign(
     let mut foreign = Vec::new();
     let mut absent = std::collections::HashSet::new();
     for (path, e) in desired {
-        if matches!(e.want, Want::Keep) || old.files.contains_key(path) {
+        if matches!(e.want, Want::Keep(_)) || old.files.contains_key(path) {
             continue;
         }
         let full = dir.join(path);
@@ -636,16 +640,12 @@ pub fn apply(
     let mut changes = Changes::default();
     let mut made_dirs = std::collections::HashSet::new();
     for (path, e) in desired {
-        let full = dir.join(&path);
-        if let Want::Keep = e.want {
-            let r = old
-                .files
-                .get(&path)
-                .with_context(|| format!("internal: {path} kept but not in the manifest"))?;
-            files.push((path, *r));
+        if let Want::Keep(r) = e.want {
+            files.push((path, r));
             changes.unchanged += 1;
             continue;
         }
+        let full = dir.join(&path);
         if let Some(r) = old.files.get(&path) {
             if r.sha256 == e.sha256 && stat_matches(&full, r) {
                 files.push((path, *r));
@@ -695,7 +695,7 @@ pub fn apply(
                     .with_context(|| format!("moving {} to {}", src.display(), full.display()))?;
                 record(&full, e.sha256)?
             }
-            Want::Keep => unreachable!(),
+            Want::Keep(_) => unreachable!(),
         };
         files.push((path.clone(), record));
         if exists {
