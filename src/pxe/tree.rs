@@ -122,6 +122,14 @@ pub struct Manifest {
     pub os_tree: Option<String>,
 }
 
+/// A relative path of plain names (no `..`, `.`, empty or absolute parts).
+fn inside_tree(path: &str) -> bool {
+    !path.is_empty()
+        && path
+            .split('/')
+            .all(|c| !c.is_empty() && c != "." && c != "..")
+}
+
 /// Appends the decimal digits of `n`.
 fn push_int(out: &mut Vec<u8>, n: i64) {
     if n < 0 {
@@ -303,6 +311,17 @@ impl Manifest {
                          directory",
                         p.display(),
                         m.format
+                    );
+                }
+                // hvseed removes the files its manifest lists when they leave the tree:
+                // a path that could point outside the tree is refused, not followed.
+                let iso_files = m.iso.iter().flat_map(|r| r.files.iter());
+                if let Some(bad) = m.files.keys().chain(iso_files).find(|f| !inside_tree(f)) {
+                    bail!(
+                        "{}: lists {bad:?}, which is not a path inside the tree; hvseed did not \
+                         write this manifest: remove the directory (or the manifest) and run \
+                         again",
+                        p.display()
                     );
                 }
                 Ok(m)
@@ -866,6 +885,16 @@ mod tests {
         };
         odd.files.insert("quote\" back\\ nl\n tab\t é".into(), r);
         assert_eq!(odd.to_json().unwrap(), serde_json::to_vec(&odd).unwrap());
+        for bad in ["../outside", "/etc/passwd", "a//b", "a/./b", ""] {
+            let mut evil = m.clone();
+            evil.files.insert(bad.into(), FileRecord::PENDING);
+            std::fs::write(dir.path().join(MANIFEST), evil.to_json().unwrap()).unwrap();
+            let e = Manifest::load(dir.path()).unwrap_err();
+            assert!(
+                format!("{e:#}").contains("not a path inside the tree"),
+                "{e:#}"
+            );
+        }
         std::fs::write(dir.path().join(MANIFEST), r#"{"format":9}"#).unwrap();
         let e = Manifest::load(dir.path()).unwrap_err();
         assert!(format!("{e:#}").contains("format 9"), "{e:#}");
