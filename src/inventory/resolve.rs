@@ -166,7 +166,7 @@ struct SectionCache {
     dns: Option<Dns>,
     cloudstack: Option<CloudStack>,
     cpu: Option<Cpu>,
-    network: Option<(Network, Option<Subnet>)>,
+    network: Option<(Option<Network>, Option<Subnet>)>,
     security: Option<Security>,
 }
 
@@ -784,7 +784,8 @@ fn resolve_doc(c: &mut Checker, root: &Node) -> Option<Inventory> {
     }
     // Hosts resolve independently of each other: a large inventory is split over the
     // cores, each part with its own checker, and the findings are merged in host order
-    // (the same findings, deduplicated the same way, as one pass would give).
+    // (the same findings, deduplicated the same way, as one pass would give; past
+    // MAX_DIAGNOSTICS, the count of those not shown may include repeats).
     let parts = split_hosts(host_nodes.len());
     if parts.len() > 1 {
         let defaults = &defaults;
@@ -1132,6 +1133,8 @@ fn resolve_host(
         |c| resolve_cloudstack(c, &m),
     );
     let cpu = c.cached(&m, "cpu", |k| &mut k.cpu, |c| resolve_cpu(c, &m, os));
+    // The management subnet is kept even when the network section has other errors,
+    // so that the cross-host checks of the addresses still run.
     let network = c
         .cached(
             &m,
@@ -1139,11 +1142,11 @@ fn resolve_host(
             |k| &mut k.network,
             |c| {
                 let mut l = HostLocs::default();
-                let n = resolve_network(c, &m, os, &mut l)?;
+                let n = resolve_network(c, &m, os, &mut l);
                 Some((n, l.subnet))
             },
         )
-        .map(|(n, subnet)| {
+        .and_then(|(n, subnet)| {
             locs.subnet = subnet;
             n
         });
@@ -1833,6 +1836,32 @@ mod tests {
             "199 more problem(s) not shown; fix the ones above first (is this the right file?)"
         );
         assert_eq!(diags.len(), MAX_DIAGNOSTICS + 1);
+    }
+
+    #[test]
+    fn a_network_mistake_does_not_hide_the_subnet_checks() {
+        // Host 1's public VLAN clashes with management's, and its address is outside
+        // the management subnet: both are reported.
+        let text = fleet(2, DEFAULTS, |i| {
+            if i == 1 {
+                "    network: { public: { vlan: 100 } }\n".into()
+            } else {
+                String::new()
+            }
+        })
+        .replace("ip: 192.168.1.11", "ip: 10.0.0.5");
+        let (inv, diags) = run(&text);
+        assert!(inv.is_none());
+        let keys: Vec<&str> = diags.iter().map(|d| d.key.as_str()).collect();
+        assert!(keys.contains(&"hosts[1].network.public.vlan"), "{diags:?}");
+        let ip = diags
+            .iter()
+            .find(|d| d.key == "hosts[1].ip")
+            .expect("the ip finding");
+        assert!(
+            ip.message.contains("outside the management subnet"),
+            "{diags:?}"
+        );
     }
 
     #[test]

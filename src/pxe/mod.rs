@@ -206,7 +206,10 @@ pub fn run(c: crate::cli::PxeTreeConfig) -> Result<ExitCode> {
         .iter()
         .any(|(p, e)| !matches!(e.want, Want::Keep(_)) && !old.files.contains_key(p))
     {
-        let mut m = old.clone();
+        let mut m = Manifest {
+            format: tree::FORMAT,
+            ..old.clone()
+        };
         for (p, _) in &desired {
             m.files
                 .entry(p.clone())
