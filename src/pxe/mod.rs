@@ -106,7 +106,6 @@ pub fn run(c: crate::cli::PxeTreeConfig) -> Result<ExitCode> {
         .tempdir_in(&out)
         .with_context(|| format!("creating a staging directory in {}", out.display()))?;
     let mut b = Build {
-        out: &out,
         old: &old,
         stale: &stale,
         new: Manifest::empty(),
@@ -219,7 +218,7 @@ pub fn run(c: crate::cli::PxeTreeConfig) -> Result<ExitCode> {
         m.save(&out, &old)?;
         intent = Some(m);
     }
-    let (files, changes) = tree::apply(&out, &old, desired, &absent)?;
+    let (files, changes) = tree::apply(&out, &old, &stale, desired, &absent)?;
     tracing::debug!("tree written: {:.3} s", started.elapsed().as_secs_f64());
     new.files = files;
     new.save(&out, intent.as_ref().unwrap_or(&old))?;
@@ -283,7 +282,6 @@ fn check_base(base: &str) -> Result<String> {
 
 /// One run's work in progress.
 struct Build<'a> {
-    out: &'a Path,
     old: &'a Manifest,
     /// Files of `old` that are no longer as written.
     stale: &'a HashSet<String>,
@@ -293,6 +291,12 @@ struct Build<'a> {
 }
 
 impl Build<'_> {
+    /// True when the last run wrote `path` and it is still as written (the manifest
+    /// thread looked at every listed file once).
+    fn unchanged_on_disk(&self, path: &str) -> bool {
+        self.old.files.contains_key(path) && !self.stale.contains(path)
+    }
+
     /// A copy of a local file; its hash is reused while its size and mtime stay.
     fn source_file(&mut self, path: &str, src: &Path, mode: u32) -> Result<()> {
         let m = std::fs::metadata(src).with_context(|| format!("reading {}", src.display()))?;
@@ -329,9 +333,7 @@ impl Build<'_> {
                 && r.files.iter().any(|f| f == layout.tftp_initrd);
             if r.identity == identity
                 && expected_ok
-                && r.files
-                    .iter()
-                    .all(|f| self.old.unchanged_on_disk(self.out, f))
+                && r.files.iter().all(|f| self.unchanged_on_disk(f))
             {
                 for f in &r.files {
                     let rec = self.old.files[f];
@@ -440,7 +442,7 @@ impl Build<'_> {
             .as_ref()
             .filter(|k| self.old.derived.get(PATH) == Some(*k))
         {
-            if self.old.unchanged_on_disk(self.out, PATH) {
+            if self.unchanged_on_disk(PATH) {
                 let rec = self.old.files[PATH];
                 self.desired
                     .insert(PATH, Want::Keep(rec), rec.sha256, 0o644);

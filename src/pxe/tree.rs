@@ -415,20 +415,6 @@ impl Manifest {
                 .collect()
         })
     }
-
-    /// True when `path` is in the manifest and the file on disk still has the size and
-    /// mtime recorded when hvseed wrote it.
-    pub fn unchanged_on_disk(&self, dir: &Path, path: &str) -> bool {
-        self.files
-            .get(path)
-            .is_some_and(|r| stat_matches(&dir.join(path), r))
-    }
-}
-
-pub fn stat_matches(full: &Path, r: &FileRecord) -> bool {
-    fs::symlink_metadata(full).is_ok_and(|m| {
-        m.is_file() && m.len() == r.size && m.mtime() == r.mtime && m.mtime_nsec() == r.mtime_nsec
-    })
 }
 
 fn record(full: &Path, sha256: Digest) -> Result<FileRecord> {
@@ -647,11 +633,13 @@ pub fn check_foreign(
 }
 
 /// Brings the tree to `desired` (sorted by path, see [`Desired::into_sorted`]);
-/// returns the new file records and what changed. `absent`: new paths
+/// returns the new file records and what changed. `stale`: the manifest's files that
+/// are no longer as written ([`Manifest::stale_files`]); `absent`: new paths
 /// [`check_foreign`] found missing.
 pub fn apply(
     dir: &Path,
     old: &Manifest,
+    stale: &std::collections::HashSet<String>,
     desired: Vec<(String, Entry)>,
     absent: &std::collections::HashSet<String>,
 ) -> Result<(BTreeMap<String, FileRecord>, Changes)> {
@@ -666,7 +654,7 @@ pub fn apply(
         }
         let full = dir.join(&path);
         if let Some(r) = old.files.get(&path) {
-            if r.sha256 == e.sha256 && stat_matches(&full, r) {
+            if r.sha256 == e.sha256 && !stale.contains(&path) {
                 files.push((path, *r));
                 changes.unchanged += 1;
                 continue;
