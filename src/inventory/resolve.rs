@@ -183,6 +183,17 @@ impl<'a> Checker<'a> {
         }
     }
 
+    /// Changes whenever a new finding is reported (kept, or counted past the cap) or a
+    /// key is recorded missing; a repeat of an earlier finding leaves it as it is.
+    fn findings_mark(&self) -> (usize, usize, usize, usize) {
+        (
+            self.seen.len(),
+            self.diags.len(),
+            self.dropped,
+            self.missing.len(),
+        )
+    }
+
     /// Section `key` of a host (`m`) as `resolve` reads it, reused from an earlier host
     /// when the section comes from the defaults alone (the host does not set it) and
     /// reading it there found nothing to report: every such host would get the same
@@ -205,20 +216,9 @@ impl<'a> Checker<'a> {
         if let Some(v) = slot(&mut self.cache) {
             return Some(v.clone());
         }
-        let before = (
-            self.seen.len(),
-            self.diags.len(),
-            self.dropped,
-            self.missing.len(),
-        );
+        let before = self.findings_mark();
         let v = resolve(self);
-        let after = (
-            self.seen.len(),
-            self.diags.len(),
-            self.dropped,
-            self.missing.len(),
-        );
-        if before == after {
+        if self.findings_mark() == before {
             if let Some(v) = &v {
                 *slot(&mut self.cache) = Some(v.clone());
             }
