@@ -154,8 +154,35 @@ pub struct ServeConfig {
     pub listen: SocketAddr,
 }
 
+/// The log's writer: stderr, with every write error (a closed pipe, a full disk, a
+/// closed descriptor) dropped, so that a log line that cannot be shown never fails,
+/// panics or stalls the work it reports on.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LossyStderr;
+
+impl std::io::Write for LossyStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stderr().lock().write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stderr().flush();
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LossyStderr {
+    type Writer = LossyStderr;
+
+    fn make_writer(&'a self) -> LossyStderr {
+        LossyStderr
+    }
+}
+
 /// Logs go to stderr (coloured only when it is a terminal): info and up by default,
 /// `-v` debug, `-vv` trace, `-q` errors only; `RUST_LOG` overrides all of these.
+/// A log line that cannot be written is dropped ([`LossyStderr`]).
 pub fn init_logging(verbose: u8, quiet: bool) {
     use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
@@ -168,7 +195,10 @@ pub fn init_logging(verbose: u8, quiet: bool) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(LossyStderr)
+        // Its own report of a failed write would go to stderr with `eprintln!`, which
+        // panics when stderr is the very thing that failed.
+        .log_internal_errors(false)
         .with_target(false)
         .with_ansi(std::io::stderr().is_terminal())
         .without_time()

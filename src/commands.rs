@@ -14,9 +14,9 @@ pub fn check(c: InventoryCheckConfig) -> Result<ExitCode> {
     match inventory::load(&c.inventory) {
         Ok(loaded) => {
             for w in &loaded.warnings {
-                eprintln!("{w}");
+                crate::say!("{w}");
             }
-            eprintln!(
+            crate::say!(
                 "{}: ok: cluster {} with {} host(s), {}",
                 c.inventory.display(),
                 loaded.inventory.cluster,
@@ -27,7 +27,7 @@ pub fn check(c: InventoryCheckConfig) -> Result<ExitCode> {
         }
         Err(InventoryError::Invalid { diagnostics, .. }) => {
             for d in &diagnostics {
-                eprintln!("{d}");
+                crate::say!("{d}");
             }
             Ok(ExitCode::from(1))
         }
@@ -40,14 +40,14 @@ pub fn load_valid(path: &std::path::Path) -> Result<inventory::Inventory> {
     match inventory::load(path) {
         Ok(loaded) => {
             for w in &loaded.warnings {
-                eprintln!("{w}");
+                crate::say!("{w}");
             }
             Ok(loaded.inventory)
         }
         Err(e @ InventoryError::Invalid { .. }) => {
             let InventoryError::Invalid { diagnostics, .. } = &e;
             for d in diagnostics {
-                eprintln!("{d}");
+                crate::say!("{d}");
             }
             Err(e).context("nothing was written")
         }

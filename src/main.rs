@@ -5,8 +5,24 @@ use hvseed::cli::{Cli, Cmd};
 use hvseed::commands;
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // --help and --version print their text to stdout: as it is what was asked
+            // for, failing to print it is an error. Usage errors go to stderr, exit 2.
+            let printed = e.print();
+            let code = match (e.use_stderr(), printed) {
+                (false, Err(_)) => 1,
+                _ => e.exit_code(),
+            };
+            return std::process::ExitCode::from(u8::try_from(code).unwrap_or(1));
+        }
+    };
     hvseed::cli::init_logging(cli.verbose, cli.quiet);
+    // One interrupt handling for the verbs that write (serve stops on its own terms).
+    if !matches!(cli.cmd, Cmd::Serve(_)) {
+        hvseed::interrupt::install();
+    }
     let result = match cli.cmd {
         Cmd::Check(c) => commands::check(c),
         Cmd::Render(c) => commands::render(c),
@@ -14,10 +30,17 @@ fn main() -> std::process::ExitCode {
         Cmd::Pxe(c) => commands::pxe(c),
         Cmd::Serve(c) => commands::serve(c),
     };
+    if hvseed::interrupt::signal().is_some() {
+        // The interrupt handler is cleaning up and sets the exit status; whatever the
+        // verb made of its killed programs is not the news.
+        loop {
+            std::thread::park();
+        }
+    }
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            hvseed::say!("error: {e:#}");
             std::process::ExitCode::from(1)
         }
     }

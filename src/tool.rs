@@ -56,16 +56,37 @@ impl Tool {
         let mut expr = duct::cmd(&self.program, &self.args)
             .stdout_capture()
             .stderr_capture()
-            .unchecked();
+            .unchecked()
+            .before_spawn(|cmd| {
+                own_group_dying_with_hvseed(cmd);
+                Ok(())
+            });
         if let Some(input) = stdin {
             expr = expr.stdin_bytes(input.to_vec());
         }
-        let out = expr.run().with_context(|| {
-            format!(
-                "running {}: is it installed?",
-                self.program.to_string_lossy()
-            )
-        })?;
+        // Started under the interrupt list's lock and listed there, so that an
+        // interrupt kills it (and whatever it started) before hvseed exits.
+        let started = crate::interrupt::track(
+            || expr.start(),
+            |h| {
+                h.pids()
+                    .into_iter()
+                    .map(crate::interrupt::Item::Child)
+                    .collect()
+            },
+        );
+        let out = started
+            .and_then(|(handle, guard)| {
+                let out = handle.into_output();
+                drop(guard);
+                out
+            })
+            .with_context(|| {
+                format!(
+                    "running {}: is it installed?",
+                    self.program.to_string_lossy()
+                )
+            })?;
         if !out.status.success() {
             bail!(
                 "`{line}` failed ({}):\n{}",
@@ -74,6 +95,27 @@ impl Tool {
             );
         }
         Ok(out.stdout)
+    }
+}
+
+/// Puts a child in a process group of its own (a Ctrl-C at the terminal reaches only
+/// hvseed, which then ends the whole group, see [`crate::interrupt`]) and has the
+/// kernel kill it if hvseed dies first (SIGKILL leaves no handler to do it).
+fn own_group_dying_with_hvseed(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    cmd.process_group(0);
+    let parent = rustix::process::getpid();
+    // SAFETY: the hook runs in the child between fork and exec and makes only raw
+    // system calls (prctl, getppid): no allocation, no lock.
+    unsafe {
+        cmd.pre_exec(move || {
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
+            // hvseed died before the prctl: the child would outlive it.
+            if rustix::process::getppid() != Some(parent) {
+                return Err(std::io::Error::from(rustix::io::Errno::SRCH));
+            }
+            Ok(())
+        });
     }
 }
 

@@ -74,7 +74,7 @@ pub fn run(c: crate::cli::IsoCustomizeConfig) -> Result<ExitCode> {
         // Name the inventory where the mismatch is about it.
         e.context(format!("nothing was written to {}", c.out.display()))
     })?;
-    eprintln!(
+    crate::say!(
         "wrote {}: {} with an unattended install of {} as the default boot entry",
         c.out.display(),
         flavour.name(),
@@ -90,6 +90,9 @@ pub fn run(c: crate::cli::IsoCustomizeConfig) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The staging directory's name in the temporary directory (then the owner tag).
+const STAGE_BASE: &str = "hvseed-iso.";
+
 /// Writes `out`: the install ISO `source` (which must be for `os`) with `payload` under
 /// `/hvseed/`, the agent binary as `/hvseed/hvseed-firstboot`, and the new default boot
 /// entries. `source` is never modified; on error `out` is not created or replaced.
@@ -103,15 +106,21 @@ pub fn remaster(
     // mtools refuses FAT images whose geometry it finds odd (common for El Torito
     // images); the check guards floppies, not images. Set before any thread starts.
     std::env::set_var("MTOOLS_SKIP_CHECK", "1");
-    write::install_interrupt_cleanup();
-
     write::check_output(source, out)?;
     let started = std::time::Instant::now();
-    let stage = tempfile::Builder::new()
-        .prefix("hvseed-iso.")
-        .tempdir()
-        .context("creating a temporary directory")?;
-    let _stage_guard = write::CleanupGuard::new(stage.path());
+    // Temporaries left by runs killed outright (SIGKILL, a power cut): the copy beside
+    // OUT and the staging directory.
+    write::remove_stale_partials(out);
+    crate::interrupt::remove_stale(&std::env::temp_dir(), STAGE_BASE, "");
+    let (stage, _stage_guard) = crate::interrupt::track(
+        || {
+            tempfile::Builder::new()
+                .prefix(&crate::interrupt::temp_prefix(STAGE_BASE))
+                .tempdir()
+        },
+        |t| vec![crate::interrupt::Item::Path(t.path().to_path_buf())],
+    )
+    .context("creating a temporary directory")?;
     let orig = stage.path().join("orig");
     let Identified {
         volume_id,

@@ -12,61 +12,11 @@ use std::io::{IsTerminal, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 
 use crate::tool::Tool;
-
-/// Paths removed if the user interrupts hvseed (Ctrl-C / SIGTERM).
-static CLEANUP: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
-
-/// Installs the interrupt handler once: it removes partial output and exits 130.
-pub fn install_interrupt_cleanup() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let r = ctrlc::set_handler(|| {
-            let paths = match CLEANUP.lock() {
-                Ok(g) => g.clone(),
-                Err(p) => p.into_inner().clone(),
-            };
-            for p in &paths {
-                let _ = if p.is_dir() {
-                    std::fs::remove_dir_all(p)
-                } else {
-                    std::fs::remove_file(p)
-                };
-            }
-            eprintln!("hvseed: interrupted; no output was written");
-            std::process::exit(130);
-        });
-        if let Err(e) = r {
-            tracing::warn!(
-                "cannot catch Ctrl-C ({e}); an interrupted run may leave a temporary file"
-            );
-        }
-    });
-}
-
-/// Keeps `path` on the interrupt cleanup list while alive.
-pub struct CleanupGuard(PathBuf);
-
-impl CleanupGuard {
-    pub fn new(path: &Path) -> CleanupGuard {
-        if let Ok(mut g) = CLEANUP.lock() {
-            g.push(path.to_path_buf());
-        }
-        CleanupGuard(path.to_path_buf())
-    }
-}
-
-impl Drop for CleanupGuard {
-    fn drop(&mut self) {
-        if let Ok(mut g) = CLEANUP.lock() {
-            g.retain(|p| p != &self.0);
-        }
-    }
-}
 
 /// Refuses outputs that would destroy the input or something that is not a plain file.
 pub fn check_output(source: &Path, out: &Path) -> Result<()> {
@@ -145,7 +95,27 @@ pub struct PendingCopy {
     cancel: Arc<AtomicBool>,
     copier: Option<std::thread::JoinHandle<Result<()>>>,
     tmp: Option<tempfile::NamedTempFile>,
-    _guard: CleanupGuard,
+    /// Keeps the temporary file on the interrupt list (dropped after `tmp`).
+    _guard: crate::interrupt::Guard,
+}
+
+/// The temporary file's name beside `OUT`: `.OUT.hvseed-PID-START-XXXXXX.partial`.
+fn partial_base(out: &Path) -> String {
+    format!(
+        ".{}.hvseed-",
+        out.file_name().unwrap_or_default().to_string_lossy()
+    )
+}
+
+/// Removes the temporary files beside `out` left by runs of hvseed that no longer
+/// exist (killed with SIGKILL, a power cut); a user's file or a running hvseed's
+/// temporary file is kept.
+pub fn remove_stale_partials(out: &Path) {
+    let dir = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    crate::interrupt::remove_stale(dir, &partial_base(out), ".partial");
 }
 
 /// Starts copying `source` to a temporary file in the directory of `out`.
@@ -154,13 +124,17 @@ pub fn start_copy(source: &Path, out: &Path) -> Result<PendingCopy> {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let name = out.file_name().unwrap_or_default().to_string_lossy();
-    let tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".partial")
-        .tempfile_in(dir)
-        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
-    let guard = CleanupGuard::new(tmp.path());
+    let prefix = crate::interrupt::temp_prefix(&partial_base(out));
+    let (tmp, guard) = crate::interrupt::track(
+        || {
+            tempfile::Builder::new()
+                .prefix(&prefix)
+                .suffix(".partial")
+                .tempfile_in(dir)
+        },
+        |t| vec![crate::interrupt::Item::Path(t.path().to_path_buf())],
+    )
+    .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
     let dst = tmp
         .as_file()
         .try_clone()
@@ -247,6 +221,7 @@ impl PendingCopy {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))
             .with_context(|| format!("chmod {}", tmp.path().display()))?;
+        let _whole = crate::interrupt::critical();
         tmp.persist(out)
             .map_err(|e| e.error)
             .with_context(|| format!("renaming the finished ISO to {}", out.display()))?;

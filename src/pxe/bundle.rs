@@ -7,6 +7,9 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
+/// The temporary file beside the bundle (then the owner tag).
+const BUNDLE_BASE: &str = ".hvseed-bundle-";
+
 /// `files`: (path relative to the tree, mode), any order.
 pub fn write(dir: &Path, files: &[(String, u32)], out: &Path) -> Result<()> {
     let mut files = files.to_vec();
@@ -16,10 +19,16 @@ pub fn write(dir: &Path, files: &[(String, u32)], out: &Path) -> Result<()> {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".hvseed-bundle-")
-        .tempfile_in(parent)
-        .with_context(|| format!("creating a temporary file in {}", parent.display()))?;
+    crate::interrupt::remove_stale(parent, BUNDLE_BASE, "");
+    let (tmp, _guard) = crate::interrupt::track(
+        || {
+            tempfile::Builder::new()
+                .prefix(&crate::interrupt::temp_prefix(BUNDLE_BASE))
+                .tempfile_in(parent)
+        },
+        |t| vec![crate::interrupt::Item::Path(t.path().to_path_buf())],
+    )
+    .with_context(|| format!("creating a temporary file in {}", parent.display()))?;
     let gz = flate2::GzBuilder::new().mtime(0).operating_system(3).write(
         std::io::BufWriter::new(tmp.reopen()?),
         flate2::Compression::default(),

@@ -38,6 +38,32 @@ use tree::{Desired, Manifest, Want};
 const OS_DIR: &str = "http/os";
 const OS_STAMP: &str = ".hvseed-stamp.json";
 
+/// The staging directory in DIR (then the owner tag). It exists for the whole time a
+/// run writes DIR, so one left behind by a run that no longer exists says that run
+/// was killed and may also have left `.hvseed-tmp-*` files in the tree.
+const STAGING_BASE: &str = ".hvseed-staging-";
+
+/// Removes the temporaries a killed run of hvseed (SIGKILL, a power cut) left in
+/// `out`: its staging directory and, if there was one, its `.hvseed-tmp-*` files
+/// anywhere in the tree. A user's files and a running hvseed's are kept.
+fn remove_stale_temporaries(out: &Path) {
+    let stale = crate::interrupt::remove_stale(out, STAGING_BASE, "");
+    // The manifest is written with `.hvseed-tmp-` files in DIR itself, also outside
+    // the staging directory's lifetime.
+    crate::interrupt::remove_stale(out, tree::TMP_BASE, "");
+    if stale.is_empty() {
+        return;
+    }
+    let dirs = walkdir::WalkDir::new(out)
+        .min_depth(1)
+        .into_iter()
+        .filter_entry(|e| e.file_type().is_dir())
+        .filter_map(|e| e.ok());
+    for d in dirs {
+        crate::interrupt::remove_stale(d.path(), tree::TMP_BASE, "");
+    }
+}
+
 /// `hvseed pxe`.
 pub fn run(c: crate::cli::PxeTreeConfig) -> Result<ExitCode> {
     let started = std::time::Instant::now();
@@ -101,10 +127,16 @@ pub fn run(c: crate::cli::PxeTreeConfig) -> Result<ExitCode> {
     }
 
     tracing::debug!("manifest read: {:.3} s", started.elapsed().as_secs_f64());
-    let staging = tempfile::Builder::new()
-        .prefix(".hvseed-staging-")
-        .tempdir_in(&out)
-        .with_context(|| format!("creating a staging directory in {}", out.display()))?;
+    remove_stale_temporaries(&out);
+    let (staging, _staging_guard) = crate::interrupt::track(
+        || {
+            tempfile::Builder::new()
+                .prefix(&crate::interrupt::temp_prefix(STAGING_BASE))
+                .tempdir_in(&out)
+        },
+        |t| vec![crate::interrupt::Item::Path(t.path().to_path_buf())],
+    )
+    .with_context(|| format!("creating a staging directory in {}", out.display()))?;
     let mut b = Build {
         old: &old,
         stale: &stale,
@@ -823,6 +855,8 @@ fn package_tree(
         sums,
     };
     tree::write_atomic(&new.join(OS_STAMP), &serde_json::to_vec(&stamp)?, 0o644)?;
+    // An interrupt waits until the new tree is in place (http/os is never missing).
+    let _whole = crate::interrupt::critical();
     if dest.exists() {
         let old = staging.join("os-old");
         std::fs::rename(&dest, &old)

@@ -764,13 +764,27 @@ fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<fs::Metadata> {
     Ok(m)
 }
 
+/// Temporary files beside the files they replace: `.hvseed-tmp-` + the owner tag
+/// ([`crate::interrupt::temp_prefix`]) + random characters.
+pub const TMP_BASE: &str = ".hvseed-tmp-";
+
+/// A temporary file in `parent`, on the interrupt list while the guard lives.
+fn temp_beside(parent: &Path) -> Result<(tempfile::NamedTempFile, crate::interrupt::Guard)> {
+    crate::interrupt::track(
+        || {
+            tempfile::Builder::new()
+                .prefix(&crate::interrupt::temp_prefix(TMP_BASE))
+                .tempfile_in(parent)
+        },
+        |t| vec![crate::interrupt::Item::Path(t.path().to_path_buf())],
+    )
+    .with_context(|| format!("creating a temporary file in {}", parent.display()))
+}
+
 /// Writes `bytes` to a temporary file beside `path` and renames it into place.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     let parent = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".hvseed-tmp-")
-        .tempfile_in(parent)
-        .with_context(|| format!("creating a temporary file in {}", parent.display()))?;
+    let (mut tmp, _guard) = temp_beside(parent)?;
     tmp.write_all(bytes)
         .with_context(|| format!("writing {}", path.display()))?;
     fs::set_permissions(tmp.path(), fs::Permissions::from_mode(mode))?;
@@ -781,10 +795,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
 
 fn copy_atomic(src: &Path, path: &Path, mode: u32) -> Result<()> {
     let parent = path.parent().unwrap_or(Path::new("."));
-    let tmp = tempfile::Builder::new()
-        .prefix(".hvseed-tmp-")
-        .tempfile_in(parent)
-        .with_context(|| format!("creating a temporary file in {}", parent.display()))?;
+    let (tmp, _guard) = temp_beside(parent)?;
     fs::copy(src, tmp.path())
         .with_context(|| format!("copying {} to {}", src.display(), path.display()))?;
     fs::set_permissions(tmp.path(), fs::Permissions::from_mode(mode))?;

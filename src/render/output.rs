@@ -50,10 +50,16 @@ pub fn write_tree(out: &Path, tree: &RenderedTree, force: bool) -> Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "out".into());
-    let tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}.hvseed-tmp-"))
-        .tempdir_in(&parent)
-        .with_context(|| format!("creating a temporary directory in {}", parent.display()))?;
+    remove_stale(&parent, &name, out);
+    let (tmp, _tmp_guard) = crate::interrupt::track(
+        || {
+            tempfile::Builder::new()
+                .prefix(&crate::interrupt::temp_prefix(&tmp_base(&name)))
+                .tempdir_in(&parent)
+        },
+        |t| vec![crate::interrupt::Item::Path(t.path().to_path_buf())],
+    )
+    .with_context(|| format!("creating a temporary directory in {}", parent.display()))?;
     let mut made: HashSet<PathBuf> = HashSet::new();
     let mut manifest = String::new();
     for (rel, bytes) in tree {
@@ -70,12 +76,21 @@ pub fn write_tree(out: &Path, tree: &RenderedTree, force: bool) -> Result<()> {
     }
     std::fs::write(tmp.path().join(MANIFEST), manifest)
         .with_context(|| format!("writing {}", tmp.path().join(MANIFEST).display()))?;
-    // Move the old tree aside, the new one in, then drop the old one.
+    // Move the old tree aside, the new one in, then drop the old one; an interrupt
+    // waits for the two renames (it then removes the old tree).
+    let whole = crate::interrupt::critical();
+    let mut old_guard = None;
     let old = if std::fs::symlink_metadata(out).is_ok() {
-        let old = tempfile::Builder::new()
-            .prefix(&format!(".{name}.hvseed-old-"))
-            .tempdir_in(&parent)
-            .with_context(|| format!("creating a temporary directory in {}", parent.display()))?;
+        let (old, guard) = crate::interrupt::track(
+            || {
+                tempfile::Builder::new()
+                    .prefix(&crate::interrupt::temp_prefix(&old_base(&name)))
+                    .tempdir_in(&parent)
+            },
+            |t| vec![crate::interrupt::Item::Path(t.path().to_path_buf())],
+        )
+        .with_context(|| format!("creating a temporary directory in {}", parent.display()))?;
+        old_guard = Some(guard);
         let aside = old.path().join("old");
         std::fs::rename(out, &aside)
             .with_context(|| format!("moving the previous {} aside", out.display()))?;
@@ -91,8 +106,43 @@ pub fn write_tree(out: &Path, tree: &RenderedTree, force: bool) -> Result<()> {
         let _ = std::fs::remove_dir_all(&tmp_path);
         return Err(e).with_context(|| format!("moving the new render into {}", out.display()));
     }
+    drop(whole);
     drop(old);
+    drop(old_guard);
     Ok(())
+}
+
+/// `.NAME.hvseed-tmp-`: the new tree being written (then the owner tag).
+fn tmp_base(name: &str) -> String {
+    format!(".{name}.hvseed-tmp-")
+}
+
+/// `.NAME.hvseed-old-`: the previous tree, moved aside (then the owner tag).
+fn old_base(name: &str) -> String {
+    format!(".{name}.hvseed-old-")
+}
+
+/// Removes what a run of hvseed that no longer exists left beside `out`. If it died
+/// between moving the previous tree aside and the new one in, `out` is missing and
+/// the previous tree is put back first.
+fn remove_stale(parent: &Path, name: &str, out: &Path) {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    let base = old_base(name);
+    for e in entries.flatten() {
+        if crate::interrupt::is_stale(&e.file_name(), &base, "")
+            && std::fs::symlink_metadata(out).is_err()
+            && std::fs::rename(e.path().join("old"), out).is_ok()
+        {
+            tracing::warn!(
+                "put back {}, which an interrupted run of hvseed had moved aside",
+                out.display()
+            );
+        }
+    }
+    crate::interrupt::remove_stale(parent, &base, "");
+    crate::interrupt::remove_stale(parent, &tmp_base(name), "");
 }
 
 /// Files (and symlinks) under `dir` that the manifest does not list.

@@ -89,7 +89,7 @@ pub fn run(c: ServeConfig) -> Result<ExitCode> {
         http_dir.join("hosts").display()
     );
     // Printed, not logged, so that it shows with -q too and scripts can read the port.
-    eprintln!(
+    crate::say!(
         "hvseed serve: listening on http://{local}/ (serving {})",
         http_dir.display()
     );

@@ -1,0 +1,332 @@
+//! What happens when hvseed is interrupted (SIGINT, SIGTERM, SIGHUP), for every verb
+//! that writes: one registry of the temporary paths that exist right now and of the
+//! child processes that run right now. A signal kills those children (each runs in its
+//! own process group, so its own children go too), waits until they are dead, removes
+//! those paths and exits with 128 + the signal's number (130 for Ctrl-C).
+//!
+//! Temporary names carry their creator's [`owner`] tag (pid and start time), so a
+//! later run can tell a temporary left by a run that no longer exists (killed with
+//! SIGKILL, a power cut) from a user's file or a temporary of a run still going:
+//! [`remove_stale`] removes only the former.
+//!
+//! See docs/media.md, "On failure and interrupt".
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
+use std::time::{Duration, Instant};
+
+/// Something to undo on an interrupt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Item {
+    /// A temporary file or directory (removed, directories with all they hold).
+    Path(PathBuf),
+    /// A child process that leads its own process group (the group is killed).
+    Child(u32),
+}
+
+#[derive(Default)]
+struct Registry {
+    next: u64,
+    items: Vec<(u64, Item)>,
+}
+
+static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
+    next: 0,
+    items: Vec::new(),
+});
+/// Held (shared) by steps that must not be cut in half, such as moving an old tree
+/// aside and the new one in; the handler takes it exclusively before it cleans up.
+static CRITICAL: RwLock<()> = RwLock::new(());
+/// The signal being handled, 0 while none.
+static SIGNAL: AtomicI32 = AtomicI32::new(0);
+
+fn registry() -> MutexGuard<'static, Registry> {
+    REGISTRY.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Keeps its items on the interrupt list while alive; dropping it only takes them off
+/// the list (the owner removes or keeps the files itself).
+#[must_use = "the items leave the interrupt list when this is dropped"]
+#[derive(Debug)]
+pub struct Guard(u64);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        registry().items.retain(|(id, _)| *id != self.0);
+    }
+}
+
+/// Runs `make` (which creates a temporary or starts a child) and puts what
+/// `items` names on the interrupt list, both under the list's lock: an interrupt
+/// either comes before `make` ran (and `make` never runs) or finds the items listed.
+pub fn track<T, E>(
+    make: impl FnOnce() -> Result<T, E>,
+    items: impl FnOnce(&T) -> Vec<Item>,
+) -> Result<(T, Guard), E> {
+    let mut reg = registry();
+    let made = make()?;
+    reg.next += 1;
+    let id = reg.next;
+    for item in items(&made) {
+        reg.items.push((id, item));
+    }
+    Ok((made, Guard(id)))
+}
+
+/// Shorthand for a temporary path already created (e.g. by another library); prefer
+/// [`track`], which closes the window between creating and listing.
+pub fn track_path(path: &Path) -> Guard {
+    track(|| Ok::<_, ()>(()), |_| vec![Item::Path(path.to_path_buf())])
+        .expect("infallible")
+        .1
+}
+
+/// A step an interrupt waits for instead of cutting it in half (keep it short: a few
+/// renames).
+pub fn critical() -> RwLockReadGuard<'static, ()> {
+    CRITICAL.read().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The signal being handled, if hvseed was interrupted. The verb's own error path
+/// then stays quiet: the handler reports and sets the exit status.
+pub fn signal() -> Option<i32> {
+    match SIGNAL.load(Ordering::SeqCst) {
+        0 => None,
+        s => Some(s),
+    }
+}
+
+/// Installs the handler for SIGINT, SIGTERM and SIGHUP (once; later calls do
+/// nothing). If that fails, a warning says so and hvseed goes on.
+pub fn install() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        let signals = match signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(
+                    "cannot catch interrupts ({e}); an interrupted run may leave temporary files"
+                );
+                return;
+            }
+        };
+        let spawned = std::thread::Builder::new()
+            .name("interrupt".into())
+            .spawn(move || {
+                let mut signals = signals;
+                if let Some(sig) = signals.forever().next() {
+                    handle(sig);
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!("cannot catch interrupts ({e})");
+        }
+    });
+}
+
+/// Ends the run after `sig`: children first (they may be writing into the temporary
+/// paths), then the paths, then exit 128 + `sig`. Never returns; the lists stay locked,
+/// so nothing new is created or started meanwhile.
+fn handle(sig: i32) -> ! {
+    SIGNAL.store(sig, Ordering::SeqCst);
+    let _critical = CRITICAL.write().unwrap_or_else(|p| p.into_inner());
+    let reg = registry();
+    let children: Vec<u32> = reg
+        .items
+        .iter()
+        .filter_map(|(_, i)| match i {
+            Item::Child(pid) => Some(*pid),
+            Item::Path(_) => None,
+        })
+        .collect();
+    for &pid in &children {
+        if let Some(p) = rustix::process::Pid::from_raw(pid as i32) {
+            let _ = rustix::process::kill_process_group(p, rustix::process::Signal::KILL);
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for &pid in &children {
+        while alive(pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    let mut removed = 0;
+    for (_, item) in &reg.items {
+        if let Item::Path(p) = item {
+            if remove_retrying(p) {
+                removed += 1;
+            }
+        }
+    }
+    let name = match sig {
+        signal_hook::consts::SIGINT => "SIGINT",
+        signal_hook::consts::SIGTERM => "SIGTERM",
+        signal_hook::consts::SIGHUP => "SIGHUP",
+        _ => "a signal",
+    };
+    crate::say!(
+        "hvseed: interrupted ({name}): stopped {} program(s), removed {removed} temporary \
+         file(s); no output was left half-written",
+        children.len()
+    );
+    std::process::exit(128 + sig);
+}
+
+/// True while `pid` runs (a zombie has ended: its parent reaps it, or init does once
+/// hvseed has exited).
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => !matches!(stat_field(&s, 3), Some("Z" | "X" | "x")),
+        Err(_) => false,
+    }
+}
+
+/// Field `n` (1-based, as in proc(5)) of a `/proc/PID/stat` line; the command name
+/// (field 2) may hold spaces and parentheses, so fields are counted after its last ')'.
+fn stat_field(stat: &str, n: usize) -> Option<&str> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_ascii_whitespace().nth(n.checked_sub(3)?)
+}
+
+/// Removes a file or directory tree; a tree still being written by a thread of
+/// hvseed's that has not noticed the interrupt yet is tried again. True if something
+/// was removed.
+fn remove_retrying(p: &Path) -> bool {
+    for _ in 0..100 {
+        let r = match std::fs::symlink_metadata(p) {
+            Err(_) => return false,
+            Ok(m) if m.is_dir() => std::fs::remove_dir_all(p),
+            Ok(_) => std::fs::remove_file(p),
+        };
+        if r.is_ok() || std::fs::symlink_metadata(p).is_err() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
+}
+
+/// This process's tag in temporary names: `PID-STARTTIME` (start time in clock ticks
+/// since boot, from /proc/self/stat), so a reused pid is not taken for the same run.
+pub fn owner() -> &'static str {
+    static OWNER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    OWNER.get_or_init(|| {
+        let pid = std::process::id();
+        let start = std::fs::read_to_string("/proc/self/stat")
+            .ok()
+            .and_then(|s| stat_field(&s, 22).map(str::to_string))
+            .unwrap_or_else(|| "0".into());
+        format!("{pid}-{start}")
+    })
+}
+
+/// The prefix for a temporary name: `BASE` + [`owner`] + `-`; tempfile's random part
+/// follows.
+pub fn temp_prefix(base: &str) -> String {
+    format!("{base}{}-", owner())
+}
+
+/// True if `name` is `BASE PID-START-RANDOM SUFFIX` (see [`temp_prefix`]) and no
+/// process with that pid and start time runs.
+pub fn is_stale(name: &OsStr, base: &str, suffix: &str) -> bool {
+    let Some(name) = name.to_str() else {
+        return false;
+    };
+    let Some(mid) = name.strip_prefix(base).and_then(|r| r.strip_suffix(suffix)) else {
+        return false;
+    };
+    let mut parts = mid.splitn(3, '-');
+    let (Some(pid), Some(start), Some(random)) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    let (Ok(pid), Ok(start)) = (pid.parse::<u32>(), start.parse::<u64>()) else {
+        return false;
+    };
+    if random.is_empty() || !random.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return false;
+    }
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat_field(&stat, 22).and_then(|s| s.parse::<u64>().ok()) != Some(start),
+        Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+    }
+}
+
+/// Removes the entries of `dir` named `BASE…SUFFIX` that [`is_stale`] says were left
+/// by an hvseed run that no longer exists; returns them. Symlinks are removed, never
+/// followed. A `dir` that cannot be read yields nothing.
+pub fn remove_stale(dir: &Path, base: &str, suffix: &str) -> Vec<PathBuf> {
+    let mut removed = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return removed;
+    };
+    for e in entries.flatten() {
+        if !is_stale(&e.file_name(), base, suffix) {
+            continue;
+        }
+        let p = e.path();
+        let r = match e.file_type() {
+            Ok(t) if t.is_dir() => std::fs::remove_dir_all(&p),
+            _ => std::fs::remove_file(&p),
+        };
+        match r {
+            Ok(()) => {
+                tracing::info!(
+                    "removed {}, left by an interrupted run of hvseed",
+                    p.display()
+                );
+                removed.push(p);
+            }
+            Err(err) => tracing::warn!(
+                "cannot remove {}, left by an interrupted run of hvseed: {err}",
+                p.display()
+            ),
+        }
+    }
+    removed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stale_names_need_the_shape_and_a_dead_owner() {
+        let me = owner();
+        let base = ".lab.iso.hvseed-";
+        // This process runs: not stale.
+        assert!(!is_stale(
+            OsStr::new(&format!("{base}{me}-AbC123.partial")),
+            base,
+            ".partial"
+        ));
+        // The same pid with another start time is another (dead) process.
+        let pid = std::process::id();
+        assert!(is_stale(
+            OsStr::new(&format!("{base}{pid}-1-AbC123.partial")),
+            base,
+            ".partial"
+        ));
+        // A user's names of the same look are never stale.
+        for n in [
+            ".lab.iso.hvseed-notes.partial",
+            ".lab.iso.hvseed-1-2.partial",
+            ".lab.iso.hvseed-1-2-.partial",
+            ".lab.iso.hvseed-1-2-a b.partial",
+            ".lab.iso.hvseed-x-2-abc.partial",
+            ".lab.iso.x.partial",
+            ".lab.iso.hvseed-4194999-2-abc.partial.bak",
+        ] {
+            assert!(!is_stale(OsStr::new(n), base, ".partial"), "{n}");
+        }
+    }
+
+    #[test]
+    fn stat_fields_are_counted_after_the_command_name() {
+        let line = "42 (a) b (c) d) S 1 42 42 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 777 0";
+        assert_eq!(stat_field(line, 3), Some("S"));
+        assert_eq!(stat_field(line, 22), Some("777"));
+    }
+}
