@@ -3,6 +3,7 @@
 
 mod inventory;
 mod iso;
+mod process;
 mod pxe;
 mod render;
 mod serve;

@@ -16,13 +16,13 @@ use std::time::{Duration, Instant};
 use crate::util::{cmd_exists, hvseed, require_tool, root, ServeGuard};
 
 const DI: &str = "/usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64";
-const UBUNTU_INV: &str = "tests/fixtures/pxe/ubuntu1204.yaml";
+pub(crate) const UBUNTU_INV: &str = "tests/fixtures/pxe/ubuntu1204.yaml";
 const CENTOS_INV: &str = "tests/fixtures/pxe/centos6.yaml";
 const MAC21: &str = "52:54:00:12:34:21";
 const MAC22: &str = "52:54:00:12:34:22";
 
 /// Everything a tree test needs, or None (loudly) when a tool is missing.
-fn tools() -> bool {
+pub(crate) fn tools() -> bool {
     require_tool("xorriso", "xorriso")
         && require_tool(&format!("{DI}/linux"), "debian-installer-12-netboot-amd64")
         && require_tool("/usr/lib/PXELINUX/pxelinux.0", "pxelinux")
@@ -85,7 +85,7 @@ fn scratch() -> PathBuf {
 
 /// An Ubuntu 12.04 server ISO layout: `.disk/info`, the netboot installer, and a
 /// mirror (dists/, pool/).
-fn ubuntu_iso() -> PathBuf {
+pub(crate) fn ubuntu_iso() -> PathBuf {
     static ISO: OnceLock<PathBuf> = OnceLock::new();
     ISO.get_or_init(|| {
         let dir = scratch().join("ubuntu");
