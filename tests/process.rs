@@ -33,8 +33,9 @@ struct GroupKilled(u32);
 
 impl Drop for GroupKilled {
     fn drop(&mut self) {
+        // The group, and the leader itself in case it leads no group.
         let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", self.0)])
+            .args(["-KILL", "--", &format!("-{}", self.0), &self.0.to_string()])
             .stderr(Stdio::null())
             .status();
     }
@@ -74,7 +75,11 @@ fn live_in_group(pgid: u32) -> Vec<String> {
 fn assert_group_gone(pgid: u32) {
     let start = Instant::now();
     loop {
-        let live = live_in_group(pgid);
+        let mut live = live_in_group(pgid);
+        // The leader itself, also if it was not made a group leader.
+        if stat_field(&pgid.to_string(), 3).is_some_and(|s| s != "Z" && s != "X") {
+            live.push(pgid.to_string());
+        }
         if live.is_empty() {
             return;
         }
@@ -182,8 +187,8 @@ fn hvseed_temporaries(names: &[String]) -> Vec<&String> {
         .collect()
 }
 
-/// Ends the interrupted child and checks the exit status and the message.
-fn ended_by(mut child: Child, sig: (&str, i32)) -> String {
+/// Waits for the interrupted child; returns its status and stderr.
+fn wait_with_stderr(mut child: Child) -> (std::process::ExitStatus, String) {
     let status = child.wait().unwrap();
     let mut err = String::new();
     child
@@ -192,13 +197,17 @@ fn ended_by(mut child: Child, sig: (&str, i32)) -> String {
         .unwrap()
         .read_to_string(&mut err)
         .unwrap();
+    (status, err)
+}
+
+/// Checks the exit status (128 + the signal) and the message of an interrupted run.
+fn assert_ended_by((status, err): &(std::process::ExitStatus, String), sig: (&str, i32)) {
     assert_eq!(status.code(), Some(128 + sig.1), "SIG{}: {err}", sig.0);
     assert!(
         err.contains(&format!("interrupted (SIG{})", sig.0)),
         "{err}"
     );
     assert!(!err.contains("panicked"), "{err}");
-    err
 }
 
 // ------------------------------------------------------------------ iso
@@ -243,10 +252,11 @@ fn iso_interrupted_during_xorriso_leaves_nothing_running_and_no_file() {
         );
         send(child.0.id(), sig.0);
         let c = std::mem::replace(&mut child.0, Command::new("true").spawn().unwrap());
-        ended_by(c, sig);
+        let ended = wait_with_stderr(c);
         assert_group_gone(pgid);
         assert_eq!(listing(&outdir), Vec::<String>::new(), "SIG{}", sig.0);
         assert_eq!(listing(&tmpdir), Vec::<String>::new(), "SIG{}", sig.0);
+        assert_ended_by(&ended, sig);
     }
 }
 
@@ -284,7 +294,8 @@ fn iso_next_run_removes_what_a_killed_run_left() {
     assert_group_gone(pgid);
     let left = listing(&outdir);
     assert_eq!(hvseed_temporaries(&left).len(), 1, "{left:?}");
-    assert_eq!(listing(&tmpdir).len(), 1, "{:?}", listing(&tmpdir));
+    let staged = std::fs::read_dir(&tmpdir).unwrap().count();
+    assert_eq!(staged, 1, "the killed run's staging directory");
     // A user's files, and one named as this (running) test process would name it.
     let me = own_tag();
     let users = [
@@ -354,7 +365,7 @@ fn pxe_interrupted_during_extraction_leaves_no_staging_and_nothing_running() {
         );
         send(child.0.id(), sig.0);
         let c = std::mem::replace(&mut child.0, Command::new("true").spawn().unwrap());
-        ended_by(c, sig);
+        let ended = wait_with_stderr(c);
         assert_group_gone(pgid);
         let left = listing(&out);
         assert_eq!(
@@ -363,6 +374,7 @@ fn pxe_interrupted_during_extraction_leaves_no_staging_and_nothing_running() {
             "SIG{}",
             sig.0
         );
+        assert_ended_by(&ended, sig);
         let o = pxe_cmd(&inv, &iso, &out, &agent).output().unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         assert!(out.join("http/os/pool").is_dir());
@@ -411,29 +423,27 @@ fn pxe_next_run_removes_what_a_killed_run_left() {
         .filter(|n| n.starts_with(".hvseed-staging-"))
         .collect();
     assert_eq!(staging.len(), 1, "the killed run's staging directory");
-    // What the killed run would have left beside a file it was replacing.
+    // What the killed run would have left beside a file it was replacing: its
+    // temporary file, named with the run's tag (PID-START) as its staging directory.
     let tag = staging[0]
         .trim_start_matches(".hvseed-staging-")
         .rsplit_once('-')
-        .unwrap()
-        .0
-        .to_string();
+        .map(|(t, _)| t.to_string())
+        .unwrap_or_else(|| "4194303-1".into());
     let dead_tmp = out.join(format!("tftp/pxelinux.cfg/.hvseed-tmp-{tag}-Zz9Yy8"));
     std::fs::write(&dead_tmp, b"half").unwrap();
     let user = out.join("tftp/.hvseed-tmp-notes");
     std::fs::write(&user, b"mine").unwrap();
     let o = pxe_cmd(&inv, &iso, &out, &agent).output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
-    // The user's file is foreign to the tree: it is kept (and may be reported).
-    assert!(user.exists(), "{err}");
-    assert!(!dead_tmp.exists(), "{err}");
     let left = listing(&out);
     assert!(
-        !left
-            .iter()
-            .any(|n| n.contains(".hvseed-staging-") || n.contains(&tag)),
-        "{left:?}"
+        !left.iter().any(|n| n.contains(".hvseed-staging-")),
+        "{left:?}\n{err}"
     );
+    assert!(!dead_tmp.exists(), "{err}");
+    // The user's file is foreign to the tree: it is kept (and may be reported).
+    assert!(user.exists(), "{err}");
 }
 
 fn pxe_cmd(inv: &Path, iso: &Path, out: &Path, agent: &Path) -> Command {
@@ -497,7 +507,7 @@ fn render_interrupted_while_writing_leaves_no_temporary_and_a_whole_dir() {
         let before = listing(&out);
         // The run is interrupted once its temporary directory appears; a run that
         // ends first is repeated with more hosts.
-        let mut interrupted = false;
+        let mut interrupted = None;
         for _ in 0..5 {
             let inv = big_inventory(d.path(), n);
             let mut child = Reaped(
@@ -527,29 +537,20 @@ fn render_interrupted_while_writing_leaves_no_temporary_and_a_whole_dir() {
             if tmp_seen {
                 send(child.0.id(), sig.0);
                 let c = std::mem::replace(&mut child.0, Command::new("true").spawn().unwrap());
-                let status_err = {
-                    let mut c = c;
-                    let st = c.wait().unwrap();
-                    let mut e = String::new();
-                    c.stderr.take().unwrap().read_to_string(&mut e).unwrap();
-                    (st, e)
-                };
+                let status_err = wait_with_stderr(c);
                 // Done before the signal arrived: the tree is complete; else 128+sig.
                 if status_err.0.success() {
                     n *= 2;
                     continue;
                 }
-                assert_eq!(status_err.0.code(), Some(128 + sig.1), "{}", status_err.1);
-                assert!(!status_err.1.contains("panicked"), "{}", status_err.1);
-                interrupted = true;
+                interrupted = Some(status_err);
                 break;
             }
             n *= 2;
         }
-        assert!(
-            interrupted,
-            "no render lasted long enough to be interrupted"
-        );
+        let Some(ended) = interrupted else {
+            panic!("no render lasted long enough to be interrupted");
+        };
         let names: Vec<String> = std::fs::read_dir(&parent)
             .unwrap()
             .flatten()
@@ -567,6 +568,7 @@ fn render_interrupted_while_writing_leaves_no_temporary_and_a_whole_dir() {
         for rel in manifest.lines() {
             assert!(out.join(rel).is_file(), "{rel} listed but missing");
         }
+        assert_ended_by(&ended, sig);
     }
 }
 
@@ -673,7 +675,7 @@ fn verbs_with_a_full_or_closed_output_exit_with_their_own_status() {
         ("a closed pipe", || closed_pipe().into()),
     ];
     for (what, make) in outs {
-        for name in ["stdout", "stderr", "both"] {
+        for name in ["stderr", "stdout", "both"] {
             let ctx = format!("{name} to {what}");
             let run = |args: &[&std::ffi::OsStr]| {
                 let (o, e) = match name {
