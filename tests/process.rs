@@ -670,7 +670,8 @@ fn verbs_with_a_full_or_closed_output_exit_with_their_own_status() {
     let good = root().join("profiles/examples/lab-centos6.yaml");
     let bad = d.path().join("bad.yaml");
     std::fs::write(&bad, "version: 1\ncluster: x\nhosts: [}\n").unwrap();
-    let outs: [(&str, fn() -> Stdio); 2] = [
+    type MakeOutput = fn() -> Stdio;
+    let outs: [(&str, MakeOutput); 2] = [
         ("/dev/full", dev_full),
         ("a closed pipe", || closed_pipe().into()),
     ];
@@ -735,15 +736,26 @@ fn verbs_with_a_full_or_closed_output_exit_with_their_own_status() {
             assert_eq!(help, Some(if name == "stderr" { 0 } else { 1 }), "{ctx}");
         }
     }
-    // Nothing panicked: a panic's message would be on stderr, captured here.
-    for args in [["check", good.to_str().unwrap()]] {
+    // With stdout full and stderr readable: no panic message, the work done.
+    let r = d.path().join("r-last");
+    for args in [
+        vec!["check", good.to_str().unwrap()],
+        vec![
+            "render",
+            good.to_str().unwrap(),
+            "--out",
+            r.to_str().unwrap(),
+        ],
+    ] {
         let o = hvseed()
-            .args(args)
+            .args(&args)
             .stdout(dev_full())
             .stderr(Stdio::piped())
             .output()
             .unwrap();
-        assert!(!String::from_utf8_lossy(&o.stderr).contains("panicked"));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
 }
 
