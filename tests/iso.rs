@@ -994,8 +994,9 @@ fn output_under_dev_shm_is_written() {
     assert!(text.contains("ks=cdrom:/hvseed/fleet/ks.cfg"), "{text}");
 }
 
-/// Ctrl-C while the ISO is being copied: hvseed stops with status 130 and leaves
-/// neither OUT nor its temporary file.
+/// SIGINT (Ctrl-C), SIGTERM and SIGHUP while the ISO is being copied: hvseed stops with
+/// status 128 + the signal (130 for Ctrl-C) and leaves neither OUT nor its temporary
+/// file.
 #[test]
 fn ctrl_c_during_the_copy_leaves_no_file() {
     let Some(fx) = fixtures() else { return };
@@ -1011,52 +1012,58 @@ fn ctrl_c_during_the_copy_leaves_no_file() {
         .unwrap()
         .set_len(4 << 30)
         .unwrap();
-    let out = d.path().join("out.iso");
-    let mut child = KillOnDrop(
-        iso_cmd("lab-centos6.yaml", &src, &out, &agent)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let partial = || {
-        std::fs::read_dir(d.path())
-            .unwrap()
-            .filter_map(|e| e.ok())
-            .find(|e| e.file_name().to_string_lossy().ends_with(".partial"))
-            .and_then(|e| e.metadata().ok())
-            .is_some_and(|m| m.len() > 0)
-    };
-    let start = Instant::now();
-    while !partial() {
-        assert!(
-            child.0.try_wait().unwrap().is_none(),
-            "hvseed ended before the copy could be interrupted"
+    for (sig, num) in [("INT", 2), ("TERM", 15), ("HUP", 1)] {
+        let out = d.path().join("out.iso");
+        let mut child = KillOnDrop(
+            iso_cmd("lab-centos6.yaml", &src, &out, &agent)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
         );
-        assert!(start.elapsed() < Duration::from_secs(60), "no copy started");
-        std::thread::sleep(Duration::from_millis(10));
+        let partial = || {
+            std::fs::read_dir(d.path())
+                .unwrap()
+                .filter_map(|e| e.ok())
+                .find(|e| e.file_name().to_string_lossy().ends_with(".partial"))
+                .and_then(|e| e.metadata().ok())
+                .is_some_and(|m| m.len() > 0)
+        };
+        let start = Instant::now();
+        while !partial() {
+            assert!(
+                child.0.try_wait().unwrap().is_none(),
+                "hvseed ended before the copy could be interrupted"
+            );
+            assert!(start.elapsed() < Duration::from_secs(60), "no copy started");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let st = Command::new("kill")
+            .args([&format!("-{sig}"), &child.0.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let status = child.0.wait().unwrap();
+        let mut err = String::new();
+        child
+            .0
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        let left: Vec<String> = std::fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            left,
+            vec!["big.iso".to_string()],
+            "leftovers after SIG{sig}"
+        );
+        assert_eq!(status.code(), Some(128 + num), "{err}");
+        assert!(err.contains(&format!("interrupted (SIG{sig})")), "{err}");
     }
-    let st = Command::new("kill")
-        .args(["-INT", &child.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let status = child.0.wait().unwrap();
-    let mut err = String::new();
-    child
-        .0
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    assert_eq!(status.code(), Some(130), "{err}");
-    assert!(err.contains("interrupted"), "{err}");
-    let left: Vec<String> = std::fs::read_dir(d.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    assert_eq!(left, vec!["big.iso".to_string()], "leftovers");
 }
 
 /// A CentOS DVD carries an implanted MD5 (`implantisomd5`) that anaconda's media check

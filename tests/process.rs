@@ -871,3 +871,44 @@ fn serve_starts_and_answers_without_a_usable_stderr() {
         );
     }
 }
+
+/// `iso` and `pxe` with stdout and stderr a full disk or a closed pipe: the work is
+/// done and the exit status says so (0), whatever happened to the log.
+#[test]
+fn iso_and_pxe_with_a_full_or_closed_output_do_their_work() {
+    let Some(fx) = crate::iso::fixtures() else {
+        return;
+    };
+    let Some(agent) = crate::iso::agent() else {
+        return;
+    };
+    if !crate::pxe::tools() {
+        return;
+    }
+    let inv = root().join(crate::pxe::UBUNTU_INV);
+    let pxe_iso = crate::pxe::ubuntu_iso();
+    type MakeOutput = fn() -> Stdio;
+    let outs: [(&str, MakeOutput); 2] = [
+        ("/dev/full", dev_full),
+        ("a closed pipe", || closed_pipe().into()),
+    ];
+    for (what, make) in outs {
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("lab.iso");
+        let st = crate::iso::iso_cmd("lab-centos6.yaml", &fx.join("centos6.iso"), &out, &agent)
+            .stdout(make())
+            .stderr(make())
+            .status()
+            .unwrap();
+        assert_eq!(st.code(), Some(0), "iso, output to {what}");
+        assert!(out.is_file(), "iso, output to {what}");
+        let tree = d.path().join("tree");
+        let st = pxe_cmd(&inv, &pxe_iso, &tree, &agent)
+            .stdout(make())
+            .stderr(make())
+            .status()
+            .unwrap();
+        assert_eq!(st.code(), Some(0), "pxe, output to {what}");
+        assert!(tree.join("SHA256SUMS").is_file(), "pxe, output to {what}");
+    }
+}
