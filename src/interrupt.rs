@@ -12,6 +12,7 @@
 //! See docs/media.md, "On failure and interrupt".
 
 use std::ffi::OsStr;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
@@ -255,15 +256,20 @@ pub fn is_stale(name: &OsStr, base: &str, suffix: &str) -> bool {
 }
 
 /// Removes the entries of `dir` named `BASE…SUFFIX` that [`is_stale`] says were left
-/// by an hvseed run that no longer exists; returns them. Symlinks are removed, never
-/// followed. A `dir` that cannot be read yields nothing.
+/// by an hvseed run that no longer exists and belong to this user; returns them.
+/// Symlinks are removed, never followed. A `dir` that cannot be read yields nothing.
 pub fn remove_stale(dir: &Path, base: &str, suffix: &str) -> Vec<PathBuf> {
     let mut removed = Vec::new();
     let Ok(entries) = std::fs::read_dir(dir) else {
         return removed;
     };
+    let me = rustix::process::geteuid().as_raw();
     for e in entries.flatten() {
         if !is_stale(&e.file_name(), base, suffix) {
+            continue;
+        }
+        // Another user's (a shared /tmp): not ours to remove, nor to warn about.
+        if e.metadata().map(|m| m.uid() != me).unwrap_or(true) {
             continue;
         }
         let p = e.path();

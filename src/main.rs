@@ -1,5 +1,8 @@
 //! `hvseed`: parse arguments, set up logging, dispatch. Nothing else lives here.
 
+// They panic on a closed pipe or a full disk; `hvseed::say!` does not.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 use clap::Parser;
 use hvseed::cli::{Cli, Cmd};
 use hvseed::commands;
