@@ -180,10 +180,120 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LossyStderr {
     }
 }
 
+/// The log's writer for `serve`: lines are handed to a thread that writes them to
+/// stderr, so a stderr nobody reads (a full pipe, e.g. `hvseed serve ... | less` left
+/// alone) never holds up a request. Lines that do not fit in the queue
+/// ([`LOG_QUEUE_LINES`]) are dropped and counted; the count is logged once stderr
+/// takes lines again.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct QueuedStderr;
+
+/// Log lines waiting for a slow stderr before new ones are dropped.
+pub const LOG_QUEUE_LINES: usize = 4096;
+
+enum LogMsg {
+    Line(Vec<u8>),
+    Flush(std::sync::mpsc::SyncSender<()>),
+}
+
+static LOG_QUEUE: std::sync::OnceLock<std::sync::mpsc::SyncSender<LogMsg>> =
+    std::sync::OnceLock::new();
+static LOG_DROPPED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+impl QueuedStderr {
+    fn start() {
+        LOG_QUEUE.get_or_init(|| {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<LogMsg>(LOG_QUEUE_LINES);
+            let spawned = std::thread::Builder::new()
+                .name("log".into())
+                .spawn(move || {
+                    use std::io::Write as _;
+                    for msg in rx {
+                        match msg {
+                            LogMsg::Line(line) => {
+                                let _ = LossyStderr.write_all(&line);
+                            }
+                            LogMsg::Flush(ack) => {
+                                let _ = ack.try_send(());
+                            }
+                        }
+                        let dropped = LOG_DROPPED.swap(0, std::sync::atomic::Ordering::Relaxed);
+                        if dropped > 0 {
+                            crate::say!(
+                                "hvseed: {dropped} log line(s) dropped: stderr was not being read"
+                            );
+                        }
+                    }
+                });
+            if spawned.is_err() {
+                // No thread: a sender whose receiver is gone; every line is dropped
+                // rather than written in place (which could block).
+                let (tx, _) = std::sync::mpsc::sync_channel(0);
+                return tx;
+            }
+            tx
+        });
+    }
+}
+
+impl std::io::Write for QueuedStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let sent = LOG_QUEUE
+            .get()
+            .map(|tx| tx.try_send(LogMsg::Line(buf.to_vec())).is_ok());
+        match sent {
+            Some(true) => {}
+            Some(false) => {
+                LOG_DROPPED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            None => {
+                let _ = LossyStderr.write(buf);
+            }
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for QueuedStderr {
+    type Writer = QueuedStderr;
+
+    fn make_writer(&'a self) -> QueuedStderr {
+        QueuedStderr
+    }
+}
+
+/// Waits (at most `timeout`) until the lines queued by [`QueuedStderr`] are written;
+/// for the end of `serve`, whose last lines say how it stopped.
+pub fn flush_log(timeout: std::time::Duration) {
+    let Some(tx) = LOG_QUEUE.get() else {
+        return;
+    };
+    let deadline = std::time::Instant::now() + timeout;
+    let (ack_tx, ack_rx) = std::sync::mpsc::sync_channel(1);
+    let mut msg = LogMsg::Flush(ack_tx);
+    loop {
+        match tx.try_send(msg) {
+            Ok(()) => break,
+            Err(std::sync::mpsc::TrySendError::Full(m)) => msg = m,
+            Err(std::sync::mpsc::TrySendError::Disconnected(_)) => return,
+        }
+        if std::time::Instant::now() >= deadline {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let _ = ack_rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()));
+}
+
 /// Logs go to stderr (coloured only when it is a terminal): info and up by default,
 /// `-v` debug, `-vv` trace, `-q` errors only; `RUST_LOG` overrides all of these.
-/// A log line that cannot be written is dropped ([`LossyStderr`]).
-pub fn init_logging(verbose: u8, quiet: bool) {
+/// A log line that cannot be written is dropped ([`LossyStderr`]); with `queued`
+/// (`serve`), lines are written by a thread of their own ([`QueuedStderr`]).
+pub fn init_logging(verbose: u8, quiet: bool, queued: bool) {
     use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let level = match (quiet, verbose) {
@@ -193,16 +303,20 @@ pub fn init_logging(verbose: u8, quiet: bool) {
         (false, _) => "trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(LossyStderr)
-        // Its own report of a failed write would go to stderr with `eprintln!`, which
-        // panics when stderr is the very thing that failed.
-        .log_internal_errors(false)
         .with_target(false)
         .with_ansi(std::io::stderr().is_terminal())
         .without_time()
-        .init();
+        // Its own report of a failed write would go to stderr with `eprintln!`, which
+        // panics when stderr is the very thing that failed.
+        .log_internal_errors(false);
+    if queued {
+        QueuedStderr::start();
+        builder.with_writer(QueuedStderr).init();
+    } else {
+        builder.with_writer(LossyStderr).init();
+    }
 }
 
 #[cfg(test)]

@@ -21,9 +21,11 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(u8::try_from(code).unwrap_or(1));
         }
     };
-    hvseed::cli::init_logging(cli.verbose, cli.quiet);
+    // serve's log lines are queued: a stderr nobody reads must not hold up requests.
+    let serving = matches!(cli.cmd, Cmd::Serve(_));
+    hvseed::cli::init_logging(cli.verbose, cli.quiet, serving);
     // One interrupt handling for the verbs that write (serve stops on its own terms).
-    if !matches!(cli.cmd, Cmd::Serve(_)) {
+    if !serving {
         hvseed::interrupt::install();
     }
     let result = match cli.cmd {
@@ -40,6 +42,7 @@ fn main() -> std::process::ExitCode {
             std::thread::park();
         }
     }
+    hvseed::cli::flush_log(std::time::Duration::from_secs(1));
     match result {
         Ok(code) => code,
         Err(e) => {

@@ -912,3 +912,31 @@ fn iso_and_pxe_with_a_full_or_closed_output_do_their_work() {
         assert!(tree.join("SHA256SUMS").is_file(), "pxe, output to {what}");
     }
 }
+
+/// `serve` with a stderr pipe that nobody reads (it fills after 64 KiB of log lines):
+/// it keeps answering every request; the lines that did not fit are dropped.
+#[test]
+fn serve_answers_while_nobody_reads_its_stderr() {
+    let tree = serve_tree();
+    let port = free_port();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut child = Reaped(
+        hvseed()
+            .arg("serve")
+            .arg(tree.path())
+            .args(["--listen", &addr.to_string(), "-v"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    // Held open, never read.
+    let _log = child.0.stderr.take().unwrap();
+    wait_listening(addr, &mut child.0);
+    // Each request logs a line of well over 50 bytes: 3,000 of them overflow a pipe
+    // (64 KiB) and the queue (4,096 lines) behind it.
+    for i in 0..3000 {
+        get_ok(addr, i);
+    }
+    assert!(child.0.try_wait().unwrap().is_none(), "serve exited");
+}
