@@ -930,13 +930,40 @@ fn serve_answers_while_nobody_reads_its_stderr() {
             .spawn()
             .unwrap(),
     );
-    // Held open, never read.
-    let _log = child.0.stderr.take().unwrap();
+    // Held open, not read for now.
+    let log = child.0.stderr.take().unwrap();
     wait_listening(addr, &mut child.0);
-    // Each request logs a line of well over 50 bytes: 3,000 of them overflow a pipe
-    // (64 KiB) and the queue (4,096 lines) behind it.
+    // Each request logs a line of well over 50 bytes: 3,000 pairs of them overflow a
+    // pipe (64 KiB) and the queue (4,096 lines) behind it.
     for i in 0..3000 {
         get_ok(addr, i);
     }
     assert!(child.0.try_wait().unwrap().is_none(), "serve exited");
+    // Read from now on: a line says how many lines were lost.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(log).lines().map_while(Result::ok) {
+            if line.contains("log line(s) dropped") {
+                let _ = tx.send(line);
+            }
+        }
+    });
+    let start = Instant::now();
+    let line = loop {
+        get_ok(addr, 0);
+        if let Ok(l) = rx.recv_timeout(Duration::from_millis(100)) {
+            break l;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no line about dropped log lines"
+        );
+    };
+    let n: u64 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|w| w.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    assert!(n > 0, "{line}");
 }
