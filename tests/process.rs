@@ -223,26 +223,34 @@ fn iso_interrupted_during_xorriso_leaves_nothing_running_and_no_file() {
     let Some(agent) = crate::iso::agent() else {
         return;
     };
-    for sig in SIGNALS {
+    // The last run gets SIGINT the way a terminal's Ctrl-C sends it: to hvseed's whole
+    // process group.
+    let runs = SIGNALS
+        .iter()
+        .map(|s| (*s, false))
+        .chain([(SIGNALS[0], true)]);
+    for (sig, to_group) in runs {
         let d = tempfile::tempdir().unwrap();
         let tmpdir = d.path().join("tmp");
         std::fs::create_dir(&tmpdir).unwrap();
         let outdir = d.path().join("out");
         std::fs::create_dir(&outdir).unwrap();
         let stand_in = pausing_xorriso("-commit", true);
-        let child = crate::iso::iso_cmd(
+        let mut cmd = crate::iso::iso_cmd(
             "lab-centos6.yaml",
             &fx.join("centos6.iso"),
             &outdir.join("lab.iso"),
             &agent,
-        )
-        .env("PATH", path_with(stand_in.path()))
-        .env("TMPDIR", &tmpdir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-        let mut child = Reaped(child);
+        );
+        cmd.env("PATH", path_with(stand_in.path()))
+            .env("TMPDIR", &tmpdir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if to_group {
+            use std::os::unix::process::CommandExt;
+            cmd.process_group(0);
+        }
+        let mut child = Reaped(cmd.spawn().unwrap());
         let pgid = wait_paused(stand_in.path(), &mut child.0);
         let _group = GroupKilled(pgid);
         assert_eq!(
@@ -250,7 +258,15 @@ fn iso_interrupted_during_xorriso_leaves_nothing_running_and_no_file() {
             1,
             "the copy exists while xorriso runs"
         );
-        send(child.0.id(), sig.0);
+        if to_group {
+            let st = Command::new("kill")
+                .args([&format!("-{}", sig.0), "--", &format!("-{}", child.0.id())])
+                .status()
+                .unwrap();
+            assert!(st.success());
+        } else {
+            send(child.0.id(), sig.0);
+        }
         let c = std::mem::replace(&mut child.0, Command::new("true").spawn().unwrap());
         let ended = wait_with_stderr(c);
         assert_group_gone(pgid);
@@ -311,7 +327,13 @@ fn iso_next_run_removes_what_a_killed_run_left() {
         .env("TMPDIR", &tmpdir)
         .output()
         .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert_eq!(
+        err.matches("left by an interrupted run of hvseed").count(),
+        2,
+        "each removal is logged: {err}"
+    );
     let mut want: Vec<String> = users.to_vec();
     want.push("lab.iso".into());
     want.sort();
@@ -434,7 +456,17 @@ fn pxe_next_run_removes_what_a_killed_run_left() {
     std::fs::write(&dead_tmp, b"half").unwrap();
     let user = out.join("tftp/.hvseed-tmp-notes");
     std::fs::write(&user, b"mine").unwrap();
-    let o = pxe_cmd(&inv, &iso, &out, &agent).output().unwrap();
+    // And beside the bundle it was writing.
+    let dead_bundle = d.path().join(format!(".hvseed-bundle-{tag}-Qq1Ww2"));
+    std::fs::write(&dead_bundle, b"half").unwrap();
+    let bundle = d.path().join("tree.tar.gz");
+    let o = pxe_cmd(&inv, &iso, &out, &agent)
+        .arg("--bundle")
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    assert!(bundle.is_file());
+    assert!(!dead_bundle.exists());
     let err = String::from_utf8_lossy(&o.stderr);
     let left = listing(&out);
     assert!(
