@@ -973,7 +973,7 @@ fn qemu_pxe_boot_installs_the_host_by_mac_and_ignores_unknown_machines() {
     );
     assert!(
         server
-            .log_text()
+            .log_with("GET \"/hosts/kvm21.lab.example.org/preseed.cfg\" 200")
             .contains("GET \"/hosts/kvm21.lab.example.org/preseed.cfg\" 200"),
         "{}",
         server.log_text()

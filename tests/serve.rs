@@ -252,7 +252,7 @@ fn files_are_served_byte_identical_with_their_content_types() {
     assert!(page.text().contains("installing"));
 
     // Each request is logged with method, path, status, size and peer.
-    let log = server.log_text();
+    let log = server.log_with("GET \"/hvseed-firstboot\" 200 300007 bytes");
     assert!(
         log.lines().any(|l| l.contains("127.0.0.1:")
             && l.contains("GET \"/hvseed-firstboot\" 200 300007 bytes")),
@@ -648,7 +648,7 @@ fn ctrl_c_stops_the_server_and_bind_errors_name_the_address() {
     }
     let exited = exited.expect("hvseed serve did not stop on SIGINT within 10 s");
     assert!(exited.success(), "exit status {exited}");
-    assert!(server.log_text().contains("stopping"));
+    assert!(server.log_with("stopping").contains("stopping"));
     drop(idle);
 }
 

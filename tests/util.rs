@@ -132,6 +132,19 @@ impl ServeGuard {
         self.log.lock().unwrap().join("\n")
     }
 
+    /// The log once it holds `what` (lines reach it through a pipe and a reading
+    /// thread, after the response they are about): waits up to 10 s for it.
+    pub fn log_with(&self, what: &str) -> String {
+        let start = std::time::Instant::now();
+        loop {
+            let log = self.log_text();
+            if log.contains(what) || start.elapsed() > Duration::from_secs(10) {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn get(&self, path: &str) -> Resp {
         self.raw(
             format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
