@@ -7,6 +7,7 @@ pub mod cli;
 pub mod commands;
 pub mod inventory;
 pub mod iso;
+pub mod overlap;
 pub mod pxe;
 pub mod render;
 pub mod serve;

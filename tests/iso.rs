@@ -38,7 +38,7 @@ fn fixture_tools() -> bool {
 }
 
 /// The fixture ISOs, built once per script version into target/tmp.
-fn fixtures() -> Option<PathBuf> {
+pub(crate) fn fixtures() -> Option<PathBuf> {
     static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
     DIR.get_or_init(|| {
         if !fixture_tools() {
@@ -73,7 +73,7 @@ fn fixtures() -> Option<PathBuf> {
 }
 
 /// The static first-boot agent the ISO carries.
-fn agent() -> Option<PathBuf> {
+pub(crate) fn agent() -> Option<PathBuf> {
     let p = std::env::var_os("HVSEED_FIRSTBOOT")
         .map(PathBuf::from)
         .unwrap_or_else(|| {

@@ -22,7 +22,7 @@ const MAC21: &str = "52:54:00:12:34:21";
 const MAC22: &str = "52:54:00:12:34:22";
 
 /// Everything a tree test needs, or None (loudly) when a tool is missing.
-fn tools() -> bool {
+pub(crate) fn tools() -> bool {
     require_tool("xorriso", "xorriso")
         && require_tool(&format!("{DI}/linux"), "debian-installer-12-netboot-amd64")
         && require_tool("/usr/lib/PXELINUX/pxelinux.0", "pxelinux")
@@ -36,7 +36,7 @@ fn tools() -> bool {
 }
 
 /// The static first-boot agent: `$HVSEED_FIRSTBOOT`, else this checkout's musl build.
-fn agent() -> Option<PathBuf> {
+pub(crate) fn agent() -> Option<PathBuf> {
     let p = std::env::var_os("HVSEED_FIRSTBOOT")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
@@ -85,7 +85,7 @@ fn scratch() -> PathBuf {
 
 /// An Ubuntu 12.04 server ISO layout: `.disk/info`, the netboot installer, and a
 /// mirror (dists/, pool/).
-fn ubuntu_iso() -> PathBuf {
+pub(crate) fn ubuntu_iso() -> PathBuf {
     static ISO: OnceLock<PathBuf> = OnceLock::new();
     ISO.get_or_init(|| {
         let dir = scratch().join("ubuntu");
