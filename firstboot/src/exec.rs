@@ -3,7 +3,6 @@
 //! answer ("not installed"), never a panic. Programs are found on PATH, so tests put
 //! fake ones first on PATH.
 
-use std::fs::File;
 use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -66,7 +65,8 @@ fn first_line(s: &str) -> &str {
 /// Runs `program args…` with `timeout`, stdin from `stdin` (or /dev/null).
 pub fn run(program: &str, args: &[&str], timeout: Duration, stdin: Option<&Path>) -> Outcome {
     let input = match stdin {
-        Some(p) => match File::open(p) {
+        // Not File::open: a FIFO there would hang the agent before the command starts.
+        Some(p) => match crate::bounded::open_regular(p, false) {
             Ok(f) => Stdio::from(f),
             Err(e) => return Outcome::Failed(format!("{}: {e}", p.display())),
         },
