@@ -138,12 +138,26 @@ fn real_main() -> Result<ExitCode> {
     }
 }
 
+/// The error and its causes, each cause only when the message does not already say
+/// it (the agent's errors quote their cause: "FILE: cannot read it: CAUSE; …").
+fn message(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !text.contains(&c) {
+            text.push_str(": ");
+            text.push_str(&c);
+        }
+    }
+    text
+}
+
 fn main() -> ExitCode {
     out::init();
     match real_main() {
         Ok(code) => code,
         Err(e) => {
-            out::stderr(&format!("hvseed-firstboot: error: {e:#}\n"));
+            out::stderr(&format!("hvseed-firstboot: error: {}\n", message(&e)));
             ExitCode::from(1)
         }
     }
