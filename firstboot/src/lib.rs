@@ -2,7 +2,7 @@
 //! (`hvseed`), the name checks both sides use, and the steps the agent carries out.
 
 // Output goes through `out`, which never panics on a full or closed stdout/stderr.
-#![deny(clippy::print_stdout, clippy::print_stderr)]
+#![deny(clippy::print_stdout, clippy::print_stderr, clippy::dbg_macro)]
 
 pub mod apply;
 pub mod bounded;

@@ -1,7 +1,7 @@
 //! `hvseed-firstboot`: the static agent placed on every installed host.
 
 // Output goes through `out`, which never panics on a full or closed stdout/stderr.
-#![deny(clippy::print_stdout, clippy::print_stderr)]
+#![deny(clippy::print_stdout, clippy::print_stderr, clippy::dbg_macro)]
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

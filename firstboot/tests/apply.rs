@@ -1146,3 +1146,42 @@ fn a_fifo_or_a_huge_file_at_an_edited_path_is_an_error_not_a_hang() {
     );
     assert_eq!(tree_sum(&root), before);
 }
+
+/// The reported case itself: `chattr +i` on iptables (root on a filesystem with
+/// attributes only; elsewhere the portable tests above cover the same code).
+#[test]
+fn an_immutable_iptables_file_leaves_root_as_it_was() {
+    struct Mutable(std::path::PathBuf);
+    impl Drop for Mutable {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("chattr")
+                .arg("-i")
+                .arg(&self.0)
+                .status();
+        }
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = write_plan(tmp.path(), &plan_json("centos6", "linux-bridge", &[]));
+    let (_t, root) = fixture_root("centos6");
+    let ipt = root.join("etc/sysconfig/iptables");
+    let guard = Mutable(ipt.clone());
+    let made = std::process::Command::new("chattr")
+        .arg("+i")
+        .arg(&ipt)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !made || fs::OpenOptions::new().append(true).open(&ipt).is_ok() {
+        eprintln!(
+            "\n!!!!!!!! chattr +i is not possible here (needs root and ext2/3/4, xfs or btrfs): \
+             THIS TEST DID NOT RUN !!!!!!!!\n"
+        );
+        return;
+    }
+    let err = fails_and_changes_nothing(&root, &plan, "/etc/sysconfig/iptables");
+    assert!(
+        err.contains("the 8 files already replaced were put back (/etc/libvirt/libvirtd.conf"),
+        "{err}"
+    );
+    drop(guard);
+    apply(&root, &plan, &[]);
+}
