@@ -45,7 +45,7 @@ impl Log {
             file: fs::OpenOptions::new()
                 .create(true)
                 .append(true)
-                .custom_flags(nonblock | libc::O_NOFOLLOW)
+                .custom_flags(nonblock)
                 .open(log)
                 .ok()
                 .filter(|f| f.metadata().is_ok_and(|m| m.is_file())),

@@ -851,8 +851,18 @@ fn fifos_in_proc_and_sys_fail_their_checks_instead_of_hanging() {
             offline_apply(&h);
             runtime_fakes(&h);
             h.bin("ping", "exit 0");
+            // Its log and console are written, never waited on.
+            fs::create_dir_all(h.root.join("var/log")).unwrap();
+            fs::create_dir_all(h.root.join("dev")).unwrap();
+            mkfifo(&h.root.join("var/log/hvseed-firstboot.log"));
+            mkfifo(&h.root.join("dev/console"));
             let out = run_guarded(&mut h.cmd("run"));
             assert_eq!(out.status.code(), Some(1));
+            assert!(
+                String::from_utf8_lossy(&out.stderr).contains("report written"),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
     }
 }
