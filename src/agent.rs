@@ -157,10 +157,14 @@ pub fn check_static_x86_64(path: &Path) -> Result<()> {
     let phentsize = u16_at(54) as usize;
     let phnum = u16_at(56) as usize;
     for i in 0..phnum {
-        let off = phoff + i * phentsize;
-        if off + 4 > data.len() {
+        // Checked: a damaged header's offsets must not overflow (a panic, not a skip).
+        let off = i
+            .checked_mul(phentsize)
+            .and_then(|o| o.checked_add(phoff))
+            .filter(|o| o.checked_add(4).is_some_and(|end| end <= data.len()));
+        let Some(off) = off else {
             bail!("has a truncated program header table");
-        }
+        };
         if u32_at(off) == 3 {
             bail!("is dynamically linked (it asks for a program interpreter); it must be a static musl build");
         }
@@ -218,6 +222,24 @@ mod tests {
         e.extend_from_slice(&0x1000u64.to_le_bytes()); // align
         e.extend_from_slice(code);
         e
+    }
+
+    /// A damaged file where hvseed looks by itself (a truncated or garbage
+    /// `e_phoff`) is skipped with a reason, never a panic (offset arithmetic overflow).
+    #[test]
+    fn a_garbage_program_header_offset_is_an_error_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        for phoff in [u64::MAX, u64::MAX - 3, 1 << 62] {
+            let mut e = tiny_static_elf();
+            e[32..40].copy_from_slice(&phoff.to_le_bytes());
+            let p = dir.path().join("hvseed-firstboot");
+            std::fs::write(&p, &e).unwrap();
+            let r = std::panic::catch_unwind(|| check_static_x86_64(&p));
+            let err = format!("{:#}", r.expect("panicked").unwrap_err());
+            assert!(err.contains("truncated program header"), "{err}");
+            let r = std::panic::catch_unwind(|| search(&[("beside hvseed".into(), p.clone())]));
+            assert!(r.expect("search panicked").is_err());
+        }
     }
 
     /// Three places: nothing, a dynamic build (a copy of /bin/true, as after a plain

@@ -528,7 +528,10 @@ impl Staged {
             match commit_step(step) {
                 Ok(Some(u)) => undo.push(u),
                 Ok(None) => {}
-                Err(source) => {
+                Err((source, done)) => {
+                    // A step that changed its target before failing (the rename
+                    // worked, the directory fsync did not) is undone with the others.
+                    undo.extend(done);
                     failure = Some((step, source));
                     break;
                 }
@@ -545,7 +548,8 @@ impl Staged {
             self.remove_made_dirs_if_empty();
             return Ok(());
         };
-        // The failed step undid itself; it and the later ones leave only temporaries.
+        // The failed step left at most its undo (pushed above); it and the later ones
+        // leave only temporaries.
         for step in std::iter::once(failed).chain(iter) {
             if let Action::Replace(tmp) = &step.action {
                 let _ = fs::remove_file(tmp);
@@ -606,19 +610,23 @@ impl Drop for Staged {
     }
 }
 
-/// One step of the commit; on error nothing of this step is left changed.
-fn commit_step(step: &Step) -> io::Result<Option<Undo>> {
+/// One step of the commit. On error, the undo of what this step already changed (a
+/// target renamed into place whose directory fsync then failed) comes with the error,
+/// so the rollback puts it back and reports it like the steps before; otherwise
+/// nothing of this step is left changed.
+fn commit_step(step: &Step) -> Result<Option<Undo>, (io::Error, Option<Undo>)> {
+    let bare = |e: io::Error| (e, None);
     let host = &step.host;
     let existing = match fs::symlink_metadata(host) {
         Ok(m) => Some(m),
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-        Err(e) => return Err(e),
+        Err(e) => return Err(bare(e)),
     };
     if existing.as_ref().is_some_and(|m| m.is_dir()) {
-        return Err(io::Error::new(
+        return Err(bare(io::Error::new(
             io::ErrorKind::InvalidInput,
             "it is a directory now (it changed while apply ran)",
-        ));
+        )));
     }
     match &step.action {
         Action::Replace(tmp) => {
@@ -628,14 +636,20 @@ fn commit_step(step: &Step) -> io::Result<Option<Undo>> {
                 return Ok(None);
             }
             let Some(_) = existing else {
-                if let Err(e) = fs::rename(tmp, host).and_then(|()| fsroot::sync_parent(host)) {
+                if let Err(e) = fs::rename(tmp, host) {
                     let _ = fs::remove_file(tmp);
-                    return Err(e);
+                    return Err(bare(e));
                 }
-                return Ok(Some(Undo::Delete {
+                let undo = Undo::Delete {
                     shown: step.shown.clone(),
                     host: host.clone(),
-                }));
+                };
+                // The file exists now: a failed directory fsync is an error, and the
+                // rollback removes it again.
+                return match fsroot::sync_parent(host) {
+                    Ok(()) => Ok(Some(undo)),
+                    Err(e) => Err((e, Some(undo))),
+                };
             };
             let aside = fsroot::side_name(host, "undo");
             let _ = fs::remove_file(&aside);
@@ -643,17 +657,25 @@ fn commit_step(step: &Step) -> io::Result<Option<Undo>> {
             if !linked {
                 if let Err(e) = fs::rename(host, &aside) {
                     let _ = fs::remove_file(tmp);
-                    return Err(e);
+                    return Err(bare(e));
                 }
             }
             if let Err(e) = fs::rename(tmp, host) {
                 let _ = fs::remove_file(tmp);
                 if linked {
                     let _ = fs::remove_file(&aside);
-                } else {
-                    let _ = fs::rename(&aside, host);
+                    return Err(bare(e));
                 }
-                return Err(e);
+                // The original is aside and the target missing: the rollback renames
+                // it back (and says so if it cannot).
+                return Err((
+                    e,
+                    Some(Undo::Restore {
+                        shown: step.shown.clone(),
+                        host: host.clone(),
+                        aside,
+                    }),
+                ));
             }
             let undo = Undo::Restore {
                 shown: step.shown.clone(),
@@ -661,15 +683,10 @@ fn commit_step(step: &Step) -> io::Result<Option<Undo>> {
                 aside,
             };
             // The file is replaced; a failed directory fsync is still an error, and
-            // the caller puts the original back.
+            // the rollback puts the original back.
             match fsroot::sync_parent(host) {
                 Ok(()) => Ok(Some(undo)),
-                Err(e) => {
-                    if let Undo::Restore { aside, .. } = &undo {
-                        let _ = fs::rename(aside, host);
-                    }
-                    Err(e)
-                }
+                Err(e) => Err((e, Some(undo))),
             }
         }
         Action::Remove => {
@@ -678,16 +695,16 @@ fn commit_step(step: &Step) -> io::Result<Option<Undo>> {
             }
             let aside = fsroot::side_name(host, "undo");
             let _ = fs::remove_file(&aside);
-            fs::rename(host, &aside)?;
-            if let Err(e) = fsroot::sync_parent(host) {
-                let _ = fs::rename(&aside, host);
-                return Err(e);
-            }
-            Ok(Some(Undo::Restore {
+            fs::rename(host, &aside).map_err(bare)?;
+            let undo = Undo::Restore {
                 shown: step.shown.clone(),
                 host: host.clone(),
                 aside,
-            }))
+            };
+            match fsroot::sync_parent(host) {
+                Ok(()) => Ok(Some(undo)),
+                Err(e) => Err((e, Some(undo))),
+            }
         }
     }
 }

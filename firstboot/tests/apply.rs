@@ -1185,3 +1185,66 @@ fn an_immutable_iptables_file_leaves_root_as_it_was() {
     drop(guard);
     apply(&root, &plan, &[]);
 }
+
+/// A file apply creates (here the el6 start link in rc3.d) whose directory cannot be
+/// fsynced after the rename: the new file must go again with the rest, not stay behind
+/// while the error says "nothing was changed". A directory that is writable but not
+/// readable gives exactly that (rename works, opening it to fsync fails with EACCES)
+/// for any user but root, so as root the agent runs as nobody on a ROOT nobody owns.
+#[test]
+fn a_failed_directory_fsync_after_creating_a_file_removes_it_again() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let (t, root) = fixture_root("centos6");
+    let plan = write_plan(t.path(), &plan_json("centos6", "linux-bridge", &[]));
+    // SAFETY: geteuid(2) has no preconditions.
+    let as_root = unsafe { libc::geteuid() } == 0;
+    if as_root {
+        // The agent must be reachable by nobody (not so under a 0700 home).
+        let runs = agent()
+            .arg("--version")
+            .uid(65534)
+            .gid(65534)
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !runs {
+            eprintln!(
+                "\n!!!!!!!! the agent cannot run as nobody here: THIS TEST DID NOT RUN !!!!!!!!\n"
+            );
+            return;
+        }
+        let st = std::process::Command::new("chown")
+            .args(["-R", "65534:65534"])
+            .arg(t.path())
+            .status()
+            .unwrap();
+        assert!(st.success());
+        fs::set_permissions(t.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let before = tree_sum(&root);
+    let rc3 = root.join("etc/rc.d/rc3.d");
+    fs::set_permissions(&rc3, fs::Permissions::from_mode(0o333)).unwrap();
+    let mut cmd = agent();
+    cmd.arg("apply")
+        .arg("--plan")
+        .arg(&plan)
+        .arg("--root")
+        .arg(&root);
+    if as_root {
+        cmd.uid(65534).gid(65534);
+    }
+    let out = run_guarded(&mut cmd);
+    fs::set_permissions(&rc3, fs::Permissions::from_mode(0o755)).unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("/etc/rc.d/rc3.d/S99hvseed-firstboot: cannot write it"),
+        "{err}"
+    );
+    assert!(err.contains("nothing was changed"), "{err}");
+    assert!(
+        fs::symlink_metadata(rc3.join("S99hvseed-firstboot")).is_err(),
+        "the start link stayed although the error says nothing was changed: {err}"
+    );
+    assert_eq!(tree_sum(&root), before, "{err}");
+}
