@@ -25,6 +25,7 @@ pub mod commands;
 pub mod interrupt;
 pub mod inventory;
 pub mod iso;
+pub mod overlap;
 pub mod pxe;
 pub mod render;
 pub mod serve;

@@ -36,7 +36,7 @@ pub(crate) fn tools() -> bool {
 }
 
 /// The static first-boot agent: `$HVSEED_FIRSTBOOT`, else this checkout's musl build.
-fn agent() -> Option<PathBuf> {
+pub(crate) fn agent() -> Option<PathBuf> {
     let p = std::env::var_os("HVSEED_FIRSTBOOT")
         .map(PathBuf::from)
         .unwrap_or_else(|| {

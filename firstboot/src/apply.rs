@@ -1,12 +1,15 @@
 //! `hvseed-firstboot apply`: the offline step. Every new file content is computed
-//! first (so a bad file stops the run with ROOT untouched), then each changed file is
-//! backed up once and replaced atomically.
+//! first (so a bad file stops the run with ROOT untouched), then written to a temporary
+//! file beside its target (staged), and only then are the targets replaced one by one
+//! (committed), each original kept once as a backup. If anything fails, every file
+//! already replaced is put back, in reverse order, so ROOT is as it was before.
 
 use std::fmt::Write as _;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::bounded;
 use crate::files::{self, Keys};
 use crate::fsroot::{self, Owner, Root};
 use crate::plan::{NetworkType, Os, Plan};
@@ -20,8 +23,57 @@ pub enum ApplyError {
     Read { path: String, source: io::Error },
     #[error("{path}: not a text file (invalid UTF-8); fix or remove it, nothing was changed")]
     NotText { path: String },
-    #[error("{path}: cannot write it: {source}")]
-    Write { path: String, source: io::Error },
+    #[error("{path}: cannot write it: {source}; {rollback}")]
+    Write {
+        path: String,
+        source: io::Error,
+        rollback: Rollback,
+    },
+}
+
+/// What was undone after a write error.
+#[derive(Debug, Default)]
+pub struct Rollback {
+    /// Files that had been replaced and were put back (as the host sees them).
+    pub restored: Vec<String>,
+    /// Files that could not be put back, with where their original is and why.
+    pub failed: Vec<String>,
+}
+
+impl Rollback {
+    /// True when ROOT is as it was before `apply` started.
+    pub fn complete(&self) -> bool {
+        self.failed.is_empty()
+    }
+}
+
+impl std::fmt::Display for Rollback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if !self.failed.is_empty() {
+            write!(
+                f,
+                "ROOT IS PARTLY CHANGED: could not put back {}",
+                self.failed.join("; ")
+            )?;
+            if !self.restored.is_empty() {
+                write!(f, "; put back {}", self.restored.join(", "))?;
+            }
+            return Ok(());
+        }
+        if !self.restored.is_empty() {
+            write!(
+                f,
+                "the {} already replaced were put back ({}), ",
+                if self.restored.len() == 1 {
+                    "1 file".to_string()
+                } else {
+                    format!("{} files", self.restored.len())
+                },
+                self.restored.join(", ")
+            )?;
+        }
+        write!(f, "nothing was changed")
+    }
 }
 
 /// One file (or link) hvseed manages.
@@ -235,21 +287,21 @@ pub struct Outcome {
     pub text: String,
 }
 
+/// A file under ROOT as text, with its mode and owner; `None` when it does not exist.
+/// `host` is resolved already, so its last component is not followed (O_NOFOLLOW);
+/// anything but a regular file within [`bounded::EDIT_LIMIT`] is an error.
 fn read_text(host: &Path, shown: &str) -> Result<Option<(String, Owner)>, ApplyError> {
-    let meta = match fs::metadata(host) {
-        Ok(m) => m,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(ApplyError::Read {
-                path: shown.into(),
-                source,
-            })
-        }
-    };
-    let bytes = fs::read(host).map_err(|source| ApplyError::Read {
+    let rerr = |source| ApplyError::Read {
         path: shown.into(),
         source,
-    })?;
+    };
+    let f = match bounded::open_regular(host, true) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(rerr(source)),
+    };
+    let meta = f.metadata().map_err(rerr)?;
+    let bytes = bounded::read_limited(f, bounded::EDIT_LIMIT).map_err(rerr)?;
     let text = String::from_utf8(bytes).map_err(|_| ApplyError::NotText { path: shown.into() })?;
     Ok(Some((text, Owner::of(&meta))))
 }
@@ -297,6 +349,15 @@ pub fn compute(plan: &Plan, root: &Root, job: bool) -> Result<Vec<Change>, Apply
                 if fs::read_link(&host).is_ok_and(|l| l.as_os_str() == target.as_str()) {
                     continue;
                 }
+                match fs::symlink_metadata(&host) {
+                    Ok(m) if m.is_dir() => {
+                        return Err(rerr(io::Error::new(
+                            io::ErrorKind::InvalidInput,
+                            "it is a directory where hvseed puts a symbolic link; remove it",
+                        )))
+                    }
+                    _ => {}
+                }
                 changes.push(Change {
                     path: t.path,
                     host_path: host,
@@ -331,34 +392,321 @@ pub fn compute(plan: &Plan, root: &Root, job: bool) -> Result<Vec<Change>, Apply
     Ok(changes)
 }
 
-/// Writes the changes: back up the original once, then replace atomically.
+/// Writes the changes: every new content and backup is staged first, then committed;
+/// on any error every file already replaced is put back (see [`Staged::commit`]).
 pub fn write(changes: &[Change], root: &Root) -> Result<(), ApplyError> {
+    stage(changes, root)?.commit()
+}
+
+/// One rename (or removal) of the commit, in order.
+#[derive(Debug)]
+struct Step {
+    /// The file as the host sees it.
+    shown: String,
+    host: PathBuf,
+    action: Action,
+    /// A backup of another file: not listed among the files put back.
+    backup: bool,
+}
+
+#[derive(Debug)]
+enum Action {
+    /// Put the staged temporary file (or symlink) in place of `host`.
+    Replace(PathBuf),
+    /// Remove `host` (moved aside first, so it can be put back).
+    Remove,
+}
+
+/// How one committed step is undone.
+#[derive(Debug)]
+enum Undo {
+    /// `host` did not exist: remove it.
+    Delete { shown: String, host: PathBuf },
+    /// The original is at `aside`: rename it back over `host`.
+    Restore {
+        shown: String,
+        host: PathBuf,
+        aside: PathBuf,
+    },
+}
+
+/// Changes written to temporary files beside their targets, ready to be committed.
+/// Dropping it without committing removes the temporaries.
+#[derive(Debug)]
+pub struct Staged {
+    steps: Vec<Step>,
+    /// Directories staging created, parents first.
+    made_dirs: Vec<PathBuf>,
+}
+
+/// Writes every new content (and every first backup) to a temporary file in its
+/// target's directory, fsynced, with the final mode and owner. Nothing existing is
+/// touched; on an error all temporaries (and directories created for them) are
+/// removed again and the error says nothing was changed.
+pub fn stage(changes: &[Change], root: &Root) -> Result<Staged, ApplyError> {
+    let mut staged = Staged {
+        steps: Vec::new(),
+        made_dirs: Vec::new(),
+    };
     for c in changes {
-        let werr = |source| ApplyError::Write {
-            path: c.path.clone(),
-            source,
+        let werr = |path: &str| {
+            let path = path.to_string();
+            move |source| ApplyError::Write {
+                path,
+                source,
+                rollback: Rollback::default(),
+            }
         };
         match &c.new {
             New::Text(text) => {
                 if let Some(old) = &c.old {
                     let b = backup_path(&c.path);
-                    let bhost = root.resolve(&b).map_err(werr)?;
+                    let bhost = root.resolve(&b).map_err(werr(&b))?;
                     if fs::symlink_metadata(&bhost).is_err() {
-                        fsroot::write_atomic(&bhost, old.as_bytes(), c.owner).map_err(
-                            |source| ApplyError::Write {
-                                path: b.clone(),
-                                source,
-                            },
-                        )?;
+                        let tmp = fsroot::stage_file(
+                            &bhost,
+                            old.as_bytes(),
+                            c.owner,
+                            &mut staged.made_dirs,
+                        )
+                        .map_err(werr(&b))?;
+                        staged.steps.push(Step {
+                            shown: b,
+                            host: bhost,
+                            action: Action::Replace(tmp),
+                            backup: true,
+                        });
                     }
                 }
-                fsroot::write_atomic(&c.host_path, text.as_bytes(), c.owner).map_err(werr)?;
+                let tmp = fsroot::stage_file(
+                    &c.host_path,
+                    text.as_bytes(),
+                    c.owner,
+                    &mut staged.made_dirs,
+                )
+                .map_err(werr(&c.path))?;
+                staged.steps.push(Step {
+                    shown: c.path.clone(),
+                    host: c.host_path.clone(),
+                    action: Action::Replace(tmp),
+                    backup: false,
+                });
             }
-            New::Link(target) => fsroot::symlink_atomic(&c.host_path, target).map_err(werr)?,
-            New::Removed => fs::remove_file(&c.host_path).map_err(werr)?,
+            New::Link(target) => {
+                let tmp = fsroot::stage_link(&c.host_path, target, &mut staged.made_dirs)
+                    .map_err(werr(&c.path))?;
+                staged.steps.push(Step {
+                    shown: c.path.clone(),
+                    host: c.host_path.clone(),
+                    action: Action::Replace(tmp),
+                    backup: false,
+                });
+            }
+            New::Removed => staged.steps.push(Step {
+                shown: c.path.clone(),
+                host: c.host_path.clone(),
+                action: Action::Remove,
+                backup: false,
+            }),
         }
     }
-    Ok(())
+    Ok(staged)
+}
+
+impl Staged {
+    /// Replaces the targets in order. Each original is first hard-linked aside
+    /// (`.<name>.hvseed-undo`, or renamed aside where a hard link is impossible), so the
+    /// target never goes missing; on the first error every step already done is undone
+    /// in reverse, and the error lists what was put back (or, if putting back failed
+    /// too, exactly which file is still changed and where its original is).
+    pub fn commit(mut self) -> Result<(), ApplyError> {
+        let steps = std::mem::take(&mut self.steps);
+        let mut undo: Vec<Undo> = Vec::new();
+        let mut failure = None;
+        let mut iter = steps.iter();
+        for step in iter.by_ref() {
+            match commit_step(step) {
+                Ok(Some(u)) => undo.push(u),
+                Ok(None) => {}
+                Err((source, done)) => {
+                    // A step that changed its target before failing (the rename
+                    // worked, the directory fsync did not) is undone with the others.
+                    undo.extend(done);
+                    failure = Some((step, source));
+                    break;
+                }
+            }
+        }
+        let Some((failed, source)) = failure else {
+            // Done: the originals kept aside are not needed any more (the backups
+            // hold the pristine ones).
+            for u in &undo {
+                if let Undo::Restore { aside, .. } = u {
+                    let _ = fs::remove_file(aside);
+                }
+            }
+            self.remove_made_dirs_if_empty();
+            return Ok(());
+        };
+        // The failed step left at most its undo (pushed above); it and the later ones
+        // leave only temporaries.
+        for step in std::iter::once(failed).chain(iter) {
+            if let Action::Replace(tmp) = &step.action {
+                let _ = fs::remove_file(tmp);
+            }
+        }
+        let mut rollback = Rollback::default();
+        let is_backup = |shown: &str| steps.iter().any(|s| s.backup && s.shown == shown);
+        for u in undo.iter().rev() {
+            match u {
+                Undo::Delete { shown, host } => match fs::remove_file(host) {
+                    Ok(()) => {
+                        let _ = fsroot::sync_parent(host);
+                        if !is_backup(shown) {
+                            rollback.restored.push(format!("{shown} (removed again)"));
+                        }
+                    }
+                    Err(e) => rollback
+                        .failed
+                        .push(format!("{shown} (hvseed created it; removing it: {e})")),
+                },
+                Undo::Restore { shown, host, aside } => match fs::rename(aside, host) {
+                    Ok(()) => {
+                        let _ = fsroot::sync_parent(host);
+                        rollback.restored.push(shown.clone());
+                    }
+                    Err(e) => rollback.failed.push(format!(
+                        "{shown} (its original is {}: {e})",
+                        aside.display()
+                    )),
+                },
+            }
+        }
+        rollback.restored.reverse();
+        self.remove_made_dirs_if_empty();
+        Err(ApplyError::Write {
+            path: failed.shown.clone(),
+            source,
+            rollback,
+        })
+    }
+
+    fn remove_made_dirs_if_empty(&mut self) {
+        for d in std::mem::take(&mut self.made_dirs).iter().rev() {
+            // Only empty ones go: a directory a committed file now lives in stays.
+            let _ = fs::remove_dir(d);
+        }
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        for step in &self.steps {
+            if let Action::Replace(tmp) = &step.action {
+                let _ = fs::remove_file(tmp);
+            }
+        }
+        self.remove_made_dirs_if_empty();
+    }
+}
+
+/// One step of the commit. On error, the undo of what this step already changed (a
+/// target renamed into place whose directory fsync then failed) comes with the error,
+/// so the rollback puts it back and reports it like the steps before; otherwise
+/// nothing of this step is left changed.
+fn commit_step(step: &Step) -> Result<Option<Undo>, (io::Error, Option<Undo>)> {
+    let bare = |e: io::Error| (e, None);
+    let host = &step.host;
+    let existing = match fs::symlink_metadata(host) {
+        Ok(m) => Some(m),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err(bare(e)),
+    };
+    if existing.as_ref().is_some_and(|m| m.is_dir()) {
+        return Err(bare(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "it is a directory now (it changed while apply ran)",
+        )));
+    }
+    match &step.action {
+        Action::Replace(tmp) => {
+            if step.backup && existing.is_some() {
+                // A backup appeared meanwhile: the older pristine copy wins.
+                let _ = fs::remove_file(tmp);
+                return Ok(None);
+            }
+            let Some(_) = existing else {
+                if let Err(e) = fs::rename(tmp, host) {
+                    let _ = fs::remove_file(tmp);
+                    return Err(bare(e));
+                }
+                let undo = Undo::Delete {
+                    shown: step.shown.clone(),
+                    host: host.clone(),
+                };
+                // The file exists now: a failed directory fsync is an error, and the
+                // rollback removes it again.
+                return match fsroot::sync_parent(host) {
+                    Ok(()) => Ok(Some(undo)),
+                    Err(e) => Err((e, Some(undo))),
+                };
+            };
+            let aside = fsroot::side_name(host, "undo");
+            let _ = fs::remove_file(&aside);
+            let linked = fs::hard_link(host, &aside).is_ok();
+            if !linked {
+                if let Err(e) = fs::rename(host, &aside) {
+                    let _ = fs::remove_file(tmp);
+                    return Err(bare(e));
+                }
+            }
+            if let Err(e) = fs::rename(tmp, host) {
+                let _ = fs::remove_file(tmp);
+                if linked {
+                    let _ = fs::remove_file(&aside);
+                    return Err(bare(e));
+                }
+                // The original is aside and the target missing: the rollback renames
+                // it back (and says so if it cannot).
+                return Err((
+                    e,
+                    Some(Undo::Restore {
+                        shown: step.shown.clone(),
+                        host: host.clone(),
+                        aside,
+                    }),
+                ));
+            }
+            let undo = Undo::Restore {
+                shown: step.shown.clone(),
+                host: host.clone(),
+                aside,
+            };
+            // The file is replaced; a failed directory fsync is still an error, and
+            // the rollback puts the original back.
+            match fsroot::sync_parent(host) {
+                Ok(()) => Ok(Some(undo)),
+                Err(e) => Err((e, Some(undo))),
+            }
+        }
+        Action::Remove => {
+            if existing.is_none() {
+                return Ok(None);
+            }
+            let aside = fsroot::side_name(host, "undo");
+            let _ = fs::remove_file(&aside);
+            fs::rename(host, &aside).map_err(bare)?;
+            let undo = Undo::Restore {
+                shown: step.shown.clone(),
+                host: host.clone(),
+                aside,
+            };
+            match fsroot::sync_parent(host) {
+                Ok(()) => Ok(Some(undo)),
+                Err(e) => Err((e, Some(undo))),
+            }
+        }
+    }
 }
 
 /// The whole offline step.

@@ -3,11 +3,11 @@
 //! answer ("not installed"), never a panic. Programs are found on PATH, so tests put
 //! fake ones first on PATH.
 
-use std::fs::File;
 use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -66,7 +66,8 @@ fn first_line(s: &str) -> &str {
 /// Runs `program args…` with `timeout`, stdin from `stdin` (or /dev/null).
 pub fn run(program: &str, args: &[&str], timeout: Duration, stdin: Option<&Path>) -> Outcome {
     let input = match stdin {
-        Some(p) => match File::open(p) {
+        // Not File::open: a FIFO there would hang the agent before the command starts.
+        Some(p) => match crate::bounded::open_regular(p, false) {
             Ok(f) => Stdio::from(f),
             Err(e) => return Outcome::Failed(format!("{}: {e}", p.display())),
         },
@@ -96,11 +97,16 @@ pub fn run(program: &str, args: &[&str], timeout: Duration, stdin: Option<&Path>
         }
     };
     match status {
-        Some(status) => Outcome::Exited {
-            code: status.code(),
-            stdout: out.join().unwrap_or_default(),
-            stderr: err.join().unwrap_or_default(),
-        },
+        Some(status) => {
+            // A daemon the program started may keep the pipes open for ever: wait a
+            // little for the end of its output, then take what came.
+            let grace = Instant::now() + OUTPUT_GRACE;
+            Outcome::Exited {
+                code: status.code(),
+                stdout: out.take(grace),
+                stderr: err.take(grace),
+            }
+        }
         None => {
             let pgid = child.id() as libc::pid_t;
             // SAFETY: kill(2) with a negative pid signals the process group we created.
@@ -114,14 +120,94 @@ pub fn run(program: &str, args: &[&str], timeout: Duration, stdin: Option<&Path>
     }
 }
 
-fn reader<R: Read + Send + 'static>(src: Option<R>) -> thread::JoinHandle<String> {
-    thread::spawn(move || {
-        let mut buf = Vec::new();
-        if let Some(mut s) = src {
-            // At most 1 MiB: enough for any answer we parse, bounded if something floods.
-            let _ = s.by_ref().take(1 << 20).read_to_end(&mut buf);
-            let _ = std::io::copy(&mut s, &mut std::io::sink());
-        }
+/// How long output is still read after the program exited.
+const OUTPUT_GRACE: Duration = Duration::from_secs(2);
+/// The most of one stream that is kept: enough for any answer the agent parses.
+const OUTPUT_LIMIT: usize = 1 << 20;
+
+/// One stream of a child, read on a thread: kept up to [`OUTPUT_LIMIT`], the rest read
+/// and dropped so the child never blocks on a full pipe.
+struct Captured {
+    buf: Arc<Mutex<Vec<u8>>>,
+    done: mpsc::Receiver<()>,
+}
+
+impl Captured {
+    /// What was read, once the stream ended or `deadline` passed.
+    fn take(self, deadline: Instant) -> String {
+        let _ = self
+            .done
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()));
+        let buf = self.buf.lock().map(|b| b.clone()).unwrap_or_default();
         String::from_utf8_lossy(&buf).into_owned()
-    })
+    }
+}
+
+fn reader<R: Read + Send + 'static>(src: Option<R>) -> Captured {
+    let buf = Arc::new(Mutex::new(Vec::new()));
+    let (tx, done) = mpsc::channel();
+    let shared = Arc::clone(&buf);
+    thread::spawn(move || {
+        if let Some(mut s) = src {
+            let mut chunk = [0u8; 8192];
+            loop {
+                match s.read(&mut chunk) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        if let Ok(mut b) = shared.lock() {
+                            let room = OUTPUT_LIMIT.saturating_sub(b.len());
+                            b.extend_from_slice(&chunk[..n.min(room)]);
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(_) => break,
+                }
+            }
+        }
+        let _ = tx.send(());
+    });
+    Captured { buf, done }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Kills the background process a test started, on every path.
+    struct KillOnDrop(std::path::PathBuf);
+
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            if let Some(pid) = std::fs::read_to_string(&self.0)
+                .ok()
+                .and_then(|s| s.trim().parse::<libc::pid_t>().ok())
+            {
+                // SAFETY: kill(2) of the pid our own child wrote down.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_daemon_that_keeps_the_output_open_does_not_hang_the_agent() {
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("pid");
+        let _guard = KillOnDrop(pidfile.clone());
+        let script = format!(
+            "echo started; sleep 600 & echo $! > '{}'; echo done",
+            pidfile.display()
+        );
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            let _ = tx.send(run("sh", &["-c", &script], Duration::from_secs(30), None));
+        });
+        // A guard against a hang, not a timing requirement.
+        let o = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("run() waited for the background process's output");
+        assert!(o.success(), "{o:?}");
+        assert_eq!(o.stdout(), "started\ndone\n");
+    }
 }

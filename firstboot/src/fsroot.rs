@@ -133,6 +133,7 @@ pub fn write_atomic(path: &Path, data: &[u8], owner: Owner) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir)?;
     let tmp = temp_name(path);
+    remove_stale(&tmp)?;
     let result = (|| {
         let mut f = fs::OpenOptions::new()
             .write(true)
@@ -167,11 +168,113 @@ pub fn symlink_atomic(path: &Path, target: &str) -> io::Result<()> {
 }
 
 fn temp_name(path: &Path) -> PathBuf {
+    side_name(path, "tmp")
+}
+
+/// `.<name>.hvseed-<what>` beside `path`: hvseed's own temporary names.
+pub fn side_name(path: &Path, what: &str) -> PathBuf {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy())
         .unwrap_or_default();
-    path.with_file_name(format!(".{name}.hvseed-tmp"))
+    path.with_file_name(format!(".{name}.hvseed-{what}"))
+}
+
+/// Creates `dir` and its missing parents, recording each directory it created
+/// (parents first) so a failed apply can remove them again.
+pub fn create_dirs(dir: &Path, made: &mut Vec<PathBuf>) -> io::Result<()> {
+    let mut missing = Vec::new();
+    let mut cur = dir;
+    loop {
+        match fs::symlink_metadata(cur) {
+            Ok(m) if m.is_dir() => break,
+            Ok(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotADirectory,
+                    format!("{} is not a directory", cur.display()),
+                ))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                missing.push(cur.to_path_buf());
+                match cur.parent() {
+                    Some(p) => cur = p,
+                    None => break,
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    for d in missing.into_iter().rev() {
+        match fs::create_dir(&d) {
+            Ok(()) => made.push(d),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && d.is_dir() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Writes `data` to a new temporary file beside `path` (`.<name>.hvseed-tmp`) with
+/// `owner`'s mode and owner, fsynced; returns its path. `path` itself is not touched.
+/// A temporary left by an earlier, interrupted run is replaced.
+pub fn stage_file(
+    path: &Path,
+    data: &[u8],
+    owner: Owner,
+    made: &mut Vec<PathBuf>,
+) -> io::Result<PathBuf> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    create_dirs(dir, made)?;
+    let tmp = temp_name(path);
+    remove_stale(&tmp)?;
+    let result = (|| {
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
+        f.set_permissions(fs::Permissions::from_mode(owner.mode))?;
+        set_owner(&tmp, owner)?;
+        f.write_all(data)?;
+        f.sync_all()
+    })();
+    match result {
+        Ok(()) => Ok(tmp),
+        Err(e) => {
+            let _ = fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
+}
+
+/// A new symlink `-> target` beside `path`, to be renamed over it; returns its path.
+pub fn stage_link(path: &Path, target: &str, made: &mut Vec<PathBuf>) -> io::Result<PathBuf> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    create_dirs(dir, made)?;
+    let tmp = temp_name(path);
+    remove_stale(&tmp)?;
+    std::os::unix::fs::symlink(target, &tmp)?;
+    Ok(tmp)
+}
+
+/// Removes an old temporary of ours; a directory there is an error (not ours).
+fn remove_stale(tmp: &Path) -> io::Result<()> {
+    match fs::symlink_metadata(tmp) {
+        Ok(m) if m.is_dir() => Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!(
+                "{} is in the way (a directory where hvseed writes its temporary file); remove it",
+                tmp.display()
+            ),
+        )),
+        Ok(_) => fs::remove_file(tmp),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// fsyncs the directory holding `path`, so a rename in it survives a power cut.
+pub fn sync_parent(path: &Path) -> io::Result<()> {
+    sync_dir(path.parent().unwrap_or(Path::new(".")))
 }
 
 /// chown only when it would change something: tests run as a normal user too, and an

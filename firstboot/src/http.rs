@@ -4,7 +4,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PostError {
@@ -67,8 +67,7 @@ pub fn post_json(url: &str, body: &[u8], timeout: Duration) -> Result<u16, PostE
         s.write_all(head.as_bytes())
             .and_then(|_| s.write_all(body))
             .map_err(|e| fail(format!("sending: {e}")))?;
-        let mut resp = Vec::new();
-        let _ = s.take(64 * 1024).read_to_end(&mut resp);
+        let resp = read_answer(&mut s, timeout);
         let text = String::from_utf8_lossy(&resp);
         let status = text
             .lines()
@@ -85,6 +84,30 @@ pub fn post_json(url: &str, body: &[u8], timeout: Duration) -> Result<u16, PostE
     Err(fail(last))
 }
 
+/// The most of an answer that is read: the status line is all the agent needs.
+pub const ANSWER_LIMIT: usize = 64 * 1024;
+
+/// Reads the server's answer: at most [`ANSWER_LIMIT`] bytes and, whatever the
+/// server does (a byte every few seconds, an endless body), for at most three times
+/// `timeout` in all. Reading stops as soon as the status line is complete.
+fn read_answer(s: &mut TcpStream, timeout: Duration) -> Vec<u8> {
+    let deadline = Instant::now() + timeout * 3;
+    let mut resp = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while resp.len() < ANSWER_LIMIT && !resp.contains(&b'\n') {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        s.set_read_timeout(Some(left.min(timeout))).ok();
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => resp.extend_from_slice(&chunk[..n.min(ANSWER_LIMIT - resp.len())]),
+        }
+    }
+    resp
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,5 +121,42 @@ mod tests {
         ));
         assert!(post_json("http://h/x\r\nX-Evil: 1", b"{}", t).is_err());
         assert!(post_json("http:///x", b"{}", t).is_err());
+    }
+
+    /// A server that answers one byte at a time, never finishing its status line (or
+    /// an endless one): the POST gives up after a bounded time and size.
+    #[test]
+    fn a_dripping_or_endless_answer_is_bounded() {
+        use std::net::TcpListener;
+        for endless in [false, true] {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let url = format!("http://{}/report/x", l.local_addr().unwrap());
+            let server = std::thread::spawn(move || {
+                let (mut s, _) = l.accept().unwrap();
+                let mut sink = [0u8; 4096];
+                let _ = s.read(&mut sink);
+                // Ends when the agent closes the connection (the write fails).
+                loop {
+                    let chunk: &[u8] = if endless { &[b'x'; 4096] } else { b"H" };
+                    if s.write_all(chunk).is_err() {
+                        return;
+                    }
+                    if !endless {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                }
+            });
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let _ = tx.send(post_json(&url, b"{}", Duration::from_millis(200)));
+            });
+            // A guard against a hang, not a timing requirement.
+            let r = rx
+                .recv_timeout(Duration::from_secs(60))
+                .expect("post_json did not return");
+            let e = r.unwrap_err().to_string();
+            assert!(e.contains("no HTTP status"), "{e}");
+            server.join().unwrap();
+        }
     }
 }

@@ -1,12 +1,15 @@
 //! `hvseed-firstboot`: the static agent placed on every installed host.
 
+// Output goes through `out`, which never panics on a full or closed stdout/stderr.
+#![deny(clippy::print_stdout, clippy::print_stderr, clippy::dbg_macro)]
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use hvseed_firstboot::report::ReportStatus;
 use hvseed_firstboot::verify::{self, Env};
-use hvseed_firstboot::{apply, run, Plan};
+use hvseed_firstboot::{apply, out, run, Plan};
 
 const USAGE: &str = "usage:
   hvseed-firstboot apply --plan PLAN --root ROOT [--dry-run] [--diff]
@@ -60,11 +63,11 @@ fn load_plan(a: &Args) -> Result<Plan> {
 fn real_main() -> Result<ExitCode> {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     if argv.iter().any(|a| a == "--version") {
-        println!("hvseed-firstboot {}", env!("CARGO_PKG_VERSION"));
+        out::stdout(&format!("hvseed-firstboot {}\n", env!("CARGO_PKG_VERSION")));
         return Ok(ExitCode::SUCCESS);
     }
     if argv.iter().any(|a| a == "--help" || a == "-h") {
-        println!("{USAGE}");
+        out::stdout(&format!("{USAGE}\n"));
         return Ok(ExitCode::SUCCESS);
     }
     let a = parse(argv.into_iter())?;
@@ -75,7 +78,7 @@ fn real_main() -> Result<ExitCode> {
                 .root
                 .clone()
                 .with_context(|| format!("--root ROOT is required\n{USAGE}"))?;
-            let out = apply::apply(
+            let outcome = apply::apply(
                 &plan,
                 &root,
                 apply::Options {
@@ -84,7 +87,7 @@ fn real_main() -> Result<ExitCode> {
                     job: true,
                 },
             )?;
-            print!("{}", out.text);
+            out::stdout(&outcome.text);
             Ok(ExitCode::SUCCESS)
         }
         "verify" => {
@@ -99,18 +102,20 @@ fn real_main() -> Result<ExitCode> {
                     "checks": checks,
                     "cpu": cpu,
                 });
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                out::stdout(&format!("{}\n", serde_json::to_string_pretty(&v)?));
             } else {
+                let mut text = String::new();
                 for c in &checks {
-                    println!(
-                        "{} {}: {}",
+                    text.push_str(&format!(
+                        "{} {}: {}\n",
                         if c.ok { "ok  " } else { "FAIL" },
                         c.name,
                         c.detail
-                    );
+                    ));
                 }
                 let failed = checks.iter().filter(|c| !c.ok).count();
-                println!("{} checks, {failed} failed", checks.len());
+                text.push_str(&format!("{} checks, {failed} failed\n", checks.len()));
+                out::stdout(&text);
             }
             Ok(if ok {
                 ExitCode::SUCCESS
@@ -133,11 +138,26 @@ fn real_main() -> Result<ExitCode> {
     }
 }
 
+/// The error and its causes, each cause only when the message does not already say
+/// it (the agent's errors quote their cause: "FILE: cannot read it: CAUSE; …").
+fn message(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !text.contains(&c) {
+            text.push_str(": ");
+            text.push_str(&c);
+        }
+    }
+    text
+}
+
 fn main() -> ExitCode {
+    out::init();
     match real_main() {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("hvseed-firstboot: error: {e:#}");
+            out::stderr(&format!("hvseed-firstboot: error: {}\n", message(&e)));
             ExitCode::from(1)
         }
     }

@@ -245,10 +245,11 @@ impl Plan {
     /// Reads and checks a plan file.
     pub fn load(path: &std::path::Path) -> Result<Plan, PlanError> {
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| PlanError::Read {
-            path: shown.clone(),
-            source,
-        })?;
+        let text = crate::bounded::read_to_string(path, crate::bounded::PLAN_LIMIT, false)
+            .map_err(|source| PlanError::Read {
+                path: shown.clone(),
+                source,
+            })?;
         Plan::from_json(&text, &shown)
     }
 

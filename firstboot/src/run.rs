@@ -8,6 +8,7 @@
 
 use std::fs;
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -37,14 +38,20 @@ impl Log {
         if let Some(d) = log.parent() {
             let _ = fs::create_dir_all(d);
         }
+        // O_NONBLOCK: a FIFO without a reader (or a console that is not there) must
+        // not hang the open; the log must be a regular file.
+        let nonblock = libc::O_NONBLOCK | libc::O_NOCTTY;
         Log {
             file: fs::OpenOptions::new()
                 .create(true)
                 .append(true)
+                .custom_flags(nonblock)
                 .open(log)
-                .ok(),
+                .ok()
+                .filter(|f| f.metadata().is_ok_and(|m| m.is_file())),
             console: fs::OpenOptions::new()
                 .write(true)
+                .custom_flags(nonblock)
                 .open(root.join("dev/console"))
                 .ok(),
         }
@@ -52,7 +59,7 @@ impl Log {
 
     pub fn line(&mut self, msg: &str) {
         let line = format!("hvseed-firstboot: {msg}\n");
-        eprint!("{line}");
+        crate::out::stderr(&line);
         if let Some(f) = &mut self.console {
             let _ = f.write_all(line.as_bytes());
         }
@@ -167,9 +174,10 @@ pub fn roll_back_network(plan: &Plan, root: &Root, log: &mut Log) -> std::io::Re
     for path in files::network_paths(plan) {
         let host = root.resolve(&path)?;
         let backup = root.resolve(&apply::backup_path(&path))?;
-        match fs::read(&backup) {
+        match crate::bounded::read(&backup, crate::bounded::EDIT_LIMIT, true) {
             Ok(orig) => {
-                let owner = fs::metadata(&backup).map_or(Owner::root(0o644), |m| Owner::of(&m));
+                let owner =
+                    fs::symlink_metadata(&backup).map_or(Owner::root(0o644), |m| Owner::of(&m));
                 fsroot::write_atomic(&host, &orig, owner)?;
                 log.line(&format!(
                     "restored {path} from {}",
@@ -308,8 +316,10 @@ pub fn run(plan: &Plan, env: &Env) -> anyhow::Result<Report> {
             }
             live_steps(plan, env, &root, &mut log, &mut checks);
         }
-        // Nothing was written (apply computes everything first), so the live system
-        // is left as it is; the report says why and the next boot tries again.
+        // A failed apply leaves ROOT as it was (it computes and stages everything
+        // first and puts back what it replaced; the error says so, or names what it
+        // could not put back), so the live system is left alone: no firewall load, no
+        // network restart. The report says why and the next boot tries again.
         Err(e) => {
             log.line(&format!("apply failed: {e}"));
             checks.push(CheckResult {

@@ -48,7 +48,11 @@ impl Env {
     }
 
     fn proc(&self, rel: &str) -> std::io::Result<String> {
-        std::fs::read_to_string(self.proc_root.join(rel))
+        crate::bounded::read_to_string(
+            &self.proc_root.join(rel),
+            crate::bounded::KERNEL_LIMIT,
+            false,
+        )
     }
 
     /// A path of the installed system.
@@ -341,8 +345,15 @@ pub fn verify(plan: &Plan, env: &Env) -> (Vec<CheckResult>, CpuFacts) {
         }
         Os::Ubuntu1204 => {
             let p = env.sys_root.join("kernel/security/apparmor/profiles");
-            match std::fs::read_to_string(&p) {
-                Err(_) => check("apparmor", true, "AppArmor is not active"),
+            match crate::bounded::read_to_string(&p, crate::bounded::KERNEL_LIMIT, false) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    check("apparmor", true, "AppArmor is not active")
+                }
+                Err(e) => check(
+                    "apparmor",
+                    false,
+                    format!("cannot read {}: {e}", p.display()),
+                ),
                 Ok(t) => {
                     let loaded: Vec<&str> = t
                         .lines()
@@ -449,7 +460,11 @@ fn running_processes(env: &Env) -> std::io::Result<Vec<String>> {
             continue;
         }
         // A process may exit while we look; that is not an error.
-        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+        let Ok(stat) = crate::bounded::read_to_string(
+            &e.path().join("stat"),
+            crate::bounded::STAT_LIMIT,
+            false,
+        ) else {
             continue;
         };
         if let (Some(a), Some(b)) = (stat.find('('), stat.rfind(')')) {

@@ -925,3 +925,326 @@ fn hosts_keeps_localhost_when_an_installer_put_the_name_on_127_0_0_1() {
     assert_eq!(named.len(), 1, "{hosts}");
     assert!(apply(&root, &plan, &[]).ends_with("0 changed\n"));
 }
+
+// ------------------------------------------- write errors: all or nothing (defect 8)
+
+/// Runs apply, expects it to fail naming `path`, and ROOT to be exactly as before.
+fn fails_and_changes_nothing(root: &Path, plan: &Path, path: &str) -> String {
+    let before = tree_sum(root);
+    let out = run_guarded(
+        agent()
+            .arg("apply")
+            .arg("--plan")
+            .arg(plan)
+            .arg("--root")
+            .arg(root),
+    );
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("{path}: cannot write it")),
+        "{path} not named: {err}"
+    );
+    assert!(err.contains("nothing was changed"), "{err}");
+    assert_eq!(
+        tree_sum(root),
+        before,
+        "ROOT changed by a failed apply: {err}"
+    );
+    err
+}
+
+#[test]
+fn a_write_error_late_in_apply_leaves_every_file_as_it_was() {
+    // Failures that stop even root, found only when writing (not while reading), and
+    // placed after most files in apply's order: the el6 start links (last), ntp.conf
+    // (middle), and the precise interfaces file.
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = write_plan(tmp.path(), &plan_json("centos6", "linux-bridge", &[]));
+
+    // A regular file where the directory of a start link must be.
+    let (_t1, root) = fixture_root("centos6");
+    fs::remove_dir_all(root.join("etc/rc.d/rc3.d")).unwrap();
+    fs::write(root.join("etc/rc.d/rc3.d"), "not a directory\n").unwrap();
+    fails_and_changes_nothing(&root, &plan, "/etc/rc.d/rc3.d/S99hvseed-firstboot");
+
+    // A directory in the way of ntp.conf's temporary file.
+    let (_t2, root) = fixture_root("centos6");
+    fs::create_dir(root.join("etc/.ntp.conf.hvseed-tmp")).unwrap();
+    fs::write(root.join("etc/.ntp.conf.hvseed-tmp/x"), "").unwrap();
+    let err = fails_and_changes_nothing(&root, &plan, "/etc/ntp.conf");
+    assert!(err.contains(".ntp.conf.hvseed-tmp is in the way"), "{err}");
+    // Once it is gone, the same apply succeeds.
+    fs::remove_dir_all(root.join("etc/.ntp.conf.hvseed-tmp")).unwrap();
+    apply(&root, &plan, &[]);
+    assert!(read(&root, "/etc/ntp.conf").contains("server 0.pool.ntp.org iburst"));
+
+    let uplan = write_plan(tmp.path(), &plan_json("ubuntu1204", "linux-bridge", &[]));
+    let (_t3, root) = fixture_root("ubuntu1204");
+    fs::create_dir_all(root.join("etc/network/.interfaces.hvseed-tmp/x")).unwrap();
+    fails_and_changes_nothing(&root, &uplan, "/etc/network/interfaces");
+}
+
+#[test]
+fn a_failed_commit_puts_back_every_file_already_replaced() {
+    use hvseed_firstboot::{apply as ap, fsroot::Root, Plan};
+    // ROOT changes under apply after it read the files: iptables (in the middle of the
+    // el6 order) becomes a directory, so replacing it fails after 8 files were replaced.
+    let (_t, root_dir) = fixture_root("centos6");
+    let plan = Plan::from_json(
+        &plan_json("centos6", "linux-bridge", &[]).to_string(),
+        "plan.json",
+    )
+    .unwrap();
+    let root = Root::open(&root_dir).unwrap();
+    let changes = ap::compute(&plan, &root, true).unwrap();
+    let ipt = root_dir.join("etc/sysconfig/iptables");
+    fs::remove_file(&ipt).unwrap();
+    fs::create_dir(&ipt).unwrap();
+    fs::write(ipt.join("keep"), "x").unwrap();
+    let before = tree_sum(&root_dir);
+    let staged = ap::stage(&changes, &root).unwrap();
+    let err = staged.commit().unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with("/etc/sysconfig/iptables: cannot write it"),
+        "{msg}"
+    );
+    for p in [
+        "/etc/libvirt/libvirtd.conf",
+        "/etc/hosts",
+        "/etc/ntp.conf",
+        "/etc/sysconfig/network",
+    ] {
+        assert!(msg.contains(p), "{p} not listed as put back: {msg}");
+    }
+    assert!(msg.ends_with("nothing was changed"), "{msg}");
+    match err {
+        ap::ApplyError::Write { rollback, .. } => {
+            assert!(rollback.complete());
+            assert_eq!(rollback.restored.len(), 8, "{:?}", rollback.restored);
+        }
+        other => panic!("{other:?}"),
+    }
+    // Byte for byte, mode for mode, and no temporary, backup or undo file left.
+    assert_eq!(tree_sum(&root_dir), before, "{msg}");
+}
+
+// ------------------------------------------------ bounded inputs (defect 12)
+
+fn apply_err(root: &Path, plan: &Path, extra: &[&str]) -> String {
+    let out = run_guarded(
+        agent()
+            .arg("apply")
+            .arg("--plan")
+            .arg(plan)
+            .arg("--root")
+            .arg(root)
+            .args(extra),
+    );
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    err
+}
+
+#[test]
+fn a_plan_that_is_a_device_a_fifo_or_huge_is_refused() {
+    let (tmp, root) = fixture_root("centos6");
+    let before = tree_sum(&root);
+    let err = apply_err(&root, Path::new("/dev/zero"), &[]);
+    assert!(
+        err.contains("/dev/zero: cannot read the plan: it is a character device"),
+        "{err}"
+    );
+    let fifo = tmp.path().join("plan.fifo");
+    mkfifo(&fifo);
+    let err = apply_err(&root, &fifo, &["--dry-run"]);
+    assert!(
+        err.contains("plan.fifo: cannot read the plan: it is a FIFO"),
+        "{err}"
+    );
+    // A valid plan padded past the limit (JSON allows the whitespace).
+    let mut big = plan_json("centos6", "linux-bridge", &[]).to_string();
+    big.push_str(&" ".repeat(hvseed_firstboot::bounded::PLAN_LIMIT as usize));
+    let bigp = tmp.path().join("big.json");
+    fs::write(&bigp, big).unwrap();
+    let err = apply_err(&root, &bigp, &[]);
+    assert!(
+        err.contains("big.json: cannot read the plan: it is larger than 1 MiB"),
+        "{err}"
+    );
+    // verify and run read the plan the same way.
+    for verb in ["verify", "run"] {
+        let out = run_guarded(
+            agent()
+                .arg(verb)
+                .args(["--plan", "/dev/zero", "--root"])
+                .arg(&root),
+        );
+        assert_eq!(out.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("a character device"));
+    }
+    assert_eq!(tree_sum(&root), before);
+}
+
+#[test]
+fn a_fifo_or_a_huge_file_at_an_edited_path_is_an_error_not_a_hang() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (os, paths) in [
+        (
+            "centos6",
+            &[
+                "/etc/hosts",
+                "/etc/ntp.conf",
+                "/etc/sysconfig/iptables",
+                "/etc/sysconfig/network-scripts/ifcfg-eth0",
+                // hvseed's own file for the other network type (read before removal).
+                "/etc/sysconfig/network-scripts/ifcfg-eth0.100",
+            ][..],
+        ),
+        (
+            "ubuntu1204",
+            &[
+                "/etc/hosts",
+                "/etc/network/interfaces",
+                "/lib/ufw/user.rules",
+                "/etc/init/libvirt-bin.conf",
+            ][..],
+        ),
+    ] {
+        let plan = write_plan(tmp.path(), &plan_json(os, "openvswitch", &[]));
+        for path in paths {
+            let (_t, root) = fixture_root(os);
+            let host = root.join(&path[1..]);
+            fs::create_dir_all(host.parent().unwrap()).unwrap();
+            mkfifo(&host);
+            let before = tree_sum(&root);
+            for extra in [&[][..], &["--dry-run"][..], &["--dry-run", "--diff"][..]] {
+                let err = apply_err(&root, &plan, extra);
+                assert!(
+                    err.contains(&format!("{path}: cannot read it: it is a FIFO")),
+                    "{os} {path} {extra:?}: {err}"
+                );
+                assert!(err.contains("nothing was changed"), "{err}");
+                assert_eq!(tree_sum(&root), before, "{os} {path}");
+            }
+        }
+    }
+    // Larger than the limit: refused, named, nothing written.
+    let (_t, root) = fixture_root("centos6");
+    let plan = write_plan(tmp.path(), &plan_json("centos6", "linux-bridge", &[]));
+    let mut hosts = read(&root, "/etc/hosts");
+    while hosts.len() as u64 <= hvseed_firstboot::bounded::EDIT_LIMIT {
+        hosts.push_str("10.9.9.9 filler.example.org filler\n");
+    }
+    fs::write(root.join("etc/hosts"), &hosts).unwrap();
+    let before = tree_sum(&root);
+    let err = apply_err(&root, &plan, &[]);
+    assert!(
+        err.contains("/etc/hosts: cannot read it: it is larger than 8 MiB"),
+        "{err}"
+    );
+    assert_eq!(tree_sum(&root), before);
+}
+
+/// The reported case itself: `chattr +i` on iptables (root on a filesystem with
+/// attributes only; elsewhere the portable tests above cover the same code).
+#[test]
+fn an_immutable_iptables_file_leaves_root_as_it_was() {
+    struct Mutable(std::path::PathBuf);
+    impl Drop for Mutable {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("chattr")
+                .arg("-i")
+                .arg(&self.0)
+                .status();
+        }
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = write_plan(tmp.path(), &plan_json("centos6", "linux-bridge", &[]));
+    let (_t, root) = fixture_root("centos6");
+    let ipt = root.join("etc/sysconfig/iptables");
+    let guard = Mutable(ipt.clone());
+    let made = std::process::Command::new("chattr")
+        .arg("+i")
+        .arg(&ipt)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !made || fs::OpenOptions::new().append(true).open(&ipt).is_ok() {
+        eprintln!(
+            "\n!!!!!!!! chattr +i is not possible here (needs root and ext2/3/4, xfs or btrfs): \
+             THIS TEST DID NOT RUN !!!!!!!!\n"
+        );
+        return;
+    }
+    let err = fails_and_changes_nothing(&root, &plan, "/etc/sysconfig/iptables");
+    assert!(
+        err.contains("the 8 files already replaced were put back (/etc/libvirt/libvirtd.conf"),
+        "{err}"
+    );
+    drop(guard);
+    apply(&root, &plan, &[]);
+}
+
+/// A file apply creates (here the el6 start link in rc3.d) whose directory cannot be
+/// fsynced after the rename: the new file must go again with the rest, not stay behind
+/// while the error says "nothing was changed". A directory that is writable but not
+/// readable gives exactly that (rename works, opening it to fsync fails with EACCES)
+/// for any user but root, so as root the agent runs as nobody on a ROOT nobody owns.
+#[test]
+fn a_failed_directory_fsync_after_creating_a_file_removes_it_again() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let (t, root) = fixture_root("centos6");
+    let plan = write_plan(t.path(), &plan_json("centos6", "linux-bridge", &[]));
+    // SAFETY: geteuid(2) has no preconditions.
+    let as_root = unsafe { libc::geteuid() } == 0;
+    if as_root {
+        // The agent must be reachable by nobody (not so under a 0700 home).
+        let runs = agent()
+            .arg("--version")
+            .uid(65534)
+            .gid(65534)
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !runs {
+            eprintln!(
+                "\n!!!!!!!! the agent cannot run as nobody here: THIS TEST DID NOT RUN !!!!!!!!\n"
+            );
+            return;
+        }
+        let st = std::process::Command::new("chown")
+            .args(["-R", "65534:65534"])
+            .arg(t.path())
+            .status()
+            .unwrap();
+        assert!(st.success());
+        fs::set_permissions(t.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let before = tree_sum(&root);
+    let rc3 = root.join("etc/rc.d/rc3.d");
+    fs::set_permissions(&rc3, fs::Permissions::from_mode(0o333)).unwrap();
+    let mut cmd = agent();
+    cmd.arg("apply")
+        .arg("--plan")
+        .arg(&plan)
+        .arg("--root")
+        .arg(&root);
+    if as_root {
+        cmd.uid(65534).gid(65534);
+    }
+    let out = run_guarded(&mut cmd);
+    fs::set_permissions(&rc3, fs::Permissions::from_mode(0o755)).unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("/etc/rc.d/rc3.d/S99hvseed-firstboot: cannot write it"),
+        "{err}"
+    );
+    assert!(err.contains("nothing was changed"), "{err}");
+    assert!(
+        fs::symlink_metadata(rc3.join("S99hvseed-firstboot")).is_err(),
+        "the start link stayed although the error says nothing was changed: {err}"
+    );
+    assert_eq!(tree_sum(&root), before, "{err}");
+}

@@ -648,3 +648,221 @@ fn verify_on_the_build_machine_answers_without_crashing() {
     // This machine's cpuinfo has at least one CPU.
     assert!(v["cpu"]["count"].as_u64().unwrap() >= 1);
 }
+
+// ------------------------------------- a full or closed stdout/stderr (defect 6)
+
+#[derive(Debug, Clone, Copy)]
+enum Output {
+    /// Pipes read by the test.
+    Normal,
+    /// stdout and stderr on /dev/full (ENOSPC on every write).
+    Full,
+    /// stdout and stderr on a pipe nobody reads any more (EPIPE, SIGPIPE).
+    ClosedPipe,
+    /// stdout and stderr closed (`>&- 2>&-`).
+    Closed,
+}
+
+/// Runs `cmd` with its stdout and stderr as `how`; the exit code.
+fn exit_code_with(cmd: &mut Command, how: Output) -> Option<i32> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::os::unix::process::CommandExt;
+    use std::process::Stdio;
+    cmd.stdin(Stdio::null());
+    match how {
+        Output::Normal => {
+            return run_guarded(cmd).status.code();
+        }
+        Output::Full => {
+            let f = fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/full")
+                .unwrap();
+            cmd.stdout(f.try_clone().unwrap()).stderr(f);
+        }
+        Output::ClosedPipe => {
+            let mut fds = [0; 2];
+            // SAFETY: pipe2 fills two descriptors we then own.
+            assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+            // SAFETY: both descriptors are fresh and owned by nobody else.
+            let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+            drop(r);
+            cmd.stdout(w.try_clone().unwrap()).stderr(w);
+        }
+        Output::Closed => {
+            // SAFETY: close(2) only, between fork and exec.
+            unsafe {
+                cmd.pre_exec(|| {
+                    libc::close(1);
+                    libc::close(2);
+                    Ok(())
+                });
+            }
+        }
+    }
+    let mut child = cmd.spawn().unwrap();
+    wait_guarded(&mut child, &format!("{cmd:?} with output {how:?}")).code()
+}
+
+/// Every verb on a fresh fake host with its output as `how`: the exit codes, the
+/// tree ROOT ends up as (without the timestamped log) and the report's checks.
+fn every_verb(how: Output) -> (Vec<(String, Option<i32>)>, String, String) {
+    let h = FakeHost::new("centos6", "linux-bridge");
+    runtime_fakes(&h);
+    h.bin("ping", "exit 0");
+    let mut codes = Vec::new();
+    let mut go = |name: &str, cmd: &mut Command| {
+        codes.push((name.to_string(), exit_code_with(cmd, how)));
+    };
+    go(
+        "apply --dry-run --diff",
+        h.cmd("apply").args(["--dry-run", "--diff"]),
+    );
+    go("apply", &mut h.cmd("apply"));
+    fs::create_dir_all(h.root.join("var/lib")).unwrap();
+    go("verify", &mut h.cmd("verify"));
+    go("verify --json", h.cmd("verify").arg("--json"));
+    go("run", &mut h.cmd("run"));
+    go("--version", agent().arg("--version"));
+    go("--help", agent().arg("--help"));
+    go("bad argument", agent().arg("--bogus"));
+    go(
+        "missing plan",
+        agent()
+            .args(["apply", "--plan", "/nonexistent", "--root"])
+            .arg(&h.root),
+    );
+    let report = read(&h.root, "/var/lib/hvseed/report.json");
+    let report: hvseed_firstboot::report::Report = serde_json::from_str(&report).unwrap();
+    let checks = format!("{:?} {:?}", report.status, report.checks);
+    fs::remove_file(h.root.join("var/lib/hvseed/report.json")).unwrap();
+    fs::remove_file(h.root.join("var/log/hvseed-firstboot.log")).unwrap();
+    (codes, tree_sum(&h.root), checks)
+}
+
+#[test]
+fn a_full_or_closed_output_changes_neither_the_exit_status_nor_the_host() {
+    let normal = every_verb(Output::Normal);
+    let want: Vec<Option<i32>> = vec![
+        Some(0),
+        Some(0),
+        Some(0),
+        Some(0),
+        Some(0),
+        Some(0),
+        Some(0),
+        Some(1),
+        Some(1),
+    ];
+    assert_eq!(
+        normal.0.iter().map(|(_, c)| *c).collect::<Vec<_>>(),
+        want,
+        "{:?}",
+        normal.0
+    );
+    for how in [Output::Full, Output::ClosedPipe, Output::Closed] {
+        let got = every_verb(how);
+        assert_eq!(got.0, normal.0, "{how:?}: exit codes");
+        assert_eq!(got.1, normal.1, "{how:?}: ROOT differs");
+        assert_eq!(got.2, normal.2, "{how:?}: report differs");
+    }
+}
+
+// --------------------------------------- run after a failed apply (defect 8)
+
+#[test]
+fn run_puts_back_what_a_failed_apply_replaced_and_leaves_the_network_alone() {
+    let h = FakeHost::new("centos6", "linux-bridge");
+    offline_apply(&h);
+    runtime_fakes(&h);
+    h.bin("ping", "exit 0");
+    // /etc/hosts and /etc/ntp.conf need changes again; ntp.conf (after hosts in
+    // apply's order) cannot be written: a directory is in the way of its temporary.
+    let fixture = repo_root().join("tests/fixtures/roots/centos6");
+    for p in ["etc/hosts", "etc/ntp.conf"] {
+        fs::copy(fixture.join(p), h.root.join(p)).unwrap();
+    }
+    fs::create_dir_all(h.root.join("etc/.ntp.conf.hvseed-tmp/x")).unwrap();
+    let out = run_guarded(&mut h.cmd("run"));
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        read(&h.root, "/etc/hosts"),
+        fs::read_to_string(fixture.join("etc/hosts")).unwrap(),
+        "/etc/hosts was left changed"
+    );
+    let report: hvseed_firstboot::report::Report =
+        serde_json::from_str(&read(&h.root, "/var/lib/hvseed/report.json")).unwrap();
+    let a = &report.checks[0];
+    assert_eq!(a.name, "apply");
+    assert!(!a.ok);
+    assert!(
+        a.detail.starts_with("/etc/ntp.conf: cannot write it")
+            && a.detail.contains("nothing was changed"),
+        "{a:?}"
+    );
+    let svc = fs::read_to_string(h.dir.join("service.log")).unwrap_or_default();
+    assert!(!svc.contains("network"), "network touched: {svc}");
+    assert!(fs::symlink_metadata(h.root.join("etc/rc.d/rc3.d/S99hvseed-firstboot")).is_ok());
+}
+
+// ------------------------------------------ bounded kernel files (defect 12)
+
+#[test]
+fn fifos_in_proc_and_sys_fail_their_checks_instead_of_hanging() {
+    for os in ["centos6", "ubuntu1204"] {
+        let h = FakeHost::new(os, "linux-bridge");
+        mkfifo(&h.dir.join("proc/cpuinfo"));
+        mkfifo(&h.dir.join("proc/net/tcp"));
+        mkfifo(&h.dir.join("proc/812/stat"));
+        fs::create_dir_all(h.dir.join("sys/kernel/security/apparmor")).unwrap();
+        mkfifo(&h.dir.join("sys/kernel/security/apparmor/profiles"));
+        let out = run_guarded(h.cmd("verify").arg("--json"));
+        assert_eq!(out.status.code(), Some(1));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let get = |n: &str| {
+            v["checks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["name"] == n)
+                .unwrap_or_else(|| panic!("{os}: no check {n}: {v}"))
+                .clone()
+        };
+        let cpu = get("cpu-virtualization");
+        assert_eq!(cpu["ok"], false);
+        assert!(
+            cpu["detail"].as_str().unwrap().contains("it is a FIFO"),
+            "{os}: {cpu}"
+        );
+        assert_eq!(get("libvirtd-listening")["ok"], false);
+        assert_eq!(get("ntp")["ok"], false, "{os}: the ntpd stat is a FIFO");
+        if os == "ubuntu1204" {
+            let aa = get("apparmor");
+            assert_eq!(aa["ok"], false, "{aa}");
+            assert!(
+                aa["detail"].as_str().unwrap().contains("it is a FIFO"),
+                "{aa}"
+            );
+        }
+        // The rest of the report is still there.
+        assert_eq!(get("memory")["ok"], true);
+        // run reads the same files, and iptables-restore's input is opened safely too.
+        if os == "centos6" {
+            offline_apply(&h);
+            runtime_fakes(&h);
+            h.bin("ping", "exit 0");
+            // Its log and console are written, never waited on.
+            fs::create_dir_all(h.root.join("var/log")).unwrap();
+            fs::create_dir_all(h.root.join("dev")).unwrap();
+            mkfifo(&h.root.join("var/log/hvseed-firstboot.log"));
+            mkfifo(&h.root.join("dev/console"));
+            let out = run_guarded(&mut h.cmd("run"));
+            assert_eq!(out.status.code(), Some(1));
+            assert!(
+                String::from_utf8_lossy(&out.stderr).contains("report written"),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}

@@ -42,6 +42,36 @@ use crate::render::{self, Media, RenderOptions};
 
 /// `hvseed iso INVENTORY --source IN.iso --out OUT.iso [--host FQDN]`.
 pub fn run(c: crate::cli::IsoCustomizeConfig) -> Result<ExitCode> {
+    use crate::overlap::{Input, Output};
+    let agent = crate::agent::locate(c.firstboot.as_deref())?;
+    let mut inputs = vec![
+        Input {
+            role: "inventory",
+            path: &c.inventory,
+        },
+        Input {
+            role: "--source ISO",
+            path: &c.source,
+        },
+        Input {
+            role: "first-boot agent",
+            path: &agent,
+        },
+    ];
+    if let Some(t) = &c.templates {
+        inputs.push(Input {
+            role: "--templates",
+            path: t,
+        });
+    }
+    crate::overlap::check(
+        &inputs,
+        &[Output {
+            role: "--out",
+            path: &c.out,
+        }],
+    )
+    .context("nothing was written")?;
     let inv = crate::commands::load_valid(&c.inventory)?;
     // Cheap refusals first, before anything is rendered.
     source::check_header(&c.source)?;
@@ -68,7 +98,6 @@ pub fn run(c: crate::cli::IsoCustomizeConfig) -> Result<ExitCode> {
         },
     )
     .context("rendering the install files")?;
-    let agent = crate::agent::locate(c.firstboot.as_deref())?;
     let payload = Payload::new(&inv, host, &tree)?;
     let flavour = remaster(&c.source, &c.out, inv.os, &payload, &agent).map_err(|e| {
         // Name the inventory where the mismatch is about it.

@@ -34,6 +34,56 @@ use crate::render::{Media, RenderOptions};
 use source::Iso;
 use tree::{Desired, Manifest, Want};
 
+/// Refuses a `--out` tree or `--bundle` that is, holds or lies inside anything this
+/// run reads (see [`crate::overlap`]), before anything is created.
+fn check_overlap(
+    c: &crate::cli::PxeTreeConfig,
+    agent: &Path,
+    syslinux: &syslinux::Syslinux,
+) -> Result<()> {
+    use crate::overlap::{Input, Output};
+    let mut inputs = vec![
+        Input {
+            role: "inventory",
+            path: &c.inventory,
+        },
+        Input {
+            role: "--source ISO",
+            path: &c.source,
+        },
+        Input {
+            role: "first-boot agent",
+            path: agent,
+        },
+        Input {
+            role: "pxelinux.0",
+            path: &syslinux.pxelinux,
+        },
+        Input {
+            role: "ldlinux.c32",
+            path: &syslinux.ldlinux,
+        },
+    ];
+    if let Some(t) = &c.templates {
+        inputs.push(Input {
+            role: "--templates",
+            path: t,
+        });
+    }
+    let mut outputs = vec![Output {
+        role: "--out",
+        path: &c.out,
+    }];
+    if let Some(b) = &c.bundle {
+        outputs.push(Output {
+            role: "--bundle",
+            path: b,
+        });
+    }
+    crate::overlap::check(&inputs, &outputs).context("nothing was written")?;
+    Ok(())
+}
+
 /// Where the package tree goes under http/ and its stamp file.
 const OS_DIR: &str = "http/os";
 const OS_STAMP: &str = ".hvseed-stamp.json";
@@ -106,6 +156,7 @@ pub fn run(c: crate::cli::PxeTreeConfig) -> Result<ExitCode> {
         syslinux.ldlinux.display()
     );
     let agent = crate::agent::locate(c.firstboot.as_deref())?;
+    check_overlap(&c, &agent, &syslinux)?;
     let iso = Iso::open(&c.source)?;
     if c.out.exists() && !c.out.is_dir() {
         bail!("--out {} exists and is not a directory", c.out.display());

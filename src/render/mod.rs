@@ -95,6 +95,25 @@ fn render(inventory: &Inventory, opts: &RenderOptions, fleet: bool) -> Result<Re
 /// `hvseed render`: load the inventory, render everything in memory, then write it
 /// to a temporary directory beside `--out` and move that into place.
 pub fn run(c: crate::cli::InventoryRenderConfig) -> Result<std::process::ExitCode> {
+    use crate::overlap::{Input, Output};
+    let mut inputs = vec![Input {
+        role: "inventory",
+        path: &c.inventory,
+    }];
+    if let Some(t) = &c.templates {
+        inputs.push(Input {
+            role: "--templates",
+            path: t,
+        });
+    }
+    crate::overlap::check(
+        &inputs,
+        &[Output {
+            role: "--out",
+            path: &c.out,
+        }],
+    )
+    .context("nothing was written")?;
     let inventory = crate::commands::load_valid(&c.inventory)?;
     let media = match c.http_base {
         Some(base) => Media::Http { base },

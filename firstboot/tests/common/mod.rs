@@ -102,6 +102,66 @@ pub fn run(cmd: &mut Command) -> Output {
     cmd.output().unwrap()
 }
 
+/// How long a test lets the agent run before it counts as hung (a guard against a
+/// hang in CI, not a timing requirement: the agent should answer in well under 1 s).
+pub const HANG_GUARD: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Runs `cmd` (stdin from /dev/null, output captured) and kills it if it is still
+/// running after [`HANG_GUARD`], failing the test; it never outlives the call.
+pub fn run_guarded(cmd: &mut Command) -> Output {
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (out, err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let slurp = |mut r: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = r.read_to_end(&mut v);
+            v
+        })
+    };
+    let (out, err) = (slurp(Box::new(out)), slurp(Box::new(err)));
+    let status = wait_guarded(&mut child, &format!("{cmd:?}"));
+    Output {
+        status,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    }
+}
+
+/// Waits for `child`, killing it (and failing the test) after [`HANG_GUARD`].
+pub fn wait_guarded(child: &mut std::process::Child, what: &str) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + HANG_GUARD;
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} hung: killed after {HANG_GUARD:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Makes a FIFO at `path` (replacing a file there).
+pub fn mkfifo(path: &Path) {
+    let _ = fs::remove_file(path);
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: mkfifo with a valid NUL-terminated path.
+    assert_eq!(
+        unsafe { libc::mkfifo(c.as_ptr(), 0o644) },
+        0,
+        "mkfifo {}",
+        path.display()
+    );
+}
+
 /// sha256 over every entry under `dir`: path, type, mode, content or link target.
 pub fn tree_sum(dir: &Path) -> String {
     let mut entries = Vec::new();
@@ -129,6 +189,9 @@ fn collect(base: &Path, dir: &Path, out: &mut Vec<String>) {
         } else if m.is_dir() {
             out.push(format!("D {rel} {:o}", m.mode()));
             collect(base, &p, out);
+        } else if !m.is_file() {
+            // A FIFO or device a test put there: reading it could block.
+            out.push(format!("S {rel} {:o} {}", m.mode(), m.rdev()));
         } else {
             let data = fs::read(&p).unwrap();
             out.push(format!(

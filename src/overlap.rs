@@ -1,0 +1,263 @@
+//! No verb writes over what it reads: every output path is compared with every input
+//! before anything is written. The comparison is by file identity (device and inode,
+//! after following symlinks), so a symlink, a hard link, a bind mount or a `..` path to
+//! an input is caught as surely as the same spelling.
+//!
+//! An output may not
+//! - be an input (`iso --out lab.yaml`, `pxe --bundle CentOS.iso`),
+//! - contain an input (`render lab.yaml --out .` with `--force` would replace the
+//!   directory holding the inventory),
+//! - lie inside an input directory (`--out` inside `--templates DIR`).
+
+use std::fmt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// What a verb reads: a role for the message (`inventory`, `--source`) and its path.
+#[derive(Debug, Clone, Copy)]
+pub struct Input<'a> {
+    pub role: &'a str,
+    pub path: &'a Path,
+}
+
+/// What a verb writes: a role for the message (`--out`, `--bundle`) and its path.
+#[derive(Debug, Clone, Copy)]
+pub struct Output<'a> {
+    pub role: &'a str,
+    pub path: &'a Path,
+}
+
+/// How an output and an input overlap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Relation {
+    /// The output path is the input file or directory itself.
+    Is,
+    /// The output is a directory that holds the input somewhere below it.
+    Contains,
+    /// The output lies inside the input directory.
+    Inside,
+}
+
+/// An output that would write over an input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OverlapError {
+    pub output_role: String,
+    pub output: PathBuf,
+    pub input_role: String,
+    pub input: PathBuf,
+    pub relation: Relation,
+}
+
+impl fmt::Display for OverlapError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let out = self.output.display();
+        let inp = self.input.display();
+        let (o, i) = (&self.output_role, &self.input_role);
+        match self.relation {
+            Relation::Is => write!(
+                f,
+                "{o} {out} is the {i} {inp} (the same file); hvseed never writes its inputs: \
+                 choose another {o} path"
+            ),
+            Relation::Contains => write!(
+                f,
+                "{o} {out} contains the {i} {inp}; hvseed replaces what it writes there, so \
+                 choose an {o} directory that holds none of its inputs"
+            ),
+            Relation::Inside => write!(
+                f,
+                "{o} {out} is inside the {i} {inp}; hvseed never writes into its inputs: \
+                 choose an {o} path outside it"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for OverlapError {}
+
+/// Device and inode: what makes two paths the same file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileId {
+    dev: u64,
+    ino: u64,
+}
+
+fn id_of(path: &Path) -> Option<FileId> {
+    std::fs::metadata(path).ok().map(|m| FileId {
+        dev: m.dev(),
+        ino: m.ino(),
+    })
+}
+
+/// The identities of `path` and every directory above it, after resolving symlinks.
+/// For a path that does not exist yet, those of its nearest existing ancestor and up.
+fn ids_up_from(path: &Path) -> Vec<FileId> {
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut existing: &Path = &abs;
+    let real = loop {
+        if let Ok(real) = existing.canonicalize() {
+            break real;
+        }
+        match existing.parent() {
+            Some(p) => existing = p,
+            None => return Vec::new(),
+        }
+    };
+    real.ancestors().filter_map(id_of).collect()
+}
+
+/// Refuses any output that is, contains or lies inside any input. Inputs that do not
+/// exist are skipped (the verb reports them in its own words).
+pub fn check(inputs: &[Input<'_>], outputs: &[Output<'_>]) -> Result<(), OverlapError> {
+    for out in outputs {
+        let out_id = id_of(out.path);
+        // The output and the directories above it (resolved).
+        let out_up = ids_up_from(out.path);
+        for inp in inputs {
+            let Some(in_id) = id_of(inp.path) else {
+                continue;
+            };
+            let relation = if out_id == Some(in_id) {
+                Some(Relation::Is)
+            } else if out_id.is_some_and(|o| ids_up_from(inp.path).contains(&o)) {
+                Some(Relation::Contains)
+            } else if out_up.contains(&in_id) {
+                Some(Relation::Inside)
+            } else {
+                None
+            };
+            if let Some(relation) = relation {
+                return Err(OverlapError {
+                    output_role: out.role.to_string(),
+                    output: out.path.to_path_buf(),
+                    input_role: inp.role.to_string(),
+                    input: inp.path.to_path_buf(),
+                    relation,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rel(inputs: &[(&str, &Path)], out: &Path) -> Option<Relation> {
+        let inputs: Vec<Input> = inputs
+            .iter()
+            .map(|(role, path)| Input { role, path })
+            .collect();
+        check(
+            &inputs,
+            &[Output {
+                role: "--out",
+                path: out,
+            }],
+        )
+        .err()
+        .map(|e| e.relation)
+    }
+
+    #[test]
+    fn same_file_through_symlink_hard_link_and_dotdot() {
+        let d = tempfile::tempdir().unwrap();
+        let inv = d.path().join("lab.yaml");
+        std::fs::write(&inv, "version: 1\n").unwrap();
+        let link = d.path().join("link.yaml");
+        std::os::unix::fs::symlink(&inv, &link).unwrap();
+        let hard = d.path().join("hard.yaml");
+        std::fs::hard_link(&inv, &hard).unwrap();
+        std::fs::create_dir(d.path().join("sub")).unwrap();
+        let dotdot = d.path().join("sub/../lab.yaml");
+        for out in [&inv, &link, &hard, &dotdot] {
+            assert_eq!(
+                rel(&[("inventory", &inv)], out),
+                Some(Relation::Is),
+                "{out:?}"
+            );
+        }
+        // A new file beside it is fine.
+        assert_eq!(rel(&[("inventory", &inv)], &d.path().join("x.iso")), None);
+    }
+
+    #[test]
+    fn output_dir_holding_an_input_is_refused_also_through_a_symlinked_dir() {
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("out");
+        std::fs::create_dir_all(out.join("deep")).unwrap();
+        let inv = out.join("deep/lab.yaml");
+        std::fs::write(&inv, "version: 1\n").unwrap();
+        assert_eq!(rel(&[("inventory", &inv)], &out), Some(Relation::Contains));
+        // The inventory reached through a symlink that points into the output.
+        let via = d.path().join("via");
+        std::os::unix::fs::symlink(out.join("deep"), &via).unwrap();
+        assert_eq!(
+            rel(&[("inventory", &via.join("lab.yaml"))], &out),
+            Some(Relation::Contains)
+        );
+        // The output named through a symlink to the directory.
+        let out_link = d.path().join("out-link");
+        std::os::unix::fs::symlink(&out, &out_link).unwrap();
+        assert_eq!(
+            rel(&[("inventory", &inv)], &out_link),
+            Some(Relation::Contains)
+        );
+        // A sibling directory does not contain it.
+        std::fs::create_dir(d.path().join("other")).unwrap();
+        assert_eq!(rel(&[("inventory", &inv)], &d.path().join("other")), None);
+    }
+
+    #[test]
+    fn output_inside_an_input_directory_is_refused_even_before_it_exists() {
+        let d = tempfile::tempdir().unwrap();
+        let templates = d.path().join("templates");
+        std::fs::create_dir(&templates).unwrap();
+        assert_eq!(
+            rel(&[("--templates", &templates)], &templates.join("a/b/out")),
+            Some(Relation::Inside)
+        );
+        let link = d.path().join("t-link");
+        std::os::unix::fs::symlink(&templates, &link).unwrap();
+        assert_eq!(
+            rel(&[("--templates", &templates)], &link.join("out.iso")),
+            Some(Relation::Inside)
+        );
+        assert_eq!(
+            rel(&[("--templates", &templates)], &d.path().join("out")),
+            None
+        );
+    }
+
+    #[test]
+    fn missing_inputs_are_left_to_the_verb() {
+        let d = tempfile::tempdir().unwrap();
+        assert_eq!(
+            rel(&[("inventory", &d.path().join("nope.yaml"))], d.path()),
+            None
+        );
+    }
+
+    #[test]
+    fn the_message_names_both_paths_and_what_to_do() {
+        let d = tempfile::tempdir().unwrap();
+        let inv = d.path().join("lab.yaml");
+        std::fs::write(&inv, "x").unwrap();
+        let e = check(
+            &[Input {
+                role: "inventory",
+                path: &inv,
+            }],
+            &[Output {
+                role: "--bundle",
+                path: &inv,
+            }],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("--bundle "), "{e}");
+        assert!(e.contains("is the inventory"), "{e}");
+        assert!(e.contains("choose another --bundle path"), "{e}");
+    }
+}
