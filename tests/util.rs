@@ -217,6 +217,9 @@ pub fn exchange(addr: SocketAddr, request: &[u8]) -> Resp {
             Ok(0) => break,
             Ok(n) => raw.extend_from_slice(&buf[..n]),
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset && !raw.is_empty() => break,
+            // A socket with a timeout is not restarted after a signal handler (this
+            // process has one for SIGCHLD, through duct): try again.
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => panic!("reading the response ({} bytes so far): {e}", raw.len()),
         }
     }
