@@ -1427,3 +1427,85 @@ fn host_overriding_the_management_subnet_is_checked_against_its_own() {
         "no host ip lies in the management subnet 10.2.0.0/24",
     );
 }
+
+// ------------------------------------------------- names that would be read as options
+
+#[test]
+fn names_starting_with_a_dash_are_refused() {
+    // Interface and bridge names become `ifcfg-<name>`, `auto <name>` and arguments of
+    // ifup, brctl and ovs-vsctl; none may start with `-`.
+    for (from, to, line_has, key) in [
+        (
+            "trunk_nic: eth0",
+            "trunk_nic: \"--help\"",
+            "trunk_nic",
+            "defaults.network.trunk_nic",
+        ),
+        (
+            "bridge: cloudbr0",
+            "bridge: \"-rf\"",
+            "public:",
+            "defaults.network.public.bridge",
+        ),
+        (
+            "bridge: cloudbr1",
+            "bridge: \"-\"",
+            "private:",
+            "defaults.network.private.bridge",
+        ),
+    ] {
+        let t = edit(&base(), from, to);
+        let c = case(&t);
+        expect_error(
+            &c,
+            at(&t, line_has, "\""),
+            key,
+            "not starting with `-`, which commands would read as an option",
+        );
+    }
+    // Open vSwitch bridges, a CPU word, a repository id and a keyboard layout too.
+    let ovs = edit(
+        &base(),
+        "    trunk_nic: eth0\n",
+        "    type: openvswitch\n    trunk_nic: eth0\n    trunk_bridge: \"-rf\"\n",
+    );
+    let ovs = edit(&ovs, "management: { vlan: 100,", "management: { bridge: \"--all\", vlan: 100,");
+    let c = case(&ovs);
+    expect_error(
+        &c,
+        at(&ovs, "trunk_bridge", "\""),
+        "defaults.network.trunk_bridge",
+        "not starting with `-`",
+    );
+    expect_error(
+        &c,
+        at(&ovs, "management:", "\"--all\""),
+        "defaults.network.management.bridge",
+        "not starting with `-`",
+    );
+    let t = edit(
+        &base(),
+        "  network:\n",
+        "  cpu: { mode: custom, model: \"-x\" }\n  network:\n",
+    );
+    let c = case(&t);
+    expect_error(&c, at(&t, "model:", "\"-x\""), "defaults.cpu.model", "not starting with `-`");
+    let t = edit(
+        &base(),
+        "    disk: sda\n",
+        "    disk: sda\n    keyboard: \"-us\"\n    extra_repositories: [{ name: \"-o\", url: \"http://x.example.org/\" }]\n",
+    );
+    let c = case(&t);
+    expect_error(
+        &c,
+        at(&t, "keyboard:", "\""),
+        "defaults.install.keyboard",
+        "starting with a letter or digit",
+    );
+    expect_error(
+        &c,
+        at(&t, "extra_repositories:", "\"-o\""),
+        "defaults.install.extra_repositories[0].name",
+        "starting with a letter or digit",
+    );
+}

@@ -108,13 +108,14 @@ pub fn locale(s: &str) -> Result<(), String> {
 pub fn keyboard(s: &str) -> Result<(), String> {
     if !s.is_empty()
         && s.len() <= 32
+        && s.as_bytes()[0].is_ascii_alphanumeric()
         && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
     {
         Ok(())
     } else {
         Err(format!(
-            "`{s}` is not a keyboard layout (use a-z, 0-9, `_` and `-`, e.g. `us`)"
+            "`{s}` is not a keyboard layout (use a-z, 0-9, `_` and `-`, starting with a letter or digit, e.g. `us`)"
         ))
     }
 }
@@ -298,13 +299,14 @@ pub fn kernel_arg(s: &str) -> Result<(), String> {
 pub fn repo_name(s: &str) -> Result<(), String> {
     if !s.is_empty()
         && s.len() <= 64
+        && s.as_bytes()[0].is_ascii_alphanumeric()
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
     {
         Ok(())
     } else {
         Err(format!(
-            "`{s}` is not a repository name (use A-Z, a-z, 0-9, `_` and `-`)"
+            "`{s}` is not a repository name (use A-Z, a-z, 0-9, `_` and `-`, starting with a letter or digit)"
         ))
     }
 }
@@ -364,7 +366,7 @@ pub fn cpu_word(s: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "`{s}` is not a CPU model/feature name (letters, digits and `_.-`)"
+            "`{s}` is not a CPU model/feature name (letters, digits and `_.-`, not starting with `-`)"
         ))
     }
 }
@@ -375,7 +377,7 @@ pub fn interface(s: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "`{s}` is not a valid Linux interface name (1-15 of A-Z, a-z, 0-9, `_.-`)"
+            "`{s}` is not a valid Linux interface name (1-15 of A-Z, a-z, 0-9, `_.-`, not starting with `-`, which commands would read as an option)"
         ))
     }
 }
