@@ -1469,7 +1469,11 @@ fn names_starting_with_a_dash_are_refused() {
         "    trunk_nic: eth0\n",
         "    type: openvswitch\n    trunk_nic: eth0\n    trunk_bridge: \"-rf\"\n",
     );
-    let ovs = edit(&ovs, "management: { vlan: 100,", "management: { bridge: \"--all\", vlan: 100,");
+    let ovs = edit(
+        &ovs,
+        "management: { vlan: 100,",
+        "management: { bridge: \"--all\", vlan: 100,",
+    );
     let c = case(&ovs);
     expect_error(
         &c,
@@ -1489,7 +1493,12 @@ fn names_starting_with_a_dash_are_refused() {
         "  cpu: { mode: custom, model: \"-x\" }\n  network:\n",
     );
     let c = case(&t);
-    expect_error(&c, at(&t, "model:", "\"-x\""), "defaults.cpu.model", "not starting with `-`");
+    expect_error(
+        &c,
+        at(&t, "model:", "\"-x\""),
+        "defaults.cpu.model",
+        "not starting with `-`",
+    );
     let t = edit(
         &base(),
         "    disk: sda\n",
@@ -1508,4 +1517,91 @@ fn names_starting_with_a_dash_are_refused() {
         "defaults.install.extra_repositories[0].name",
         "starting with a letter or digit",
     );
+}
+
+// ------------------------------------------- kernel arguments: one rule, in the loader
+
+#[test]
+fn kernel_args_with_boot_loader_syntax_are_refused_by_check() {
+    for ch in "&*|<>(){}!^#?[]".chars() {
+        let arg = format!("rd.foo=a{ch}b");
+        let t = edit(
+            &base(),
+            "    disk: sda\n",
+            &format!("    disk: sda\n    kernel_args: [console=tty0, \"{arg}\"]\n"),
+        );
+        let c = case(&t);
+        expect_error(
+            &c,
+            at(&t, "kernel_args", "\"rd.foo"),
+            "defaults.install.kernel_args[1]",
+            &format!("`{arg}` contains a character (`{ch}`) that boot loaders would split, expand or drop"),
+        );
+    }
+}
+
+#[test]
+fn every_verb_refuses_a_bad_kernel_arg_the_same_way() {
+    let t = edit(
+        &base(),
+        "    disk: sda\n",
+        "    disk: sda\n    kernel_args: [\"rd.foo=a&b#c\"]\n",
+    );
+    let c = case(&t);
+    let (code, check_err) = check(&c.path);
+    assert_eq!(code, 1, "{check_err}");
+    let (line, col) = at(&t, "kernel_args", "\"rd.foo");
+    let want = format!(
+        "{}:{line}:{col}: defaults.install.kernel_args[0]: `rd.foo=a&b#c` contains a character (`&`)",
+        c.path.display()
+    );
+    assert!(
+        check_err.lines().any(|l| l.starts_with(&want)),
+        "{want}\nnot in:\n{check_err}"
+    );
+    let dir = c.path.parent().unwrap();
+    // A stand-in ISO: the verbs must stop at the inventory, before looking at it.
+    let iso = dir.join("source.iso");
+    std::fs::write(&iso, b"not an iso").unwrap();
+    let runs: [(&str, Vec<std::ffi::OsString>); 3] = [
+        ("render", vec!["--out".into(), dir.join("r").into()]),
+        (
+            "iso",
+            vec![
+                "--source".into(),
+                iso.clone().into(),
+                "--out".into(),
+                dir.join("o.iso").into(),
+            ],
+        ),
+        (
+            "pxe",
+            vec![
+                "--source".into(),
+                iso.clone().into(),
+                "--out".into(),
+                dir.join("p").into(),
+                "--http-base".into(),
+                "http://127.0.0.1:1".into(),
+            ],
+        ),
+    ];
+    for (verb, args) in runs {
+        let out = hvseed()
+            .arg(verb)
+            .arg(&c.path)
+            .args(&args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{verb}: {err}");
+        // The same findings as `check`, then the verb's one-line refusal.
+        let findings: Vec<&str> = err.lines().filter(|l| !l.starts_with("error: ")).collect();
+        let check_lines: Vec<&str> = check_err.lines().collect();
+        assert_eq!(findings, check_lines, "{verb}");
+        assert!(err.contains("nothing was written"), "{verb}: {err}");
+    }
+    for p in ["r", "o.iso", "p"] {
+        assert!(!dir.join(p).exists(), "{p} was written");
+    }
 }

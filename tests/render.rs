@@ -34,7 +34,7 @@ pub fn lab(os: Os) -> Inventory {
             ssh_authorized_keys: vec![],
             disk: disk.into(),
             extra_packages: vec![],
-            kernel_args: vec!["console=ttyS0,115200n8".into()],
+            kernel_args: vec![KernelArg::new("console=ttyS0,115200n8").unwrap()],
             extra_repositories: vec![],
         },
         ntp_servers: vec!["0.pool.ntp.org".into(), "1.pool.ntp.org".into()],

@@ -71,6 +71,7 @@ pub struct Loaded {
 }
 
 pub use resolve::DEFAULT_NTP;
+pub use rules::{kernel_arg as check_kernel_arg, MAX_KERNEL_ARG};
 pub use yaml::MAX_FILE_BYTES;
 
 /// Reads, parses and validates an inventory file.

@@ -79,10 +79,67 @@ pub struct Install {
     /// The disk that is wiped and installed to, without `/dev/` (e.g. `sda`).
     pub disk: String,
     pub extra_packages: Vec<String>,
-    /// Extra kernel arguments for the installer (no spaces or quotes inside one).
-    pub kernel_args: Vec<String>,
+    /// Extra kernel arguments for the installer, each safe unquoted on every kernel
+    /// command line and boot menu hvseed writes.
+    pub kernel_args: Vec<KernelArg>,
     /// Extra package repositories (yum baseurl on centos6, apt URL on ubuntu1204).
     pub extra_repositories: Vec<Repository>,
+}
+
+/// One installer kernel argument as `inventory::load` accepted it (see
+/// [`rules::kernel_arg`](super::rules::kernel_arg): letters, digits and `-_.,:=/+@%~`,
+/// at most 512 bytes). Only the inventory makes them, so code that writes one into a
+/// boot menu or PXE file needs no check of its own.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KernelArg(String);
+
+impl KernelArg {
+    /// Checks `s` with the one kernel-argument rule.
+    pub fn new(s: &str) -> Result<KernelArg, String> {
+        super::rules::kernel_arg(s)?;
+        Ok(KernelArg(s.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for KernelArg {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for KernelArg {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for KernelArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl PartialEq<str> for KernelArg {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for KernelArg {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+impl From<KernelArg> for String {
+    fn from(a: KernelArg) -> String {
+        a.0
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

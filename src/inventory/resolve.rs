@@ -53,6 +53,10 @@ const VLAN_BRIDGE_KEYS: &[&str] = &["vlan", "bridge"];
 const SECURITY_KEYS: &[&str] = &["selinux", "firewall_sources"];
 const REPO_KEYS: &[&str] = &["name", "url"];
 
+/// The most bytes `install.kernel_args` may take of a kernel command line (each
+/// argument and a space).
+pub const MAX_KERNEL_ARGS_BYTES: usize = 1024;
+
 /// NTP servers used when `ntp_servers` is absent.
 pub const DEFAULT_NTP: &[&str] = &["0.pool.ntp.org", "1.pool.ntp.org"];
 
@@ -1227,7 +1231,15 @@ fn resolve_install(c: &mut Checker, m: &Map, _os: Option<Os>) -> Option<Install>
     let extra_packages = list_or_empty(c, "extra_packages", rules::package);
     let mut kernel_args = list_or_empty(c, "kernel_args", rules::kernel_arg);
     if let (Some(args), Some(v)) = (&kernel_args, s.get("kernel_args")) {
-        if let Some(i) = split_console_arg(args) {
+        let total: usize = args.iter().map(|a| a.len() + 1).sum();
+        if total > MAX_KERNEL_ARGS_BYTES {
+            c.error(
+                v,
+                "install.kernel_args",
+                format!("the arguments take {total} bytes of the kernel command line; at most {MAX_KERNEL_ARGS_BYTES} are left for them (the kernel reads 2048, the installer's own arguments need the rest)"),
+            );
+            kernel_args = None;
+        } else if let Some(i) = split_console_arg(args) {
             if let Value::Seq(items) = &v.value {
                 c.error(
                     &items[i],
@@ -1305,7 +1317,10 @@ fn resolve_install(c: &mut Checker, m: &Map, _os: Option<Os>) -> Option<Install>
         ssh_authorized_keys: ssh_authorized_keys?,
         disk: disk?,
         extra_packages: extra_packages?,
-        kernel_args: kernel_args?,
+        kernel_args: kernel_args?
+            .iter()
+            .map(|a| KernelArg::new(a).expect("checked by rules::kernel_arg"))
+            .collect(),
         extra_repositories,
     })
 }

@@ -271,7 +271,12 @@ impl HostView {
                 ssh_authorized_keys: h.install.ssh_authorized_keys.clone(),
                 disk: h.install.disk.clone(),
                 extra_packages: h.install.extra_packages.clone(),
-                kernel_args: h.install.kernel_args.clone(),
+                kernel_args: h
+                    .install
+                    .kernel_args
+                    .iter()
+                    .map(|a| a.to_string())
+                    .collect(),
                 extra_repositories: h
                     .install
                     .extra_repositories
