@@ -1605,3 +1605,77 @@ fn every_verb_refuses_a_bad_kernel_arg_the_same_way() {
         assert!(!dir.join(p).exists(), "{p} was written");
     }
 }
+
+// ------------------------------------------------ no terminal controls from the input
+
+/// Asserts that `out` holds no control character but `\n` ending lines: no C0 byte,
+/// no DEL, no C1 (U+0080-U+009F) and no bidirectional override.
+fn assert_no_controls(out: &str) {
+    for (i, c) in out.char_indices() {
+        let bad = (c.is_control() && c != '\n')
+            || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+        assert!(!bad, "control {c:?} at byte {i} of:\n{out:?}");
+    }
+}
+
+#[test]
+fn diagnostics_escape_control_characters_from_the_input() {
+    // A keyboard value that sets the window title, clears the screen and forges an
+    // "ok" line; an unknown key and a comment in an ssh key with C1 controls and
+    // DEL; a file name with an escape sequence.
+    let t = edit(
+        &base(),
+        "    disk: sda\n",
+        "    disk: sda\n    keyboard: \"\\e]0;pwned\\a\\e[2J\\r\\ninv.yaml: ok: cluster t1 with 2 host(s), centos6\"\n    \"x\\e[31m\\u009b\\x7f\": 1\n",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("inv\x1b[2J\r.yaml");
+    std::fs::write(&path, &t).unwrap();
+    let out = hvseed().arg("check").arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).expect("UTF-8 output");
+    assert_no_controls(&err);
+    let shown = format!("{}/inv\\x1b[2J\\r.yaml", dir.path().display());
+    let (line, col) = at(&t, "keyboard:", "\"");
+    let keyboard = format!(
+        "{shown}:{line}:{col}: defaults.install.keyboard: `\\x1b]0;pwned\\x07\\x1b[2J\\r\\ninv.yaml: ok: cluster t1 with 2 host(s), centos6` is not a keyboard layout"
+    );
+    assert!(
+        err.lines().any(|l| l.starts_with(&keyboard)),
+        "{keyboard}\nnot in:\n{err}"
+    );
+    let (line, col) = at(&t, "\"x\\e", "\"");
+    let key = format!(
+        "{shown}:{line}:{col}: defaults.install.x\\x1b[31m\\u{{9b}}\\x7f: unknown key `x\\x1b[31m\\u{{9b}}\\x7f`"
+    );
+    assert!(
+        err.lines().any(|l| l.starts_with(&key)),
+        "{key}\nnot in:\n{err}"
+    );
+    // One line per finding: nothing forged a line of its own.
+    assert_eq!(err.lines().count(), 2, "{err}");
+    assert!(!err.lines().any(|l| l.starts_with("inv.yaml: ok")), "{err}");
+
+    // The same for a verb's final error line (the file name is quoted there too).
+    let out = hvseed()
+        .arg("render")
+        .arg(&path)
+        .arg("--out")
+        .arg(dir.path().join("out"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8(out.stderr).expect("UTF-8 output");
+    assert_no_controls(&err);
+    assert!(
+        err.contains(&format!(
+            "error: nothing was written: {shown} has 2 error(s)"
+        )),
+        "{err}"
+    );
+    // And for a file that cannot be read at all.
+    let missing = dir.path().join("no\x1b]0;x\x07such.yaml");
+    let out = hvseed().arg("check").arg(&missing).output().unwrap();
+    let err = String::from_utf8(out.stderr).expect("UTF-8 output");
+    assert_no_controls(&err);
+    assert!(err.contains("no\\x1b]0;x\\x07such.yaml"), "{err}");
+}
