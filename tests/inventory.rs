@@ -43,6 +43,11 @@ hosts:
     )
 }
 
+/// A list of the inventory as plain strings, for comparisons.
+fn strs<T: AsRef<str>>(v: &[T]) -> Vec<&str> {
+    v.iter().map(|s| s.as_ref()).collect()
+}
+
 /// `base()` with `from` replaced by `to` (which must occur).
 fn edit(text: &str, from: &str, to: &str) -> String {
     assert!(text.contains(from), "fixture lacks {from:?}");
@@ -220,23 +225,23 @@ fn centos_example_resolves_to_the_lab_facts() {
     assert_eq!(h0.fqdn, "kvm1.lab.example.org");
     assert_eq!(h0.ip.to_string(), "192.168.42.11");
     assert_eq!(h.mac, "00:04:23:aa:bb:02");
-    assert_eq!(h.install.disk, "sdb");
-    assert_eq!(h0.install.disk, "sda");
-    assert_eq!(h.install.kernel_args, ["console=ttyS0,115200n8"]);
-    assert_eq!(h.install.ssh_authorized_keys, Vec::<String>::new());
+    assert_eq!(&*h.install.disk, "sdb");
+    assert_eq!(&*h0.install.disk, "sda");
+    assert_eq!(strs(&h.install.kernel_args), ["console=ttyS0,115200n8"]);
+    assert_eq!(strs(&h.install.ssh_authorized_keys), Vec::<&str>::new());
     assert_eq!(h.network.kind, inventory::NetworkType::LinuxBridge);
-    assert_eq!(h.network.trunk_nic, "eth0");
+    assert_eq!(&*h.network.trunk_nic, "eth0");
     assert_eq!(h.network.trunk_bridge, None);
     assert_eq!(h.network.management.vlan, 100);
     assert_eq!(h.network.management.prefix, 24);
     assert_eq!(h.network.management.gateway.to_string(), "192.168.42.1");
     assert_eq!(h.network.management.bridge, None);
     assert_eq!(
-        (h.network.public.vlan, h.network.public.bridge.as_str()),
+        (h.network.public.vlan, h.network.public.bridge.as_ref()),
         (200, "cloudbr0")
     );
     assert_eq!(
-        (h.network.private.vlan, h.network.private.bridge.as_str()),
+        (h.network.private.vlan, h.network.private.bridge.as_ref()),
         (300, "cloudbr1")
     );
     assert_eq!(h.security.selinux, Some(inventory::SelinuxMode::Permissive));
@@ -254,10 +259,10 @@ fn openvswitch_example_gets_its_bridges_and_repository() {
     assert_eq!(h.network.management.bridge.as_deref(), Some("mgmt0"));
     assert_eq!(h.mac, "00:04:23:aa:bb:32");
     assert_eq!(h.install.extra_repositories.len(), 1);
-    assert_eq!(h.install.extra_repositories[0].name, "openvswitch");
+    assert_eq!(&*h.install.extra_repositories[0].name, "openvswitch");
     assert_eq!(h.cpu.model.as_deref(), Some("SandyBridge"));
     assert_eq!(
-        h.security.firewall_sources,
+        strs(&h.security.firewall_sources),
         ["192.168.42.0/24", "10.10.0.0/16"]
     );
 }
@@ -272,7 +277,7 @@ fn ubuntu_example_has_no_selinux_and_default_cpu_mode() {
         assert_eq!(h.security.selinux, None);
         assert_eq!(h.cpu.mode, inventory::CpuMode::HostModel);
     }
-    assert_eq!(inv.hosts[1].install.disk, "vda");
+    assert_eq!(&*inv.hosts[1].install.disk, "vda");
 }
 
 #[test]
@@ -280,14 +285,14 @@ fn defaults_apply_when_keys_are_absent() {
     let inv = inventory::load(&case(&base()).path).unwrap().inventory;
     let h = &inv.hosts[0];
     assert_eq!(h.install.source, inventory::InstallSource::Cdrom);
-    assert_eq!(h.install.locale, "en_US.UTF-8");
-    assert_eq!(h.install.keyboard, "us");
-    assert_eq!(h.install.timezone, "Etc/UTC");
+    assert_eq!(&*h.install.locale, "en_US.UTF-8");
+    assert_eq!(&*h.install.keyboard, "us");
+    assert_eq!(&*h.install.timezone, "Etc/UTC");
     assert!(h.install.ssh_authorized_keys.is_empty());
     assert!(h.install.extra_packages.is_empty());
     assert!(h.install.kernel_args.is_empty());
     assert!(h.install.extra_repositories.is_empty());
-    assert_eq!(h.ntp_servers, inventory::DEFAULT_NTP);
+    assert_eq!(strs(&h.ntp_servers), inventory::DEFAULT_NTP);
     assert!(h.dns.search.is_empty());
     assert_eq!(h.cpu.mode, inventory::CpuMode::HostModel);
     assert_eq!(h.cpu.model, None);
@@ -316,12 +321,12 @@ fn host_override_is_a_deep_merge() {
     );
     let inv = inventory::load(&case(&t).path).unwrap().inventory;
     let (h0, h1) = (&inv.hosts[0], &inv.hosts[1]);
-    assert_eq!(h0.install.disk, "sda");
-    assert_eq!(h1.install.disk, "sdb");
+    assert_eq!(&*h0.install.disk, "sda");
+    assert_eq!(&*h1.install.disk, "sdb");
     // The rest of `install` and `dns` still comes from the defaults.
-    assert_eq!(h1.install.root_password_hash, HASH);
+    assert_eq!(&*h1.install.root_password_hash, HASH);
     assert_eq!(h1.dns.servers, h0.dns.servers);
-    assert_eq!(h1.dns.search, ["b.example.org"]);
+    assert_eq!(strs(&h1.dns.search), ["b.example.org"]);
 }
 
 // ------------------------------------------------ rules of inventory-v1.md, one each
@@ -931,7 +936,10 @@ fn kernel_args_split_by_a_flow_list_comma_are_caught() {
         "    disk: sda\n    kernel_args: [\"console=ttyS0,115200n8\"]\n",
     );
     let inv = inventory::load(&case(&t).path).unwrap().inventory;
-    assert_eq!(inv.hosts[0].install.kernel_args, ["console=ttyS0,115200n8"]);
+    assert_eq!(
+        strs(&inv.hosts[0].install.kernel_args),
+        ["console=ttyS0,115200n8"]
+    );
 }
 
 #[test]
@@ -997,7 +1005,7 @@ fn ssh_keys_are_single_lines_with_a_key_type() {
         ),
     );
     let inv = inventory::load(&case(&t).path).unwrap().inventory;
-    assert_eq!(inv.hosts[0].install.ssh_authorized_keys, [key]);
+    assert_eq!(strs(&inv.hosts[0].install.ssh_authorized_keys), [key]);
 }
 
 #[test]
@@ -1116,7 +1124,7 @@ fn values_that_land_in_files_are_checked() {
 fn cloudstack_version_as_a_number_keeps_its_digits() {
     let t = edit(&base(), "version: \"4.2\"", "version: 4.10");
     let inv = inventory::load(&case(&t).path).unwrap().inventory;
-    assert_eq!(inv.hosts[0].cloudstack.version, "4.10");
+    assert_eq!(&*inv.hosts[0].cloudstack.version, "4.10");
 }
 
 #[test]
@@ -1351,9 +1359,9 @@ fn anchors_aliases_and_merge_keys_keep_text_as_written() {
     let t = edit(&t, "\"00-04-23-AA-BB-02\"", "00:04:23:00:00:02");
     let inv = inventory::load(&case(&t).path).unwrap().inventory;
     for h in &inv.hosts {
-        assert_eq!(h.install.disk, "sdb");
-        assert_eq!(h.install.keyboard, "no");
-        assert_eq!(h.cloudstack.version, "4.10");
+        assert_eq!(&*h.install.disk, "sdb");
+        assert_eq!(&*h.install.keyboard, "no");
+        assert_eq!(&*h.cloudstack.version, "4.10");
     }
     assert_eq!(inv.hosts[1].mac, "00:04:23:00:00:02");
 }
@@ -1678,4 +1686,103 @@ fn diagnostics_escape_control_characters_from_the_input() {
     let err = String::from_utf8(out.stderr).expect("UTF-8 output");
     assert_no_controls(&err);
     assert!(err.contains("no\\x1b]0;x\\x07such.yaml"), "{err}");
+}
+
+// ------------------------------------------------------------- value length limits
+
+#[test]
+fn every_value_has_a_length_limit_with_a_located_message() {
+    let key = |comment: usize| {
+        format!(
+            "\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHvseed {}\"",
+            "c".repeat(comment)
+        )
+    };
+    let long_url = format!("http://mirror.example.org/{}", "p".repeat(2100));
+    let cases: Vec<(String, &str, &str, &str)> = vec![
+        (
+            format!("    keyboard: {}\n", "k".repeat(1 << 20)),
+            "keyboard:",
+            "defaults.install.keyboard",
+            "is 1048576 bytes long; no inventory value may be longer than 8 KiB",
+        ),
+        (
+            format!("    ssh_authorized_keys: [{}]\n", key(8200)),
+            "ssh_authorized_keys:",
+            "defaults.install.ssh_authorized_keys[0]",
+            "no inventory value may be longer than 8 KiB",
+        ),
+        (
+            format!("    source: {long_url}\n"),
+            "source:",
+            "defaults.install.source",
+            "a URL may have at most 2048",
+        ),
+        (
+            format!("    kernel_args: [{}]\n", "a".repeat(600)),
+            "kernel_args:",
+            "defaults.install.kernel_args[0]",
+            "a kernel argument may have at most 512",
+        ),
+        (
+            format!(
+                "    ssh_authorized_keys: [{}]\n",
+                vec![key(1); 257].join(", ")
+            ),
+            "ssh_authorized_keys:",
+            "defaults.install.ssh_authorized_keys",
+            "has 257 items; at most 256 are allowed here",
+        ),
+    ];
+    for (lines, line_has, k, needle) in cases {
+        let t = edit(
+            &base(),
+            "    disk: sda\n",
+            &format!("    disk: sda\n{lines}"),
+        );
+        let c = case(&t);
+        let value_at = at(&t, line_has, line_has);
+        let col = t.lines().nth(value_at.0 - 1).unwrap();
+        // The value starts after `key: ` (and `[` for a list item, not for the list).
+        let start = col.find(": ").unwrap() + 2;
+        let start = if k.ends_with(']') { start + 1 } else { start };
+        expect_error(&c, (value_at.0, start + 1), k, needle);
+    }
+    // A password hash, a name and a list of the host's own.
+    let t = edit(
+        &base(),
+        "    ip: 192.168.42.12\n",
+        &format!(
+            "    ip: 192.168.42.12\n    install: {{ root_password_hash: \"$6${}\" }}\n    dns: {{ servers: [10.0.0.1, 10.0.0.2, 10.0.0.3, 10.0.0.4] }}\n",
+            "s".repeat(200)
+        ),
+    );
+    let t = edit(
+        &t,
+        "kvm2.lab.example.org",
+        &format!("{}.lab.example.org", "k".repeat(300)),
+    );
+    let c = case(&t);
+    expect_error(
+        &c,
+        at(&t, "root_password_hash: \"$6$s", "\"$6$"),
+        "hosts[1].install.root_password_hash",
+        "a `$6$` hash may have at most 128",
+    );
+    expect_error(
+        &c,
+        at(&t, "servers: [10.0.0.1, 10.0.0.2", "["),
+        "hosts[1].dns.servers",
+        "has 4 items; at most 3 are allowed here",
+    );
+    // The message quotes the start of a long value, never all of it.
+    expect_error(
+        &c,
+        at(&t, "kkkk", "kkk"),
+        "hosts[1].fqdn",
+        &format!(
+            "`{}…(316 bytes)` is not a valid fully qualified name",
+            "k".repeat(64)
+        ),
+    );
 }

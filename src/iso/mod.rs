@@ -309,10 +309,7 @@ impl Payload {
             .kernel_args
             .iter()
             .map(|a| a.as_str())
-            .chain([
-                first.install.locale.as_str(),
-                first.install.keyboard.as_str()
-            ])
+            .chain([&*first.install.locale, &*first.install.keyboard])
             .all(|a| crate::inventory::check_kernel_arg(a).is_ok()));
         let title = match host {
             Some(h) => format!("Unattended install of {} (hvseed)", h.fqdn),
@@ -331,8 +328,8 @@ impl Payload {
                 .iter()
                 .map(|a| a.to_string())
                 .collect(),
-            locale: first.install.locale.clone(),
-            keyboard: first.install.keyboard.clone(),
+            locale: first.install.locale.to_string(),
+            keyboard: first.install.keyboard.to_string(),
         })
     }
 }
