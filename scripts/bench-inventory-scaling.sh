@@ -19,7 +19,7 @@ cases=(
   "4,000 hosts, one 8,000-byte ssh key in defaults|4000 key 8000"
   "4,000 hosts, 256 ssh keys of 8,000 bytes (2 MiB) in defaults|4000 keys 2048000"
   "8,000 hosts, an 8 MiB ssh key in defaults (refused)|8000 key 8388608"
-  "20,000 hosts, a 14 MiB management_server (refused)|20000 server 14680064"
+  "20,000 hosts, a 13 MiB management_server (refused)|20000 server 13631488"
   "100,000 hosts, 256 ssh keys of 8,000 bytes in defaults|100000 keys 2048000"
 )
 echo "| input | file (MiB) | exit | best wall (s) | peak RSS (MiB) |"
