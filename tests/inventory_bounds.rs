@@ -426,7 +426,8 @@ fn env_or(name: &str, default: u64) -> u64 {
 }
 
 /// The examples, mutated: `HVSEED_FUZZ_ITERS` inputs (default 400, a few seconds)
-/// from `HVSEED_FUZZ_SEED` (default fixed). Each input gets 1-8 mutations of an
+/// of at most `HVSEED_FUZZ_MAX_BYTES` (default 64 KiB) from `HVSEED_FUZZ_SEED`
+/// (default fixed). Each input gets 1-8 mutations of an
 /// example or of the previous input. A failure names the seed and iteration and
 /// leaves the input in `target/fuzz-inventory-failure.yaml`.
 #[test]
@@ -443,6 +444,7 @@ fn fuzzed_inventories_never_panic_stay_bounded_and_are_located() {
     assert!(seeds.len() >= 3);
     let seed = env_or("HVSEED_FUZZ_SEED", 0x6876_7365_6564);
     let iters = env_or("HVSEED_FUZZ_ITERS", 400);
+    let max_bytes = env_or("HVSEED_FUZZ_MAX_BYTES", 64 << 10) as usize;
     let mut rng = Rng(seed | 1);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("fuzz.yaml");
@@ -459,8 +461,8 @@ fn fuzzed_inventories_never_panic_stay_bounded_and_are_located() {
         for _ in 0..1 + rng.below(8) {
             mutate(&mut rng, &mut t, &seeds);
         }
-        // Repeating hosts grows the input; 1 MiB is enough to find what size causes.
-        t.truncate(1 << 20);
+        // Repeating hosts grows the input, up to `HVSEED_FUZZ_MAX_BYTES`.
+        t.truncate(max_bytes);
         std::fs::write(&path, &t).unwrap();
         let base = CURRENT.load(Relaxed);
         PEAK.store(base, Relaxed);
