@@ -5,6 +5,7 @@
 pub mod agent;
 pub mod cli;
 pub mod commands;
+pub mod escape;
 pub mod inventory;
 pub mod iso;
 pub mod overlap;

@@ -17,7 +17,9 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Errors quote file names and arguments: no control character of theirs
+            // reaches the terminal (a tool's multi-line stderr keeps its lines).
+            eprintln!("error: {}", hvseed::escape::escape_lines(&format!("{e:#}")));
             std::process::ExitCode::from(1)
         }
     }
