@@ -18,7 +18,7 @@ pub fn check(c: InventoryCheckConfig) -> Result<ExitCode> {
             }
             crate::say!(
                 "{}: ok: cluster {} with {} host(s), {}",
-                c.inventory.display(),
+                crate::escape::path(&c.inventory),
                 loaded.inventory.cluster,
                 loaded.inventory.hosts.len(),
                 loaded.inventory.os

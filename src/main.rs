@@ -46,7 +46,9 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            hvseed::say!("error: {e:#}");
+            // Errors quote file names and arguments: no control character of theirs
+            // reaches the terminal (a tool's multi-line stderr keeps its lines).
+            hvseed::say!("error: {}", hvseed::escape::escape_lines(&format!("{e:#}")));
             std::process::ExitCode::from(1)
         }
     }

@@ -43,6 +43,11 @@ hosts:
     )
 }
 
+/// A list of the inventory as plain strings, for comparisons.
+fn strs<T: AsRef<str>>(v: &[T]) -> Vec<&str> {
+    v.iter().map(|s| s.as_ref()).collect()
+}
+
 /// `base()` with `from` replaced by `to` (which must occur).
 fn edit(text: &str, from: &str, to: &str) -> String {
     assert!(text.contains(from), "fixture lacks {from:?}");
@@ -220,23 +225,23 @@ fn centos_example_resolves_to_the_lab_facts() {
     assert_eq!(h0.fqdn, "kvm1.lab.example.org");
     assert_eq!(h0.ip.to_string(), "192.168.42.11");
     assert_eq!(h.mac, "00:04:23:aa:bb:02");
-    assert_eq!(h.install.disk, "sdb");
-    assert_eq!(h0.install.disk, "sda");
-    assert_eq!(h.install.kernel_args, ["console=ttyS0,115200n8"]);
-    assert_eq!(h.install.ssh_authorized_keys, Vec::<String>::new());
+    assert_eq!(&*h.install.disk, "sdb");
+    assert_eq!(&*h0.install.disk, "sda");
+    assert_eq!(strs(&h.install.kernel_args), ["console=ttyS0,115200n8"]);
+    assert_eq!(strs(&h.install.ssh_authorized_keys), Vec::<&str>::new());
     assert_eq!(h.network.kind, inventory::NetworkType::LinuxBridge);
-    assert_eq!(h.network.trunk_nic, "eth0");
+    assert_eq!(&*h.network.trunk_nic, "eth0");
     assert_eq!(h.network.trunk_bridge, None);
     assert_eq!(h.network.management.vlan, 100);
     assert_eq!(h.network.management.prefix, 24);
     assert_eq!(h.network.management.gateway.to_string(), "192.168.42.1");
     assert_eq!(h.network.management.bridge, None);
     assert_eq!(
-        (h.network.public.vlan, h.network.public.bridge.as_str()),
+        (h.network.public.vlan, h.network.public.bridge.as_ref()),
         (200, "cloudbr0")
     );
     assert_eq!(
-        (h.network.private.vlan, h.network.private.bridge.as_str()),
+        (h.network.private.vlan, h.network.private.bridge.as_ref()),
         (300, "cloudbr1")
     );
     assert_eq!(h.security.selinux, Some(inventory::SelinuxMode::Permissive));
@@ -254,10 +259,10 @@ fn openvswitch_example_gets_its_bridges_and_repository() {
     assert_eq!(h.network.management.bridge.as_deref(), Some("mgmt0"));
     assert_eq!(h.mac, "00:04:23:aa:bb:32");
     assert_eq!(h.install.extra_repositories.len(), 1);
-    assert_eq!(h.install.extra_repositories[0].name, "openvswitch");
+    assert_eq!(&*h.install.extra_repositories[0].name, "openvswitch");
     assert_eq!(h.cpu.model.as_deref(), Some("SandyBridge"));
     assert_eq!(
-        h.security.firewall_sources,
+        strs(&h.security.firewall_sources),
         ["192.168.42.0/24", "10.10.0.0/16"]
     );
 }
@@ -272,7 +277,7 @@ fn ubuntu_example_has_no_selinux_and_default_cpu_mode() {
         assert_eq!(h.security.selinux, None);
         assert_eq!(h.cpu.mode, inventory::CpuMode::HostModel);
     }
-    assert_eq!(inv.hosts[1].install.disk, "vda");
+    assert_eq!(&*inv.hosts[1].install.disk, "vda");
 }
 
 #[test]
@@ -280,14 +285,14 @@ fn defaults_apply_when_keys_are_absent() {
     let inv = inventory::load(&case(&base()).path).unwrap().inventory;
     let h = &inv.hosts[0];
     assert_eq!(h.install.source, inventory::InstallSource::Cdrom);
-    assert_eq!(h.install.locale, "en_US.UTF-8");
-    assert_eq!(h.install.keyboard, "us");
-    assert_eq!(h.install.timezone, "Etc/UTC");
+    assert_eq!(&*h.install.locale, "en_US.UTF-8");
+    assert_eq!(&*h.install.keyboard, "us");
+    assert_eq!(&*h.install.timezone, "Etc/UTC");
     assert!(h.install.ssh_authorized_keys.is_empty());
     assert!(h.install.extra_packages.is_empty());
     assert!(h.install.kernel_args.is_empty());
     assert!(h.install.extra_repositories.is_empty());
-    assert_eq!(h.ntp_servers, inventory::DEFAULT_NTP);
+    assert_eq!(strs(&h.ntp_servers), inventory::DEFAULT_NTP);
     assert!(h.dns.search.is_empty());
     assert_eq!(h.cpu.mode, inventory::CpuMode::HostModel);
     assert_eq!(h.cpu.model, None);
@@ -316,12 +321,12 @@ fn host_override_is_a_deep_merge() {
     );
     let inv = inventory::load(&case(&t).path).unwrap().inventory;
     let (h0, h1) = (&inv.hosts[0], &inv.hosts[1]);
-    assert_eq!(h0.install.disk, "sda");
-    assert_eq!(h1.install.disk, "sdb");
+    assert_eq!(&*h0.install.disk, "sda");
+    assert_eq!(&*h1.install.disk, "sdb");
     // The rest of `install` and `dns` still comes from the defaults.
-    assert_eq!(h1.install.root_password_hash, HASH);
+    assert_eq!(&*h1.install.root_password_hash, HASH);
     assert_eq!(h1.dns.servers, h0.dns.servers);
-    assert_eq!(h1.dns.search, ["b.example.org"]);
+    assert_eq!(strs(&h1.dns.search), ["b.example.org"]);
 }
 
 // ------------------------------------------------ rules of inventory-v1.md, one each
@@ -931,7 +936,10 @@ fn kernel_args_split_by_a_flow_list_comma_are_caught() {
         "    disk: sda\n    kernel_args: [\"console=ttyS0,115200n8\"]\n",
     );
     let inv = inventory::load(&case(&t).path).unwrap().inventory;
-    assert_eq!(inv.hosts[0].install.kernel_args, ["console=ttyS0,115200n8"]);
+    assert_eq!(
+        strs(&inv.hosts[0].install.kernel_args),
+        ["console=ttyS0,115200n8"]
+    );
 }
 
 #[test]
@@ -997,7 +1005,7 @@ fn ssh_keys_are_single_lines_with_a_key_type() {
         ),
     );
     let inv = inventory::load(&case(&t).path).unwrap().inventory;
-    assert_eq!(inv.hosts[0].install.ssh_authorized_keys, [key]);
+    assert_eq!(strs(&inv.hosts[0].install.ssh_authorized_keys), [key]);
 }
 
 #[test]
@@ -1116,7 +1124,7 @@ fn values_that_land_in_files_are_checked() {
 fn cloudstack_version_as_a_number_keeps_its_digits() {
     let t = edit(&base(), "version: \"4.2\"", "version: 4.10");
     let inv = inventory::load(&case(&t).path).unwrap().inventory;
-    assert_eq!(inv.hosts[0].cloudstack.version, "4.10");
+    assert_eq!(&*inv.hosts[0].cloudstack.version, "4.10");
 }
 
 #[test]
@@ -1351,9 +1359,9 @@ fn anchors_aliases_and_merge_keys_keep_text_as_written() {
     let t = edit(&t, "\"00-04-23-AA-BB-02\"", "00:04:23:00:00:02");
     let inv = inventory::load(&case(&t).path).unwrap().inventory;
     for h in &inv.hosts {
-        assert_eq!(h.install.disk, "sdb");
-        assert_eq!(h.install.keyboard, "no");
-        assert_eq!(h.cloudstack.version, "4.10");
+        assert_eq!(&*h.install.disk, "sdb");
+        assert_eq!(&*h.install.keyboard, "no");
+        assert_eq!(&*h.cloudstack.version, "4.10");
     }
     assert_eq!(inv.hosts[1].mac, "00:04:23:00:00:02");
 }
@@ -1425,5 +1433,356 @@ fn host_overriding_the_management_subnet_is_checked_against_its_own() {
         at(&t, "gateway: 10.2.0.1", "10.2"),
         "hosts[1].network.management.gateway",
         "no host ip lies in the management subnet 10.2.0.0/24",
+    );
+}
+
+// ------------------------------------------------- names that would be read as options
+
+#[test]
+fn names_starting_with_a_dash_are_refused() {
+    // Interface and bridge names become `ifcfg-<name>`, `auto <name>` and arguments of
+    // ifup, brctl and ovs-vsctl; none may start with `-`.
+    for (from, to, line_has, key) in [
+        (
+            "trunk_nic: eth0",
+            "trunk_nic: \"--help\"",
+            "trunk_nic",
+            "defaults.network.trunk_nic",
+        ),
+        (
+            "bridge: cloudbr0",
+            "bridge: \"-rf\"",
+            "public:",
+            "defaults.network.public.bridge",
+        ),
+        (
+            "bridge: cloudbr1",
+            "bridge: \"-\"",
+            "private:",
+            "defaults.network.private.bridge",
+        ),
+    ] {
+        let t = edit(&base(), from, to);
+        let c = case(&t);
+        expect_error(
+            &c,
+            at(&t, line_has, "\""),
+            key,
+            "not starting with `-`, which commands would read as an option",
+        );
+    }
+    // Open vSwitch bridges, a CPU word, a repository id and a keyboard layout too.
+    let ovs = edit(
+        &base(),
+        "    trunk_nic: eth0\n",
+        "    type: openvswitch\n    trunk_nic: eth0\n    trunk_bridge: \"-rf\"\n",
+    );
+    let ovs = edit(
+        &ovs,
+        "management: { vlan: 100,",
+        "management: { bridge: \"--all\", vlan: 100,",
+    );
+    let c = case(&ovs);
+    expect_error(
+        &c,
+        at(&ovs, "trunk_bridge", "\""),
+        "defaults.network.trunk_bridge",
+        "not starting with `-`",
+    );
+    expect_error(
+        &c,
+        at(&ovs, "management:", "\"--all\""),
+        "defaults.network.management.bridge",
+        "not starting with `-`",
+    );
+    let t = edit(
+        &base(),
+        "  network:\n",
+        "  cpu: { mode: custom, model: \"-x\" }\n  network:\n",
+    );
+    let c = case(&t);
+    expect_error(
+        &c,
+        at(&t, "model:", "\"-x\""),
+        "defaults.cpu.model",
+        "not starting with `-`",
+    );
+    let t = edit(
+        &base(),
+        "    disk: sda\n",
+        "    disk: sda\n    keyboard: \"-us\"\n    extra_repositories: [{ name: \"-o\", url: \"http://x.example.org/\" }]\n",
+    );
+    let c = case(&t);
+    expect_error(
+        &c,
+        at(&t, "keyboard:", "\""),
+        "defaults.install.keyboard",
+        "starting with a letter or digit",
+    );
+    expect_error(
+        &c,
+        at(&t, "extra_repositories:", "\"-o\""),
+        "defaults.install.extra_repositories[0].name",
+        "starting with a letter or digit",
+    );
+}
+
+// ------------------------------------------- kernel arguments: one rule, in the loader
+
+#[test]
+fn kernel_args_with_boot_loader_syntax_are_refused_by_check() {
+    for ch in "&*|<>(){}!^#?[]".chars() {
+        let arg = format!("rd.foo=a{ch}b");
+        let t = edit(
+            &base(),
+            "    disk: sda\n",
+            &format!("    disk: sda\n    kernel_args: [console=tty0, \"{arg}\"]\n"),
+        );
+        let c = case(&t);
+        expect_error(
+            &c,
+            at(&t, "kernel_args", "\"rd.foo"),
+            "defaults.install.kernel_args[1]",
+            &format!("`{arg}` contains a character (`{ch}`) that boot loaders would split, expand or drop"),
+        );
+    }
+}
+
+#[test]
+fn every_verb_refuses_a_bad_kernel_arg_the_same_way() {
+    let t = edit(
+        &base(),
+        "    disk: sda\n",
+        "    disk: sda\n    kernel_args: [\"rd.foo=a&b#c\"]\n",
+    );
+    let c = case(&t);
+    let (code, check_err) = check(&c.path);
+    assert_eq!(code, 1, "{check_err}");
+    let (line, col) = at(&t, "kernel_args", "\"rd.foo");
+    let want = format!(
+        "{}:{line}:{col}: defaults.install.kernel_args[0]: `rd.foo=a&b#c` contains a character (`&`)",
+        c.path.display()
+    );
+    assert!(
+        check_err.lines().any(|l| l.starts_with(&want)),
+        "{want}\nnot in:\n{check_err}"
+    );
+    let dir = c.path.parent().unwrap();
+    // A stand-in ISO: the verbs must stop at the inventory, before looking at it.
+    let iso = dir.join("source.iso");
+    std::fs::write(&iso, b"not an iso").unwrap();
+    let runs: [(&str, Vec<std::ffi::OsString>); 3] = [
+        ("render", vec!["--out".into(), dir.join("r").into()]),
+        (
+            "iso",
+            vec![
+                "--source".into(),
+                iso.clone().into(),
+                "--out".into(),
+                dir.join("o.iso").into(),
+            ],
+        ),
+        (
+            "pxe",
+            vec![
+                "--source".into(),
+                iso.clone().into(),
+                "--out".into(),
+                dir.join("p").into(),
+                "--http-base".into(),
+                "http://127.0.0.1:1".into(),
+            ],
+        ),
+    ];
+    for (verb, args) in runs {
+        let out = hvseed()
+            .arg(verb)
+            .arg(&c.path)
+            .args(&args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{verb}: {err}");
+        // The same findings as `check`, then the verb's one-line refusal.
+        let findings: Vec<&str> = err.lines().filter(|l| !l.starts_with("error: ")).collect();
+        let check_lines: Vec<&str> = check_err.lines().collect();
+        assert_eq!(findings, check_lines, "{verb}");
+        assert!(err.contains("nothing was written"), "{verb}: {err}");
+    }
+    for p in ["r", "o.iso", "p"] {
+        assert!(!dir.join(p).exists(), "{p} was written");
+    }
+}
+
+// ------------------------------------------------ no terminal controls from the input
+
+/// Asserts that `out` holds no control character but `\n` ending lines: no C0 byte,
+/// no DEL, no C1 (U+0080-U+009F) and no bidirectional override.
+fn assert_no_controls(out: &str) {
+    for (i, c) in out.char_indices() {
+        let bad = (c.is_control() && c != '\n')
+            || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+        assert!(!bad, "control {c:?} at byte {i} of:\n{out:?}");
+    }
+}
+
+#[test]
+fn diagnostics_escape_control_characters_from_the_input() {
+    // A keyboard value that sets the window title, clears the screen and forges an
+    // "ok" line; an unknown key and a comment in an ssh key with C1 controls and
+    // DEL; a file name with an escape sequence.
+    let t = edit(
+        &base(),
+        "    disk: sda\n",
+        "    disk: sda\n    keyboard: \"\\e]0;pwned\\a\\e[2J\\r\\ninv.yaml: ok: cluster t1 with 2 host(s), centos6\"\n    \"x\\e[31m\\u009b\\x7f\": 1\n",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("inv\x1b[2J\r.yaml");
+    std::fs::write(&path, &t).unwrap();
+    let out = hvseed().arg("check").arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).expect("UTF-8 output");
+    assert_no_controls(&err);
+    let shown = format!("{}/inv\\x1b[2J\\r.yaml", dir.path().display());
+    let (line, col) = at(&t, "keyboard:", "\"");
+    let keyboard = format!(
+        "{shown}:{line}:{col}: defaults.install.keyboard: `\\x1b]0;pwned\\x07\\x1b[2J\\r\\ninv.yaml: ok: cluster t1 with 2 host(s), centos6` is not a keyboard layout"
+    );
+    assert!(
+        err.lines().any(|l| l.starts_with(&keyboard)),
+        "{keyboard}\nnot in:\n{err}"
+    );
+    let (line, col) = at(&t, "\"x\\e", "\"");
+    let key = format!(
+        "{shown}:{line}:{col}: defaults.install.x\\x1b[31m\\u{{9b}}\\x7f: unknown key `x\\x1b[31m\\u{{9b}}\\x7f`"
+    );
+    assert!(
+        err.lines().any(|l| l.starts_with(&key)),
+        "{key}\nnot in:\n{err}"
+    );
+    // One line per finding: nothing forged a line of its own.
+    assert_eq!(err.lines().count(), 2, "{err}");
+    assert!(!err.lines().any(|l| l.starts_with("inv.yaml: ok")), "{err}");
+
+    // The same for a verb's final error line (the file name is quoted there too).
+    let out = hvseed()
+        .arg("render")
+        .arg(&path)
+        .arg("--out")
+        .arg(dir.path().join("out"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8(out.stderr).expect("UTF-8 output");
+    assert_no_controls(&err);
+    assert!(
+        err.contains(&format!(
+            "error: nothing was written: {shown} has 2 error(s)"
+        )),
+        "{err}"
+    );
+    // And for a file that cannot be read at all.
+    let missing = dir.path().join("no\x1b]0;x\x07such.yaml");
+    let out = hvseed().arg("check").arg(&missing).output().unwrap();
+    let err = String::from_utf8(out.stderr).expect("UTF-8 output");
+    assert_no_controls(&err);
+    assert!(err.contains("no\\x1b]0;x\\x07such.yaml"), "{err}");
+}
+
+// ------------------------------------------------------------- value length limits
+
+#[test]
+fn every_value_has_a_length_limit_with_a_located_message() {
+    let key = |comment: usize| {
+        format!(
+            "\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHvseed {}\"",
+            "c".repeat(comment)
+        )
+    };
+    let long_url = format!("http://mirror.example.org/{}", "p".repeat(2100));
+    let cases: Vec<(String, &str, &str, &str)> = vec![
+        (
+            format!("    keyboard: {}\n", "k".repeat(1 << 20)),
+            "keyboard:",
+            "defaults.install.keyboard",
+            "is 1048576 bytes long; no inventory value may be longer than 8 KiB",
+        ),
+        (
+            format!("    ssh_authorized_keys: [{}]\n", key(8200)),
+            "ssh_authorized_keys:",
+            "defaults.install.ssh_authorized_keys[0]",
+            "no inventory value may be longer than 8 KiB",
+        ),
+        (
+            format!("    source: {long_url}\n"),
+            "source:",
+            "defaults.install.source",
+            "a URL may have at most 2048",
+        ),
+        (
+            format!("    kernel_args: [{}]\n", "a".repeat(600)),
+            "kernel_args:",
+            "defaults.install.kernel_args[0]",
+            "a kernel argument may have at most 512",
+        ),
+        (
+            format!(
+                "    ssh_authorized_keys: [{}]\n",
+                vec![key(1); 257].join(", ")
+            ),
+            "ssh_authorized_keys:",
+            "defaults.install.ssh_authorized_keys",
+            "has 257 items; at most 256 are allowed here",
+        ),
+    ];
+    for (lines, line_has, k, needle) in cases {
+        let t = edit(
+            &base(),
+            "    disk: sda\n",
+            &format!("    disk: sda\n{lines}"),
+        );
+        let c = case(&t);
+        let value_at = at(&t, line_has, line_has);
+        let col = t.lines().nth(value_at.0 - 1).unwrap();
+        // The value starts after `key: ` (and `[` for a list item, not for the list).
+        let start = col.find(": ").unwrap() + 2;
+        let start = if k.ends_with(']') { start + 1 } else { start };
+        expect_error(&c, (value_at.0, start + 1), k, needle);
+    }
+    // A password hash, a name and a list of the host's own.
+    let t = edit(
+        &base(),
+        "    ip: 192.168.42.12\n",
+        &format!(
+            "    ip: 192.168.42.12\n    install: {{ root_password_hash: \"$6${}\" }}\n    dns: {{ servers: [10.0.0.1, 10.0.0.2, 10.0.0.3, 10.0.0.4] }}\n",
+            "s".repeat(200)
+        ),
+    );
+    let t = edit(
+        &t,
+        "kvm2.lab.example.org",
+        &format!("{}.lab.example.org", "k".repeat(300)),
+    );
+    let c = case(&t);
+    expect_error(
+        &c,
+        at(&t, "root_password_hash: \"$6$s", "\"$6$"),
+        "hosts[1].install.root_password_hash",
+        "a `$6$` hash may have at most 128",
+    );
+    expect_error(
+        &c,
+        at(&t, "servers: [10.0.0.1, 10.0.0.2", "["),
+        "hosts[1].dns.servers",
+        "has 4 items; at most 3 are allowed here",
+    );
+    // The message quotes the start of a long value, never all of it.
+    expect_error(
+        &c,
+        at(&t, "kkkk", "kkk"),
+        "hosts[1].fqdn",
+        &format!(
+            "`{}…(316 bytes)` is not a valid fully qualified name",
+            "k".repeat(64)
+        ),
     );
 }

@@ -31,16 +31,16 @@ pub fn lab(os: Os) -> Inventory {
             keyboard: "us".into(),
             timezone: "Etc/UTC".into(),
             root_password_hash: HASH.into(),
-            ssh_authorized_keys: vec![],
+            ssh_authorized_keys: List::from([]),
             disk: disk.into(),
-            extra_packages: vec![],
-            kernel_args: vec!["console=ttyS0,115200n8".into()],
-            extra_repositories: vec![],
+            extra_packages: List::from([]),
+            kernel_args: List::from([KernelArg::new("console=ttyS0,115200n8").unwrap()]),
+            extra_repositories: List::from([]),
         },
-        ntp_servers: vec!["0.pool.ntp.org".into(), "1.pool.ntp.org".into()],
+        ntp_servers: List::from(["0.pool.ntp.org".into(), "1.pool.ntp.org".into()]),
         dns: Dns {
-            servers: vec![Ipv4Addr::new(192, 168, 42, 1)],
-            search: vec!["lab.example.org".into()],
+            servers: List::from([Ipv4Addr::new(192, 168, 42, 1)]),
+            search: List::from(["lab.example.org".into()]),
         },
         cloudstack: CloudStack {
             version: "4.2".into(),
@@ -53,7 +53,7 @@ pub fn lab(os: Os) -> Inventory {
         cpu: Cpu {
             mode: CpuMode::HostModel,
             model: None,
-            features: vec![],
+            features: List::from([]),
         },
         network: Network {
             kind: NetworkType::LinuxBridge,
@@ -79,7 +79,7 @@ pub fn lab(os: Os) -> Inventory {
                 Os::Centos6 => Some(SelinuxMode::Permissive),
                 Os::Ubuntu1204 => None,
             },
-            firewall_sources: vec![],
+            firewall_sources: List::from([]),
         },
     };
     Inventory {
@@ -117,19 +117,20 @@ pub fn lab_variant(os: Os) -> Inventory {
             Os::Centos6 => "http://mirror.centos.org/centos/6.3/os/x86_64/".into(),
             Os::Ubuntu1204 => "http://archive.ubuntu.com:80/ubuntu".into(),
         });
-        h.install.extra_repositories = vec![Repository {
+        h.install.extra_repositories = List::from([Repository {
             name: "openvswitch".into(),
             url: "http://repo.example.org/ovs/el6/".into(),
-        }];
-        h.install.extra_packages = vec!["tcpdump".into(), "sysstat".into()];
+        }]);
+        h.install.extra_packages = List::from(["tcpdump".into(), "sysstat".into()]);
         h.install.ssh_authorized_keys =
-            vec!["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHvseed ops@lab".into()];
+            List::from(["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHvseed ops@lab".into()]);
         if os == Os::Centos6 {
             h.security.selinux = Some(SelinuxMode::Disabled);
         }
     }
     inv.hosts[1].install.timezone = "Europe/Berlin".into();
-    inv.hosts[1].install.extra_packages.push("iperf".into());
+    inv.hosts[1].install.extra_packages =
+        List::from(["tcpdump".into(), "sysstat".into(), "iperf".into()]);
     inv
 }
 
@@ -144,12 +145,12 @@ const HOSTILE_KEYS: &[&str] = &[
 pub fn hostile(os: Os) -> Inventory {
     let mut inv = lab(os);
     for h in &mut inv.hosts {
-        h.install.ssh_authorized_keys = HOSTILE_KEYS.iter().map(|s| s.to_string()).collect();
+        h.install.ssh_authorized_keys = HOSTILE_KEYS.iter().map(|s| Text::from(*s)).collect();
         if os == Os::Centos6 {
-            h.install.extra_repositories = vec![Repository {
+            h.install.extra_repositories = List::from([Repository {
                 name: "odd".into(),
                 url: r#"http://repo.example.org/a'b"c$(id)`x` y\z/"#.into(),
-            }];
+            }]);
         }
     }
     inv
@@ -418,7 +419,7 @@ fn pykickstart_reads_back_what_the_inventory_says() {
         assert_eq!(r["rootpw_crypted"], true);
         assert_eq!(r["rootpw"], HASH);
         assert_eq!(r["selinux"], 0, "selinux disabled");
-        assert_eq!(r["timezone"], h.install.timezone.as_str());
+        assert_eq!(r["timezone"], &*h.install.timezone);
         assert_eq!(r["lang"], "en_US.UTF-8");
         assert_eq!(r["keyboard"], "us");
         assert_eq!(
@@ -442,7 +443,7 @@ fn pykickstart_reads_back_what_the_inventory_says() {
                 h.fqdn
             ]]))
         );
-        let disk = &h.install.disk;
+        let disk = &*h.install.disk;
         assert_eq!(j(&r["onlyuse"]), j(&serde_json::json!([disk])));
         assert_eq!(r["clearpart"][1], serde_json::json!([disk]));
         assert_eq!(r["clearpart"][2], true);
@@ -1061,7 +1062,7 @@ fn values_that_cannot_be_quoted_for_their_place_are_refused() {
     let e = format!("{:#}", render_tree(&inv, &cd()).unwrap_err());
     assert!(e.contains("backslash") && e.contains("settings.cfg"), "{e}");
     let mut inv = lab(Os::Centos6);
-    inv.hosts[0].install.extra_packages = vec!["foo\n%post".into()];
+    inv.hosts[0].install.extra_packages = List::from(["foo\n%post".into()]);
     let e = format!("{:#}", render_tree(&inv, &cd()).unwrap_err());
     assert!(e.contains("is not a package name"), "{e}");
 }

@@ -1,6 +1,10 @@
 //! Syntax of the names and addresses that hvseed puts into files, command lines and
 //! shell scripts. The builder validates inventory values with these, and the agent
 //! re-checks plans with the same functions, so both sides agree on what is safe.
+//!
+//! No name accepted here starts with `-`: names become command arguments (`ifup`,
+//! `ovs-vsctl`, `brctl`) and file names (`ifcfg-<name>`), where a leading `-` would be
+//! read as an option.
 
 use std::net::Ipv4Addr;
 
@@ -35,14 +39,15 @@ pub fn is_host(s: &str) -> bool {
         || (is_domain(s) && !s.split('.').all(|l| l.bytes().all(|b| b.is_ascii_digit())))
 }
 
-/// A Linux interface name: 1–15 bytes of `[A-Za-z0-9_.-]`, not `.` or `..`.
-/// (The kernel allows more; these are the ones that are safe unquoted in ifcfg
-/// files, interfaces(5) and shell.)
+/// A Linux interface name: 1–15 bytes of `[A-Za-z0-9_.-]`, not `.` or `..`, not
+/// starting with `-`. (The kernel allows more; these are the ones that are safe
+/// unquoted in ifcfg files, interfaces(5), shell and as command arguments.)
 pub fn is_interface_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 15
         && s != "."
         && s != ".."
+        && !s.starts_with('-')
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
@@ -101,10 +106,12 @@ pub fn parse_cidr(s: &str) -> Option<(Ipv4Addr, u8)> {
     Some((addr.parse().ok()?, len))
 }
 
-/// A libvirt CPU model or feature name (`SandyBridge`, `Westmere-IBRS`, `vmx`, `sse4.2`).
+/// A libvirt CPU model or feature name (`SandyBridge`, `Westmere-IBRS`, `vmx`, `sse4.2`),
+/// not starting with `-`.
 pub fn is_cpu_word(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
+        && !s.starts_with('-')
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
@@ -146,6 +153,15 @@ mod tests {
         assert!(is_interface_name("eth0.100"));
         assert!(!is_interface_name("averyveryverylongname"));
         assert!(!is_interface_name("eth 0"));
+        // A leading `-` would be an option to ifup, ovs-vsctl, brctl.
+        for opt in ["-rf", "--help", "-", "-eth0"] {
+            assert!(!is_interface_name(opt), "{opt}");
+            assert!(!is_cpu_word(opt), "{opt}");
+            assert!(!is_label(opt), "{opt}");
+            assert!(!is_domain(opt), "{opt}");
+            assert!(!is_host(opt), "{opt}");
+        }
+        assert!(is_interface_name("eth0-1"));
         assert_eq!(netmask(24), Ipv4Addr::new(255, 255, 255, 0));
         assert_eq!(netmask(0), Ipv4Addr::new(0, 0, 0, 0));
         assert_eq!(netmask(32), Ipv4Addr::new(255, 255, 255, 255));

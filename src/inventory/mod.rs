@@ -35,9 +35,12 @@ pub struct Diagnostic {
     pub message: String,
 }
 
+/// One line: the file name, key path and message (which quote inventory values) are
+/// escaped, so no control character from the input reaches the terminal.
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.file.display())?;
+        use crate::escape::escape;
+        write!(f, "{}", escape(&self.file.to_string_lossy()))?;
         if self.line > 0 {
             write!(f, ":{}:{}", self.line, self.column)?;
         }
@@ -45,9 +48,9 @@ impl fmt::Display for Diagnostic {
             write!(f, ": warning")?;
         }
         if !self.key.is_empty() {
-            write!(f, ": {}", self.key)?;
+            write!(f, ": {}", escape(&self.key))?;
         }
-        write!(f, ": {}", self.message)
+        write!(f, ": {}", escape(&self.message))
     }
 }
 
@@ -56,7 +59,7 @@ impl fmt::Display for Diagnostic {
 pub enum InventoryError {
     /// The inventory has errors; `diagnostics` holds all of them (and the warnings),
     /// in file order.
-    #[error("{} has {} error(s)", .path.display(), .diagnostics.iter().filter(|d| d.severity == Severity::Error).count())]
+    #[error("{} has {} error(s)", crate::escape::path(.path), .diagnostics.iter().filter(|d| d.severity == Severity::Error).count())]
     Invalid {
         path: PathBuf,
         diagnostics: Vec<Diagnostic>,
@@ -71,6 +74,7 @@ pub struct Loaded {
 }
 
 pub use resolve::DEFAULT_NTP;
+pub use rules::{kernel_arg as check_kernel_arg, MAX_KERNEL_ARG};
 pub use yaml::MAX_FILE_BYTES;
 
 /// Reads, parses and validates an inventory file.

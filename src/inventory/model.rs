@@ -5,8 +5,17 @@
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 pub use hvseed_firstboot::plan::{CpuMode, NetworkType, Os, SelinuxMode};
+
+/// A text value of the inventory. Values that come from `defaults` are shared by every
+/// host that inherits them (one allocation, however many hosts), so memory stays
+/// linear in the file's size.
+pub type Text = Arc<str>;
+
+/// A list value of the inventory, shared like [`Text`].
+pub type List<T> = Arc<[T]>;
 
 /// A whole cluster, as `hvseed check` accepted it.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,7 +43,7 @@ pub struct Host {
     pub ip: Ipv4Addr,
     pub os: Os,
     pub install: Install,
-    pub ntp_servers: Vec<String>,
+    pub ntp_servers: List<Text>,
     pub dns: Dns,
     pub cloudstack: CloudStack,
     pub cpu: Cpu,
@@ -60,66 +69,123 @@ pub enum InstallSource {
     /// The install CD/DVD (or the remastered ISO) itself.
     Cdrom,
     /// An http(s) URL of the distribution tree (centos6) or mirror (ubuntu1204).
-    Url(String),
+    Url(Text),
 }
 
 #[derive(Debug, Clone, PartialEq, Hash)]
 pub struct Install {
     pub source: InstallSource,
     /// e.g. `en_US.UTF-8`.
-    pub locale: String,
+    pub locale: Text,
     /// e.g. `us`.
-    pub keyboard: String,
+    pub keyboard: Text,
     /// e.g. `Etc/UTC`.
-    pub timezone: String,
+    pub timezone: Text,
     /// A `$6$` crypt(3) string.
-    pub root_password_hash: String,
+    pub root_password_hash: Text,
     /// Lines for `/root/.ssh/authorized_keys` (free text: quote wherever it lands).
-    pub ssh_authorized_keys: Vec<String>,
+    pub ssh_authorized_keys: List<Text>,
     /// The disk that is wiped and installed to, without `/dev/` (e.g. `sda`).
-    pub disk: String,
-    pub extra_packages: Vec<String>,
-    /// Extra kernel arguments for the installer (no spaces or quotes inside one).
-    pub kernel_args: Vec<String>,
+    pub disk: Text,
+    pub extra_packages: List<Text>,
+    /// Extra kernel arguments for the installer, each safe unquoted on every kernel
+    /// command line and boot menu hvseed writes.
+    pub kernel_args: List<KernelArg>,
     /// Extra package repositories (yum baseurl on centos6, apt URL on ubuntu1204).
-    pub extra_repositories: Vec<Repository>,
+    pub extra_repositories: List<Repository>,
+}
+
+/// One installer kernel argument as `inventory::load` accepted it (see
+/// [`rules::kernel_arg`](super::rules::kernel_arg): letters, digits and `-_.,:=/+@%~`,
+/// at most 512 bytes). Only the inventory makes them, so code that writes one into a
+/// boot menu or PXE file needs no check of its own.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KernelArg(Text);
+
+impl KernelArg {
+    /// Checks `s` with the one kernel-argument rule.
+    pub fn new(s: &str) -> Result<KernelArg, String> {
+        super::rules::kernel_arg(s)?;
+        Ok(KernelArg(s.into()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for KernelArg {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for KernelArg {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for KernelArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl PartialEq<str> for KernelArg {
+    fn eq(&self, other: &str) -> bool {
+        &*self.0 == other
+    }
+}
+
+impl PartialEq<&str> for KernelArg {
+    fn eq(&self, other: &&str) -> bool {
+        &*self.0 == *other
+    }
+}
+
+impl From<KernelArg> for String {
+    fn from(a: KernelArg) -> String {
+        a.0.to_string()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Repository {
     /// `[A-Za-z0-9_-]`: used as a yum repo id / apt list name.
-    pub name: String,
-    pub url: String,
+    pub name: Text,
+    pub url: Text,
 }
 
 #[derive(Debug, Clone, PartialEq, Hash)]
 pub struct Dns {
-    pub servers: Vec<Ipv4Addr>,
-    pub search: Vec<String>,
+    pub servers: List<Ipv4Addr>,
+    pub search: List<Text>,
 }
 
 #[derive(Debug, Clone, PartialEq, Hash)]
 pub struct CloudStack {
-    pub version: String,
-    pub repository: String,
+    pub version: Text,
+    pub repository: Text,
     /// IPv4 address or host name.
-    pub management_server: String,
+    pub management_server: Text,
 }
 
 #[derive(Debug, Clone, PartialEq, Hash)]
 pub struct Cpu {
     pub mode: CpuMode,
-    pub model: Option<String>,
-    pub features: Vec<String>,
+    pub model: Option<Text>,
+    pub features: List<Text>,
 }
 
 #[derive(Debug, Clone, PartialEq, Hash)]
 pub struct Network {
     pub kind: NetworkType,
-    pub trunk_nic: String,
+    pub trunk_nic: Text,
     /// Open vSwitch: the bridge holding `trunk_nic` (default `cloudbr`); `None` for
     /// linux-bridge.
-    pub trunk_bridge: Option<String>,
+    pub trunk_bridge: Option<Text>,
     pub management: Management,
     pub public: VlanBridge,
     pub private: VlanBridge,
@@ -132,13 +198,13 @@ pub struct Management {
     pub gateway: Ipv4Addr,
     /// Open vSwitch: the fake bridge for management (default `mgmt0`); `None` for
     /// linux-bridge.
-    pub bridge: Option<String>,
+    pub bridge: Option<Text>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct VlanBridge {
     pub vlan: u16,
-    pub bridge: String,
+    pub bridge: Text,
 }
 
 #[derive(Debug, Clone, PartialEq, Hash)]
@@ -146,5 +212,5 @@ pub struct Security {
     /// `Some` on centos6 (default permissive), `None` on ubuntu1204.
     pub selinux: Option<SelinuxMode>,
     /// IPv4 CIDRs; empty means any source.
-    pub firewall_sources: Vec<String>,
+    pub firewall_sources: List<Text>,
 }

@@ -22,47 +22,51 @@ impl Host {
             domain: self.domain().to_string(),
             network: NetworkPlan {
                 kind: n.kind,
-                trunk_nic: n.trunk_nic.clone(),
+                trunk_nic: n.trunk_nic.to_string(),
                 mac: self.mac.clone(),
-                trunk_bridge: n.trunk_bridge.clone(),
+                trunk_bridge: n.trunk_bridge.as_deref().map(str::to_string),
                 management: ManagementPlan {
                     vlan: n.management.vlan,
                     ip: self.ip,
                     prefix: n.management.prefix,
                     netmask: netmask(n.management.prefix),
                     gateway: n.management.gateway,
-                    bridge: n.management.bridge.clone(),
+                    bridge: n.management.bridge.as_deref().map(str::to_string),
                 },
                 public: PlanVlanBridge {
                     vlan: n.public.vlan,
-                    bridge: n.public.bridge.clone(),
+                    bridge: n.public.bridge.to_string(),
                 },
                 private: PlanVlanBridge {
                     vlan: n.private.vlan,
-                    bridge: n.private.bridge.clone(),
+                    bridge: n.private.bridge.to_string(),
                 },
             },
-            ntp_servers: self.ntp_servers.clone(),
+            ntp_servers: strings(&self.ntp_servers),
             dns: DnsPlan {
-                servers: self.dns.servers.clone(),
-                search: self.dns.search.clone(),
+                servers: self.dns.servers.to_vec(),
+                search: strings(&self.dns.search),
             },
             cloudstack: CloudStackPlan {
-                version: self.cloudstack.version.clone(),
-                repository: self.cloudstack.repository.clone(),
-                management_server: self.cloudstack.management_server.clone(),
+                version: self.cloudstack.version.to_string(),
+                repository: self.cloudstack.repository.to_string(),
+                management_server: self.cloudstack.management_server.to_string(),
                 port: CLOUDSTACK_AGENT_PORT,
             },
             cpu: CpuPlan {
                 mode: self.cpu.mode,
-                model: self.cpu.model.clone(),
-                features: self.cpu.features.clone(),
+                model: self.cpu.model.as_deref().map(str::to_string),
+                features: strings(&self.cpu.features),
             },
             security: SecurityPlan {
                 selinux: self.security.selinux,
-                firewall_sources: self.security.firewall_sources.clone(),
+                firewall_sources: strings(&self.security.firewall_sources),
             },
             report_url,
         }
     }
+}
+
+fn strings(v: &[super::model::Text]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
 }

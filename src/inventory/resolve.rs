@@ -53,6 +53,10 @@ const VLAN_BRIDGE_KEYS: &[&str] = &["vlan", "bridge"];
 const SECURITY_KEYS: &[&str] = &["selinux", "firewall_sources"];
 const REPO_KEYS: &[&str] = &["name", "url"];
 
+/// The most bytes `install.kernel_args` may take of a kernel command line (each
+/// argument and a space).
+pub const MAX_KERNEL_ARGS_BYTES: usize = 1024;
+
 /// NTP servers used when `ntp_servers` is absent.
 pub const DEFAULT_NTP: &[&str] = &["0.pool.ntp.org", "1.pool.ntp.org"];
 
@@ -155,19 +159,25 @@ struct Checker<'a> {
     host: usize,
     /// Sections as resolved from the defaults alone (see [`Checker::cached`]).
     cache: SectionCache,
+    /// Values of `defaults` nodes as read the first time (see [`Checker::memo`]), by
+    /// node address and reading.
+    memo: HashMap<(usize, usize, u8), Box<dyn std::any::Any + Send>>,
 }
+
+/// A section resolved from the defaults alone, with the required keys it lacked.
+type Cached<T> = Option<(Option<T>, Vec<String>)>;
 
 /// A section of a host resolved from the defaults alone: the same for every host that
 /// does not set the section itself.
 #[derive(Default)]
 struct SectionCache {
-    install: Option<Install>,
-    ntp_servers: Option<Vec<String>>,
-    dns: Option<Dns>,
-    cloudstack: Option<CloudStack>,
-    cpu: Option<Cpu>,
-    network: Option<(Option<Network>, Option<Subnet>)>,
-    security: Option<Security>,
+    install: Cached<Install>,
+    ntp_servers: Cached<List<Text>>,
+    dns: Cached<Dns>,
+    cloudstack: Cached<CloudStack>,
+    cpu: Cached<Cpu>,
+    network: Cached<(Option<Network>, Option<Subnet>)>,
+    security: Cached<Security>,
 }
 
 impl<'a> Checker<'a> {
@@ -180,30 +190,20 @@ impl<'a> Checker<'a> {
             missing: Vec::new(),
             host: 0,
             cache: SectionCache::default(),
+            memo: HashMap::new(),
         }
     }
 
-    /// Changes whenever a new finding is reported (kept, or counted past the cap) or a
-    /// key is recorded missing; a repeat of an earlier finding leaves it as it is.
-    fn findings_mark(&self) -> (usize, usize, usize, usize) {
-        (
-            self.seen.len(),
-            self.diags.len(),
-            self.dropped,
-            self.missing.len(),
-        )
-    }
-
     /// Section `key` of a host (`m`) as `resolve` reads it, reused from an earlier host
-    /// when the section comes from the defaults alone (the host does not set it) and
-    /// reading it there found nothing to report: every such host would get the same
-    /// value and no finding. Anything else is read for each host, so that findings and
-    /// missing keys are reported as for one host at a time.
+    /// when the section comes from the defaults alone (the host does not set it):
+    /// every such host gets the same (shared) value and the same findings, which were
+    /// reported the first time; the required keys the section lacks are recorded
+    /// missing for each host again. A section the host sets is read for that host.
     fn cached<T: Clone>(
         &mut self,
         m: &Map,
         key: &str,
-        slot: fn(&mut SectionCache) -> &mut Option<T>,
+        slot: fn(&mut SectionCache) -> &mut Cached<T>,
         resolve: impl FnOnce(&mut Self) -> Option<T>,
     ) -> Option<T> {
         let from_defaults = match m.get_merged(key) {
@@ -213,16 +213,20 @@ impl<'a> Checker<'a> {
         if !from_defaults {
             return resolve(self);
         }
-        if let Some(v) = slot(&mut self.cache) {
-            return Some(v.clone());
+        if let Some((v, missing)) = slot(&mut self.cache) {
+            let (v, missing) = (v.clone(), missing.clone());
+            let host = self.host;
+            self.missing
+                .extend(missing.into_iter().map(|rel| Missing { rel, host }));
+            return v;
         }
-        let before = self.findings_mark();
+        let before = self.missing.len();
         let v = resolve(self);
-        if self.findings_mark() == before {
-            if let Some(v) = &v {
-                *slot(&mut self.cache) = Some(v.clone());
-            }
-        }
+        let missing = self.missing[before..]
+            .iter()
+            .map(|m| m.rel.clone())
+            .collect();
+        *slot(&mut self.cache) = Some((v.clone(), missing));
         v
     }
 
@@ -341,7 +345,7 @@ impl<'a> Checker<'a> {
             if allowed.contains(&name.as_ref()) {
                 map.entries.push((name, k, v, u));
             } else {
-                let krel = map.child(&name);
+                let krel = map.child(&rules::shown(&name));
                 let msg = unknown_key_message(&name, allowed);
                 c.error(k, &krel, msg);
             }
@@ -387,8 +391,22 @@ impl<'a> Checker<'a> {
         v
     }
 
-    fn text(&mut self, n: &Node, rel: &str) -> Option<String> {
+    /// A scalar's text (shared with the tree, never copied), refused when longer than
+    /// [`rules::MAX_VALUE`] (every kind of value has its own, smaller limit too).
+    fn text(&mut self, n: &Node, rel: &str) -> Option<Text> {
         match n.scalar_text() {
+            Some(s) if s.len() > rules::MAX_VALUE => {
+                self.error(
+                    n,
+                    rel,
+                    format!(
+                        "is {} bytes long; no inventory value may be longer than {} KiB (is this the right value?)",
+                        s.len(),
+                        rules::MAX_VALUE / 1024
+                    ),
+                );
+                None
+            }
             Some(s) => Some(s),
             None => {
                 self.error(
@@ -401,21 +419,48 @@ impl<'a> Checker<'a> {
         }
     }
 
+    /// `read(self)`, or for a node of `defaults` the result of reading it the first
+    /// time: every host that inherits a default gets the same (shared) value, and the
+    /// value is checked once, not once per host. (A finding made the first time would
+    /// only be a repeat later.) `tag` tells apart different readings of one node.
+    fn memo<T: Clone + Send + 'static>(
+        &mut self,
+        n: &Node,
+        tag: (usize, u8),
+        read: impl FnOnce(&mut Self) -> Option<T>,
+    ) -> Option<T> {
+        if n.origin != Origin::Defaults {
+            return read(self);
+        }
+        let key = (n as *const Node as usize, tag.0, tag.1);
+        if let Some(v) = self.memo.get(&key) {
+            return v
+                .downcast_ref::<Option<T>>()
+                .expect("one type per memo tag")
+                .clone();
+        }
+        let v = read(self);
+        self.memo.insert(key, Box::new(v.clone()));
+        v
+    }
+
     /// A scalar checked by `rule`.
     fn checked(
         &mut self,
         n: &Node,
         rel: &str,
         rule: fn(&str) -> Result<(), String>,
-    ) -> Option<String> {
-        let s = self.text(n, rel)?;
-        match rule(&s) {
-            Ok(()) => Some(s),
-            Err(msg) => {
-                self.error(n, rel, msg);
-                None
+    ) -> Option<Text> {
+        self.memo(n, (rule as usize, 0), |c| {
+            let s = c.text(n, rel)?;
+            match rule(&s) {
+                Ok(()) => Some(s),
+                Err(msg) => {
+                    c.error(n, rel, msg);
+                    None
+                }
             }
-        }
+        })
     }
 
     fn list<'n>(&mut self, n: &'n Node, rel: &str) -> Option<&'n [Node]> {
@@ -425,7 +470,7 @@ impl<'a> Checker<'a> {
             _ => {
                 let hint = n
                     .scalar_text()
-                    .map(|s| format!(" (write it as a list: [{s}])"))
+                    .map(|s| format!(" (write it as a list: [{}])", rules::shown(&s)))
                     .unwrap_or_default();
                 self.error(n, rel, format!("expected a list, found {}{hint}", n.kind()));
                 None
@@ -433,23 +478,41 @@ impl<'a> Checker<'a> {
         }
     }
 
-    /// A list of scalars each checked by `rule`; `None` if anything was wrong.
+    /// A list of scalars each checked by `rule`, at most `max` of them; `None` if
+    /// anything was wrong.
     fn checked_list(
         &mut self,
         n: &Node,
         rel: &str,
         rule: fn(&str) -> Result<(), String>,
-    ) -> Option<Vec<String>> {
-        let items = self.list(n, rel)?;
-        let mut out = Vec::new();
-        let mut ok = true;
-        for (i, item) in items.iter().enumerate() {
-            match self.checked(item, &format!("{rel}[{i}]"), rule) {
-                Some(s) => out.push(s),
-                None => ok = false,
+        max: usize,
+    ) -> Option<List<Text>> {
+        self.memo(n, (rule as usize, 1), |c| {
+            let items = c.items(n, rel, max)?;
+            let mut out = Vec::with_capacity(items.len());
+            let mut ok = true;
+            for (i, item) in items.iter().enumerate() {
+                match c.checked(item, &format!("{rel}[{i}]"), rule) {
+                    Some(s) => out.push(s),
+                    None => ok = false,
+                }
             }
+            ok.then(|| out.into())
+        })
+    }
+
+    /// [`Checker::list`] holding at most `max` items.
+    fn items<'n>(&mut self, n: &'n Node, rel: &str, max: usize) -> Option<&'n [Node]> {
+        let items = self.list(n, rel)?;
+        if items.len() > max {
+            self.error(
+                n,
+                rel,
+                format!("has {} items; at most {max} are allowed here", items.len()),
+            );
+            return None;
         }
-        ok.then_some(out)
+        Some(items)
     }
 
     fn uint(&mut self, n: &Node, rel: &str, min: i128, max: i128, what: &str) -> Option<i128> {
@@ -475,43 +538,59 @@ impl<'a> Checker<'a> {
     }
 
     fn ipv4(&mut self, n: &Node, rel: &str) -> Option<Ipv4Addr> {
-        let s = self.text(n, rel)?;
-        match s.parse::<Ipv4Addr>() {
-            Ok(a) => Some(a),
-            Err(_) => {
-                self.error(
-                    n,
-                    rel,
-                    format!("`{s}` is not an IPv4 address (write it like 192.168.42.11)"),
-                );
-                None
+        self.memo(n, (0, 2), |c| {
+            let s = c.text(n, rel)?;
+            match s.parse::<Ipv4Addr>() {
+                Ok(a) => Some(a),
+                Err(_) => {
+                    c.error(
+                        n,
+                        rel,
+                        format!(
+                            "`{}` is not an IPv4 address (write it like 192.168.42.11)",
+                            rules::shown(&s)
+                        ),
+                    );
+                    None
+                }
             }
-        }
+        })
     }
 
-    fn choice<T: Copy>(&mut self, n: &Node, rel: &str, choices: &[(&str, T)]) -> Option<T> {
-        let s = self.text(n, rel)?;
-        if let Some((_, v)) = choices.iter().find(|(name, _)| *name == s) {
-            return Some(*v);
-        }
-        let names: Vec<&str> = choices.iter().map(|c| c.0).collect();
-        let suggestion = suggest(&s, &names)
-            .map(|b| format!("did you mean `{b}`? "))
-            .unwrap_or_default();
-        self.error(
-            n,
-            rel,
-            format!(
-                "`{s}` is not one of {} ({suggestion}choose one of them)",
-                names.join(" | ")
-            ),
-        );
-        None
+    fn choice<T: Copy + Send + 'static>(
+        &mut self,
+        n: &Node,
+        rel: &str,
+        choices: &'static [(&'static str, T)],
+    ) -> Option<T> {
+        self.memo(n, (choices.as_ptr() as usize, 3), |c| {
+            let s = c.text(n, rel)?;
+            if let Some((_, v)) = choices.iter().find(|(name, _)| *name == &*s) {
+                return Some(*v);
+            }
+            let names: Vec<&str> = choices.iter().map(|c| c.0).collect();
+            let suggestion = suggest(&s, &names)
+                .map(|b| format!("did you mean `{b}`? "))
+                .unwrap_or_default();
+            c.error(
+                n,
+                rel,
+                format!(
+                    "`{}` is not one of {} ({suggestion}choose one of them)",
+                    rules::shown(&s),
+                    names.join(" | ")
+                ),
+            );
+            None
+        })
     }
 }
 
 /// The closest of `candidates` to `word`, if it is close enough to be a likely typo.
 fn suggest<'c>(word: &str, candidates: &[&'c str]) -> Option<&'c str> {
+    if word.len() > 64 {
+        return None;
+    }
     candidates
         .iter()
         .map(|c| (strsim::jaro_winkler(word, c), *c))
@@ -529,7 +608,8 @@ fn suggest<'c>(word: &str, candidates: &[&'c str]) -> Option<&'c str> {
 }
 
 fn unknown_key_message(name: &str, allowed: &[&str]) -> String {
-    match suggest(name, allowed) {
+    let name = rules::shown(name);
+    match suggest(&name, allowed) {
         Some(s) => format!("unknown key `{name}` (did you mean `{s}`?)"),
         None => format!(
             "unknown key `{name}` (valid keys here: {})",
@@ -662,7 +742,10 @@ fn resolve_doc(c: &mut Checker, root: &Node) -> Option<Inventory> {
         Some(n) => match &n.value {
             Value::Int(1) => Some(1),
             _ => {
-                let s = n.scalar_text().unwrap_or_else(|| n.kind().to_string());
+                let s = n
+                    .scalar_text()
+                    .map(|s| rules::shown(&s).into_owned())
+                    .unwrap_or_else(|| n.kind().to_string());
                 let msg = if s == "1" {
                     "write the version as a number: `version: 1`".to_string()
                 } else {
@@ -715,6 +798,12 @@ fn resolve_doc(c: &mut Checker, root: &Node) -> Option<Inventory> {
             }
         }
         *entries = kept;
+        // Unknown keys inside the sections too: reported once here, so that merging
+        // a host over the defaults walks only known keys, however many the file adds.
+        for (k, v) in entries.iter_mut() {
+            let name = key_text(k).into_owned();
+            prune_unknown(c, v, &name);
+        }
     }
 
     let os_node = match &defaults.value {
@@ -829,12 +918,52 @@ fn resolve_doc(c: &mut Checker, root: &Node) -> Option<Inventory> {
         Some(Inventory {
             path: c.file.to_path_buf(),
             version,
-            cluster,
+            cluster: cluster.to_string(),
             os,
             hosts,
         })
     } else {
         None
+    }
+}
+
+/// The keys a mapping of `defaults` may hold, by key path (`None`: not a mapping).
+fn allowed_keys(rel: &str) -> Option<&'static [&'static str]> {
+    Some(match rel {
+        "install" => INSTALL_KEYS,
+        "dns" => DNS_KEYS,
+        "cloudstack" => CLOUDSTACK_KEYS,
+        "cpu" => CPU_KEYS,
+        "network" => NETWORK_KEYS,
+        "network.management" => MANAGEMENT_KEYS,
+        "network.public" | "network.private" => VLAN_BRIDGE_KEYS,
+        "security" => SECURITY_KEYS,
+        _ => return None,
+    })
+}
+
+/// Drops the unknown keys of `defaults` mapping `n` (at `rel`) and of the mappings
+/// below it, reporting each as [`Checker::merged`] would.
+fn prune_unknown(c: &mut Checker, n: &mut Node, rel: &str) {
+    let Some(allowed) = allowed_keys(rel) else {
+        return;
+    };
+    let Value::Map(entries) = &mut n.value else {
+        return;
+    };
+    entries.retain(|(k, _)| {
+        let name = key_text(k);
+        let known = allowed.contains(&name.as_ref());
+        if !known {
+            let krel = format!("{rel}.{}", rules::shown(&name));
+            let msg = unknown_key_message(&name, allowed);
+            c.error(k, &krel, msg);
+        }
+        known
+    });
+    for (k, v) in entries.iter_mut() {
+        let child = format!("{rel}.{}", key_text(k));
+        prune_unknown(c, v, &child);
     }
 }
 
@@ -1114,8 +1243,8 @@ fn resolve_host(
     );
     let ntp_servers = c.cached(&m, "ntp_servers", |k| &mut k.ntp_servers, |c| {
         match m.get("ntp_servers") {
-            None => Some(DEFAULT_NTP.iter().map(|s| s.to_string()).collect()),
-            Some(v) => c.checked_list(v, "ntp_servers", rules::host).and_then(|l| {
+            None => Some(DEFAULT_NTP.iter().map(|s| Text::from(*s)).collect()),
+            Some(v) => c.checked_list(v, "ntp_servers", rules::host, rules::MAX_NTP_SERVERS).and_then(|l| {
                 if l.is_empty() {
                     c.error(v, "ntp_servers", "the list is empty; CloudStack hosts need NTP (name at least one server, or leave the key out for the pool.ntp.org default)");
                     None
@@ -1177,33 +1306,33 @@ fn resolve_host(
 
 fn resolve_install(c: &mut Checker, m: &Map, _os: Option<Os>) -> Option<Install> {
     let s = c.section(m, "install", INSTALL_KEYS);
-    let mut ok = true;
     let source = match s.get("source") {
         None => Some(InstallSource::Cdrom),
-        Some(v) => {
-            let t = c.text(v, "install.source");
-            match t.as_deref() {
-                None => None,
-                Some("cdrom") => Some(InstallSource::Cdrom),
-                Some(t) => {
-                    match rules::url(t) {
-                        Ok(()) => Some(InstallSource::Url(t.to_string())),
-                        Err(e) => {
-                            c.error(v, "install.source", format!("must be `cdrom` or an http(s) URL of the distribution tree: {e}"));
-                            None
-                        }
-                    }
+        Some(v) => c.memo(v, (0, 4), |c| {
+            let t = c.text(v, "install.source")?;
+            if &*t == "cdrom" {
+                return Some(InstallSource::Cdrom);
+            }
+            match rules::url(&t) {
+                Ok(()) => Some(InstallSource::Url(t)),
+                Err(e) => {
+                    c.error(
+                        v,
+                        "install.source",
+                        format!("must be `cdrom` or an http(s) URL of the distribution tree: {e}"),
+                    );
+                    None
                 }
             }
-        }
+        }),
     };
     let text_or = |c: &mut Checker,
                    key: &str,
                    default: &str,
                    rule: fn(&str) -> Result<(), String>|
-     -> Option<String> {
+     -> Option<Text> {
         match s.get(key) {
-            None => Some(default.to_string()),
+            None => Some(default.into()),
             Some(v) => c.checked(v, &s.child(key), rule),
         }
     };
@@ -1216,86 +1345,31 @@ fn resolve_install(c: &mut Checker, m: &Map, _os: Option<Os>) -> Option<Install>
     let disk = c
         .required(&s, "disk")
         .and_then(|v| c.checked(v, "install.disk", rules::disk));
-    let list_or_empty =
-        |c: &mut Checker, key: &str, rule: fn(&str) -> Result<(), String>| -> Option<Vec<String>> {
-            match s.get(key) {
-                None => Some(Vec::new()),
-                Some(v) => c.checked_list(v, &s.child(key), rule),
-            }
-        };
-    let ssh_authorized_keys = list_or_empty(c, "ssh_authorized_keys", rules::ssh_key);
-    let extra_packages = list_or_empty(c, "extra_packages", rules::package);
-    let mut kernel_args = list_or_empty(c, "kernel_args", rules::kernel_arg);
-    if let (Some(args), Some(v)) = (&kernel_args, s.get("kernel_args")) {
-        if let Some(i) = split_console_arg(args) {
-            if let Value::Seq(items) = &v.value {
-                c.error(
-                    &items[i],
-                    &format!("install.kernel_args[{i}]"),
-                    format!(
-                        "`{}` looks like the rest of `{}`, split by the comma of a YAML flow list; quote the whole argument: \"{},{}\"",
-                        args[i], args[i - 1], args[i - 1], args[i]
-                    ),
-                );
-            }
-            kernel_args = None;
+    let list_or_empty = |c: &mut Checker,
+                         key: &str,
+                         rule: fn(&str) -> Result<(), String>,
+                         max: usize|
+     -> Option<List<Text>> {
+        match s.get(key) {
+            None => Some(List::from([])),
+            Some(v) => c.checked_list(v, &s.child(key), rule, max),
         }
-    }
-
-    let mut extra_repositories = Vec::new();
-    if let Some(v) = s.get("extra_repositories") {
-        let rel = "install.extra_repositories";
-        match c.list(v, rel) {
-            None => ok = false,
-            Some(items) => {
-                let mut names: HashMap<String, String> = HashMap::new();
-                for (i, item) in items.iter().enumerate() {
-                    let irel = format!("{rel}[{i}]");
-                    let r = c.map(item, &irel, REPO_KEYS);
-                    if !matches!(item.value, Value::Map(_)) {
-                        ok = false;
-                        continue;
-                    }
-                    let name = match r.get("name") {
-                        None => {
-                            c.error(item, &irel, "missing `name` (a repository id such as `openvswitch`)");
-                            None
-                        }
-                        Some(nv) => c.checked(nv, &r.child("name"), rules::repo_name).and_then(|name| {
-                            let key = path(nv.origin, &r.child("name"));
-                            if let Some(first) = names.get(&name) {
-                                c.error(nv, &r.child("name"), format!("duplicate of {first} (`{name}`); repository names must be unique"));
-                                None
-                            } else {
-                                names.insert(name.clone(), key);
-                                Some(name)
-                            }
-                        }),
-                    };
-                    let url = match r.get("url") {
-                        None => {
-                            c.error(
-                                item,
-                                &irel,
-                                "missing `url` (the http(s) URL of the repository)",
-                            );
-                            None
-                        }
-                        Some(uv) => c.checked(uv, &r.child("url"), rules::url),
-                    };
-                    match (name, url) {
-                        (Some(name), Some(url)) => {
-                            extra_repositories.push(Repository { name, url })
-                        }
-                        _ => ok = false,
-                    }
-                }
-            }
-        }
-    }
-    if !ok {
-        return None;
-    }
+    };
+    let ssh_authorized_keys = list_or_empty(
+        c,
+        "ssh_authorized_keys",
+        rules::ssh_key,
+        rules::MAX_SSH_KEYS,
+    );
+    let extra_packages = list_or_empty(c, "extra_packages", rules::package, rules::MAX_PACKAGES);
+    let kernel_args = match s.get("kernel_args") {
+        None => Some(List::from([])),
+        Some(v) => c.memo(v, (0, 5), |c| resolve_kernel_args(c, v)),
+    };
+    let extra_repositories = match s.get("extra_repositories") {
+        None => Some(List::from([])),
+        Some(v) => c.memo(v, (0, 6), |c| resolve_repositories(c, v)),
+    };
     Some(Install {
         source: source?,
         locale: locale?,
@@ -1306,13 +1380,123 @@ fn resolve_install(c: &mut Checker, m: &Map, _os: Option<Os>) -> Option<Install>
         disk: disk?,
         extra_packages: extra_packages?,
         kernel_args: kernel_args?,
-        extra_repositories,
+        extra_repositories: extra_repositories?,
     })
+}
+
+/// `install.kernel_args`: each checked by the one kernel-argument rule, all of them
+/// within [`MAX_KERNEL_ARGS_BYTES`].
+fn resolve_kernel_args(c: &mut Checker, v: &Node) -> Option<List<KernelArg>> {
+    let rel = "install.kernel_args";
+    let items = c.items(v, rel, MAX_KERNEL_ARGS_BYTES / 2)?;
+    let mut args = Vec::with_capacity(items.len());
+    let mut ok = true;
+    for (i, item) in items.iter().enumerate() {
+        let irel = format!("{rel}[{i}]");
+        let Some(t) = c.text(item, &irel) else {
+            ok = false;
+            continue;
+        };
+        match KernelArg::new(&t) {
+            Ok(a) => args.push(a),
+            Err(e) => {
+                c.error(item, &irel, e);
+                ok = false;
+            }
+        }
+    }
+    if !ok {
+        return None;
+    }
+    let total: usize = args.iter().map(|a| a.len() + 1).sum();
+    if total > MAX_KERNEL_ARGS_BYTES {
+        c.error(
+            v,
+            rel,
+            format!("the arguments take {total} bytes of the kernel command line; at most {MAX_KERNEL_ARGS_BYTES} are left for them (the kernel reads 2048, the installer's own arguments need the rest)"),
+        );
+        return None;
+    }
+    if let Some(i) = split_console_arg(&args) {
+        if let Value::Seq(items) = &v.value {
+            c.error(
+                &items[i],
+                &format!("{rel}[{i}]"),
+                format!(
+                    "`{}` looks like the rest of `{}`, split by the comma of a YAML flow list; quote the whole argument: \"{},{}\"",
+                    args[i], args[i - 1], args[i - 1], args[i]
+                ),
+            );
+        }
+        return None;
+    }
+    Some(args.into())
+}
+
+/// `install.extra_repositories`: `{ name, url }` mappings with unique names.
+fn resolve_repositories(c: &mut Checker, v: &Node) -> Option<List<Repository>> {
+    let rel = "install.extra_repositories";
+    let items = c.items(v, rel, rules::MAX_REPOSITORIES)?;
+    let mut ok = true;
+    let mut out = Vec::with_capacity(items.len());
+    let mut names: HashMap<Text, String> = HashMap::new();
+    for (i, item) in items.iter().enumerate() {
+        let irel = format!("{rel}[{i}]");
+        let r = c.map(item, &irel, REPO_KEYS);
+        if !matches!(item.value, Value::Map(_)) {
+            ok = false;
+            continue;
+        }
+        let name = match r.get("name") {
+            None => {
+                c.error(
+                    item,
+                    &irel,
+                    "missing `name` (a repository id such as `openvswitch`)",
+                );
+                None
+            }
+            Some(nv) => c
+                .checked(nv, &r.child("name"), rules::repo_name)
+                .and_then(|name| {
+                    let key = path(nv.origin, &r.child("name"));
+                    if let Some(first) = names.get(&name) {
+                        c.error(
+                            nv,
+                            &r.child("name"),
+                            format!(
+                                "duplicate of {first} (`{name}`); repository names must be unique"
+                            ),
+                        );
+                        None
+                    } else {
+                        names.insert(name.clone(), key);
+                        Some(name)
+                    }
+                }),
+        };
+        let url = match r.get("url") {
+            None => {
+                c.error(
+                    item,
+                    &irel,
+                    "missing `url` (the http(s) URL of the repository)",
+                );
+                None
+            }
+            Some(uv) => c.checked(uv, &r.child("url"), rules::url),
+        };
+        match (name, url) {
+            (Some(name), Some(url)) => out.push(Repository { name, url }),
+            _ => ok = false,
+        }
+    }
+    ok.then(|| out.into())
 }
 
 /// Index of a kernel argument like `115200n8` right after a `console=…` one: the two
 /// halves of `console=ttyS0,115200n8` written unquoted in a flow list.
-fn split_console_arg(args: &[String]) -> Option<usize> {
+fn split_console_arg(args: &[KernelArg]) -> Option<usize> {
     (1..args.len()).find(|&i| {
         args[i - 1].starts_with("console=")
             && !args[i].contains('=')
@@ -1323,28 +1507,30 @@ fn split_console_arg(args: &[String]) -> Option<usize> {
 fn resolve_dns(c: &mut Checker, m: &Map) -> Option<Dns> {
     let s = c.section(m, "dns", DNS_KEYS);
     let servers = c.required(&s, "servers").and_then(|v| {
-        let items = c.list(v, "dns.servers")?;
-        if items.is_empty() {
-            c.error(
-                v,
-                "dns.servers",
-                "the list is empty; name at least one DNS server (IPv4)",
-            );
-            return None;
-        }
-        let mut out = Vec::new();
-        let mut ok = true;
-        for (i, item) in items.iter().enumerate() {
-            match c.ipv4(item, &format!("dns.servers[{i}]")) {
-                Some(a) => out.push(a),
-                None => ok = false,
+        c.memo(v, (0, 7), |c| {
+            let items = c.items(v, "dns.servers", rules::MAX_DNS_SERVERS)?;
+            if items.is_empty() {
+                c.error(
+                    v,
+                    "dns.servers",
+                    "the list is empty; name at least one DNS server (IPv4)",
+                );
+                return None;
             }
-        }
-        ok.then_some(out)
+            let mut out = Vec::new();
+            let mut ok = true;
+            for (i, item) in items.iter().enumerate() {
+                match c.ipv4(item, &format!("dns.servers[{i}]")) {
+                    Some(a) => out.push(a),
+                    None => ok = false,
+                }
+            }
+            ok.then(|| List::from(out))
+        })
     });
     let search = match s.get("search") {
-        None => Some(Vec::new()),
-        Some(v) => c.checked_list(v, "dns.search", rules::domain),
+        None => Some(List::from([])),
+        Some(v) => c.checked_list(v, "dns.search", rules::domain, rules::MAX_DNS_SEARCH),
     };
     Some(Dns {
         servers: servers?,
@@ -1414,8 +1600,8 @@ fn resolve_cpu(c: &mut Checker, m: &Map, os: Option<Os>) -> Option<Cpu> {
         _ => {}
     }
     let features = match s.get("features") {
-        None => Some(Vec::new()),
-        Some(v) => c.checked_list(v, "cpu.features", rules::cpu_word),
+        None => Some(List::from([])),
+        Some(v) => c.checked_list(v, "cpu.features", rules::cpu_word, rules::MAX_CPU_FEATURES),
     };
     if !ok {
         return None;
@@ -1463,7 +1649,7 @@ fn resolve_network(
         Some((nic, v))
     });
     // Bridges carry the place they were set (`None` for a default).
-    let trunk_bridge: Option<Option<(String, Option<Loc>)>> = match (s.get("trunk_bridge"), kind) {
+    let trunk_bridge: Option<Option<(Text, Option<Loc>)>> = match (s.get("trunk_bridge"), kind) {
         (Some(v), Some(NetworkType::LinuxBridge)) => {
             c.error(v, "network.trunk_bridge", "only used with `type: openvswitch`; remove it (linux-bridge puts each VLAN on its own bridge)");
             ok = false;
@@ -1472,7 +1658,7 @@ fn resolve_network(
         (Some(v), _) => c
             .checked(v, "network.trunk_bridge", rules::interface)
             .map(|b| Some((b, Some(Loc::of(v, "network.trunk_bridge"))))),
-        (None, _) => Some(ovs.then(|| ("cloudbr".to_string(), None))),
+        (None, _) => Some(ovs.then(|| ("cloudbr".into(), None))),
     };
 
     let ms = c.section(&s, "management", MANAGEMENT_KEYS);
@@ -1491,7 +1677,7 @@ fn resolve_network(
     if let (Some(p), Some((g, gl))) = (prefix, &gateway) {
         locs.subnet = Some((*g, p, gl.clone()));
     }
-    let mbridge: Option<Option<(String, Option<Loc>)>> = match (ms.get("bridge"), kind) {
+    let mbridge: Option<Option<(Text, Option<Loc>)>> = match (ms.get("bridge"), kind) {
         (Some(v), Some(NetworkType::LinuxBridge)) => {
             c.error(v, "network.management.bridge", "only used with `type: openvswitch` (the fake bridge for management); remove it for linux-bridge");
             ok = false;
@@ -1500,7 +1686,7 @@ fn resolve_network(
         (Some(v), _) => c
             .checked(v, "network.management.bridge", rules::interface)
             .map(|b| Some((b, Some(Loc::of(v, "network.management.bridge"))))),
-        (None, _) => Some(ovs.then(|| ("mgmt0".to_string(), None))),
+        (None, _) => Some(ovs.then(|| ("mgmt0".into(), None))),
     };
 
     let vlan_bridge = |c: &mut Checker, name: &str, default_bridge: &str| {
@@ -1511,7 +1697,7 @@ fn resolve_network(
             Some((id, Loc::of(v, &format!("{rel}.vlan"))))
         });
         let bridge = match vs.get("bridge") {
-            None => Some((default_bridge.to_string(), None)),
+            None => Some((Text::from(default_bridge), None)),
             Some(v) => c
                 .checked(v, &format!("{rel}.bridge"), rules::interface)
                 .map(|b| (b, Some(Loc::of(v, &format!("{rel}.bridge"))))),
@@ -1537,7 +1723,7 @@ fn resolve_network(
         }
     }
     // Bridge names distinct (and distinct from the trunk NIC).
-    let mut bridges: Vec<(String, String, Option<Loc>)> = Vec::new();
+    let mut bridges: Vec<(Text, String, Option<Loc>)> = Vec::new();
     if let Some(Some((b, at))) = &trunk_bridge {
         bridges.push((b.clone(), "network.trunk_bridge".into(), at.clone()));
     }
@@ -1645,10 +1831,10 @@ fn resolve_security(c: &mut Checker, m: &Map, os: Option<Os>) -> Option<Security
         (None, _) => Some(None),
     };
     let firewall_sources = match s.get("firewall_sources") {
-        None => Some(Vec::new()),
-        Some(v) => (|| {
-            let items = c.list(v, "security.firewall_sources")?;
-            let mut out = Vec::new();
+        None => Some(List::from([])),
+        Some(v) => c.memo(v, (0, 8), |c| {
+            let items = c.items(v, "security.firewall_sources", rules::MAX_FIREWALL_SOURCES)?;
+            let mut out: Vec<Text> = Vec::new();
             let mut ok = true;
             for (i, item) in items.iter().enumerate() {
                 let rel = format!("security.firewall_sources[{i}]");
@@ -1657,15 +1843,15 @@ fn resolve_security(c: &mut Checker, m: &Map, os: Option<Os>) -> Option<Security
                     continue;
                 };
                 match rules::cidr(&t) {
-                    Ok(n) => out.push(n),
+                    Ok(n) => out.push(n.into()),
                     Err(e) => {
                         c.error(item, &rel, e);
                         ok = false;
                     }
                 }
             }
-            ok.then_some(out)
-        })(),
+            ok.then(|| List::from(out))
+        }),
     };
     Some(Security {
         selinux: selinux?,
@@ -1774,8 +1960,8 @@ mod tests {
         assert_eq!(inv.hosts.len(), 1200);
         for (i, h) in inv.hosts.iter().enumerate() {
             assert_eq!(h.fqdn, format!("kvm{i}.example.org"));
-            assert_eq!(h.install.disk, if i % 7 == 3 { "sdb" } else { "sda" });
-            assert_eq!(h.install.locale, "en_US.UTF-8");
+            assert_eq!(&*h.install.disk, if i % 7 == 3 { "sdb" } else { "sda" });
+            assert_eq!(&*h.install.locale, "en_US.UTF-8");
             assert_eq!(h.network.management.vlan, 100);
         }
 

@@ -1,9 +1,57 @@
 //! Syntax rules for inventory values that end up in kickstart/preseed options, kernel
 //! command lines, shell scripts and config files. Each returns `Err(why and how to fix)`.
 
+use std::borrow::Cow;
 use std::net::Ipv4Addr;
 
 use hvseed_firstboot::names::{is_cpu_word, is_domain, is_fqdn, is_interface_name, parse_cidr};
+
+/// The longest value of any kind: an `ssh_authorized_keys` line, the longest kind, may
+/// have this many bytes; every other kind has a smaller limit of its own.
+pub const MAX_VALUE: usize = 8 * 1024;
+
+/// Limits of the kinds without a syntax that bounds them already.
+pub const MAX_URL: usize = 2048;
+pub const MAX_SSH_KEY: usize = MAX_VALUE;
+pub const MAX_PASSWORD_HASH: usize = 128;
+
+/// Most items in a list (kernel arguments are bounded by their bytes).
+pub const MAX_SSH_KEYS: usize = 256;
+pub const MAX_PACKAGES: usize = 512;
+pub const MAX_REPOSITORIES: usize = 64;
+pub const MAX_NTP_SERVERS: usize = 16;
+/// resolv.conf: glibc reads 3 name servers and (before 2.26, i.e. on both OSes) 6
+/// search domains.
+pub const MAX_DNS_SERVERS: usize = 3;
+pub const MAX_DNS_SEARCH: usize = 6;
+pub const MAX_CPU_FEATURES: usize = 64;
+pub const MAX_FIREWALL_SOURCES: usize = 256;
+
+/// A value as messages quote it: whole when short, else its start and its length,
+/// so that a message never repeats a long value.
+pub fn shown(s: &str) -> Cow<'_, str> {
+    const SHOW: usize = 64;
+    if s.len() <= SHOW + 16 {
+        return Cow::Borrowed(s);
+    }
+    let mut end = SHOW;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    Cow::Owned(format!("{}…({} bytes)", &s[..end], s.len()))
+}
+
+/// Refuses `s` when longer than `max` bytes, without quoting it.
+fn at_most(s: &str, max: usize, what: &str) -> Result<(), String> {
+    if s.len() > max {
+        Err(format!(
+            "is {} bytes long; {what} may have at most {max}",
+            s.len()
+        ))
+    } else {
+        Ok(())
+    }
+}
 
 /// `cluster:` — used in report and file names: `[a-z0-9-]`, 1–63, no leading/trailing `-`.
 pub fn cluster_name(s: &str) -> Result<(), String> {
@@ -17,17 +65,19 @@ pub fn cluster_name(s: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "`{s}` is not a cluster name (use 1-63 of a-z, 0-9 and `-`, e.g. `lab1`)"
+            "`{s}` is not a cluster name (use 1-63 of a-z, 0-9 and `-`, e.g. `lab1`)",
+            s = shown(s)
         ))
     }
 }
 
 /// An http(s) URL without characters that would need quoting anywhere it lands.
 pub fn url(s: &str) -> Result<(), String> {
+    at_most(s, MAX_URL, "a URL")?;
     let rest = s
         .strip_prefix("http://")
         .or_else(|| s.strip_prefix("https://"))
-        .ok_or_else(|| format!("`{s}` is not an http:// or https:// URL"))?;
+        .ok_or_else(|| format!("`{s}` is not an http:// or https:// URL", s = shown(s)))?;
     if let Some(c) = s.chars().find(|c| {
         !(c.is_ascii_alphanumeric()
             || matches!(
@@ -60,11 +110,14 @@ pub fn url(s: &str) -> Result<(), String> {
         None => (hostport, None),
     };
     if host.is_empty() || !hvseed_firstboot::names::is_host(host) {
-        return Err(format!("`{s}` has no valid host name after the scheme"));
+        return Err(format!(
+            "`{s}` has no valid host name after the scheme",
+            s = shown(s)
+        ));
     }
     if let Some(p) = port {
         if p.parse::<u16>().map_or(true, |p| p == 0) {
-            return Err(format!("`{s}` has an invalid port `{p}`"));
+            return Err(format!("`{s}` has an invalid port `{p}`", s = shown(s)));
         }
     }
     Ok(())
@@ -99,7 +152,8 @@ pub fn locale(s: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "`{s}` is not a locale (write it like `en_US.UTF-8`)"
+            "`{s}` is not a locale (write it like `en_US.UTF-8`)",
+            s = shown(s)
         ))
     }
 }
@@ -108,13 +162,15 @@ pub fn locale(s: &str) -> Result<(), String> {
 pub fn keyboard(s: &str) -> Result<(), String> {
     if !s.is_empty()
         && s.len() <= 32
+        && s.as_bytes()[0].is_ascii_alphanumeric()
         && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
     {
         Ok(())
     } else {
         Err(format!(
-            "`{s}` is not a keyboard layout (use a-z, 0-9, `_` and `-`, e.g. `us`)"
+            "`{s}` is not a keyboard layout (use a-z, 0-9, `_` and `-`, starting with a letter or digit, e.g. `us`)",
+            s = shown(s)
         ))
     }
 }
@@ -135,7 +191,8 @@ pub fn timezone(s: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "`{s}` is not a time zone name (write it like `Etc/UTC` or `Europe/Berlin`)"
+            "`{s}` is not a time zone name (write it like `Etc/UTC` or `Europe/Berlin`)",
+            s = shown(s)
         ))
     }
 }
@@ -148,6 +205,7 @@ fn is_crypt_char(b: u8) -> bool {
 /// `$6$[rounds=N$]salt$hash` with a salt of ≤ 16 and a hash of 86 of `[./A-Za-z0-9]`.
 pub fn password_hash(s: &str) -> Result<(), String> {
     let hint = "(make one with `openssl passwd -6`, and quote it in YAML)";
+    at_most(s, MAX_PASSWORD_HASH, "a `$6$` hash")?;
     let Some(rest) = s.strip_prefix("$6$") else {
         if s.starts_with('$') {
             return Err(format!(
@@ -206,6 +264,7 @@ pub const SSH_KEY_TYPES: &[&str] = &[
 /// One `authorized_keys` line: `TYPE BASE64 [comment]`, on one line. The comment is free
 /// text and is carried literally (renderers quote it).
 pub fn ssh_key(s: &str) -> Result<(), String> {
+    at_most(s, MAX_SSH_KEY, "an authorized_keys line")?;
     if s.contains(['\n', '\r', '\0']) {
         return Err(
             "must be a single line (no newlines or NUL bytes); give each key as its own list item"
@@ -253,7 +312,8 @@ pub fn disk(s: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "`{s}` is not a disk device name (e.g. `sda`, `vda`, `nvme0n1`, `cciss/c0d0`)"
+            "`{s}` is not a disk device name (e.g. `sda`, `vda`, `nvme0n1`, `cciss/c0d0`)",
+            s = shown(s)
         ))
     }
 }
@@ -269,26 +329,48 @@ pub fn package(s: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "`{s}` is not a package name (letters, digits and `._+-`, starting with a letter or digit)"
+            "`{s}` is not a package name (letters, digits and `._+-`, starting with a letter or digit)",
+            s = shown(s)
         ))
     }
 }
 
-/// One installer kernel argument (lands on kernel command lines and in boot menus).
+/// The characters a kernel argument may hold besides ASCII letters and digits: none that
+/// a boot loader splits, expands, quotes or drops (isolinux/pxelinux split on spaces;
+/// GRUB 2 expands `$` and reads quotes, `;`, `{`, `}`, `|`, `&`, `<`, `>`; grub-legacy
+/// treats `#` specially; shells and menus glob `*`, `?`, `[`, `]`).
+pub const KERNEL_ARG_PUNCTUATION: &str = "-_.,:=/+@%~";
+
+/// The longest kernel argument accepted (a kernel command line holds 2048 bytes on
+/// x86, and the installer's own arguments need room too).
+pub const MAX_KERNEL_ARG: usize = 512;
+
+/// One installer kernel argument (lands on kernel command lines and in every boot
+/// menu: isolinux, pxelinux, grub-legacy, GRUB 2). This is the only check: code past
+/// `inventory::load` takes [`KernelArg`](super::KernelArg)s as they are.
 pub fn kernel_arg(s: &str) -> Result<(), String> {
     if s.is_empty() {
         return Err("is empty; remove it".into());
     }
-    if let Some(c) = s.chars().find(|c| {
-        c.is_whitespace()
-            || c.is_control()
-            || matches!(c, '\'' | '"' | '\\' | ';' | '$' | '`')
-            || !c.is_ascii()
-    }) {
+    at_most(s, MAX_KERNEL_ARG, "a kernel argument")?;
+    if let Some(c) = s
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || KERNEL_ARG_PUNCTUATION.contains(*c)))
+    {
+        let what = if c.is_whitespace() {
+            "a space"
+        } else if c.is_control() {
+            "a control character"
+        } else if !c.is_ascii() {
+            "a non-ASCII character"
+        } else {
+            "a character"
+        };
         return Err(format!(
-            "`{}` contains `{}`; one argument may not contain spaces, quotes, `\\`, `;`, `$` or backticks (give each argument as its own list item)",
+            "`{}` contains {what} (`{}`) that boot loaders would split, expand or drop; use only letters, digits and {} (give each argument as its own list item)",
             s.escape_default(),
-            c.escape_default()
+            c.escape_default(),
+            KERNEL_ARG_PUNCTUATION.chars().map(String::from).collect::<Vec<_>>().join(" ")
         ));
     }
     Ok(())
@@ -298,13 +380,15 @@ pub fn kernel_arg(s: &str) -> Result<(), String> {
 pub fn repo_name(s: &str) -> Result<(), String> {
     if !s.is_empty()
         && s.len() <= 64
+        && s.as_bytes()[0].is_ascii_alphanumeric()
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
     {
         Ok(())
     } else {
         Err(format!(
-            "`{s}` is not a repository name (use A-Z, a-z, 0-9, `_` and `-`)"
+            "`{s}` is not a repository name (use A-Z, a-z, 0-9, `_` and `-`, starting with a letter or digit)",
+            s = shown(s)
         ))
     }
 }
@@ -314,7 +398,10 @@ pub fn host(s: &str) -> Result<(), String> {
     if s.parse::<Ipv4Addr>().is_ok() || (is_domain(s) && !looks_numeric(s)) {
         Ok(())
     } else {
-        Err(format!("`{s}` is not a host name or IPv4 address"))
+        Err(format!(
+            "`{s}` is not a host name or IPv4 address",
+            s = shown(s)
+        ))
     }
 }
 
@@ -328,7 +415,8 @@ pub fn ipv4_or_fqdn(s: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "`{s}` is neither an IPv4 address nor a fully qualified name"
+            "`{s}` is neither an IPv4 address nor a fully qualified name",
+            s = shown(s)
         ))
     }
 }
@@ -338,7 +426,7 @@ pub fn domain(s: &str) -> Result<(), String> {
     if is_domain(s) && !looks_numeric(s) {
         Ok(())
     } else {
-        Err(format!("`{s}` is not a domain name"))
+        Err(format!("`{s}` is not a domain name", s = shown(s)))
     }
 }
 
@@ -353,7 +441,8 @@ pub fn cloudstack_version(s: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "`{s}` is not a CloudStack version (write it like \"4.2\")"
+            "`{s}` is not a CloudStack version (write it like \"4.2\")",
+            s = shown(s)
         ))
     }
 }
@@ -364,7 +453,8 @@ pub fn cpu_word(s: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "`{s}` is not a CPU model/feature name (letters, digits and `_.-`)"
+            "`{s}` is not a CPU model/feature name (letters, digits and `_.-`, not starting with `-`)",
+            s = shown(s)
         ))
     }
 }
@@ -375,7 +465,8 @@ pub fn interface(s: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "`{s}` is not a valid Linux interface name (1-15 of A-Z, a-z, 0-9, `_.-`)"
+            "`{s}` is not a valid Linux interface name (1-15 of A-Z, a-z, 0-9, `_.-`, not starting with `-`, which commands would read as an option)",
+            s = shown(s)
         ))
     }
 }
@@ -383,13 +474,18 @@ pub fn interface(s: &str) -> Result<(), String> {
 /// An IPv4 network in CIDR form (a bare address means /32); returns it normalised as
 /// `a.b.c.d/len`. Host bits must be zero, so a typo in the prefix is not widened.
 pub fn cidr(s: &str) -> Result<String, String> {
-    let (addr, len) = parse_cidr(s)
-        .ok_or_else(|| format!("`{s}` is not an IPv4 network (write it like `192.168.42.0/24`)"))?;
+    let (addr, len) = parse_cidr(s).ok_or_else(|| {
+        format!(
+            "`{s}` is not an IPv4 network (write it like `192.168.42.0/24`)",
+            s = shown(s)
+        )
+    })?;
     let mask = u32::from(hvseed_firstboot::names::netmask(len));
     let net = Ipv4Addr::from(u32::from(addr) & mask);
     if net != addr {
         return Err(format!(
-            "`{s}` has host bits set; did you mean `{net}/{len}`?"
+            "`{s}` has host bits set; did you mean `{net}/{len}`?",
+            s = shown(s)
         ));
     }
     Ok(format!("{addr}/{len}"))
@@ -401,11 +497,13 @@ pub fn fqdn(s: &str) -> Result<(), String> {
         Ok(())
     } else if !s.contains('.') && hvseed_firstboot::names::is_label(s) {
         Err(format!(
-            "`{s}` is not fully qualified; add the domain, e.g. `{s}.lab.example.org`"
+            "`{s}` is not fully qualified; add the domain, e.g. `{s}.lab.example.org`",
+            s = shown(s)
         ))
     } else {
         Err(format!(
-            "`{s}` is not a valid fully qualified name (labels of a-z, 0-9 and `-`, separated by dots)"
+            "`{s}` is not a valid fully qualified name (labels of a-z, 0-9 and `-`, separated by dots)",
+            s = shown(s)
         ))
     }
 }
@@ -478,9 +576,18 @@ mod tests {
         assert!(package("-foo").is_err());
         assert!(package("foo bar").is_err());
         assert!(kernel_arg("console=ttyS0,115200n8").is_ok());
-        for bad in ["", "a b", "a'b", "a\"b", "a\\b", "a;b", "$x", "`x`", "a\tb"] {
+        assert!(kernel_arg("keyboard-configuration/layoutcode=us").is_ok());
+        assert!(kernel_arg("ip=10.0.0.2::10.0.0.1:255.255.255.0:h:eth0:none").is_ok());
+        for bad in [
+            "", "a b", "a'b", "a\"b", "a\\b", "a;b", "$x", "`x`", "a\tb", "é",
+        ] {
             assert!(kernel_arg(bad).is_err(), "{bad:?}");
         }
+        for c in "&*|<>(){}!^#?[]".chars() {
+            assert!(kernel_arg(&format!("rd.foo=a{c}b")).is_err(), "{c}");
+        }
+        assert!(kernel_arg(&"a".repeat(MAX_KERNEL_ARG)).is_ok());
+        assert!(kernel_arg(&"a".repeat(MAX_KERNEL_ARG + 1)).is_err());
         assert!(repo_name("openvswitch-el6").is_ok());
         assert!(repo_name("o v").is_err());
         assert!(host("0.pool.ntp.org").is_ok());

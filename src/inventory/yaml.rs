@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::options::DuplicateKeyPolicy;
@@ -24,7 +25,8 @@ pub enum Value {
     Bool(bool),
     Int(i128),
     Float(f64),
-    Str(String),
+    /// Shared, so that a value read for many hosts is never copied.
+    Str(Arc<str>),
     Seq(Vec<Node>),
     /// Keys in file order (duplicates are refused by the parser).
     Map(Vec<(Node, Node)>),
@@ -59,17 +61,19 @@ impl Node {
 
     /// The text of a scalar as the user meant it: a string's value, or the source text
     /// of a plain number/boolean (`4.10` stays `4.10`, `no` stays `no`).
-    pub fn scalar_text(&self) -> Option<String> {
+    pub fn scalar_text(&self) -> Option<Arc<str>> {
         match &self.value {
             Value::Str(s) => Some(s.clone()),
-            Value::Bool(_) | Value::Int(_) | Value::Float(_) => {
-                self.raw.clone().or_else(|| match &self.value {
-                    Value::Bool(b) => Some(b.to_string()),
-                    Value::Int(i) => Some(i.to_string()),
-                    Value::Float(f) => Some(f.to_string()),
+            Value::Bool(_) | Value::Int(_) | Value::Float(_) => self
+                .raw
+                .as_deref()
+                .map(Arc::from)
+                .or_else(|| match &self.value {
+                    Value::Bool(b) => Some(b.to_string().into()),
+                    Value::Int(i) => Some(i.to_string().into()),
+                    Value::Float(f) => Some(f.to_string().into()),
                     _ => None,
-                })
-            }
+                }),
             _ => None,
         }
     }
@@ -82,6 +86,7 @@ impl Node {
             (Value::Bool(_) | Value::Int(_) | Value::Float(_), Some(r)) => Cow::Borrowed(r),
             _ => Cow::Owned(
                 self.scalar_text()
+                    .map(|s| s.to_string())
                     .unwrap_or_else(|| format!("<{}>", self.kind())),
             ),
         }
@@ -175,10 +180,10 @@ impl<'de> Visitor<'de> for RawVisitor {
         Ok(Value::Float(v))
     }
     fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::Str(v.to_string()))
+        Ok(Value::Str(v.into()))
     }
     fn visit_string<E>(self, v: String) -> Result<Value, E> {
-        Ok(Value::Str(v))
+        Ok(Value::Str(v.into()))
     }
     fn visit_bytes<E: de::Error>(self, _v: &[u8]) -> Result<Value, E> {
         Err(E::custom("binary values are not allowed in an inventory"))

@@ -32,7 +32,6 @@ use sha2::{Digest, Sha256};
 
 pub use flavour::IsoFlavour;
 pub use initrd::{newc, preseed_archive};
-pub use menus::check_boot_arg;
 use menus::UnattendedEntry;
 pub use source::xorriso_file;
 use write::{Mapping, Session};
@@ -273,7 +272,7 @@ pub struct Payload {
     pub install_file: String,
     /// The boot menu text of the new entry.
     pub title: String,
-    /// `install.kernel_args`, checked by [`check_boot_arg`].
+    /// `install.kernel_args`, as the inventory checked them.
     pub kernel_args: Vec<String>,
     pub locale: String,
     pub keyboard: String,
@@ -341,16 +340,15 @@ impl Payload {
                 first.fqdn
             );
         }
-        for a in first
+        // `inventory::load` checked every argument (and the locale and keyboard) with
+        // the one kernel-argument rule.
+        debug_assert!(first
             .install
             .kernel_args
             .iter()
-            .chain([&first.install.locale, &first.install.keyboard])
-        {
-            menus::check_boot_arg(a).map_err(|e| {
-                anyhow!("{}: host {}: install: {e}", inv.path.display(), first.fqdn)
-            })?;
-        }
+            .map(|a| a.as_str())
+            .chain([&*first.install.locale, &*first.install.keyboard])
+            .all(|a| crate::inventory::check_kernel_arg(a).is_ok()));
         let title = match host {
             Some(h) => format!("Unattended install of {} (hvseed)", h.fqdn),
             None => format!(
@@ -362,9 +360,14 @@ impl Payload {
             files,
             install_file,
             title,
-            kernel_args: first.install.kernel_args.clone(),
-            locale: first.install.locale.clone(),
-            keyboard: first.install.keyboard.clone(),
+            kernel_args: first
+                .install
+                .kernel_args
+                .iter()
+                .map(|a| a.to_string())
+                .collect(),
+            locale: first.install.locale.to_string(),
+            keyboard: first.install.keyboard.to_string(),
         })
     }
 }

@@ -216,7 +216,7 @@ pub fn run(c: crate::cli::PxeTreeConfig) -> Result<ExitCode> {
         .any(|h| h.install.source == InstallSource::Cdrom);
     for h in &mut inv.hosts {
         if h.install.source == InstallSource::Cdrom {
-            h.install.source = InstallSource::Url(format!("{base}/os"));
+            h.install.source = InstallSource::Url(format!("{base}/os").into());
         }
     }
     let os_sums = if wants_tree {

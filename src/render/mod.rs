@@ -138,7 +138,7 @@ pub fn run(c: crate::cli::InventoryRenderConfig) -> Result<std::process::ExitCod
 /// The lines of `/root/.ssh/authorized_keys`, each ending in a newline.
 fn authorized_keys(host: &Host) -> String {
     let mut s = String::new();
-    for k in &host.install.ssh_authorized_keys {
+    for k in host.install.ssh_authorized_keys.iter() {
         s.push_str(k);
         s.push('\n');
     }
@@ -267,7 +267,7 @@ impl HostView {
     pub(crate) fn new(h: &Host) -> HostView {
         let (source, url) = match &h.install.source {
             InstallSource::Cdrom => ("cdrom", None),
-            InstallSource::Url(u) => ("url", Some(u.clone())),
+            InstallSource::Url(u) => ("url", Some(u.to_string())),
         };
         let mirror = url.as_deref().map(split_mirror);
         HostView {
@@ -283,46 +283,55 @@ impl HostView {
                 source,
                 url,
                 mirror,
-                locale: h.install.locale.clone(),
-                keyboard: h.install.keyboard.clone(),
-                timezone: h.install.timezone.clone(),
-                root_password_hash: h.install.root_password_hash.clone(),
-                ssh_authorized_keys: h.install.ssh_authorized_keys.clone(),
-                disk: h.install.disk.clone(),
-                extra_packages: h.install.extra_packages.clone(),
-                kernel_args: h.install.kernel_args.clone(),
+                locale: h.install.locale.to_string(),
+                keyboard: h.install.keyboard.to_string(),
+                timezone: h.install.timezone.to_string(),
+                root_password_hash: h.install.root_password_hash.to_string(),
+                ssh_authorized_keys: strings(&h.install.ssh_authorized_keys),
+                disk: h.install.disk.to_string(),
+                extra_packages: strings(&h.install.extra_packages),
+                kernel_args: h
+                    .install
+                    .kernel_args
+                    .iter()
+                    .map(|a| a.to_string())
+                    .collect(),
                 extra_repositories: h
                     .install
                     .extra_repositories
                     .iter()
                     .map(|r| RepoView {
-                        name: r.name.clone(),
-                        url: r.url.clone(),
+                        name: r.name.to_string(),
+                        url: r.url.to_string(),
                     })
                     .collect(),
             },
-            ntp_servers: h.ntp_servers.clone(),
+            ntp_servers: strings(&h.ntp_servers),
             dns: DnsView {
                 servers: h.dns.servers.iter().map(|s| s.to_string()).collect(),
-                search: h.dns.search.clone(),
+                search: strings(&h.dns.search),
             },
             cloudstack: CloudStackView {
-                version: h.cloudstack.version.clone(),
-                repository: h.cloudstack.repository.clone(),
-                management_server: h.cloudstack.management_server.clone(),
+                version: h.cloudstack.version.to_string(),
+                repository: h.cloudstack.repository.to_string(),
+                management_server: h.cloudstack.management_server.to_string(),
             },
             network: NetworkView {
                 kind: h.network.kind.as_str(),
-                trunk_nic: h.network.trunk_nic.clone(),
+                trunk_nic: h.network.trunk_nic.to_string(),
                 management_vlan: h.network.management.vlan,
                 public_vlan: h.network.public.vlan,
-                public_bridge: h.network.public.bridge.clone(),
+                public_bridge: h.network.public.bridge.to_string(),
                 private_vlan: h.network.private.vlan,
-                private_bridge: h.network.private.bridge.clone(),
+                private_bridge: h.network.private.bridge.to_string(),
             },
             selinux: h.security.selinux.map(|s| s.as_str()),
         }
     }
+}
+
+fn strings(v: &[crate::inventory::Text]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
 }
 
 /// `http://host:port/path` → protocol, `host:port`, `/path` (what d-i's
