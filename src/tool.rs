@@ -10,6 +10,7 @@ use anyhow::{bail, Context, Result};
 pub struct Tool {
     program: OsString,
     args: Vec<OsString>,
+    deadline: Option<std::time::Duration>,
 }
 
 impl Tool {
@@ -17,6 +18,7 @@ impl Tool {
         Tool {
             program: program.into(),
             args: Vec::new(),
+            deadline: None,
         }
     }
 
@@ -31,6 +33,14 @@ impl Tool {
         A: Into<OsString>,
     {
         self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Stops the program (SIGKILL) and fails if it has not finished within `d`: for
+    /// reads of an input that should take seconds, where a damaged input could make the
+    /// program run on (xorriso loops forever on an ISO whose directory contains itself).
+    pub fn deadline(mut self, d: std::time::Duration) -> Tool {
+        self.deadline = Some(d);
         self
     }
 
@@ -77,7 +87,10 @@ impl Tool {
         );
         let out = started
             .and_then(|(handle, guard)| {
-                let out = handle.into_output();
+                let out = match self.deadline {
+                    None => handle.into_output().map(Some),
+                    Some(d) => wait_within(handle, d),
+                };
                 drop(guard);
                 out
             })
@@ -87,6 +100,12 @@ impl Tool {
                     self.program.to_string_lossy()
                 )
             })?;
+        let Some(out) = out else {
+            bail!(
+                "`{line}` did not finish within {} s and was stopped",
+                self.deadline.unwrap_or_default().as_secs()
+            );
+        };
         if !out.status.success() {
             bail!(
                 "`{line}` failed ({}):\n{}",
@@ -95,6 +114,25 @@ impl Tool {
             );
         }
         Ok(out.stdout)
+    }
+}
+
+/// Waits for `handle` at most `d`; None (after killing and reaping it) when it ran on.
+fn wait_within(
+    handle: duct::Handle,
+    d: std::time::Duration,
+) -> std::io::Result<Option<std::process::Output>> {
+    let until = std::time::Instant::now() + d;
+    loop {
+        if handle.try_wait()?.is_some() {
+            return handle.into_output().map(Some);
+        }
+        if std::time::Instant::now() >= until {
+            handle.kill()?;
+            let _ = handle.wait();
+            return Ok(None);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
 

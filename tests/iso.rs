@@ -818,12 +818,12 @@ fn bad_inputs_are_refused_and_leave_nothing() {
     let copy = d.path().join("copy.iso");
     std::fs::copy(fx.join("centos6.iso"), &copy).unwrap();
     let e = remaster_err(&copy, &copy, Os::Centos6);
-    assert!(e.contains("is the source ISO itself"), "{e}");
+    assert!(e.contains("is the --source ISO"), "{e}");
     // The same file under another name (a hard link) is refused too.
     let link = d.path().join("link.iso");
     std::fs::hard_link(&copy, &link).unwrap();
     let e = remaster_err(&copy, &link, Os::Centos6);
-    assert!(e.contains("is the source ISO itself"), "{e}");
+    assert!(e.contains("is the --source ISO"), "{e}");
 }
 
 #[test]
@@ -906,7 +906,7 @@ fn cli_refuses_out_equal_to_source_and_the_wrong_distribution() {
         ],
         &copy,
     );
-    assert!(e.contains("is the source ISO itself"), "{e}");
+    assert!(e.contains("is the --source ISO"), "{e}");
 
     let ubuntu_iso = fx.join("ubuntu1204.iso");
     let out = d.path().join("out.iso");

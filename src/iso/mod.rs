@@ -220,15 +220,44 @@ pub struct Identified {
 /// Reads only the file list and the identity files, which it extracts into `scratch`.
 /// Shared by `hvseed iso` and `hvseed pxe`.
 pub fn identify(source: &Path, os: Os, scratch: &Path) -> Result<Identified> {
+    identify_within(source, os, scratch, IDENTIFY_DEADLINE)
+}
+
+/// How long reading an ISO's file list and identity files may take. A DVD's take a
+/// few seconds even from a slow disk; a damaged directory tree can make xorriso read
+/// on without end (a directory that contains itself), so it is stopped.
+pub const IDENTIFY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// [`identify`] with another limit on the time xorriso may take for each read.
+pub fn identify_within(
+    source: &Path,
+    os: Os,
+    scratch: &Path,
+    deadline: std::time::Duration,
+) -> Result<Identified> {
     let header = source::check_header(source)?;
-    let listing = source::list(source)?;
+    let listing = source::list(source, deadline).map_err(|e| {
+        e.context(format!(
+            "{} could not be read as an install ISO (damaged? compare its checksum with \
+             the distribution's)",
+            source.display()
+        ))
+    })?;
     let present: Vec<&str> = flavour::IDENTITY_FILES
         .iter()
         .copied()
         .filter(|f| listing.has(f))
         .collect();
-    source::extract(source, &present, scratch)?;
-    let read = |p: &str| std::fs::read_to_string(scratch.join(p.trim_start_matches('/'))).ok();
+    source::extract(source, &present, scratch, Some(deadline))?;
+    // Identity files are a few lines; a damaged ISO may claim any size, so at most
+    // 64 KiB of each is read.
+    let read = |p: &str| {
+        use std::io::Read;
+        let f = std::fs::File::open(scratch.join(p.trim_start_matches('/'))).ok()?;
+        let mut text = String::new();
+        f.take(64 * 1024).read_to_string(&mut text).ok()?;
+        Some(text)
+    };
     let flavour = flavour::detect(&listing, &read).map_err(|found| {
         anyhow!(
             "{} is not an install ISO hvseed can use: found {found} (volume id \"{}\"); \
@@ -389,7 +418,7 @@ struct Builder<'a> {
 
 impl Builder<'_> {
     fn extract(&self, files: &[&str]) -> Result<()> {
-        source::extract(self.iso, files, self.orig)?;
+        source::extract(self.iso, files, self.orig, None)?;
         Ok(())
     }
 

@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
@@ -103,8 +104,9 @@ impl Listing {
 
 /// Lists the ISO's files (three levels deep: enough for every boot file, and cheap on
 /// a DVD whose thousands of packages sit deeper or in one directory) and boot records.
-pub fn list(iso: &Path) -> Result<Listing> {
+pub fn list(iso: &Path, deadline: Duration) -> Result<Listing> {
     let out = Tool::new("xorriso")
+        .deadline(deadline)
         .args(["-abort_on", "FAILURE", "-indev"])
         .arg(xorriso_file(iso))
         .args(["-toc", "-report_el_torito", "plain"])
@@ -157,11 +159,20 @@ fn parse_listing(text: &str) -> Listing {
 
 /// Copies the named files out of the ISO into `dest` (same relative paths), made
 /// writable. Never the whole tree: only these files are read.
-pub fn extract(iso: &Path, files: &[&str], dest: &Path) -> Result<Vec<PathBuf>> {
+pub fn extract(
+    iso: &Path,
+    files: &[&str],
+    dest: &Path,
+    deadline: Option<Duration>,
+) -> Result<Vec<PathBuf>> {
     if files.is_empty() {
         return Ok(Vec::new());
     }
-    let mut tool = Tool::new("xorriso")
+    let mut tool = Tool::new("xorriso");
+    if let Some(d) = deadline {
+        tool = tool.deadline(d);
+    }
+    tool = tool
         .args(["-abort_on", "FAILURE", "-osirrox", "on", "-indev"])
         .arg(xorriso_file(iso))
         .args(["-extract_l", "/"])

@@ -9,7 +9,6 @@
 
 use std::fs::File;
 use std::io::{IsTerminal, Read};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -20,48 +19,35 @@ use crate::tool::Tool;
 
 /// Refuses outputs that would destroy the input or something that is not a plain file.
 pub fn check_output(source: &Path, out: &Path) -> Result<()> {
-    let src_meta =
-        std::fs::metadata(source).with_context(|| format!("reading {}", source.display()))?;
-    let name = out
-        .file_name()
+    std::fs::metadata(source).with_context(|| format!("reading {}", source.display()))?;
+    out.file_name()
         .with_context(|| format!("--out {} names no file", out.display()))?;
     let parent = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let dir = parent
+    parent
         .canonicalize()
         .with_context(|| format!("the directory of --out {} does not exist", out.display()))?;
-    let same = source
-        .canonicalize()
-        .map(|s| s == dir.join(name))
-        .unwrap_or(false);
-    match std::fs::symlink_metadata(out) {
-        Ok(m) => {
-            let target = std::fs::metadata(out).ok();
-            if same
-                || target
-                    .as_ref()
-                    .is_some_and(|t| t.dev() == src_meta.dev() && t.ino() == src_meta.ino())
-            {
-                bail!(
-                    "--out {} is the source ISO itself; hvseed never modifies its input: choose another output file",
-                    out.display()
-                );
-            }
-            if !m.is_file() {
-                bail!(
-                    "--out {} exists and is not a regular file; hvseed writes an ISO file \
-                     (copy it to a USB stick afterwards, e.g. with dd)",
-                    out.display()
-                );
-            }
+    // The same rule as every verb's: by device and inode, through links.
+    crate::overlap::check(
+        &[crate::overlap::Input {
+            role: "--source ISO",
+            path: source,
+        }],
+        &[crate::overlap::Output {
+            role: "--out",
+            path: out,
+        }],
+    )?;
+    if let Ok(m) = std::fs::symlink_metadata(out) {
+        if !m.is_file() {
+            bail!(
+                "--out {} exists and is not a regular file; hvseed writes an ISO file \
+                 (copy it to a USB stick afterwards, e.g. with dd)",
+                out.display()
+            );
         }
-        Err(_) if same => bail!(
-            "--out {} is the source ISO itself; choose another output file",
-            out.display()
-        ),
-        Err(_) => {}
     }
     Ok(())
 }
