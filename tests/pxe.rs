@@ -810,6 +810,139 @@ fn mismatched_syslinux_foreign_files_and_wrong_isos_are_refused() {
     assert!(!ok && err.contains("--http-base"), "{err}");
 }
 
+/// Every file and link under `dir`: path → (bytes of a file, or the target of a
+/// link, mtime); directories by name only (their mtimes change with temporary
+/// entries).
+fn snapshot(dir: &Path) -> BTreeMap<String, (Vec<u8>, (i64, i64))> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .map(|e| e.unwrap())
+        .map(|e| {
+            if e.file_type().is_dir() {
+                let rel = e
+                    .path()
+                    .strip_prefix(dir)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                return (rel + "/", (Vec::new(), (0, 0)));
+            }
+            let m = std::fs::symlink_metadata(e.path()).unwrap();
+            let rel = e
+                .path()
+                .strip_prefix(dir)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            let bytes = if m.is_file() {
+                std::fs::read(e.path()).unwrap()
+            } else if m.file_type().is_symlink() {
+                std::fs::read_link(e.path())
+                    .unwrap()
+                    .into_os_string()
+                    .into_encoded_bytes()
+            } else {
+                Vec::new()
+            };
+            (rel, (bytes, (m.mtime(), m.mtime_nsec())))
+        })
+        .collect()
+}
+
+/// Asserts two snapshots are equal, naming the entries that differ.
+fn assert_same(
+    a: &BTreeMap<String, (Vec<u8>, (i64, i64))>,
+    b: &BTreeMap<String, (Vec<u8>, (i64, i64))>,
+    what: &str,
+) {
+    let differ: Vec<&String> = a
+        .keys()
+        .chain(b.keys())
+        .filter(|k| a.get(*k) != b.get(*k))
+        .collect();
+    assert!(differ.is_empty(), "{what}: these differ: {differ:?}");
+}
+
+/// Nothing `hvseed pxe` writes or removes leaves DIR: a directory of the tree replaced
+/// by a symbolic link to elsewhere (a host's directory, tftp/pxelinux.cfg, http/os,
+/// http, tftp) is refused with a message naming it, the link's target is untouched
+/// (bytes and mtimes) and the tree is as it was; once the link is gone, the tree is
+/// rebuilt. A link where a file of hvseed's is replaced by the file, its target left
+/// as it was.
+#[test]
+fn links_in_the_tree_are_never_followed_out_of_it() {
+    if !tools() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let inv = root().join(UBUNTU_INV);
+    let base = "http://10.0.0.2:8080";
+    let out = tmp.path().join("tree");
+    pxe_ok(&inv, &ubuntu_iso(), &out, base, &[]);
+    let pristine = files(&out);
+    let outside = tmp.path().join("outside");
+    write(&outside.join("precious"), b"not hvseed's\n");
+    write(&outside.join("plan.json"), b"not a plan\n");
+    for (i, link) in [
+        "http/hosts/kvm21.lab.example.org",
+        "tftp/pxelinux.cfg",
+        "http/os",
+        "http",
+        "tftp",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let moved = tmp.path().join(format!("moved-{i}"));
+        std::fs::rename(out.join(link), &moved).unwrap();
+        std::os::unix::fs::symlink(&outside, out.join(link)).unwrap();
+        let outside_before = snapshot(&outside);
+        let tree_before = snapshot(&out);
+        let (ok, err) = pxe(
+            &inv,
+            &ubuntu_iso(),
+            &out,
+            base,
+            &["--bundle", tmp.path().join("b.tar.gz").to_str().unwrap()],
+        );
+        assert!(!ok, "{link}: a run through a link succeeded:\n{err}");
+        assert!(
+            err.contains(&format!("{link} is a symbolic link")) && err.contains("rm "),
+            "{link}: {err}"
+        );
+        assert_same(
+            &snapshot(&outside),
+            &outside_before,
+            &format!("{link}: written through"),
+        );
+        assert_same(
+            &snapshot(&out),
+            &tree_before,
+            &format!("{link}: the tree changed"),
+        );
+        assert!(!tmp.path().join("b.tar.gz").exists());
+        // Repaired by hand (the link removed): the next run rebuilds the tree.
+        std::fs::remove_file(out.join(link)).unwrap();
+        std::fs::remove_dir_all(&moved).unwrap();
+        pxe_ok(&inv, &ubuntu_iso(), &out, base, &[]);
+        assert!(
+            files(&out) == pristine,
+            "{link}: the tree was not rebuilt as it was"
+        );
+        assert_same(&snapshot(&outside), &outside_before, link);
+    }
+    // A file of the tree replaced by a link: the file is put back, the link's target
+    // is not written.
+    let pxe21 = out.join("tftp/pxelinux.cfg/01-52-54-00-12-34-21");
+    std::fs::remove_file(&pxe21).unwrap();
+    std::os::unix::fs::symlink(outside.join("precious"), &pxe21).unwrap();
+    let outside_before = snapshot(&outside);
+    pxe_ok(&inv, &ubuntu_iso(), &out, base, &[]);
+    assert!(std::fs::symlink_metadata(&pxe21).unwrap().is_file());
+    assert!(files(&out) == pristine, "the file was not put back");
+    assert_same(&snapshot(&outside), &outside_before, "a linked file");
+}
+
 /// A QEMU guest PXE-booting from `tftp` with `mac`; killed when dropped.
 struct Qemu {
     child: std::process::Child,

@@ -11,6 +11,7 @@
 //! - `http/`: `hosts/<fqdn>/…` as `hvseed render` lays them out, `hvseed-firstboot`,
 //!   and `os/`, the ISO's package tree, when a host installs from `cdrom`.
 
+pub mod beneath;
 mod bundle;
 mod configs;
 mod source;
@@ -89,6 +90,8 @@ pub fn run(c: crate::cli::PxeTreeConfig) -> Result<ExitCode> {
         .out
         .canonicalize()
         .with_context(|| format!("resolving {}", c.out.display()))?;
+    // Every write and removal below DIR goes through this handle: none follows a link.
+    let tree = beneath::Beneath::open(&out)?;
     if let Some(b) = &c.bundle {
         let abs = std::path::absolute(b).unwrap_or_else(|_| b.clone());
         if abs.starts_with(&out) {
@@ -137,11 +140,11 @@ pub fn run(c: crate::cli::PxeTreeConfig) -> Result<ExitCode> {
         }
     }
     let os_sums = if wants_tree {
-        let sums = package_tree(&iso, &layout, &out, staging.path(), old.os_tree.is_some())?;
+        let sums = package_tree(&iso, &layout, &tree, staging.path(), old.os_tree.is_some())?;
         b.new.os_tree = Some(iso.identity.clone());
         sums
     } else {
-        remove_package_tree(&out, old.os_tree.is_some())?;
+        remove_package_tree(&tree, staging.path(), old.os_tree.is_some())?;
         BTreeMap::new()
     };
 
@@ -191,7 +194,7 @@ pub fn run(c: crate::cli::PxeTreeConfig) -> Result<ExitCode> {
     tree::insert_sorted(&mut desired, "SHA256SUMS", sums);
     tracing::debug!("configs and sums: {:.3} s", started.elapsed().as_secs_f64());
 
-    let absent = tree::check_foreign(&out, &old, &desired)?;
+    let absent = tree::check_foreign(&tree, &old, &desired)?;
     tracing::debug!("foreign check: {:.3} s", started.elapsed().as_secs_f64());
     let modes: Vec<(String, u32)> = match c.bundle {
         Some(_) => desired.iter().map(|(p, e)| (p.clone(), e.mode)).collect(),
@@ -218,7 +221,7 @@ pub fn run(c: crate::cli::PxeTreeConfig) -> Result<ExitCode> {
         m.save(&out, &old)?;
         intent = Some(m);
     }
-    let (files, changes) = tree::apply(&out, &old, &stale, desired, &absent)?;
+    let (files, changes) = tree::apply(&tree, &old, &stale, desired, &absent)?;
     tracing::debug!("tree written: {:.3} s", started.elapsed().as_secs_f64());
     new.files = files;
     new.save(&out, intent.as_ref().unwrap_or(&old))?;
@@ -249,7 +252,7 @@ pub fn run(c: crate::cli::PxeTreeConfig) -> Result<ExitCode> {
         for p in os_sums.keys() {
             all.push((format!("{OS_DIR}/{p}"), 0o644));
         }
-        bundle::write(&out, &all, bundle_path)?;
+        bundle::write(&tree, &all, bundle_path)?;
         tracing::info!("wrote {}", bundle_path.display());
     }
     // Freeing the manifests and the inventory piece by piece (hundreds of thousands
@@ -752,20 +755,22 @@ struct OsStamp {
 fn package_tree(
     iso: &Iso,
     layout: &source::Layout,
-    out: &Path,
+    tree: &beneath::Beneath,
     staging: &Path,
     ours: bool,
 ) -> Result<BTreeMap<String, tree::Digest>> {
-    let dest = out.join(OS_DIR);
-    let stamp_path = dest.join(OS_STAMP);
-    if let Ok(bytes) = std::fs::read(&stamp_path) {
-        if let Ok(stamp) = serde_json::from_slice::<OsStamp>(&bytes) {
+    let dest = tree.show(OS_DIR);
+    let stamp_rel = format!("{OS_DIR}/{OS_STAMP}");
+    // Read without following a link on the way: a linked http/os is refused here.
+    let stamp_bytes = tree.read(&stamp_rel)?;
+    if let Some(bytes) = &stamp_bytes {
+        if let Ok(stamp) = serde_json::from_slice::<OsStamp>(bytes) {
             if stamp.identity == iso.identity {
                 return Ok(stamp.sums);
             }
         }
     }
-    if dest.exists() && !ours && !stamp_path.exists() {
+    if tree.lstat(OS_DIR)?.is_some() && !ours && stamp_bytes.is_none() {
         bail!(
             "{} exists and was not written by hvseed; move it away so that the ISO's \
              package tree can go there",
@@ -823,22 +828,19 @@ fn package_tree(
         sums,
     };
     tree::write_atomic(&new.join(OS_STAMP), &serde_json::to_vec(&stamp)?, 0o644)?;
-    if dest.exists() {
-        let old = staging.join("os-old");
-        std::fs::rename(&dest, &old)
-            .with_context(|| format!("moving the old {} away", dest.display()))?;
-    }
-    std::fs::create_dir_all(dest.parent().expect("http/os has a parent"))?;
-    std::fs::rename(&new, &dest)
+    // The old tree goes to the staging directory, which is removed at the end.
+    tree.move_out(OS_DIR, &staging.join("os-old"))
+        .with_context(|| format!("moving the old {} away", dest.display()))?;
+    tree.move_in(&new, OS_DIR)
         .with_context(|| format!("moving the package tree to {}", dest.display()))?;
     Ok(stamp.sums)
 }
 
-/// No host installs from the CD any more: the package tree hvseed extracted goes.
-fn remove_package_tree(out: &Path, ours: bool) -> Result<()> {
-    let dest = out.join(OS_DIR);
-    if ours && dest.join(OS_STAMP).exists() {
-        std::fs::remove_dir_all(&dest).with_context(|| format!("removing {}", dest.display()))?;
+/// No host installs from the CD any more: the package tree hvseed extracted goes (moved
+/// to the staging directory, removed with it without following a link).
+fn remove_package_tree(tree: &beneath::Beneath, staging: &Path, ours: bool) -> Result<()> {
+    if ours && tree.open_file(&format!("{OS_DIR}/{OS_STAMP}"))?.is_some() {
+        tree.move_out(OS_DIR, &staging.join("os-gone"))?;
     }
     Ok(())
 }
