@@ -943,6 +943,138 @@ fn links_in_the_tree_are_never_followed_out_of_it() {
     assert_same(&snapshot(&outside), &outside_before, "a linked file");
 }
 
+/// "PXE just once": once a host's installer fetched its preseed from `hvseed serve`,
+/// that host's pxelinux and GRUB files boot the local disk (the other host's still
+/// install); a re-run of `hvseed pxe` keeps them so; `--reinstall` arms them again,
+/// `--disarm` (for trees served by another web server) disarms them; the status
+/// shows which.
+#[test]
+fn a_host_is_installed_by_pxe_once_until_reinstall() {
+    if !tools() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let inv = root().join(UBUNTU_INV);
+    let base = "http://10.0.0.2:8080";
+    let out = tmp.path().join("tree");
+    // The tree without serve's records and the hosts' PXE state.
+    let tree_files = |d: &Path| {
+        let mut f = files(d);
+        f.retain(|k, _| !k.starts_with("reports/") && !k.starts_with("pxe-state/"));
+        f
+    };
+    pxe_ok(&inv, &ubuntu_iso(), &out, base, &[]);
+    let pristine = tree_files(&out);
+    let (pxe21, grub21) = (
+        "tftp/pxelinux.cfg/01-52-54-00-12-34-21",
+        "tftp/grub/grub.cfg-01-52-54-00-12-34-21",
+    );
+    let (pxe22, grub22) = (
+        "tftp/pxelinux.cfg/01-52-54-00-12-34-22",
+        "tftp/grub/grub.cfg-01-52-54-00-12-34-22",
+    );
+    let installs = |t: &BTreeMap<String, Vec<u8>>, pxe: &str, grub: &str| {
+        let (p, g) = (text(t, pxe), text(t, grub));
+        p.contains("KERNEL ") && p.contains("APPEND ") && g.contains("linux ")
+    };
+    let boots_disk = |t: &BTreeMap<String, Vec<u8>>, pxe: &str, grub: &str| {
+        let (p, g) = (text(t, pxe), text(t, grub));
+        p.lines().any(|l| l.trim() == "LOCALBOOT 0")
+            && !p.contains("KERNEL")
+            && !p.contains("APPEND")
+            && g.lines().any(|l| l.trim() == "exit")
+            && !g.contains("linux")
+            && !g.contains("initrd")
+    };
+    assert!(installs(&pristine, pxe21, grub21) && installs(&pristine, pxe22, grub22));
+
+    let server = ServeGuard::start(&out);
+    let pxe_state = |server: &ServeGuard, fqdn: &str| {
+        let status = server.status_json();
+        status["clusters"][0]["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["fqdn"] == fqdn)
+            .unwrap()["pxe"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(pxe_state(&server, "kvm22.lab.example.org"), "armed");
+    // A HEAD is no install; the GET of the preseed is.
+    let r = server.raw(
+        b"HEAD /hosts/kvm22.lab.example.org/preseed.cfg HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(tree_files(&out), pristine);
+    let r = server.get("/hosts/kvm22.lab.example.org/preseed.cfg");
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.body,
+        pristine["http/hosts/kvm22.lab.example.org/preseed.cfg"]
+    );
+    let now = tree_files(&out);
+    assert!(boots_disk(&now, pxe22, grub22), "{}", text(&now, pxe22));
+    assert!(installs(&now, pxe21, grub21));
+    assert_eq!(pxe_state(&server, "kvm22.lab.example.org"), "disarmed");
+    assert_eq!(pxe_state(&server, "kvm21.lab.example.org"), "armed");
+    let page = server.get("/").text();
+    assert!(
+        page.contains("disarmed") && page.contains("armed"),
+        "{page}"
+    );
+    assert!(
+        server.log_text().contains("PXE entry disarmed"),
+        "{}",
+        server.log_text()
+    );
+
+    // A re-run keeps the entry disarmed, and its checksums follow.
+    let log = pxe_ok(&inv, &ubuntu_iso(), &out, base, &[]);
+    let rerun = tree_files(&out);
+    assert!(boots_disk(&rerun, pxe22, grub22), "{log}");
+    assert!(installs(&rerun, pxe21, grub21));
+    sha256sum_check(&out);
+    // A host that is not in the inventory is refused.
+    let (ok, err) = pxe(
+        &inv,
+        &ubuntu_iso(),
+        &out,
+        base,
+        &["--reinstall", "nope.example.org"],
+    );
+    assert!(
+        !ok && err.contains("--reinstall \"nope.example.org\""),
+        "{err}"
+    );
+    assert!(tree_files(&out) == rerun);
+
+    // --reinstall arms it again: the tree is as first written.
+    pxe_ok(
+        &inv,
+        &ubuntu_iso(),
+        &out,
+        base,
+        &["--reinstall", "kvm22.lab.example.org"],
+    );
+    assert!(
+        tree_files(&out) == pristine,
+        "--reinstall did not put the install entry back"
+    );
+    assert_eq!(pxe_state(&server, "kvm22.lab.example.org"), "armed");
+
+    // Without hvseed serve: --disarm, then --reinstall all.
+    pxe_ok(&inv, &ubuntu_iso(), &out, base, &["--disarm", "all"]);
+    let t = tree_files(&out);
+    assert!(boots_disk(&t, pxe21, grub21) && boots_disk(&t, pxe22, grub22));
+    sha256sum_check(&out);
+    assert_eq!(pxe_state(&server, "kvm21.lab.example.org"), "disarmed");
+    pxe_ok(&inv, &ubuntu_iso(), &out, base, &["--reinstall", "all"]);
+    assert!(tree_files(&out) == pristine);
+    drop(server);
+}
+
 /// A QEMU guest PXE-booting from `tftp` with `mac`; killed when dropped.
 struct Qemu {
     child: std::process::Child,

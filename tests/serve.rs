@@ -452,6 +452,8 @@ fn reports_are_stored_shown_escaped_and_survive_a_restart() {
         let status = server.status_json();
         let kvm1 = host(&status, "kvm1.lab.example");
         assert_eq!(kvm1["state"], "ready");
+        // A host that reported is installed: its PXE entry boots the local disk.
+        assert_eq!(kvm1["pxe"], "disarmed");
         assert_eq!(kvm1["report"]["cpu"]["count"], 12);
         let kvm2 = host(&status, "kvm2.lab.example");
         assert_eq!(kvm2["state"], "failed");

@@ -18,7 +18,7 @@ mod source;
 mod syslinux;
 mod tree;
 
-pub use configs::mac_file_name;
+pub use configs::{installed_marker, local_boot_files, mac_file_name};
 pub use syslinux::banner_version;
 
 use std::borrow::Cow;
@@ -103,6 +103,7 @@ pub fn run(c: crate::cli::PxeTreeConfig) -> Result<ExitCode> {
         }
     }
 
+    let installed = pxe_state(&tree, &inventory, &c.reinstall, &c.disarm)?;
     tracing::debug!("manifest read: {:.3} s", started.elapsed().as_secs_f64());
     let staging = tempfile::Builder::new()
         .prefix(".hvseed-staging-")
@@ -149,7 +150,14 @@ pub fn run(c: crate::cli::PxeTreeConfig) -> Result<ExitCode> {
     };
 
     tracing::debug!("package tree: {:.3} s", started.elapsed().as_secs_f64());
-    b.hosts(&inv, &base, c.templates.as_deref(), &layout, efi_boot)?;
+    b.hosts(
+        &inv,
+        &base,
+        c.templates.as_deref(),
+        &layout,
+        efi_boot,
+        &installed.now,
+    )?;
     tracing::debug!("hosts rendered: {:.3} s", started.elapsed().as_secs_f64());
     // The fleet-wide files (one line per host each) are made on another core while
     // the tree's list is sorted.
@@ -222,6 +230,7 @@ pub fn run(c: crate::cli::PxeTreeConfig) -> Result<ExitCode> {
         intent = Some(m);
     }
     let (files, changes) = tree::apply(&tree, &old, &stale, desired, &absent)?;
+    installed.record(&tree)?;
     tracing::debug!("tree written: {:.3} s", started.elapsed().as_secs_f64());
     new.files = files;
     new.save(&out, intent.as_ref().unwrap_or(&old))?;
@@ -493,6 +502,7 @@ impl Build<'_> {
         templates: Option<&Path>,
         layout: &source::Layout,
         efi_boot: Option<&str>,
+        installed: &HashSet<String>,
     ) -> Result<()> {
         let t0 = std::time::Instant::now();
         let global = global_key(inv, base, templates, efi_boot)?;
@@ -502,7 +512,7 @@ impl Build<'_> {
         let (old, stale) = (self.old, self.stale);
         let (os, efi) = (inv.os, efi_boot.is_some());
         let checked = par_map(&inv.hosts, |h| {
-            let key = tree::sha256_of(&(global, h));
+            let key = tree::sha256_of(&(global, h, installed.contains(&h.fqdn)));
             let kept = old
                 .hosts
                 .get(&h.fqdn)
@@ -570,7 +580,7 @@ impl Build<'_> {
                 .iter()
                 .map(|part| {
                     let opts = &opts;
-                    s.spawn(move || host_files(inv, part, opts, base, layout, efi_boot))
+                    s.spawn(move || host_files(inv, part, opts, base, layout, efi_boot, installed))
                 })
                 .collect();
             workers
@@ -629,6 +639,7 @@ fn host_files(
     base: &str,
     layout: &source::Layout,
     efi_boot: Option<&str>,
+    installed: &HashSet<String>,
 ) -> Result<HostFiles> {
     let sub = Inventory {
         path: inv.path.clone(),
@@ -653,6 +664,18 @@ fn host_files(
     for h in &sub.hosts {
         let args = configs::installer_args(inv, h, base)?;
         let files = by_host.entry(h.fqdn.clone()).or_default();
+        if installed.contains(&h.fqdn) {
+            // Installed: the host's entries boot its local disk.
+            let local = configs::local_boot_files(&h.fqdn, &h.mac);
+            for p in configs::host_boot_paths(inv.os, efi_boot.is_some(), &h.mac) {
+                let (_, text) = local
+                    .iter()
+                    .find(|(lp, _)| *lp == p)
+                    .expect("a local version of every boot file");
+                files.push((p, text.clone().into_bytes()));
+            }
+            continue;
+        }
         files.push((
             configs::pxelinux_path(&h.mac),
             configs::pxelinux_host(inv, h, layout, &args).into_bytes(),
@@ -670,6 +693,90 @@ fn host_files(
         }
     }
     Ok(by_host.into_iter().collect())
+}
+
+/// Which hosts are installed ("PXE just once", see [`configs::PXE_STATE_DIR`]): as the
+/// tree records it, and as it is to be after this run's `--reinstall`/`--disarm`.
+struct PxeState {
+    /// Installed after this run.
+    now: HashSet<String>,
+    /// Markers to write (`--disarm`) and to remove (`--reinstall`) once the tree is
+    /// written.
+    disarm: Vec<String>,
+    rearm: Vec<String>,
+}
+
+/// Reads the hosts' PXE state and applies `--reinstall` / `--disarm` (FQDNs of the
+/// inventory's hosts, or `all`).
+fn pxe_state(
+    tree: &beneath::Beneath,
+    inv: &Inventory,
+    reinstall: &[String],
+    disarm: &[String],
+) -> Result<PxeState> {
+    let names: HashSet<&str> = inv.hosts.iter().map(|h| h.fqdn.as_str()).collect();
+    let pick = |flag: &str, given: &[String]| -> Result<HashSet<String>> {
+        let mut out = HashSet::new();
+        for g in given {
+            if g == "all" {
+                out.extend(names.iter().map(|n| n.to_string()));
+            } else if names.contains(g.as_str()) {
+                out.insert(g.clone());
+            } else {
+                bail!(
+                    "--{flag} {g:?}: no host of {} has that fqdn; give a host's fqdn or `all`",
+                    inv.path.display()
+                );
+            }
+        }
+        Ok(out)
+    };
+    let rearm = pick("reinstall", reinstall)?;
+    let disarm = pick("disarm", disarm)?;
+    if let Some(both) = rearm.intersection(&disarm).next() {
+        bail!("{both} is given to both --reinstall and --disarm; give it to one of them");
+    }
+    let mut now = HashSet::new();
+    for h in &inv.hosts {
+        if tree.lstat(&configs::installed_marker(&h.fqdn))?.is_some() {
+            now.insert(h.fqdn.clone());
+        }
+    }
+    let rearm: Vec<String> = rearm.into_iter().filter(|h| now.contains(h)).collect();
+    let disarm: Vec<String> = disarm.into_iter().filter(|h| !now.contains(h)).collect();
+    for h in &rearm {
+        now.remove(h);
+        tracing::info!("{h}: PXE entry armed: its next PXE boot installs it");
+    }
+    for h in &disarm {
+        now.insert(h.clone());
+        tracing::info!("{h}: PXE entry disarmed: it boots from its local disk");
+    }
+    Ok(PxeState { now, disarm, rearm })
+}
+
+impl PxeState {
+    /// Writes the state this run changed.
+    fn record(&self, tree: &beneath::Beneath) -> Result<()> {
+        for h in &self.rearm {
+            tree.remove_file(&configs::installed_marker(h))?;
+        }
+        for h in &self.disarm {
+            let text = serde_json::json!({
+                "at": std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs()),
+                "by": "hvseed pxe --disarm",
+            });
+            tree.write_atomic(
+                &configs::installed_marker(h),
+                format!("{text}\n").as_bytes(),
+                0o644,
+                true,
+            )?;
+        }
+        Ok(())
+    }
 }
 
 /// How many threads bulk per-host work uses: the cores, at most 8.

@@ -28,6 +28,8 @@ pub struct HostInfo {
     pub fqdn: String,
     pub cluster: String,
     pub os: Os,
+    /// The MAC its per-MAC PXE boot files are named after.
+    pub mac: String,
 }
 
 /// An installer fetched this host's install file: it is being installed.
@@ -136,6 +138,35 @@ impl Store {
             .map(|_| ())
     }
 
+    /// True when `fqdn` is marked installed: its PXE entry boots the local disk.
+    pub fn installed(&self, fqdn: &str) -> bool {
+        self.dir
+            .lstat(&crate::pxe::installed_marker(fqdn))
+            .is_ok_and(|m| m.is_some())
+    }
+
+    /// "PXE just once": `host` was installed (`why`), so its per-MAC PXE boot files
+    /// (those the tree has) are replaced, atomically, by ones that boot the local
+    /// disk, and the tree's state records it so that `hvseed pxe` keeps them so until
+    /// `--reinstall`. Returns false when the host was marked installed already.
+    pub fn mark_installed(&self, host: &HostInfo, why: &str) -> Result<bool> {
+        let marker = crate::pxe::installed_marker(&host.fqdn);
+        if self.dir.lstat(&marker)?.is_some() {
+            return Ok(false);
+        }
+        // The state first: should a boot file fail, the next `hvseed pxe` writes it.
+        let text = serde_json::json!({ "at": now(), "by": why });
+        self.dir
+            .write_atomic(&marker, format!("{text}\n").as_bytes(), 0o644, true)?;
+        for (path, content) in crate::pxe::local_boot_files(&host.fqdn, &host.mac) {
+            if self.dir.lstat(&path)?.is_some() {
+                self.dir
+                    .write_atomic(&path, content.as_bytes(), 0o644, true)?;
+            }
+        }
+        Ok(true)
+    }
+
     /// The stored report of `fqdn`, if any. An unreadable one is logged and ignored:
     /// the page shows the host as if it had not reported, which a new report fixes.
     pub fn report(&self, fqdn: &str) -> Option<StoredReport> {
@@ -233,6 +264,7 @@ fn scan_hosts(hosts_dir: &Path) -> BTreeMap<String, HostInfo> {
                 fqdn: plan.fqdn,
                 cluster: plan.cluster,
                 os: plan.os,
+                mac: plan.network.mac,
             },
         );
     }
