@@ -1075,6 +1075,161 @@ fn a_host_is_installed_by_pxe_once_until_reinstall() {
     drop(server);
 }
 
+/// A failed run leaves what it found and says what is true: a wrong ISO creates no
+/// --out (nor its parents), a failure after --out was created removes it with the
+/// parents this run created, and a file hvseed did not write is found before anything
+/// is extracted into the tree ("nothing was changed" holds: the tree is byte for byte
+/// as before).
+#[test]
+fn failed_runs_leave_the_tree_as_it_was() {
+    if !tools() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let inv = root().join(UBUNTU_INV);
+    let base = "http://10.0.0.2:8080";
+
+    // The other distribution's ISO: refused before --out (or a parent) exists.
+    let (ok, err) = pxe(&inv, &centos_iso(), &tmp.path().join("a/b/tree"), base, &[]);
+    assert!(!ok && err.contains("ubuntu1204"), "{err}");
+    assert!(
+        !tmp.path().join("a").exists(),
+        "--out or its parents were created"
+    );
+
+    // Refused once --out exists (a bundle inside the tree): it goes, with its parents.
+    let out = tmp.path().join("c/d/tree");
+    let bundle = out.join("t.tar.gz");
+    let (ok, err) = pxe(
+        &inv,
+        &ubuntu_iso(),
+        &out,
+        base,
+        &["--bundle", bundle.to_str().unwrap()],
+    );
+    assert!(!ok && err.contains("inside the tree"), "{err}");
+    assert!(
+        !tmp.path().join("c").exists(),
+        "the --out this run created was left"
+    );
+
+    // A dnsmasq.conf of the user's: refused before the package tree is extracted.
+    let out = tmp.path().join("tree");
+    write(&out.join("dnsmasq.conf"), b"# mine\n");
+    write(&out.join("tftp/memtest86+.bin"), b"mine too\n");
+    let before = snapshot(&out);
+    let (ok, err) = pxe(&inv, &ubuntu_iso(), &out, base, &[]);
+    assert!(
+        !ok && err.contains("did not write") && err.contains("dnsmasq.conf"),
+        "{err}"
+    );
+    assert!(err.contains("nothing was changed"), "{err}");
+    assert_same(&snapshot(&out), &before, "a refused run");
+
+    // A tree of hvseed's without a package tree, and a user's http/os: refused
+    // before the ISO's package tree is extracted, nothing changed.
+    std::fs::remove_file(out.join("dnsmasq.conf")).unwrap();
+    let mirror = tmp.path().join("mirror.yaml");
+    let text = std::fs::read_to_string(&inv).unwrap();
+    assert!(text.contains("    source: cdrom\n"));
+    std::fs::write(
+        &mirror,
+        text.replace(
+            "    source: cdrom\n",
+            "    source: http://mirror.example.org/ubuntu\n",
+        ),
+    )
+    .unwrap();
+    pxe_ok(&mirror, &ubuntu_iso(), &out, base, &[]);
+    assert!(!out.join("http/os").exists());
+    write(&out.join("http/os/README"), b"the user's\n");
+    let before = snapshot(&out);
+    let (ok, err) = pxe(&inv, &ubuntu_iso(), &out, base, &[]);
+    assert!(
+        !ok && err.contains("http/os exists and was not written by hvseed"),
+        "{err}"
+    );
+    assert_same(&snapshot(&out), &before, "a refused re-run");
+}
+
+/// A full disk while the ISO is extracted: the message is xorriso's ("No space left
+/// on device"), not a guess about the ISO, and the tree is as before (a user's file
+/// in it kept, nothing of hvseed's left). Runs on a 1 MiB tmpfs in a private mount
+/// namespace, which needs root (CI runs as root).
+#[test]
+fn a_full_disk_is_reported_as_such_and_leaves_nothing() {
+    if !tools() {
+        return;
+    }
+    let root_user = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout == b"0\n");
+    if !root_user {
+        let msg = "a_full_disk_is_reported_as_such_and_leaves_nothing needs root (a tmpfs in \
+                   a private mount namespace)";
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{msg}");
+        }
+        eprintln!("\n!!!!!!!! {msg}: THIS TEST DID NOT RUN !!!!!!!!\n");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let mnt = tmp.path().join("small");
+    std::fs::create_dir(&mnt).unwrap();
+    let inv = root().join(UBUNTU_INV);
+    // In the namespace: mount, make a tree with a file of the user's, run hvseed pxe
+    // into it and into a new --out, then list what is on the tmpfs.
+    let script = r#"
+        set -u
+        mnt=$1; shift
+        mount -t tmpfs -o size=1m tmpfs "$mnt" || exit 90
+        mkdir "$mnt/tree" && echo mine > "$mnt/tree/keep"
+        "$@" --out "$mnt/tree"; echo "rc1=$?"
+        "$@" --out "$mnt/new/tree"; echo "rc2=$?"
+        echo "--- left:"
+        cd "$mnt" && find . -mindepth 1 | sort
+        echo "--- keep: $(cat tree/keep)"
+    "#;
+    let o = Command::new("timeout")
+        .args(["120", "unshare", "-m", "sh", "-c", script, "sh"])
+        .arg(&mnt)
+        .arg(env!("CARGO_BIN_EXE_hvseed"))
+        .arg("pxe")
+        .arg(&inv)
+        .arg("--source")
+        .arg(ubuntu_iso())
+        .args(["--http-base", "http://10.0.0.2:8080"])
+        .arg("--firstboot")
+        .arg(agent().unwrap())
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    );
+    assert!(
+        out.contains("rc1=1") && out.contains("rc2=1"),
+        "{out}\n{err}"
+    );
+    assert_eq!(
+        err.matches("No space left on device").count(),
+        2,
+        "xorriso's message must be the error:\n{err}"
+    );
+    assert!(!err.contains("are not on this ISO"), "{err}");
+    let left = out.split("--- left:\n").nth(1).unwrap();
+    assert_eq!(
+        left, "./tree\n./tree/keep\n--- keep: mine\n",
+        "{out}\n{err}"
+    );
+    assert!(
+        !mnt.join("tree").exists(),
+        "the tmpfs leaked out of its namespace"
+    );
+}
+
 /// A QEMU guest PXE-booting from `tftp` with `mac`; killed when dropped.
 struct Qemu {
     child: std::process::Child,

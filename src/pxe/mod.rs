@@ -85,6 +85,17 @@ pub fn run(c: crate::cli::PxeTreeConfig) -> Result<ExitCode> {
     if c.out.exists() && !c.out.is_dir() {
         bail!("--out {} exists and is not a directory", c.out.display());
     }
+    // Every check that can refuse runs before anything is created or changed: the
+    // ISO's flavour first (unless its files in the tree came from this very ISO),
+    // checked in a scratch directory outside the tree.
+    let iso_identity = format!("{} os={}", iso.identity, inventory.os);
+    if old.iso.as_ref().is_none_or(|r| r.identity != iso_identity) {
+        let scratch = tempfile::tempdir().context("creating a scratch directory")?;
+        iso.check_flavour(inventory.os, scratch.path())?;
+    }
+    // A --out this run creates goes again, with the parents it created, if the run
+    // fails.
+    let mut created = CreatedDir::new(&c.out);
     std::fs::create_dir_all(&c.out).with_context(|| format!("creating {}", c.out.display()))?;
     let out = c
         .out
@@ -140,13 +151,17 @@ pub fn run(c: crate::cli::PxeTreeConfig) -> Result<ExitCode> {
             h.install.source = InstallSource::Url(format!("{base}/os"));
         }
     }
-    let os_sums = if wants_tree {
-        let sums = package_tree(&iso, &layout, &tree, staging.path(), old.os_tree.is_some())?;
+    // The package tree is extracted to the staging directory now and moved into place
+    // only once every check passed.
+    let (os_sums, os_move) = if wants_tree {
+        let (sums, pending) =
+            package_tree(&iso, &layout, &tree, staging.path(), old.os_tree.is_some())?;
         b.new.os_tree = Some(iso.identity.clone());
-        sums
+        (sums, pending.map(OsMove::Install))
     } else {
-        remove_package_tree(&tree, staging.path(), old.os_tree.is_some())?;
-        BTreeMap::new()
+        let ours =
+            old.os_tree.is_some() && tree.open_file(&format!("{OS_DIR}/{OS_STAMP}"))?.is_some();
+        (BTreeMap::new(), ours.then_some(OsMove::Remove))
     };
 
     tracing::debug!("package tree: {:.3} s", started.elapsed().as_secs_f64());
@@ -229,6 +244,11 @@ pub fn run(c: crate::cli::PxeTreeConfig) -> Result<ExitCode> {
         m.save(&out, &old)?;
         intent = Some(m);
     }
+    match os_move {
+        Some(OsMove::Install(new)) => install_package_tree(&tree, &new, staging.path())?,
+        Some(OsMove::Remove) => remove_package_tree(&tree, staging.path())?,
+        None => {}
+    }
     let (files, changes) = tree::apply(&tree, &old, &stale, desired, &absent)?;
     installed.record(&tree)?;
     tracing::debug!("tree written: {:.3} s", started.elapsed().as_secs_f64());
@@ -266,8 +286,51 @@ pub fn run(c: crate::cli::PxeTreeConfig) -> Result<ExitCode> {
     }
     // Freeing the manifests and the inventory piece by piece (hundreds of thousands
     // of allocations for 10,000 hosts) would only delay the exit.
+    created.keep();
     std::mem::forget((old, new, inv));
     Ok(ExitCode::SUCCESS)
+}
+
+/// The outermost directory of a path that `create_dir_all` is about to create; removed
+/// (with all in it, which this run made) when dropped before [`CreatedDir::keep`].
+struct CreatedDir(Option<PathBuf>);
+
+impl CreatedDir {
+    fn new(path: &Path) -> CreatedDir {
+        let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        let mut top = None;
+        let mut p = Some(abs.as_path());
+        while let Some(d) = p {
+            if std::fs::symlink_metadata(d).is_ok() {
+                break;
+            }
+            top = Some(d.to_path_buf());
+            p = d.parent();
+        }
+        CreatedDir(top)
+    }
+
+    fn keep(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for CreatedDir {
+    fn drop(&mut self) {
+        if let Some(top) = self.0.take() {
+            if let Err(e) = std::fs::remove_dir_all(&top) {
+                tracing::warn!("removing {}, which this run created: {e}", top.display());
+            }
+        }
+    }
+}
+
+/// What happens to http/os once every check passed.
+enum OsMove {
+    /// The new package tree, extracted in the staging directory, goes in.
+    Install(PathBuf),
+    /// No host installs from the CD any more: hvseed's package tree goes.
+    Remove,
 }
 
 /// `--http-base`: a plain http(s) URL (it lands on kernel command lines and in
@@ -356,19 +419,22 @@ impl Build<'_> {
                 return Ok(r.files.iter().any(|f| f == "tftp/BOOTX64.efi"));
             }
         }
-        iso.check_flavour(os, self.staging)?;
+        // (The ISO's flavour was checked before anything was created.)
         let kernel = self.staging.join("kernel");
         let initrd = self.staging.join("initrd");
+        let missing = iso.missing(&[layout.kernel, layout.initrd])?;
+        if !missing.is_empty() {
+            bail!(
+                "{}: the installer kernel and initrd for PXE ({}) are not on this ISO; give \
+                 the full {os} install ISO",
+                iso.path.display(),
+                missing.join(" and ")
+            );
+        }
+        // A failure here is xorriso's own (a full disk, a damaged image): its message
+        // is the error.
         iso.extract(&[(layout.kernel, &kernel), (layout.initrd, &initrd)])
-            .with_context(|| {
-                format!(
-                    "{}: the installer kernel and initrd for PXE ({} and {}) are not on this \
-                     ISO; give the full {os} install ISO",
-                    iso.path.display(),
-                    layout.kernel,
-                    layout.initrd
-                )
-            })?;
+            .context("extracting the installer kernel and initrd")?;
         let mut files = vec![
             layout.tftp_kernel.to_string(),
             layout.tftp_initrd.to_string(),
@@ -388,10 +454,9 @@ impl Build<'_> {
         let mut efi = false;
         if os == Os::Centos6 {
             let loader = self.staging.join("BOOTX64.efi");
-            if iso
-                .extract(&[(source::CENTOS6_EFI_LOADER, &loader)])
-                .is_ok()
-            {
+            if iso.missing(&[source::CENTOS6_EFI_LOADER])?.is_empty() {
+                iso.extract(&[(source::CENTOS6_EFI_LOADER, &loader)])
+                    .context("extracting the EFI loader")?;
                 self.desired.insert(
                     "tftp/BOOTX64.efi",
                     Want::Move(loader.clone()),
@@ -858,14 +923,15 @@ struct OsStamp {
 }
 
 /// The ISO's package tree under http/os, extracted once per ISO; returns its
-/// files' SHA-256 by path relative to http/os.
+/// files' SHA-256 by path relative to http/os, and the new tree extracted in the
+/// staging directory when it has to replace http/os ([`install_package_tree`]).
 fn package_tree(
     iso: &Iso,
     layout: &source::Layout,
     tree: &beneath::Beneath,
     staging: &Path,
     ours: bool,
-) -> Result<BTreeMap<String, tree::Digest>> {
+) -> Result<(BTreeMap<String, tree::Digest>, Option<PathBuf>)> {
     let dest = tree.show(OS_DIR);
     let stamp_rel = format!("{OS_DIR}/{OS_STAMP}");
     // Read without following a link on the way: a linked http/os is refused here.
@@ -873,7 +939,7 @@ fn package_tree(
     if let Some(bytes) = &stamp_bytes {
         if let Ok(stamp) = serde_json::from_slice::<OsStamp>(bytes) {
             if stamp.identity == iso.identity {
-                return Ok(stamp.sums);
+                return Ok((stamp.sums, None));
             }
         }
     }
@@ -902,20 +968,25 @@ fn package_tree(
         .copied()
         .zip(locals.iter().map(PathBuf::as_path))
         .collect();
-    iso.extract(&pairs).with_context(|| {
-        format!(
-            "{}: no package tree ({}) on this ISO for a network install; give the full \
-             DVD/server ISO or set install.source to a mirror URL",
+    let missing = iso.missing(layout.tree_required)?;
+    if !missing.is_empty() {
+        bail!(
+            "{}: no package tree ({} missing) on this ISO for a network install; give the \
+             full DVD/server ISO or set install.source to a mirror URL",
             iso.path.display(),
-            layout.tree_required.join(", ")
-        )
-    })?;
-    for p in layout.tree_optional {
+            missing.join(", ")
+        );
+    }
+    iso.extract(&pairs)
+        .context("extracting the package tree for a network install")?;
+    let absent = iso.missing(layout.tree_optional)?;
+    for p in layout.tree_optional.iter().filter(|p| !absent.contains(p)) {
         let local = new.join(p.trim_start_matches('/'));
         if let Some(parent) = local.parent() {
             std::fs::create_dir_all(parent)?;
         }
-        let _ = iso.extract(&[(p, &local)]);
+        iso.extract(&[(p, &local)])
+            .context("extracting the package tree for a network install")?;
     }
     let mut sums = BTreeMap::new();
     for e in walkdir::WalkDir::new(&new).sort_by_file_name() {
@@ -935,19 +1006,22 @@ fn package_tree(
         sums,
     };
     tree::write_atomic(&new.join(OS_STAMP), &serde_json::to_vec(&stamp)?, 0o644)?;
-    // The old tree goes to the staging directory, which is removed at the end.
+    Ok((stamp.sums, Some(new)))
+}
+
+/// Moves a package tree [`package_tree`] extracted into http/os; the old tree goes to
+/// the staging directory, which is removed at the end.
+fn install_package_tree(tree: &beneath::Beneath, new: &Path, staging: &Path) -> Result<()> {
+    let dest = tree.show(OS_DIR);
     tree.move_out(OS_DIR, &staging.join("os-old"))
         .with_context(|| format!("moving the old {} away", dest.display()))?;
-    tree.move_in(&new, OS_DIR)
-        .with_context(|| format!("moving the package tree to {}", dest.display()))?;
-    Ok(stamp.sums)
+    tree.move_in(new, OS_DIR)
+        .with_context(|| format!("moving the package tree to {}", dest.display()))
 }
 
 /// No host installs from the CD any more: the package tree hvseed extracted goes (moved
 /// to the staging directory, removed with it without following a link).
-fn remove_package_tree(tree: &beneath::Beneath, staging: &Path, ours: bool) -> Result<()> {
-    if ours && tree.open_file(&format!("{OS_DIR}/{OS_STAMP}"))?.is_some() {
-        tree.move_out(OS_DIR, &staging.join("os-gone"))?;
-    }
+fn remove_package_tree(tree: &beneath::Beneath, staging: &Path) -> Result<()> {
+    tree.move_out(OS_DIR, &staging.join("os-gone"))?;
     Ok(())
 }
