@@ -1072,6 +1072,34 @@ fn a_host_is_installed_by_pxe_once_until_reinstall() {
     assert_eq!(pxe_state(&server, "kvm21.lab.example.org"), "disarmed");
     pxe_ok(&inv, &ubuntu_iso(), &out, base, &["--reinstall", "all"]);
     assert!(tree_files(&out) == pristine);
+
+    // New hardware under an installed host's name (another MAC) is installed; a host
+    // that leaves the inventory takes its state along.
+    pxe_ok(&inv, &ubuntu_iso(), &out, base, &["--disarm", "all"]);
+    let original = std::fs::read_to_string(&inv).unwrap();
+    let changed = tmp.path().join("lab.yaml");
+    assert!(original.contains(MAC21));
+    let start = original.find("  - fqdn: kvm22").unwrap();
+    std::fs::write(
+        &changed,
+        original[..start].replace(MAC21, "52:54:00:12:34:31"),
+    )
+    .unwrap();
+    pxe_ok(&changed, &ubuntu_iso(), &out, base, &[]);
+    let t = tree_files(&out);
+    let (pxe31, grub31) = (
+        "tftp/pxelinux.cfg/01-52-54-00-12-34-31",
+        "tftp/grub/grub.cfg-01-52-54-00-12-34-31",
+    );
+    assert!(installs(&t, pxe31, grub31));
+    assert!(!out
+        .join("pxe-state/kvm21.lab.example.org.installed")
+        .exists());
+    assert!(!out
+        .join("pxe-state/kvm22.lab.example.org.installed")
+        .exists());
+    pxe_ok(&inv, &ubuntu_iso(), &out, base, &[]);
+    assert!(tree_files(&out) == pristine);
     drop(server);
 }
 

@@ -60,7 +60,8 @@ pub fn host_boot_paths(os: Os, efi: bool, mac: &str) -> Vec<String> {
 }
 
 /// "PXE just once": where the state of a host's PXE entry is kept, relative to the
-/// tree. A file `pxe-state/<fqdn>.installed` means the host was installed (its
+/// tree. A file `pxe-state/<fqdn>.installed` (JSON: `at`, `by`, and the `mac` of the
+/// machine installed) means the host was installed (its
 /// installer fetched its install file from `hvseed serve`, its agent reported, or
 /// `hvseed pxe --disarm` said so): its per-MAC boot files then boot the local disk,
 /// and every run of `hvseed pxe` keeps them so until `--reinstall` removes the file.

@@ -765,9 +765,10 @@ fn host_files(
 struct PxeState {
     /// Installed after this run.
     now: HashSet<String>,
-    /// Markers to write (`--disarm`) and to remove (`--reinstall`) once the tree is
-    /// written.
-    disarm: Vec<String>,
+    /// Markers to write (`--disarm`, by FQDN with the MAC) and to remove
+    /// (`--reinstall`, a marker of another MAC, hosts that left the inventory) once
+    /// the tree is written.
+    disarm: Vec<(String, String)>,
     rearm: Vec<String>,
 }
 
@@ -801,13 +802,40 @@ fn pxe_state(
     if let Some(both) = rearm.intersection(&disarm).next() {
         bail!("{both} is given to both --reinstall and --disarm; give it to one of them");
     }
+    // A marker counts for the machine it was written for: a host whose MAC changed
+    // (new hardware under the same name) is installed again.
     let mut now = HashSet::new();
+    let mut stale = Vec::new();
     for h in &inv.hosts {
-        if tree.lstat(&configs::installed_marker(&h.fqdn))?.is_some() {
+        let Some(bytes) = tree.read(&configs::installed_marker(&h.fqdn))? else {
+            continue;
+        };
+        let mac = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| v["mac"].as_str().map(mac_file_name));
+        if mac == Some(mac_file_name(&h.mac)) {
             now.insert(h.fqdn.clone());
+        } else {
+            tracing::info!(
+                "{}: installed with another MAC: its PXE entry is armed again",
+                h.fqdn
+            );
+            stale.push(h.fqdn.clone());
         }
     }
-    let rearm: Vec<String> = rearm.into_iter().filter(|h| now.contains(h)).collect();
+    // Markers of hosts that left the inventory go.
+    if tree.dir(configs::PXE_STATE_DIR, false)?.is_some() {
+        let dir = tree.show(configs::PXE_STATE_DIR);
+        for e in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
+            let name = e?.file_name();
+            if let Some(fqdn) = name.to_str().and_then(|n| n.strip_suffix(".installed")) {
+                if !names.contains(fqdn) {
+                    stale.push(fqdn.to_string());
+                }
+            }
+        }
+    }
+    let mut rearm: Vec<String> = rearm.into_iter().filter(|h| now.contains(h)).collect();
     let disarm: Vec<String> = disarm.into_iter().filter(|h| !now.contains(h)).collect();
     for h in &rearm {
         now.remove(h);
@@ -817,6 +845,19 @@ fn pxe_state(
         now.insert(h.clone());
         tracing::info!("{h}: PXE entry disarmed: it boots from its local disk");
     }
+    rearm.extend(stale);
+    let macs: BTreeMap<&str, &str> = inv
+        .hosts
+        .iter()
+        .map(|h| (h.fqdn.as_str(), h.mac.as_str()))
+        .collect();
+    let disarm = disarm
+        .into_iter()
+        .map(|h| {
+            let mac = macs[h.as_str()].to_string();
+            (h, mac)
+        })
+        .collect();
     Ok(PxeState { now, disarm, rearm })
 }
 
@@ -826,12 +867,13 @@ impl PxeState {
         for h in &self.rearm {
             tree.remove_file(&configs::installed_marker(h))?;
         }
-        for h in &self.disarm {
+        for (h, mac) in &self.disarm {
             let text = serde_json::json!({
                 "at": std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_secs()),
                 "by": "hvseed pxe --disarm",
+                "mac": mac,
             });
             tree.write_atomic(
                 &configs::installed_marker(h),

@@ -189,7 +189,7 @@ fn host_status(store: &Store, h: &HostInfo) -> HostStatus {
         fqdn: h.fqdn.clone(),
         os: h.os.to_string(),
         state,
-        pxe: if store.installed(&h.fqdn) {
+        pxe: if store.installed(h) {
             "disarmed"
         } else {
             "armed"

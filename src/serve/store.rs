@@ -138,11 +138,16 @@ impl Store {
             .map(|_| ())
     }
 
-    /// True when `fqdn` is marked installed: its PXE entry boots the local disk.
-    pub fn installed(&self, fqdn: &str) -> bool {
-        self.dir
-            .lstat(&crate::pxe::installed_marker(fqdn))
-            .is_ok_and(|m| m.is_some())
+    /// True when `host` is marked installed (this machine: the marker names its MAC):
+    /// its PXE entry boots the local disk.
+    pub fn installed(&self, host: &HostInfo) -> bool {
+        let Ok(Some(bytes)) = self.dir.read(&crate::pxe::installed_marker(&host.fqdn)) else {
+            return false;
+        };
+        serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| v["mac"].as_str().map(crate::pxe::mac_file_name))
+            == Some(crate::pxe::mac_file_name(&host.mac))
     }
 
     /// "PXE just once": `host` was installed (`why`), so its per-MAC PXE boot files
@@ -151,11 +156,11 @@ impl Store {
     /// `--reinstall`. Returns false when the host was marked installed already.
     pub fn mark_installed(&self, host: &HostInfo, why: &str) -> Result<bool> {
         let marker = crate::pxe::installed_marker(&host.fqdn);
-        if self.dir.lstat(&marker)?.is_some() {
+        if self.installed(host) {
             return Ok(false);
         }
         // The state first: should a boot file fail, the next `hvseed pxe` writes it.
-        let text = serde_json::json!({ "at": now(), "by": why });
+        let text = serde_json::json!({ "at": now(), "by": why, "mac": host.mac });
         self.dir
             .write_atomic(&marker, format!("{text}\n").as_bytes(), 0o644, true)?;
         for (path, content) in crate::pxe::local_boot_files(&host.fqdn, &host.mac) {
