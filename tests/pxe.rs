@@ -1034,6 +1034,10 @@ fn a_host_is_installed_by_pxe_once_until_reinstall() {
     let log = pxe_ok(&inv, &ubuntu_iso(), &out, base, &[]);
     let rerun = tree_files(&out);
     assert!(boots_disk(&rerun, pxe22, grub22), "{log}");
+    // What serve wrote is what pxe writes (SERIAL line included): nothing rewritten.
+    assert_eq!(rerun[pxe22], now[pxe22], "{log}");
+    assert_eq!(rerun[grub22], now[grub22], "{log}");
+    assert!(text(&rerun, pxe22).contains("\nSERIAL 0 115200\n"));
     assert!(installs(&rerun, pxe21, grub21));
     sha256sum_check(&out);
     // A host that is not in the inventory is refused.
@@ -1426,6 +1430,30 @@ fn qemu_pxe_boot_installs_the_host_by_mac_and_ignores_unknown_machines() {
         "{}",
         server.log_text()
     );
+
+    // PXE just once: its installer fetched the preseed, so kvm21's next PXE boot
+    // goes to the local disk and starts no installer.
+    let mut vm = Qemu::pxe(
+        &out.join("tftp"),
+        MAC21,
+        &tmp.path().join("serial-kvm21-again.log"),
+    );
+    let local = vm.wait_for(
+        "Booting from local disk",
+        &["Linux version"],
+        Duration::from_secs(90),
+    );
+    std::thread::sleep(Duration::from_secs(8));
+    let serial = vm.serial();
+    drop(vm);
+    assert!(
+        local,
+        "the second PXE boot of kvm21 did not go to the local disk:\n{}",
+        printable(&serial)
+    );
+    for bad in ["Loading ", "Linux version", "hvseed: installing"] {
+        assert!(!serial.contains(bad), "{bad:?}:\n{}", printable(&serial));
+    }
 
     // A machine hvseed does not know: pxelinux.cfg/default → the local disk, no kernel.
     let mut vm = Qemu::pxe(

@@ -72,9 +72,12 @@ pub fn installed_marker(fqdn: &str) -> String {
 }
 
 /// The local-boot versions of a host's per-MAC boot files, for each loader whose
-/// file may be in the tree: (path, content). They depend on the host's name and MAC
-/// only, so `hvseed serve` writes the same bytes as `hvseed pxe`.
-pub fn local_boot_files(fqdn: &str, mac: &str) -> [(String, String); 3] {
+/// file may be in the tree: (path, content). They depend on the host's name, MAC and
+/// pxelinux `SERIAL` directive only (`hvseed serve` takes that from the host's
+/// install file, see [`serial_line`]), so `hvseed serve` writes the same bytes as
+/// `hvseed pxe`.
+pub fn local_boot_files(fqdn: &str, mac: &str, serial: Option<&str>) -> [(String, String); 3] {
+    let serial = serial.map(|s| format!("{s}\n")).unwrap_or_default();
     let head = format!(
         "# hvseed: {fqdn} is installed: it boots from its local disk (PXE installs just once).\n\
          # To install it again: hvseed pxe INVENTORY ... --reinstall {fqdn}\n"
@@ -82,7 +85,7 @@ pub fn local_boot_files(fqdn: &str, mac: &str) -> [(String, String); 3] {
     [
         (
             pxelinux_path(mac),
-            format!("{head}DEFAULT local\nPROMPT 0\nLABEL local\n  LOCALBOOT 0\n"),
+            format!("{head}{serial}DEFAULT local\nPROMPT 0\nLABEL local\n  LOCALBOOT 0\n"),
         ),
         // GRUB 2 on UEFI: `exit` returns to the firmware, which boots the next entry
         // of its boot order (the installed system), as the fleet-wide grub.cfg does.
@@ -99,6 +102,23 @@ pub fn local_boot_files(fqdn: &str, mac: &str) -> [(String, String); 3] {
             format!("{head}default=0\ntimeout=0\nhiddenmenu\ntitle local disk\n\tquit\n"),
         ),
     ]
+}
+
+/// The pxelinux `SERIAL <port> <baud>` line of a host's pxelinux file, if it has one
+/// of that form (what [`serial_directive`] writes).
+pub fn serial_line(pxelinux_file: &str) -> Option<&str> {
+    pxelinux_file.lines().find(|l| {
+        let mut w = l.split(' ');
+        w.next() == Some("SERIAL")
+            && w.next().is_some_and(|p| p.parse::<u8>().is_ok())
+            && w.next().is_some_and(|b| b.parse::<u32>().is_ok())
+            && w.next().is_none()
+    })
+}
+
+/// The host's pxelinux `SERIAL` directive (from `install.kernel_args`), if any.
+pub fn host_serial(host: &Host) -> Option<String> {
+    serial_directive(&host.install.kernel_args)
 }
 
 /// One kernel-command-line argument, checked for pxelinux/GRUB lines.

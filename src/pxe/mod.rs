@@ -18,7 +18,7 @@ mod source;
 mod syslinux;
 mod tree;
 
-pub use configs::{installed_marker, local_boot_files, mac_file_name};
+pub use configs::{installed_marker, local_boot_files, mac_file_name, serial_line};
 pub use syslinux::banner_version;
 
 use std::borrow::Cow;
@@ -731,7 +731,8 @@ fn host_files(
         let files = by_host.entry(h.fqdn.clone()).or_default();
         if installed.contains(&h.fqdn) {
             // Installed: the host's entries boot its local disk.
-            let local = configs::local_boot_files(&h.fqdn, &h.mac);
+            let serial = configs::host_serial(h);
+            let local = configs::local_boot_files(&h.fqdn, &h.mac, serial.as_deref());
             for p in configs::host_boot_paths(inv.os, efi_boot.is_some(), &h.mac) {
                 let (_, text) = local
                     .iter()

@@ -163,7 +163,14 @@ impl Store {
         let text = serde_json::json!({ "at": now(), "by": why, "mac": host.mac });
         self.dir
             .write_atomic(&marker, format!("{text}\n").as_bytes(), 0o644, true)?;
-        for (path, content) in crate::pxe::local_boot_files(&host.fqdn, &host.mac) {
+        // pxelinux keeps talking on the serial console the install file set up.
+        let pxelinux = self
+            .dir
+            .read(&crate::pxe::local_boot_files(&host.fqdn, &host.mac, None)[0].0)?
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        let serial = crate::pxe::serial_line(&pxelinux);
+        for (path, content) in crate::pxe::local_boot_files(&host.fqdn, &host.mac, serial) {
             if self.dir.lstat(&path)?.is_some() {
                 self.dir
                     .write_atomic(&path, content.as_bytes(), 0o644, true)?;
