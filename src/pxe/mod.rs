@@ -803,11 +803,22 @@ fn pxe_state(
     if let Some(both) = rearm.intersection(&disarm).next() {
         bail!("{both} is given to both --reinstall and --disarm; give it to one of them");
     }
+    // The markers there are (one listing, not a look-up per host).
+    let mut markers = HashSet::new();
+    if tree.dir(configs::PXE_STATE_DIR, false)?.is_some() {
+        let dir = tree.show(configs::PXE_STATE_DIR);
+        for e in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
+            let name = e?.file_name();
+            if let Some(fqdn) = name.to_str().and_then(|n| n.strip_suffix(".installed")) {
+                markers.insert(fqdn.to_string());
+            }
+        }
+    }
     // A marker counts for the machine it was written for: a host whose MAC changed
     // (new hardware under the same name) is installed again.
     let mut now = HashSet::new();
     let mut stale = Vec::new();
-    for h in &inv.hosts {
+    for h in inv.hosts.iter().filter(|h| markers.contains(&h.fqdn)) {
         let Some(bytes) = tree.read(&configs::installed_marker(&h.fqdn))? else {
             continue;
         };
@@ -825,17 +836,7 @@ fn pxe_state(
         }
     }
     // Markers of hosts that left the inventory go.
-    if tree.dir(configs::PXE_STATE_DIR, false)?.is_some() {
-        let dir = tree.show(configs::PXE_STATE_DIR);
-        for e in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
-            let name = e?.file_name();
-            if let Some(fqdn) = name.to_str().and_then(|n| n.strip_suffix(".installed")) {
-                if !names.contains(fqdn) {
-                    stale.push(fqdn.to_string());
-                }
-            }
-        }
-    }
+    stale.extend(markers.into_iter().filter(|m| !names.contains(m.as_str())));
     let mut rearm: Vec<String> = rearm.into_iter().filter(|h| now.contains(h)).collect();
     let disarm: Vec<String> = disarm.into_iter().filter(|h| !now.contains(h)).collect();
     for h in &rearm {

@@ -607,15 +607,19 @@ pub fn check_foreign(
     old: &Manifest,
     desired: &[(String, Entry)],
 ) -> Result<std::collections::HashSet<String>> {
-    // Every directory the run writes in or removes from: one `openat` per directory,
-    // in sorted order.
+    // Every directory the run may write in or remove from (kept files are not
+    // touched): one `openat` per directory, in sorted order.
     let mut last_dir = None;
+    let written = desired
+        .iter()
+        .filter(|(_, e)| !matches!(e.want, Want::Keep(_)))
+        .map(|(p, _)| p);
     let removed = old.files.keys().filter(|p| {
         desired
             .binary_search_by(|(d, _)| d.as_str().cmp(p.as_str()))
             .is_err()
     });
-    for path in desired.iter().map(|(p, _)| p).chain(removed) {
+    for path in written.chain(removed) {
         let d = path.rsplit_once('/').map_or("", |(d, _)| d);
         if last_dir != Some(d) {
             tree.check_dirs(path)?;
