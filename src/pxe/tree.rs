@@ -614,10 +614,11 @@ pub fn check_foreign(
         .iter()
         .filter(|(_, e)| !matches!(e.want, Want::Keep(_)))
         .map(|(p, _)| p);
-    let removed = old.files.keys().filter(|p| {
-        desired
-            .binary_search_by(|(d, _)| d.as_str().cmp(p.as_str()))
-            .is_err()
+    // The manifest's files no longer wanted: both lists are sorted, one pass.
+    let mut wanted = desired.iter().map(|(p, _)| p.as_str()).peekable();
+    let removed = old.files.keys().filter(move |p| {
+        while wanted.next_if(|w| *w < p.as_str()).is_some() {}
+        wanted.peek() != Some(&p.as_str())
     });
     for path in written.chain(removed) {
         let d = path.rsplit_once('/').map_or("", |(d, _)| d);
