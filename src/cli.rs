@@ -136,6 +136,16 @@ pub struct PxeTreeConfig {
     /// Directory of templates that override the built-in ones by file name.
     #[arg(long, value_name = "DIR")]
     pub templates: Option<PathBuf>,
+    /// Arm the host's PXE entry again ("all": every host), so that its next PXE boot
+    /// installs it (wiping install.disk). A host's entry boots the local disk once it
+    /// was installed (see --disarm). Repeatable.
+    #[arg(long, value_name = "FQDN")]
+    pub reinstall: Vec<String>,
+    /// Mark the host as installed ("all": every host): its PXE entry boots the local
+    /// disk. `hvseed serve` does this by itself when the installer fetches the host's
+    /// install file; with another web server, run this after the install. Repeatable.
+    #[arg(long, value_name = "FQDN")]
+    pub disarm: Vec<String>,
 }
 
 /// `hvseed serve DIR --listen ADDR:PORT`

@@ -810,6 +810,458 @@ fn mismatched_syslinux_foreign_files_and_wrong_isos_are_refused() {
     assert!(!ok && err.contains("--http-base"), "{err}");
 }
 
+/// Every file and link under `dir`: path → (bytes of a file, or the target of a
+/// link, mtime); directories by name only (their mtimes change with temporary
+/// entries).
+fn snapshot(dir: &Path) -> BTreeMap<String, (Vec<u8>, (i64, i64))> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .map(|e| e.unwrap())
+        .map(|e| {
+            if e.file_type().is_dir() {
+                let rel = e
+                    .path()
+                    .strip_prefix(dir)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                return (rel + "/", (Vec::new(), (0, 0)));
+            }
+            let m = std::fs::symlink_metadata(e.path()).unwrap();
+            let rel = e
+                .path()
+                .strip_prefix(dir)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            let bytes = if m.is_file() {
+                std::fs::read(e.path()).unwrap()
+            } else if m.file_type().is_symlink() {
+                std::fs::read_link(e.path())
+                    .unwrap()
+                    .into_os_string()
+                    .into_encoded_bytes()
+            } else {
+                Vec::new()
+            };
+            (rel, (bytes, (m.mtime(), m.mtime_nsec())))
+        })
+        .collect()
+}
+
+/// Asserts two snapshots are equal, naming the entries that differ.
+fn assert_same(
+    a: &BTreeMap<String, (Vec<u8>, (i64, i64))>,
+    b: &BTreeMap<String, (Vec<u8>, (i64, i64))>,
+    what: &str,
+) {
+    let differ: Vec<&String> = a
+        .keys()
+        .chain(b.keys())
+        .filter(|k| a.get(*k) != b.get(*k))
+        .collect();
+    assert!(differ.is_empty(), "{what}: these differ: {differ:?}");
+}
+
+/// Nothing `hvseed pxe` writes or removes leaves DIR: a directory of the tree replaced
+/// by a symbolic link to elsewhere (a host's directory, tftp/pxelinux.cfg, http/os,
+/// http, tftp) is refused with a message naming it, the link's target is untouched
+/// (bytes and mtimes) and the tree is as it was; once the link is gone, the tree is
+/// rebuilt. A link where a file of hvseed's is replaced by the file, its target left
+/// as it was.
+#[test]
+fn links_in_the_tree_are_never_followed_out_of_it() {
+    if !tools() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let inv = root().join(UBUNTU_INV);
+    let base = "http://10.0.0.2:8080";
+    let out = tmp.path().join("tree");
+    pxe_ok(&inv, &ubuntu_iso(), &out, base, &[]);
+    let pristine = files(&out);
+    let outside = tmp.path().join("outside");
+    write(&outside.join("precious"), b"not hvseed's\n");
+    write(&outside.join("plan.json"), b"not a plan\n");
+    for (i, link) in [
+        "http/hosts/kvm21.lab.example.org",
+        "tftp/pxelinux.cfg",
+        "http/os",
+        "http",
+        "tftp",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let moved = tmp.path().join(format!("moved-{i}"));
+        std::fs::rename(out.join(link), &moved).unwrap();
+        std::os::unix::fs::symlink(&outside, out.join(link)).unwrap();
+        let outside_before = snapshot(&outside);
+        let tree_before = snapshot(&out);
+        let (ok, err) = pxe(
+            &inv,
+            &ubuntu_iso(),
+            &out,
+            base,
+            &["--bundle", tmp.path().join("b.tar.gz").to_str().unwrap()],
+        );
+        assert!(!ok, "{link}: a run through a link succeeded:\n{err}");
+        assert!(
+            err.contains(&format!("{link} is a symbolic link")) && err.contains("rm "),
+            "{link}: {err}"
+        );
+        assert_same(
+            &snapshot(&outside),
+            &outside_before,
+            &format!("{link}: written through"),
+        );
+        assert_same(
+            &snapshot(&out),
+            &tree_before,
+            &format!("{link}: the tree changed"),
+        );
+        assert!(!tmp.path().join("b.tar.gz").exists());
+        // Repaired by hand (the link removed): the next run rebuilds the tree.
+        std::fs::remove_file(out.join(link)).unwrap();
+        std::fs::remove_dir_all(&moved).unwrap();
+        pxe_ok(&inv, &ubuntu_iso(), &out, base, &[]);
+        assert!(
+            files(&out) == pristine,
+            "{link}: the tree was not rebuilt as it was"
+        );
+        assert_same(&snapshot(&outside), &outside_before, link);
+    }
+    // A file of the tree replaced by a link: the file is put back, the link's target
+    // is not written.
+    let pxe21 = out.join("tftp/pxelinux.cfg/01-52-54-00-12-34-21");
+    std::fs::remove_file(&pxe21).unwrap();
+    std::os::unix::fs::symlink(outside.join("precious"), &pxe21).unwrap();
+    let outside_before = snapshot(&outside);
+    pxe_ok(&inv, &ubuntu_iso(), &out, base, &[]);
+    assert!(std::fs::symlink_metadata(&pxe21).unwrap().is_file());
+    assert!(files(&out) == pristine, "the file was not put back");
+    assert_same(&snapshot(&outside), &outside_before, "a linked file");
+}
+
+/// "PXE just once": once a host's installer fetched its preseed from `hvseed serve`,
+/// that host's pxelinux and GRUB files boot the local disk (the other host's still
+/// install); a re-run of `hvseed pxe` keeps them so; `--reinstall` arms them again,
+/// `--disarm` (for trees served by another web server) disarms them; the status
+/// shows which.
+#[test]
+fn a_host_is_installed_by_pxe_once_until_reinstall() {
+    if !tools() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let inv = root().join(UBUNTU_INV);
+    let base = "http://10.0.0.2:8080";
+    let out = tmp.path().join("tree");
+    // The tree without serve's records and the hosts' PXE state.
+    let tree_files = |d: &Path| {
+        let mut f = files(d);
+        f.retain(|k, _| !k.starts_with("reports/") && !k.starts_with("pxe-state/"));
+        f
+    };
+    pxe_ok(&inv, &ubuntu_iso(), &out, base, &[]);
+    let pristine = tree_files(&out);
+    let (pxe21, grub21) = (
+        "tftp/pxelinux.cfg/01-52-54-00-12-34-21",
+        "tftp/grub/grub.cfg-01-52-54-00-12-34-21",
+    );
+    let (pxe22, grub22) = (
+        "tftp/pxelinux.cfg/01-52-54-00-12-34-22",
+        "tftp/grub/grub.cfg-01-52-54-00-12-34-22",
+    );
+    let installs = |t: &BTreeMap<String, Vec<u8>>, pxe: &str, grub: &str| {
+        let (p, g) = (text(t, pxe), text(t, grub));
+        p.contains("KERNEL ") && p.contains("APPEND ") && g.contains("linux ")
+    };
+    let boots_disk = |t: &BTreeMap<String, Vec<u8>>, pxe: &str, grub: &str| {
+        let (p, g) = (text(t, pxe), text(t, grub));
+        p.lines().any(|l| l.trim() == "LOCALBOOT 0")
+            && !p.contains("KERNEL")
+            && !p.contains("APPEND")
+            && g.lines().any(|l| l.trim() == "exit")
+            && !g.contains("linux")
+            && !g.contains("initrd")
+    };
+    assert!(installs(&pristine, pxe21, grub21) && installs(&pristine, pxe22, grub22));
+
+    let server = ServeGuard::start(&out);
+    let pxe_state = |server: &ServeGuard, fqdn: &str| {
+        let status = server.status_json();
+        status["clusters"][0]["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["fqdn"] == fqdn)
+            .unwrap()["pxe"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(pxe_state(&server, "kvm22.lab.example.org"), "armed");
+    // A HEAD is no install; the GET of the preseed is.
+    let r = server.raw(
+        b"HEAD /hosts/kvm22.lab.example.org/preseed.cfg HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(tree_files(&out), pristine);
+    let r = server.get("/hosts/kvm22.lab.example.org/preseed.cfg");
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.body,
+        pristine["http/hosts/kvm22.lab.example.org/preseed.cfg"]
+    );
+    let now = tree_files(&out);
+    assert!(boots_disk(&now, pxe22, grub22), "{}", text(&now, pxe22));
+    assert!(installs(&now, pxe21, grub21));
+    assert_eq!(pxe_state(&server, "kvm22.lab.example.org"), "disarmed");
+    assert_eq!(pxe_state(&server, "kvm21.lab.example.org"), "armed");
+    let page = server.get("/").text();
+    assert!(
+        page.contains("disarmed") && page.contains("armed"),
+        "{page}"
+    );
+    assert!(
+        server.log_text().contains("PXE entry disarmed"),
+        "{}",
+        server.log_text()
+    );
+
+    // A re-run keeps the entry disarmed, and its checksums follow.
+    let log = pxe_ok(&inv, &ubuntu_iso(), &out, base, &[]);
+    let rerun = tree_files(&out);
+    assert!(boots_disk(&rerun, pxe22, grub22), "{log}");
+    // What serve wrote is what pxe writes (SERIAL line included): nothing rewritten.
+    assert_eq!(rerun[pxe22], now[pxe22], "{log}");
+    assert_eq!(rerun[grub22], now[grub22], "{log}");
+    assert!(text(&rerun, pxe22).contains("\nSERIAL 0 115200\n"));
+    assert!(installs(&rerun, pxe21, grub21));
+    sha256sum_check(&out);
+    // A host that is not in the inventory is refused.
+    let (ok, err) = pxe(
+        &inv,
+        &ubuntu_iso(),
+        &out,
+        base,
+        &["--reinstall", "nope.example.org"],
+    );
+    assert!(
+        !ok && err.contains("--reinstall \"nope.example.org\""),
+        "{err}"
+    );
+    assert!(tree_files(&out) == rerun);
+
+    // --reinstall arms it again: the tree is as first written.
+    pxe_ok(
+        &inv,
+        &ubuntu_iso(),
+        &out,
+        base,
+        &["--reinstall", "kvm22.lab.example.org"],
+    );
+    assert!(
+        tree_files(&out) == pristine,
+        "--reinstall did not put the install entry back"
+    );
+    assert_eq!(pxe_state(&server, "kvm22.lab.example.org"), "armed");
+
+    // Without hvseed serve: --disarm, then --reinstall all.
+    pxe_ok(&inv, &ubuntu_iso(), &out, base, &["--disarm", "all"]);
+    let t = tree_files(&out);
+    assert!(boots_disk(&t, pxe21, grub21) && boots_disk(&t, pxe22, grub22));
+    sha256sum_check(&out);
+    assert_eq!(pxe_state(&server, "kvm21.lab.example.org"), "disarmed");
+    pxe_ok(&inv, &ubuntu_iso(), &out, base, &["--reinstall", "all"]);
+    assert!(tree_files(&out) == pristine);
+
+    // New hardware under an installed host's name (another MAC) is installed; a host
+    // that leaves the inventory takes its state along.
+    pxe_ok(&inv, &ubuntu_iso(), &out, base, &["--disarm", "all"]);
+    let original = std::fs::read_to_string(&inv).unwrap();
+    let changed = tmp.path().join("lab.yaml");
+    assert!(original.contains(MAC21));
+    let start = original.find("  - fqdn: kvm22").unwrap();
+    std::fs::write(
+        &changed,
+        original[..start].replace(MAC21, "52:54:00:12:34:31"),
+    )
+    .unwrap();
+    pxe_ok(&changed, &ubuntu_iso(), &out, base, &[]);
+    let t = tree_files(&out);
+    let (pxe31, grub31) = (
+        "tftp/pxelinux.cfg/01-52-54-00-12-34-31",
+        "tftp/grub/grub.cfg-01-52-54-00-12-34-31",
+    );
+    assert!(installs(&t, pxe31, grub31));
+    assert!(!out
+        .join("pxe-state/kvm21.lab.example.org.installed")
+        .exists());
+    assert!(!out
+        .join("pxe-state/kvm22.lab.example.org.installed")
+        .exists());
+    pxe_ok(&inv, &ubuntu_iso(), &out, base, &[]);
+    assert!(tree_files(&out) == pristine);
+    drop(server);
+}
+
+/// A failed run leaves what it found and says what is true: a wrong ISO creates no
+/// --out (nor its parents), a failure after --out was created removes it with the
+/// parents this run created, and a file hvseed did not write is found before anything
+/// is extracted into the tree ("nothing was changed" holds: the tree is byte for byte
+/// as before).
+#[test]
+fn failed_runs_leave_the_tree_as_it_was() {
+    if !tools() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let inv = root().join(UBUNTU_INV);
+    let base = "http://10.0.0.2:8080";
+
+    // The other distribution's ISO: refused before --out (or a parent) exists.
+    let (ok, err) = pxe(&inv, &centos_iso(), &tmp.path().join("a/b/tree"), base, &[]);
+    assert!(!ok && err.contains("ubuntu1204"), "{err}");
+    assert!(
+        !tmp.path().join("a").exists(),
+        "--out or its parents were created"
+    );
+
+    // Refused once --out exists (a bundle inside the tree): it goes, with its parents.
+    let out = tmp.path().join("c/d/tree");
+    let bundle = out.join("t.tar.gz");
+    let (ok, err) = pxe(
+        &inv,
+        &ubuntu_iso(),
+        &out,
+        base,
+        &["--bundle", bundle.to_str().unwrap()],
+    );
+    assert!(!ok && err.contains("inside the tree"), "{err}");
+    assert!(
+        !tmp.path().join("c").exists(),
+        "the --out this run created was left"
+    );
+
+    // A dnsmasq.conf of the user's: refused before the package tree is extracted.
+    let out = tmp.path().join("tree");
+    write(&out.join("dnsmasq.conf"), b"# mine\n");
+    write(&out.join("tftp/memtest86+.bin"), b"mine too\n");
+    let before = snapshot(&out);
+    let (ok, err) = pxe(&inv, &ubuntu_iso(), &out, base, &[]);
+    assert!(
+        !ok && err.contains("did not write") && err.contains("dnsmasq.conf"),
+        "{err}"
+    );
+    assert!(err.contains("nothing was changed"), "{err}");
+    assert_same(&snapshot(&out), &before, "a refused run");
+
+    // A tree of hvseed's without a package tree, and a user's http/os: refused
+    // before the ISO's package tree is extracted, nothing changed.
+    std::fs::remove_file(out.join("dnsmasq.conf")).unwrap();
+    let mirror = tmp.path().join("mirror.yaml");
+    let text = std::fs::read_to_string(&inv).unwrap();
+    assert!(text.contains("    source: cdrom\n"));
+    std::fs::write(
+        &mirror,
+        text.replace(
+            "    source: cdrom\n",
+            "    source: http://mirror.example.org/ubuntu\n",
+        ),
+    )
+    .unwrap();
+    pxe_ok(&mirror, &ubuntu_iso(), &out, base, &[]);
+    assert!(!out.join("http/os").exists());
+    write(&out.join("http/os/README"), b"the user's\n");
+    let before = snapshot(&out);
+    let (ok, err) = pxe(&inv, &ubuntu_iso(), &out, base, &[]);
+    assert!(
+        !ok && err.contains("http/os exists and was not written by hvseed"),
+        "{err}"
+    );
+    assert_same(&snapshot(&out), &before, "a refused re-run");
+}
+
+/// A full disk while the ISO is extracted: the message is xorriso's ("No space left
+/// on device"), not a guess about the ISO, and the tree is as before (a user's file
+/// in it kept, nothing of hvseed's left). Runs on a 1 MiB tmpfs in a private mount
+/// namespace, which needs root (CI runs as root).
+#[test]
+fn a_full_disk_is_reported_as_such_and_leaves_nothing() {
+    if !tools() {
+        return;
+    }
+    let root_user = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout == b"0\n");
+    if !root_user {
+        let msg = "a_full_disk_is_reported_as_such_and_leaves_nothing needs root (a tmpfs in \
+                   a private mount namespace)";
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{msg}");
+        }
+        eprintln!("\n!!!!!!!! {msg}: THIS TEST DID NOT RUN !!!!!!!!\n");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let mnt = tmp.path().join("small");
+    std::fs::create_dir(&mnt).unwrap();
+    let inv = root().join(UBUNTU_INV);
+    // In the namespace: mount, make a tree with a file of the user's, run hvseed pxe
+    // into it and into a new --out, then list what is on the tmpfs.
+    let script = r#"
+        set -u
+        mnt=$1; shift
+        mount -t tmpfs -o size=1m tmpfs "$mnt" || exit 90
+        mkdir "$mnt/tree" && echo mine > "$mnt/tree/keep"
+        "$@" --out "$mnt/tree"; echo "rc1=$?"
+        "$@" --out "$mnt/new/tree"; echo "rc2=$?"
+        echo "--- left:"
+        cd "$mnt" && find . -mindepth 1 | sort
+        echo "--- keep: $(cat tree/keep)"
+    "#;
+    let o = Command::new("timeout")
+        .args(["120", "unshare", "-m", "sh", "-c", script, "sh"])
+        .arg(&mnt)
+        .arg(env!("CARGO_BIN_EXE_hvseed"))
+        .arg("pxe")
+        .arg(&inv)
+        .arg("--source")
+        .arg(ubuntu_iso())
+        .args(["--http-base", "http://10.0.0.2:8080"])
+        .arg("--firstboot")
+        .arg(agent().unwrap())
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    );
+    assert!(
+        out.contains("rc1=1") && out.contains("rc2=1"),
+        "{out}\n{err}"
+    );
+    assert_eq!(
+        err.matches("No space left on device").count(),
+        2,
+        "xorriso's message must be the error:\n{err}"
+    );
+    assert!(!err.contains("are not on this ISO"), "{err}");
+    let left = out.split("--- left:\n").nth(1).unwrap();
+    assert_eq!(
+        left, "./tree\n./tree/keep\n--- keep: mine\n",
+        "{out}\n{err}"
+    );
+    assert!(
+        !mnt.join("tree").exists(),
+        "the tmpfs leaked out of its namespace"
+    );
+}
+
 /// A QEMU guest PXE-booting from `tftp` with `mac`; killed when dropped.
 struct Qemu {
     child: std::process::Child,
@@ -978,6 +1430,30 @@ fn qemu_pxe_boot_installs_the_host_by_mac_and_ignores_unknown_machines() {
         "{}",
         server.log_text()
     );
+
+    // PXE just once: its installer fetched the preseed, so kvm21's next PXE boot
+    // goes to the local disk and starts no installer.
+    let mut vm = Qemu::pxe(
+        &out.join("tftp"),
+        MAC21,
+        &tmp.path().join("serial-kvm21-again.log"),
+    );
+    let local = vm.wait_for(
+        "Booting from local disk",
+        &["Linux version"],
+        Duration::from_secs(90),
+    );
+    std::thread::sleep(Duration::from_secs(8));
+    let serial = vm.serial();
+    drop(vm);
+    assert!(
+        local,
+        "the second PXE boot of kvm21 did not go to the local disk:\n{}",
+        printable(&serial)
+    );
+    for bad in ["Loading ", "Linux version", "hvseed: installing"] {
+        assert!(!serial.contains(bad), "{bad:?}:\n{}", printable(&serial));
+    }
 
     // A machine hvseed does not know: pxelinux.cfg/default → the local disk, no kernel.
     let mut vm = Qemu::pxe(

@@ -452,6 +452,8 @@ fn reports_are_stored_shown_escaped_and_survive_a_restart() {
         let status = server.status_json();
         let kvm1 = host(&status, "kvm1.lab.example");
         assert_eq!(kvm1["state"], "ready");
+        // A host that reported is installed: its PXE entry boots the local disk.
+        assert_eq!(kvm1["pxe"], "disarmed");
         assert_eq!(kvm1["report"]["cpu"]["count"], 12);
         let kvm2 = host(&status, "kvm2.lab.example");
         assert_eq!(kvm2["state"], "failed");
@@ -678,4 +680,111 @@ fn the_agents_own_http_client_delivers_its_report() {
     let stranger = format!("http://{}/report/kvm9.lab.example", server.addr);
     let err = post_json(&stranger, json.as_bytes(), Duration::from_secs(10)).unwrap_err();
     assert!(err.to_string().contains("404"), "{err}");
+}
+
+/// Every file under `dir` with its bytes and mtime, and how many entries there are.
+fn snapshot(dir: &Path) -> (Vec<(PathBuf, Vec<u8>, std::time::SystemTime)>, usize) {
+    let mut files = Vec::new();
+    let mut n = 0;
+    for e in walkdir::WalkDir::new(dir).sort_by_file_name() {
+        let e = e.unwrap();
+        n += 1;
+        if e.file_type().is_file() {
+            let m = e.metadata().unwrap();
+            files.push((
+                e.path().to_path_buf(),
+                std::fs::read(e.path()).unwrap(),
+                m.modified().unwrap(),
+            ));
+        }
+    }
+    (files, n)
+}
+
+/// A symbolic link at DIR/reports or at a report file never makes the server write
+/// outside DIR: a linked reports directory is refused at start (and, linked in while
+/// the server runs, the report gets a 500 and the target is untouched); a linked
+/// report file is replaced by the report, its target untouched.
+#[test]
+fn links_in_the_reports_directory_are_never_written_through() {
+    let dir = tree(&[("lab", "kvm1.lab.example"), ("lab", "kvm2.lab.example")]);
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("kvm1.lab.example.json"), "precious\n").unwrap();
+    std::fs::write(outside.path().join("victim"), "precious too\n").unwrap();
+    let before = snapshot(outside.path());
+    let body = serde_json::to_vec(&report("lab", "kvm1.lab.example", &FLAGS, None)).unwrap();
+
+    // DIR/reports is a link out of the tree: serve refuses to start, naming it.
+    std::os::unix::fs::symlink(outside.path(), dir.path().join("reports")).unwrap();
+    let mut child = hvseed()
+        .arg("serve")
+        .arg(dir.path())
+        .args(["--listen", "127.0.0.1:0"])
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A server that started anyway is stopped (and the test fails below).
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break Some(s);
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(status.is_some_and(|s| !s.success()), "serve started: {err}");
+    assert!(
+        err.contains("reports is a symbolic link") && err.contains("rm "),
+        "{err}"
+    );
+
+    // Linked in while the server runs: the report is refused, nothing is written.
+    std::fs::remove_file(dir.path().join("reports")).unwrap();
+    let server = Server::start(dir.path());
+    std::os::unix::fs::symlink(outside.path(), dir.path().join("reports")).unwrap();
+    let r = server.post("/report/kvm1.lab.example", &body);
+    assert_eq!(r.status, 500, "{}", r.text());
+    assert_eq!(snapshot(outside.path()), before);
+
+    // A report file that is a link: replaced by a real file, the target untouched.
+    std::fs::remove_file(dir.path().join("reports")).unwrap();
+    std::fs::create_dir(dir.path().join("reports")).unwrap();
+    let linked = dir.path().join("reports/kvm1.lab.example.json");
+    std::os::unix::fs::symlink(outside.path().join("victim"), &linked).unwrap();
+    let r = server.post("/report/kvm1.lab.example", &body);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(std::fs::symlink_metadata(&linked).unwrap().is_file());
+    assert_eq!(std::fs::read(&linked).unwrap(), body_pretty(&body));
+    assert_eq!(snapshot(outside.path()), before);
+    // An installer fetching its file: the seen record is not written through a link.
+    std::os::unix::fs::symlink(
+        outside.path().join("victim"),
+        dir.path().join("reports/kvm2.lab.example.seen"),
+    )
+    .unwrap();
+    assert_eq!(server.get("/hosts/kvm2.lab.example/ks.cfg").status, 200);
+    assert_eq!(snapshot(outside.path()), before);
+    drop(server);
+}
+
+/// A report as the server stores it (pretty JSON and a newline).
+fn body_pretty(body: &[u8]) -> Vec<u8> {
+    let r: Report = serde_json::from_slice(body).unwrap();
+    let mut v = serde_json::to_vec_pretty(&r).unwrap();
+    v.push(b'\n');
+    v
 }

@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 const BUNDLE_BASE: &str = ".hvseed-bundle-";
 
 /// `files`: (path relative to the tree, mode), any order.
-pub fn write(dir: &Path, files: &[(String, u32)], out: &Path) -> Result<()> {
+pub fn write(tree: &super::beneath::Beneath, files: &[(String, u32)], out: &Path) -> Result<()> {
     let mut files = files.to_vec();
     files.sort();
     let parent = out
@@ -54,8 +54,13 @@ pub fn write(dir: &Path, files: &[(String, u32)], out: &Path) -> Result<()> {
                     .with_context(|| format!("adding {prefix} to the bundle"))?;
             }
         }
-        let full = dir.join(rel);
-        let f = fs::File::open(&full).with_context(|| format!("reading {}", full.display()))?;
+        // Read without following a link anywhere on the way.
+        let f = tree.open_file(rel)?.with_context(|| {
+            format!(
+                "{} is not a regular file of the tree any more",
+                tree.show(rel).display()
+            )
+        })?;
         let len = f.metadata()?.len();
         let mut h = header(tar::EntryType::Regular, *mode, len);
         tar.append_data(&mut h, rel, std::io::BufReader::new(f))

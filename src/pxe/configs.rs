@@ -59,6 +59,68 @@ pub fn host_boot_paths(os: Os, efi: bool, mac: &str) -> Vec<String> {
     paths
 }
 
+/// "PXE just once": where the state of a host's PXE entry is kept, relative to the
+/// tree. A file `pxe-state/<fqdn>.installed` (JSON: `at`, `by`, and the `mac` of the
+/// machine installed) means the host was installed (its
+/// installer fetched its install file from `hvseed serve`, its agent reported, or
+/// `hvseed pxe --disarm` said so): its per-MAC boot files then boot the local disk,
+/// and every run of `hvseed pxe` keeps them so until `--reinstall` removes the file.
+pub const PXE_STATE_DIR: &str = "pxe-state";
+
+pub fn installed_marker(fqdn: &str) -> String {
+    format!("{PXE_STATE_DIR}/{fqdn}.installed")
+}
+
+/// The local-boot versions of a host's per-MAC boot files, for each loader whose
+/// file may be in the tree: (path, content). They depend on the host's name, MAC and
+/// pxelinux `SERIAL` directive only (`hvseed serve` takes that from the host's
+/// install file, see [`serial_line`]), so `hvseed serve` writes the same bytes as
+/// `hvseed pxe`.
+pub fn local_boot_files(fqdn: &str, mac: &str, serial: Option<&str>) -> [(String, String); 3] {
+    let serial = serial.map(|s| format!("{s}\n")).unwrap_or_default();
+    let head = format!(
+        "# hvseed: {fqdn} is installed: it boots from its local disk (PXE installs just once).\n\
+         # To install it again: hvseed pxe INVENTORY ... --reinstall {fqdn}\n"
+    );
+    [
+        (
+            pxelinux_path(mac),
+            format!("{head}{serial}DEFAULT local\nPROMPT 0\nLABEL local\n  LOCALBOOT 0\n"),
+        ),
+        // GRUB 2 on UEFI: `exit` returns to the firmware, which boots the next entry
+        // of its boot order (the installed system), as the fleet-wide grub.cfg does.
+        (
+            grub2_path(mac),
+            format!(
+                "{head}echo 'hvseed: {fqdn} is installed; booting from the local disk'\n\
+                 sleep 3\nexit\n"
+            ),
+        ),
+        // grub-legacy EFI: `quit` leaves the loader, the firmware boots the next entry.
+        (
+            grub_legacy_path(mac),
+            format!("{head}default=0\ntimeout=0\nhiddenmenu\ntitle local disk\n\tquit\n"),
+        ),
+    ]
+}
+
+/// The pxelinux `SERIAL <port> <baud>` line of a host's pxelinux file, if it has one
+/// of that form (what [`serial_directive`] writes).
+pub fn serial_line(pxelinux_file: &str) -> Option<&str> {
+    pxelinux_file.lines().find(|l| {
+        let mut w = l.split(' ');
+        w.next() == Some("SERIAL")
+            && w.next().is_some_and(|p| p.parse::<u8>().is_ok())
+            && w.next().is_some_and(|b| b.parse::<u32>().is_ok())
+            && w.next().is_none()
+    })
+}
+
+/// The host's pxelinux `SERIAL` directive (from `install.kernel_args`), if any.
+pub fn host_serial(host: &Host) -> Option<String> {
+    serial_directive(&host.install.kernel_args)
+}
+
 /// One kernel-command-line argument, checked for pxelinux/GRUB lines.
 fn arg_ok(a: &str) -> bool {
     !a.is_empty()

@@ -11,13 +11,14 @@
 //! - `http/`: `hosts/<fqdn>/…` as `hvseed render` lays them out, `hvseed-firstboot`,
 //!   and `os/`, the ISO's package tree, when a host installs from `cdrom`.
 
+pub mod beneath;
 mod bundle;
 mod configs;
 mod source;
 mod syslinux;
 mod tree;
 
-pub use configs::mac_file_name;
+pub use configs::{installed_marker, local_boot_files, mac_file_name, serial_line};
 pub use syslinux::banner_version;
 
 use std::borrow::Cow;
@@ -161,11 +162,35 @@ pub fn run(c: crate::cli::PxeTreeConfig) -> Result<ExitCode> {
     if c.out.exists() && !c.out.is_dir() {
         bail!("--out {} exists and is not a directory", c.out.display());
     }
-    std::fs::create_dir_all(&c.out).with_context(|| format!("creating {}", c.out.display()))?;
+    // Every check that can refuse runs before anything is created or changed: the
+    // ISO's flavour first (unless its files in the tree came from this very ISO),
+    // checked in a scratch directory outside the tree.
+    let iso_identity = format!("{} os={}", iso.identity, inventory.os);
+    if old.iso.as_ref().is_none_or(|r| r.identity != iso_identity) {
+        let scratch = tempfile::tempdir().context("creating a scratch directory")?;
+        iso.check_flavour(inventory.os, scratch.path())?;
+    }
+    // A --out this run creates goes again, with the parents it created, if the run
+    // fails.
+    // An interrupt removes it too (it is made while the interrupt list is held).
+    let mut created = CreatedDir::new(&c.out);
+    let (_, created_guard) = crate::interrupt::track(
+        || std::fs::create_dir_all(&c.out),
+        |_| {
+            created
+                .0
+                .iter()
+                .map(|top| crate::interrupt::Item::Path(top.clone()))
+                .collect()
+        },
+    )
+    .with_context(|| format!("creating {}", c.out.display()))?;
     let out = c
         .out
         .canonicalize()
         .with_context(|| format!("resolving {}", c.out.display()))?;
+    // Every write and removal below DIR goes through this handle: none follows a link.
+    let tree = beneath::Beneath::open(&out)?;
     if let Some(b) = &c.bundle {
         let abs = std::path::absolute(b).unwrap_or_else(|_| b.clone());
         if abs.starts_with(&out) {
@@ -177,6 +202,7 @@ pub fn run(c: crate::cli::PxeTreeConfig) -> Result<ExitCode> {
         }
     }
 
+    let installed = pxe_state(&tree, &inventory, &c.reinstall, &c.disarm)?;
     tracing::debug!("manifest read: {:.3} s", started.elapsed().as_secs_f64());
     remove_stale_temporaries(&out);
     let (staging, _staging_guard) = crate::interrupt::track(
@@ -219,17 +245,28 @@ pub fn run(c: crate::cli::PxeTreeConfig) -> Result<ExitCode> {
             h.install.source = InstallSource::Url(format!("{base}/os").into());
         }
     }
-    let os_sums = if wants_tree {
-        let sums = package_tree(&iso, &layout, &out, staging.path(), old.os_tree.is_some())?;
+    // The package tree is extracted to the staging directory now and moved into place
+    // only once every check passed.
+    let (os_sums, os_move) = if wants_tree {
+        let (sums, pending) =
+            package_tree(&iso, &layout, &tree, staging.path(), old.os_tree.is_some())?;
         b.new.os_tree = Some(iso.identity.clone());
-        sums
+        (sums, pending.map(OsMove::Install))
     } else {
-        remove_package_tree(&out, old.os_tree.is_some())?;
-        BTreeMap::new()
+        let ours =
+            old.os_tree.is_some() && tree.open_file(&format!("{OS_DIR}/{OS_STAMP}"))?.is_some();
+        (BTreeMap::new(), ours.then_some(OsMove::Remove))
     };
 
     tracing::debug!("package tree: {:.3} s", started.elapsed().as_secs_f64());
-    b.hosts(&inv, &base, c.templates.as_deref(), &layout, efi_boot)?;
+    b.hosts(
+        &inv,
+        &base,
+        c.templates.as_deref(),
+        &layout,
+        efi_boot,
+        &installed.now,
+    )?;
     tracing::debug!("hosts rendered: {:.3} s", started.elapsed().as_secs_f64());
     // The fleet-wide files (one line per host each) are made on another core while
     // the tree's list is sorted.
@@ -274,7 +311,7 @@ pub fn run(c: crate::cli::PxeTreeConfig) -> Result<ExitCode> {
     tree::insert_sorted(&mut desired, "SHA256SUMS", sums);
     tracing::debug!("configs and sums: {:.3} s", started.elapsed().as_secs_f64());
 
-    let absent = tree::check_foreign(&out, &old, &desired)?;
+    let absent = tree::check_foreign(&tree, &old, &desired)?;
     tracing::debug!("foreign check: {:.3} s", started.elapsed().as_secs_f64());
     let modes: Vec<(String, u32)> = match c.bundle {
         Some(_) => desired.iter().map(|(p, e)| (p.clone(), e.mode)).collect(),
@@ -301,7 +338,13 @@ pub fn run(c: crate::cli::PxeTreeConfig) -> Result<ExitCode> {
         m.save(&out, &old)?;
         intent = Some(m);
     }
-    let (files, changes) = tree::apply(&out, &old, &stale, desired, &absent)?;
+    match os_move {
+        Some(OsMove::Install(new)) => install_package_tree(&tree, &new, staging.path())?,
+        Some(OsMove::Remove) => remove_package_tree(&tree, staging.path())?,
+        None => {}
+    }
+    let (files, changes) = tree::apply(&tree, &old, &stale, desired, &absent)?;
+    installed.record(&tree)?;
     tracing::debug!("tree written: {:.3} s", started.elapsed().as_secs_f64());
     new.files = files;
     new.save(&out, intent.as_ref().unwrap_or(&old))?;
@@ -332,13 +375,57 @@ pub fn run(c: crate::cli::PxeTreeConfig) -> Result<ExitCode> {
         for p in os_sums.keys() {
             all.push((format!("{OS_DIR}/{p}"), 0o644));
         }
-        bundle::write(&out, &all, bundle_path)?;
+        bundle::write(&tree, &all, bundle_path)?;
         tracing::info!("wrote {}", bundle_path.display());
     }
     // Freeing the manifests and the inventory piece by piece (hundreds of thousands
     // of allocations for 10,000 hosts) would only delay the exit.
+    created.keep();
+    drop(created_guard);
     std::mem::forget((old, new, inv));
     Ok(ExitCode::SUCCESS)
+}
+
+/// The outermost directory of a path that `create_dir_all` is about to create; removed
+/// (with all in it, which this run made) when dropped before [`CreatedDir::keep`].
+struct CreatedDir(Option<PathBuf>);
+
+impl CreatedDir {
+    fn new(path: &Path) -> CreatedDir {
+        let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        let mut top = None;
+        let mut p = Some(abs.as_path());
+        while let Some(d) = p {
+            if std::fs::symlink_metadata(d).is_ok() {
+                break;
+            }
+            top = Some(d.to_path_buf());
+            p = d.parent();
+        }
+        CreatedDir(top)
+    }
+
+    fn keep(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for CreatedDir {
+    fn drop(&mut self) {
+        if let Some(top) = self.0.take() {
+            if let Err(e) = std::fs::remove_dir_all(&top) {
+                tracing::warn!("removing {}, which this run created: {e}", top.display());
+            }
+        }
+    }
+}
+
+/// What happens to http/os once every check passed.
+enum OsMove {
+    /// The new package tree, extracted in the staging directory, goes in.
+    Install(PathBuf),
+    /// No host installs from the CD any more: hvseed's package tree goes.
+    Remove,
 }
 
 /// `--http-base`: a plain http(s) URL (it lands on kernel command lines and in
@@ -427,19 +514,22 @@ impl Build<'_> {
                 return Ok(r.files.iter().any(|f| f == "tftp/BOOTX64.efi"));
             }
         }
-        iso.check_flavour(os, self.staging)?;
+        // (The ISO's flavour was checked before anything was created.)
         let kernel = self.staging.join("kernel");
         let initrd = self.staging.join("initrd");
+        let missing = iso.missing(&[layout.kernel, layout.initrd])?;
+        if !missing.is_empty() {
+            bail!(
+                "{}: the installer kernel and initrd for PXE ({}) are not on this ISO; give \
+                 the full {os} install ISO",
+                iso.path.display(),
+                missing.join(" and ")
+            );
+        }
+        // A failure here is xorriso's own (a full disk, a damaged image): its message
+        // is the error.
         iso.extract(&[(layout.kernel, &kernel), (layout.initrd, &initrd)])
-            .with_context(|| {
-                format!(
-                    "{}: the installer kernel and initrd for PXE ({} and {}) are not on this \
-                     ISO; give the full {os} install ISO",
-                    iso.path.display(),
-                    layout.kernel,
-                    layout.initrd
-                )
-            })?;
+            .context("extracting the installer kernel and initrd")?;
         let mut files = vec![
             layout.tftp_kernel.to_string(),
             layout.tftp_initrd.to_string(),
@@ -459,10 +549,9 @@ impl Build<'_> {
         let mut efi = false;
         if os == Os::Centos6 {
             let loader = self.staging.join("BOOTX64.efi");
-            if iso
-                .extract(&[(source::CENTOS6_EFI_LOADER, &loader)])
-                .is_ok()
-            {
+            if iso.missing(&[source::CENTOS6_EFI_LOADER])?.is_empty() {
+                iso.extract(&[(source::CENTOS6_EFI_LOADER, &loader)])
+                    .context("extracting the EFI loader")?;
                 self.desired.insert(
                     "tftp/BOOTX64.efi",
                     Want::Move(loader.clone()),
@@ -573,6 +662,7 @@ impl Build<'_> {
         templates: Option<&Path>,
         layout: &source::Layout,
         efi_boot: Option<&str>,
+        installed: &HashSet<String>,
     ) -> Result<()> {
         let t0 = std::time::Instant::now();
         let global = global_key(inv, base, templates, efi_boot)?;
@@ -582,7 +672,7 @@ impl Build<'_> {
         let (old, stale) = (self.old, self.stale);
         let (os, efi) = (inv.os, efi_boot.is_some());
         let checked = par_map(&inv.hosts, |h| {
-            let key = tree::sha256_of(&(global, h));
+            let key = tree::sha256_of(&(global, h, installed.contains(&h.fqdn)));
             let kept = old
                 .hosts
                 .get(&h.fqdn)
@@ -650,7 +740,7 @@ impl Build<'_> {
                 .iter()
                 .map(|part| {
                     let opts = &opts;
-                    s.spawn(move || host_files(inv, part, opts, base, layout, efi_boot))
+                    s.spawn(move || host_files(inv, part, opts, base, layout, efi_boot, installed))
                 })
                 .collect();
             workers
@@ -709,6 +799,7 @@ fn host_files(
     base: &str,
     layout: &source::Layout,
     efi_boot: Option<&str>,
+    installed: &HashSet<String>,
 ) -> Result<HostFiles> {
     let sub = Inventory {
         path: inv.path.clone(),
@@ -733,6 +824,19 @@ fn host_files(
     for h in &sub.hosts {
         let args = configs::installer_args(inv, h, base)?;
         let files = by_host.entry(h.fqdn.clone()).or_default();
+        if installed.contains(&h.fqdn) {
+            // Installed: the host's entries boot its local disk.
+            let serial = configs::host_serial(h);
+            let local = configs::local_boot_files(&h.fqdn, &h.mac, serial.as_deref());
+            for p in configs::host_boot_paths(inv.os, efi_boot.is_some(), &h.mac) {
+                let (_, text) = local
+                    .iter()
+                    .find(|(lp, _)| *lp == p)
+                    .expect("a local version of every boot file");
+                files.push((p, text.clone().into_bytes()));
+            }
+            continue;
+        }
         files.push((
             configs::pxelinux_path(&h.mac),
             configs::pxelinux_host(inv, h, layout, &args).into_bytes(),
@@ -750,6 +854,133 @@ fn host_files(
         }
     }
     Ok(by_host.into_iter().collect())
+}
+
+/// Which hosts are installed ("PXE just once", see [`configs::PXE_STATE_DIR`]): as the
+/// tree records it, and as it is to be after this run's `--reinstall`/`--disarm`.
+struct PxeState {
+    /// Installed after this run.
+    now: HashSet<String>,
+    /// Markers to write (`--disarm`, by FQDN with the MAC) and to remove
+    /// (`--reinstall`, a marker of another MAC, hosts that left the inventory) once
+    /// the tree is written.
+    disarm: Vec<(String, String)>,
+    rearm: Vec<String>,
+}
+
+/// Reads the hosts' PXE state and applies `--reinstall` / `--disarm` (FQDNs of the
+/// inventory's hosts, or `all`).
+fn pxe_state(
+    tree: &beneath::Beneath,
+    inv: &Inventory,
+    reinstall: &[String],
+    disarm: &[String],
+) -> Result<PxeState> {
+    let names: HashSet<&str> = inv.hosts.iter().map(|h| h.fqdn.as_str()).collect();
+    let pick = |flag: &str, given: &[String]| -> Result<HashSet<String>> {
+        let mut out = HashSet::new();
+        for g in given {
+            if g == "all" {
+                out.extend(names.iter().map(|n| n.to_string()));
+            } else if names.contains(g.as_str()) {
+                out.insert(g.clone());
+            } else {
+                bail!(
+                    "--{flag} {g:?}: no host of {} has that fqdn; give a host's fqdn or `all`",
+                    inv.path.display()
+                );
+            }
+        }
+        Ok(out)
+    };
+    let rearm = pick("reinstall", reinstall)?;
+    let disarm = pick("disarm", disarm)?;
+    if let Some(both) = rearm.intersection(&disarm).next() {
+        bail!("{both} is given to both --reinstall and --disarm; give it to one of them");
+    }
+    // The markers there are (one listing, not a look-up per host).
+    let mut markers = HashSet::new();
+    if tree.dir(configs::PXE_STATE_DIR, false)?.is_some() {
+        let dir = tree.show(configs::PXE_STATE_DIR);
+        for e in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
+            let name = e?.file_name();
+            if let Some(fqdn) = name.to_str().and_then(|n| n.strip_suffix(".installed")) {
+                markers.insert(fqdn.to_string());
+            }
+        }
+    }
+    // A marker counts for the machine it was written for: a host whose MAC changed
+    // (new hardware under the same name) is installed again.
+    let mut now = HashSet::new();
+    let mut stale = Vec::new();
+    for h in inv.hosts.iter().filter(|h| markers.contains(&h.fqdn)) {
+        let Some(bytes) = tree.read(&configs::installed_marker(&h.fqdn))? else {
+            continue;
+        };
+        let mac = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| v["mac"].as_str().map(mac_file_name));
+        if mac == Some(mac_file_name(&h.mac)) {
+            now.insert(h.fqdn.clone());
+        } else {
+            tracing::info!(
+                "{}: installed with another MAC: its PXE entry is armed again",
+                h.fqdn
+            );
+            stale.push(h.fqdn.clone());
+        }
+    }
+    // Markers of hosts that left the inventory go.
+    stale.extend(markers.into_iter().filter(|m| !names.contains(m.as_str())));
+    let mut rearm: Vec<String> = rearm.into_iter().filter(|h| now.contains(h)).collect();
+    let disarm: Vec<String> = disarm.into_iter().filter(|h| !now.contains(h)).collect();
+    for h in &rearm {
+        now.remove(h);
+        tracing::info!("{h}: PXE entry armed: its next PXE boot installs it");
+    }
+    for h in &disarm {
+        now.insert(h.clone());
+        tracing::info!("{h}: PXE entry disarmed: it boots from its local disk");
+    }
+    rearm.extend(stale);
+    let macs: BTreeMap<&str, &str> = inv
+        .hosts
+        .iter()
+        .map(|h| (h.fqdn.as_str(), h.mac.as_str()))
+        .collect();
+    let disarm = disarm
+        .into_iter()
+        .map(|h| {
+            let mac = macs[h.as_str()].to_string();
+            (h, mac)
+        })
+        .collect();
+    Ok(PxeState { now, disarm, rearm })
+}
+
+impl PxeState {
+    /// Writes the state this run changed.
+    fn record(&self, tree: &beneath::Beneath) -> Result<()> {
+        for h in &self.rearm {
+            tree.remove_file(&configs::installed_marker(h))?;
+        }
+        for (h, mac) in &self.disarm {
+            let text = serde_json::json!({
+                "at": std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs()),
+                "by": "hvseed pxe --disarm",
+                "mac": mac,
+            });
+            tree.write_atomic(
+                &configs::installed_marker(h),
+                format!("{text}\n").as_bytes(),
+                0o644,
+                true,
+            )?;
+        }
+        Ok(())
+    }
 }
 
 /// How many threads bulk per-host work uses: the cores, at most 8.
@@ -831,24 +1062,27 @@ struct OsStamp {
 }
 
 /// The ISO's package tree under http/os, extracted once per ISO; returns its
-/// files' SHA-256 by path relative to http/os.
+/// files' SHA-256 by path relative to http/os, and the new tree extracted in the
+/// staging directory when it has to replace http/os ([`install_package_tree`]).
 fn package_tree(
     iso: &Iso,
     layout: &source::Layout,
-    out: &Path,
+    tree: &beneath::Beneath,
     staging: &Path,
     ours: bool,
-) -> Result<BTreeMap<String, tree::Digest>> {
-    let dest = out.join(OS_DIR);
-    let stamp_path = dest.join(OS_STAMP);
-    if let Ok(bytes) = std::fs::read(&stamp_path) {
-        if let Ok(stamp) = serde_json::from_slice::<OsStamp>(&bytes) {
+) -> Result<(BTreeMap<String, tree::Digest>, Option<PathBuf>)> {
+    let dest = tree.show(OS_DIR);
+    let stamp_rel = format!("{OS_DIR}/{OS_STAMP}");
+    // Read without following a link on the way: a linked http/os is refused here.
+    let stamp_bytes = tree.read(&stamp_rel)?;
+    if let Some(bytes) = &stamp_bytes {
+        if let Ok(stamp) = serde_json::from_slice::<OsStamp>(bytes) {
             if stamp.identity == iso.identity {
-                return Ok(stamp.sums);
+                return Ok((stamp.sums, None));
             }
         }
     }
-    if dest.exists() && !ours && !stamp_path.exists() {
+    if tree.lstat(OS_DIR)?.is_some() && !ours && stamp_bytes.is_none() {
         bail!(
             "{} exists and was not written by hvseed; move it away so that the ISO's \
              package tree can go there",
@@ -873,20 +1107,25 @@ fn package_tree(
         .copied()
         .zip(locals.iter().map(PathBuf::as_path))
         .collect();
-    iso.extract(&pairs).with_context(|| {
-        format!(
-            "{}: no package tree ({}) on this ISO for a network install; give the full \
-             DVD/server ISO or set install.source to a mirror URL",
+    let missing = iso.missing(layout.tree_required)?;
+    if !missing.is_empty() {
+        bail!(
+            "{}: no package tree ({} missing) on this ISO for a network install; give the \
+             full DVD/server ISO or set install.source to a mirror URL",
             iso.path.display(),
-            layout.tree_required.join(", ")
-        )
-    })?;
-    for p in layout.tree_optional {
+            missing.join(", ")
+        );
+    }
+    iso.extract(&pairs)
+        .context("extracting the package tree for a network install")?;
+    let absent = iso.missing(layout.tree_optional)?;
+    for p in layout.tree_optional.iter().filter(|p| !absent.contains(p)) {
         let local = new.join(p.trim_start_matches('/'));
         if let Some(parent) = local.parent() {
             std::fs::create_dir_all(parent)?;
         }
-        let _ = iso.extract(&[(p, &local)]);
+        iso.extract(&[(p, &local)])
+            .context("extracting the package tree for a network install")?;
     }
     let mut sums = BTreeMap::new();
     for e in walkdir::WalkDir::new(&new).sort_by_file_name() {
@@ -906,24 +1145,24 @@ fn package_tree(
         sums,
     };
     tree::write_atomic(&new.join(OS_STAMP), &serde_json::to_vec(&stamp)?, 0o644)?;
-    // An interrupt waits until the new tree is in place (http/os is never missing).
-    let _whole = crate::interrupt::critical();
-    if dest.exists() {
-        let old = staging.join("os-old");
-        std::fs::rename(&dest, &old)
-            .with_context(|| format!("moving the old {} away", dest.display()))?;
-    }
-    std::fs::create_dir_all(dest.parent().expect("http/os has a parent"))?;
-    std::fs::rename(&new, &dest)
-        .with_context(|| format!("moving the package tree to {}", dest.display()))?;
-    Ok(stamp.sums)
+    Ok((stamp.sums, Some(new)))
 }
 
-/// No host installs from the CD any more: the package tree hvseed extracted goes.
-fn remove_package_tree(out: &Path, ours: bool) -> Result<()> {
-    let dest = out.join(OS_DIR);
-    if ours && dest.join(OS_STAMP).exists() {
-        std::fs::remove_dir_all(&dest).with_context(|| format!("removing {}", dest.display()))?;
-    }
+/// Moves a package tree [`package_tree`] extracted into http/os; the old tree goes to
+/// the staging directory, which is removed at the end.
+fn install_package_tree(tree: &beneath::Beneath, new: &Path, staging: &Path) -> Result<()> {
+    let dest = tree.show(OS_DIR);
+    // An interrupt waits until the new tree is in place (http/os is never missing).
+    let _whole = crate::interrupt::critical();
+    tree.move_out(OS_DIR, &staging.join("os-old"))
+        .with_context(|| format!("moving the old {} away", dest.display()))?;
+    tree.move_in(new, OS_DIR)
+        .with_context(|| format!("moving the package tree to {}", dest.display()))
+}
+
+/// No host installs from the CD any more: the package tree hvseed extracted goes (moved
+/// to the staging directory, removed with it without following a link).
+fn remove_package_tree(tree: &beneath::Beneath, staging: &Path) -> Result<()> {
+    tree.move_out(OS_DIR, &staging.join("os-gone"))?;
     Ok(())
 }

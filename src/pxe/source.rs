@@ -105,6 +105,27 @@ impl Iso {
         Ok(())
     }
 
+    /// Which of `paths` (files or directories, absolute inside the ISO) it lacks.
+    pub fn missing<'p>(&self, paths: &[&'p str]) -> Result<Vec<&'p str>> {
+        let out = Tool::new("xorriso")
+            .args(["-osirrox", "on", "-indev"])
+            .arg(crate::iso::xorriso_file(&self.path))
+            .arg("-lsd")
+            .args(paths.iter().copied())
+            .run()
+            .with_context(|| format!("listing {}", self.path.display()))?;
+        let text = String::from_utf8_lossy(&out);
+        let found: std::collections::HashSet<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix('\'')?.strip_suffix('\''))
+            .collect();
+        Ok(paths
+            .iter()
+            .copied()
+            .filter(|p| !found.contains(p))
+            .collect())
+    }
+
     /// Extracts files or directories (`(path in the ISO, local path)`) in one xorriso
     /// run. Extracted files are read-only in the ISO; they are made writable for the
     /// owner so that hvseed can replace or remove them later.
@@ -115,13 +136,40 @@ impl Iso {
         for (inside, local) in pairs {
             t = t.arg("-extract").arg(*inside).arg(*local);
         }
-        t.run()
-            .with_context(|| format!("extracting from {}", self.path.display()))?;
+        if let Err(e) = t.run() {
+            let e = e.context(format!("extracting from {}", self.path.display()));
+            // xorriso's message names the errno of its last failed call, which after a
+            // short write is not always ENOSPC: a full disk is said in so many words.
+            let full = pairs
+                .iter()
+                .filter_map(|(_, l)| l.ancestors().find(|a| a.is_dir()))
+                .find_map(full_disk);
+            return Err(match full {
+                Some(why) => e.context(why),
+                None => e,
+            });
+        }
         for (_, local) in pairs {
             make_writable(local)?;
         }
         Ok(())
     }
+}
+
+/// "No space left on device …" when the file system holding `dir` has no room left
+/// (less than 1 MiB or no inode), else `None`.
+fn full_disk(dir: &Path) -> Option<String> {
+    let st = rustix::fs::statvfs(dir).ok()?;
+    let free = st.f_bavail.saturating_mul(st.f_frsize);
+    (free < 1 << 20 || (st.f_files > 0 && st.f_favail == 0)).then(|| {
+        format!(
+            "{} (the file system of {} has {free} bytes and {} inodes free): free some \
+             space or write --out to another disk",
+            std::io::Error::from_raw_os_error(rustix::io::Errno::NOSPC.raw_os_error()),
+            dir.display(),
+            st.f_favail
+        )
+    })
 }
 
 fn make_writable(p: &Path) -> Result<()> {

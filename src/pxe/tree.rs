@@ -13,6 +13,8 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
+use super::beneath::{Beneath, FileStat};
+
 /// The manifest's file name in the tree's root.
 pub const MANIFEST: &str = ".hvseed-pxe-manifest.json";
 /// The format written. Format 1 (hvseed before per-host file lists were dropped) is
@@ -417,9 +419,13 @@ impl Manifest {
     }
 }
 
-fn record(full: &Path, sha256: Digest) -> Result<FileRecord> {
-    let m = fs::metadata(full).with_context(|| format!("reading {}", full.display()))?;
-    Ok(record_of(&m, sha256))
+fn record_of_stat(st: &FileStat, sha256: Digest) -> FileRecord {
+    FileRecord {
+        sha256,
+        size: st.size,
+        mtime: st.mtime,
+        mtime_nsec: st.mtime_nsec,
+    }
 }
 
 fn record_of(m: &fs::Metadata, sha256: Digest) -> FileRecord {
@@ -436,9 +442,14 @@ pub fn sha256_bytes(b: &[u8]) -> Digest {
 }
 
 pub fn sha256_file(p: &Path) -> Result<Digest> {
-    let mut f = fs::File::open(p).with_context(|| format!("reading {}", p.display()))?;
+    let f = fs::File::open(p).with_context(|| format!("reading {}", p.display()))?;
+    sha256_reader(f, p)
+}
+
+/// SHA-256 of what `r` (read from `shown`, for messages) holds.
+pub fn sha256_reader(mut r: impl std::io::Read, shown: &Path) -> Result<Digest> {
     let mut h = Sha256::new();
-    std::io::copy(&mut f, &mut h).with_context(|| format!("reading {}", p.display()))?;
+    std::io::copy(&mut r, &mut h).with_context(|| format!("reading {}", shown.display()))?;
     Ok(Digest(h.finalize().into()))
 }
 
@@ -587,31 +598,52 @@ pub struct Changes {
 }
 
 /// Refuses to overwrite files hvseed did not write (paths not in the manifest whose
-/// content differs from what would be written). Returns the new paths that do not
-/// exist yet, which [`apply`] then creates without looking again.
+/// content differs from what would be written), and a symbolic link (or a file) where
+/// a directory of a path the run writes or removes should be: nothing is changed
+/// then. Returns the new paths that do not exist yet, which [`apply`] then creates
+/// without looking again.
 pub fn check_foreign(
-    dir: &Path,
+    tree: &Beneath,
     old: &Manifest,
     desired: &[(String, Entry)],
 ) -> Result<std::collections::HashSet<String>> {
+    // Every directory the run may write in or remove from (kept files are not
+    // touched): one `openat` per directory, in sorted order.
+    let mut last_dir = None;
+    let written = desired
+        .iter()
+        .filter(|(_, e)| !matches!(e.want, Want::Keep(_)))
+        .map(|(p, _)| p);
+    // The manifest's files no longer wanted: both lists are sorted, one pass.
+    let mut wanted = desired.iter().map(|(p, _)| p.as_str()).peekable();
+    let removed = old.files.keys().filter(move |p| {
+        while wanted.next_if(|w| *w < p.as_str()).is_some() {}
+        wanted.peek() != Some(&p.as_str())
+    });
+    for path in written.chain(removed) {
+        let d = path.rsplit_once('/').map_or("", |(d, _)| d);
+        if last_dir != Some(d) {
+            tree.check_dirs(path)?;
+            last_dir = Some(d);
+        }
+    }
     let mut foreign = Vec::new();
     let mut absent = std::collections::HashSet::new();
     for (path, e) in desired {
         if matches!(e.want, Want::Keep(_)) || old.files.contains_key(path) {
             continue;
         }
-        let full = dir.join(path);
-        match fs::symlink_metadata(&full) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        match tree.lstat(path)? {
+            None => {
                 absent.insert(path.clone());
             }
-            Err(_) => {}
-            Ok(m) if m.is_file() => {
-                if sha256_file(&full)? != e.sha256 {
+            Some(m) if m.kind == rustix::fs::FileType::RegularFile => {
+                let f = tree.open_file(path)?;
+                if f.map(|f| sha256_reader(f, &tree.show(path))).transpose()? != Some(e.sha256) {
                     foreign.push(path.clone());
                 }
             }
-            Ok(_) => foreign.push(path.clone()),
+            Some(_) => foreign.push(path.clone()),
         }
     }
     if !foreign.is_empty() {
@@ -619,7 +651,7 @@ pub fn check_foreign(
         bail!(
             "{}: {} file(s) that hvseed did not write would be replaced ({}{}); nothing was \
              changed. Move them away or write the tree to another --out directory",
-            dir.display(),
+            tree.path().display(),
             foreign.len(),
             shown.join(", "),
             if foreign.len() > shown.len() {
@@ -637,7 +669,7 @@ pub fn check_foreign(
 /// are no longer as written ([`Manifest::stale_files`]); `absent`: new paths
 /// [`check_foreign`] found missing.
 pub fn apply(
-    dir: &Path,
+    tree: &Beneath,
     old: &Manifest,
     stale: &std::collections::HashSet<String>,
     desired: Vec<(String, Entry)>,
@@ -645,14 +677,12 @@ pub fn apply(
 ) -> Result<(BTreeMap<String, FileRecord>, Changes)> {
     let mut files: Vec<(String, FileRecord)> = Vec::with_capacity(desired.len());
     let mut changes = Changes::default();
-    let mut made_dirs = std::collections::HashSet::new();
     for (path, e) in desired {
         if let Want::Keep(r) = e.want {
             files.push((path, r));
             changes.unchanged += 1;
             continue;
         }
-        let full = dir.join(&path);
         if let Some(r) = old.files.get(&path) {
             if r.sha256 == e.sha256 && !stale.contains(&path) {
                 files.push((path, *r));
@@ -660,51 +690,45 @@ pub fn apply(
                 continue;
             }
         }
-        let exists = !absent.contains(&path) && full.is_file();
+        let existing = if absent.contains(&path) {
+            None
+        } else {
+            tree.open_file(&path)?
+        };
+        // Something else there (a link, say, in place of a file of the manifest's) is
+        // replaced by renaming over it, never written through.
+        let exists =
+            existing.is_some() || (!absent.contains(&path) && tree.lstat(&path)?.is_some());
         // Same content already there (e.g. a file the manifest lost track of, or one
         // touched without being changed): record it, do not rewrite it.
-        if exists && sha256_file(&full)? == e.sha256 {
-            let m = fs::metadata(&full)?;
-            if m.permissions().mode() & 0o777 != e.mode {
-                fs::set_permissions(&full, fs::Permissions::from_mode(e.mode))?;
-            }
-            files.push((path.clone(), record(&full, e.sha256)?));
-            changes.unchanged += 1;
-            continue;
-        }
-        if let Some(parent) = full.parent() {
-            if !made_dirs.contains(parent) {
-                fs::create_dir_all(parent)
-                    .with_context(|| format!("creating {}", parent.display()))?;
-                made_dirs.insert(parent.to_path_buf());
+        if let Some(f) = existing {
+            if sha256_reader(&f, &tree.show(&path))? == e.sha256 {
+                let m = f.metadata()?;
+                if m.permissions().mode() & 0o777 != e.mode {
+                    f.set_permissions(fs::Permissions::from_mode(e.mode))?;
+                }
+                files.push((path.clone(), record_of(&f.metadata()?, e.sha256)));
+                changes.unchanged += 1;
+                continue;
             }
         }
-        let record = match e.want {
+        let st = match e.want {
             // A new path: no reader can be holding an older version, so the file is
             // written in place (an interrupted run leaves it listed in the manifest with
             // no hash, so the next run rewrites it).
-            Want::Bytes(b) if !exists => {
-                let m = write_new(&full, &b, e.mode)?;
-                record_of(&m, e.sha256)
-            }
-            Want::Bytes(b) => {
-                write_atomic(&full, &b, e.mode)?;
-                record(&full, e.sha256)?
-            }
-            Want::Copy(src) => {
-                copy_atomic(&src, &full, e.mode)?;
-                record(&full, e.sha256)?
-            }
+            Want::Bytes(b) if !exists => tree.write_new(&path, &b, e.mode)?,
+            Want::Bytes(b) => tree.write_atomic(&path, &b, e.mode, false)?,
+            Want::Copy(src) => tree.copy_atomic(&src, &path, e.mode)?,
             Want::Move(src) => {
                 fs::set_permissions(&src, fs::Permissions::from_mode(e.mode))
                     .with_context(|| format!("chmod {}", src.display()))?;
-                fs::rename(&src, &full)
-                    .with_context(|| format!("moving {} to {}", src.display(), full.display()))?;
-                record(&full, e.sha256)?
+                tree.move_in(&src, &path)?;
+                tree.lstat(&path)?
+                    .with_context(|| format!("{} vanished", tree.show(&path).display()))?
             }
             Want::Keep(_) => unreachable!(),
         };
-        files.push((path.clone(), record));
+        files.push((path.clone(), record_of_stat(&st, e.sha256)));
         if exists {
             changes.updated.push(path);
         } else {
@@ -719,54 +743,17 @@ pub fn apply(
         if wanted.peek() == Some(&path.as_str()) {
             continue;
         }
-        let full = dir.join(path);
-        match fs::remove_file(&full) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e).with_context(|| format!("removing {}", full.display())),
-        }
-        prune_empty_parents(dir, &full);
+        tree.remove_file(path)?;
+        tree.prune_empty_parents(path);
         changes.removed.push(path.clone());
     }
     // Sorted already: the map is built without a search per path.
     Ok((files.into_iter().collect(), changes))
 }
 
-/// Removes the directories above `removed` that are now empty, up to (not including)
-/// the tree's root.
-fn prune_empty_parents(root: &Path, removed: &Path) {
-    let mut p = removed.parent();
-    while let Some(d) = p {
-        if d == root || !d.starts_with(root) || fs::remove_dir(d).is_err() {
-            break;
-        }
-        p = d.parent();
-    }
-}
-
-/// Creates `path` (which must not exist) with `bytes`; returns its metadata.
-fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<fs::Metadata> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    f.write_all(bytes)
-        .with_context(|| format!("writing {}", path.display()))?;
-    // The umask may have taken bits the TFTP/HTTP servers need.
-    let m = f.metadata()?;
-    if m.permissions().mode() & 0o777 != mode {
-        f.set_permissions(fs::Permissions::from_mode(mode))?;
-        return Ok(f.metadata()?);
-    }
-    Ok(m)
-}
-
 /// Temporary files beside the files they replace: `.hvseed-tmp-` + the owner tag
 /// ([`crate::interrupt::temp_prefix`]) + random characters.
-pub const TMP_BASE: &str = ".hvseed-tmp-";
+pub const TMP_BASE: &str = super::beneath::TMP_PREFIX;
 
 /// A temporary file in `parent`, on the interrupt list while the guard lives.
 fn temp_beside(parent: &Path) -> Result<(tempfile::NamedTempFile, crate::interrupt::Guard)> {
@@ -787,17 +774,6 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     let (mut tmp, _guard) = temp_beside(parent)?;
     tmp.write_all(bytes)
         .with_context(|| format!("writing {}", path.display()))?;
-    fs::set_permissions(tmp.path(), fs::Permissions::from_mode(mode))?;
-    tmp.persist(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
-}
-
-fn copy_atomic(src: &Path, path: &Path, mode: u32) -> Result<()> {
-    let parent = path.parent().unwrap_or(Path::new("."));
-    let (tmp, _guard) = temp_beside(parent)?;
-    fs::copy(src, tmp.path())
-        .with_context(|| format!("copying {} to {}", src.display(), path.display()))?;
     fs::set_permissions(tmp.path(), fs::Permissions::from_mode(mode))?;
     tmp.persist(path)
         .with_context(|| format!("writing {}", path.display()))?;

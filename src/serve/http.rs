@@ -188,10 +188,12 @@ async fn report(store: &Arc<Store>, req: Request<Incoming>) -> Response<Body> {
     if let Some(p) = problem {
         return text(StatusCode::BAD_REQUEST, &format!("{p}\n"));
     }
-    let store = store.clone();
-    match tokio::task::spawn_blocking(move || store.store_report(&report)).await {
+    let saver = store.clone();
+    match tokio::task::spawn_blocking(move || saver.store_report(&report)).await {
         Ok(Ok(path)) => {
             tracing::info!("stored the report of {} in {}", host.fqdn, path.display());
+            let store = store.clone();
+            let _ = tokio::task::spawn_blocking(move || disarm(&store, &host, "its report")).await;
             text(StatusCode::OK, "report stored\n")
         }
         Ok(Err(e)) => {
@@ -394,9 +396,10 @@ impl hyper::body::Body for FileBody {
 async fn record_seen(store: &Arc<Store>, peer: SocketAddr, fqdn: String, file: String) {
     let store = store.clone();
     let _ = tokio::task::spawn_blocking(move || {
-        if store.host(&fqdn).is_none() {
+        let Some(host) = store.host(&fqdn) else {
             return;
-        }
+        };
+        let why = format!("its installer fetched {file} from {peer}");
         let seen = Seen {
             file,
             at: now(),
@@ -405,8 +408,27 @@ async fn record_seen(store: &Arc<Store>, peer: SocketAddr, fqdn: String, file: S
         if let Err(e) = store.record_seen(&fqdn, &seen) {
             tracing::warn!("recording that {fqdn} is installing: {e:#}");
         }
+        disarm(&store, &host, &why);
     })
     .await;
+}
+
+/// "PXE just once": the host's PXE entry now boots its local disk. A failure is
+/// logged, not returned: the install goes on (and reinstalls at its next PXE boot).
+fn disarm(store: &Store, host: &super::store::HostInfo, why: &str) {
+    match store.mark_installed(host, why) {
+        Ok(true) => tracing::info!(
+            "{}: PXE entry disarmed ({why}): it boots from its local disk from now on; \
+             `hvseed pxe ... --reinstall {}` arms it again",
+            host.fqdn,
+            host.fqdn
+        ),
+        Ok(false) => {}
+        Err(e) => tracing::error!(
+            "{}: disarming its PXE entry failed, so its next PXE boot installs it again: {e:#}",
+            host.fqdn
+        ),
+    }
 }
 
 fn empty() -> Body {

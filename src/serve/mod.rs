@@ -79,7 +79,11 @@ pub fn run(c: ServeConfig) -> Result<ExitCode> {
         .context("setting the listening socket non-blocking")?;
     let local = listener.local_addr().context("reading the bound address")?;
 
-    let store = Arc::new(Store::new(http_dir.clone(), c.dir.join("reports")));
+    let dir = crate::pxe::beneath::Beneath::open(&c.dir)?;
+    // Reports are written only inside DIR: a link at DIR/reports is refused now rather
+    // than at the first report.
+    dir.dir("reports", false)?;
+    let store = Arc::new(Store::new(http_dir.clone(), dir));
     let hosts = store.rescan();
     let clusters: std::collections::BTreeSet<_> = hosts.values().map(|h| &h.cluster).collect();
     tracing::info!(

@@ -78,6 +78,8 @@ pub struct HostStatus {
     pub fqdn: String,
     pub os: String,
     pub state: HostState,
+    /// "armed": the host's next PXE boot installs it; "disarmed": it boots its disk.
+    pub pxe: &'static str,
     pub seen: Option<Seen>,
     pub report: Option<ReportSummary>,
 }
@@ -187,6 +189,11 @@ fn host_status(store: &Store, h: &HostInfo) -> HostStatus {
         fqdn: h.fqdn.clone(),
         os: h.os.to_string(),
         state,
+        pxe: if store.installed(h) {
+            "disarmed"
+        } else {
+            "armed"
+        },
         seen,
         report,
     }
@@ -297,7 +304,10 @@ pub fn html(status: &Status) -> String {
             count(HostState::NotSeen)
         );
         cpu_html(&mut o, &c.cpu);
-        o.push_str("<table>\n<tr><th>host</th><th>os</th><th>state</th><th>details</th></tr>\n");
+        o.push_str(
+            "<table>\n<tr><th>host</th><th>os</th><th>state</th><th>PXE entry</th>\
+             <th>details</th></tr>\n",
+        );
         for h in &c.hosts {
             let state = serde_json::to_value(h.state)
                 .ok()
@@ -305,11 +315,13 @@ pub fn html(status: &Status) -> String {
                 .unwrap_or_default();
             let _ = write!(
                 o,
-                "<tr id=\"{}\"><td>{}</td><td>{}</td><td class=\"{state}\">{}</td><td>",
+                "<tr id=\"{}\"><td>{}</td><td>{}</td><td class=\"{state}\">{}</td>\
+                 <td>{}</td><td>",
                 escape(&h.fqdn),
                 escape(&h.fqdn),
                 escape(&h.os),
-                h.state.as_str()
+                h.state.as_str(),
+                h.pxe
             );
             host_details_html(&mut o, h);
             o.push_str("</td></tr>\n");

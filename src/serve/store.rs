@@ -2,10 +2,11 @@
 //! per host under `DIR/reports/` the last first-boot report (`<fqdn>.json`) and when an
 //! installer last fetched its install file (`<fqdn>.seen`). Every write is atomic
 //! (temporary file, fsync, rename, fsync of the directory), so a crash or restart
-//! never leaves a torn file and loses nothing that was acknowledged.
+//! never leaves a torn file and loses nothing that was acknowledged; and every write
+//! goes through [`Beneath`], so a symbolic link in DIR (`reports/` or a report file)
+//! never makes the server write outside DIR.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -16,12 +17,19 @@ use hvseed_firstboot::plan::{Os, Plan};
 use hvseed_firstboot::report::Report;
 use serde::{Deserialize, Serialize};
 
+use crate::pxe::beneath::Beneath;
+
+/// Where the reports go, relative to DIR.
+const REPORTS: &str = "reports";
+
 /// A host of the tree, as its plan describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostInfo {
     pub fqdn: String,
     pub cluster: String,
     pub os: Os,
+    /// The MAC its per-MAC PXE boot files are named after.
+    pub mac: String,
 }
 
 /// An installer fetched this host's install file: it is being installed.
@@ -46,8 +54,8 @@ pub struct StoredReport {
 pub struct Store {
     /// `DIR/http`, canonical.
     pub http: PathBuf,
-    /// `DIR/reports`.
-    pub reports: PathBuf,
+    /// DIR, where the server writes (under `reports/`).
+    pub dir: Beneath,
     hosts: Mutex<BTreeMap<String, HostInfo>>,
 }
 
@@ -58,10 +66,10 @@ pub fn now() -> u64 {
 }
 
 impl Store {
-    pub fn new(http: PathBuf, reports: PathBuf) -> Store {
+    pub fn new(http: PathBuf, dir: Beneath) -> Store {
         let store = Store {
             http,
-            reports,
+            dir,
             hosts: Mutex::new(BTreeMap::new()),
         };
         store.rescan();
@@ -104,12 +112,13 @@ impl Store {
         None
     }
 
-    pub fn report_path(&self, fqdn: &str) -> PathBuf {
-        self.reports.join(format!("{fqdn}.json"))
+    /// The report's path relative to DIR.
+    pub fn report_path(&self, fqdn: &str) -> String {
+        format!("{REPORTS}/{fqdn}.json")
     }
 
-    pub fn seen_path(&self, fqdn: &str) -> PathBuf {
-        self.reports.join(format!("{fqdn}.seen"))
+    pub fn seen_path(&self, fqdn: &str) -> String {
+        format!("{REPORTS}/{fqdn}.seen")
     }
 
     /// Stores a report that has been checked against its host.
@@ -117,26 +126,65 @@ impl Store {
         let mut text = serde_json::to_vec_pretty(report).context("serializing the report")?;
         text.push(b'\n');
         let path = self.report_path(&report.fqdn);
-        write_atomic(&path, &text)?;
-        Ok(path)
+        self.dir.write_atomic(&path, &text, 0o644, true)?;
+        Ok(self.dir.show(&path))
     }
 
     pub fn record_seen(&self, fqdn: &str, seen: &Seen) -> Result<()> {
         let mut text = serde_json::to_vec_pretty(seen).context("serializing the seen record")?;
         text.push(b'\n');
-        write_atomic(&self.seen_path(fqdn), &text)
+        self.dir
+            .write_atomic(&self.seen_path(fqdn), &text, 0o644, true)
+            .map(|_| ())
+    }
+
+    /// True when `host` is marked installed (this machine: the marker names its MAC):
+    /// its PXE entry boots the local disk.
+    pub fn installed(&self, host: &HostInfo) -> bool {
+        let Ok(Some(bytes)) = self.dir.read(&crate::pxe::installed_marker(&host.fqdn)) else {
+            return false;
+        };
+        serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| v["mac"].as_str().map(crate::pxe::mac_file_name))
+            == Some(crate::pxe::mac_file_name(&host.mac))
+    }
+
+    /// "PXE just once": `host` was installed (`why`), so its per-MAC PXE boot files
+    /// (those the tree has) are replaced, atomically, by ones that boot the local
+    /// disk, and the tree's state records it so that `hvseed pxe` keeps them so until
+    /// `--reinstall`. Returns false when the host was marked installed already.
+    pub fn mark_installed(&self, host: &HostInfo, why: &str) -> Result<bool> {
+        let marker = crate::pxe::installed_marker(&host.fqdn);
+        if self.installed(host) {
+            return Ok(false);
+        }
+        // The state first: should a boot file fail, the next `hvseed pxe` writes it.
+        let text = serde_json::json!({ "at": now(), "by": why, "mac": host.mac });
+        self.dir
+            .write_atomic(&marker, format!("{text}\n").as_bytes(), 0o644, true)?;
+        // pxelinux keeps talking on the serial console the install file set up.
+        let pxelinux = self
+            .dir
+            .read(&crate::pxe::local_boot_files(&host.fqdn, &host.mac, None)[0].0)?
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        let serial = crate::pxe::serial_line(&pxelinux);
+        for (path, content) in crate::pxe::local_boot_files(&host.fqdn, &host.mac, serial) {
+            if self.dir.lstat(&path)?.is_some() {
+                self.dir
+                    .write_atomic(&path, content.as_bytes(), 0o644, true)?;
+            }
+        }
+        Ok(true)
     }
 
     /// The stored report of `fqdn`, if any. An unreadable one is logged and ignored:
     /// the page shows the host as if it had not reported, which a new report fixes.
     pub fn report(&self, fqdn: &str) -> Option<StoredReport> {
-        let path = self.report_path(fqdn);
-        let text = std::fs::read(&path).ok()?;
-        let received_at = std::fs::metadata(&path)
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_secs());
+        let rel = self.report_path(fqdn);
+        let path = self.dir.show(&rel);
+        let (text, received_at) = self.read_file(&rel)?;
         match serde_json::from_slice::<Report>(&text) {
             Ok(report) => Some(StoredReport {
                 report,
@@ -150,12 +198,41 @@ impl Store {
     }
 
     pub fn seen(&self, fqdn: &str) -> Option<Seen> {
-        let path = self.seen_path(fqdn);
-        let text = std::fs::read(&path).ok()?;
+        let rel = self.seen_path(fqdn);
+        let path = self.dir.show(&rel);
+        let (text, _) = self.read_file(&rel)?;
         match serde_json::from_slice(&text) {
             Ok(s) => Some(s),
             Err(e) => {
                 tracing::warn!("{}: ignoring unreadable record: {e}", path.display());
+                None
+            }
+        }
+    }
+}
+
+impl Store {
+    /// A file of DIR (not through a link) and its mtime in seconds since the epoch;
+    /// `None` when it is missing or unreadable (which is logged).
+    fn read_file(&self, rel: &str) -> Option<(Vec<u8>, u64)> {
+        let read = || -> Result<Option<(Vec<u8>, u64)>> {
+            let Some(mut f) = self.dir.open_file(rel)? else {
+                return Ok(None);
+            };
+            let at = f
+                .metadata()?
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_secs());
+            let mut v = Vec::new();
+            std::io::Read::read_to_end(&mut f, &mut v)?;
+            Ok(Some((v, at)))
+        };
+        match read() {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!("{e:#}");
                 None
             }
         }
@@ -199,30 +276,9 @@ fn scan_hosts(hosts_dir: &Path) -> BTreeMap<String, HostInfo> {
                 fqdn: plan.fqdn,
                 cluster: plan.cluster,
                 os: plan.os,
+                mac: plan.network.mac,
             },
         );
     }
     found
-}
-
-/// Writes `path` so that it holds either its old content or all of `bytes`, even
-/// across a crash.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .context("a stored file has a parent directory")?;
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(dir)
-        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
-    tmp.write_all(bytes)
-        .and_then(|()| tmp.as_file().sync_all())
-        .with_context(|| format!("writing {}", tmp.path().display()))?;
-    tmp.persist(path)
-        .with_context(|| format!("renaming into {}", path.display()))?;
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .with_context(|| format!("syncing {}", dir.display()))?;
-    Ok(())
 }
