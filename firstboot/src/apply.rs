@@ -23,6 +23,12 @@ pub enum ApplyError {
     Read { path: String, source: io::Error },
     #[error("{path}: not a text file (invalid UTF-8); fix or remove it, nothing was changed")]
     NotText { path: String },
+    #[error("{path}: cannot finish the interrupted apply that left {undo}: {source}; nothing else was changed")]
+    Recover {
+        path: String,
+        undo: String,
+        source: io::Error,
+    },
     #[error("{path}: cannot write it: {source}; {rollback}")]
     Write {
         path: String,
@@ -652,7 +658,10 @@ fn commit_step(step: &Step) -> Result<Option<Undo>, (io::Error, Option<Undo>)> {
                 };
             };
             let aside = fsroot::side_name(host, "undo");
-            let _ = fs::remove_file(&aside);
+            if let Err(e) = undo_free(&aside) {
+                let _ = fs::remove_file(tmp);
+                return Err(bare(e));
+            }
             let linked = fs::hard_link(host, &aside).is_ok();
             if !linked {
                 if let Err(e) = fs::rename(host, &aside) {
@@ -694,7 +703,7 @@ fn commit_step(step: &Step) -> Result<Option<Undo>, (io::Error, Option<Undo>)> {
                 return Ok(None);
             }
             let aside = fsroot::side_name(host, "undo");
-            let _ = fs::remove_file(&aside);
+            undo_free(&aside).map_err(bare)?;
             fs::rename(host, &aside).map_err(bare)?;
             let undo = Undo::Restore {
                 shown: step.shown.clone(),
@@ -709,14 +718,117 @@ fn commit_step(step: &Step) -> Result<Option<Undo>, (io::Error, Option<Undo>)> {
     }
 }
 
+/// Finishes what an interrupted commit (a power cut, a kill) left: for every file
+/// apply manages (for any plan of this host, the job included), a `.<name>.hvseed-undo`
+/// beside it is the original the commit had set aside. The commit sets it aside
+/// (hard link, or rename where no link is possible), then renames the new file over
+/// the target, and removes the undo files only when every file is in place; a rollback
+/// renames the undo back. So:
+///
+/// - target missing, undo there: the power cut came between the rename aside and the
+///   rename into place (or the file was being removed): the undo is the only copy of the
+///   original, and it is renamed back.
+/// - both there: the undo is stale (either the same inode as the target, before its
+///   replacement, or the original of a file already replaced, whose pristine copy is in
+///   its `.hvseed-orig`): it is removed.
+///
+/// Either way the file is then complete, the old or the new one, and the normal apply
+/// that follows finishes the job. Returns one line per undo file handled; with
+/// `dry_run` it only says what it would do.
+pub fn recover(plan: &Plan, root: &Root, dry_run: bool) -> Result<Vec<String>, ApplyError> {
+    let mut lines = Vec::new();
+    for t in targets(plan, true) {
+        let rerr = |source| ApplyError::Read {
+            path: t.path.clone(),
+            source,
+        };
+        let host = match &t.kind {
+            TargetKind::Link { .. } => {
+                let (dir, name) = t.path.rsplit_once('/').unwrap_or(("", &t.path));
+                root.resolve(dir).map_err(rerr)?.join(name)
+            }
+            TargetKind::Edit { .. } | TargetKind::Stale => root.resolve(&t.path).map_err(rerr)?,
+        };
+        let undo = fsroot::side_name(&host, "undo");
+        let shown_undo = {
+            let (dir, _) = t.path.rsplit_once('/').unwrap_or(("", &t.path));
+            format!(
+                "{dir}/{}",
+                undo.file_name().unwrap_or_default().to_string_lossy()
+            )
+        };
+        let fail = |source| ApplyError::Recover {
+            path: t.path.clone(),
+            undo: shown_undo.clone(),
+            source,
+        };
+        match fs::symlink_metadata(&undo) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(fail(e)),
+            Ok(m) if m.is_dir() => {
+                return Err(fail(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    "it is a directory where hvseed keeps an original aside; remove it",
+                )))
+            }
+            Ok(_) => {}
+        }
+        let target_there = match fs::symlink_metadata(&host) {
+            Ok(_) => true,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+            Err(e) => return Err(fail(e)),
+        };
+        let would = if dry_run { "would " } else { "" };
+        if target_there {
+            if !dry_run {
+                fs::remove_file(&undo).map_err(fail)?;
+                fsroot::sync_parent(&host).map_err(fail)?;
+            }
+            lines.push(format!(
+                "{would}remove {shown_undo} (left by an interrupted apply; {} is complete)",
+                t.path
+            ));
+        } else {
+            if !dry_run {
+                fs::rename(&undo, &host).map_err(fail)?;
+                fsroot::sync_parent(&host).map_err(fail)?;
+            }
+            lines.push(format!(
+                "{would}put back {} from {shown_undo} (left by an interrupted apply)",
+                t.path
+            ));
+        }
+    }
+    Ok(lines)
+}
+
+/// An undo file is never overwritten or removed by the commit: it may be the only copy
+/// of an original ([`recover`] deals with those before anything is computed).
+fn undo_free(aside: &Path) -> io::Result<()> {
+    match fs::symlink_metadata(aside) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+        Ok(_) => Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!(
+                "{} appeared while apply ran (another apply?); run apply again",
+                aside.display()
+            ),
+        )),
+    }
+}
+
 /// The whole offline step.
 pub fn apply(plan: &Plan, root_dir: &Path, opts: Options) -> Result<Outcome, ApplyError> {
     let root = Root::open(root_dir).map_err(|source| ApplyError::Root {
         root: root_dir.display().to_string(),
         source,
     })?;
-    let changes = compute(plan, &root, opts.job)?;
     let mut text = String::new();
+    for l in recover(plan, &root, opts.dry_run)? {
+        let _ = writeln!(text, "{l}");
+    }
+    let changes = compute(plan, &root, opts.job)?;
     for c in &changes {
         let verb = if opts.dry_run {
             "would change"
