@@ -526,6 +526,7 @@ impl Staged {
     /// in reverse, and the error lists what was put back (or, if putting back failed
     /// too, exactly which file is still changed and where its original is).
     pub fn commit(mut self) -> Result<(), ApplyError> {
+        let _held = SignalsHeld::hold();
         let steps = std::mem::take(&mut self.steps);
         let mut undo: Vec<Undo> = Vec::new();
         let mut failure = None;
@@ -737,6 +738,7 @@ fn commit_step(step: &Step) -> Result<Option<Undo>, (io::Error, Option<Undo>)> {
 /// `dry_run` it only says what it would do.
 pub fn recover(plan: &Plan, root: &Root, dry_run: bool) -> Result<Vec<String>, ApplyError> {
     let mut lines = Vec::new();
+    let _held = (!dry_run).then(SignalsHeld::hold);
     for t in targets(plan, true) {
         let rerr = |source| ApplyError::Read {
             path: t.path.clone(),
@@ -800,6 +802,43 @@ pub fn recover(plan: &Plan, root: &Root, dry_run: bool) -> Result<Vec<String>, A
         }
     }
     Ok(lines)
+}
+
+/// SIGINT, SIGTERM and SIGHUP held back (blocked) while this lives, so the commit and
+/// its rollback are all-or-nothing for them: a `kill` at shutdown (of `run`) or of
+/// `apply` in `%post` takes effect when the guard drops, with every target in place or
+/// every original back. Only the calling thread's mask changes: the agent commits from
+/// its only thread. `rt_sigprocmask` is as old as Linux 2.2.
+struct SignalsHeld {
+    old: libc::sigset_t,
+}
+
+impl SignalsHeld {
+    fn hold() -> SignalsHeld {
+        // SAFETY: sigset_t is plain data, initialised by sigemptyset before use;
+        // pthread_sigmask only reads `set` and writes `old`.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            let mut old: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+                libc::sigaddset(&mut set, sig);
+            }
+            libc::sigemptyset(&mut old);
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old);
+            SignalsHeld { old }
+        }
+    }
+}
+
+impl Drop for SignalsHeld {
+    fn drop(&mut self) {
+        // SAFETY: restores the mask saved by `hold`; a signal that came meanwhile is
+        // delivered now.
+        unsafe {
+            libc::pthread_sigmask(libc::SIG_SETMASK, &self.old, std::ptr::null_mut());
+        }
+    }
 }
 
 /// An undo file is never overwritten or removed by the commit: it may be the only copy

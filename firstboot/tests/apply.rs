@@ -1334,3 +1334,141 @@ fn a_stale_undo_is_removed_and_a_missing_target_is_put_back_on_every_os() {
         assert_eq!(tree_sum(&root), tree_sum(&reference), "{os}: {out}");
     }
 }
+
+// ------------------------------------------- signals during the commit
+
+/// Runs apply under strace, which sends `sig` to it on entry to its `k`-th rename (the
+/// commit renames each staged file into place, and the rollback each original back):
+/// a real signal, at a known point of the commit. Returns how apply ended.
+fn apply_signalled_at_rename(
+    strace: &Path,
+    root: &Path,
+    plan: &Path,
+    sig: &str,
+    k: usize,
+) -> std::process::Output {
+    run_guarded(
+        std::process::Command::new(strace)
+            .args([
+                "-f",
+                "-qq",
+                "-o",
+                "/dev/null",
+                "-e",
+                "trace=rename,renameat,renameat2",
+            ])
+            .arg("-e")
+            .arg(format!(
+                "inject=rename,renameat,renameat2:signal={sig}:when={k}"
+            ))
+            .arg(env!("CARGO_BIN_EXE_hvseed-firstboot"))
+            .arg("apply")
+            .arg("--plan")
+            .arg(plan)
+            .arg("--root")
+            .arg(root),
+    )
+}
+
+/// SIGTERM, SIGINT or SIGHUP arriving at any rename of the commit: apply still ends
+/// with ROOT entirely new (the signal takes effect after the commit, and does: apply
+/// dies of it), never with some files replaced and others not.
+#[test]
+fn a_signal_during_the_commit_leaves_root_entirely_old_or_entirely_new() {
+    use std::os::unix::process::ExitStatusExt;
+    let Some(strace) = tool("strace", "strace") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = write_plan(tmp.path(), &plan_json("centos6", "linux-bridge", &[]));
+    let (_t, reference) = fixture_root("centos6");
+    apply(&reference, &plan, &[]);
+    let new = tree_sum(&reference);
+    let sigs = [
+        ("SIGTERM", libc::SIGTERM),
+        ("SIGINT", libc::SIGINT),
+        ("SIGHUP", libc::SIGHUP),
+    ];
+    let mut signalled = 0;
+    for k in 1..200 {
+        let (_t, root) = fixture_root("centos6");
+        let old = tree_sum(&root);
+        let (name, num) = sigs[k % sigs.len()];
+        let out = apply_signalled_at_rename(&strace, &root, &plan, name, k);
+        let err = String::from_utf8_lossy(&out.stderr);
+        let now = tree_sum(&root);
+        assert!(
+            now == old || now == new,
+            "{name} at rename {k} left ROOT partly changed: {err}"
+        );
+        match out.status.signal() {
+            Some(s) => {
+                assert_eq!(s, num, "rename {k}: {err}");
+                signalled += 1;
+            }
+            // Fewer than k renames: the last runs signalled every rename of the commit.
+            None => {
+                assert!(out.status.success(), "rename {k}: {err}");
+                break;
+            }
+        }
+    }
+    assert!(signalled > 10, "only {signalled} renames signalled");
+}
+
+/// The same for the rollback: iptables is immutable, so the commit fails after 8
+/// files and puts them back; a signal at any of those renames, forward or back, still
+/// leaves ROOT exactly as it was.
+#[test]
+fn a_signal_during_the_rollback_leaves_root_as_it_was() {
+    use std::os::unix::process::ExitStatusExt;
+    struct Mutable(std::path::PathBuf);
+    impl Drop for Mutable {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("chattr")
+                .arg("-i")
+                .arg(&self.0)
+                .status();
+        }
+    }
+    let Some(strace) = tool("strace", "strace") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = write_plan(tmp.path(), &plan_json("centos6", "linux-bridge", &[]));
+    let mut signalled = 0;
+    for k in 1..100 {
+        let (_t, root) = fixture_root("centos6");
+        let ipt = root.join("etc/sysconfig/iptables");
+        let _guard = Mutable(ipt.clone());
+        let made = std::process::Command::new("chattr")
+            .arg("+i")
+            .arg(&ipt)
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !made || fs::OpenOptions::new().append(true).open(&ipt).is_ok() {
+            eprintln!(
+                "\n!!!!!!!! chattr +i is not possible here (needs root and ext2/3/4, xfs or \
+                 btrfs): THIS TEST DID NOT RUN !!!!!!!!\n"
+            );
+            return;
+        }
+        let old = tree_sum(&root);
+        let out = apply_signalled_at_rename(&strace, &root, &plan, "SIGTERM", k);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(tree_sum(&root), old, "SIGTERM at rename {k}: {err}");
+        match out.status.signal() {
+            Some(s) => {
+                assert_eq!(s, libc::SIGTERM, "rename {k}: {err}");
+                signalled += 1;
+            }
+            None => {
+                assert_eq!(out.status.code(), Some(1), "rename {k}: {err}");
+                assert!(err.contains("nothing was changed"), "{err}");
+                break;
+            }
+        }
+    }
+    // 8 renames forward and 8 back.
+    assert!(signalled >= 16, "only {signalled} renames signalled");
+}
