@@ -1472,3 +1472,69 @@ fn a_signal_during_the_rollback_leaves_root_as_it_was() {
     // 8 renames forward and 8 back.
     assert!(signalled >= 16, "only {signalled} renames signalled");
 }
+
+// ------------------------------------------- directories apply creates
+
+/// Every directory apply creates is made durable: the directory holding it is fsynced
+/// after the mkdir (seen by strace, with the descriptor's path), not only the
+/// directory a file is renamed into.
+#[test]
+fn the_parent_of_every_directory_apply_creates_is_fsynced() {
+    let Some(strace) = tool("strace", "strace") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = write_plan(tmp.path(), &plan_json("centos6", "linux-bridge", &[]));
+    let (_t, root) = fixture_root("centos6");
+    // Missing chains: el6 ifcfg backups go to /var/lib/hvseed/orig/etc/sysconfig/...
+    let _ = fs::remove_dir_all(root.join("var/lib/hvseed"));
+    let _ = fs::remove_dir_all(root.join("etc/cloudstack"));
+    let log = tmp.path().join("strace.log");
+    run_ok(
+        std::process::Command::new(&strace)
+            .args([
+                "-f",
+                "-qq",
+                "-y",
+                "-e",
+                "trace=mkdir,mkdirat,fsync,fdatasync",
+                "-o",
+            ])
+            .arg(&log)
+            .arg(env!("CARGO_BIN_EXE_hvseed-firstboot"))
+            .arg("apply")
+            .arg("--plan")
+            .arg(&plan)
+            .arg("--root")
+            .arg(&root),
+    );
+    let text = fs::read_to_string(&log).unwrap();
+    let root_s = root.to_str().unwrap();
+    let mut made = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let Some(rest) = line.split("mkdir").nth(1) else {
+            continue;
+        };
+        if !line.trim_end().ends_with("= 0") {
+            continue;
+        }
+        let path = rest.split('"').nth(1).unwrap().to_string();
+        made.push((i, path));
+    }
+    assert!(
+        made.iter().any(|(_, p)| p.ends_with("/var/lib/hvseed")),
+        "no directory was created: {text}"
+    );
+    for (i, path) in &made {
+        assert!(path.starts_with(root_s), "{path}");
+        let parent = Path::new(path).parent().unwrap().to_str().unwrap();
+        let synced = text
+            .lines()
+            .skip(i + 1)
+            .any(|l| l.contains("fsync(") && l.contains(&format!("<{parent}>")));
+        assert!(
+            synced,
+            "{parent} not fsynced after creating {path}:\n{text}"
+        );
+    }
+}
