@@ -2,7 +2,8 @@
 //! first (so a bad file stops the run with ROOT untouched), then written to a temporary
 //! file beside its target (staged), and only then are the targets replaced one by one
 //! (committed), each original kept once as a backup. If anything fails, every file
-//! already replaced is put back, in reverse order, so ROOT is as it was before.
+//! already written is put back (or removed, if hvseed created it), in reverse order,
+//! so ROOT is as it was before.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -40,9 +41,11 @@ pub enum ApplyError {
 /// What was undone after a write error.
 #[derive(Debug, Default)]
 pub struct Rollback {
-    /// Files that had been replaced and were put back (as the host sees them).
+    /// Files already written that were put back, or removed again when hvseed had
+    /// created them (`FILE (removed again)`), as the host sees them.
     pub restored: Vec<String>,
-    /// Files that could not be put back, with where their original is and why.
+    /// Files that could not be undone: `FILE (not put back; its original is PATH: why)`
+    /// or `FILE (hvseed created it; not removed: why)`.
     pub failed: Vec<String>,
 }
 
@@ -55,26 +58,34 @@ impl Rollback {
 
 impl std::fmt::Display for Rollback {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let files = |n: usize| {
+            if n == 1 {
+                "1 file already written was".to_string()
+            } else {
+                format!("{n} files already written were")
+            }
+        };
         if !self.failed.is_empty() {
             write!(
                 f,
-                "ROOT IS PARTLY CHANGED: could not put back {}",
+                "ROOT IS PARTLY CHANGED: could not undo {}",
                 self.failed.join("; ")
             )?;
             if !self.restored.is_empty() {
-                write!(f, "; put back {}", self.restored.join(", "))?;
+                write!(
+                    f,
+                    "; the other {} put back or removed ({})",
+                    files(self.restored.len()),
+                    self.restored.join(", ")
+                )?;
             }
             return Ok(());
         }
         if !self.restored.is_empty() {
             write!(
                 f,
-                "the {} already replaced were put back ({}), ",
-                if self.restored.len() == 1 {
-                    "1 file".to_string()
-                } else {
-                    format!("{} files", self.restored.len())
-                },
+                "the {} put back or removed ({}), ",
+                files(self.restored.len()),
                 self.restored.join(", ")
             )?;
         }
@@ -575,7 +586,7 @@ impl Staged {
                     }
                     Err(e) => rollback
                         .failed
-                        .push(format!("{shown} (hvseed created it; removing it: {e})")),
+                        .push(format!("{shown} (hvseed created it; not removed: {e})")),
                 },
                 Undo::Restore { shown, host, aside } => match fs::rename(aside, host) {
                     Ok(()) => {
@@ -583,7 +594,7 @@ impl Staged {
                         rollback.restored.push(shown.clone());
                     }
                     Err(e) => rollback.failed.push(format!(
-                        "{shown} (its original is {}: {e})",
+                        "{shown} (not put back; its original is {}: {e})",
                         aside.display()
                     )),
                 },

@@ -1179,7 +1179,9 @@ fn an_immutable_iptables_file_leaves_root_as_it_was() {
     }
     let err = fails_and_changes_nothing(&root, &plan, "/etc/sysconfig/iptables");
     assert!(
-        err.contains("the 8 files already replaced were put back (/etc/libvirt/libvirtd.conf"),
+        err.contains(
+            "the 8 files already written were put back or removed (/etc/libvirt/libvirtd.conf"
+        ),
         "{err}"
     );
     drop(guard);
@@ -1537,4 +1539,43 @@ fn the_parent_of_every_directory_apply_creates_is_fsynced() {
             "{parent} not fsynced after creating {path}:\n{text}"
         );
     }
+}
+
+/// Files hvseed created are removed again by the rollback, and the message says so
+/// instead of counting them as "replaced".
+#[test]
+fn a_rollback_names_created_files_as_removed_not_replaced() {
+    use hvseed_firstboot::{apply as ap, fsroot::Root, Plan};
+    let (_t, root_dir) = fixture_root("centos6");
+    // agent.properties does not exist yet: apply creates it.
+    fs::remove_file(root_dir.join("etc/cloudstack/agent/agent.properties")).unwrap();
+    let plan = Plan::from_json(
+        &plan_json("centos6", "linux-bridge", &[]).to_string(),
+        "plan.json",
+    )
+    .unwrap();
+    let root = Root::open(&root_dir).unwrap();
+    let changes = ap::compute(&plan, &root, true).unwrap();
+    let ipt = root_dir.join("etc/sysconfig/iptables");
+    fs::remove_file(&ipt).unwrap();
+    fs::create_dir(&ipt).unwrap();
+    let before = tree_sum(&root_dir);
+    let msg = ap::stage(&changes, &root)
+        .unwrap()
+        .commit()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains(
+            "; the 8 files already written were put back or removed (/etc/libvirt/libvirtd.conf, "
+        ),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("/etc/cloudstack/agent/agent.properties (removed again)"),
+        "{msg}"
+    );
+    assert!(!msg.contains("replaced"), "{msg}");
+    assert!(msg.ends_with("), nothing was changed"), "{msg}");
+    assert_eq!(tree_sum(&root_dir), before, "{msg}");
 }
