@@ -121,13 +121,13 @@ pub fn named(path: &Path, source: &str) -> Result<PathBuf> {
             build_hint()
         );
     }
-    check_static_x86_64(path).with_context(|| {
-        format!(
-            "the first-boot agent {} ({source}) cannot be used; {}",
+    if let Err(e) = check_static_x86_64(path) {
+        bail!(
+            "the first-boot agent {} ({source}) cannot be used: {e:#}; {}",
             path.display(),
             build_hint()
-        )
-    })?;
+        );
+    }
     tracing::debug!("first-boot agent: {} ({source})", path.display());
     Ok(path.to_path_buf())
 }
@@ -457,5 +457,22 @@ mod tests {
         std::fs::set_permissions(&agent, std::fs::Permissions::from_mode(0o755)).unwrap();
         let places = places_for(Some(&exe), &dir.path().join("elsewhere"));
         assert_eq!(search(&places).unwrap(), agent);
+    }
+
+    /// The reason an agent cannot be used comes first, the way to get one last.
+    #[test]
+    fn a_refused_agent_says_why_before_how_to_build_one() {
+        let err = format!(
+            "{:#}",
+            named(Path::new("/bin/sh"), "--firstboot").unwrap_err()
+        );
+        assert!(
+            err.contains("(--firstboot) cannot be used: is dynamically linked"),
+            "{err}"
+        );
+        let why = err.find("dynamically linked").unwrap();
+        let hint = err.find("build one with").unwrap();
+        assert!(why < hint, "{err}");
+        assert!(err.ends_with("or name one with --firstboot PATH"), "{err}");
     }
 }
