@@ -776,7 +776,14 @@ pub fn recover(plan: &Plan, root: &Root, dry_run: bool) -> Result<Vec<String>, A
             source,
         };
         match fs::symlink_metadata(&undo) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            // No undo file (or not even the directory: the apply below says what is
+            // in the way).
+            Err(e)
+                if e.kind() == io::ErrorKind::NotFound
+                    || e.raw_os_error() == Some(libc::ENOTDIR) =>
+            {
+                continue
+            }
             Err(e) => return Err(fail(e)),
             Ok(m) if m.is_dir() => {
                 return Err(fail(io::Error::new(
