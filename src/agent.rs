@@ -49,33 +49,67 @@ pub fn locate(explicit: Option<&Path>) -> Result<PathBuf> {
 
 /// The places hvseed looks by itself, in order (see the module documentation).
 fn default_places() -> Vec<(String, PathBuf)> {
+    places_for(
+        std::env::current_exe().ok().as_deref(),
+        Path::new(env!("CARGO_MANIFEST_DIR")),
+    )
+}
+
+/// The places to look for an agent when `hvseed` runs as `exe` and was built from
+/// `checkout`, in order: beside `exe`; when `exe` is a cargo build
+/// (`<target>/release/hvseed`, `<target>/debug/hvseed`, or with `--target TRIPLE`
+/// `<target>/TRIPLE/release/hvseed`), the musl build of that target directory
+/// (`<target>/x86_64-unknown-linux-musl/release/hvseed-firstboot`); then the musl build
+/// of `checkout`. A place already listed is not repeated.
+pub fn places_for(exe: Option<&Path>, checkout: &Path) -> Vec<(String, PathBuf)> {
     let mut places: Vec<(String, PathBuf)> = Vec::new();
-    if let Some(dir) = std::env::current_exe()
-        .ok()
-        .and_then(|e| e.parent().map(Path::to_path_buf))
-    {
-        places.push(("beside hvseed".into(), dir.join("hvseed-firstboot")));
-        // hvseed run from `target/release` or `target/debug`: the musl build of the same
-        // target directory.
+    let mut add = |label: &str, path: PathBuf| {
+        if !places.iter().any(|(_, p)| p == &path) {
+            places.push((label.to_string(), path));
+        }
+    };
+    if let Some(dir) = exe.and_then(Path::parent) {
+        add("beside hvseed", dir.join("hvseed-firstboot"));
         if dir
             .file_name()
             .is_some_and(|n| n == "release" || n == "debug")
         {
-            if let Some(target) = dir.parent() {
-                places.push((
-                    "the musl build in hvseed's target directory".into(),
+            if let Some(mut target) = dir.parent() {
+                // `cargo build --target TRIPLE` puts the profile under the triple.
+                if target
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(is_target_triple)
+                {
+                    if let Some(t) = target.parent() {
+                        target = t;
+                    }
+                }
+                add(
+                    "the musl build in hvseed's target directory",
                     target.join(MUSL_BUILD),
-                ));
+                );
             }
         }
     }
-    let checkout = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("target")
-        .join(MUSL_BUILD);
-    if !places.iter().any(|(_, p)| p == &checkout) {
-        places.push(("this checkout's musl build".into(), checkout));
-    }
+    add(
+        "this checkout's musl build",
+        checkout.join("target").join(MUSL_BUILD),
+    );
     places
+}
+
+/// Whether a directory name is a target triple cargo makes under its target directory
+/// (`x86_64-unknown-linux-gnu`, `aarch64-apple-darwin`, `i686-pc-windows-msvc`): three or
+/// four `-`-separated parts, one of them a known operating system.
+fn is_target_triple(name: &str) -> bool {
+    const SYSTEMS: [&str; 9] = [
+        "linux", "darwin", "windows", "freebsd", "netbsd", "openbsd", "android", "none", "ios",
+    ];
+    let parts: Vec<&str> = name.split('-').collect();
+    (3..=4).contains(&parts.len())
+        && parts.iter().all(|p| !p.is_empty())
+        && parts[1..].iter().any(|p| SYSTEMS.contains(p))
 }
 
 /// An agent the user named: it must exist and be static; there is no fallback.
@@ -87,13 +121,13 @@ pub fn named(path: &Path, source: &str) -> Result<PathBuf> {
             build_hint()
         );
     }
-    check_static_x86_64(path).with_context(|| {
-        format!(
-            "the first-boot agent {} ({source}) cannot be used; {}",
+    if let Err(e) = check_static_x86_64(path) {
+        bail!(
+            "the first-boot agent {} ({source}) cannot be used: {e:#}; {}",
             path.display(),
             build_hint()
-        )
-    })?;
+        );
+    }
     tracing::debug!("first-boot agent: {} ({source})", path.display());
     Ok(path.to_path_buf())
 }
@@ -358,5 +392,87 @@ mod tests {
             .unwrap()
             .1
             .ends_with("target/x86_64-unknown-linux-musl/release/hvseed-firstboot"));
+    }
+
+    /// Where hvseed looks, for each way it is run: from a cargo target directory (any
+    /// profile, with or without `--target`), or installed.
+    #[test]
+    fn the_places_follow_where_hvseed_runs_from() {
+        let co = Path::new("/src/hvseed");
+        let musl = "/src/hvseed/target/x86_64-unknown-linux-musl/release/hvseed-firstboot";
+        let paths = |exe: &str| -> Vec<String> {
+            places_for(Some(Path::new(exe)), co)
+                .into_iter()
+                .map(|(_, p)| p.display().to_string())
+                .collect()
+        };
+        for profile in ["release", "debug"] {
+            assert_eq!(
+                paths(&format!("/b/target/{profile}/hvseed")),
+                [
+                    format!("/b/target/{profile}/hvseed-firstboot"),
+                    "/b/target/x86_64-unknown-linux-musl/release/hvseed-firstboot".into(),
+                    musl.to_string(),
+                ]
+            );
+        }
+        assert_eq!(
+            paths("/b/target/x86_64-unknown-linux-gnu/release/hvseed"),
+            [
+                "/b/target/x86_64-unknown-linux-gnu/release/hvseed-firstboot",
+                "/b/target/x86_64-unknown-linux-musl/release/hvseed-firstboot",
+                musl,
+            ]
+        );
+        // A CARGO_TARGET_DIR with dashes in its name is not a triple.
+        assert_eq!(
+            paths("/b/target-mine/debug/hvseed")[1],
+            "/b/target-mine/x86_64-unknown-linux-musl/release/hvseed-firstboot"
+        );
+        // hvseed built for musl itself: its own directory, listed once.
+        assert_eq!(
+            paths("/src/hvseed/target/x86_64-unknown-linux-musl/release/hvseed"),
+            [musl]
+        );
+        assert_eq!(
+            paths("/usr/local/bin/hvseed"),
+            ["/usr/local/bin/hvseed-firstboot", musl]
+        );
+        assert_eq!(places_for(None, co).len(), 1);
+    }
+
+    /// The same with real files: a `--target x86_64-unknown-linux-gnu` build of hvseed
+    /// finds the musl agent of its target directory.
+    #[test]
+    fn a_target_triple_build_finds_the_musl_agent_of_its_target_directory() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target");
+        let exe = target.join("x86_64-unknown-linux-gnu/release/hvseed");
+        std::fs::create_dir_all(exe.parent().unwrap()).unwrap();
+        std::fs::copy("/bin/true", &exe).unwrap();
+        let agent = target.join(MUSL_BUILD);
+        std::fs::create_dir_all(agent.parent().unwrap()).unwrap();
+        std::fs::write(&agent, tiny_static_elf()).unwrap();
+        std::fs::set_permissions(&agent, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let places = places_for(Some(&exe), &dir.path().join("elsewhere"));
+        assert_eq!(search(&places).unwrap(), agent);
+    }
+
+    /// The reason an agent cannot be used comes first, the way to get one last.
+    #[test]
+    fn a_refused_agent_says_why_before_how_to_build_one() {
+        let err = format!(
+            "{:#}",
+            named(Path::new("/bin/sh"), "--firstboot").unwrap_err()
+        );
+        assert!(
+            err.contains("(--firstboot) cannot be used: is dynamically linked"),
+            "{err}"
+        );
+        let why = err.find("dynamically linked").unwrap();
+        let hint = err.find("build one with").unwrap();
+        assert!(why < hint, "{err}");
+        assert!(err.ends_with("or name one with --firstboot PATH"), "{err}");
     }
 }

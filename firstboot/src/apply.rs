@@ -2,7 +2,8 @@
 //! first (so a bad file stops the run with ROOT untouched), then written to a temporary
 //! file beside its target (staged), and only then are the targets replaced one by one
 //! (committed), each original kept once as a backup. If anything fails, every file
-//! already replaced is put back, in reverse order, so ROOT is as it was before.
+//! already written is put back (or removed, if hvseed created it), in reverse order,
+//! so ROOT is as it was before.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -23,6 +24,12 @@ pub enum ApplyError {
     Read { path: String, source: io::Error },
     #[error("{path}: not a text file (invalid UTF-8); fix or remove it, nothing was changed")]
     NotText { path: String },
+    #[error("{path}: cannot finish the interrupted apply that left {undo}: {source}; nothing else was changed")]
+    Recover {
+        path: String,
+        undo: String,
+        source: io::Error,
+    },
     #[error("{path}: cannot write it: {source}; {rollback}")]
     Write {
         path: String,
@@ -34,9 +41,11 @@ pub enum ApplyError {
 /// What was undone after a write error.
 #[derive(Debug, Default)]
 pub struct Rollback {
-    /// Files that had been replaced and were put back (as the host sees them).
+    /// Files already written that were put back, or removed again when hvseed had
+    /// created them (`FILE (removed again)`), as the host sees them.
     pub restored: Vec<String>,
-    /// Files that could not be put back, with where their original is and why.
+    /// Files that could not be undone: `FILE (not put back; its original is PATH: why)`
+    /// or `FILE (hvseed created it; not removed: why)`.
     pub failed: Vec<String>,
 }
 
@@ -49,26 +58,34 @@ impl Rollback {
 
 impl std::fmt::Display for Rollback {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let files = |n: usize| {
+            if n == 1 {
+                "1 file already written was".to_string()
+            } else {
+                format!("{n} files already written were")
+            }
+        };
         if !self.failed.is_empty() {
             write!(
                 f,
-                "ROOT IS PARTLY CHANGED: could not put back {}",
+                "ROOT IS PARTLY CHANGED: could not undo {}",
                 self.failed.join("; ")
             )?;
             if !self.restored.is_empty() {
-                write!(f, "; put back {}", self.restored.join(", "))?;
+                write!(
+                    f,
+                    "; the other {} put back or removed ({})",
+                    files(self.restored.len()),
+                    self.restored.join(", ")
+                )?;
             }
             return Ok(());
         }
         if !self.restored.is_empty() {
             write!(
                 f,
-                "the {} already replaced were put back ({}), ",
-                if self.restored.len() == 1 {
-                    "1 file".to_string()
-                } else {
-                    format!("{} files", self.restored.len())
-                },
+                "the {} put back or removed ({}), ",
+                files(self.restored.len()),
                 self.restored.join(", ")
             )?;
         }
@@ -520,6 +537,7 @@ impl Staged {
     /// in reverse, and the error lists what was put back (or, if putting back failed
     /// too, exactly which file is still changed and where its original is).
     pub fn commit(mut self) -> Result<(), ApplyError> {
+        let _held = SignalsHeld::hold();
         let steps = std::mem::take(&mut self.steps);
         let mut undo: Vec<Undo> = Vec::new();
         let mut failure = None;
@@ -568,7 +586,7 @@ impl Staged {
                     }
                     Err(e) => rollback
                         .failed
-                        .push(format!("{shown} (hvseed created it; removing it: {e})")),
+                        .push(format!("{shown} (hvseed created it; not removed: {e})")),
                 },
                 Undo::Restore { shown, host, aside } => match fs::rename(aside, host) {
                     Ok(()) => {
@@ -576,7 +594,7 @@ impl Staged {
                         rollback.restored.push(shown.clone());
                     }
                     Err(e) => rollback.failed.push(format!(
-                        "{shown} (its original is {}: {e})",
+                        "{shown} (not put back; its original is {}: {e})",
                         aside.display()
                     )),
                 },
@@ -652,7 +670,10 @@ fn commit_step(step: &Step) -> Result<Option<Undo>, (io::Error, Option<Undo>)> {
                 };
             };
             let aside = fsroot::side_name(host, "undo");
-            let _ = fs::remove_file(&aside);
+            if let Err(e) = undo_free(&aside) {
+                let _ = fs::remove_file(tmp);
+                return Err(bare(e));
+            }
             let linked = fs::hard_link(host, &aside).is_ok();
             if !linked {
                 if let Err(e) = fs::rename(host, &aside) {
@@ -694,7 +715,7 @@ fn commit_step(step: &Step) -> Result<Option<Undo>, (io::Error, Option<Undo>)> {
                 return Ok(None);
             }
             let aside = fsroot::side_name(host, "undo");
-            let _ = fs::remove_file(&aside);
+            undo_free(&aside).map_err(bare)?;
             fs::rename(host, &aside).map_err(bare)?;
             let undo = Undo::Restore {
                 shown: step.shown.clone(),
@@ -709,14 +730,162 @@ fn commit_step(step: &Step) -> Result<Option<Undo>, (io::Error, Option<Undo>)> {
     }
 }
 
+/// Finishes what an interrupted commit (a power cut, a kill) left: for every file
+/// apply manages (for any plan of this host, the job included), a `.<name>.hvseed-undo`
+/// beside it is the original the commit had set aside. The commit sets it aside
+/// (hard link, or rename where no link is possible), then renames the new file over
+/// the target, and removes the undo files only when every file is in place; a rollback
+/// renames the undo back. So:
+///
+/// - target missing, undo there: the power cut came between the rename aside and the
+///   rename into place (or the file was being removed): the undo is the only copy of the
+///   original, and it is renamed back.
+/// - both there: the undo is stale (either the same inode as the target, before its
+///   replacement, or the original of a file already replaced, whose pristine copy is in
+///   its `.hvseed-orig`): it is removed.
+///
+/// Either way the file is then complete, the old or the new one, and the normal apply
+/// that follows finishes the job. Returns one line per undo file handled; with
+/// `dry_run` it only says what it would do.
+pub fn recover(plan: &Plan, root: &Root, dry_run: bool) -> Result<Vec<String>, ApplyError> {
+    let mut lines = Vec::new();
+    let _held = (!dry_run).then(SignalsHeld::hold);
+    for t in targets(plan, true) {
+        let rerr = |source| ApplyError::Read {
+            path: t.path.clone(),
+            source,
+        };
+        let host = match &t.kind {
+            TargetKind::Link { .. } => {
+                let (dir, name) = t.path.rsplit_once('/').unwrap_or(("", &t.path));
+                root.resolve(dir).map_err(rerr)?.join(name)
+            }
+            TargetKind::Edit { .. } | TargetKind::Stale => root.resolve(&t.path).map_err(rerr)?,
+        };
+        let undo = fsroot::side_name(&host, "undo");
+        let shown_undo = {
+            let (dir, _) = t.path.rsplit_once('/').unwrap_or(("", &t.path));
+            format!(
+                "{dir}/{}",
+                undo.file_name().unwrap_or_default().to_string_lossy()
+            )
+        };
+        let fail = |source| ApplyError::Recover {
+            path: t.path.clone(),
+            undo: shown_undo.clone(),
+            source,
+        };
+        match fs::symlink_metadata(&undo) {
+            // No undo file (or not even the directory: the apply below says what is
+            // in the way).
+            Err(e)
+                if e.kind() == io::ErrorKind::NotFound
+                    || e.raw_os_error() == Some(libc::ENOTDIR) =>
+            {
+                continue
+            }
+            Err(e) => return Err(fail(e)),
+            Ok(m) if m.is_dir() => {
+                return Err(fail(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    "it is a directory where hvseed keeps an original aside; remove it",
+                )))
+            }
+            Ok(_) => {}
+        }
+        let target_there = match fs::symlink_metadata(&host) {
+            Ok(_) => true,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+            Err(e) => return Err(fail(e)),
+        };
+        let would = if dry_run { "would " } else { "" };
+        if target_there {
+            if !dry_run {
+                fs::remove_file(&undo).map_err(fail)?;
+                fsroot::sync_parent(&host).map_err(fail)?;
+            }
+            lines.push(format!(
+                "{would}remove {shown_undo} (left by an interrupted apply; {} is complete)",
+                t.path
+            ));
+        } else {
+            if !dry_run {
+                fs::rename(&undo, &host).map_err(fail)?;
+                fsroot::sync_parent(&host).map_err(fail)?;
+            }
+            lines.push(format!(
+                "{would}put back {} from {shown_undo} (left by an interrupted apply)",
+                t.path
+            ));
+        }
+    }
+    Ok(lines)
+}
+
+/// SIGINT, SIGTERM and SIGHUP held back (blocked) while this lives, so the commit and
+/// its rollback are all-or-nothing for them: a `kill` at shutdown (of `run`) or of
+/// `apply` in `%post` takes effect when the guard drops, with every target in place or
+/// every original back. Only the calling thread's mask changes: the agent commits from
+/// its only thread. `rt_sigprocmask` is as old as Linux 2.2.
+struct SignalsHeld {
+    old: libc::sigset_t,
+}
+
+impl SignalsHeld {
+    fn hold() -> SignalsHeld {
+        // SAFETY: sigset_t is plain data, initialised by sigemptyset before use;
+        // pthread_sigmask only reads `set` and writes `old`.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            let mut old: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+                libc::sigaddset(&mut set, sig);
+            }
+            libc::sigemptyset(&mut old);
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old);
+            SignalsHeld { old }
+        }
+    }
+}
+
+impl Drop for SignalsHeld {
+    fn drop(&mut self) {
+        // SAFETY: restores the mask saved by `hold`; a signal that came meanwhile is
+        // delivered now.
+        unsafe {
+            libc::pthread_sigmask(libc::SIG_SETMASK, &self.old, std::ptr::null_mut());
+        }
+    }
+}
+
+/// An undo file is never overwritten or removed by the commit: it may be the only copy
+/// of an original ([`recover`] deals with those before anything is computed).
+fn undo_free(aside: &Path) -> io::Result<()> {
+    match fs::symlink_metadata(aside) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+        Ok(_) => Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!(
+                "{} appeared while apply ran (another apply?); run apply again",
+                aside.display()
+            ),
+        )),
+    }
+}
+
 /// The whole offline step.
 pub fn apply(plan: &Plan, root_dir: &Path, opts: Options) -> Result<Outcome, ApplyError> {
     let root = Root::open(root_dir).map_err(|source| ApplyError::Root {
         root: root_dir.display().to_string(),
         source,
     })?;
-    let changes = compute(plan, &root, opts.job)?;
     let mut text = String::new();
+    for l in recover(plan, &root, opts.dry_run)? {
+        let _ = writeln!(text, "{l}");
+    }
+    let changes = compute(plan, &root, opts.job)?;
     for c in &changes {
         let verb = if opts.dry_run {
             "would change"

@@ -181,7 +181,9 @@ pub fn side_name(path: &Path, what: &str) -> PathBuf {
 }
 
 /// Creates `dir` and its missing parents, recording each directory it created
-/// (parents first) so a failed apply can remove them again.
+/// (parents first) so a failed apply can remove them again. The parent of each new
+/// directory is fsynced, so the directory survives a power cut with what is renamed
+/// into it.
 pub fn create_dirs(dir: &Path, made: &mut Vec<PathBuf>) -> io::Result<()> {
     let mut missing = Vec::new();
     let mut cur = dir;
@@ -206,7 +208,10 @@ pub fn create_dirs(dir: &Path, made: &mut Vec<PathBuf>) -> io::Result<()> {
     }
     for d in missing.into_iter().rev() {
         match fs::create_dir(&d) {
-            Ok(()) => made.push(d),
+            Ok(()) => {
+                made.push(d.clone());
+                sync_parent(&d)?;
+            }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists && d.is_dir() => {}
             Err(e) => return Err(e),
         }

@@ -53,7 +53,8 @@ impl Log {
                 .write(true)
                 .custom_flags(nonblock)
                 .open(root.join("dev/console"))
-                .ok(),
+                .ok()
+                .map(blocking),
         }
     }
 
@@ -67,6 +68,22 @@ impl Log {
             let _ = f.write_all(format!("{} {line}", utc(now())).as_bytes());
         }
     }
+}
+
+/// The console back in blocking mode once it is open: a slow serial console whose
+/// buffer is full must slow the run down, not lose its lines (a non-blocking write
+/// gets EAGAIN and `write_all` gives up).
+fn blocking(f: fs::File) -> fs::File {
+    use std::os::unix::io::AsRawFd;
+    let fd = f.as_raw_fd();
+    // SAFETY: fcntl on a descriptor we own, with integer arguments only.
+    unsafe {
+        let fl = libc::fcntl(fd, libc::F_GETFL);
+        if fl >= 0 {
+            libc::fcntl(fd, libc::F_SETFL, fl & !libc::O_NONBLOCK);
+        }
+    }
+    f
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ` for seconds since the epoch (days → civil date after

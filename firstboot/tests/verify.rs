@@ -866,3 +866,111 @@ fn fifos_in_proc_and_sys_fail_their_checks_instead_of_hanging() {
         }
     }
 }
+
+/// A console that takes its time (a serial line whose buffer is full): `run` waits for
+/// it instead of losing lines. The console is a pipe the test reads only once it is
+/// full (or `run` has finished without waiting); a warning line longer than the pipe
+/// holds must still arrive whole, like every other line on stderr.
+#[test]
+fn a_full_console_slows_run_down_instead_of_losing_lines() {
+    use std::os::unix::io::{AsRawFd, FromRawFd};
+    let h = FakeHost::new("centos6", "linux-bridge");
+    offline_apply(&h);
+    runtime_fakes(&h);
+    h.bin("ping", "exit 0");
+    // setenforce fails with a 200,000-byte message: the warning is one long line.
+    h.bin(
+        "setenforce",
+        "s=xxxxxxxxxx; s=$s$s$s$s$s$s$s$s$s$s; s=$s$s$s$s$s$s$s$s$s$s\n\
+         s=$s$s$s$s$s$s$s$s$s$s; s=$s$s$s$s$s$s$s$s$s$s; printf '%s%s\\n' \"$s\" \"$s\" >&2; exit 1",
+    );
+    fs::create_dir_all(h.root.join("dev")).unwrap();
+    let console = h.root.join("dev/console");
+    mkfifo(&console);
+    let c = std::ffi::CString::new(console.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: open with a valid NUL-terminated path; the descriptor is owned below.
+    let fd = unsafe {
+        libc::open(
+            c.as_ptr(),
+            libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC,
+        )
+    };
+    assert!(fd >= 0, "opening the console FIFO");
+    // SAFETY: fd is a fresh descriptor nothing else owns.
+    let reader = unsafe { fs::File::from_raw_fd(fd) };
+    // A write end of our own, to ask the pipe whether it has room (POLLOUT); closed
+    // before reading so that EOF comes when run is done.
+    // SAFETY: as above; the reader exists, so a non-blocking open for writing works.
+    let wfd = unsafe {
+        libc::open(
+            c.as_ptr(),
+            libc::O_WRONLY | libc::O_NONBLOCK | libc::O_CLOEXEC,
+        )
+    };
+    assert!(wfd >= 0, "opening the console FIFO for writing");
+    // SAFETY: wfd is a fresh descriptor nothing else owns.
+    let probe = unsafe { fs::File::from_raw_fd(wfd) };
+
+    let mut child = h
+        .cmd("run")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let err_thread = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = stderr.read_to_end(&mut v);
+        v
+    });
+    // Not read until the pipe is full or run is done: a blocking console holds run up
+    // here, a non-blocking one drops what does not fit.
+    let deadline = std::time::Instant::now() + HANG_GUARD;
+    loop {
+        let mut p = libc::pollfd {
+            fd: probe.as_raw_fd(),
+            events: libc::POLLOUT,
+            revents: 0,
+        };
+        // SAFETY: poll on one valid pollfd, without waiting.
+        let n = unsafe { libc::poll(&mut p, 1, 0) };
+        if n == 0 || child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the console never filled and run never finished");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    drop(probe);
+    // SAFETY: fcntl on our descriptor with integer arguments.
+    unsafe { libc::fcntl(reader.as_raw_fd(), libc::F_SETFL, 0) };
+    let read_thread = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let mut r = reader;
+        let _ = r.read_to_end(&mut v);
+        v
+    });
+    wait_guarded(&mut child, "hvseed-firstboot run");
+    let shown = String::from_utf8(read_thread.join().unwrap()).unwrap();
+    let err = String::from_utf8(err_thread.join().unwrap()).unwrap();
+    let logged: String = err
+        .lines()
+        .filter(|l| l.starts_with("hvseed-firstboot: "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(
+        logged.len() > 200_000 && logged.contains("setenforce"),
+        "the warning is not longer than the pipe: {}",
+        logged.len()
+    );
+    assert!(
+        shown == logged,
+        "the console lost lines: {} of {} bytes arrived",
+        shown.len(),
+        logged.len()
+    );
+}
