@@ -32,6 +32,7 @@ pkgs=(
   python3-venv
   ufw                # reads back the agent's /lib/ufw/user.rules (ENABLED=no: files only)
   patch              # applies the agent's --diff output
+  strace             # the agent tests signal it at its k-th rename and check its fsyncs
   ifupdown iptables  # ifquery / iptables-restore --test read the agent's files
   curl wget          # the install scripts fetch agent, plan and keys over HTTP (render tests)
 )
