@@ -655,6 +655,31 @@ fn ctrl_c_stops_the_server_and_bind_errors_name_the_address() {
 }
 
 #[test]
+fn sigterm_and_sighup_stop_the_server_like_ctrl_c() {
+    for sig in ["-TERM", "-HUP"] {
+        let dir = tree(&[("lab", "kvm1.lab.example")]);
+        let mut server = Server::start(dir.path());
+        let pid = server.child.id().to_string();
+        let kill = std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap();
+        assert!(kill.success());
+        let mut exited = None;
+        for _ in 0..100 {
+            if let Some(s) = server.child.try_wait().unwrap() {
+                exited = Some(s);
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let exited = exited.unwrap_or_else(|| panic!("serve did not stop on kill {sig}"));
+        assert!(exited.success(), "kill {sig}: exit status {exited}");
+        assert!(server.log_with("stopping").contains("stopping"), "{sig}");
+    }
+}
+
+#[test]
 fn the_agents_own_http_client_delivers_its_report() {
     use hvseed_firstboot::http::post_json;
     let dir = tree(&[("lab", "kvm1.lab.example")]);
