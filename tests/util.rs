@@ -19,6 +19,15 @@ pub fn hvseed() -> Command {
     Command::new(env!("CARGO_BIN_EXE_hvseed"))
 }
 
+/// The lab of the CloudStack guide, `profiles/examples/lab-centos6.yaml`: the one
+/// source of the lab host for every test (render, serve and, through the plan snapshot
+/// of its first host, the agent's tests).
+pub fn lab_inventory() -> hvseed::inventory::Inventory {
+    hvseed::inventory::load(&root().join("profiles/examples/lab-centos6.yaml"))
+        .expect("the centos6 example loads")
+        .inventory
+}
+
 /// True if `cmd` is on PATH (or is an existing path).
 pub fn cmd_exists(cmd: &str) -> bool {
     if cmd.contains('/') {
