@@ -210,11 +210,7 @@ fn sh_syntax_ok(shell: &str, script: &str, what: &str) {
     let dir = tmpdir();
     let f = dir.path().join("script.sh");
     std::fs::write(&f, script).unwrap();
-    let out = Command::new("timeout")
-        .args(["10", shell, "-n"])
-        .arg(&f)
-        .output()
-        .unwrap();
+    let out = util::output_within_secs(Command::new(shell).args(["-n"]).arg(&f), 10);
     assert!(
         out.status.success(),
         "{shell} -n rejects {what}: {}\n{script}",
@@ -235,13 +231,12 @@ fn every_kickstart_passes_ksvalidator_rhel6() {
         let dir = tmpdir();
         write_tree(&tree, dir.path());
         for (k, _) in kickstarts(&tree) {
-            let out = Command::new("timeout")
-                .arg("60")
-                .arg(&ksv)
-                .args(["-v", "RHEL6"])
-                .arg(dir.path().join(&k))
-                .output()
-                .unwrap();
+            let out = util::output_within_secs(
+                Command::new(&ksv)
+                    .args(["-v", "RHEL6"])
+                    .arg(dir.path().join(&k)),
+                60,
+            );
             assert!(
                 out.status.success(),
                 "{name}: {k}: ksvalidator -v RHEL6 failed:\n{}{}",
@@ -288,14 +283,7 @@ print(json.dumps(out))
 
 fn readback(files: &[PathBuf]) -> Option<serde_json::Value> {
     let py = util::kickstart_python()?;
-    let out = Command::new("timeout")
-        .arg("60")
-        .arg(py)
-        .arg("-c")
-        .arg(READBACK)
-        .args(files)
-        .output()
-        .unwrap();
+    let out = util::output_within_secs(Command::new(py).arg("-c").arg(READBACK).args(files), 60);
     assert!(
         out.status.success(),
         "pykickstart readback failed: {}",
@@ -434,15 +422,15 @@ fn run_script(script: &str, dir: &Path, env: &[(&str, &Path)], args: &[&str]) ->
     std::fs::create_dir_all(&tmp).unwrap();
     let bin = fake_bin(dir);
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
-    let mut cmd = Command::new("timeout");
-    cmd.args(["20", "sh"]).arg(&f).args(args);
+    let mut cmd = Command::new("sh");
+    cmd.arg(&f).args(args);
     cmd.env("PATH", path)
         .env("HVSEED_TMP", &tmp)
         .env("HVSEED_CONSOLE", dir.join("console"));
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let out = cmd.output().unwrap();
+    let out = util::output_within_secs(&mut cmd, 20);
     Run {
         code: out.status.code(),
         console: std::fs::read_to_string(dir.join("console")).unwrap_or_default(),
@@ -498,13 +486,8 @@ fn fleet_pre_picks_the_host_by_mac_and_the_result_is_a_valid_kickstart() {
         let f = dir.path().join("resolved.ks");
         std::fs::write(&f, &resolved).unwrap();
         if let Some(ksv) = util::ksvalidator() {
-            let out = Command::new("timeout")
-                .arg("60")
-                .arg(&ksv)
-                .args(["-v", "RHEL6"])
-                .arg(&f)
-                .output()
-                .unwrap();
+            let out =
+                util::output_within_secs(Command::new(&ksv).args(["-v", "RHEL6"]).arg(&f), 60);
             assert!(
                 out.status.success(),
                 "{}",
@@ -671,13 +654,12 @@ fn di_questions() -> Option<&'static std::collections::HashSet<String>> {
         {
             return None;
         }
-        let out = Command::new("timeout")
-            .args(["60", "sh", "-c"])
-            .arg(format!(
+        let out = util::output_within_secs(
+            Command::new("sh").args(["-c"]).arg(format!(
                 "zcat {initrd} | cpio -i --quiet --to-stdout 'var/lib/dpkg/info/*.templates'"
-            ))
-            .output()
-            .unwrap();
+            )),
+            60,
+        );
         assert!(out.status.success(), "cannot read {initrd}");
         let names: std::collections::HashSet<String> = String::from_utf8_lossy(&out.stdout)
             .lines()
@@ -754,11 +736,12 @@ fn every_preseed_passes_debconf_and_the_lint() {
         let dir = tmpdir();
         write_tree(&tree, dir.path());
         for (k, t) in preseeds(&tree) {
-            let out = Command::new("timeout")
-                .args(["30", "debconf-set-selections", "--checkonly"])
-                .arg(dir.path().join(&k))
-                .output()
-                .unwrap();
+            let out = util::output_within_secs(
+                Command::new("debconf-set-selections")
+                    .args(["--checkonly"])
+                    .arg(dir.path().join(&k)),
+                30,
+            );
             assert!(
                 out.status.success() && out.stderr.is_empty(),
                 "{name}: {k}: debconf-set-selections --checkonly: {}",
@@ -1057,13 +1040,12 @@ fn examples_render_through_the_cli_and_pass_the_real_checkers() {
         assert!(files.iter().any(|f| f.starts_with("fleet/")));
         for (k, t) in kickstarts(&tree) {
             if let Some(ksv) = util::ksvalidator() {
-                let o = Command::new("timeout")
-                    .arg("60")
-                    .arg(&ksv)
-                    .args(["-v", "RHEL6"])
-                    .arg(dir.path().join(name).join(&k))
-                    .output()
-                    .unwrap();
+                let o = util::output_within_secs(
+                    Command::new(&ksv)
+                        .args(["-v", "RHEL6"])
+                        .arg(dir.path().join(name).join(&k)),
+                    60,
+                );
                 assert!(
                     o.status.success(),
                     "{name}: {k}: {}",
@@ -1076,11 +1058,12 @@ fn examples_render_through_the_cli_and_pass_the_real_checkers() {
         }
         for (k, t) in preseeds(&tree) {
             if util::require_tool("debconf-set-selections", "debconf") {
-                let o = Command::new("timeout")
-                    .args(["30", "debconf-set-selections", "--checkonly"])
-                    .arg(dir.path().join(name).join(&k))
-                    .output()
-                    .unwrap();
+                let o = util::output_within_secs(
+                    Command::new("debconf-set-selections")
+                        .args(["--checkonly"])
+                        .arg(dir.path().join(name).join(&k)),
+                    30,
+                );
                 assert!(o.status.success() && o.stderr.is_empty(), "{name}: {k}");
             }
             let (errors, _) = lint_preseed(&t);
@@ -1292,16 +1275,14 @@ fn real_d_i_announces_the_host_chosen_by_mac() {
     std::fs::write(cpio_dir.join("preseed.cfg"), &tree["fleet/preseed.cfg"]).unwrap();
     // The kernel unpacks concatenated archives: d-i's initrd + one holding /preseed.cfg.
     let initrd = dir.path().join("initrd.gz");
-    let st = Command::new("timeout")
-        .args(["60", "sh", "-c"])
+    let st = util::output_within_secs(Command::new("sh").args(["-c"])
         .arg(format!(
             "cd {} && echo preseed.cfg | cpio -o --quiet -H newc | gzip -1 > extra.gz && cat {} extra.gz > {}",
             cpio_dir.display(),
             di.join("initrd.gz").display(),
             initrd.display()
         ))
-        .status()
-        .unwrap();
+        , 60).status;
     assert!(st.success());
     let (fqdn, mac) = ("kvm22.lab.example.org", "00:04:23:aa:bb:22");
     let fleet = String::from_utf8(tree["fleet/preseed.cfg"].clone()).unwrap();
