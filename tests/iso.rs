@@ -4,7 +4,6 @@
 //! and booted in QEMU (SeaBIOS and OVMF) to see the installer receive our arguments.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Mutex, OnceLock};
@@ -292,8 +291,7 @@ fn boot(iso: &Path, fw: Firmware, mac: &str, want: &str, secs: u64) -> String {
             break Err(format!("saw {f:?}"));
         }
         if let Ok(Some(st)) = child.try_wait() {
-            let mut e = String::new();
-            child.stderr.take().unwrap().read_to_string(&mut e).unwrap();
+            let e = crate::util::stderr_text(child);
             break Err(format!("QEMU exited ({st}): {e}"));
         }
         if start.elapsed() > Duration::from_secs(secs) {
@@ -984,14 +982,7 @@ fn ctrl_c_during_the_copy_leaves_no_file() {
             .unwrap();
         assert!(st.success());
         let status = child.0.wait().unwrap();
-        let mut err = String::new();
-        child
-            .0
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut err)
-            .unwrap();
+        let err = crate::util::stderr_text(&mut child.0);
         let left: Vec<String> = std::fs::read_dir(d.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

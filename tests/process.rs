@@ -181,14 +181,7 @@ fn hvseed_temporaries(names: &[String]) -> Vec<&String> {
 /// Waits for the interrupted child; returns its status and stderr.
 fn wait_with_stderr(mut child: Child) -> (std::process::ExitStatus, String) {
     let status = child.wait().unwrap();
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    (status, err)
+    (status, crate::util::stderr_text(&mut child))
 }
 
 /// Checks the exit status (128 + the signal) and the message of an interrupted run.

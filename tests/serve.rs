@@ -696,13 +696,7 @@ fn links_in_the_reports_directory_are_never_written_through() {
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let err = util::stderr_text(&mut child);
     assert!(status.is_some_and(|s| !s.success()), "serve started: {err}");
     assert!(
         err.contains("reports is a symbolic link") && err.contains("rm "),

@@ -86,26 +86,32 @@ pub fn iso_fixtures(layout: &str) -> PathBuf {
 
 /// pykickstart's ksvalidator: `$HVSEED_KSVALIDATOR`, else `.venv/bin/ksvalidator`.
 pub fn ksvalidator() -> Option<PathBuf> {
-    let p = std::env::var_os("HVSEED_KSVALIDATOR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join(".venv/bin/ksvalidator"));
-    if require_tool(p.to_str().unwrap(), "pykickstart (pip, in .venv)") {
-        Some(p)
-    } else {
-        None
-    }
+    pykickstart_tool("HVSEED_KSVALIDATOR", ".venv/bin/ksvalidator")
 }
 
 /// The Python that has pykickstart: `$HVSEED_PYTHON`, else `.venv/bin/python`.
 pub fn kickstart_python() -> Option<PathBuf> {
-    let p = std::env::var_os("HVSEED_PYTHON")
+    pykickstart_tool("HVSEED_PYTHON", ".venv/bin/python")
+}
+
+/// `$var`, else `in_checkout` under the checkout; `None` after [`missing`].
+fn pykickstart_tool(var: &str, in_checkout: &str) -> Option<PathBuf> {
+    let p = std::env::var_os(var)
         .map(PathBuf::from)
-        .unwrap_or_else(|| root().join(".venv/bin/python"));
-    if require_tool(p.to_str().unwrap(), "pykickstart (pip, in .venv)") {
-        Some(p)
-    } else {
-        None
-    }
+        .unwrap_or_else(|| root().join(in_checkout));
+    require_tool(p.to_str().unwrap(), "pykickstart (pip, in .venv)").then_some(p)
+}
+
+/// All `child` wrote to its piped stderr, read to its end.
+pub fn stderr_text(child: &mut Child) -> String {
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr is piped")
+        .read_to_string(&mut err)
+        .unwrap();
+    err
 }
 
 /// A running `hvseed serve DIR --listen 127.0.0.1:0` on the port it picked (read from
