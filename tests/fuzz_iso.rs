@@ -9,8 +9,7 @@
 //! `HVSEED_FUZZ_ISO_ITERS` (default 120) and `HVSEED_FUZZ_SEED` set the run; the suite
 //! runs the default, `scripts/fuzz-iso.sh` a long one.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -43,72 +42,16 @@ fn env_u64(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-fn put(root: &Path, rel: &str, bytes: &[u8]) {
-    let p = root.join(rel);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, bytes).unwrap();
-}
-
-/// Two tiny install media: (os, ISO, the identity text an accepted mutant must still carry).
+/// Two tiny install media: (os, ISO, the identity text an accepted mutant must still
+/// carry), `make-fixtures.sh`'s `tiny` layout.
 fn seeds() -> &'static [(Os, PathBuf, &'static str)] {
     static SEEDS: OnceLock<Vec<(Os, PathBuf, &'static str)>> = OnceLock::new();
     SEEDS.get_or_init(|| {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("fuzz-iso-seeds");
-        let _ = std::fs::remove_dir_all(&dir);
-        let c = dir.join("centos");
-        put(
-            &c,
-            ".discinfo",
-            b"1341569670.539525\nCentOS 6.3\nx86_64\n1\n",
-        );
-        put(
-            &c,
-            ".treeinfo",
-            b"[general]\nfamily = CentOS\nversion = 6.3\narch = x86_64\n",
-        );
-        put(&c, "isolinux/isolinux.cfg", b"default linux\n");
-        put(&c, "EFI/BOOT/BOOTX64.conf", b"default=0\n");
-        put(&c, "images/pxeboot/vmlinuz", b"kernel\n");
-        let u = dir.join("ubuntu");
-        put(
-            &u,
-            ".disk/info",
-            b"Ubuntu-Server 12.04.5 LTS \"Precise Pangolin\" - Release amd64 (20140806.1)",
-        );
-        for f in [
-            "install/vmlinuz",
-            "install/initrd.gz",
-            "isolinux/isolinux.cfg",
-            "isolinux/txt.cfg",
-            "boot/grub/grub.cfg",
-        ] {
-            put(&u, f, f.as_bytes());
-        }
-        let mut out = Vec::new();
-        for (os, tree, volid, must) in [
-            (Os::Centos6, &c, "CentOS_6.3_Final", "6.3"),
-            (
-                Os::Ubuntu1204,
-                &u,
-                "Ubuntu-Server 12.04.5 LTS amd64",
-                "12.04",
-            ),
-        ] {
-            let iso = dir.join(format!("{os}.iso"));
-            let o = Command::new("timeout")
-                .args([
-                    "60", "xorriso", "-as", "mkisofs", "-quiet", "-R", "-J", "-V",
-                ])
-                .arg(volid)
-                .arg("-o")
-                .arg(&iso)
-                .arg(tree)
-                .output()
-                .unwrap();
-            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-            out.push((os, iso, must));
-        }
-        out
+        let dir = crate::util::iso_fixtures("tiny");
+        vec![
+            (Os::Centos6, dir.join("centos6.iso"), "6.3"),
+            (Os::Ubuntu1204, dir.join("ubuntu1204.iso"), "12.04"),
+        ]
     })
 }
 

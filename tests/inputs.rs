@@ -3,10 +3,10 @@
 //! it is named by the same path, a symlink, a hard link or a `..` detour. Each case
 //! runs with inputs that would otherwise succeed, so the refusal is what keeps them.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 
-use crate::util::{hvseed, root};
+use crate::util::{agent, hvseed, root};
 
 fn copy(from: &Path, to: &Path) -> Vec<u8> {
     std::fs::create_dir_all(to.parent().unwrap()).unwrap();
@@ -90,12 +90,6 @@ fn render_never_writes_inside_its_templates() {
     assert!(!templates.join("out").exists());
 }
 
-/// The static agent the verbs ship (`$HVSEED_FIRSTBOOT` or this checkout's musl build),
-/// or None after a loud notice (a failure under CI).
-fn agent() -> Option<PathBuf> {
-    crate::iso::agent()
-}
-
 #[test]
 fn iso_out_is_never_the_inventory_the_source_or_the_agent() {
     let (Some(fixtures), Some(agent)) = (crate::iso::fixtures(), agent()) else {
@@ -163,7 +157,7 @@ fn pxe_bundle_and_tree_never_overwrite_an_input() {
             .arg(out)
             .args(["--http-base", "http://127.0.0.1:1"])
             .arg("--firstboot")
-            .arg(crate::pxe::agent().unwrap());
+            .arg(crate::util::agent().unwrap());
         if let Some(b) = bundle {
             c.arg("--bundle").arg(b);
         }

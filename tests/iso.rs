@@ -4,7 +4,6 @@
 //! and booted in QEMU (SeaBIOS and OVMF) to see the installer receive our arguments.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Mutex, OnceLock};
@@ -12,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
-use crate::util::{hvseed, require_tool, root};
+use crate::util::{agent, hvseed, output_within_secs, require_tool, root, KillOnDrop};
 
 // ------------------------------------------------------------------ helpers
 
@@ -37,56 +36,11 @@ fn fixture_tools() -> bool {
         && require_tool("cpio", "cpio")
 }
 
-/// The fixture ISOs, built once per script version into target/tmp.
+/// The fixture ISOs (`make-fixtures.sh`'s `boot` layout), built once per script version.
 pub(crate) fn fixtures() -> Option<PathBuf> {
     static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
-    DIR.get_or_init(|| {
-        if !fixture_tools() {
-            return None;
-        }
-        let script = root().join("tests/fixtures/iso/make-fixtures.sh");
-        let hash = hex(&Sha256::digest(std::fs::read(&script).unwrap()))[..16].to_string();
-        let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("iso-fixtures");
-        let dir = base.join(&hash);
-        if !dir.join("ubuntu1204.iso").exists() {
-            std::fs::create_dir_all(&base).unwrap();
-            let tmp = tempfile::tempdir_in(&base).unwrap();
-            let st = Command::new("timeout")
-                .arg("600")
-                .arg(&script)
-                .arg(tmp.path())
-                .status()
-                .unwrap();
-            assert!(st.success(), "make-fixtures.sh failed");
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::rename(tmp.keep(), &dir).unwrap();
-            // Older script versions' fixtures are of no further use.
-            for e in std::fs::read_dir(&base).unwrap().flatten() {
-                if e.path() != dir && e.file_name().len() == 16 {
-                    let _ = std::fs::remove_dir_all(e.path());
-                }
-            }
-        }
-        Some(dir)
-    })
-    .clone()
-}
-
-/// The static first-boot agent the ISO carries.
-pub(crate) fn agent() -> Option<PathBuf> {
-    let p = std::env::var_os("HVSEED_FIRSTBOOT")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            root().join("target/x86_64-unknown-linux-musl/release/hvseed-firstboot")
-        });
-    if require_tool(
-        p.to_str().unwrap(),
-        "the musl agent build (cargo build --release -p hvseed-firstboot --target x86_64-unknown-linux-musl)",
-    ) {
-        Some(p)
-    } else {
-        None
-    }
+    DIR.get_or_init(|| fixture_tools().then(|| crate::util::iso_fixtures("boot")))
+        .clone()
 }
 
 fn hex(b: &[u8]) -> String {
@@ -98,12 +52,7 @@ fn sha256_file(p: &Path) -> String {
 }
 
 fn xorriso(args: &[&str]) -> String {
-    let out = Command::new("timeout")
-        .arg("120")
-        .arg("xorriso")
-        .args(args)
-        .output()
-        .unwrap();
+    let out = output_within_secs(Command::new("xorriso").args(args), 120);
     assert!(
         out.status.success(),
         "xorriso {args:?}: {}",
@@ -342,8 +291,7 @@ fn boot(iso: &Path, fw: Firmware, mac: &str, want: &str, secs: u64) -> String {
             break Err(format!("saw {f:?}"));
         }
         if let Ok(Some(st)) = child.try_wait() {
-            let mut e = String::new();
-            child.stderr.take().unwrap().read_to_string(&mut e).unwrap();
+            let e = crate::util::stderr_text(child);
             break Err(format!("QEMU exited ({st}): {e}"));
         }
         if start.elapsed() > Duration::from_secs(secs) {
@@ -367,16 +315,6 @@ fn boot(iso: &Path, fw: Firmware, mac: &str, want: &str, secs: u64) -> String {
         );
     }
     text
-}
-
-/// Kills the QEMU it holds however the test ends (a panic included).
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn qemu_ok() -> bool {
@@ -1044,14 +982,7 @@ fn ctrl_c_during_the_copy_leaves_no_file() {
             .unwrap();
         assert!(st.success());
         let status = child.0.wait().unwrap();
-        let mut err = String::new();
-        child
-            .0
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut err)
-            .unwrap();
+        let err = crate::util::stderr_text(&mut child.0);
         let left: Vec<String> = std::fs::read_dir(d.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

@@ -9,4 +9,5 @@ mod process;
 mod pxe;
 mod render;
 mod serve;
+mod support;
 mod util;

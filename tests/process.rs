@@ -14,21 +14,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::util::{exchange, hvseed, root};
+use crate::util::{exchange, hvseed, root, KillOnDrop};
 
 const SIGNALS: [(&str, i32); 3] = [("INT", 2), ("TERM", 15), ("HUP", 1)];
 
-/// Kills and reaps the child however the test ends.
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Kills a process group when dropped (the stand-in's, whatever the test did).
+/// Kills a process group when dropped (the stand-in's, whatever the test did): unlike
+/// [`KillOnDrop`], it reaches the children the leader started.
 struct GroupKilled(u32);
 
 impl Drop for GroupKilled {
@@ -190,14 +181,7 @@ fn hvseed_temporaries(names: &[String]) -> Vec<&String> {
 /// Waits for the interrupted child; returns its status and stderr.
 fn wait_with_stderr(mut child: Child) -> (std::process::ExitStatus, String) {
     let status = child.wait().unwrap();
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    (status, err)
+    (status, crate::util::stderr_text(&mut child))
 }
 
 /// Checks the exit status (128 + the signal) and the message of an interrupted run.
@@ -220,7 +204,7 @@ fn iso_interrupted_during_xorriso_leaves_nothing_running_and_no_file() {
     let Some(fx) = crate::iso::fixtures() else {
         return;
     };
-    let Some(agent) = crate::iso::agent() else {
+    let Some(agent) = crate::util::agent() else {
         return;
     };
     // The last run gets SIGINT the way a terminal's Ctrl-C sends it: to hvseed's whole
@@ -250,7 +234,7 @@ fn iso_interrupted_during_xorriso_leaves_nothing_running_and_no_file() {
             use std::os::unix::process::CommandExt;
             cmd.process_group(0);
         }
-        let mut child = Reaped(cmd.spawn().unwrap());
+        let mut child = KillOnDrop(cmd.spawn().unwrap());
         let pgid = wait_paused(stand_in.path(), &mut child.0);
         let _group = GroupKilled(pgid);
         assert_eq!(
@@ -284,7 +268,7 @@ fn iso_next_run_removes_what_a_killed_run_left() {
     let Some(fx) = crate::iso::fixtures() else {
         return;
     };
-    let Some(agent) = crate::iso::agent() else {
+    let Some(agent) = crate::util::agent() else {
         return;
     };
     let d = tempfile::tempdir().unwrap();
@@ -294,7 +278,7 @@ fn iso_next_run_removes_what_a_killed_run_left() {
     std::fs::create_dir(&outdir).unwrap();
     let out = outdir.join("lab.iso");
     let stand_in = pausing_xorriso("-commit", false);
-    let mut child = Reaped(
+    let mut child = KillOnDrop(
         crate::iso::iso_cmd("lab-centos6.yaml", &fx.join("centos6.iso"), &out, &agent)
             .env("PATH", path_with(stand_in.path()))
             .env("TMPDIR", &tmpdir)
@@ -432,7 +416,7 @@ fn pxe_interrupted_during_extraction_leaves_no_tree_it_made_and_nothing_running(
     if !crate::pxe::tools() {
         return;
     }
-    let Some(agent) = crate::iso::agent() else {
+    let Some(agent) = crate::util::agent() else {
         return;
     };
     let iso = crate::pxe::ubuntu_iso();
@@ -441,7 +425,7 @@ fn pxe_interrupted_during_extraction_leaves_no_tree_it_made_and_nothing_running(
         let d = tempfile::tempdir().unwrap();
         let out = d.path().join("tree");
         let stand_in = pausing_xorriso("/pool", true);
-        let mut child = Reaped(
+        let mut child = KillOnDrop(
             pxe_cmd(&inv, &iso, &out, &agent)
                 .env("PATH", path_with(stand_in.path()))
                 .stdout(Stdio::null())
@@ -482,7 +466,7 @@ fn pxe_next_run_removes_what_a_killed_run_left() {
     if !crate::pxe::tools() {
         return;
     }
-    let Some(agent) = crate::iso::agent() else {
+    let Some(agent) = crate::util::agent() else {
         return;
     };
     let iso = crate::pxe::ubuntu_iso();
@@ -496,7 +480,7 @@ fn pxe_next_run_removes_what_a_killed_run_left() {
     let stamp = out.join("http/os/.hvseed-stamp.json");
     std::fs::remove_file(&stamp).unwrap();
     let stand_in = pausing_xorriso("/pool", false);
-    let mut child = Reaped(
+    let mut child = KillOnDrop(
         pxe_cmd(&inv, &iso, &out, &agent)
             .env("PATH", path_with(stand_in.path()))
             .stdout(Stdio::null())
@@ -613,7 +597,7 @@ fn render_interrupted_while_writing_leaves_no_temporary_and_a_whole_dir() {
         let mut interrupted = None;
         for _ in 0..5 {
             let inv = big_inventory(d.path(), n);
-            let mut child = Reaped(
+            let mut child = KillOnDrop(
                 hvseed()
                     .arg("render")
                     .arg(&inv)
@@ -911,7 +895,7 @@ fn serve_answers_after_its_stderr_pipe_closed() {
     let tree = serve_tree();
     let port = free_port();
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let mut child = Reaped(
+    let mut child = KillOnDrop(
         hvseed()
             .arg("serve")
             .arg(tree.path())
@@ -963,7 +947,7 @@ fn serve_starts_and_answers_without_a_usable_stderr() {
             .stdout(Stdio::null())
             .spawn()
             .unwrap();
-        let mut child = Reaped(child);
+        let mut child = KillOnDrop(child);
         wait_listening(addr, &mut child.0);
         for i in 0..100 {
             get_ok(addr, i);
@@ -982,7 +966,7 @@ fn iso_and_pxe_with_a_full_or_closed_output_do_their_work() {
     let Some(fx) = crate::iso::fixtures() else {
         return;
     };
-    let Some(agent) = crate::iso::agent() else {
+    let Some(agent) = crate::util::agent() else {
         return;
     };
     if !crate::pxe::tools() {
@@ -1023,7 +1007,7 @@ fn serve_answers_while_nobody_reads_its_stderr() {
     let tree = serve_tree();
     let port = free_port();
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let mut child = Reaped(
+    let mut child = KillOnDrop(
         hvseed()
             .arg("serve")
             .arg(tree.path())

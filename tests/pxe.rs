@@ -10,10 +10,9 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use crate::util::{cmd_exists, hvseed, require_tool, root, ServeGuard};
+use crate::util::{agent, cmd_exists, hvseed, output_within_secs, require_tool, root, ServeGuard};
 
 const DI: &str = "/usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64";
 pub(crate) const UBUNTU_INV: &str = "tests/fixtures/pxe/ubuntu1204.yaml";
@@ -35,120 +34,21 @@ pub(crate) fn tools() -> bool {
         && agent().is_some()
 }
 
-/// The static first-boot agent: `$HVSEED_FIRSTBOOT`, else this checkout's musl build.
-pub(crate) fn agent() -> Option<PathBuf> {
-    let p = std::env::var_os("HVSEED_FIRSTBOOT")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            root().join("target/x86_64-unknown-linux-musl/release/hvseed-firstboot")
-        });
-    if p.is_file() {
-        return Some(p);
-    }
-    let msg = format!(
-        "the static agent {} is not built (cargo build --release -p hvseed-firstboot \
-         --target x86_64-unknown-linux-musl)",
-        p.display()
-    );
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{msg}");
-    }
-    eprintln!("\n!!!!!!!! {msg}: THIS TEST DID NOT RUN !!!!!!!!\n");
-    None
-}
-
 fn write(p: &Path, bytes: &[u8]) {
     std::fs::create_dir_all(p.parent().unwrap()).unwrap();
     std::fs::write(p, bytes).unwrap();
 }
 
-fn mkisofs(tree: &Path, volid: &str, iso: &Path) {
-    let out = Command::new("timeout")
-        .args([
-            "120", "xorriso", "-as", "mkisofs", "-quiet", "-R", "-J", "-V", volid, "-o",
-        ])
-        .arg(iso)
-        .arg(tree)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "mkisofs: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Shared scratch space for the fixture ISOs (built once per test run).
-fn scratch() -> PathBuf {
-    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("pxe-fixtures")
-}
-
 /// An Ubuntu 12.04 server ISO layout: `.disk/info`, the netboot installer, and a
-/// mirror (dists/, pool/).
+/// mirror (dists/, pool/) (`make-fixtures.sh`'s `pxe` layout).
 pub(crate) fn ubuntu_iso() -> PathBuf {
-    static ISO: OnceLock<PathBuf> = OnceLock::new();
-    ISO.get_or_init(|| {
-        let dir = scratch().join("ubuntu");
-        let _ = std::fs::remove_dir_all(&dir);
-        let t = dir.join("tree");
-        let nb = t.join("install/netboot/ubuntu-installer/amd64");
-        write(
-            &nb.join("linux"),
-            &std::fs::read(format!("{DI}/linux")).unwrap(),
-        );
-        write(
-            &nb.join("initrd.gz"),
-            &std::fs::read(format!("{DI}/initrd.gz")).unwrap(),
-        );
-        write(
-            &t.join(".disk/info"),
-            b"Ubuntu-Server 12.04.5 LTS \"Precise Pangolin\" - Release amd64 (20140806.1)",
-        );
-        write(
-            &t.join("dists/precise/Release"),
-            b"Suite: precise\nCodename: precise\n",
-        );
-        write(
-            &t.join("pool/main/h/hello/hello_2.7-2_amd64.deb"),
-            b"not really a deb\n",
-        );
-        write(&t.join("isolinux/txt.cfg"), b"default install\n");
-        write(&t.join("isolinux/isolinux.cfg"), b"include txt.cfg\n");
-        write(&t.join("install/vmlinuz"), b"cd kernel stand-in\n");
-        write(&t.join("install/initrd.gz"), b"cd initrd stand-in\n");
-        let iso = dir.join("ubuntu-12.04.5-server-amd64.iso");
-        mkisofs(&t, "Ubuntu-Server 12.04.5 LTS amd64", &iso);
-        iso
-    })
-    .clone()
+    crate::util::iso_fixtures("pxe").join("ubuntu-12.04.5-server-amd64.iso")
 }
 
 /// A CentOS 6.3 DVD layout: .discinfo/.treeinfo, the PXE kernel and initrd, stage2,
-/// the grub-legacy EFI loader, Packages/ and repodata/.
+/// the grub-legacy EFI loader, Packages/ and repodata/ (`make-fixtures.sh`'s `pxe` layout).
 fn centos_iso() -> PathBuf {
-    static ISO: OnceLock<PathBuf> = OnceLock::new();
-    ISO.get_or_init(|| {
-        let dir = scratch().join("centos");
-        let _ = std::fs::remove_dir_all(&dir);
-        let t = dir.join("tree");
-        write(&t.join(".discinfo"), b"1341569670.539525\nCentOS 6.3\nx86_64\n1\n");
-        write(
-            &t.join(".treeinfo"),
-            b"[general]\nfamily = CentOS\nversion = 6.3\narch = x86_64\n\n[images-x86_64]\nkernel = images/pxeboot/vmlinuz\ninitrd = images/pxeboot/initrd.img\n",
-        );
-        write(&t.join("images/pxeboot/vmlinuz"), &std::fs::read(format!("{DI}/linux")).unwrap());
-        write(&t.join("images/pxeboot/initrd.img"), b"centos initrd stand-in\n");
-        write(&t.join("images/install.img"), b"stage2 stand-in\n");
-        write(&t.join("EFI/BOOT/BOOTX64.efi"), b"grub-legacy efi stand-in\n");
-        write(&t.join("EFI/BOOT/BOOTX64.conf"), b"default=0\n");
-        write(&t.join("isolinux/isolinux.cfg"), b"default linux\n");
-        write(&t.join("Packages/bash-4.1.2-9.el6_2.x86_64.rpm"), b"rpm stand-in\n");
-        write(&t.join("repodata/repomd.xml"), b"<repomd/>\n");
-        let iso = dir.join("CentOS-6.3-x86_64-bin-DVD1.iso");
-        mkisofs(&t, "CentOS_6.3_Final", &iso);
-        iso
-    })
-    .clone()
+    crate::util::iso_fixtures("pxe").join("CentOS-6.3-x86_64-bin-DVD1.iso")
 }
 
 /// Runs `hvseed pxe`, returning (success, stderr).
@@ -254,11 +154,7 @@ fn dnsmasq_accepts(conf: &Path) {
     if !require_tool("dnsmasq", "dnsmasq-base") {
         return;
     }
-    let o = Command::new("timeout")
-        .args(["20", "dnsmasq", "--test", "-C"])
-        .arg(conf)
-        .output()
-        .unwrap();
+    let o = output_within_secs(Command::new("dnsmasq").args(["--test", "-C"]).arg(conf), 20);
     let all = format!(
         "{}{}",
         String::from_utf8_lossy(&o.stdout),
@@ -1223,20 +1119,21 @@ fn a_full_disk_is_reported_as_such_and_leaves_nothing() {
         cd "$mnt" && find . -mindepth 1 | sort
         echo "--- keep: $(cat tree/keep)"
     "#;
-    let o = Command::new("timeout")
-        .args(["120", "unshare", "-m", "sh", "-c", script, "sh"])
-        .arg(&mnt)
-        .arg(env!("CARGO_BIN_EXE_hvseed"))
-        .arg("pxe")
-        .arg(&inv)
-        .arg("--source")
-        .arg(ubuntu_iso())
-        .args(["--http-base", "http://10.0.0.2:8080"])
-        .arg("--firstboot")
-        .arg(agent().unwrap())
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
+    let o = output_within_secs(
+        Command::new("unshare")
+            .args(["-m", "sh", "-c", script, "sh"])
+            .arg(&mnt)
+            .arg(env!("CARGO_BIN_EXE_hvseed"))
+            .arg("pxe")
+            .arg(&inv)
+            .arg("--source")
+            .arg(ubuntu_iso())
+            .args(["--http-base", "http://10.0.0.2:8080"])
+            .arg("--firstboot")
+            .arg(agent().unwrap())
+            .env("NO_COLOR", "1"),
+        120,
+    );
     let (out, err) = (
         String::from_utf8_lossy(&o.stdout).into_owned(),
         String::from_utf8_lossy(&o.stderr).into_owned(),

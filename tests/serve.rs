@@ -8,69 +8,26 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
-use hvseed_firstboot::plan::{
-    CloudStackPlan, CpuMode, CpuPlan, DnsPlan, ManagementPlan, NetworkPlan, NetworkType, Os, Plan,
-    SecurityPlan, SelinuxMode, VlanBridge, PLAN_SCHEMA,
-};
+use hvseed_firstboot::plan::Plan;
 use hvseed_firstboot::report::{CheckResult, CpuFacts, Report, ReportStatus, REPORT_SCHEMA};
 
-use crate::util::{exchange, hvseed, ServeGuard as Server};
+use crate::util::{self, exchange, hvseed, ServeGuard as Server};
 
 const SECRET: &str = "TOP-SECRET-OUTSIDE-THE-TREE";
 
+/// The plan of the lab's first host (profiles/examples/lab-centos6.yaml), renamed to
+/// host `n` of `cluster`, reporting to a server at 192.168.42.2:8080.
 fn plan(cluster: &str, fqdn: &str, n: u8) -> Plan {
-    let (hostname, domain) = fqdn.split_once('.').unwrap();
-    Plan {
-        schema: PLAN_SCHEMA,
-        cluster: cluster.into(),
-        os: Os::Centos6,
-        fqdn: fqdn.into(),
-        hostname: hostname.into(),
-        domain: domain.into(),
-        network: NetworkPlan {
-            kind: NetworkType::LinuxBridge,
-            trunk_nic: "eth0".into(),
-            mac: format!("52:54:00:12:34:{n:02x}"),
-            trunk_bridge: None,
-            management: ManagementPlan {
-                vlan: 100,
-                ip: [192, 168, 42, 10 + n].into(),
-                prefix: 24,
-                netmask: [255, 255, 255, 0].into(),
-                gateway: [192, 168, 42, 1].into(),
-                bridge: None,
-            },
-            public: VlanBridge {
-                vlan: 200,
-                bridge: "cloudbr0".into(),
-            },
-            private: VlanBridge {
-                vlan: 300,
-                bridge: "cloudbr1".into(),
-            },
-        },
-        ntp_servers: vec!["pool.ntp.org".into()],
-        dns: DnsPlan {
-            servers: vec![[192, 168, 42, 1].into()],
-            search: vec![domain.into()],
-        },
-        cloudstack: CloudStackPlan {
-            version: "4.2".into(),
-            repository: "http://cloudstack.apt-get.eu/rhel/4.2/".into(),
-            management_server: "192.168.42.2".into(),
-            port: 8250,
-        },
-        cpu: CpuPlan {
-            mode: CpuMode::HostModel,
-            model: None,
-            features: vec![],
-        },
-        security: SecurityPlan {
-            selinux: Some(SelinuxMode::Permissive),
-            firewall_sources: vec![],
-        },
-        report_url: Some(format!("http://192.168.42.2:8080/report/{fqdn}")),
-    }
+    let mut inv = util::lab_inventory();
+    inv.cluster = cluster.into();
+    let mut host = inv.hosts[0].clone();
+    host.fqdn = fqdn.into();
+    host.mac = format!("52:54:00:12:34:{n:02x}");
+    host.ip = [192, 168, 42, 10 + n].into();
+    host.plan(
+        &inv,
+        Some(format!("http://192.168.42.2:8080/report/{fqdn}")),
+    )
 }
 
 /// A tree as `hvseed pxe` lays it out: DIR/http with hosts, the agent, a package
@@ -754,13 +711,7 @@ fn links_in_the_reports_directory_are_never_written_through() {
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let err = util::stderr_text(&mut child);
     assert!(status.is_some_and(|s| !s.success()), "serve started: {err}");
     assert!(
         err.contains("reports is a symbolic link") && err.contains("rm "),

@@ -1,4 +1,5 @@
-//! Shared test helpers: paths, running hvseed, and loud handling of missing tools.
+//! Shared test helpers: paths, running hvseed, the lab inventory, the agent, and (from
+//! `tests/support.rs`, shared with the agent's tests) missing tools and deadlines.
 
 #![allow(dead_code)]
 
@@ -19,55 +20,98 @@ pub fn hvseed() -> Command {
     Command::new(env!("CARGO_BIN_EXE_hvseed"))
 }
 
-/// True if `cmd` is on PATH (or is an existing path).
-pub fn cmd_exists(cmd: &str) -> bool {
-    if cmd.contains('/') {
-        return Path::new(cmd).exists();
-    }
-    std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).any(|d| d.join(cmd).is_file()))
-        .unwrap_or(false)
+/// The lab of the CloudStack guide, `profiles/examples/lab-centos6.yaml`: the one
+/// source of the lab host for every test (render, serve and, through the plan snapshot
+/// of its first host, the agent's tests).
+pub fn lab_inventory() -> hvseed::inventory::Inventory {
+    hvseed::inventory::load(&root().join("profiles/examples/lab-centos6.yaml"))
+        .expect("the centos6 example loads")
+        .inventory
 }
 
-/// Returns true when the tool is there. When it is missing: under CI (`CI=true`) the
-/// test fails; elsewhere it prints a loud notice and the caller returns early.
-#[must_use]
-pub fn require_tool(cmd: &str, package: &str) -> bool {
-    if cmd_exists(cmd) {
-        return true;
+pub use crate::support::{cmd_exists, missing, output_within_secs, require_tool, KillOnDrop};
+
+/// The static first-boot agent that media carry: `$HVSEED_FIRSTBOOT`, else this
+/// checkout's musl release build; `None` after [`missing`] when it is not built.
+pub fn agent() -> Option<PathBuf> {
+    let p = std::env::var_os("HVSEED_FIRSTBOOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            root().join("target/x86_64-unknown-linux-musl/release/hvseed-firstboot")
+        });
+    if p.is_file() {
+        return Some(p);
     }
-    let msg = format!(
-        "MISSING TOOL: `{cmd}` (Debian package `{package}`) is not installed; run scripts/setup.sh test"
+    missing(
+        &format!("the static agent {} is not built", p.display()),
+        "cargo build --release -p hvseed-firstboot --target x86_64-unknown-linux-musl",
     );
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{msg}");
+    None
+}
+
+/// The directory holding the fixture ISOs of `layout` (`boot`, `pxe` or `tiny`), made by
+/// the one generator, `tests/fixtures/iso/make-fixtures.sh` (its header says what each
+/// layout holds), once per version of the script into `target/tmp/iso-fixtures/LAYOUT/`.
+/// The caller checks first that the tools the layout needs are there.
+pub fn iso_fixtures(layout: &str) -> PathBuf {
+    use sha2::{Digest, Sha256};
+    static BUILDING: Mutex<()> = Mutex::new(());
+    let _one_at_a_time = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
+    let script = root().join("tests/fixtures/iso/make-fixtures.sh");
+    let digest = Sha256::digest(std::fs::read(&script).unwrap());
+    let hash: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("iso-fixtures")
+        .join(layout);
+    let dir = base.join(&hash);
+    if !dir.exists() {
+        std::fs::create_dir_all(&base).unwrap();
+        let tmp = tempfile::tempdir_in(&base).unwrap();
+        let o = output_within_secs(Command::new(&script).arg(tmp.path()).arg(layout), 600);
+        assert!(
+            o.status.success(),
+            "make-fixtures.sh {layout} failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        std::fs::rename(tmp.keep(), &dir).unwrap();
+        // Older script versions' fixtures are of no further use.
+        for e in std::fs::read_dir(&base).unwrap().flatten() {
+            if e.path() != dir && e.file_name().len() == hash.len() {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
     }
-    eprintln!("\n!!!!!!!! {msg}: THIS TEST DID NOT RUN !!!!!!!!\n");
-    false
+    dir
 }
 
 /// pykickstart's ksvalidator: `$HVSEED_KSVALIDATOR`, else `.venv/bin/ksvalidator`.
 pub fn ksvalidator() -> Option<PathBuf> {
-    let p = std::env::var_os("HVSEED_KSVALIDATOR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join(".venv/bin/ksvalidator"));
-    if require_tool(p.to_str().unwrap(), "pykickstart (pip, in .venv)") {
-        Some(p)
-    } else {
-        None
-    }
+    pykickstart_tool("HVSEED_KSVALIDATOR", ".venv/bin/ksvalidator")
 }
 
 /// The Python that has pykickstart: `$HVSEED_PYTHON`, else `.venv/bin/python`.
 pub fn kickstart_python() -> Option<PathBuf> {
-    let p = std::env::var_os("HVSEED_PYTHON")
+    pykickstart_tool("HVSEED_PYTHON", ".venv/bin/python")
+}
+
+/// `$var`, else `in_checkout` under the checkout; `None` after [`missing`].
+fn pykickstart_tool(var: &str, in_checkout: &str) -> Option<PathBuf> {
+    let p = std::env::var_os(var)
         .map(PathBuf::from)
-        .unwrap_or_else(|| root().join(".venv/bin/python"));
-    if require_tool(p.to_str().unwrap(), "pykickstart (pip, in .venv)") {
-        Some(p)
-    } else {
-        None
-    }
+        .unwrap_or_else(|| root().join(in_checkout));
+    require_tool(p.to_str().unwrap(), "pykickstart (pip, in .venv)").then_some(p)
+}
+
+/// All `child` wrote to its piped stderr, read to its end.
+pub fn stderr_text(child: &mut Child) -> String {
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr is piped")
+        .read_to_string(&mut err)
+        .unwrap();
+    err
 }
 
 /// A running `hvseed serve DIR --listen 127.0.0.1:0` on the port it picked (read from

@@ -12,6 +12,12 @@ use std::process::{Command, Output};
 
 use sha2::{Digest, Sha256};
 
+/// Shared with the builder's tests: the missing-tool policy and commands with a deadline.
+#[path = "../../../tests/support.rs"]
+mod support;
+#[allow(unused_imports)]
+pub use support::tool;
+
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -44,36 +50,43 @@ pub fn fixture_root(os: &str) -> (tempfile::TempDir, PathBuf) {
     (tmp, dst)
 }
 
-/// The lab host of the CloudStack guide as a plan (VLAN 100/200/300 on eth0).
+/// The plan `hvseed render` writes for the lab's first host
+/// (profiles/examples/lab-centos6.yaml, kvm1.lab.example.org): the builder's render
+/// test keeps it current as this insta snapshot, so the agent's tests start from the
+/// bytes the builder really writes instead of a copy of them.
+const LAB_PLAN_SNAPSHOT: &str =
+    "tests/snapshots/lib__render__example-lab-centos6__hosts_kvm1_lab_example_org_plan_json.snap";
+
+/// The lab's first host as its plan (see [`LAB_PLAN_SNAPSHOT`]).
+pub fn lab_plan() -> serde_json::Value {
+    let path = repo_root().join(LAB_PLAN_SNAPSHOT);
+    let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    // An insta snapshot: a `---` header block, then the rendered file.
+    let body = text
+        .splitn(3, "---\n")
+        .nth(2)
+        .unwrap_or_else(|| panic!("{}: no insta header", path.display()));
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The lab host (VLAN 100/200/300 on eth0) for `os` and network `net`, with the
+/// firewall `sources` and what the agent's tests add to it: a second NTP and DNS
+/// server and a custom CPU model with features.
 pub fn plan_json(os: &str, net: &str, sources: &[&str]) -> serde_json::Value {
-    let selinux = if os == "centos6" {
+    let mut p = lab_plan();
+    p["os"] = serde_json::json!(os);
+    p["network"]["type"] = serde_json::json!(net);
+    p["security"]["selinux"] = if os == "centos6" {
         serde_json::json!("permissive")
     } else {
         serde_json::Value::Null
     };
-    serde_json::json!({
-        "schema": 1,
-        "cluster": "lab1",
-        "os": os,
-        "fqdn": "kvm1.lab.example.org",
-        "hostname": "kvm1",
-        "domain": "lab.example.org",
-        "network": {
-            "type": net,
-            "trunk_nic": "eth0",
-            "mac": "00:04:23:aa:bb:01",
-            "management": {"vlan": 100, "ip": "192.168.42.11", "prefix": 24,
-                           "netmask": "255.255.255.0", "gateway": "192.168.42.1"},
-            "public": {"vlan": 200, "bridge": "cloudbr0"},
-            "private": {"vlan": 300, "bridge": "cloudbr1"}
-        },
-        "ntp_servers": ["0.pool.ntp.org", "ntp1.lab.example.org"],
-        "dns": {"servers": ["192.168.42.1", "192.168.42.2"], "search": ["lab.example.org"]},
-        "cloudstack": {"version": "4.2", "repository": "http://cloudstack.apt-get.eu/rhel/4.2/",
-                       "management_server": "192.168.42.5", "port": 8250},
-        "cpu": {"mode": "custom", "model": "SandyBridge", "features": ["vmx", "aes"]},
-        "security": {"selinux": selinux, "firewall_sources": sources}
-    })
+    p["security"]["firewall_sources"] = serde_json::json!(sources);
+    p["ntp_servers"] = serde_json::json!(["0.pool.ntp.org", "ntp1.lab.example.org"]);
+    p["dns"]["servers"] = serde_json::json!(["192.168.42.1", "192.168.42.2"]);
+    p["cpu"] =
+        serde_json::json!({"mode": "custom", "model": "SandyBridge", "features": ["vmx", "aes"]});
+    p
 }
 
 pub fn write_plan(dir: &Path, plan: &serde_json::Value) -> PathBuf {
@@ -109,44 +122,12 @@ pub const HANG_GUARD: std::time::Duration = std::time::Duration::from_secs(60);
 /// Runs `cmd` (stdin from /dev/null, output captured) and kills it if it is still
 /// running after [`HANG_GUARD`], failing the test; it never outlives the call.
 pub fn run_guarded(cmd: &mut Command) -> Output {
-    use std::process::Stdio;
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (out, err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
-    let slurp = |mut r: Box<dyn std::io::Read + Send>| {
-        std::thread::spawn(move || {
-            let mut v = Vec::new();
-            let _ = r.read_to_end(&mut v);
-            v
-        })
-    };
-    let (out, err) = (slurp(Box::new(out)), slurp(Box::new(err)));
-    let status = wait_guarded(&mut child, &format!("{cmd:?}"));
-    Output {
-        status,
-        stdout: out.join().unwrap(),
-        stderr: err.join().unwrap(),
-    }
+    support::output_within(cmd, HANG_GUARD)
 }
 
 /// Waits for `child`, killing it (and failing the test) after [`HANG_GUARD`].
 pub fn wait_guarded(child: &mut std::process::Child, what: &str) -> std::process::ExitStatus {
-    let deadline = std::time::Instant::now() + HANG_GUARD;
-    loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            return st;
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{what} hung: killed after {HANG_GUARD:?}");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    support::wait_within(child, HANG_GUARD, what)
 }
 
 /// Makes a FIFO at `path` (replacing a file there).
@@ -373,26 +354,6 @@ pub fn assert_comments_kept(path: &str, old: &str, new: &str) {
             "{path}: comment line {line:?} was lost or reordered"
         );
     }
-}
-
-/// The path of a system tool (PATH, /usr/sbin, /sbin). When it is missing: under CI
-/// (`CI=true`) the test fails; elsewhere a loud notice is printed and `None` returned.
-pub fn tool(cmd: &str, package: &str) -> Option<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect())
-        .unwrap_or_default();
-    dirs.extend(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from));
-    if let Some(p) = dirs.iter().map(|d| d.join(cmd)).find(|p| p.is_file()) {
-        return Some(p);
-    }
-    let msg = format!(
-        "MISSING TOOL: `{cmd}` (Debian package `{package}`) is not installed; run scripts/setup.sh test"
-    );
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{msg}");
-    }
-    eprintln!("\n!!!!!!!! {msg}: THIS TEST DID NOT RUN !!!!!!!!\n");
-    None
 }
 
 /// The values of `keys` after `sh` sources `file`, as the el6 network scripts and init
