@@ -339,7 +339,7 @@ fn a_live_run_in_another_pid_namespace_keeps_its_temporaries() {
     let Some(fx) = crate::iso::fixtures() else {
         return;
     };
-    let Some(agent) = crate::iso::agent() else {
+    let Some(agent) = crate::util::agent() else {
         return;
     };
     let userns = Command::new("unshare")
@@ -359,7 +359,7 @@ fn a_live_run_in_another_pid_namespace_keeps_its_temporaries() {
     let out = outdir.join("lab.iso");
     let stand_in = pausing_xorriso("-commit", false);
     let iso = crate::iso::iso_cmd("lab-centos6.yaml", &fx.join("centos6.iso"), &out, &agent);
-    let mut child = Reaped(
+    let mut child = KillOnDrop(
         Command::new("unshare")
             .args(["-Urpf", "--mount-proc", "--kill-child"])
             .arg(iso.get_program())
@@ -1073,7 +1073,7 @@ fn serve_log_queue_holds_little_memory_while_nobody_reads_its_stderr() {
     let tree = serve_tree();
     let port = free_port();
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let mut child = Reaped(
+    let mut child = KillOnDrop(
         hvseed()
             .arg("serve")
             .arg(tree.path())
