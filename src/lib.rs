@@ -21,7 +21,6 @@ macro_rules! say {
 
 pub mod agent;
 pub mod cli;
-pub mod commands;
 pub mod escape;
 pub mod interrupt;
 pub mod inventory;

@@ -39,8 +39,25 @@ use write::{Mapping, Session};
 use crate::inventory::{Host, Inventory, Os};
 use crate::render::{self, Media, RenderOptions};
 
+/// What `hvseed iso` is asked to do.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The inventory file.
+    pub inventory: PathBuf,
+    /// The distribution's install ISO (only read).
+    pub source: PathBuf,
+    /// The remastered ISO to write.
+    pub out: PathBuf,
+    /// Only this host's install file instead of the fleet file.
+    pub host: Option<String>,
+    /// The first-boot agent; `None`: [`crate::agent::locate`]'s default places.
+    pub firstboot: Option<PathBuf>,
+    /// Templates that override the built-in ones by file name.
+    pub templates: Option<PathBuf>,
+}
+
 /// `hvseed iso INVENTORY --source IN.iso --out OUT.iso [--host FQDN]`.
-pub fn run(c: crate::cli::IsoCustomizeConfig) -> Result<ExitCode> {
+pub fn run(c: Options) -> Result<ExitCode> {
     use crate::overlap::{Input, Output};
     let agent = crate::agent::locate(c.firstboot.as_deref())?;
     let mut inputs = vec![
@@ -71,7 +88,7 @@ pub fn run(c: crate::cli::IsoCustomizeConfig) -> Result<ExitCode> {
         }],
     )
     .context("nothing was written")?;
-    let inv = crate::commands::load_valid(&c.inventory)?;
+    let inv = crate::inventory::load_valid(&c.inventory)?;
     // Cheap refusals first, before anything is rendered.
     source::check_header(&c.source)?;
     write::check_output(&c.source, &c.out)?;
