@@ -25,6 +25,7 @@ pub mod escape;
 pub mod interrupt;
 pub mod inventory;
 pub mod iso;
+pub mod isoread;
 pub mod overlap;
 pub mod pxe;
 pub mod render;
