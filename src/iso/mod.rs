@@ -145,9 +145,6 @@ pub fn remaster(
     payload: &Payload,
     agent: &Path,
 ) -> Result<IsoFlavour> {
-    // mtools refuses FAT images whose geometry it finds odd (common for El Torito
-    // images); the check guards floppies, not images. Set before any thread starts.
-    std::env::set_var("MTOOLS_SKIP_CHECK", "1");
     write::check_output(source, out)?;
     let started = std::time::Instant::now();
     // Temporaries left by runs killed outright (SIGKILL, a power cut): the copy beside
