@@ -250,13 +250,16 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LossyStderr {
 /// The log's writer for `serve`: lines are handed to a thread that writes them to
 /// stderr, so a stderr nobody reads (a full pipe, e.g. `hvseed serve ... | less` left
 /// alone) never holds up a request. Lines that do not fit in the queue
-/// ([`LOG_QUEUE_LINES`]) are dropped and counted; the count is logged once stderr
+/// ([`LOG_QUEUE_LINES`], [`LOG_QUEUE_BYTES`]) are dropped and counted; the count is logged once stderr
 /// takes lines again.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct QueuedStderr;
 
 /// Log lines waiting for a slow stderr before new ones are dropped.
 pub const LOG_QUEUE_LINES: usize = 4096;
+/// Bytes of those lines, at most: a line quotes the request's path, which a client
+/// chooses (up to 64 KiB), so a bound in lines alone let 4,096 of them hold 250 MiB.
+pub const LOG_QUEUE_BYTES: usize = 4 << 20;
 
 enum LogMsg {
     Line(Vec<u8>),
@@ -266,6 +269,8 @@ enum LogMsg {
 static LOG_QUEUE: std::sync::OnceLock<std::sync::mpsc::SyncSender<LogMsg>> =
     std::sync::OnceLock::new();
 static LOG_DROPPED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// Bytes of the lines in the queue (see [`LOG_QUEUE_BYTES`]).
+static LOG_QUEUED_BYTES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 impl QueuedStderr {
     fn start() {
@@ -279,6 +284,8 @@ impl QueuedStderr {
                         match msg {
                             LogMsg::Line(line) => {
                                 let _ = LossyStderr.write_all(&line);
+                                LOG_QUEUED_BYTES
+                                    .fetch_sub(line.len(), std::sync::atomic::Ordering::Relaxed);
                             }
                             LogMsg::Flush(ack) => {
                                 let _ = ack.try_send(());
@@ -305,9 +312,16 @@ impl QueuedStderr {
 
 impl std::io::Write for QueuedStderr {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let sent = LOG_QUEUE
-            .get()
-            .map(|tx| tx.try_send(LogMsg::Line(buf.to_vec())).is_ok());
+        use std::sync::atomic::Ordering::Relaxed;
+        let sent = LOG_QUEUE.get().map(|tx| {
+            let queued = LOG_QUEUED_BYTES.fetch_add(buf.len(), Relaxed);
+            let sent = queued.saturating_add(buf.len()) <= LOG_QUEUE_BYTES
+                && tx.try_send(LogMsg::Line(buf.to_vec())).is_ok();
+            if !sent {
+                LOG_QUEUED_BYTES.fetch_sub(buf.len(), Relaxed);
+            }
+            sent
+        });
         match sent {
             Some(true) => {}
             Some(false) => {

@@ -210,8 +210,12 @@ fn remove_retrying(p: &Path) -> bool {
     false
 }
 
-/// This process's tag in temporary names: `PID-STARTTIME` (start time in clock ticks
-/// since boot, from /proc/self/stat), so a reused pid is not taken for the same run.
+/// This process's tag in temporary names: `PID-STARTTIME-NODE`. The start time (clock
+/// ticks since boot, from /proc/self/stat) keeps a reused pid from being taken for the
+/// same run; NODE (8 hex digits) names where that pid means something: this machine
+/// (host name, /etc/machine-id) and this pid namespace. A pid of another machine
+/// sharing the directory (NFS) or of a container (another pid namespace) is not
+/// looked up here: it could be a live run this machine cannot see.
 pub fn owner() -> &'static str {
     static OWNER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     OWNER.get_or_init(|| {
@@ -220,8 +224,33 @@ pub fn owner() -> &'static str {
             .ok()
             .and_then(|s| stat_field(&s, 22).map(str::to_string))
             .unwrap_or_else(|| "0".into());
-        format!("{pid}-{start}")
+        format!("{pid}-{start}-{}", node())
     })
+}
+
+/// See [`owner`]: a hash (FNV-1a, stable across builds) of the host name, the machine
+/// id and the pid namespace. It does not change across reboots of the same machine, so
+/// a run cut by a power failure is still cleaned up after. "0" if the pid namespace
+/// cannot be told (no /proc): no temporary is then ever taken for stale.
+fn node() -> String {
+    let Ok(pidns) = std::fs::read_link("/proc/self/ns/pid") else {
+        return "0".into();
+    };
+    // The host name of this UTS namespace (a container's own).
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let machine = std::fs::read_to_string("/etc/machine-id").unwrap_or_default();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in [
+        host.trim().as_bytes(),
+        machine.trim().as_bytes(),
+        pidns.as_os_str().as_encoded_bytes(),
+    ] {
+        for &b in part.iter().chain(std::iter::once(&0u8)) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    format!("{:08x}", (h >> 32) ^ (h & 0xffff_ffff))
 }
 
 /// The prefix for a temporary name: `BASE` + [`owner`] + `-`; tempfile's random part
@@ -230,8 +259,10 @@ pub fn temp_prefix(base: &str) -> String {
     format!("{base}{}-", owner())
 }
 
-/// True if `name` is `BASE PID-START-RANDOM SUFFIX` (see [`temp_prefix`]) and no
-/// process with that pid and start time runs.
+/// True if `name` is `BASE PID-START-NODE-RANDOM SUFFIX` (see [`temp_prefix`]), NODE is
+/// this machine and pid namespace, and no process with that pid and start time runs
+/// here. A temporary of another machine or namespace is never stale: its run may be
+/// going on where this one cannot see it.
 pub fn is_stale(name: &OsStr, base: &str, suffix: &str) -> bool {
     let Some(name) = name.to_str() else {
         return false;
@@ -239,14 +270,24 @@ pub fn is_stale(name: &OsStr, base: &str, suffix: &str) -> bool {
     let Some(mid) = name.strip_prefix(base).and_then(|r| r.strip_suffix(suffix)) else {
         return false;
     };
-    let mut parts = mid.splitn(3, '-');
-    let (Some(pid), Some(start), Some(random)) = (parts.next(), parts.next(), parts.next()) else {
+    let mut parts = mid.splitn(4, '-');
+    let (Some(pid), Some(start), Some(node), Some(random)) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return false;
     };
     let (Ok(pid), Ok(start)) = (pid.parse::<u32>(), start.parse::<u64>()) else {
         return false;
     };
     if random.is_empty() || !random.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return false;
+    }
+    // Our own tag must be whole (a /proc we can read) and name the same place.
+    let mut mine = owner().splitn(3, '-').skip(1);
+    let (Some(my_start), Some(my_node)) = (mine.next(), mine.next()) else {
+        return false;
+    };
+    if my_start == "0" || my_node == "0" || node != my_node {
         return false;
     }
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -310,8 +351,9 @@ mod tests {
         ));
         // The same pid with another start time is another (dead) process.
         let pid = std::process::id();
+        let node = node();
         assert!(is_stale(
-            OsStr::new(&format!("{base}{pid}-1-AbC123.partial")),
+            OsStr::new(&format!("{base}{pid}-1-{node}-AbC123.partial")),
             base,
             ".partial"
         ));
@@ -324,9 +366,43 @@ mod tests {
             ".lab.iso.hvseed-x-2-abc.partial",
             ".lab.iso.x.partial",
             ".lab.iso.hvseed-4194999-2-abc.partial.bak",
+            ".lab.iso.hvseed-4194999-2-abc.partial",
         ] {
             assert!(!is_stale(OsStr::new(n), base, ".partial"), "{n}");
         }
+    }
+
+    /// A run on another machine sharing the directory (NFS) or in another pid
+    /// namespace (a container): its pid means nothing here, so its temporary is never
+    /// stale, though no such process runs here (on ac1ff56..4834b13, tags had no
+    /// NODE and such a live run's temporary was removed).
+    #[test]
+    fn a_temporary_of_another_machine_or_pid_namespace_is_never_stale() {
+        let base = ".out.hvseed-tmp-";
+        // A pid no process has here (above the kernel's pid_max limit).
+        let dead = 4_194_999;
+        assert!(is_stale(
+            OsStr::new(&format!("{base}{dead}-5-{}-AbC123", node())),
+            base,
+            ""
+        ));
+        let other = if node() == "0badf00d" {
+            "0badf00e"
+        } else {
+            "0badf00d"
+        };
+        assert!(!is_stale(
+            OsStr::new(&format!("{base}{dead}-5-{other}-AbC123")),
+            base,
+            ""
+        ));
+        // pid 1 of a container: here pid 1 is init, started at another time.
+        assert!(!is_stale(
+            OsStr::new(&format!("{base}1-999999999-{other}-AbC123")),
+            base,
+            ""
+        ));
+        assert_eq!(owner().split('-').count(), 3, "{}", owner());
     }
 
     #[test]

@@ -150,6 +150,13 @@ fn wait_within(
             return handle.into_output().map(Some);
         }
         if std::time::Instant::now() >= until {
+            // The child leads a process group of its own: end the group, so that
+            // nothing it started keeps the output pipes open (wait would hang).
+            for pid in handle.pids() {
+                if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
+                    let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+                }
+            }
             handle.kill()?;
             let _ = handle.wait();
             return Ok(None);

@@ -1108,3 +1108,53 @@ fn centos_implanted_md5_is_dropped_not_left_stale() {
     let text = check(&out);
     assert!(text.contains("the result is: NA"), "{text}");
 }
+
+/// The ISO's own texts (its volume id, the first line of `.disk/info`) are input: what
+/// hvseed prints of them has its control characters escaped. On 4834b13 an ISO whose
+/// .disk/info held `ESC ] 0 ; … BEL ESC [ 2 J CR` set the terminal's title, cleared
+/// the screen and forged a line through the closing "wrote OUT: …" message, and a CR
+/// in the volume id split a log line.
+#[test]
+fn iso_texts_are_escaped_when_printed() {
+    let Some(fx) = fixtures() else {
+        return;
+    };
+    let Some(agent) = agent() else {
+        return;
+    };
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("u.iso");
+    let mut bytes = std::fs::read(fx.join("ubuntu1204.iso")).unwrap();
+    let patch = |bytes: &mut Vec<u8>, at: usize, new: &[u8]| {
+        bytes[at..at + new.len()].copy_from_slice(new);
+    };
+    let old: &[u8] = b"Ubuntu-Server 12.04.5 LTS \"Precise Pangolin\"";
+    let at = bytes
+        .windows(old.len())
+        .position(|w| w == old)
+        .expect(".disk/info in the fixture");
+    let mut new = b"Ubuntu-Server 12.04.5 \x1b]0;t\x07\x1b[2J\rFAKE".to_vec();
+    new.resize(old.len(), b' ');
+    patch(&mut bytes, at, &new);
+    // The volume id: 32 bytes at 32768 + 40.
+    patch(
+        &mut bytes,
+        32768 + 40,
+        b"U\r\n INFO forged line\x1b[2J     ",
+    );
+    std::fs::write(&src, &bytes).unwrap();
+    let o = iso_cmd("lab-ubuntu1204.yaml", &src, &d.path().join("o.iso"), &agent)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("FAKE") && err.contains("forged"), "{err}");
+    assert!(
+        !o.stderr
+            .iter()
+            .chain(&o.stdout)
+            .any(|&b| b == 0x1b || b == b'\r' || b == 7),
+        "{err:?}"
+    );
+    assert!(!err.contains("\n INFO forged"), "{err:?}");
+}

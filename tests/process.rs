@@ -345,10 +345,81 @@ fn iso_next_run_removes_what_a_killed_run_left() {
     );
 }
 
-/// This test process's owner tag as hvseed writes it: `PID-STARTTIME`.
+/// A run in another pid namespace (a container sharing the directory; a machine
+/// sharing it over NFS is the same case) is live although no process of its pid and
+/// start time runs here: a run here leaves its temporaries alone. (On 4834b13 the
+/// container's pid 1 was taken for this machine's init, started at another time, and
+/// the live run's copy and staging directory were removed.)
+#[test]
+fn a_live_run_in_another_pid_namespace_keeps_its_temporaries() {
+    let Some(fx) = crate::iso::fixtures() else {
+        return;
+    };
+    let Some(agent) = crate::iso::agent() else {
+        return;
+    };
+    let userns = Command::new("unshare")
+        .args(["-Urpf", "--mount-proc", "--kill-child", "true"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !userns {
+        println!("skipped: unshare cannot make a user and pid namespace here");
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let tmpdir = d.path().join("tmp");
+    std::fs::create_dir(&tmpdir).unwrap();
+    let outdir = d.path().join("out");
+    std::fs::create_dir(&outdir).unwrap();
+    let out = outdir.join("lab.iso");
+    let stand_in = pausing_xorriso("-commit", false);
+    let iso = crate::iso::iso_cmd("lab-centos6.yaml", &fx.join("centos6.iso"), &out, &agent);
+    let mut child = Reaped(
+        Command::new("unshare")
+            .args(["-Urpf", "--mount-proc", "--kill-child"])
+            .arg(iso.get_program())
+            .args(iso.get_args())
+            .env("PATH", path_with(stand_in.path()))
+            .env("TMPDIR", &tmpdir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    wait_paused(stand_in.path(), &mut child.0);
+    let before = (listing(&outdir), listing(&tmpdir));
+    assert_eq!(hvseed_temporaries(&before.0).len(), 1, "{before:?}");
+    assert!(!before.1.is_empty(), "the live run's staging directory");
+    // A run here on the same OUT and TMPDIR; it looks for stale temporaries, then
+    // stops on an ISO of another release.
+    let o = crate::iso::iso_cmd("lab-centos6.yaml", &fx.join("ubuntu1204.iso"), &out, &agent)
+        .env("TMPDIR", &tmpdir)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert_eq!(
+        (listing(&outdir), listing(&tmpdir)),
+        before,
+        "the live run's temporaries stay: {err}"
+    );
+}
+
+/// This test process's owner tag as hvseed writes it: `PID-STARTTIME-NODE`.
 fn own_tag() -> String {
     let pid = std::process::id().to_string();
-    format!("{pid}-{}", stat_field(&pid, 22).unwrap())
+    format!("{pid}-{}-{}", stat_field(&pid, 22).unwrap(), node())
+}
+
+/// This machine's and pid namespace's part of an owner tag (the same for every
+/// process here).
+fn node() -> String {
+    hvseed::interrupt::owner()
+        .rsplit('-')
+        .next()
+        .unwrap()
+        .to_string()
 }
 
 // ------------------------------------------------------------------ pxe
@@ -621,7 +692,7 @@ fn render_next_run_removes_what_a_killed_run_left() {
     // A dead run's tag: a finished process's pid and start time.
     let mut dead = Command::new("sleep").arg("0.2").spawn().unwrap();
     let pid = dead.id().to_string();
-    let tag = format!("{pid}-{}", stat_field(&pid, 22).unwrap());
+    let tag = format!("{pid}-{}-{}", stat_field(&pid, 22).unwrap(), node());
     dead.wait().unwrap();
     // The killed run had written half a new tree and moved DIR aside.
     let half = d.path().join(format!(".out.hvseed-tmp-{tag}-AbC123"));
@@ -998,4 +1069,49 @@ fn serve_answers_while_nobody_reads_its_stderr() {
         .and_then(|w| w.parse().ok())
         .unwrap_or_else(|| panic!("{line}"));
     assert!(n > 0, "{line}");
+}
+
+/// Resident memory of `pid`, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap()
+}
+
+/// The log queue is bounded in bytes, not only in lines: while nobody reads serve's
+/// stderr, requests for long paths (each logged, a line of some 60 KiB) do not pile
+/// up hundreds of MiB (4,096 of them held 250 MiB on 4834b13).
+#[test]
+fn serve_log_queue_holds_little_memory_while_nobody_reads_its_stderr() {
+    let tree = serve_tree();
+    let port = free_port();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut child = Reaped(
+        hvseed()
+            .arg("serve")
+            .arg(tree.path())
+            .args(["--listen", &addr.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let _log = child.0.stderr.take().unwrap();
+    wait_listening(addr, &mut child.0);
+    let before = rss_kib(child.0.id());
+    let long = "a".repeat(60 * 1024);
+    let request = format!("GET /{long} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    for i in 0..4500 {
+        let r = exchange(addr, request.as_bytes());
+        assert_eq!(r.status, 404, "request {i}");
+    }
+    let grown = rss_kib(child.0.id()).saturating_sub(before);
+    assert!(
+        grown < 64 * 1024,
+        "serve grew by {} MiB while its stderr was not read",
+        grown / 1024
+    );
 }

@@ -634,9 +634,16 @@ fn ctrl_c_stops_the_server_and_bind_errors_name_the_address() {
     idle.write_all(b"GET /status.json HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
     std::thread::sleep(Duration::from_millis(200));
+    stops_cleanly_on(&mut server, "-INT");
+    drop(idle);
+}
+
+/// Sends `sig` (as `kill` spells it) and asserts serve exits 0 within 10 s, saying
+/// it is stopping.
+fn stops_cleanly_on(server: &mut Server, sig: &str) {
     let pid = server.child.id().to_string();
     let kill = std::process::Command::new("kill")
-        .args(["-INT", &pid])
+        .args([sig, &pid])
         .status()
         .unwrap();
     assert!(kill.success());
@@ -648,10 +655,18 @@ fn ctrl_c_stops_the_server_and_bind_errors_name_the_address() {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    let exited = exited.expect("hvseed serve did not stop on SIGINT within 10 s");
-    assert!(exited.success(), "exit status {exited}");
-    assert!(server.log_with("stopping").contains("stopping"));
-    drop(idle);
+    let exited = exited.unwrap_or_else(|| panic!("serve did not stop on kill {sig} within 10 s"));
+    assert!(exited.success(), "kill {sig}: exit status {exited}");
+    assert!(server.log_with("stopping").contains("stopping"), "{sig}");
+}
+
+#[test]
+fn sigterm_and_sighup_stop_the_server_like_ctrl_c() {
+    for sig in ["-TERM", "-HUP"] {
+        let dir = tree(&[("lab", "kvm1.lab.example")]);
+        let mut server = Server::start(dir.path());
+        stops_cleanly_on(&mut server, sig);
+    }
 }
 
 #[test]

@@ -74,7 +74,8 @@ pub fn detect(
             .collect()
     };
     if let Some(info) = read("/.disk/info") {
-        let name = info.lines().next().unwrap_or("").trim().to_string();
+        // The ISO's text, shown in messages: its control characters escaped.
+        let name = crate::escape::escape(info.lines().next().unwrap_or("").trim()).into_owned();
         let found = format!("\"{name}\" (from .disk/info)");
         if !name.starts_with("Ubuntu") || !name.contains(" 12.04") {
             return Err(format!("{found}, not an Ubuntu 12.04.x CD"));
@@ -127,7 +128,7 @@ pub fn detect(
                 )
             }
         };
-        let name = format!("{family} {version} {arch}").trim().to_string();
+        let name = crate::escape::escape(format!("{family} {version} {arch}").trim()).into_owned();
         let found = format!("\"{name}\" (from {from})");
         if !family.eq_ignore_ascii_case("centos") || !(version == "6" || version.starts_with("6."))
         {

@@ -73,7 +73,11 @@ pub fn check_header(path: &Path) -> Result<Header> {
             path.display()
         );
     }
-    let volume_id = String::from_utf8_lossy(&pvd[40..72]).trim_end().to_string();
+    // Only shown and compared, never written back: escaped here, once, as the ISO's
+    // bytes are input like any other (docs: a CR or an ESC sequence would forge or
+    // clear lines of hvseed's output).
+    let volume_id =
+        crate::escape::escape(String::from_utf8_lossy(&pvd[40..72]).trim_end()).into_owned();
     Ok(Header { volume_id })
 }
 

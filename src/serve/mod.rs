@@ -101,28 +101,37 @@ pub fn run(c: Options) -> Result<ExitCode> {
         clusters.len(),
         http_dir.join("hosts").display()
     );
-    // Printed, not logged, so that it shows with -q too and scripts can read the port.
-    crate::say!(
-        "hvseed serve: listening on http://{local}/ (serving {})",
-        http_dir.display()
-    );
-
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("starting the server runtime")?;
-    runtime.block_on(serve(listener, store))?;
+    // The stop signals are caught from before the address is printed: a SIGTERM sent
+    // as soon as the line shows stops the server the same way as a later one.
+    let stop = {
+        let _in_runtime = runtime.enter();
+        StopSignals::catch()
+    };
+    // Printed, not logged, so that it shows with -q too and scripts can read the port.
+    crate::say!(
+        "hvseed serve: listening on http://{local}/ (serving {})",
+        http_dir.display()
+    );
+    runtime.block_on(serve(listener, store, stop))?;
     Ok(ExitCode::SUCCESS)
 }
 
-async fn serve(listener: std::net::TcpListener, store: Arc<Store>) -> Result<()> {
+async fn serve(
+    listener: std::net::TcpListener,
+    store: Arc<Store>,
+    stop: StopSignals,
+) -> Result<()> {
     let listener =
         tokio::net::TcpListener::from_std(listener).context("registering the listening socket")?;
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     // Tells open connections to finish their current request and close.
     let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
-    let shutdown = shutdown_signal();
+    let shutdown = stop.wait();
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
@@ -189,17 +198,49 @@ async fn stop_requested(stopping: &mut tokio::sync::watch::Receiver<bool>) {
 }
 
 /// Ctrl-C (SIGINT) or SIGTERM.
-async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = async {
-            match term.as_mut() {
-                Some(t) => { t.recv().await; }
-                None => std::future::pending::<()>().await,
-            }
-        } => {}
+/// SIGINT, SIGTERM and SIGHUP all stop the server the same way: it stops accepting,
+/// lets each open connection finish its request (a report being stored is written
+/// whole) and exits 0.
+struct StopSignals(Vec<tokio::signal::unix::Signal>);
+
+impl StopSignals {
+    /// Takes over the three signals (inside the runtime).
+    fn catch() -> StopSignals {
+        use tokio::signal::unix::{signal, SignalKind};
+        StopSignals(
+            [
+                SignalKind::interrupt(),
+                SignalKind::terminate(),
+                SignalKind::hangup(),
+            ]
+            .into_iter()
+            .filter_map(|k| signal(k).ok())
+            .collect(),
+        )
     }
+
+    /// Resolves at the first of them.
+    async fn wait(mut self) {
+        let waits = self.0.iter_mut().map(|s| Box::pin(s.recv()));
+        if waits.len() == 0 {
+            return std::future::pending().await;
+        }
+        futures_select_all(waits).await;
+    }
+}
+
+/// The first of several futures to finish (a tiny `select_all`).
+async fn futures_select_all<F: std::future::Future + Unpin>(futs: impl Iterator<Item = F>) {
+    let mut futs: Vec<F> = futs.collect();
+    std::future::poll_fn(move |cx| {
+        for f in futs.iter_mut() {
+            if std::pin::Pin::new(f).poll(cx).is_ready() {
+                return std::task::Poll::Ready(());
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
 }
 
 /// A socket that fails with `TimedOut` once neither reads nor writes have made any
