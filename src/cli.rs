@@ -1,4 +1,6 @@
-//! Command-line types (clap derive). Their `///` comments are the help text.
+//! Command-line types (clap derive; their `///` comments are the help text), each
+//! turned into the options of the module that carries the verb out, and the log's
+//! set-up. The only module that knows clap.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -162,6 +164,61 @@ pub struct ServeConfig {
     /// Address and port to listen on (port 0: any free port; the address is printed).
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+}
+
+// Each verb's arguments become the options of the module that carries it out, which
+// knows nothing of clap.
+
+impl From<InventoryRenderConfig> for crate::render::Options {
+    fn from(c: InventoryRenderConfig) -> Self {
+        crate::render::Options {
+            inventory: c.inventory,
+            out: c.out,
+            force: c.force,
+            templates: c.templates,
+            http_base: c.http_base,
+        }
+    }
+}
+
+impl From<IsoCustomizeConfig> for crate::iso::Options {
+    fn from(c: IsoCustomizeConfig) -> Self {
+        crate::iso::Options {
+            inventory: c.inventory,
+            source: c.source,
+            out: c.out,
+            host: c.host,
+            firstboot: c.firstboot,
+            templates: c.templates,
+        }
+    }
+}
+
+impl From<PxeTreeConfig> for crate::pxe::Options {
+    fn from(c: PxeTreeConfig) -> Self {
+        crate::pxe::Options {
+            inventory: c.inventory,
+            source: c.source,
+            out: c.out,
+            http_base: c.http_base,
+            bundle: c.bundle,
+            pxelinux_dir: c.pxelinux_dir,
+            syslinux_modules: c.syslinux_modules,
+            firstboot: c.firstboot,
+            templates: c.templates,
+            reinstall: c.reinstall,
+            disarm: c.disarm,
+        }
+    }
+}
+
+impl From<ServeConfig> for crate::serve::Options {
+    fn from(c: ServeConfig) -> Self {
+        crate::serve::Options {
+            dir: c.dir,
+            listen: c.listen,
+        }
+    }
 }
 
 /// The log's writer: stderr, with every write error (a closed pipe, a full disk, a

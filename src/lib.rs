@@ -21,11 +21,11 @@ macro_rules! say {
 
 pub mod agent;
 pub mod cli;
-pub mod commands;
 pub mod escape;
 pub mod interrupt;
 pub mod inventory;
 pub mod iso;
+pub mod isoread;
 pub mod overlap;
 pub mod pxe;
 pub mod render;

@@ -5,7 +5,6 @@
 
 use clap::Parser;
 use hvseed::cli::{Cli, Cmd};
-use hvseed::commands;
 
 fn main() -> std::process::ExitCode {
     let cli = match Cli::try_parse() {
@@ -29,11 +28,11 @@ fn main() -> std::process::ExitCode {
         hvseed::interrupt::install();
     }
     let result = match cli.cmd {
-        Cmd::Check(c) => commands::check(c),
-        Cmd::Render(c) => commands::render(c),
-        Cmd::Iso(c) => commands::iso(c),
-        Cmd::Pxe(c) => commands::pxe(c),
-        Cmd::Serve(c) => commands::serve(c),
+        Cmd::Check(c) => Ok(hvseed::inventory::check(&c.inventory)),
+        Cmd::Render(c) => hvseed::render::run(c.into()),
+        Cmd::Iso(c) => hvseed::iso::run(c.into()),
+        Cmd::Pxe(c) => hvseed::pxe::run(c.into()),
+        Cmd::Serve(c) => hvseed::serve::run(c.into()),
     };
     if hvseed::interrupt::signal().is_some() {
         // The interrupt handler is cleaning up and sets the exit status; whatever the

@@ -10,6 +10,8 @@ use anyhow::{bail, Context, Result};
 pub struct Tool {
     program: OsString,
     args: Vec<OsString>,
+    /// Set in the program's environment only (never in hvseed's own).
+    env: Vec<(OsString, OsString)>,
     deadline: Option<std::time::Duration>,
 }
 
@@ -18,6 +20,7 @@ impl Tool {
         Tool {
             program: program.into(),
             args: Vec::new(),
+            env: Vec::new(),
             deadline: None,
         }
     }
@@ -36,6 +39,12 @@ impl Tool {
         self
     }
 
+    /// Sets an environment variable for the program alone.
+    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Tool {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
     /// Stops the program (SIGKILL) and fails if it has not finished within `d`: for
     /// reads of an input that should take seconds, where a damaged input could make the
     /// program run on (xorriso loops forever on an ISO whose directory contains itself).
@@ -44,13 +53,23 @@ impl Tool {
         self
     }
 
-    /// The command line as a user could paste it into a shell.
+    /// The command line as a user could paste it into a shell, with the variables
+    /// set by [`Tool::env`] in front (`NAME=value program args`).
     pub fn command_line(&self) -> String {
-        std::iter::once(&self.program)
-            .chain(self.args.iter())
-            .map(|a| shell_words_quote(&a.to_string_lossy()))
-            .collect::<Vec<_>>()
-            .join(" ")
+        let vars = self.env.iter().map(|(k, v)| {
+            format!(
+                "{}={}",
+                k.to_string_lossy(),
+                shell_words_quote(&v.to_string_lossy())
+            )
+        });
+        vars.chain(
+            std::iter::once(&self.program)
+                .chain(self.args.iter())
+                .map(|a| shell_words_quote(&a.to_string_lossy())),
+        )
+        .collect::<Vec<_>>()
+        .join(" ")
     }
 
     /// Runs the program, returning its stdout; on failure the error carries the command
@@ -71,6 +90,9 @@ impl Tool {
                 own_group_dying_with_hvseed(cmd);
                 Ok(())
             });
+        for (k, v) in &self.env {
+            expr = expr.env(k, v);
+        }
         if let Some(input) = stdin {
             expr = expr.stdin_bytes(input.to_vec());
         }
@@ -199,5 +221,22 @@ mod tests {
             .run()
             .unwrap();
         assert_eq!(out, nasty.as_bytes());
+    }
+
+    #[test]
+    fn env_reaches_the_program_only_and_shows_in_the_command_line() {
+        let name = "HVSEED_TOOL_ENV_TEST";
+        let tool = Tool::new("sh")
+            .args(["-c", &format!("printf %s \"${name}\"")])
+            .env(name, "a b");
+        let out = tool.run().unwrap();
+        assert_eq!(out, b"a b");
+        assert!(std::env::var_os(name).is_none());
+        assert!(
+            tool.command_line()
+                .starts_with(&format!("{name}='a b' sh -c ")),
+            "{}",
+            tool.command_line()
+        );
     }
 }

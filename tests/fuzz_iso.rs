@@ -1,4 +1,4 @@
-//! A seeded mutation fuzzer for ISO identification (`hvseed::iso::identify`, what both
+//! A seeded mutation fuzzer for ISO identification (`hvseed::isoread::identify`, what both
 //! `hvseed iso` and `hvseed pxe` run first on `--source`). Small ISOs in both supported
 //! layouts are built once with xorriso, then mutated where identification looks: the
 //! volume descriptors, path tables and directory records, the identity files' bytes, the
@@ -184,7 +184,7 @@ fn mutated_isos_are_identified_or_refused_with_a_message_never_a_panic() {
         // A damaged directory tree can make xorriso read on without end: hvseed stops
         // it after a deadline (120 s by default; 10 s here).
         let result = std::panic::catch_unwind(|| {
-            hvseed::iso::identify_within(&path, *os, &scratch, Duration::from_secs(10))
+            hvseed::isoread::identify_within(&path, *os, &scratch, Duration::from_secs(10))
         });
         match result {
             Err(_) => panic!("identify panicked on {what}"),
@@ -260,7 +260,7 @@ fn an_iso_whose_directory_contains_itself_is_refused_in_bounded_time() {
     let path = tmp.path().join("loop.iso");
     std::fs::write(&path, &img).unwrap();
     let started = std::time::Instant::now();
-    let Err(e) = hvseed::iso::identify_within(&path, *os, tmp.path(), Duration::from_secs(5))
+    let Err(e) = hvseed::isoread::identify_within(&path, *os, tmp.path(), Duration::from_secs(5))
     else {
         panic!("an ISO whose tree loops was accepted");
     };

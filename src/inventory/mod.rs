@@ -111,6 +111,52 @@ pub fn load(path: &Path) -> Result<Loaded, InventoryError> {
     }
 }
 
+/// Loads an inventory for a verb that needs a valid one: prints its warnings; on
+/// errors prints every finding and fails, saying that nothing was written.
+pub fn load_valid(path: &Path) -> anyhow::Result<Inventory> {
+    use anyhow::Context as _;
+    match load(path) {
+        Ok(loaded) => {
+            print_findings(&loaded.warnings);
+            Ok(loaded.inventory)
+        }
+        Err(e) => {
+            let InventoryError::Invalid { diagnostics, .. } = &e;
+            print_findings(diagnostics);
+            Err(e).context("nothing was written")
+        }
+    }
+}
+
+/// `hvseed check`: prints every finding and a summary of a valid inventory; exit
+/// status 1 on errors, 0 otherwise.
+pub fn check(path: &Path) -> std::process::ExitCode {
+    match load(path) {
+        Ok(loaded) => {
+            print_findings(&loaded.warnings);
+            crate::say!(
+                "{}: ok: cluster {} with {} host(s), {}",
+                crate::escape::path(path),
+                loaded.inventory.cluster,
+                loaded.inventory.hosts.len(),
+                loaded.inventory.os
+            );
+            std::process::ExitCode::SUCCESS
+        }
+        Err(InventoryError::Invalid { diagnostics, .. }) => {
+            print_findings(&diagnostics);
+            std::process::ExitCode::from(1)
+        }
+    }
+}
+
+/// One line per finding on stderr ([`Diagnostic`]'s `Display` escapes what it quotes).
+fn print_findings(diagnostics: &[Diagnostic]) {
+    for d in diagnostics {
+        crate::say!("{d}");
+    }
+}
+
 /// Reads the file as UTF-8 text, refusing directories and files over the size cap
 /// before reading them whole.
 fn read_text(path: &Path) -> Result<String, (usize, usize, String)> {

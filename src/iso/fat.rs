@@ -1,5 +1,9 @@
 //! Files inside the FAT images of an ISO (the UEFI El Torito image), read and written
 //! with mtools on an extracted copy of the image: no root, no loop mount.
+//!
+//! Every mtools command runs with `MTOOLS_SKIP_CHECK=1`: mtools refuses FAT images
+//! whose geometry it finds odd (common for El Torito images); the check guards
+//! floppies, not images.
 
 use std::path::Path;
 
@@ -7,9 +11,14 @@ use anyhow::{Context, Result};
 
 use crate::tool::Tool;
 
+/// An mtools program, with the geometry check off (see the module's header).
+fn mtools(program: &str) -> Tool {
+    Tool::new(program).env("MTOOLS_SKIP_CHECK", "1")
+}
+
 /// Every file in the image, as `::/DIR/NAME`.
 pub fn list(img: &Path) -> Result<Vec<String>> {
-    let out = Tool::new("mdir")
+    let out = mtools("mdir")
         .args(["-/", "-b", "-i"])
         .arg(img)
         .arg("::/")
@@ -25,7 +34,7 @@ pub fn list(img: &Path) -> Result<Vec<String>> {
 
 /// The bytes of `path` (`::/...`) in the image.
 pub fn read(img: &Path, path: &str) -> Result<Vec<u8>> {
-    Tool::new("mcopy")
+    mtools("mcopy")
         .args(["-n", "-i"])
         .arg(img)
         .args([path, "-"])
@@ -35,7 +44,7 @@ pub fn read(img: &Path, path: &str) -> Result<Vec<u8>> {
 
 /// Replaces `path` (`::/...`) in the image with the local file `local`.
 pub fn write(img: &Path, local: &Path, path: &str) -> Result<()> {
-    Tool::new("mcopy")
+    mtools("mcopy")
         .args(["-o", "-i"])
         .arg(img)
         .arg(local)

@@ -17,10 +17,8 @@
 //!   `md5sum.txt` updated for every file added or changed.
 
 mod fat;
-mod flavour;
 mod initrd;
 mod menus;
-mod source;
 mod write;
 
 use std::collections::BTreeMap;
@@ -30,17 +28,33 @@ use std::process::ExitCode;
 use anyhow::{anyhow, bail, Context, Result};
 use sha2::{Digest, Sha256};
 
-pub use flavour::IsoFlavour;
 pub use initrd::{newc, preseed_archive};
 use menus::UnattendedEntry;
-pub use source::xorriso_file;
 use write::{Mapping, Session};
 
 use crate::inventory::{Host, Inventory, Os};
+use crate::isoread::{self, Identified, IsoFlavour};
 use crate::render::{self, Media, RenderOptions};
 
+/// What `hvseed iso` is asked to do.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The inventory file.
+    pub inventory: PathBuf,
+    /// The distribution's install ISO (only read).
+    pub source: PathBuf,
+    /// The remastered ISO to write.
+    pub out: PathBuf,
+    /// Only this host's install file instead of the fleet file.
+    pub host: Option<String>,
+    /// The first-boot agent; `None`: [`crate::agent::locate`]'s default places.
+    pub firstboot: Option<PathBuf>,
+    /// Templates that override the built-in ones by file name.
+    pub templates: Option<PathBuf>,
+}
+
 /// `hvseed iso INVENTORY --source IN.iso --out OUT.iso [--host FQDN]`.
-pub fn run(c: crate::cli::IsoCustomizeConfig) -> Result<ExitCode> {
+pub fn run(c: Options) -> Result<ExitCode> {
     use crate::overlap::{Input, Output};
     let agent = crate::agent::locate(c.firstboot.as_deref())?;
     let mut inputs = vec![
@@ -71,9 +85,9 @@ pub fn run(c: crate::cli::IsoCustomizeConfig) -> Result<ExitCode> {
         }],
     )
     .context("nothing was written")?;
-    let inv = crate::commands::load_valid(&c.inventory)?;
+    let inv = crate::inventory::load_valid(&c.inventory)?;
     // Cheap refusals first, before anything is rendered.
-    source::check_header(&c.source)?;
+    isoread::check_header(&c.source)?;
     write::check_output(&c.source, &c.out)?;
     let host = match &c.host {
         None => None,
@@ -131,9 +145,6 @@ pub fn remaster(
     payload: &Payload,
     agent: &Path,
 ) -> Result<IsoFlavour> {
-    // mtools refuses FAT images whose geometry it finds odd (common for El Torito
-    // images); the check guards floppies, not images. Set before any thread starts.
-    std::env::set_var("MTOOLS_SKIP_CHECK", "1");
     write::check_output(source, out)?;
     let started = std::time::Instant::now();
     // Temporaries left by runs killed outright (SIGKILL, a power cut): the copy beside
@@ -154,7 +165,7 @@ pub fn remaster(
         volume_id,
         flavour,
         listing,
-    } = identify(source, os, &orig)?;
+    } = isoread::identify(source, os, &orig)?;
     if listing.files.iter().any(|f| f.starts_with("/hvseed/")) {
         bail!(
             "{} already has a /hvseed/ directory (it was made by hvseed); remaster the \
@@ -203,92 +214,6 @@ pub fn remaster(
     );
     copy.commit(&b.session, out)?;
     Ok(flavour)
-}
-
-/// An install ISO as read from its own files.
-#[derive(Debug)]
-pub struct Identified {
-    /// The volume id from the ISO 9660 header.
-    pub volume_id: String,
-    pub flavour: IsoFlavour,
-    listing: source::Listing,
-}
-
-/// Checks that `source` is a complete ISO 9660 image and, from its own files
-/// (`.disk/info`, `.treeinfo`, `.discinfo` and the boot files), that it is the install
-/// medium of `os`; refuses anything else with a message that says what was found.
-/// Reads only the file list and the identity files, which it extracts into `scratch`.
-/// Shared by `hvseed iso` and `hvseed pxe`.
-pub fn identify(source: &Path, os: Os, scratch: &Path) -> Result<Identified> {
-    identify_within(source, os, scratch, IDENTIFY_DEADLINE)
-}
-
-/// How long reading an ISO's file list and identity files may take. A DVD's take a
-/// few seconds even from a slow disk; a damaged directory tree can make xorriso read
-/// on without end (a directory that contains itself), so it is stopped.
-pub const IDENTIFY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(120);
-
-/// [`identify`] with another limit on the time xorriso may take for each read.
-pub fn identify_within(
-    source: &Path,
-    os: Os,
-    scratch: &Path,
-    deadline: std::time::Duration,
-) -> Result<Identified> {
-    let header = source::check_header(source)?;
-    let listing = source::list(source, deadline).map_err(|e| {
-        e.context(format!(
-            "{} could not be read as an install ISO (damaged? compare its checksum with \
-             the distribution's)",
-            source.display()
-        ))
-    })?;
-    let present: Vec<&str> = flavour::IDENTITY_FILES
-        .iter()
-        .copied()
-        .filter(|f| listing.has(f))
-        .collect();
-    source::extract(source, &present, scratch, Some(deadline))?;
-    // Identity files are a few lines; a damaged ISO may claim any size, so at most
-    // 64 KiB of each is read.
-    let read = |p: &str| {
-        use std::io::Read;
-        let f = std::fs::File::open(scratch.join(p.trim_start_matches('/'))).ok()?;
-        let mut text = String::new();
-        f.take(64 * 1024).read_to_string(&mut text).ok()?;
-        Some(text)
-    };
-    let flavour = flavour::detect(&listing, &read).map_err(|found| {
-        anyhow!(
-            "{} is not an install ISO hvseed can use: found {found} (volume id \"{}\"); \
-             hvseed takes CentOS 6.x x86_64 DVDs and Ubuntu 12.04.x amd64 server CDs",
-            source.display(),
-            header.volume_id
-        )
-    })?;
-    if flavour.os() != os {
-        let want = match os {
-            Os::Centos6 => "a CentOS 6.3 x86_64 DVD",
-            Os::Ubuntu1204 => "an Ubuntu 12.04.x amd64 server CD",
-        };
-        bail!(
-            "{} is {} but the inventory installs os: {os}; give {want} as --source (or change \
-             `os` in the inventory)",
-            source.display(),
-            flavour.name(),
-        );
-    }
-    Ok(Identified {
-        volume_id: header.volume_id,
-        flavour,
-        listing,
-    })
-}
-
-/// Checks the ISO 9660 header of `path` (a complete image, not a truncated download
-/// or another kind of file); returns the volume id.
-pub fn check_header(path: &Path) -> Result<String> {
-    Ok(source::check_header(path)?.volume_id)
 }
 
 /// What goes under `/hvseed/` and how the new boot entry starts the installer.
@@ -404,7 +329,7 @@ impl Payload {
 /// Collects the files of the new session in a staging directory.
 struct Builder<'a> {
     iso: &'a Path,
-    listing: &'a source::Listing,
+    listing: &'a isoread::Listing,
     /// Files extracted from the ISO (same relative paths).
     orig: &'a Path,
     /// Edited copies of ISO files (same relative paths).
@@ -418,7 +343,7 @@ struct Builder<'a> {
 
 impl Builder<'_> {
     fn extract(&self, files: &[&str]) -> Result<()> {
-        source::extract(self.iso, files, self.orig, None)?;
+        isoread::extract(self.iso, files, self.orig, None)?;
         Ok(())
     }
 

@@ -175,7 +175,7 @@ impl PendingCopy {
             // does not either, and the rename below only happens after xorriso
             // succeeded.
             .args(["-stdio_sync", "off", "-dev"])
-            .arg(super::source::xorriso_file(tmp.path()))
+            .arg(crate::isoread::xorriso_file(tmp.path()))
             .args(["-boot_image", "any", "replay"]);
         if session.joliet {
             tool = tool.args(["-joliet", "on"]);

@@ -37,11 +37,7 @@ use tree::{Desired, Manifest, Want};
 
 /// Refuses a `--out` tree or `--bundle` that is, holds or lies inside anything this
 /// run reads (see [`crate::overlap`]), before anything is created.
-fn check_overlap(
-    c: &crate::cli::PxeTreeConfig,
-    agent: &Path,
-    syslinux: &syslinux::Syslinux,
-) -> Result<()> {
+fn check_overlap(c: &Options, agent: &Path, syslinux: &syslinux::Syslinux) -> Result<()> {
     use crate::overlap::{Input, Output};
     let mut inputs = vec![
         Input {
@@ -115,8 +111,35 @@ fn remove_stale_temporaries(out: &Path) {
     }
 }
 
+/// What `hvseed pxe` is asked to do.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The inventory file.
+    pub inventory: PathBuf,
+    /// The distribution's install ISO: installer kernel, initrd and package tree.
+    pub source: PathBuf,
+    /// The tree to write or update.
+    pub out: PathBuf,
+    /// The URL under which `out/http` is served to the installers.
+    pub http_base: String,
+    /// A reproducible tar.gz of the tree to write as well.
+    pub bundle: Option<PathBuf>,
+    /// Where pxelinux.0 is; `None`: the default places.
+    pub pxelinux_dir: Option<PathBuf>,
+    /// Where ldlinux.c32 and the other BIOS modules are; `None`: the default places.
+    pub syslinux_modules: Option<PathBuf>,
+    /// The first-boot agent; `None`: [`crate::agent::locate`]'s default places.
+    pub firstboot: Option<PathBuf>,
+    /// Templates that override the built-in ones by file name.
+    pub templates: Option<PathBuf>,
+    /// Hosts whose PXE entry installs again (`all`: every host).
+    pub reinstall: Vec<String>,
+    /// Hosts whose PXE entry boots the local disk (`all`: every host).
+    pub disarm: Vec<String>,
+}
+
 /// `hvseed pxe`.
-pub fn run(c: crate::cli::PxeTreeConfig) -> Result<ExitCode> {
+pub fn run(c: Options) -> Result<ExitCode> {
     let started = std::time::Instant::now();
     // The manifest of an earlier run, if any (read before anything is created), is
     // read on another core while the inventory is loaded, and every file it lists is
@@ -133,7 +156,7 @@ pub fn run(c: crate::cli::PxeTreeConfig) -> Result<ExitCode> {
             }
         })
     };
-    let inventory = crate::commands::load_valid(&c.inventory)?;
+    let inventory = crate::inventory::load_valid(&c.inventory)?;
     tracing::debug!("inventory loaded: {:.3} s", started.elapsed().as_secs_f64());
     let base = check_base(&c.http_base)?;
     let (old, stale): (Manifest, HashSet<String>) = manifest
@@ -378,11 +401,8 @@ pub fn run(c: crate::cli::PxeTreeConfig) -> Result<ExitCode> {
         bundle::write(&tree, &all, bundle_path)?;
         tracing::info!("wrote {}", bundle_path.display());
     }
-    // Freeing the manifests and the inventory piece by piece (hundreds of thousands
-    // of allocations for 10,000 hosts) would only delay the exit.
     created.keep();
     drop(created_guard);
-    std::mem::forget((old, new, inv));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,14 +1,13 @@
 //! The install ISO as `hvseed pxe` uses it: its identity (to reuse what was extracted
-//! before), its flavour (CentOS 6 or Ubuntu 12.04, recognised as `hvseed iso` does)
-//! and single-file and directory extraction with xorriso (`-osirrox on -indev ISO
-//! -extract`), never unpacking more than the files named.
+//! before), its flavour and what the installer needs from it per flavour ([`Layout`]);
+//! the reading itself is [`crate::isoread`]'s, shared with `hvseed iso`.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
 use crate::inventory::Os;
-use crate::tool::Tool;
+use crate::isoread;
 
 /// An ISO 9660 image on disk.
 #[derive(Debug, Clone)]
@@ -75,7 +74,7 @@ pub const CENTOS6_EFI_LOADER: &str = "/EFI/BOOT/BOOTX64.efi";
 impl Iso {
     /// Checks that `path` is a complete ISO 9660 image and computes its identity.
     pub fn open(path: &Path) -> Result<Iso> {
-        let volid = crate::iso::check_header(path)?;
+        let volid = isoread::check_header(path)?.volume_id;
         let meta =
             std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
         let mtime = meta
@@ -94,7 +93,7 @@ impl Iso {
     /// recognition as `hvseed iso`).
     pub fn check_flavour(&self, os: Os, scratch: &Path) -> Result<()> {
         let probe = scratch.join("identity");
-        let found = crate::iso::identify(&self.path, os, &probe)?;
+        let found = isoread::identify(&self.path, os, &probe)?;
         tracing::info!(
             "{}: {} (volume id \"{}\")",
             self.path.display(),
@@ -107,86 +106,12 @@ impl Iso {
 
     /// Which of `paths` (files or directories, absolute inside the ISO) it lacks.
     pub fn missing<'p>(&self, paths: &[&'p str]) -> Result<Vec<&'p str>> {
-        let out = Tool::new("xorriso")
-            .args(["-osirrox", "on", "-indev"])
-            .arg(crate::iso::xorriso_file(&self.path))
-            .arg("-lsd")
-            .args(paths.iter().copied())
-            .run()
-            .with_context(|| format!("listing {}", self.path.display()))?;
-        let text = String::from_utf8_lossy(&out);
-        let found: std::collections::HashSet<&str> = text
-            .lines()
-            .filter_map(|l| l.strip_prefix('\'')?.strip_suffix('\''))
-            .collect();
-        Ok(paths
-            .iter()
-            .copied()
-            .filter(|p| !found.contains(p))
-            .collect())
+        isoread::missing(&self.path, paths)
     }
 
-    /// Extracts files or directories (`(path in the ISO, local path)`) in one xorriso
-    /// run. Extracted files are read-only in the ISO; they are made writable for the
-    /// owner so that hvseed can replace or remove them later.
+    /// Extracts files or directories (`(path in the ISO, local path)`), made writable
+    /// for the owner so that hvseed can replace or remove them later.
     pub fn extract(&self, pairs: &[(&str, &Path)]) -> Result<()> {
-        let mut t = Tool::new("xorriso")
-            .args(["-osirrox", "on", "-indev"])
-            .arg(crate::iso::xorriso_file(&self.path));
-        for (inside, local) in pairs {
-            t = t.arg("-extract").arg(*inside).arg(*local);
-        }
-        if let Err(e) = t.run() {
-            let e = e.context(format!("extracting from {}", self.path.display()));
-            // xorriso's message names the errno of its last failed call, which after a
-            // short write is not always ENOSPC: a full disk is said in so many words.
-            let full = pairs
-                .iter()
-                .filter_map(|(_, l)| l.ancestors().find(|a| a.is_dir()))
-                .find_map(full_disk);
-            return Err(match full {
-                Some(why) => e.context(why),
-                None => e,
-            });
-        }
-        for (_, local) in pairs {
-            make_writable(local)?;
-        }
-        Ok(())
+        isoread::extract_to(&self.path, pairs)
     }
-}
-
-/// "No space left on device …" when the file system holding `dir` has no room left
-/// (less than 1 MiB or no inode), else `None`.
-fn full_disk(dir: &Path) -> Option<String> {
-    let st = rustix::fs::statvfs(dir).ok()?;
-    let free = st.f_bavail.saturating_mul(st.f_frsize);
-    (free < 1 << 20 || (st.f_files > 0 && st.f_favail == 0)).then(|| {
-        format!(
-            "{} (the file system of {} has {free} bytes and {} inodes free): free some \
-             space or write --out to another disk",
-            std::io::Error::from_raw_os_error(rustix::io::Errno::NOSPC.raw_os_error()),
-            dir.display(),
-            st.f_favail
-        )
-    })
-}
-
-fn make_writable(p: &Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    for e in walkdir::WalkDir::new(p) {
-        let e = e.with_context(|| format!("reading {}", p.display()))?;
-        let meta = e.metadata()?;
-        let mode = meta.permissions().mode();
-        let want = if meta.is_dir() {
-            mode | 0o755
-        } else {
-            (mode | 0o644) & !0o022
-        };
-        if want != mode {
-            std::fs::set_permissions(e.path(), std::fs::Permissions::from_mode(want))
-                .with_context(|| format!("chmod {}", e.path().display()))?;
-        }
-    }
-    Ok(())
 }

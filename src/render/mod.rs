@@ -92,9 +92,24 @@ fn render(inventory: &Inventory, opts: &RenderOptions, fleet: bool) -> Result<Re
     Ok(tree)
 }
 
+/// What `hvseed render` is asked to do.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The inventory file.
+    pub inventory: PathBuf,
+    /// The directory to write (replaced as a whole).
+    pub out: PathBuf,
+    /// Replace `out` even if it holds files hvseed did not write.
+    pub force: bool,
+    /// Templates that override the built-in ones by file name.
+    pub templates: Option<PathBuf>,
+    /// The base URL of [`Media::Http`]; `None`: [`Media::Cdrom`].
+    pub http_base: Option<String>,
+}
+
 /// `hvseed render`: load the inventory, render everything in memory, then write it
 /// to a temporary directory beside `--out` and move that into place.
-pub fn run(c: crate::cli::InventoryRenderConfig) -> Result<std::process::ExitCode> {
+pub fn run(c: Options) -> Result<std::process::ExitCode> {
     use crate::overlap::{Input, Output};
     let mut inputs = vec![Input {
         role: "inventory",
@@ -114,7 +129,7 @@ pub fn run(c: crate::cli::InventoryRenderConfig) -> Result<std::process::ExitCod
         }],
     )
     .context("nothing was written")?;
-    let inventory = crate::commands::load_valid(&c.inventory)?;
+    let inventory = crate::inventory::load_valid(&c.inventory)?;
     let media = match c.http_base {
         Some(base) => Media::Http { base },
         None => Media::Cdrom,

@@ -37,7 +37,6 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Semaphore;
 use tokio::time::Sleep;
 
-use crate::cli::ServeConfig;
 use store::Store;
 
 /// Concurrent connections served; a rack of 40–80 hosts installing at once, each with
@@ -50,7 +49,17 @@ const STALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// On Ctrl-C, how long requests in flight get to finish.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub fn run(c: ServeConfig) -> Result<ExitCode> {
+/// What `hvseed serve` is asked to do.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// A tree written by `hvseed pxe`: its `http/` is served, reports go to `reports/`.
+    pub dir: std::path::PathBuf,
+    /// Address and port to listen on (port 0: any free port).
+    pub listen: std::net::SocketAddr,
+}
+
+/// `hvseed serve`: serves until SIGINT or SIGTERM, then lets requests in flight finish.
+pub fn run(c: Options) -> Result<ExitCode> {
     let http_dir = c.dir.join("http");
     if !http_dir.is_dir() {
         bail!(

@@ -1,14 +1,21 @@
-//! Reading the source ISO without unpacking it: a sanity check of its ISO 9660 header,
-//! the list of its files near the top of the tree, its boot records, and extraction of
-//! the few small files hvseed edits.
+//! Reading an install ISO without unpacking it, for `hvseed iso` and `hvseed pxe`: a
+//! sanity check of its ISO 9660 header, the list of its files near the top of the tree
+//! and its boot records, which installer it is ([`identify`], [`IsoFlavour`]), and
+//! extraction of the files and directories named (never the whole tree), all with
+//! xorriso (`-osirrox on -indev ISO`).
+
+mod flavour;
+
+pub use flavour::IsoFlavour;
 
 use std::collections::BTreeSet;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 
+use crate::inventory::Os;
 use crate::tool::Tool;
 
 /// The primary volume descriptor sits in logical sector 16 of 2048 bytes.
@@ -72,6 +79,87 @@ pub fn check_header(path: &Path) -> Result<Header> {
     let volume_id =
         crate::escape::escape(String::from_utf8_lossy(&pvd[40..72]).trim_end()).into_owned();
     Ok(Header { volume_id })
+}
+
+/// An install ISO as read from its own files.
+#[derive(Debug)]
+pub struct Identified {
+    /// The volume id from the ISO 9660 header.
+    pub volume_id: String,
+    pub flavour: IsoFlavour,
+    /// Its files and boot records.
+    pub listing: Listing,
+}
+
+/// Checks that `source` is a complete ISO 9660 image and, from its own files
+/// (`.disk/info`, `.treeinfo`, `.discinfo` and the boot files), that it is the install
+/// medium of `os`; refuses anything else with a message that says what was found.
+/// Reads only the file list and the identity files, which it extracts into `scratch`.
+/// Shared by `hvseed iso` and `hvseed pxe`.
+pub fn identify(source: &Path, os: Os, scratch: &Path) -> Result<Identified> {
+    identify_within(source, os, scratch, IDENTIFY_DEADLINE)
+}
+
+/// How long reading an ISO's file list and identity files may take. A DVD's take a
+/// few seconds even from a slow disk; a damaged directory tree can make xorriso read
+/// on without end (a directory that contains itself), so it is stopped.
+pub const IDENTIFY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// [`identify`] with another limit on the time xorriso may take for each read.
+pub fn identify_within(
+    source: &Path,
+    os: Os,
+    scratch: &Path,
+    deadline: std::time::Duration,
+) -> Result<Identified> {
+    let header = check_header(source)?;
+    let listing = list(source, deadline).map_err(|e| {
+        e.context(format!(
+            "{} could not be read as an install ISO (damaged? compare its checksum with \
+             the distribution's)",
+            source.display()
+        ))
+    })?;
+    let present: Vec<&str> = flavour::IDENTITY_FILES
+        .iter()
+        .copied()
+        .filter(|f| listing.has(f))
+        .collect();
+    extract(source, &present, scratch, Some(deadline))?;
+    // Identity files are a few lines; a damaged ISO may claim any size, so at most
+    // 64 KiB of each is read.
+    let read = |p: &str| {
+        use std::io::Read;
+        let f = std::fs::File::open(scratch.join(p.trim_start_matches('/'))).ok()?;
+        let mut text = String::new();
+        f.take(64 * 1024).read_to_string(&mut text).ok()?;
+        Some(text)
+    };
+    let flavour = flavour::detect(&listing, &read).map_err(|found| {
+        anyhow!(
+            "{} is not an install ISO hvseed can use: found {found} (volume id \"{}\"); \
+             hvseed takes CentOS 6.x x86_64 DVDs and Ubuntu 12.04.x amd64 server CDs",
+            source.display(),
+            header.volume_id
+        )
+    })?;
+    if flavour.os() != os {
+        let want = match os {
+            Os::Centos6 => "a CentOS 6.3 x86_64 DVD",
+            Os::Ubuntu1204 => "an Ubuntu 12.04.x amd64 server CD",
+        };
+        bail!(
+            "{} is {} but the inventory installs os: {os}; give {want} as --source (or change \
+             `os` in the inventory)",
+            source.display(),
+            flavour.name(),
+        );
+    }
+    Ok(Identified {
+        volume_id: header.volume_id,
+        flavour,
+        listing,
+    })
 }
 
 /// An image file as a xorriso drive address: `stdio:` makes xorriso take it as a
@@ -200,6 +288,91 @@ pub fn extract(
         paths.push(p);
     }
     Ok(paths)
+}
+
+/// Which of `paths` (files or directories, absolute inside the ISO) `iso` lacks.
+pub fn missing<'p>(iso: &Path, paths: &[&'p str]) -> Result<Vec<&'p str>> {
+    let out = Tool::new("xorriso")
+        .args(["-osirrox", "on", "-indev"])
+        .arg(xorriso_file(iso))
+        .arg("-lsd")
+        .args(paths.iter().copied())
+        .run()
+        .with_context(|| format!("listing {}", iso.display()))?;
+    let text = String::from_utf8_lossy(&out);
+    let found: std::collections::HashSet<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix('\'')?.strip_suffix('\''))
+        .collect();
+    Ok(paths
+        .iter()
+        .copied()
+        .filter(|p| !found.contains(p))
+        .collect())
+}
+
+/// Extracts files or directories (`(path in the ISO, local path)`) in one xorriso
+/// run. Extracted files are read-only in the ISO; they are made writable for the
+/// owner so that hvseed can replace or remove them later.
+pub fn extract_to(iso: &Path, pairs: &[(&str, &Path)]) -> Result<()> {
+    let mut t = Tool::new("xorriso")
+        .args(["-osirrox", "on", "-indev"])
+        .arg(xorriso_file(iso));
+    for (inside, local) in pairs {
+        t = t.arg("-extract").arg(*inside).arg(*local);
+    }
+    if let Err(e) = t.run() {
+        let e = e.context(format!("extracting from {}", iso.display()));
+        // xorriso's message names the errno of its last failed call, which after a
+        // short write is not always ENOSPC: a full disk is said in so many words.
+        let full = pairs
+            .iter()
+            .filter_map(|(_, l)| l.ancestors().find(|a| a.is_dir()))
+            .find_map(full_disk);
+        return Err(match full {
+            Some(why) => e.context(why),
+            None => e,
+        });
+    }
+    for (_, local) in pairs {
+        make_writable(local)?;
+    }
+    Ok(())
+}
+
+/// "No space left on device …" when the file system holding `dir` has no room left
+/// (less than 1 MiB or no inode), else `None`.
+fn full_disk(dir: &Path) -> Option<String> {
+    let st = rustix::fs::statvfs(dir).ok()?;
+    let free = st.f_bavail.saturating_mul(st.f_frsize);
+    (free < 1 << 20 || (st.f_files > 0 && st.f_favail == 0)).then(|| {
+        format!(
+            "{} (the file system of {} has {free} bytes and {} inodes free): free some \
+             space or write --out to another disk",
+            std::io::Error::from_raw_os_error(rustix::io::Errno::NOSPC.raw_os_error()),
+            dir.display(),
+            st.f_favail
+        )
+    })
+}
+
+fn make_writable(p: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    for e in walkdir::WalkDir::new(p) {
+        let e = e.with_context(|| format!("reading {}", p.display()))?;
+        let meta = e.metadata()?;
+        let mode = meta.permissions().mode();
+        let want = if meta.is_dir() {
+            mode | 0o755
+        } else {
+            (mode | 0o644) & !0o022
+        };
+        if want != mode {
+            std::fs::set_permissions(e.path(), std::fs::Permissions::from_mode(want))
+                .with_context(|| format!("chmod {}", e.path().display()))?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

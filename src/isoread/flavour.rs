@@ -4,7 +4,7 @@
 
 use hvseed_firstboot::plan::Os;
 
-use super::source::Listing;
+use super::Listing;
 
 /// The files that identify a medium; extracted first (each is a few hundred bytes).
 pub const IDENTITY_FILES: [&str; 3] = ["/.discinfo", "/.treeinfo", "/.disk/info"];
