@@ -8,11 +8,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
-use hvseed_firstboot::plan::{
+use hvseed_plan::plan::{
     CloudStackPlan, CpuMode, CpuPlan, DnsPlan, ManagementPlan, NetworkPlan, NetworkType, Os, Plan,
     SecurityPlan, SelinuxMode, VlanBridge, PLAN_SCHEMA,
 };
-use hvseed_firstboot::report::{CheckResult, CpuFacts, Report, ReportStatus, REPORT_SCHEMA};
+use hvseed_plan::report::{CheckResult, CpuFacts, Report, ReportStatus, REPORT_SCHEMA};
 
 use crate::util::{exchange, hvseed, ServeGuard as Server};
 

@@ -1143,7 +1143,7 @@ fn cross_host_rules(c: &mut Checker, locs: &[HostLocs]) {
             column,
             key: key.to_string(),
         };
-        let mask = u32::from(hvseed_firstboot::names::netmask(prefix));
+        let mask = u32::from(hvseed_plan::names::netmask(prefix));
         let network = Ipv4Addr::from(u32::from(gw) & mask);
         let broadcast = Ipv4Addr::from(u32::from(gw) | !mask);
         let subnet = format!("{network}/{prefix}");
@@ -1214,7 +1214,7 @@ fn resolve_host(
     });
     let mac = c.required(&m, "mac").and_then(|v| {
         let s = c.text(v, "mac")?;
-        match hvseed_firstboot::names::normalize_mac(&s) {
+        match hvseed_plan::names::normalize_mac(&s) {
             Some(mac) if mac == "00:00:00:00:00:00" || u8::from_str_radix(&mac[..2], 16).is_ok_and(|b| b & 1 == 1) => {
                 c.error(v, "mac", format!("`{s}` is not the address of a NIC (it is all-zero or a multicast/broadcast address)"));
                 None
@@ -1774,7 +1774,7 @@ fn resolve_network(
         if let Some((nic, v)) = &trunk_nic {
             let max_vlan = vlans.iter().map(|(_, (id, _))| *id).max().unwrap_or(1);
             let sub = format!("{nic}.{max_vlan}");
-            if !hvseed_firstboot::names::is_interface_name(&sub) {
+            if !hvseed_plan::names::is_interface_name(&sub) {
                 c.error(v, "network.trunk_nic", format!("`{sub}` (the VLAN interface) would be longer than 15 characters; Linux cannot name it"));
                 ok = false;
             }
