@@ -875,27 +875,13 @@ fn resolve_doc(c: &mut Checker, root: &Node) -> Option<Inventory> {
     // cores, each part with its own checker, and the findings are merged in host order
     // (the same findings, deduplicated the same way, as one pass would give; past
     // MAX_DIAGNOSTICS, the count of those not shown may include repeats).
-    let parts = split_hosts(host_nodes.len());
-    if parts.len() > 1 {
+    if crate::par::ranges(host_nodes.len(), HOSTS_PER_THREAD).len() > 1 {
         let defaults = &defaults;
         let file = c.file;
-        let done: Vec<_> = std::thread::scope(|s| {
-            let workers: Vec<_> = parts
-                .iter()
-                .map(|r| {
-                    let r = r.clone();
-                    s.spawn(move || {
-                        let mut pc = Checker::new(file);
-                        let out =
-                            resolve_hosts(&mut pc, &host_nodes[r.clone()], r.start, defaults, os);
-                        (out, pc)
-                    })
-                })
-                .collect();
-            workers
-                .into_iter()
-                .map(|w| w.join().expect("a host resolver panicked"))
-                .collect()
+        let done = crate::par::par_chunks(host_nodes, HOSTS_PER_THREAD, |first, part| {
+            let mut pc = Checker::new(file);
+            let out = resolve_hosts(&mut pc, part, first, defaults, os);
+            (out, pc)
         });
         for ((h, l, ok), pc) in done {
             hosts.extend(h);
@@ -967,14 +953,9 @@ fn prune_unknown(c: &mut Checker, n: &mut Node, rel: &str) {
     }
 }
 
-/// Host index ranges to resolve in parallel: one per core (at most 8), or a single one
-/// for a small inventory.
-fn split_hosts(n: usize) -> Vec<std::ops::Range<usize>> {
-    let cores = std::thread::available_parallelism().map_or(1, |c| c.get().min(8));
-    let parts = if n < 512 { 1 } else { cores };
-    let size = n.div_ceil(parts).max(1);
-    (0..n).step_by(size).map(|a| a..(a + size).min(n)).collect()
-}
+/// The fewest hosts a resolver thread takes (see [`crate::par`]): an inventory of fewer
+/// than twice this many is resolved in one pass by the caller's checker.
+const HOSTS_PER_THREAD: usize = 256;
 
 /// Resolves `nodes`, the host entries from index `first` on, merged over `defaults`.
 /// Returns the hosts that resolved, every host's positions and whether all resolved.
