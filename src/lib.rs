@@ -27,6 +27,7 @@ pub mod inventory;
 pub mod iso;
 pub mod isoread;
 pub mod overlap;
+pub mod par;
 pub mod pxe;
 pub mod render;
 pub mod serve;

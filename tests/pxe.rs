@@ -324,7 +324,7 @@ fn ubuntu_tree_boots_each_host_by_mac_and_unknown_machines_from_disk() {
         preseed.contains("d-i mirror/http/directory string /os"),
         "{preseed}"
     );
-    let plan = hvseed_firstboot::plan::Plan::from_json(
+    let plan = hvseed_plan::plan::Plan::from_json(
         &text(&t, &format!("http/hosts/{fq22}/plan.json")),
         "plan.json",
     )

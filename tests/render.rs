@@ -1078,7 +1078,7 @@ fn examples_render_through_the_cli_and_pass_the_real_checkers() {
         }
         for (k, v) in &tree {
             if k.ends_with("plan.json") {
-                hvseed_firstboot::plan::Plan::from_json(std::str::from_utf8(v).unwrap(), k)
+                hvseed_plan::plan::Plan::from_json(std::str::from_utf8(v).unwrap(), k)
                     .unwrap_or_else(|e| panic!("{name}: {k}: {e}"));
             }
             let snap = format!("example-{name}__{}", k.replace(['/', '.'], "_"));

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
-use hvseed_firstboot::plan::Plan;
-use hvseed_firstboot::report::{CheckResult, CpuFacts, Report, ReportStatus, REPORT_SCHEMA};
+use hvseed_plan::plan::Plan;
+use hvseed_plan::report::{CheckResult, CpuFacts, Report, ReportStatus, REPORT_SCHEMA};
 
 use crate::util::{self, exchange, hvseed, ServeGuard as Server};
 

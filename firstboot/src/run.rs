@@ -18,6 +18,7 @@ use crate::files;
 use crate::fsroot::{self, Owner, Root};
 use crate::plan::{Os, Plan};
 use crate::report::{CheckResult, Report, ReportStatus, REPORT_SCHEMA};
+use crate::time::utc;
 use crate::verify::{self, Env};
 
 pub const REPORT_PATH: &str = "/var/lib/hvseed/report.json";
@@ -84,28 +85,6 @@ fn blocking(f: fs::File) -> fs::File {
         }
     }
     f
-}
-
-/// `YYYY-MM-DDTHH:MM:SSZ` for seconds since the epoch (days → civil date after
-/// Howard Hinnant's algorithm).
-pub fn utc(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
 }
 
 fn now() -> u64 {
@@ -397,15 +376,4 @@ pub fn run(plan: &Plan, env: &Env) -> anyhow::Result<Report> {
         );
     }
     Ok(report)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn utc_matches_known_dates() {
-        assert_eq!(super::utc(0), "1970-01-01T00:00:00Z");
-        // Checked with `date -u -d @N`.
-        assert_eq!(super::utc(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(super::utc(1_795_881_599), "2026-11-28T15:59:59Z");
-    }
 }

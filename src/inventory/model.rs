@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub use hvseed_firstboot::plan::{CpuMode, NetworkType, Os, SelinuxMode};
+pub use hvseed_plan::plan::{CpuMode, NetworkType, Os, SelinuxMode};
 
 /// A text value of the inventory. Values that come from `defaults` are shared by every
 /// host that inherits them (one allocation, however many hosts), so memory stays

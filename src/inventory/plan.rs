@@ -1,7 +1,7 @@
 //! Host → plan: what the builder tells the first-boot agent about one host.
 
-use hvseed_firstboot::names::netmask;
-use hvseed_firstboot::plan::{
+use hvseed_plan::names::netmask;
+use hvseed_plan::plan::{
     CloudStackPlan, CpuPlan, DnsPlan, ManagementPlan, NetworkPlan, Plan, SecurityPlan,
     VlanBridge as PlanVlanBridge, CLOUDSTACK_AGENT_PORT, PLAN_SCHEMA,
 };

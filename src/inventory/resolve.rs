@@ -870,27 +870,13 @@ fn resolve_doc(c: &mut Checker, root: &Node) -> Option<Inventory> {
     // cores, each part with its own checker, and the findings are merged in host order
     // (the same findings, deduplicated the same way, as one pass would give; past
     // MAX_DIAGNOSTICS, the count of those not shown may include repeats).
-    let parts = split_hosts(host_nodes.len());
-    if parts.len() > 1 {
+    if crate::par::ranges(host_nodes.len(), HOSTS_PER_THREAD).len() > 1 {
         let defaults = &defaults;
         let file = c.file;
-        let done: Vec<_> = std::thread::scope(|s| {
-            let workers: Vec<_> = parts
-                .iter()
-                .map(|r| {
-                    let r = r.clone();
-                    s.spawn(move || {
-                        let mut pc = Checker::new(file);
-                        let out =
-                            resolve_hosts(&mut pc, &host_nodes[r.clone()], r.start, defaults, os);
-                        (out, pc)
-                    })
-                })
-                .collect();
-            workers
-                .into_iter()
-                .map(|w| w.join().expect("a host resolver panicked"))
-                .collect()
+        let done = crate::par::par_chunks(host_nodes, HOSTS_PER_THREAD, |first, part| {
+            let mut pc = Checker::new(file);
+            let out = resolve_hosts(&mut pc, part, first, defaults, os);
+            (out, pc)
         });
         for ((h, l, ok), pc) in done {
             hosts.extend(h);
@@ -962,14 +948,9 @@ fn prune_unknown(c: &mut Checker, n: &mut Node, rel: &str) {
     }
 }
 
-/// Host index ranges to resolve in parallel: one per core (at most 8), or a single one
-/// for a small inventory.
-fn split_hosts(n: usize) -> Vec<std::ops::Range<usize>> {
-    let cores = std::thread::available_parallelism().map_or(1, |c| c.get().min(8));
-    let parts = if n < 512 { 1 } else { cores };
-    let size = n.div_ceil(parts).max(1);
-    (0..n).step_by(size).map(|a| a..(a + size).min(n)).collect()
-}
+/// The fewest hosts a resolver thread takes (see [`crate::par`]): an inventory of fewer
+/// than twice this many is resolved in one pass by the caller's checker.
+const HOSTS_PER_THREAD: usize = 256;
 
 /// Resolves `nodes`, the host entries from index `first` on, merged over `defaults`.
 /// Returns the hosts that resolved, every host's positions and whether all resolved.
@@ -1138,7 +1119,7 @@ fn cross_host_rules(c: &mut Checker, locs: &[HostLocs]) {
             column,
             key: key.to_string(),
         };
-        let mask = u32::from(hvseed_firstboot::names::netmask(prefix));
+        let mask = u32::from(hvseed_plan::names::netmask(prefix));
         let network = Ipv4Addr::from(u32::from(gw) & mask);
         let broadcast = Ipv4Addr::from(u32::from(gw) | !mask);
         let subnet = format!("{network}/{prefix}");
@@ -1209,7 +1190,7 @@ fn resolve_host(
     });
     let mac = c.required(&m, "mac").and_then(|v| {
         let s = c.text(v, "mac")?;
-        match hvseed_firstboot::names::normalize_mac(&s) {
+        match hvseed_plan::names::normalize_mac(&s) {
             Some(mac) if mac == "00:00:00:00:00:00" || u8::from_str_radix(&mac[..2], 16).is_ok_and(|b| b & 1 == 1) => {
                 c.error(v, "mac", format!("`{s}` is not the address of a NIC (it is all-zero or a multicast/broadcast address)"));
                 None
@@ -1769,7 +1750,7 @@ fn resolve_network(
         if let Some((nic, v)) = &trunk_nic {
             let max_vlan = vlans.iter().map(|(_, (id, _))| *id).max().unwrap_or(1);
             let sub = format!("{nic}.{max_vlan}");
-            if !hvseed_firstboot::names::is_interface_name(&sub) {
+            if !hvseed_plan::names::is_interface_name(&sub) {
                 c.error(v, "network.trunk_nic", format!("`{sub}` (the VLAN interface) would be longer than 15 characters; Linux cannot name it"));
                 ok = false;
             }

@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::net::Ipv4Addr;
 
-use hvseed_firstboot::names::{is_cpu_word, is_domain, is_fqdn, is_interface_name, parse_cidr};
+use hvseed_plan::names::{is_cpu_word, is_domain, is_fqdn, is_interface_name, parse_cidr};
 
 /// The longest value of any kind: an `ssh_authorized_keys` line, the longest kind, may
 /// have this many bytes; every other kind has a smaller limit of its own.
@@ -109,7 +109,7 @@ pub fn url(s: &str) -> Result<(), String> {
         Some((h, p)) => (h, Some(p)),
         None => (hostport, None),
     };
-    if host.is_empty() || !hvseed_firstboot::names::is_host(host) {
+    if host.is_empty() || !hvseed_plan::names::is_host(host) {
         return Err(format!(
             "`{s}` has no valid host name after the scheme",
             s = shown(s)
@@ -480,7 +480,7 @@ pub fn cidr(s: &str) -> Result<String, String> {
             s = shown(s)
         )
     })?;
-    let mask = u32::from(hvseed_firstboot::names::netmask(len));
+    let mask = u32::from(hvseed_plan::names::netmask(len));
     let net = Ipv4Addr::from(u32::from(addr) & mask);
     if net != addr {
         return Err(format!(
@@ -495,7 +495,7 @@ pub fn cidr(s: &str) -> Result<String, String> {
 pub fn fqdn(s: &str) -> Result<(), String> {
     if is_fqdn(s) {
         Ok(())
-    } else if !s.contains('.') && hvseed_firstboot::names::is_label(s) {
+    } else if !s.contains('.') && hvseed_plan::names::is_label(s) {
         Err(format!(
             "`{s}` is not fully qualified; add the domain, e.g. `{s}.lab.example.org`",
             s = shown(s)

@@ -2,7 +2,7 @@
 //! CentOS 6.x DVDs, `.disk/info` for Ubuntu 12.04.x server CDs, plus the boot files
 //! hvseed edits. Anything else is described, not guessed at.
 
-use hvseed_firstboot::plan::Os;
+use hvseed_plan::plan::Os;
 
 use super::Listing;
 

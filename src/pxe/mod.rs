@@ -691,7 +691,7 @@ impl Build<'_> {
         // host, spread over the cores.
         let (old, stale) = (self.old, self.stale);
         let (os, efi) = (inv.os, efi_boot.is_some());
-        let checked = par_map(&inv.hosts, |h| {
+        let checked = crate::par::par_map(&inv.hosts, HOSTS_PER_THREAD, |h| {
             let key = tree::sha256_of(&(global, h, installed.contains(&h.fqdn)));
             let kept = old
                 .hosts
@@ -754,20 +754,11 @@ impl Build<'_> {
             },
         };
         // Hosts render independently of each other: one part of them per core.
-        let parts = split(&to_render);
-        let rendered = std::thread::scope(|s| {
-            let workers: Vec<_> = parts
-                .iter()
-                .map(|part| {
-                    let opts = &opts;
-                    s.spawn(move || host_files(inv, part, opts, base, layout, efi_boot, installed))
-                })
-                .collect();
-            workers
-                .into_iter()
-                .map(|w| w.join().expect("a render worker panicked"))
-                .collect::<Result<Vec<_>>>()
-        })?;
+        let rendered = crate::par::par_chunks(&to_render, HOSTS_PER_THREAD, |_, part| {
+            host_files(inv, part, &opts, base, layout, efi_boot, installed)
+        })
+        .into_iter()
+        .collect::<Result<Vec<_>>>()?;
         for (fqdn, files) in rendered.into_iter().flatten() {
             let r = self
                 .new
@@ -1003,31 +994,9 @@ impl PxeState {
     }
 }
 
-/// How many threads bulk per-host work uses: the cores, at most 8.
-fn workers() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
-}
-
-/// `items` in one contiguous part per worker (one part when there are few).
-fn split<T>(items: &[T]) -> Vec<&[T]> {
-    let n = if items.len() < 256 { 1 } else { workers() };
-    items.chunks(items.len().div_ceil(n).max(1)).collect()
-}
-
-/// `items.iter().map(f)`, in parallel over [`split`]'s parts, in order.
-fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let f = &f;
-    std::thread::scope(|s| {
-        let workers: Vec<_> = split(items)
-            .into_iter()
-            .map(|part| s.spawn(move || part.iter().map(f).collect::<Vec<R>>()))
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().expect("a worker panicked"))
-            .collect()
-    })
-}
+/// The fewest hosts a thread of bulk per-host work (checking, rendering) takes (see
+/// [`crate::par`]).
+const HOSTS_PER_THREAD: usize = 128;
 
 /// What every host's files depend on besides the host itself: the cluster, the URL,
 /// the UEFI loader, the templates, and this hvseed (its templates are compiled in).

@@ -396,26 +396,15 @@ impl Manifest {
         };
         // On every core: one `stat` per file, tens of thousands of them.
         let files: Vec<(&String, &FileRecord)> = self.files.iter().collect();
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
-        let part = files.len().div_ceil(cores).max(1024);
-        let stat = &stat;
-        std::thread::scope(|s| {
-            let workers: Vec<_> = files
-                .chunks(part)
-                .map(|c| {
-                    s.spawn(move || {
-                        c.iter()
-                            .filter(|(p, r)| !stat.matches(p, r))
-                            .map(|(p, _)| (*p).clone())
-                            .collect::<Vec<String>>()
-                    })
-                })
-                .collect();
-            workers
-                .into_iter()
-                .flat_map(|w| w.join().expect("a stat worker panicked"))
-                .collect()
+        crate::par::par_chunks(&files, 1024, |_, part| {
+            part.iter()
+                .filter(|(p, r)| !stat.matches(p, r))
+                .map(|(p, _)| (*p).clone())
+                .collect::<Vec<String>>()
         })
+        .into_iter()
+        .flatten()
+        .collect()
     }
 }
 

@@ -292,7 +292,7 @@ impl HostView {
             mac: h.mac.clone(),
             ip: h.ip.to_string(),
             prefix: h.network.management.prefix,
-            netmask: hvseed_firstboot::names::netmask(h.network.management.prefix).to_string(),
+            netmask: hvseed_plan::names::netmask(h.network.management.prefix).to_string(),
             gateway: h.network.management.gateway.to_string(),
             install: InstallView {
                 source,

@@ -154,8 +154,8 @@ fn host_status(store: &Store, h: &HostInfo) -> HostStatus {
     let state = match (&seen, &stored) {
         (Some(s), Some(r)) if s.at > r.received_at => HostState::Installing,
         (_, Some(r)) => match r.report.status {
-            hvseed_firstboot::report::ReportStatus::Ready => HostState::Ready,
-            hvseed_firstboot::report::ReportStatus::Failed => HostState::Failed,
+            hvseed_plan::report::ReportStatus::Ready => HostState::Ready,
+            hvseed_plan::report::ReportStatus::Failed => HostState::Failed,
         },
         (Some(_), None) => HostState::Installing,
         (None, None) => HostState::NotSeen,
@@ -266,7 +266,7 @@ pub fn escape(s: &str) -> String {
 /// `2025-11-28 15:04:05 UTC` from seconds since the epoch: the agent's log timestamp,
 /// spelled for people.
 pub fn utc(secs: u64) -> String {
-    let iso = hvseed_firstboot::run::utc(secs);
+    let iso = hvseed_plan::time::utc(secs);
     let (date, time) = iso.split_once('T').unwrap_or((&iso, ""));
     format!("{date} {} UTC", time.trim_end_matches('Z'))
 }

@@ -12,9 +12,9 @@ use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
-use hvseed_firstboot::names::is_fqdn;
-use hvseed_firstboot::plan::{Os, Plan};
-use hvseed_firstboot::report::Report;
+use hvseed_plan::names::is_fqdn;
+use hvseed_plan::plan::{Os, Plan};
+use hvseed_plan::report::Report;
 use serde::{Deserialize, Serialize};
 
 use crate::pxe::beneath::Beneath;
