@@ -140,6 +140,41 @@ pub fn check(inputs: &[Input<'_>], outputs: &[Output<'_>]) -> Result<(), Overlap
     Ok(())
 }
 
+/// The inputs and outputs of one run, collected and checked in one go.
+#[derive(Debug, Default)]
+pub struct Paths<'a> {
+    inputs: Vec<Input<'a>>,
+    outputs: Vec<Output<'a>>,
+}
+
+impl<'a> Paths<'a> {
+    pub fn new() -> Paths<'a> {
+        Paths::default()
+    }
+
+    /// Adds an input, if there is one.
+    pub fn input(mut self, role: &'a str, path: Option<&'a Path>) -> Paths<'a> {
+        if let Some(path) = path {
+            self.inputs.push(Input { role, path });
+        }
+        self
+    }
+
+    /// Adds an output, if there is one.
+    pub fn output(mut self, role: &'a str, path: Option<&'a Path>) -> Paths<'a> {
+        if let Some(path) = path {
+            self.outputs.push(Output { role, path });
+        }
+        self
+    }
+
+    /// [`check`], as the verbs report it.
+    pub fn check(&self) -> anyhow::Result<()> {
+        check(&self.inputs, &self.outputs)
+            .map_err(|e| anyhow::Error::new(e).context("nothing was written"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

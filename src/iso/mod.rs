@@ -55,36 +55,14 @@ pub struct Options {
 
 /// `hvseed iso INVENTORY --source IN.iso --out OUT.iso [--host FQDN]`.
 pub fn run(c: Options) -> Result<ExitCode> {
-    use crate::overlap::{Input, Output};
     let agent = crate::agent::locate(c.firstboot.as_deref())?;
-    let mut inputs = vec![
-        Input {
-            role: "inventory",
-            path: &c.inventory,
-        },
-        Input {
-            role: "--source ISO",
-            path: &c.source,
-        },
-        Input {
-            role: "first-boot agent",
-            path: &agent,
-        },
-    ];
-    if let Some(t) = &c.templates {
-        inputs.push(Input {
-            role: "--templates",
-            path: t,
-        });
-    }
-    crate::overlap::check(
-        &inputs,
-        &[Output {
-            role: "--out",
-            path: &c.out,
-        }],
-    )
-    .context("nothing was written")?;
+    crate::overlap::Paths::new()
+        .input("inventory", Some(&c.inventory))
+        .input("--source ISO", Some(&c.source))
+        .input("first-boot agent", Some(&agent))
+        .input("--templates", c.templates.as_deref())
+        .output("--out", Some(&c.out))
+        .check()?;
     let inv = crate::inventory::load_valid(&c.inventory)?;
     // Cheap refusals first, before anything is rendered.
     isoread::check_header(&c.source)?;

@@ -38,47 +38,16 @@ use tree::{Desired, Manifest, Want};
 /// Refuses a `--out` tree or `--bundle` that is, holds or lies inside anything this
 /// run reads (see [`crate::overlap`]), before anything is created.
 fn check_overlap(c: &Options, agent: &Path, syslinux: &syslinux::Syslinux) -> Result<()> {
-    use crate::overlap::{Input, Output};
-    let mut inputs = vec![
-        Input {
-            role: "inventory",
-            path: &c.inventory,
-        },
-        Input {
-            role: "--source ISO",
-            path: &c.source,
-        },
-        Input {
-            role: "first-boot agent",
-            path: agent,
-        },
-        Input {
-            role: "pxelinux.0",
-            path: &syslinux.pxelinux,
-        },
-        Input {
-            role: "ldlinux.c32",
-            path: &syslinux.ldlinux,
-        },
-    ];
-    if let Some(t) = &c.templates {
-        inputs.push(Input {
-            role: "--templates",
-            path: t,
-        });
-    }
-    let mut outputs = vec![Output {
-        role: "--out",
-        path: &c.out,
-    }];
-    if let Some(b) = &c.bundle {
-        outputs.push(Output {
-            role: "--bundle",
-            path: b,
-        });
-    }
-    crate::overlap::check(&inputs, &outputs).context("nothing was written")?;
-    Ok(())
+    crate::overlap::Paths::new()
+        .input("inventory", Some(&c.inventory))
+        .input("--source ISO", Some(&c.source))
+        .input("first-boot agent", Some(agent))
+        .input("pxelinux.0", Some(&syslinux.pxelinux))
+        .input("ldlinux.c32", Some(&syslinux.ldlinux))
+        .input("--templates", c.templates.as_deref())
+        .output("--out", Some(&c.out))
+        .output("--bundle", c.bundle.as_deref())
+        .check()
 }
 
 /// Where the package tree goes under http/ and its stamp file.

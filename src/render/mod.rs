@@ -110,25 +110,11 @@ pub struct Options {
 /// `hvseed render`: load the inventory, render everything in memory, then write it
 /// to a temporary directory beside `--out` and move that into place.
 pub fn run(c: Options) -> Result<std::process::ExitCode> {
-    use crate::overlap::{Input, Output};
-    let mut inputs = vec![Input {
-        role: "inventory",
-        path: &c.inventory,
-    }];
-    if let Some(t) = &c.templates {
-        inputs.push(Input {
-            role: "--templates",
-            path: t,
-        });
-    }
-    crate::overlap::check(
-        &inputs,
-        &[Output {
-            role: "--out",
-            path: &c.out,
-        }],
-    )
-    .context("nothing was written")?;
+    crate::overlap::Paths::new()
+        .input("inventory", Some(&c.inventory))
+        .input("--templates", c.templates.as_deref())
+        .output("--out", Some(&c.out))
+        .check()?;
     let inventory = crate::inventory::load_valid(&c.inventory)?;
     let media = match c.http_base {
         Some(base) => Media::Http { base },
