@@ -22,6 +22,7 @@ macro_rules! say {
 pub mod agent;
 pub mod cli;
 pub mod escape;
+pub mod http_base;
 pub mod interrupt;
 pub mod inventory;
 pub mod iso;
