@@ -32,4 +32,5 @@ pub mod par;
 pub mod pxe;
 pub mod render;
 pub mod serve;
+pub mod sums;
 pub mod tool;
