@@ -7,6 +7,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::http_base::HttpBase;
+
 /// Turn one YAML inventory into unattended installs of CloudStack KVM hosts.
 ///
 /// hvseed reads a cluster inventory (see docs/inventory.md), renders a CentOS 6.3
@@ -75,7 +77,7 @@ pub struct InventoryRenderConfig {
     /// Base URL the installed files are served from (as `hvseed pxe` lays them out);
     /// without it the files are expected under /hvseed/ on the install CD.
     #[arg(long, value_name = "URL")]
-    pub http_base: Option<String>,
+    pub http_base: Option<HttpBase>,
 }
 
 /// `hvseed iso INVENTORY --source IN.iso --out OUT.iso`
@@ -120,7 +122,7 @@ pub struct PxeTreeConfig {
     pub out: PathBuf,
     /// The URL under which DIR/http is served to the installers (e.g. by `hvseed serve`).
     #[arg(long, value_name = "URL")]
-    pub http_base: String,
+    pub http_base: HttpBase,
     /// Also write a reproducible tar.gz of the tree.
     #[arg(long, value_name = "FILE.tar.gz")]
     pub bundle: Option<PathBuf>,

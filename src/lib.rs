@@ -22,6 +22,7 @@ macro_rules! say {
 pub mod agent;
 pub mod cli;
 pub mod escape;
+pub mod http_base;
 pub mod interrupt;
 pub mod inventory;
 pub mod iso;
@@ -31,4 +32,5 @@ pub mod par;
 pub mod pxe;
 pub mod render;
 pub mod serve;
+pub mod sums;
 pub mod tool;

@@ -94,7 +94,7 @@ fn http() -> RenderOptions {
     RenderOptions {
         templates: None,
         media: Media::Http {
-            base: "http://10.0.2.2:8080/".into(),
+            base: "http://10.0.2.2:8080/".parse().unwrap(),
         },
     }
 }
@@ -1239,8 +1239,13 @@ fn http_base_sends_installers_to_the_server_and_reports_to_it() {
         .args(["--http-base", "http://h/$(id)"])
         .output()
         .unwrap();
-    assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("--http-base"));
+    // A usage error, refused while the arguments are parsed.
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("--http-base") && err.contains("not a plain http(s) URL"),
+        "{err}"
+    );
 }
 
 /// Kills and reaps a child process when dropped (a QEMU must never outlive its test).
@@ -1372,7 +1377,7 @@ fn installers_fetch_their_files_from_hvseed_serve() {
     let opts = RenderOptions {
         templates: None,
         media: Media::Http {
-            base: format!("http://127.0.0.1:{port}"),
+            base: format!("http://127.0.0.1:{port}").parse().unwrap(),
         },
     };
     for os in [Os::Centos6, Os::Ubuntu1204] {

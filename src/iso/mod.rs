@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context, Result};
-use sha2::{Digest, Sha256};
+use sha2::Digest;
 
 pub use initrd::{newc, preseed_archive};
 use menus::UnattendedEntry;
@@ -365,17 +365,14 @@ impl Builder<'_> {
     fn finish_hvseed(&mut self, agent: &Path) -> Result<()> {
         self.hvseed_files
             .insert("hvseed-firstboot".into(), agent.to_path_buf());
-        let mut sums = String::new();
-        for (rel, local) in &self.hvseed_files {
-            let mut f = std::fs::File::open(local)
-                .with_context(|| format!("reading {}", local.display()))?;
-            let mut h = Sha256::new();
-            std::io::copy(&mut f, &mut h)
-                .with_context(|| format!("reading {}", local.display()))?;
-            sums.push_str(&format!("{:x}  {rel}\n", h.finalize()));
-        }
+        let sums = self
+            .hvseed_files
+            .iter()
+            .map(|(rel, local)| Ok((rel.as_str().into(), crate::sums::sha256_file(local)?)))
+            .collect::<Result<Vec<_>>>()?;
         let p = self.hvseed.join("SHA256SUMS");
-        std::fs::write(&p, sums).with_context(|| format!("writing {}", p.display()))?;
+        std::fs::write(&p, crate::sums::sha256sums(sums))
+            .with_context(|| format!("writing {}", p.display()))?;
         self.hvseed_files.insert("SHA256SUMS".into(), p);
         for (rel, local) in &self.hvseed_files {
             self.session.mappings.push(Mapping {

@@ -167,7 +167,7 @@ pub fn installer_args(inv: &Inventory, host: &Host, base: &str) -> Result<Vec<St
         }
     }
     // The inventory checked install.kernel_args, the locale and the keyboard with its
-    // one kernel-argument rule, and `check_base` the --http-base.
+    // one kernel-argument rule, and `HttpBase` (crate::http_base) the --http-base.
     args.extend(host.install.kernel_args.iter().map(|a| a.to_string()));
     debug_assert!(args.iter().all(|a| arg_ok(a)), "{args:?}");
     Ok(args)

@@ -30,6 +30,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::http_base::HttpBase;
 use crate::inventory::{InstallSource, Inventory, Os};
 use crate::render::{Media, RenderOptions};
 use source::Iso;
@@ -90,7 +91,7 @@ pub struct Options {
     /// The tree to write or update.
     pub out: PathBuf,
     /// The URL under which `out/http` is served to the installers.
-    pub http_base: String,
+    pub http_base: HttpBase,
     /// A reproducible tar.gz of the tree to write as well.
     pub bundle: Option<PathBuf>,
     /// Where pxelinux.0 is; `None`: the default places.
@@ -127,7 +128,7 @@ pub fn run(c: Options) -> Result<ExitCode> {
     };
     let inventory = crate::inventory::load_valid(&c.inventory)?;
     tracing::debug!("inventory loaded: {:.3} s", started.elapsed().as_secs_f64());
-    let base = check_base(&c.http_base)?;
+    let base = c.http_base.clone();
     let (old, stale): (Manifest, HashSet<String>) = manifest
         .join()
         .map_err(|_| anyhow::anyhow!("reading the manifest panicked"))??;
@@ -417,28 +418,6 @@ enum OsMove {
     Remove,
 }
 
-/// `--http-base`: a plain http(s) URL (it lands on kernel command lines and in
-/// kickstarts unquoted), without a trailing `/`.
-fn check_base(base: &str) -> Result<String> {
-    let b = base.trim_end_matches('/');
-    let rest = b
-        .strip_prefix("http://")
-        .or_else(|| b.strip_prefix("https://"));
-    let ok = rest.is_some_and(|r| {
-        !r.is_empty()
-            && !r.starts_with('/')
-            && r.bytes()
-                .all(|c| c.is_ascii_alphanumeric() || b"-._~:/@%+=,[]".contains(&c))
-    });
-    if !ok {
-        bail!(
-            "--http-base {base:?} is not a plain http(s) URL; give the URL the installers \
-             reach DIR/http under, e.g. http://10.0.0.2:8080"
-        );
-    }
-    Ok(b.to_string())
-}
-
 /// One run's work in progress.
 struct Build<'a> {
     old: &'a Manifest,
@@ -647,13 +626,14 @@ impl Build<'_> {
     fn hosts(
         &mut self,
         inv: &Inventory,
-        base: &str,
+        http_base: &HttpBase,
         templates: Option<&Path>,
         layout: &source::Layout,
         efi_boot: Option<&str>,
         installed: &HashSet<String>,
     ) -> Result<()> {
         let t0 = std::time::Instant::now();
+        let base = http_base.as_str();
         let global = global_key(inv, base, templates, efi_boot)?;
         // Per host: the key of its inputs, and its files from the last run if they can
         // stay (same key, every file on disk as written): a hash and a few `stat`s a
@@ -719,7 +699,7 @@ impl Build<'_> {
         let opts = RenderOptions {
             templates: templates.map(Path::to_path_buf),
             media: Media::Http {
-                base: base.to_string(),
+                base: http_base.clone(),
             },
         };
         // Hosts render independently of each other: one part of them per core.
