@@ -617,6 +617,38 @@ fn stops_cleanly_on(server: &mut Server, sig: &str) {
     assert!(server.log_with("stopping").contains("stopping"), "{sig}");
 }
 
+/// A killed serve (SIGKILL) can leave a half-written report or boot file behind; the
+/// next start removes those whose run is gone and keeps everything else.
+#[test]
+fn a_killed_serves_temporaries_go_at_the_next_start() {
+    let dir = tree(&[("lab", "kvm1.lab.example")]);
+    let node = hvseed::interrupt::owner()
+        .rsplit('-')
+        .next()
+        .unwrap()
+        .to_string();
+    // pid_max is at most 4194304: no process has this pid.
+    let dead = format!(".hvseed-tmp-4194305-1-{node}-AbC1");
+    let user = ".hvseed-tmp-notes".to_string();
+    let live = format!(".hvseed-tmp-{}-AbC2", hvseed::interrupt::owner());
+    for d in ["reports", "tftp/pxelinux.cfg"] {
+        std::fs::create_dir_all(dir.path().join(d)).unwrap();
+        for n in [&dead, &user, &live] {
+            std::fs::write(dir.path().join(d).join(n), b"x").unwrap();
+        }
+    }
+    let _server = Server::start(dir.path());
+    for d in ["reports", "tftp/pxelinux.cfg"] {
+        let d = dir.path().join(d);
+        assert!(!d.join(&dead).exists(), "{} kept {dead}", d.display());
+        assert!(
+            d.join(&user).exists() && d.join(&live).exists(),
+            "{}",
+            d.display()
+        );
+    }
+}
+
 #[test]
 fn sigterm_and_sighup_stop_the_server_like_ctrl_c() {
     for sig in ["-TERM", "-HUP"] {

@@ -18,7 +18,7 @@ mod source;
 mod syslinux;
 mod tree;
 
-pub use configs::{installed_marker, local_boot_files, mac_file_name, serial_line};
+pub use configs::{installed_marker, local_boot_files, mac_file_name, serial_line, PXE_STATE_DIR};
 pub use syslinux::banner_version;
 
 use std::borrow::Cow;

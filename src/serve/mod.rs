@@ -92,6 +92,25 @@ pub fn run(c: Options) -> Result<ExitCode> {
     // Reports are written only inside DIR: a link at DIR/reports is refused now rather
     // than at the first report.
     dir.dir("reports", false)?;
+    // Temporaries a killed serve left where it writes (reports, PXE state, the per-MAC
+    // boot files it disarms): only names with an owner tag of a run that is gone.
+    // A directory reached through a link is left alone (nothing outside DIR).
+    for d in [
+        "reports",
+        crate::pxe::PXE_STATE_DIR,
+        "tftp",
+        "tftp/pxelinux.cfg",
+        "tftp/grub",
+    ] {
+        let mut p = c.dir.clone();
+        let real = d.split('/').all(|part| {
+            p.push(part);
+            std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir())
+        });
+        if real {
+            crate::interrupt::remove_stale(&p, crate::pxe::beneath::TMP_PREFIX, "");
+        }
+    }
     let store = Arc::new(Store::new(http_dir.clone(), dir));
     let hosts = store.rescan();
     let clusters: std::collections::BTreeSet<_> = hosts.values().map(|h| &h.cluster).collect();
