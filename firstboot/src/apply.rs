@@ -323,6 +323,22 @@ fn read_text(host: &Path, shown: &str) -> Result<Option<(String, Owner)>, ApplyE
     Ok(Some((text, Owner::of(&meta))))
 }
 
+/// Where target `t` is on this system: its path resolved under ROOT; for a link, only
+/// its directory is resolved (a link is replaced, not followed).
+fn host_path(root: &Root, t: &Target) -> Result<PathBuf, ApplyError> {
+    let rerr = |source| ApplyError::Read {
+        path: t.path.clone(),
+        source,
+    };
+    match &t.kind {
+        TargetKind::Link { .. } => {
+            let (dir, name) = t.path.rsplit_once('/').unwrap_or(("", &t.path));
+            Ok(root.resolve(dir).map_err(rerr)?.join(name))
+        }
+        TargetKind::Edit { .. } | TargetKind::Stale => root.resolve(&t.path).map_err(rerr),
+    }
+}
+
 /// Computes every change for `plan` under `root`, reading but writing nothing.
 pub fn compute(plan: &Plan, root: &Root, job: bool) -> Result<Vec<Change>, ApplyError> {
     let mut changes = Vec::new();
@@ -331,14 +347,7 @@ pub fn compute(plan: &Plan, root: &Root, job: bool) -> Result<Vec<Change>, Apply
             path: t.path.clone(),
             source,
         };
-        // A link is replaced, not followed: resolve its directory only.
-        let host = match &t.kind {
-            TargetKind::Link { .. } => {
-                let (dir, name) = t.path.rsplit_once('/').unwrap_or(("", &t.path));
-                root.resolve(dir).map_err(rerr)?.join(name)
-            }
-            TargetKind::Edit { .. } | TargetKind::Stale => root.resolve(&t.path).map_err(rerr)?,
-        };
+        let host = host_path(root, &t)?;
         match t.kind {
             TargetKind::Edit {
                 edit,
@@ -751,17 +760,7 @@ pub fn recover(plan: &Plan, root: &Root, dry_run: bool) -> Result<Vec<String>, A
     let mut lines = Vec::new();
     let _held = (!dry_run).then(SignalsHeld::hold);
     for t in targets(plan, true) {
-        let rerr = |source| ApplyError::Read {
-            path: t.path.clone(),
-            source,
-        };
-        let host = match &t.kind {
-            TargetKind::Link { .. } => {
-                let (dir, name) = t.path.rsplit_once('/').unwrap_or(("", &t.path));
-                root.resolve(dir).map_err(rerr)?.join(name)
-            }
-            TargetKind::Edit { .. } | TargetKind::Stale => root.resolve(&t.path).map_err(rerr)?,
-        };
+        let host = host_path(root, &t)?;
         let undo = fsroot::side_name(&host, "undo");
         let shown_undo = {
             let (dir, _) = t.path.rsplit_once('/').unwrap_or(("", &t.path));

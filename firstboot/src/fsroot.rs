@@ -134,21 +134,29 @@ pub fn write_atomic(path: &Path, data: &[u8], owner: Owner) -> io::Result<()> {
     fs::create_dir_all(dir)?;
     let tmp = temp_name(path);
     remove_stale(&tmp)?;
+    write_temp(&tmp, data, owner)?;
+    let result = fs::rename(&tmp, path).and_then(|()| sync_dir(dir));
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Creates the new file `tmp` with `data`, `owner`'s mode and owner, fsynced; removes
+/// it again when that fails.
+fn write_temp(tmp: &Path, data: &[u8], owner: Owner) -> io::Result<()> {
     let result = (|| {
         let mut f = fs::OpenOptions::new()
             .write(true)
             .create_new(true)
-            .open(&tmp)?;
+            .open(tmp)?;
         f.set_permissions(fs::Permissions::from_mode(owner.mode))?;
-        set_owner(&tmp, owner)?;
+        set_owner(tmp, owner)?;
         f.write_all(data)?;
-        f.sync_all()?;
-        drop(f);
-        fs::rename(&tmp, path)?;
-        sync_dir(dir)
+        f.sync_all()
     })();
     if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+        let _ = fs::remove_file(tmp);
     }
     result
 }
@@ -232,23 +240,8 @@ pub fn stage_file(
     create_dirs(dir, made)?;
     let tmp = temp_name(path);
     remove_stale(&tmp)?;
-    let result = (|| {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
-        f.set_permissions(fs::Permissions::from_mode(owner.mode))?;
-        set_owner(&tmp, owner)?;
-        f.write_all(data)?;
-        f.sync_all()
-    })();
-    match result {
-        Ok(()) => Ok(tmp),
-        Err(e) => {
-            let _ = fs::remove_file(&tmp);
-            Err(e)
-        }
-    }
+    write_temp(&tmp, data, owner)?;
+    Ok(tmp)
 }
 
 /// A new symlink `-> target` beside `path`, to be renamed over it; returns its path.
