@@ -12,6 +12,7 @@ use super::model::*;
 use super::rules;
 use super::yaml::{Node, Origin, Value};
 use super::{Diagnostic, Severity};
+use crate::target::Selinux;
 
 const TOP_KEYS: &[&str] = &["version", "cluster", "defaults", "hosts"];
 const SECTION_KEYS: &[&str] = &[
@@ -621,7 +622,7 @@ fn unknown_key_message(name: &str, allowed: &[&str]) -> String {
 /// What to write when a required key is missing.
 fn missing_hint(rel: &str) -> &'static str {
     match rel {
-        "os" => "add `os: centos6` or `os: ubuntu1204`",
+        "os" => crate::target::os_missing_hint(),
         "fqdn" => "add the host's name, e.g. `fqdn: kvm1.lab.example.org`",
         "mac" => "add the MAC address of the host's trunk NIC, e.g. `mac: \"00:04:23:aa:bb:01\"`",
         "ip" => "add the host's management address, e.g. `ip: 192.168.42.11`",
@@ -819,11 +820,7 @@ fn resolve_doc(c: &mut Checker, root: &Node) -> Option<Inventory> {
             );
             None
         }
-        Some(n) => c.choice(
-            n,
-            "os",
-            &[("centos6", Os::Centos6), ("ubuntu1204", Os::Ubuntu1204)],
-        ),
+        Some(n) => c.choice(n, "os", crate::target::os_choices()),
     };
 
     let host_nodes: &[Node] = match top.get("hosts") {
@@ -1547,8 +1544,9 @@ fn resolve_cpu(c: &mut Checker, m: &Map, os: Option<Os>) -> Option<Cpu> {
             ],
         ),
     };
-    if let (Some(v), Some(Os::Ubuntu1204)) = (mode_node, os) {
-        c.warn(v, "cpu.mode", "Ubuntu 12.04's stock libvirt (0.9.8) is older than 0.9.10, which guest.cpu.mode needs: CloudStack will ignore it unless a newer libvirt is installed");
+    let rules = os.map(|os| &crate::target::of(os).inventory);
+    if let (Some(v), Some(warning)) = (mode_node, rules.and_then(|r| r.cpu_mode_warning)) {
+        c.warn(v, "cpu.mode", warning);
     }
     let model = match s.get("model") {
         None => None,
@@ -1612,8 +1610,9 @@ fn resolve_network(
                     ("openvswitch", NetworkType::Openvswitch),
                 ],
             );
-            if k == Some(NetworkType::Openvswitch) && os == Some(Os::Ubuntu1204) {
-                c.warn(v, "network.type", "Ubuntu 12.04's stock libvirt (0.9.8) is older than 0.9.11, which Open vSwitch bridges need: install a newer libvirt (e.g. from the Ubuntu Cloud Archive) or use linux-bridge");
+            let warning = os.and_then(|os| crate::target::of(os).inventory.openvswitch_warning);
+            if let (Some(NetworkType::Openvswitch), Some(w)) = (k, warning) {
+                c.warn(v, "network.type", w);
             }
             k
         }
@@ -1782,9 +1781,10 @@ fn resolve_network(
 
 fn resolve_security(c: &mut Checker, m: &Map, os: Option<Os>) -> Option<Security> {
     let s = c.section(m, "security", SECURITY_KEYS);
-    let selinux = match (s.get("selinux"), os) {
-        (Some(v), Some(Os::Ubuntu1204)) => {
-            c.error(v, "security.selinux", "SELinux settings apply to centos6 only; remove this key (Ubuntu 12.04 uses AppArmor, which hvseed configures itself)");
+    let rule = os.map(|os| crate::target::of(os).inventory.selinux);
+    let selinux = match (s.get("selinux"), rule) {
+        (Some(v), Some(Selinux::Refused(why))) => {
+            c.error(v, "security.selinux", why);
             None
         }
         (Some(v), _) => {
@@ -1803,7 +1803,7 @@ fn resolve_security(c: &mut Checker, m: &Map, os: Option<Os>) -> Option<Security
                 .map(Some)
             }
         }
-        (None, Some(Os::Centos6)) => Some(Some(SelinuxMode::Permissive)),
+        (None, Some(Selinux::Default(mode))) => Some(Some(mode)),
         (None, _) => Some(None),
     };
     let firewall_sources = match s.get("firewall_sources") {

@@ -1,4 +1,4 @@
-//! CentOS 6.3 kickstarts: one per host (`hosts/<fqdn>/ks.cfg`, the plan and ssh keys
+//! Kickstarts (targets of the anaconda family): one per host (`hosts/<fqdn>/ks.cfg`, the plan and ssh keys
 //! inline) and one for the cluster (`fleet/ks.cfg`, which finds the host by MAC in
 //! `%pre` and takes its plan from the media).
 

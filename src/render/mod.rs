@@ -18,10 +18,11 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
 use crate::http_base::HttpBase;
-use crate::inventory::{Host, InstallSource, Inventory, Os};
+use crate::inventory::{Host, InstallSource, Inventory};
+use crate::target::Format;
 
 pub use filters::{debconf, heredoc, ksarg, kspackage, shell};
-pub use templates::TEMPLATE_NAMES;
+pub use templates::template_names;
 
 /// Where the installer finds hvseed's files (plans, the first-boot agent) while it
 /// installs a host.
@@ -46,10 +47,10 @@ pub type RenderedTree = BTreeMap<String, Vec<u8>>;
 
 /// Renders every file for every host, in memory.
 ///
-/// Per host: `hosts/<fqdn>/ks.cfg` (centos6) or `hosts/<fqdn>/preseed.cfg`
-/// (ubuntu1204), `hosts/<fqdn>/plan.json` and `hosts/<fqdn>/authorized_keys` (the
+/// Per host: `hosts/<fqdn>/<install file>` (the target's `ks.cfg`, `preseed.cfg`, ...),
+/// `hosts/<fqdn>/plan.json` and `hosts/<fqdn>/authorized_keys` (the
 /// host's `ssh_authorized_keys`, possibly empty: the fleet files fetch it from the
-/// media). For the cluster: `fleet/ks.cfg` or `fleet/preseed.cfg`.
+/// media). For the cluster: `fleet/<install file>`.
 pub fn render_tree(inventory: &Inventory, opts: &RenderOptions) -> Result<RenderedTree> {
     render(inventory, opts, true)
 }
@@ -69,7 +70,8 @@ fn render(inventory: &Inventory, opts: &RenderOptions, fleet: bool) -> Result<Re
         );
     }
     let media = MediaView::new(&opts.media);
-    let env = templates::environment(opts.templates.as_deref())?;
+    let target = crate::target::of(inventory.os);
+    let env = templates::environment(target, opts.templates.as_deref())?;
     let mut tree = RenderedTree::new();
     for host in &inventory.hosts {
         let report_url = match &opts.media {
@@ -86,9 +88,9 @@ fn render(inventory: &Inventory, opts: &RenderOptions, fleet: bool) -> Result<Re
             authorized_keys(host).into_bytes(),
         );
     }
-    match inventory.os {
-        Os::Centos6 => kickstart::render(&env, inventory, &media, &mut tree, fleet)?,
-        Os::Ubuntu1204 => preseed::render(&env, inventory, &media, &mut tree, fleet)?,
+    match target.install.format {
+        Format::Kickstart => kickstart::render(&env, inventory, &media, &mut tree, fleet)?,
+        Format::Preseed => preseed::render(&env, inventory, &media, &mut tree, fleet)?,
     }
     Ok(tree)
 }
@@ -186,7 +188,7 @@ pub(crate) struct HostView {
     dns: DnsView,
     cloudstack: CloudStackView,
     network: NetworkView,
-    /// `permissive`, `disabled`, or none (ubuntu1204).
+    /// `permissive`, `disabled`, or none (targets without SELinux).
     selinux: Option<&'static str>,
 }
 
