@@ -31,7 +31,8 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 
 use crate::http_base::HttpBase;
-use crate::inventory::{InstallSource, Os};
+use crate::inventory::InstallSource;
+use crate::target::PxeUefi;
 use apply::OsMove;
 use build::{Build, PackageTree, OS_DIR};
 use manifest::LastRun;
@@ -170,9 +171,9 @@ pub fn run(c: Options) -> Result<ExitCode> {
     b.source_file("tftp/ldlinux.c32", &syslinux.ldlinux, 0o644)?;
     b.source_file("http/hvseed-firstboot", &agent, 0o755)?;
     tracing::debug!("boot files: {:.3} s", started.elapsed().as_secs_f64());
-    let efi_boot = match inventory.os {
-        Os::Centos6 => efi_from_iso.then_some("BOOTX64.efi"),
-        Os::Ubuntu1204 => b.grub_efi_image()?.then_some("grubx64.efi"),
+    let efi_boot = match layout.uefi {
+        PxeUefi::GrubLegacy { boot_file, .. } => efi_from_iso.then_some(boot_file),
+        PxeUefi::Grub2 => b.grub_efi_image()?.then_some("grubx64.efi"),
     };
 
     // A network install cannot read the CD: hosts that install from `cdrom` get the

@@ -218,9 +218,9 @@ pub enum PxeUefi {
         /// Said when the ISO lacks the loader.
         missing_note: &'static str,
     },
-    /// A GRUB 2 image built on this machine (`tftp/<boot_file>`), reading
-    /// `grub/grub.cfg-01-<mac>` and `grub/grub.cfg`.
-    Grub2 { boot_file: &'static str },
+    /// A GRUB 2 image hvseed builds from this machine's GRUB (`tftp/grubx64.efi`),
+    /// reading `grub/grub.cfg-01-<mac>` and `grub/grub.cfg`.
+    Grub2,
 }
 
 /// Inventory rules that depend on the target.

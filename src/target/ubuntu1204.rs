@@ -62,9 +62,7 @@ pub static TARGET: Target = Target {
         tree_optional: &["/.disk"],
         // Ubuntu 12.04's GRUB 1.99 has no per-MAC config lookup: the image is built
         // from the build host's GRUB.
-        uefi: PxeUefi::Grub2 {
-            boot_file: "grubx64.efi",
-        },
+        uefi: PxeUefi::Grub2,
         args: debian_installer::pxe_args,
     },
     inventory: InventoryRules {
