@@ -15,7 +15,10 @@ use minijinja::{Environment, UndefinedBehavior, Value};
 
 /// (name under `iso/`, source).
 const TEMPLATES: &[(&str, &str)] = &[
-    ("isolinux/entry.cfg", include_str!("../iso/isolinux/entry.cfg")),
+    (
+        "isolinux/entry.cfg",
+        include_str!("../iso/isolinux/entry.cfg"),
+    ),
     (
         "grub-legacy/entry.conf",
         include_str!("../iso/grub-legacy/entry.conf"),
@@ -29,7 +32,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         "pxe/installed-header.txt",
         include_str!("../iso/pxe/installed-header.txt"),
     ),
-    ("pxelinux/host.cfg", include_str!("../iso/pxelinux/host.cfg")),
+    (
+        "pxelinux/host.cfg",
+        include_str!("../iso/pxelinux/host.cfg"),
+    ),
     (
         "pxelinux/default.cfg",
         include_str!("../iso/pxelinux/default.cfg"),
@@ -38,7 +44,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         "pxelinux/installed.cfg",
         include_str!("../iso/pxelinux/installed.cfg"),
     ),
-    ("grub2/pxe-host.cfg", include_str!("../iso/grub2/pxe-host.cfg")),
+    (
+        "grub2/pxe-host.cfg",
+        include_str!("../iso/grub2/pxe-host.cfg"),
+    ),
     (
         "grub2/pxe-default.cfg",
         include_str!("../iso/grub2/pxe-default.cfg"),

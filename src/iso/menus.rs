@@ -20,7 +20,7 @@ pub struct UnattendedEntry {
     /// Kernel arguments (checked by the inventory's kernel-argument rule), without
     /// `initrd=`.
     pub args: Vec<String>,
-    /// Replace the original entry's initrd with this path (Ubuntu: the initrd that carries
+    /// Replace the original entry's initrd with this path (d-i: the initrd that carries
     /// the preseed); `None` keeps the original's.
     pub initrd: Option<String>,
 }

@@ -36,8 +36,8 @@ use write::{Mapping, Session};
 
 use crate::inventory::{Host, Inventory, Os};
 use crate::isoread::{self, Identified, IsoFlavour};
-use crate::target::{BootValues, Target, UefiMenu};
 use crate::render::{self, Media, RenderOptions};
+use crate::target::{BootValues, Target, UefiMenu};
 
 /// What `hvseed iso` is asked to do.
 #[derive(Debug, Clone)]
@@ -413,7 +413,9 @@ impl Builder<'_> {
         if let Some(orig) = medium.initrd_with_install_file {
             // The installer's initrd with the install file appended as /preseed.cfg.
             let mut initrd = std::fs::read(self.orig.join(orig.trim_start_matches('/')))
-                .with_context(|| format!("reading the extracted {}", orig.trim_start_matches('/')))?;
+                .with_context(|| {
+                    format!("reading the extracted {}", orig.trim_start_matches('/'))
+                })?;
             initrd.extend(initrd::preseed_archive(&p.files[&p.install_file]));
             self.add_hvseed("initrd.gz", &initrd)?;
         }

@@ -131,7 +131,13 @@ mod tests {
     #[test]
     fn nothing_known() {
         let err = detect(&listing(&["/boot.catalog"]), &|_| None, Os::Centos6).unwrap_err();
-        assert!(err.contains("no .discinfo, .treeinfo or .disk/info"), "{err}");
-        assert!(err.contains("a CentOS 6 DVD or an Ubuntu 12.04 CD"), "{err}");
+        assert!(
+            err.contains("no .discinfo, .treeinfo or .disk/info"),
+            "{err}"
+        );
+        assert!(
+            err.contains("a CentOS 6 DVD or an Ubuntu 12.04 CD"),
+            "{err}"
+        );
     }
 }

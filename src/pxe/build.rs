@@ -19,9 +19,9 @@ use super::manifest::{FileRecord, HostRecord, IsoRecord, LastRun, Manifest, Sour
 use super::source::{self, Iso};
 use crate::http_base::HttpBase;
 use crate::inventory::{Host, Inventory, Os};
-use crate::target::PxeUefi;
 use crate::render::{Media, RenderOptions};
 use crate::sums::{sha256_bytes, sha256_file, Digest};
+use crate::target::PxeUefi;
 
 /// Where the package tree goes under http/ and its stamp file.
 pub const OS_DIR: &str = "http/os";
@@ -172,7 +172,7 @@ impl<'a> Build<'a> {
         Ok(efi)
     }
 
-    /// GRUB 2's EFI image for UEFI PXE (Ubuntu), built with the build host's
+    /// GRUB 2's EFI image for UEFI PXE ([`PxeUefi::Grub2`]), built with the build host's
     /// `grub-mkimage` (Ubuntu 12.04's GRUB 1.99 has no per-MAC config lookup; the
     /// lookup hvseed relies on is in GRUB ≥ 2.04). Its prefix `/grub` on the TFTP
     /// device it was loaded from makes GRUB look for `grub/grub.cfg-01-<mac>`.

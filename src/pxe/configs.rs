@@ -175,7 +175,12 @@ fn serial_directive<A: AsRef<str>>(kernel_args: &[A]) -> Option<String> {
 
 /// What every per-host boot file is told about its host (the header says who it
 /// installs and that it wipes the disk).
-fn host_context(inv: &Inventory, host: &Host, layout: &Layout, args: Vec<String>) -> minijinja::Value {
+fn host_context(
+    inv: &Inventory,
+    host: &Host,
+    layout: &Layout,
+    args: Vec<String>,
+) -> minijinja::Value {
     context! {
         fqdn => &host.fqdn,
         cluster => &inv.cluster,
@@ -210,7 +215,12 @@ pub fn pxelinux_default(inv: &Inventory) -> String {
 }
 
 /// The host's file for the target's UEFI loader: (path, content).
-pub fn uefi_host(inv: &Inventory, host: &Host, layout: &Layout, args: &[String]) -> (String, String) {
+pub fn uefi_host(
+    inv: &Inventory,
+    host: &Host,
+    layout: &Layout,
+    args: &[String],
+) -> (String, String) {
     let text = match layout.uefi {
         PxeUefi::Grub2 => grub2_host(inv, host, layout, args),
         PxeUefi::GrubLegacy { .. } => grub_legacy_host(inv, host, layout, args),
@@ -231,7 +241,7 @@ fn grub_quote(a: &str) -> String {
     format!("'{a}'")
 }
 
-/// GRUB 2's per-host file (UEFI, Ubuntu), found by GRUB's own network lookup: with
+/// GRUB 2's per-host file (UEFI, [`PxeUefi::Grub2`]), found by GRUB's own network lookup: with
 /// its prefix on TFTP, GRUB's `normal` tries `$prefix/grub.cfg-01-<mac>`, then
 /// `grub.cfg-<IP in hex>` shortened one digit at a time, then `grub.cfg`
 /// (grub-core/net/net.c grub_net_search_config_file, called from

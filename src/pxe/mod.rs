@@ -5,9 +5,10 @@
 //!
 //! Layout of DIR:
 //! - `tftp/`: `pxelinux.0`, `ldlinux.c32`, `pxelinux.cfg/{default,01-<mac>}`, the
-//!   installer kernel and initrd (`centos6/` or `ubuntu1204/`), and the UEFI side:
-//!   GRUB 2 `grubx64.efi` + `grub/grub.cfg{,-01-<mac>}` (Ubuntu) or the ISO's
-//!   grub-legacy `BOOTX64.efi` + `efidefault` + `01-<MAC>` (CentOS 6).
+//!   installer kernel and initrd (`<target>/`, the target's PXE layout), and the UEFI
+//!   side, as the target says ([`crate::target::PxeUefi`]): GRUB 2 `grubx64.efi` +
+//!   `grub/grub.cfg{,-01-<mac>}` or the ISO's grub-legacy `BOOTX64.efi` +
+//!   `efidefault` + `01-<MAC>`.
 //! - `http/`: `hosts/<fqdn>/…` as `hvseed render` lays them out, `hvseed-firstboot`,
 //!   and `os/`, the ISO's package tree, when a host installs from `cdrom`.
 
@@ -166,7 +167,7 @@ pub fn run(c: Options) -> Result<ExitCode> {
     let mut b = Build::new(&last, staging.path());
 
     let layout = source::layout(inventory.os);
-    let efi_from_iso = b.iso_files(&iso, inventory.os, &layout)?;
+    let efi_from_iso = b.iso_files(&iso, inventory.os, layout)?;
     b.source_file("tftp/pxelinux.0", &syslinux.pxelinux, 0o644)?;
     b.source_file("tftp/ldlinux.c32", &syslinux.ldlinux, 0o644)?;
     b.source_file("http/hvseed-firstboot", &agent, 0o755)?;
@@ -191,7 +192,7 @@ pub fn run(c: Options) -> Result<ExitCode> {
     // The package tree is extracted to the staging directory now and moved into place
     // only once every check passed.
     let os_tree = if wants_tree {
-        let t = build::package_tree(&iso, &layout, &tree, staging.path(), old.os_tree.is_some())?;
+        let t = build::package_tree(&iso, layout, &tree, staging.path(), old.os_tree.is_some())?;
         b.new.os_tree = Some(iso.identity.clone());
         t
     } else {
@@ -210,7 +211,7 @@ pub fn run(c: Options) -> Result<ExitCode> {
         &inv,
         &base,
         c.templates.as_deref(),
-        &layout,
+        layout,
         efi_boot,
         &installed.now,
     )?;

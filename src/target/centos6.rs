@@ -3,8 +3,8 @@
 use hvseed_plan::plan::{Os, SelinuxMode};
 
 use super::{
-    anaconda, Install, InventoryRules, IsoMedium, Isolinux, PxeLayout, PxeUefi, Recognition,
-    Selinux, Target, UefiMenu,
+    anaconda, Install, InventoryRules, IsoMedium, Isolinux, PxeLayout, PxeUefi, ReadIdentity,
+    Recognition, Selinux, Target, UefiMenu,
 };
 use crate::isoread::Listing;
 
@@ -107,7 +107,7 @@ fn ini_value(text: &str, section: &str, key: &str) -> Option<String> {
 
 /// A CentOS 6.x x86_64 DVD: `.treeinfo` (or `.discinfo` alone) names the family,
 /// version and architecture.
-fn recognise(listing: &Listing, read: &dyn Fn(&str) -> Option<String>) -> Recognition {
+fn recognise(listing: &Listing, read: &ReadIdentity) -> Recognition {
     let treeinfo = read("/.treeinfo");
     let discinfo = read("/.discinfo");
     if treeinfo.is_none() && discinfo.is_none() {

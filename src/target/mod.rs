@@ -42,10 +42,7 @@ pub fn os_choices() -> &'static [(&'static str, Os)] {
 pub fn os_missing_hint() -> &'static str {
     static HINT: OnceLock<String> = OnceLock::new();
     HINT.get_or_init(|| {
-        let each: Vec<String> = TARGETS
-            .iter()
-            .map(|t| format!("`os: {}`", t.os))
-            .collect();
+        let each: Vec<String> = TARGETS.iter().map(|t| format!("`os: {}`", t.os)).collect();
         format!("add {}", each.join(" or "))
     })
 }
@@ -129,7 +126,7 @@ pub struct IsoMedium {
     pub identity_files: &'static [&'static str],
     /// Decides from the file list and the identity files (`read` gives their text)
     /// whether the ISO is this target's medium.
-    pub recognise: fn(&Listing, &dyn Fn(&str) -> Option<String>) -> Recognition,
+    pub recognise: fn(&Listing, &ReadIdentity) -> Recognition,
     /// The BIOS boot menu hvseed edits.
     pub bios: Isolinux,
     /// The UEFI boot menu hvseed edits, when the ISO has a UEFI El Torito image.
@@ -145,6 +142,9 @@ pub struct IsoMedium {
     /// The boot entry's kernel arguments (`install_file` is the path under `/hvseed/`).
     pub args: fn(&BootValues) -> Vec<String>,
 }
+
+/// Gives the text of an identity file (`/.disk/info`) if the ISO has it.
+pub type ReadIdentity<'r> = dyn Fn(&str) -> Option<String> + 'r;
 
 /// What [`IsoMedium::recognise`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,7 +4,7 @@ use hvseed_plan::plan::Os;
 
 use super::{
     debian_installer, Install, InventoryRules, IsoMedium, Isolinux, PxeLayout, PxeUefi,
-    Recognition, Selinux, Target, UefiMenu,
+    ReadIdentity, Recognition, Selinux, Target, UefiMenu,
 };
 use crate::isoread::Listing;
 
@@ -84,7 +84,7 @@ pub static TARGET: Target = Target {
 };
 
 /// `.disk/info` names the CD; a server CD has debian-installer and isolinux's menus.
-fn recognise(listing: &Listing, read: &dyn Fn(&str) -> Option<String>) -> Recognition {
+fn recognise(listing: &Listing, read: &ReadIdentity) -> Recognition {
     let Some(info) = read("/.disk/info") else {
         return Recognition::Other;
     };
