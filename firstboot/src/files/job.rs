@@ -10,7 +10,7 @@ pub const SYSV_LINK: &str = "S99hvseed-firstboot";
 pub const UPSTART_JOB: &str = "/etc/init/hvseed-firstboot.conf";
 pub const UPSTART_OVERRIDE: &str = "/etc/init/hvseed-firstboot.override";
 
-/// centos6: a SysV script; chkconfig's header says where it starts.
+/// A SysV script; chkconfig's header says where it starts.
 pub fn sysv_script() -> String {
     format!(
         r#"#!/bin/sh
@@ -45,7 +45,7 @@ esac
     )
 }
 
-/// ubuntu1204: an upstart task.
+/// An upstart task.
 pub fn upstart_job() -> String {
     format!(
         r#"# {JOB_NAME} - makes this host a CloudStack KVM host on its first boot
