@@ -486,11 +486,11 @@ impl Staged {
             match commit_step(step) {
                 Ok(Some(u)) => undo.push(u),
                 Ok(None) => {}
-                Err((source, done)) => {
+                Err(StepFailed { error, undo: done }) => {
                     // A step that changed its target before failing (the rename
                     // worked, the directory fsync did not) is undone with the others.
                     undo.extend(done);
-                    failure = Some((step, source));
+                    failure = Some((step, error));
                     break;
                 }
             }
@@ -568,12 +568,23 @@ impl Drop for Staged {
     }
 }
 
+/// A failed commit step.
+struct StepFailed {
+    error: io::Error,
+    /// How to undo what the step changed before it failed, if anything.
+    undo: Option<Undo>,
+}
+
 /// One step of the commit. On error, the undo of what this step already changed (a
 /// target renamed into place whose directory fsync then failed) comes with the error,
 /// so the rollback puts it back and reports it like the steps before; otherwise
 /// nothing of this step is left changed.
-fn commit_step(step: &Step) -> Result<Option<Undo>, (io::Error, Option<Undo>)> {
-    let bare = |e: io::Error| (e, None);
+fn commit_step(step: &Step) -> Result<Option<Undo>, StepFailed> {
+    let bare = |error: io::Error| StepFailed { error, undo: None };
+    let changed = |error: io::Error, undo: Undo| StepFailed {
+        error,
+        undo: Some(undo),
+    };
     let host = &step.host;
     let existing = match fs::symlink_metadata(host) {
         Ok(m) => Some(m),
@@ -606,7 +617,7 @@ fn commit_step(step: &Step) -> Result<Option<Undo>, (io::Error, Option<Undo>)> {
                 // rollback removes it again.
                 return match fsroot::sync_parent(host) {
                     Ok(()) => Ok(Some(undo)),
-                    Err(e) => Err((e, Some(undo))),
+                    Err(e) => Err(changed(e, undo)),
                 };
             };
             let aside = fsroot::side_name(host, "undo");
@@ -629,13 +640,13 @@ fn commit_step(step: &Step) -> Result<Option<Undo>, (io::Error, Option<Undo>)> {
                 }
                 // The original is aside and the target missing: the rollback renames
                 // it back (and says so if it cannot).
-                return Err((
+                return Err(changed(
                     e,
-                    Some(Undo::Restore {
+                    Undo::Restore {
                         shown: step.shown.clone(),
                         host: host.clone(),
                         aside,
-                    }),
+                    },
                 ));
             }
             let undo = Undo::Restore {
@@ -647,7 +658,7 @@ fn commit_step(step: &Step) -> Result<Option<Undo>, (io::Error, Option<Undo>)> {
             // the rollback puts the original back.
             match fsroot::sync_parent(host) {
                 Ok(()) => Ok(Some(undo)),
-                Err(e) => Err((e, Some(undo))),
+                Err(e) => Err(changed(e, undo)),
             }
         }
         Action::Remove => {
@@ -664,7 +675,7 @@ fn commit_step(step: &Step) -> Result<Option<Undo>, (io::Error, Option<Undo>)> {
             };
             match fsroot::sync_parent(host) {
                 Ok(()) => Ok(Some(undo)),
-                Err(e) => Err((e, Some(undo))),
+                Err(e) => Err(changed(e, undo)),
             }
         }
     }
