@@ -70,3 +70,47 @@ pub fn family(os: Os) -> &'static dyn Family {
         Os::Ubuntu1204 => &ubuntu_upstart::UbuntuUpstart,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What every CloudStack KVM host must prove, whatever its target: 64-bit x86 with
+    /// hardware virtualization, 4 GB, the trunk NIC, a resolvable FQDN, time sync,
+    /// libvirt and QEMU new enough, libvirtd on TCP, the bridges, the firewall open,
+    /// the agent package, no VMs, and the CPU facts for the cluster.
+    const EVERY_HOST: &[&str] = &[
+        "x86-64",
+        "cpu-virtualization",
+        "memory",
+        "nic",
+        "fqdn",
+        "ntp",
+        "libvirt-version",
+        "qemu-version",
+        "libvirtd-listening",
+        "bridges",
+        "firewall",
+        "cloudstack-agent",
+        "no-vms",
+        "cpu-facts",
+    ];
+
+    #[test]
+    fn every_family_checks_every_requirement_once() {
+        for os in [Os::Centos6, Os::Ubuntu1204] {
+            let names: Vec<&str> = family(os).checks().iter().map(|c| c.name).collect();
+            for want in EVERY_HOST {
+                assert!(names.contains(want), "{os}: no {want} check in {names:?}");
+            }
+            let mut unique = names.clone();
+            unique.sort();
+            unique.dedup();
+            assert_eq!(
+                unique.len(),
+                names.len(),
+                "{os}: a check twice in {names:?}"
+            );
+        }
+    }
+}
