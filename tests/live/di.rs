@@ -25,6 +25,16 @@ use crate::support::{missing, output_within_secs};
 pub const DI_INITRD: &str =
     "/usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64/initrd.gz";
 
+/// Where d-i finds the preseed.
+#[derive(Clone, Copy, Debug)]
+pub enum Preseed<'a> {
+    /// A file, put at `/preseed.cfg` as in an initrd (ISOs remastered by `hvseed iso`).
+    Initrd(&'a Path),
+    /// `preseed/url` (a PXE install's `url=`), fetched by d-i itself: pass a namespace
+    /// in which the server answers.
+    Url(&'a str),
+}
+
 /// What a run did.
 #[derive(Debug)]
 pub struct DiRun {
@@ -61,11 +71,12 @@ pub fn available() -> bool {
     false
 }
 
-/// Runs `preseed`'s `preseed/early_command`, then its `preseed/late_command`, as d-i
-/// would, with `target` (a root tree the caller owns; it is changed) at `/target`,
-/// `media` at `/cdrom`, inside `netns` if given. `work` is a fresh scratch directory.
+/// Loads `preseed` and runs its `preseed/early_command`, then its
+/// `preseed/late_command`, as d-i would, with `target` (a root tree the caller owns; it
+/// is changed) at `/target`, `media` at `/cdrom`, inside `netns` if given. `work` is a
+/// fresh scratch directory.
 pub fn run_preseed(
-    preseed: &Path,
+    preseed: Preseed,
     target: &Path,
     media: Option<&Path>,
     netns: Option<&Netns>,
@@ -87,8 +98,20 @@ pub fn run_preseed(
         "unpacking {DI_INITRD}: {}",
         lossy(&o.stderr)
     );
-    std::fs::copy(preseed, di.join("preseed.cfg")).unwrap();
+    let url = match preseed {
+        Preseed::Initrd(file) => {
+            std::fs::copy(file, di.join("preseed.cfg")).unwrap();
+            String::new()
+        }
+        Preseed::Url(url) => url.to_owned(),
+    };
     std::fs::write(di.join("hvseed-di.sh"), DRIVER).unwrap();
+    std::fs::write(di.join("hvseed-di-url.sh"), LOAD_URL).unwrap();
+    std::fs::set_permissions(
+        di.join("hvseed-di-url.sh"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
     let console = work.join("console");
     std::fs::write(&console, "").unwrap();
 
@@ -108,7 +131,8 @@ pub fn run_preseed(
         .arg(&di)
         .arg(target)
         .arg(media.map(PathBuf::from).unwrap_or_default())
-        .arg(&console);
+        .arg(&console)
+        .arg(url);
     let o = output_within_secs(&mut cmd, 900);
     let mut output = lossy(&o.stdout);
     output.push_str(&lossy(&o.stderr));
@@ -121,7 +145,7 @@ pub fn run_preseed(
 
 /// Run by the host's `sh` in the private mount namespace: d-i's mounts, then d-i.
 const MOUNTS: &str = r#"set -e
-di=$1 target=$2 media=$3 console=$4
+di=$1 target=$2 media=$3 console=$4 url=$5
 mount -t proc proc "$di/proc"
 mount -t sysfs sysfs "$di/sys"
 mkdir -p "$di/dev" "$di/run" "$di/target" "$di/cdrom"
@@ -133,7 +157,7 @@ if [ -n "$media" ]; then
     mount --bind "$media" "$di/cdrom"
     mount -o remount,bind,ro "$di/cdrom"
 fi
-exec chroot "$di" /bin/sh /hvseed-di.sh
+exec chroot "$di" /bin/sh /hvseed-di.sh "$url"
 "#;
 
 /// Run by d-i's `sh` inside the installer environment.
@@ -141,8 +165,16 @@ const DRIVER: &str = r#"export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 mkdir -p /var/lib/preseed /var/log /var/run /tmp
 # d-i's startup (S20templates): the installer's questions.
 debconf-loadtemplate d-i /var/lib/dpkg/info/*.templates || { echo "hvseed-di: debconf-loadtemplate failed"; exit 90; }
-# d-i's startup (S30initrd-preseed): the preseed, through its own parser.
-debconf-set-selections /preseed.cfg || { echo "hvseed-di: debconf-set-selections rejected the preseed"; cat /var/lib/preseed/log; exit 91; }
+url=$1
+if [ -z "$url" ]; then
+    # d-i's startup (S30initrd-preseed): the preseed, through its own parser.
+    debconf-set-selections /preseed.cfg || { echo "hvseed-di: debconf-set-selections rejected the preseed"; exit 91; }
+else
+    # network-preseed: preseed/url (as from the kernel's url=), fetched and loaded.
+    debconf-set preseed/url "$url" || { echo "hvseed-di: debconf-set preseed/url failed"; exit 93; }
+    /hvseed-di-url.sh || { echo "hvseed-di: loading $url failed"; exit 94; }
+    debconf-get preseed/late_command >/dev/null || { echo "hvseed-di: nothing loaded from $url"; exit 95; }
+fi
 for q in preseed/early_command preseed/late_command; do
     cmd=$(debconf-get "$q") || { echo "hvseed-di: debconf-get $q failed"; exit 92; }
     if [ -z "$cmd" ]; then
@@ -155,4 +187,13 @@ for q in preseed/early_command preseed/late_command; do
     echo "hvseed-di: $q exited $rc"
     [ "$rc" = 0 ] || exit "$rc"
 done
+"#;
+
+/// network-preseed's loading step, a debconf client like it (`confmodule` starts the
+/// frontend and runs this again under it).
+const LOAD_URL: &str = r#"#!/bin/sh
+set -e
+. /usr/share/debconf/confmodule
+. /lib/preseed/preseed.sh
+preseed preseed/url
 "#;

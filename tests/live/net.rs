@@ -34,6 +34,9 @@ pub struct Netns {
 impl Netns {
     pub fn new() -> Netns {
         static NEXT: AtomicU64 = AtomicU64::new(0);
+        if NEXT.load(Ordering::Relaxed) == 0 {
+            remove_orphans();
+        }
         let name = format!(
             "hvseed-{}-{}",
             std::process::id(),
@@ -149,6 +152,27 @@ impl Drop for Netns {
     }
 }
 
+/// Namespaces of test processes that are gone (killed before their guards ran): their
+/// names carry the process id.
+fn remove_orphans() {
+    let Ok(dir) = std::fs::read_dir("/run/netns") else {
+        return;
+    };
+    for e in dir.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix("hvseed-")
+            .and_then(|r| r.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            drop(Netns { name });
+        }
+    }
+}
+
 fn run_ip(args: &[&str]) {
     let o = output_within_secs(Command::new("ip").args(args), 30);
     assert!(
@@ -243,6 +267,12 @@ impl Trunk {
     /// The unix socket for `-netdev stream,addr.type=unix,addr.path=…` (QEMU connects).
     pub fn socket(&self) -> &Path {
         &self.socket
+    }
+
+    /// Frames that came from the guest and went out on `tap` so far.
+    pub fn from_guest(&self, tap: &str) -> u64 {
+        let per = self.counters.per_tap.lock().unwrap();
+        per.get(tap).map_or(0, |c| c.0)
     }
 
     /// Frames moved so far, per tap, for failure messages.

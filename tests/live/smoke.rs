@@ -4,14 +4,14 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::di::{self, run_preseed};
+use super::di::{self, run_preseed, Preseed};
 use super::guest::{Guest, GuestSpec};
 use super::image::{self, Extra, RootSpec};
 use super::net::{tag, untag, Netns, Trunk, UNTAGGED};
-use crate::util;
+use crate::util::{self, KillOnDrop};
 
 /// A small host: enough to boot with systemd, bring up a VLAN with ifupdown and answer
 /// ssh.
@@ -179,10 +179,11 @@ fn qemu_live_guest_answers_on_its_tagged_vlan_and_untagged() {
         )
         .unwrap_or_else(|e| guest.fail(&e));
     assert!(banner.starts_with(b"SSH-2.0-OpenSSH"));
-    // The VLAN's frames crossed the trunk tagged: the tagger saw them on its VLAN tap,
-    // not only on the untagged one.
+    // The guest's VLAN frames crossed the trunk tagged with its VID: the tagger
+    // untagged them onto the VLAN's tap, and its untagged frames onto the other.
     let stats = trunk.stats();
-    assert!(stats.contains(&format!("vlan{VLAN}: ")), "{stats}");
+    assert!(trunk.from_guest(&format!("vlan{VLAN}")) > 0, "{stats}");
+    assert!(trunk.from_guest(UNTAGGED) > 0, "{stats}");
     // Nothing of this reached the host's own network: the addresses are only inside.
     let host = Command::new("ip").args(["-o", "addr"]).output().unwrap();
     assert!(!String::from_utf8_lossy(&host.stdout).contains(NS_VLAN_IP));
@@ -192,109 +193,159 @@ fn qemu_live_guest_answers_on_its_tagged_vlan_and_untagged() {
     );
 }
 
-/// The first host of `profiles/examples/lab-ubuntu1204.yaml`, rendered, on media laid
-/// out as `hvseed iso` lays out `/hvseed` (the agent and `hosts/`).
-fn ubuntu1204_media(work: &Path) -> Option<(std::path::PathBuf, std::path::PathBuf, String)> {
-    let agent = util::agent()?;
+/// Where the Ubuntu 12.04 example's first host finds hvseed's files.
+#[derive(Clone, Copy, PartialEq)]
+enum Source {
+    /// An initrd preseed and `/hvseed/` on the CD at `/cdrom`, as `hvseed iso` makes.
+    Cd,
+    /// `preseed/url` and files from `hvseed serve` over the tree `hvseed pxe` lays out
+    /// (`http/hosts/…`, `http/hvseed-firstboot`), in the test's namespace.
+    Http,
+}
+
+const SERVE_IP: &str = "10.9.0.1";
+
+/// The first host of `profiles/examples/lab-ubuntu1204.yaml`, rendered (with
+/// `--http-base` for [`Source::Http`]), its preseed's commands run by d-i's own tools
+/// against a bookworm root: the agent, the plan and root's keys land in /target with
+/// their modes, and the agent's offline step ran there (the network configuration it
+/// wrote carries the plan's management address).
+fn ubuntu1204_late_command(source: Source) {
+    if !super::ready("the late_command runner's test") || !di::available() {
+        return;
+    }
+    let Some(agent) = util::agent() else {
+        return;
+    };
+    let work = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let work = work.path();
+    let fqdn = "kvm21.lab.example.org";
+    let base = format!("http://{SERVE_IP}:8080");
     let out = work.join("render");
-    let o = util::output_within_secs(
-        util::hvseed()
-            .arg("render")
-            .arg(util::root().join("profiles/examples/lab-ubuntu1204.yaml"))
-            .arg("--out")
-            .arg(&out),
-        120,
-    );
+    let mut render = util::hvseed();
+    render
+        .arg("render")
+        .arg(util::root().join("profiles/examples/lab-ubuntu1204.yaml"))
+        .arg("--out")
+        .arg(&out);
+    if source == Source::Http {
+        render.args(["--http-base", &base]);
+    }
+    let o = util::output_within_secs(&mut render, 120);
     assert!(
         o.status.success(),
         "render: {}",
         String::from_utf8_lossy(&o.stderr)
     );
-    let fqdn = "kvm21.lab.example.org".to_string();
-    let cdrom = work.join("cdrom");
-    std::fs::create_dir_all(cdrom.join("hvseed")).unwrap();
-    image::copy_tree(&out.join("hosts"), &cdrom.join("hvseed/hosts"));
-    std::fs::copy(&agent, cdrom.join("hvseed/hvseed-firstboot")).unwrap();
-    Some((out.join(format!("hosts/{fqdn}/preseed.cfg")), cdrom, fqdn))
-}
-
-/// The rendered Ubuntu 12.04 preseed's early and late commands, run by d-i's own tools
-/// against a bookworm root: the agent, the plan and root's keys land in /target with
-/// their modes, and the agent's offline step ran there (its files carry the plan's
-/// management address).
-#[test]
-fn live_ubuntu1204_late_command_lands_the_agent_and_plan_in_target() {
-    if !super::ready("the late_command runner's test") || !di::available() {
-        return;
-    }
-    let work = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let Some((preseed, cdrom, fqdn)) = ubuntu1204_media(work.path()) else {
-        return;
+    // The files as the media carry them: /hvseed/ on the CD, http/ of a PXE tree.
+    let files = match source {
+        Source::Cd => work.join("cdrom/hvseed"),
+        Source::Http => work.join("pxe/http"),
     };
+    std::fs::create_dir_all(&files).unwrap();
+    image::copy_tree(&out.join("hosts"), &files.join("hosts"));
+    std::fs::copy(&agent, files.join("hvseed-firstboot")).unwrap();
+
     let root = image::root(&smoke_spec());
-    let target = work.path().join("target");
+    let target = work.join("target");
     root.copy_to(&target);
+    let ns = Netns::new();
+    let _serve;
+    let preseed_file = out.join(format!("hosts/{fqdn}/preseed.cfg"));
+    let preseed_url = format!("{base}/hosts/{fqdn}/preseed.cfg");
+    let (preseed, media, netns) = match source {
+        Source::Cd => (
+            Preseed::Initrd(&preseed_file),
+            Some(work.join("cdrom")),
+            None,
+        ),
+        Source::Http => {
+            ns.ip(&["addr", "add", &format!("{SERVE_IP}/32"), "dev", "lo"]);
+            _serve = KillOnDrop(
+                ns.command(env!("CARGO_BIN_EXE_hvseed"))
+                    .arg("serve")
+                    .arg(work.join("pxe"))
+                    .args(["--listen", &format!("{SERVE_IP}:8080")])
+                    .env("NO_COLOR", "1")
+                    .env_remove("RUST_LOG")
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(std::fs::File::create(work.join("serve.log")).unwrap())
+                    .spawn()
+                    .unwrap(),
+            );
+            ns.wait_tcp(
+                format!("{SERVE_IP}:8080").parse().unwrap(),
+                Duration::from_secs(30),
+            )
+            .unwrap();
+            (Preseed::Url(&preseed_url), None, Some(&ns))
+        }
+    };
     let start = Instant::now();
-    let run = run_preseed(
-        &preseed,
-        &target,
-        Some(&cdrom),
-        None,
-        &work.path().join("di"),
-    );
+    let run = run_preseed(preseed, &target, media.as_deref(), netns, &work.join("di"));
     eprintln!("live: late_command run in {:.1?}", start.elapsed());
-    assert!(run.status.success(), "{}", run.describe());
+    let describe = || {
+        let serve = std::fs::read_to_string(work.join("serve.log")).unwrap_or_default();
+        format!("{}\n---- hvseed serve ----\n{serve}", run.describe())
+    };
+    assert!(run.status.success(), "{}", describe());
     for q in ["preseed/early_command", "preseed/late_command"] {
         assert!(
             run.output.contains(&format!("hvseed-di: {q} exited 0")),
             "{}",
-            run.describe()
+            describe()
         );
     }
     assert!(
         run.console.contains(&format!("hvseed: installing {fqdn}")),
         "{}",
-        run.describe()
+        describe()
     );
     assert!(
         run.console.contains(&format!(
             "hvseed: {fqdn}: handed over to the first-boot agent"
         )),
         "{}",
-        run.describe()
+        describe()
     );
     let same = |in_target: &str, source: &Path, mode: u32| {
         use std::os::unix::fs::PermissionsExt;
         let p = target.join(in_target);
         assert_eq!(
-            std::fs::read(&p).unwrap_or_else(|e| panic!(
-                "{}: {e}\n{}",
-                p.display(),
-                run.describe()
-            )),
+            std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}\n{}", p.display(), describe())),
             std::fs::read(source).unwrap(),
             "{in_target}"
         );
         let m = std::fs::metadata(&p).unwrap().permissions().mode() & 0o7777;
         assert_eq!(m, mode, "mode of {in_target}: {m:o}");
     };
-    let host = cdrom.join("hvseed/hosts").join(&fqdn);
-    same(
-        "usr/sbin/hvseed-firstboot",
-        &cdrom.join("hvseed/hvseed-firstboot"),
-        0o755,
-    );
+    let host = files.join("hosts").join(fqdn);
+    same("usr/sbin/hvseed-firstboot", &agent, 0o755);
     same("etc/hvseed/plan.json", &host.join("plan.json"), 0o600);
     same(
         "root/.ssh/authorized_keys",
         &host.join("authorized_keys"),
         0o600,
     );
-    // The agent's offline step: the management address of the plan is in the network
-    // configuration it wrote into /target (not in the root as mmdebstrap left it).
-    let plan: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(host.join("plan.json")).unwrap()).unwrap();
-    let plan_text = plan.to_string();
+    if source == Source::Http {
+        // d-i fetched the preseed itself, and the late script the rest, over HTTP.
+        let log = std::fs::read_to_string(work.join("serve.log")).unwrap();
+        for path in [
+            format!("/hosts/{fqdn}/preseed.cfg"),
+            "/hvseed-firstboot".into(),
+            format!("/hosts/{fqdn}/plan.json"),
+        ] {
+            assert!(
+                log.contains(&format!("GET {path:?} 200")),
+                "{path}: {}",
+                describe()
+            );
+        }
+    }
+    // The agent's offline step: an address of the plan is in the network configuration
+    // it wrote into /target (not in the root as mmdebstrap left it).
+    let plan_text = std::fs::read_to_string(host.join("plan.json")).unwrap();
     let written =
         std::fs::read_to_string(target.join("etc/network/interfaces")).unwrap_or_default();
     let before =
@@ -307,13 +358,23 @@ fn live_ubuntu1204_late_command_lands_the_agent_and_plan_in_target() {
         .lines()
         .filter_map(|l| l.trim().strip_prefix("address "))
         .map(|a| a.split('/').next().unwrap().to_owned())
-        .find(|a| plan_text.contains(a.as_str()));
+        .find(|a| plan_text.contains(&format!("\"{a}")));
     assert!(
         ip.is_some(),
         "no address of the plan in /etc/network/interfaces:\n{written}"
     );
     // The cached root is untouched.
     assert!(!root.tree.join("usr/sbin/hvseed-firstboot").exists());
+}
+
+#[test]
+fn live_ubuntu1204_late_command_from_the_cd_lands_the_agent_and_plan_in_target() {
+    ubuntu1204_late_command(Source::Cd);
+}
+
+#[test]
+fn live_ubuntu1204_late_command_over_http_lands_the_agent_and_plan_in_target() {
+    ubuntu1204_late_command(Source::Http);
 }
 
 /// A preseed written here: its late_command uses d-i's `in-target`, which runs the
@@ -333,12 +394,18 @@ fn live_in_target_runs_in_the_root_and_a_failure_is_seen() {
     std::fs::write(
         &preseed,
         "d-i debian-installer/locale string en_US.UTF-8\n\
-         d-i preseed/late_command string in-target sh -c 'dpkg-query -W -f=\"${Version}\" openssh-server > /root/sshd-version; \
+         d-i preseed/late_command string in-target sh -c 'dpkg-query -W -f=\"\\${Version}\" openssh-server > /root/sshd-version; \
          test -r /proc/1/status && test -e /usr/sbin/policy-rc.d && echo ok > /root/chrooted'; \
          echo late-done > /dev/console\n",
     )
     .unwrap();
-    let run = run_preseed(&preseed, &target, None, None, &work.path().join("di"));
+    let run = run_preseed(
+        Preseed::Initrd(&preseed),
+        &target,
+        None,
+        None,
+        &work.path().join("di"),
+    );
     assert!(run.status.success(), "{}", run.describe());
     assert!(
         run.output
@@ -381,7 +448,13 @@ fn live_in_target_runs_in_the_root_and_a_failure_is_seen() {
         "d-i preseed/late_command string in-target false\n",
     )
     .unwrap();
-    let run = run_preseed(&failing, &target, None, None, &work.path().join("di2"));
+    let run = run_preseed(
+        Preseed::Initrd(&failing),
+        &target,
+        None,
+        None,
+        &work.path().join("di2"),
+    );
     assert!(!run.status.success(), "{}", run.describe());
     assert!(
         run.output
