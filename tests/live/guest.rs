@@ -1,7 +1,7 @@
 //! A QEMU guest under TCG booting a built root's own kernel and initrd from a disk
 //! image, its one NIC on a [`Trunk`](super::net::Trunk). One guest at a time across
-//! all test processes (two TCG guests on two cores starve each other): a `flock` on
-//! [`QEMU_LOCK`] is held for the guest's life. QEMU runs in its own process group and
+//! all test processes (two TCG guests on two cores starve each other): the guest holds
+//! `util::one_qemu` for its life, as every QEMU of the tests does. QEMU runs in its own process group and
 //! dies with the test: killed when the guest is dropped (a panic included) and, through
 //! the parent-death signal, if the test process itself is killed.
 
@@ -11,10 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::image::{lock_file, tail};
-
-/// The lock every live QEMU guest holds.
-pub const QEMU_LOCK: &str = "/tmp/hvseed-live-qemu.lock";
+use super::image::tail;
+use crate::util::one_qemu;
 
 /// How to boot.
 pub struct GuestSpec<'a> {
@@ -40,7 +38,7 @@ impl Guest {
     /// Starts QEMU (after waiting for the global lock); its serial console goes to
     /// `dir/console.log`.
     pub fn boot(spec: &GuestSpec, dir: &Path) -> Guest {
-        let lock = lock_file(Path::new(QEMU_LOCK));
+        let lock = one_qemu();
         let console = dir.join("console.log");
         let disk_format = if spec.disk.extension().is_some_and(|e| e == "qcow2") {
             "qcow2"

@@ -13,6 +13,7 @@ use std::time::Instant;
 use sha2::{Digest, Sha256};
 
 use crate::support::output_within_secs;
+use crate::util::lock_file;
 
 /// The source of this module: part of every cache key, so a change to how roots and
 /// images are built builds them again.
@@ -280,8 +281,7 @@ pub fn copy_tree(src: &Path, dest: &Path) {
     );
 }
 
-/// The cache's lock (`flock` on `CACHE/.lock`; threads of one process take it through
-/// separate open files, so it orders them too). While it is held, nothing else builds:
+/// The cache's lock (`flock` on `CACHE/.lock`, see [`lock_file`]). While it is held, nothing else builds:
 /// temporaries of a build that was killed are removed when it is taken.
 struct CacheLock {
     _file: File,
@@ -308,32 +308,6 @@ impl CacheLock {
             .tempdir_in(&self.dir)
             .unwrap()
             .keep()
-    }
-}
-
-/// `path` opened (created if needed) and locked exclusively (`flock`, waiting for it);
-/// the lock goes with the returned file.
-pub fn lock_file(path: &Path) -> File {
-    use std::os::fd::AsRawFd;
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .unwrap_or_else(|e| panic!("opening {}: {e}", path.display()));
-    loop {
-        // SAFETY: flock on a file descriptor this function owns.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
-        if rc == 0 {
-            return file;
-        }
-        let err = std::io::Error::last_os_error();
-        assert_eq!(
-            err.kind(),
-            std::io::ErrorKind::Interrupted,
-            "flock {}: {err}",
-            path.display()
-        );
     }
 }
 

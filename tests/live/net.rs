@@ -270,7 +270,7 @@ impl Trunk {
     }
 
     /// Frames that came from the guest and went out on `tap` so far.
-    pub fn from_guest(&self, tap: &str) -> u64 {
+    pub fn frames_from_guest(&self, tap: &str) -> u64 {
         let per = self.counters.per_tap.lock().unwrap();
         per.get(tap).map_or(0, |c| c.0)
     }

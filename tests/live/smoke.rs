@@ -182,8 +182,8 @@ fn qemu_live_guest_answers_on_its_tagged_vlan_and_untagged() {
     // The guest's VLAN frames crossed the trunk tagged with its VID: the tagger
     // untagged them onto the VLAN's tap, and its untagged frames onto the other.
     let stats = trunk.stats();
-    assert!(trunk.from_guest(&format!("vlan{VLAN}")) > 0, "{stats}");
-    assert!(trunk.from_guest(UNTAGGED) > 0, "{stats}");
+    assert!(trunk.frames_from_guest(&format!("vlan{VLAN}")) > 0, "{stats}");
+    assert!(trunk.frames_from_guest(UNTAGGED) > 0, "{stats}");
     // Nothing of this reached the host's own network: the addresses are only inside.
     let host = Command::new("ip").args(["-o", "addr"]).output().unwrap();
     assert!(!String::from_utf8_lossy(&host.stdout).contains(NS_VLAN_IP));
