@@ -186,6 +186,10 @@ pub fn root(spec: &RootSpec) -> Root {
     let spec_text = format!("{spec:#?}\n");
     std::fs::write(tmp.join("spec.txt"), spec_text).unwrap();
     std::fs::rename(&tmp, &entry).unwrap();
+    eprintln!(
+        "live: built root {key} with mmdebstrap in {:.1?}",
+        start.elapsed()
+    );
     Root {
         key,
         tree,
@@ -230,6 +234,7 @@ pub fn image(spec: &RootSpec, extras: &[Extra]) -> Disk {
     std::fs::copy(root.initrd(), tmp.join("initrd.img")).unwrap();
     std::fs::remove_dir_all(&stage).unwrap();
     std::fs::rename(&tmp, &entry).unwrap();
+    eprintln!("live: made disk image {key} in {:.1?}", start.elapsed());
     disk(Some(start.elapsed()))
 }
 

@@ -86,22 +86,7 @@ fn qemu_live_guest_answers_on_its_tagged_vlan_and_untagged() {
         Extra::new("/etc/network/interfaces", 0o644, interfaces()),
         Extra::new("/etc/hostname", 0o644, "hvseed-smoke\n"),
     ];
-    let root = image::root(&smoke_spec());
-    eprintln!(
-        "live: root {} {}",
-        root.key,
-        root.built_in
-            .map(|d| format!("built in {d:.1?}"))
-            .unwrap_or_else(|| "from the cache".into())
-    );
     let disk = image::image(&smoke_spec(), &extras);
-    eprintln!(
-        "live: image {} {}",
-        disk.key,
-        disk.built_in
-            .map(|d| format!("made in {d:.1?}"))
-            .unwrap_or_else(|| "from the cache".into())
-    );
     let work = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let overlay = disk.overlay(work.path());
 
@@ -182,7 +167,10 @@ fn qemu_live_guest_answers_on_its_tagged_vlan_and_untagged() {
     // The guest's VLAN frames crossed the trunk tagged with its VID: the tagger
     // untagged them onto the VLAN's tap, and its untagged frames onto the other.
     let stats = trunk.stats();
-    assert!(trunk.frames_from_guest(&format!("vlan{VLAN}")) > 0, "{stats}");
+    assert!(
+        trunk.frames_from_guest(&format!("vlan{VLAN}")) > 0,
+        "{stats}"
+    );
     assert!(trunk.frames_from_guest(UNTAGGED) > 0, "{stats}");
     // Nothing of this reached the host's own network: the addresses are only inside.
     let host = Command::new("ip").args(["-o", "addr"]).output().unwrap();
