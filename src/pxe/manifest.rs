@@ -1,20 +1,17 @@
-//! Writing the PXE tree incrementally: a manifest of every file hvseed wrote (path,
-//! SHA-256, size, mtime), files rewritten only when their content changes (temp file +
-//! rename, so a reader never sees half a file), files that left the tree removed —
-//! only ever files the manifest lists, never anything a user put there.
+//! The manifest of the last run, `DIR/.hvseed-pxe-manifest.json`: every file hvseed
+//! wrote (path, SHA-256, size, mtime), per host the key of its inputs, and the sources
+//! (ISO, local files, derived images) the tree was made from. Only files it lists are
+//! ever replaced or removed, never anything a user put in the tree.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest as _, Sha256};
 
-use super::beneath::{Beneath, FileStat};
-pub use crate::sums::{sha256_bytes, sha256_file, sha256_reader, sha256sums, Digest};
+use crate::sums::Digest;
 
 /// The manifest's file name in the tree's root.
 pub const MANIFEST: &str = ".hvseed-pxe-manifest.json";
@@ -263,7 +260,7 @@ impl Manifest {
             return Ok(());
         }
         let bytes = self.to_json().context("serialising the manifest")?;
-        write_atomic(&dir.join(MANIFEST), &bytes, 0o644)
+        super::apply::write_atomic(&dir.join(MANIFEST), &bytes, 0o644)
     }
 
     /// The manifest as JSON, what `serde_json` would write for it; the file map (tens
@@ -313,7 +310,7 @@ impl Manifest {
 
     /// The recorded files that are no longer as hvseed wrote them: missing, or of
     /// another size, mtime or type (all of them when the tree cannot be read).
-    pub fn stale_files(&self, dir: &Path) -> std::collections::HashSet<String> {
+    pub fn stale_files(&self, dir: &Path) -> HashSet<String> {
         let Ok(stat) = TreeStat::open(dir) else {
             return self.files.keys().cloned().collect();
         };
@@ -331,113 +328,30 @@ impl Manifest {
     }
 }
 
-fn record_of_stat(st: &FileStat, sha256: Digest) -> FileRecord {
-    FileRecord {
-        sha256,
-        size: st.size,
-        mtime: st.mtime,
-        mtime_nsec: st.mtime_nsec,
-    }
-}
-
-fn record_of(m: &fs::Metadata, sha256: Digest) -> FileRecord {
-    FileRecord {
-        sha256,
-        size: m.len(),
-        mtime: m.mtime(),
-        mtime_nsec: m.mtime_nsec(),
-    }
-}
-
-/// SHA-256 of a value's derived `Hash` (see [`Sha256Hasher`]).
-pub fn sha256_of<T: std::hash::Hash + ?Sized>(v: &T) -> Digest {
-    let mut h = Sha256Hasher(Sha256::new());
-    v.hash(&mut h);
-    Digest(h.0.finalize().into())
-}
-
-/// A [`std::hash::Hasher`] that feeds everything into SHA-256: a derived `Hash` of a
-/// value gives a stable digest of it (within one hvseed binary) without formatting it.
-pub struct Sha256Hasher(pub Sha256);
-
-impl std::hash::Hasher for Sha256Hasher {
-    fn write(&mut self, bytes: &[u8]) {
-        self.0.update(bytes);
-    }
-    fn finish(&self) -> u64 {
-        unreachable!("use the digest, not a u64")
-    }
-}
-
-/// What a path of the tree should hold.
-#[derive(Debug)]
-pub enum Want {
-    Bytes(Vec<u8>),
-    /// A copy of a local file.
-    Copy(PathBuf),
-    /// A file prepared in the staging directory, moved into place.
-    Move(PathBuf),
-    /// What the previous run wrote (known unchanged on disk), as the manifest
-    /// records it.
-    Keep(FileRecord),
-}
-
-#[derive(Debug)]
-pub struct Entry {
-    pub want: Want,
-    pub sha256: Digest,
-    /// 0o644, or 0o755 for programs.
-    pub mode: u32,
-}
-
-/// The whole tree as it should be: (relative path, entry), in the order added until
-/// [`Desired::into_sorted`].
+/// The last run as the tree records it: its manifest, and the files it lists that are
+/// no longer as written.
 #[derive(Debug, Default)]
-pub struct Desired {
-    pub entries: Vec<(String, Entry)>,
+pub struct LastRun {
+    pub manifest: Manifest,
+    /// Files of `manifest` that are missing or changed on disk ([`Manifest::stale_files`]).
+    pub stale: HashSet<String>,
 }
 
-impl Desired {
-    pub fn bytes(&mut self, path: impl Into<String>, b: Vec<u8>) {
-        let sha256 = sha256_bytes(&b);
-        self.entries.push((
-            path.into(),
-            Entry {
-                want: Want::Bytes(b),
-                sha256,
-                mode: 0o644,
-            },
-        ));
+impl LastRun {
+    /// Reads the manifest of `out` and looks at (`stat`) every file it lists; a tree
+    /// that does not exist yet has an empty manifest.
+    pub fn read(out: &Path) -> Result<LastRun> {
+        if out.is_dir() {
+            let manifest = Manifest::load(out)?;
+            let stale = manifest.stale_files(out);
+            Ok(LastRun { manifest, stale })
+        } else {
+            Ok(LastRun {
+                manifest: Manifest::empty(),
+                stale: HashSet::new(),
+            })
+        }
     }
-
-    pub fn insert(&mut self, path: impl Into<String>, want: Want, sha256: Digest, mode: u32) {
-        self.entries
-            .push((path.into(), Entry { want, sha256, mode }));
-    }
-
-    /// The entries sorted by path; of a path added twice, the later entry.
-    pub fn into_sorted(mut self) -> Vec<(String, Entry)> {
-        // Reversed first, so that the stable sort puts the later of two equal paths
-        // first and `dedup_by` keeps it.
-        self.entries.reverse();
-        self.entries.sort_by(|a, b| a.0.cmp(&b.0));
-        self.entries.dedup_by(|later, earlier| later.0 == earlier.0);
-        self.entries
-    }
-}
-
-/// Adds file `path` with `bytes` to `desired` (sorted by path, without `path`) at its
-/// place.
-pub fn insert_sorted(desired: &mut Vec<(String, Entry)>, path: &str, bytes: Vec<u8>) {
-    let at = desired.partition_point(|(p, _)| p.as_str() < path);
-    debug_assert!(desired.get(at).is_none_or(|(p, _)| p != path));
-    let sha256 = sha256_bytes(&bytes);
-    let e = Entry {
-        want: Want::Bytes(bytes),
-        sha256,
-        mode: 0o644,
-    };
-    desired.insert(at, (path.to_string(), e));
 }
 
 /// `stat`s files of the tree relative to directories opened once (for tens of
@@ -484,201 +398,10 @@ impl TreeStat {
     }
 }
 
-/// What a run changed.
-#[derive(Debug, Default)]
-pub struct Changes {
-    pub added: Vec<String>,
-    pub updated: Vec<String>,
-    pub removed: Vec<String>,
-    pub unchanged: usize,
-}
-
-/// Refuses to overwrite files hvseed did not write (paths not in the manifest whose
-/// content differs from what would be written), and a symbolic link (or a file) where
-/// a directory of a path the run writes or removes should be: nothing is changed
-/// then. Returns the new paths that do not exist yet, which [`apply`] then creates
-/// without looking again.
-pub fn check_foreign(
-    tree: &Beneath,
-    old: &Manifest,
-    desired: &[(String, Entry)],
-) -> Result<std::collections::HashSet<String>> {
-    // Every directory the run may write in or remove from (kept files are not
-    // touched): one `openat` per directory, in sorted order.
-    let mut last_dir = None;
-    let written = desired
-        .iter()
-        .filter(|(_, e)| !matches!(e.want, Want::Keep(_)))
-        .map(|(p, _)| p);
-    // The manifest's files no longer wanted: both lists are sorted, one pass.
-    let mut wanted = desired.iter().map(|(p, _)| p.as_str()).peekable();
-    let removed = old.files.keys().filter(move |p| {
-        while wanted.next_if(|w| *w < p.as_str()).is_some() {}
-        wanted.peek() != Some(&p.as_str())
-    });
-    for path in written.chain(removed) {
-        let d = path.rsplit_once('/').map_or("", |(d, _)| d);
-        if last_dir != Some(d) {
-            tree.check_dirs(path)?;
-            last_dir = Some(d);
-        }
-    }
-    let mut foreign = Vec::new();
-    let mut absent = std::collections::HashSet::new();
-    for (path, e) in desired {
-        if matches!(e.want, Want::Keep(_)) || old.files.contains_key(path) {
-            continue;
-        }
-        match tree.lstat(path)? {
-            None => {
-                absent.insert(path.clone());
-            }
-            Some(m) if m.kind == rustix::fs::FileType::RegularFile => {
-                let f = tree.open_file(path)?;
-                if f.map(|f| sha256_reader(f, &tree.show(path))).transpose()? != Some(e.sha256) {
-                    foreign.push(path.clone());
-                }
-            }
-            Some(_) => foreign.push(path.clone()),
-        }
-    }
-    if !foreign.is_empty() {
-        let shown: Vec<&str> = foreign.iter().take(5).map(String::as_str).collect();
-        bail!(
-            "{}: {} file(s) that hvseed did not write would be replaced ({}{}); nothing was \
-             changed. Move them away or write the tree to another --out directory",
-            tree.path().display(),
-            foreign.len(),
-            shown.join(", "),
-            if foreign.len() > shown.len() {
-                ", ..."
-            } else {
-                ""
-            }
-        );
-    }
-    Ok(absent)
-}
-
-/// Brings the tree to `desired` (sorted by path, see [`Desired::into_sorted`]);
-/// returns the new file records and what changed. `stale`: the manifest's files that
-/// are no longer as written ([`Manifest::stale_files`]); `absent`: new paths
-/// [`check_foreign`] found missing.
-pub fn apply(
-    tree: &Beneath,
-    old: &Manifest,
-    stale: &std::collections::HashSet<String>,
-    desired: Vec<(String, Entry)>,
-    absent: &std::collections::HashSet<String>,
-) -> Result<(BTreeMap<String, FileRecord>, Changes)> {
-    let mut files: Vec<(String, FileRecord)> = Vec::with_capacity(desired.len());
-    let mut changes = Changes::default();
-    for (path, e) in desired {
-        if let Want::Keep(r) = e.want {
-            files.push((path, r));
-            changes.unchanged += 1;
-            continue;
-        }
-        if let Some(r) = old.files.get(&path) {
-            if r.sha256 == e.sha256 && !stale.contains(&path) {
-                files.push((path, *r));
-                changes.unchanged += 1;
-                continue;
-            }
-        }
-        let existing = if absent.contains(&path) {
-            None
-        } else {
-            tree.open_file(&path)?
-        };
-        // Something else there (a link, say, in place of a file of the manifest's) is
-        // replaced by renaming over it, never written through.
-        let exists =
-            existing.is_some() || (!absent.contains(&path) && tree.lstat(&path)?.is_some());
-        // Same content already there (e.g. a file the manifest lost track of, or one
-        // touched without being changed): record it, do not rewrite it.
-        if let Some(f) = existing {
-            if sha256_reader(&f, &tree.show(&path))? == e.sha256 {
-                let m = f.metadata()?;
-                if m.permissions().mode() & 0o777 != e.mode {
-                    f.set_permissions(fs::Permissions::from_mode(e.mode))?;
-                }
-                files.push((path.clone(), record_of(&f.metadata()?, e.sha256)));
-                changes.unchanged += 1;
-                continue;
-            }
-        }
-        let st = match e.want {
-            // A new path: no reader can be holding an older version, so the file is
-            // written in place (an interrupted run leaves it listed in the manifest with
-            // no hash, so the next run rewrites it).
-            Want::Bytes(b) if !exists => tree.write_new(&path, &b, e.mode)?,
-            Want::Bytes(b) => tree.write_atomic(&path, &b, e.mode, false)?,
-            Want::Copy(src) => tree.copy_atomic(&src, &path, e.mode)?,
-            Want::Move(src) => {
-                fs::set_permissions(&src, fs::Permissions::from_mode(e.mode))
-                    .with_context(|| format!("chmod {}", src.display()))?;
-                tree.move_in(&src, &path)?;
-                tree.lstat(&path)?
-                    .with_context(|| format!("{} vanished", tree.show(&path).display()))?
-            }
-            Want::Keep(_) => unreachable!(),
-        };
-        files.push((path.clone(), record_of_stat(&st, e.sha256)));
-        if exists {
-            changes.updated.push(path);
-        } else {
-            changes.added.push(path);
-        }
-    }
-    // The manifest's files that are no longer wanted: both lists are sorted, so one
-    // pass over them side by side finds them.
-    let mut wanted = files.iter().map(|(p, _)| p.as_str()).peekable();
-    for path in old.files.keys() {
-        while wanted.next_if(|w| *w < path.as_str()).is_some() {}
-        if wanted.peek() == Some(&path.as_str()) {
-            continue;
-        }
-        tree.remove_file(path)?;
-        tree.prune_empty_parents(path);
-        changes.removed.push(path.clone());
-    }
-    // Sorted already: the map is built without a search per path.
-    Ok((files.into_iter().collect(), changes))
-}
-
-/// Temporary files beside the files they replace: `.hvseed-tmp-` + the owner tag
-/// ([`crate::interrupt::temp_prefix`]) + random characters.
-pub const TMP_BASE: &str = super::beneath::TMP_PREFIX;
-
-/// A temporary file in `parent`, on the interrupt list while the guard lives.
-fn temp_beside(parent: &Path) -> Result<(tempfile::NamedTempFile, crate::interrupt::Guard)> {
-    crate::interrupt::track(
-        || {
-            tempfile::Builder::new()
-                .prefix(&crate::interrupt::temp_prefix(TMP_BASE))
-                .tempfile_in(parent)
-        },
-        |t| vec![crate::interrupt::Item::Path(t.path().to_path_buf())],
-    )
-    .with_context(|| format!("creating a temporary file in {}", parent.display()))
-}
-
-/// Writes `bytes` to a temporary file beside `path` and renames it into place.
-pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
-    let parent = path.parent().unwrap_or(Path::new("."));
-    let (mut tmp, _guard) = temp_beside(parent)?;
-    tmp.write_all(bytes)
-        .with_context(|| format!("writing {}", path.display()))?;
-    fs::set_permissions(tmp.path(), fs::Permissions::from_mode(mode))?;
-    tmp.persist(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sums::sha256_bytes;
 
     #[test]
     fn a_format_1_manifest_is_read_and_its_hosts_are_rendered_again() {
