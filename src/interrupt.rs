@@ -85,9 +85,25 @@ pub fn track_path(path: &Path) -> Guard {
 }
 
 /// A step an interrupt waits for instead of cutting it in half (keep it short: a few
-/// renames).
+/// renames). Never take it twice on one thread: a second `critical()` while the
+/// handler waits for the first would wait for ever.
 pub fn critical() -> RwLockReadGuard<'static, ()> {
     CRITICAL.read().unwrap_or_else(|p| p.into_inner())
+}
+
+/// `std::fs::create_dir_all` for a directory inside a listed temporary, as one step
+/// the handler waits for: once the handler has removed the temporary, no thread
+/// creates it again (a `create_dir_all` by path after the removal would).
+pub fn create_dir_all(dir: &Path) -> std::io::Result<()> {
+    let _step = critical();
+    std::fs::create_dir_all(dir)
+}
+
+/// `std::fs::write` into a listed temporary directory, as one step the handler waits
+/// for (see [`create_dir_all`]).
+pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let _step = critical();
+    std::fs::write(path, bytes)
 }
 
 /// The signal being handled, if hvseed was interrupted. The verb's own error path

@@ -6,12 +6,12 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
-use crate::util::{agent, hvseed, output_within_secs, require_tool, root, KillOnDrop};
+use crate::util::{agent, hvseed, one_qemu, output_within_secs, require_tool, root, KillOnDrop};
 
 // ------------------------------------------------------------------ helpers
 
@@ -219,9 +219,6 @@ fn check_hvseed_dir(iso: &Path, expected: &BTreeMap<String, Vec<u8>>, agent: &Pa
 
 // ------------------------------------------------------------------ QEMU
 
-/// One QEMU at a time: the machines are small and TCG is CPU-bound.
-static QEMU: Mutex<()> = Mutex::new(());
-
 enum Firmware {
     Bios,
     Uefi,
@@ -230,7 +227,7 @@ enum Firmware {
 /// Boots `iso` as a CD and waits for `want` on the serial console; fails early on
 /// `fail` patterns or after `secs`. Returns the serial log.
 fn boot(iso: &Path, fw: Firmware, mac: &str, want: &str, secs: u64) -> String {
-    let _one = QEMU.lock().unwrap_or_else(|p| p.into_inner());
+    let _one = one_qemu();
     let d = tempfile::tempdir().unwrap();
     let log = d.path().join("serial.log");
     // QEMU itself, not under `timeout`: killing a `timeout` wrapper would leave QEMU

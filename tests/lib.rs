@@ -5,6 +5,7 @@ mod fuzz_iso;
 mod inputs;
 mod inventory;
 mod iso;
+mod live;
 mod process;
 mod pxe;
 mod render;

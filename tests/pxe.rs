@@ -1163,6 +1163,7 @@ fn a_full_disk_is_reported_as_such_and_leaves_nothing() {
 struct Qemu {
     child: std::process::Child,
     log: PathBuf,
+    _one_at_a_time: std::fs::File,
 }
 
 impl Qemu {
@@ -1184,6 +1185,7 @@ impl Qemu {
     }
 
     fn boot(tftp: &Path, bootfile: &str, mac: &str, log: &Path, extra: &[String]) -> Qemu {
+        let one = crate::util::one_qemu();
         let child = Command::new("timeout")
             .args(["300", "qemu-system-x86_64", "-accel", "tcg", "-m", "1024"])
             .args(["-display", "none", "-monitor", "none", "-no-reboot"])
@@ -1209,6 +1211,7 @@ impl Qemu {
         Qemu {
             child,
             log: log.to_path_buf(),
+            _one_at_a_time: one,
         }
     }
 

@@ -1296,6 +1296,7 @@ fn real_d_i_announces_the_host_chosen_by_mac() {
         "example changed?"
     );
     let log = dir.path().join("serial.log");
+    let _one = util::one_qemu();
     // QEMU itself, not under `timeout`: the guard's SIGKILL would reach only a
     // `timeout` wrapper and leave QEMU running. The loop below is the time limit.
     let child = Command::new("qemu-system-x86_64")

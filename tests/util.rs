@@ -84,6 +84,42 @@ pub fn iso_fixtures(layout: &str) -> PathBuf {
     dir
 }
 
+/// The lock every QEMU guest of the tests holds for its life: one guest at a time
+/// across all test processes and threads (two TCG guests on two cores starve each
+/// other, and boot tests have deadlines).
+pub const QEMU_LOCK: &str = "/tmp/hvseed-tests-qemu.lock";
+
+/// Waits for, then holds (until the file is dropped) the one-QEMU-at-a-time lock.
+pub fn one_qemu() -> std::fs::File {
+    lock_file(Path::new(QEMU_LOCK))
+}
+
+/// `path` opened (created if needed) and locked exclusively with `flock`, waiting for
+/// it; the lock goes with the returned file. Threads of one process take it through
+/// separate open files, so it orders them too.
+pub fn lock_file(path: &Path) -> std::fs::File {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .unwrap_or_else(|e| panic!("opening {}: {e}", path.display()));
+    loop {
+        // SAFETY: flock on a file descriptor this function owns.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
+            return file;
+        }
+        let err = std::io::Error::last_os_error();
+        assert_eq!(
+            err.kind(),
+            std::io::ErrorKind::Interrupted,
+            "flock {}: {err}",
+            path.display()
+        );
+    }
+}
+
 /// pykickstart's ksvalidator: `$HVSEED_KSVALIDATOR`, else `.venv/bin/ksvalidator`.
 pub fn ksvalidator() -> Option<PathBuf> {
     pykickstart_tool("HVSEED_KSVALIDATOR", ".venv/bin/ksvalidator")

@@ -11,9 +11,9 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::bounded;
-use crate::files::{self, Keys};
+use crate::files::{agent_properties, hosts, libvirt};
 use crate::fsroot::{self, Owner, Root};
-use crate::plan::{NetworkType, Os, Plan};
+use crate::plan::Plan;
 
 /// Why `apply` stopped. Every variant names the file (as the host sees it under ROOT).
 #[derive(Debug, thiserror::Error)]
@@ -117,18 +117,25 @@ pub enum TargetKind<'p> {
     Stale,
 }
 
-fn edit<'p>(path: &str, f: impl Fn(&str) -> String + 'p) -> Target<'p> {
+/// A text file edited by `f` (created, mode 0644, when missing).
+pub fn edit<'p>(path: &str, f: impl Fn(&str) -> String + 'p) -> Target<'p> {
+    edit_mode(path, 0o644, f)
+}
+
+/// A text file edited by `f`, created with `mode` when missing.
+pub fn edit_mode<'p>(path: &str, mode: u32, f: impl Fn(&str) -> String + 'p) -> Target<'p> {
     Target {
         path: path.to_string(),
         kind: TargetKind::Edit {
             edit: Box::new(f),
-            mode: 0o644,
+            mode,
             only_if_exists: false,
         },
     }
 }
 
-fn edit_existing<'p>(path: &str, f: impl Fn(&str) -> String + 'p) -> Target<'p> {
+/// A text file edited by `f` only if it exists.
+pub fn edit_existing<'p>(path: &str, f: impl Fn(&str) -> String + 'p) -> Target<'p> {
     Target {
         path: path.to_string(),
         kind: TargetKind::Edit {
@@ -139,14 +146,16 @@ fn edit_existing<'p>(path: &str, f: impl Fn(&str) -> String + 'p) -> Target<'p> 
     }
 }
 
-fn stale<'p>(path: &str) -> Target<'p> {
+/// A file this plan does not want, removed if hvseed created it.
+pub fn stale<'p>(path: &str) -> Target<'p> {
     Target {
         path: path.to_string(),
         kind: TargetKind::Stale,
     }
 }
 
-fn link<'p>(path: &str, target: &str) -> Target<'p> {
+/// A symbolic link to `target`.
+pub fn link<'p>(path: &str, target: &str) -> Target<'p> {
     Target {
         path: path.to_string(),
         kind: TargetKind::Link {
@@ -155,106 +164,19 @@ fn link<'p>(path: &str, target: &str) -> Target<'p> {
     }
 }
 
-/// Everything `apply` manages for this plan. `job` includes the first-boot job (the
-/// offline step installs it; `run` leaves it alone so it can disable it).
+/// Everything `apply` manages for this plan: the files every target has, then its
+/// family's ([`crate::target::Family::targets`]). `job` includes the first-boot job
+/// (the offline step installs it; `run` leaves it alone so it can disable it).
 pub fn targets(plan: &Plan, job: bool) -> Vec<Target<'_>> {
     let mut t = vec![
-        edit("/etc/libvirt/libvirtd.conf", files::libvirtd_conf),
-        edit("/etc/libvirt/qemu.conf", files::qemu_conf),
-        edit("/etc/hosts", move |o| files::etc_hosts(o, plan)),
+        edit("/etc/libvirt/libvirtd.conf", libvirt::libvirtd_conf),
+        edit("/etc/libvirt/qemu.conf", libvirt::qemu_conf),
+        edit("/etc/hosts", move |o| hosts::etc_hosts(o, plan)),
         edit("/etc/cloudstack/agent/agent.properties", move |o| {
-            files::agent_properties(o, plan)
+            agent_properties::agent_properties(o, plan)
         }),
     ];
-    match plan.os {
-        Os::Centos6 => {
-            let mode = files::selinux_mode(plan);
-            t.extend([
-                edit("/etc/sysconfig/libvirtd", files::sysconfig_libvirtd),
-                edit("/etc/selinux/config", move |o| {
-                    files::selinux_config(o, mode)
-                }),
-                edit("/etc/sysconfig/network", move |o| {
-                    files::sysconfig_network(o, plan)
-                }),
-                edit("/etc/ntp.conf", move |o| files::ntp_conf(o, plan)),
-                edit("/etc/sysconfig/iptables", move |o| {
-                    files::sysconfig_iptables(o, plan)
-                }),
-            ]);
-            if let Some(Target {
-                kind: TargetKind::Edit { mode, .. },
-                ..
-            }) = t.last_mut()
-            {
-                // iptables-save's file is root-only on el6.
-                *mode = 0o600;
-            }
-            for (dev, keys) in files::ifcfg_files(plan) {
-                let keys: Keys = keys;
-                t.push(edit(&files::ifcfg_path(&dev), move |o| {
-                    files::ifcfg(o, &keys)
-                }));
-            }
-            if plan.network.kind == NetworkType::Openvswitch {
-                t.push(edit(files::MODPROBE_BLACKLIST, files::modprobe_blacklist));
-            } else {
-                t.push(stale(files::MODPROBE_BLACKLIST));
-            }
-            for path in files::stale_network_paths(plan) {
-                t.push(stale(&path));
-            }
-            if job {
-                t.push(Target {
-                    path: files::SYSV_SCRIPT.to_string(),
-                    kind: TargetKind::Edit {
-                        edit: Box::new(|_| files::sysv_script()),
-                        mode: 0o755,
-                        only_if_exists: false,
-                    },
-                });
-                for rl in files::SYSV_RUNLEVELS {
-                    t.push(link(
-                        &format!("/etc/rc.d/rc{rl}.d/{}", files::SYSV_LINK),
-                        &format!("../init.d/{}", files::JOB_NAME),
-                    ));
-                }
-            }
-        }
-        Os::Ubuntu1204 => {
-            t.extend([
-                edit("/etc/default/libvirt-bin", files::default_libvirt_bin),
-                edit_existing("/etc/init/libvirt-bin.conf", files::upstart_libvirt_bin),
-                edit("/etc/hostname", move |o| files::etc_hostname(o, plan)),
-                edit("/etc/network/interfaces", move |o| {
-                    files::network_interfaces(o, plan)
-                }),
-                edit("/lib/ufw/user.rules", move |o| {
-                    files::ufw_user_rules(o, plan)
-                }),
-                edit("/etc/default/ufw", files::default_ufw),
-                edit("/etc/openntpd/ntpd.conf", move |o| {
-                    files::openntpd_conf(o, plan)
-                }),
-            ]);
-            if let Some(Target {
-                kind: TargetKind::Edit { mode, .. },
-                ..
-            }) = t.iter_mut().find(|x| x.path == "/lib/ufw/user.rules")
-            {
-                *mode = 0o640;
-            }
-            for p in files::APPARMOR_PROFILES {
-                t.push(link(
-                    &format!("/etc/apparmor.d/disable/{p}"),
-                    &format!("/etc/apparmor.d/{p}"),
-                ));
-            }
-            if job {
-                t.push(edit(files::UPSTART_JOB, |_| files::upstart_job()));
-            }
-        }
-    }
+    t.extend(crate::target::family(plan.os).targets(plan, job));
     t
 }
 
@@ -304,10 +226,16 @@ pub struct Outcome {
     pub text: String,
 }
 
+/// A file as it is under ROOT.
+struct Existing {
+    text: String,
+    owner: Owner,
+}
+
 /// A file under ROOT as text, with its mode and owner; `None` when it does not exist.
 /// `host` is resolved already, so its last component is not followed (O_NOFOLLOW);
 /// anything but a regular file within [`bounded::EDIT_LIMIT`] is an error.
-fn read_text(host: &Path, shown: &str) -> Result<Option<(String, Owner)>, ApplyError> {
+fn read_text(host: &Path, shown: &str) -> Result<Option<Existing>, ApplyError> {
     let rerr = |source| ApplyError::Read {
         path: shown.into(),
         source,
@@ -320,7 +248,10 @@ fn read_text(host: &Path, shown: &str) -> Result<Option<(String, Owner)>, ApplyE
     let meta = f.metadata().map_err(rerr)?;
     let bytes = bounded::read_limited(f, bounded::EDIT_LIMIT).map_err(rerr)?;
     let text = String::from_utf8(bytes).map_err(|_| ApplyError::NotText { path: shown.into() })?;
-    Ok(Some((text, Owner::of(&meta))))
+    Ok(Some(Existing {
+        text,
+        owner: Owner::of(&meta),
+    }))
 }
 
 /// Where target `t` is on this system: its path resolved under ROOT; for a link, only
@@ -358,15 +289,15 @@ pub fn compute(plan: &Plan, root: &Root, job: bool) -> Result<Vec<Change>, Apply
                 if old.is_none() && only_if_exists {
                     continue;
                 }
-                let new = edit(old.as_ref().map_or("", |(s, _)| s.as_str()));
-                if old.as_ref().map(|(s, _)| s) == Some(&new) {
+                let new = edit(old.as_ref().map_or("", |e| e.text.as_str()));
+                if old.as_ref().map(|e| &e.text) == Some(&new) {
                     continue;
                 }
-                let owner = old.as_ref().map_or(Owner::root(mode), |(_, o)| *o);
+                let owner = old.as_ref().map_or(Owner::root(mode), |e| e.owner);
                 changes.push(Change {
                     path: t.path,
                     host_path: host,
-                    old: old.map(|(s, _)| s),
+                    old: old.map(|e| e.text),
                     new: New::Text(new),
                     owner,
                 });
@@ -402,13 +333,13 @@ pub fn compute(plan: &Plan, root: &Root, job: bool) -> Result<Vec<Change>, Apply
                 if fs::symlink_metadata(&backup).is_ok() {
                     continue;
                 }
-                let Some((old, owner)) = read_text(&host, &t.path)? else {
+                let Some(Existing { text, owner }) = read_text(&host, &t.path)? else {
                     continue;
                 };
                 changes.push(Change {
                     path: t.path,
                     host_path: host,
-                    old: Some(old),
+                    old: Some(text),
                     new: New::Removed,
                     owner,
                 });
@@ -555,11 +486,11 @@ impl Staged {
             match commit_step(step) {
                 Ok(Some(u)) => undo.push(u),
                 Ok(None) => {}
-                Err((source, done)) => {
+                Err(StepFailed { error, undo: done }) => {
                     // A step that changed its target before failing (the rename
                     // worked, the directory fsync did not) is undone with the others.
                     undo.extend(done);
-                    failure = Some((step, source));
+                    failure = Some((step, error));
                     break;
                 }
             }
@@ -637,12 +568,23 @@ impl Drop for Staged {
     }
 }
 
+/// A failed commit step.
+struct StepFailed {
+    error: io::Error,
+    /// How to undo what the step changed before it failed, if anything.
+    undo: Option<Undo>,
+}
+
 /// One step of the commit. On error, the undo of what this step already changed (a
 /// target renamed into place whose directory fsync then failed) comes with the error,
 /// so the rollback puts it back and reports it like the steps before; otherwise
 /// nothing of this step is left changed.
-fn commit_step(step: &Step) -> Result<Option<Undo>, (io::Error, Option<Undo>)> {
-    let bare = |e: io::Error| (e, None);
+fn commit_step(step: &Step) -> Result<Option<Undo>, StepFailed> {
+    let bare = |error: io::Error| StepFailed { error, undo: None };
+    let changed = |error: io::Error, undo: Undo| StepFailed {
+        error,
+        undo: Some(undo),
+    };
     let host = &step.host;
     let existing = match fs::symlink_metadata(host) {
         Ok(m) => Some(m),
@@ -675,7 +617,7 @@ fn commit_step(step: &Step) -> Result<Option<Undo>, (io::Error, Option<Undo>)> {
                 // rollback removes it again.
                 return match fsroot::sync_parent(host) {
                     Ok(()) => Ok(Some(undo)),
-                    Err(e) => Err((e, Some(undo))),
+                    Err(e) => Err(changed(e, undo)),
                 };
             };
             let aside = fsroot::side_name(host, "undo");
@@ -698,13 +640,13 @@ fn commit_step(step: &Step) -> Result<Option<Undo>, (io::Error, Option<Undo>)> {
                 }
                 // The original is aside and the target missing: the rollback renames
                 // it back (and says so if it cannot).
-                return Err((
+                return Err(changed(
                     e,
-                    Some(Undo::Restore {
+                    Undo::Restore {
                         shown: step.shown.clone(),
                         host: host.clone(),
                         aside,
-                    }),
+                    },
                 ));
             }
             let undo = Undo::Restore {
@@ -716,7 +658,7 @@ fn commit_step(step: &Step) -> Result<Option<Undo>, (io::Error, Option<Undo>)> {
             // the rollback puts the original back.
             match fsroot::sync_parent(host) {
                 Ok(()) => Ok(Some(undo)),
-                Err(e) => Err((e, Some(undo))),
+                Err(e) => Err(changed(e, undo)),
             }
         }
         Action::Remove => {
@@ -733,7 +675,7 @@ fn commit_step(step: &Step) -> Result<Option<Undo>, (io::Error, Option<Undo>)> {
             };
             match fsroot::sync_parent(host) {
                 Ok(()) => Ok(Some(undo)),
-                Err(e) => Err((e, Some(undo))),
+                Err(e) => Err(changed(e, undo)),
             }
         }
     }

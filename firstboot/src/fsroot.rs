@@ -6,8 +6,11 @@
 use std::ffi::OsString;
 use std::fs;
 use std::io::{self, Write};
+use std::os::fd::AsFd;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
+
+use hvseed_plan::atomic::{Flush, Pending};
 
 /// Symlinks followed while resolving one path before giving up (Linux uses 40 too).
 const MAX_LINKS: usize = 40;
@@ -126,39 +129,44 @@ impl Owner {
     }
 }
 
-/// Replaces `path` with `data` atomically: a temporary file in the same directory is
-/// written, given `owner`'s mode and owner, fsynced and renamed over `path`; then the
-/// directory is fsynced so the rename survives a power cut.
+/// Replaces `path` with `data` atomically ([`hvseed_plan::atomic`]): a temporary file
+/// in the same directory is written, given `owner`'s mode and owner, fsynced and
+/// renamed over `path`; then the directory is fsynced so the rename survives a power
+/// cut.
 pub fn write_atomic(path: &Path, data: &[u8], owner: Owner) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir)?;
-    let tmp = temp_name(path);
-    remove_stale(&tmp)?;
-    write_temp(&tmp, data, owner)?;
-    let result = fs::rename(&tmp, path).and_then(|()| sync_dir(dir));
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    let dir = fs::File::open(dir)?;
+    let name = path.file_name().ok_or_else(|| not_a_file(path))?;
+    let pending = write_temp(&dir, path, data, owner)?;
+    pending.commit(name, Flush::ToDisk)
 }
 
-/// Creates the new file `tmp` with `data`, `owner`'s mode and owner, fsynced; removes
-/// it again when that fails.
-fn write_temp(tmp: &Path, data: &[u8], owner: Owner) -> io::Result<()> {
-    let result = (|| {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(tmp)?;
-        f.set_permissions(fs::Permissions::from_mode(owner.mode))?;
-        set_owner(tmp, owner)?;
-        f.write_all(data)?;
-        f.sync_all()
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(tmp);
-    }
-    result
+/// Creates the temporary file beside `path` (`.<name>.hvseed-tmp`, in `dir`, its open
+/// directory; one left by an earlier, interrupted run is replaced) with `data` and
+/// `owner`'s mode and owner. Dropped unrenamed, it is removed again.
+fn write_temp<'d>(
+    dir: &'d fs::File,
+    path: &Path,
+    data: &[u8],
+    owner: Owner,
+) -> io::Result<Pending<'d>> {
+    let tmp = temp_name(path);
+    remove_stale(&tmp)?;
+    let name = tmp.file_name().ok_or_else(|| not_a_file(path))?;
+    let mut pending = Pending::create(dir.as_fd(), name, owner.mode)?;
+    let f = pending.file();
+    f.set_permissions(fs::Permissions::from_mode(owner.mode))?;
+    set_owner(f, owner)?;
+    f.write_all(data)?;
+    Ok(pending)
+}
+
+fn not_a_file(path: &Path) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("{} is not a file's path", path.display()),
+    )
 }
 
 /// Creates (or replaces) a symlink `path -> target` atomically.
@@ -238,10 +246,10 @@ pub fn stage_file(
 ) -> io::Result<PathBuf> {
     let dir = path.parent().unwrap_or(Path::new("."));
     create_dirs(dir, made)?;
-    let tmp = temp_name(path);
-    remove_stale(&tmp)?;
-    write_temp(&tmp, data, owner)?;
-    Ok(tmp)
+    let dir = fs::File::open(dir)?;
+    let pending = write_temp(&dir, path, data, owner)?;
+    pending.keep(Flush::ToDisk)?;
+    Ok(temp_name(path))
 }
 
 /// A new symlink `-> target` beside `path`, to be renamed over it; returns its path.
@@ -277,12 +285,12 @@ pub fn sync_parent(path: &Path) -> io::Result<()> {
 
 /// chown only when it would change something: tests run as a normal user too, and an
 /// unprivileged chown to one's own ids is a no-op anyway.
-fn set_owner(path: &Path, owner: Owner) -> io::Result<()> {
-    let meta = fs::symlink_metadata(path)?;
+fn set_owner(f: &fs::File, owner: Owner) -> io::Result<()> {
+    let meta = f.metadata()?;
     if meta.uid() == owner.uid && meta.gid() == owner.gid {
         return Ok(());
     }
-    match std::os::unix::fs::lchown(path, Some(owner.uid), Some(owner.gid)) {
+    match std::os::unix::fs::fchown(f, Some(owner.uid), Some(owner.gid)) {
         Ok(()) => Ok(()),
         // Not root (a test, or a user trying --dry-run-like runs on a copy): keep the
         // caller's ids rather than failing the whole apply.

@@ -13,7 +13,10 @@ pub mod files;
 pub mod fsroot;
 pub mod http;
 pub mod out;
+pub mod paths;
 pub mod run;
+pub mod target;
+pub mod topology;
 pub mod verify;
 
 pub use hvseed_plan::{bounded, names, plan, report, time};

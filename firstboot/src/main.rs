@@ -93,7 +93,7 @@ fn real_main() -> Result<ExitCode> {
         "verify" => {
             let plan = load_plan(&a)?;
             let env = Env::from_env(a.root.as_deref().unwrap_or(Path::new("/")));
-            let (checks, cpu) = verify::verify(&plan, &env);
+            let verify::Verified { checks, cpu } = verify::verify(&plan, &env);
             let ok = checks.iter().all(|c| c.ok);
             if a.json {
                 let v = serde_json::json!({

@@ -9,15 +9,15 @@
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::apply;
 use crate::exec::Outcome;
-use crate::files;
 use crate::fsroot::{self, Owner, Root};
-use crate::plan::{Os, Plan};
+use crate::plan::Plan;
 use crate::report::{CheckResult, Report, ReportStatus, REPORT_SCHEMA};
+use crate::target;
 use crate::time::utc;
 use crate::verify::{self, Env};
 
@@ -93,8 +93,16 @@ fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-fn step(env: &Env, log: &mut Log, program: &str, args: &[&str], stdin: Option<&Path>) -> bool {
+/// Runs one runtime step with the command deadline; logs it, and a failure as a
+/// warning. True if it succeeded.
+pub fn step(env: &Env, log: &mut Log, program: &str, args: &[&str], stdin: Option<&Path>) -> bool {
     step_for(env.timeout, log, program, args, stdin)
+}
+
+/// A step that takes the network down or up: bringing bridges and VLANs down and up
+/// takes longer than a status query.
+pub fn network_step(env: &Env, log: &mut Log, program: &str, args: &[&str]) -> bool {
+    step_for(env.timeout * 4, log, program, args, None)
 }
 
 fn step_for(
@@ -113,28 +121,6 @@ fn step_for(
         log.line(&format!("warning: {}", o.describe(&cmdline)));
         false
     }
-}
-
-/// Takes the network down with the files as they are now. Stop and start are separate
-/// so a rollback can stop with hvseed's files (which name the VLANs and bridges to
-/// remove) and start with the restored ones.
-fn network_down(plan: &Plan, env: &Env, log: &mut Log) {
-    // Bringing bridges and VLANs down and up takes longer than a status query.
-    let t = env.timeout * 4;
-    match plan.os {
-        Os::Centos6 => step_for(t, log, "service", &["network", "stop"], None),
-        // precise's `service networking restart` only re-runs `ifup -a`, which skips
-        // interfaces that are already up; ifdown/ifup really reconfigure them.
-        Os::Ubuntu1204 => step_for(t, log, "ifdown", &["-a", "--exclude=lo"], None),
-    };
-}
-
-fn network_up(plan: &Plan, env: &Env, log: &mut Log) {
-    let t = env.timeout * 4;
-    match plan.os {
-        Os::Centos6 => step_for(t, log, "service", &["network", "start"], None),
-        Os::Ubuntu1204 => step_for(t, log, "ifup", &["-a", "--exclude=lo"], None),
-    };
 }
 
 /// How many times `ping -c 3 -W 2` is tried before the gateway counts as lost: a
@@ -167,7 +153,7 @@ fn gateway_reachable(plan: &Plan, env: &Env) -> Outcome {
 /// Puts the network files back as the installer wrote them: originals are restored
 /// from their backups, files hvseed created are moved to /var/lib/hvseed/failed/.
 pub fn roll_back_network(plan: &Plan, root: &Root, log: &mut Log) -> std::io::Result<()> {
-    for path in files::network_paths(plan) {
+    for path in target::family(plan.os).network_paths(plan) {
         let host = root.resolve(&path)?;
         let backup = root.resolve(&apply::backup_path(&path))?;
         match crate::bounded::read(&backup, crate::bounded::EDIT_LIMIT, true) {
@@ -197,53 +183,14 @@ pub fn roll_back_network(plan: &Plan, root: &Root, log: &mut Log) -> std::io::Re
     Ok(())
 }
 
-fn disable_job(plan: &Plan, root: &Root) -> std::io::Result<()> {
-    match plan.os {
-        Os::Centos6 => {
-            for rl in files::SYSV_RUNLEVELS {
-                let dir = root.resolve(&format!("/etc/rc.d/rc{rl}.d"))?;
-                match fs::remove_file(dir.join(files::SYSV_LINK)) {
-                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-                    _ => {}
-                }
-            }
-            Ok(())
-        }
-        Os::Ubuntu1204 => fsroot::write_atomic(
-            &root.resolve(files::UPSTART_OVERRIDE)?,
-            b"manual\n",
-            Owner::root(0o644),
-        ),
-    }
-}
-
 /// What only the running system can do, then the network restart with its gateway
 /// check (and rollback), then the libvirtd restart.
 fn live_steps(plan: &Plan, env: &Env, root: &Root, log: &mut Log, checks: &mut Vec<CheckResult>) {
-    let p = |inside: &str| -> PathBuf { env.path(inside) };
-    match plan.os {
-        Os::Centos6 => {
-            step(env, log, "setenforce", &["permissive"], None);
-            let rules = p("/etc/sysconfig/iptables");
-            step(env, log, "iptables-restore", &[], Some(&rules));
-        }
-        Os::Ubuntu1204 => {
-            for prof in files::APPARMOR_PROFILES {
-                let path = p(&format!("/etc/apparmor.d/{prof}"));
-                step(
-                    env,
-                    log,
-                    "apparmor_parser",
-                    &["-R", &path.to_string_lossy()],
-                    None,
-                );
-            }
-            step(env, log, "ufw", &["--force", "enable"], None);
-        }
-    }
+    let family = target::family(plan.os);
+    family.prepare(env, log);
 
-    network_down(plan, env, log);
-    network_up(plan, env, log);
+    family.network_down(env, log);
+    family.network_up(env, log);
     let gw = plan.network.management.gateway;
     let ping = gateway_reachable(plan, env);
     if ping.success() {
@@ -259,9 +206,9 @@ fn live_steps(plan: &Plan, env: &Env, root: &Root, log: &mut Log, checks: &mut V
             "management gateway {gw} unreachable after the network restart ({why}); \
              restoring the installer's network files"
         ));
-        network_down(plan, env, log);
+        family.network_down(env, log);
         let rb = roll_back_network(plan, root, log);
-        network_up(plan, env, log);
+        family.network_up(env, log);
         let again = gateway_reachable(plan, env).success();
         let detail = match rb {
             Ok(()) => format!(
@@ -281,10 +228,7 @@ fn live_steps(plan: &Plan, env: &Env, root: &Root, log: &mut Log, checks: &mut V
         });
     }
 
-    match plan.os {
-        Os::Centos6 => step(env, log, "service", &["libvirtd", "restart"], None),
-        Os::Ubuntu1204 => step(env, log, "service", &["libvirt-bin", "restart"], None),
-    };
+    family.restart_libvirtd(env, log);
 }
 
 /// The whole first-boot run; returns the report it wrote.
@@ -326,8 +270,8 @@ pub fn run(plan: &Plan, env: &Env) -> anyhow::Result<Report> {
         }
     }
 
-    let (verified, cpu) = verify::verify(plan, env);
-    checks.extend(verified);
+    let verified = verify::verify(plan, env);
+    checks.extend(verified.checks);
     for c in &checks {
         log.line(&format!(
             "{} {}: {}",
@@ -349,7 +293,7 @@ pub fn run(plan: &Plan, env: &Env) -> anyhow::Result<Report> {
         status,
         finished_at: now(),
         checks,
-        cpu,
+        cpu: verified.cpu,
     };
     let mut json = serde_json::to_string_pretty(&report)?;
     json.push('\n');
@@ -368,7 +312,7 @@ pub fn run(plan: &Plan, env: &Env) -> anyhow::Result<Report> {
     }
 
     if status == ReportStatus::Ready {
-        disable_job(plan, &root)?;
+        target::family(plan.os).disable_job(&root)?;
         log.line("host is ready; the first-boot job is disabled");
     } else {
         log.line(

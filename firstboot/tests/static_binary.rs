@@ -14,13 +14,18 @@ fn loud_missing(what: &str) {
     eprintln!("\n!!!!!!!! {msg} !!!!!!!!\n");
 }
 
-/// `$HVSEED_FIRSTBOOT`, else the checkout's musl release build (built here if missing).
+/// `$HVSEED_FIRSTBOOT`, else the musl release build in cargo's target directory
+/// (`$CARGO_TARGET_DIR` or the checkout's `target/`), built here if missing.
 fn static_agent() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("HVSEED_FIRSTBOOT") {
         return Some(PathBuf::from(p));
     }
     let root = common::repo_root();
-    let p = root.join("target/x86_64-unknown-linux-musl/release/hvseed-firstboot");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|t| if t.is_absolute() { t } else { root.join(t) })
+        .unwrap_or_else(|| root.join("target"));
+    let p = target.join("x86_64-unknown-linux-musl/release/hvseed-firstboot");
     if !p.exists() {
         let st = Command::new(env!("CARGO"))
             .args([

@@ -1,58 +1,22 @@
 //! YAML inventory → typed, validated [`Inventory`]. Errors carry file:line:column and
 //! the key path, and all of them are collected before anything is reported.
 
+mod cross_host;
+mod diagnostics;
 mod model;
 mod plan;
+mod reader;
 mod resolve;
 mod rules;
+mod schema;
+mod sections;
 mod yaml;
 
+pub use diagnostics::{Diagnostic, Severity};
 pub use model::*;
 
-use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-
-/// How serious a finding is: errors stop `check` (exit 1) and everything after it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Severity {
-    Warning,
-    Error,
-}
-
-/// One finding about the inventory, printed as `FILE:LINE:COL: key.path: message`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Diagnostic {
-    pub severity: Severity,
-    pub file: PathBuf,
-    /// 1-based; 0 when the finding has no position (e.g. an unreadable file).
-    pub line: usize,
-    pub column: usize,
-    /// Key path such as `hosts[1].mac` or `defaults.network.public.vlan`; empty when
-    /// the finding concerns the whole file.
-    pub key: String,
-    /// What is wrong and how to fix it.
-    pub message: String,
-}
-
-/// One line: the file name, key path and message (which quote inventory values) are
-/// escaped, so no control character from the input reaches the terminal.
-impl fmt::Display for Diagnostic {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        use crate::escape::escape;
-        write!(f, "{}", escape(&self.file.to_string_lossy()))?;
-        if self.line > 0 {
-            write!(f, ":{}:{}", self.line, self.column)?;
-        }
-        if self.severity == Severity::Warning {
-            write!(f, ": warning")?;
-        }
-        if !self.key.is_empty() {
-            write!(f, ": {}", escape(&self.key))?;
-        }
-        write!(f, ": {}", escape(&self.message))
-    }
-}
 
 /// Why an inventory was refused.
 #[derive(Debug, thiserror::Error)]
@@ -73,8 +37,8 @@ pub struct Loaded {
     pub warnings: Vec<Diagnostic>,
 }
 
-pub use resolve::DEFAULT_NTP;
 pub use rules::{kernel_arg as check_kernel_arg, MAX_KERNEL_ARG};
+pub use schema::DEFAULT_NTP;
 pub use yaml::MAX_FILE_BYTES;
 
 /// Reads, parses and validates an inventory file.

@@ -331,9 +331,9 @@ impl Builder<'_> {
     /// Stages an edited version of an ISO file and maps it over the original.
     fn replace(&mut self, iso_path: &str, bytes: &[u8]) -> Result<PathBuf> {
         let p = self.new.join(iso_path.trim_start_matches('/'));
-        std::fs::create_dir_all(p.parent().unwrap())
+        crate::interrupt::create_dir_all(p.parent().unwrap())
             .with_context(|| format!("creating {}", p.parent().unwrap().display()))?;
-        std::fs::write(&p, bytes).with_context(|| format!("writing {}", p.display()))?;
+        crate::interrupt::write(&p, bytes).with_context(|| format!("writing {}", p.display()))?;
         self.session.mappings.push(Mapping {
             local: p.clone(),
             iso: iso_path.to_string(),
@@ -351,9 +351,9 @@ impl Builder<'_> {
 
     fn add_hvseed(&mut self, rel: &str, bytes: &[u8]) -> Result<()> {
         let p = self.hvseed.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap())
+        crate::interrupt::create_dir_all(p.parent().unwrap())
             .with_context(|| format!("creating {}", p.parent().unwrap().display()))?;
-        std::fs::write(&p, bytes).with_context(|| format!("writing {}", p.display()))?;
+        crate::interrupt::write(&p, bytes).with_context(|| format!("writing {}", p.display()))?;
         self.hvseed_files.insert(rel.to_string(), p);
         Ok(())
     }
@@ -368,7 +368,7 @@ impl Builder<'_> {
             .map(|(rel, local)| Ok((rel.as_str().into(), crate::sums::sha256_file(local)?)))
             .collect::<Result<Vec<_>>>()?;
         let p = self.hvseed.join("SHA256SUMS");
-        std::fs::write(&p, crate::sums::sha256sums(sums))
+        crate::interrupt::write(&p, &crate::sums::sha256sums(sums))
             .with_context(|| format!("writing {}", p.display()))?;
         self.hvseed_files.insert("SHA256SUMS".into(), p);
         for (rel, local) in &self.hvseed_files {
@@ -488,8 +488,9 @@ impl Builder<'_> {
             let new = menus::grub_legacy(&text, entry)
                 .with_context(|| format!("editing {fat_path} in {img_path}"))?;
             let local = self.new.join("fat-BOOTX64.conf");
-            std::fs::create_dir_all(&self.new)?;
-            std::fs::write(&local, new).with_context(|| format!("writing {}", local.display()))?;
+            crate::interrupt::create_dir_all(&self.new)?;
+            crate::interrupt::write(&local, new.as_bytes())
+                .with_context(|| format!("writing {}", local.display()))?;
             fat::write(&img, &local, fat_path)?;
         }
         self.replace_extracted(img_path);
@@ -529,7 +530,8 @@ impl Builder<'_> {
             let new = menus::grub2(&text, entry)
                 .with_context(|| format!("editing {fat_path} in {img_path}"))?;
             let local = self.new.join("fat-grub.cfg");
-            std::fs::write(&local, new).with_context(|| format!("writing {}", local.display()))?;
+            crate::interrupt::write(&local, new.as_bytes())
+                .with_context(|| format!("writing {}", local.display()))?;
             fat::write(&img, &local, &fat_path)?;
             changed = true;
         }

@@ -9,12 +9,14 @@
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::io::Write;
+use std::os::fd::AsFd;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use hvseed_plan::atomic::Flush;
 
-use super::beneath::{Beneath, FileStat};
+use super::beneath::{Beneath, FileStat, TMP_PREFIX};
 use super::manifest::{FileRecord, Manifest, FORMAT};
 use crate::sums::{sha256_bytes, sha256_reader, Digest};
 
@@ -293,31 +295,22 @@ fn record_of(m: &fs::Metadata, sha256: Digest) -> FileRecord {
     }
 }
 
-/// Temporary files beside the files they replace: `.hvseed-tmp-` + the owner tag
-/// ([`crate::interrupt::temp_prefix`]) + random characters.
-pub const TMP_BASE: &str = super::beneath::TMP_PREFIX;
-
-/// A temporary file in `parent`, on the interrupt list while the guard lives.
-fn temp_beside(parent: &Path) -> Result<(tempfile::NamedTempFile, crate::interrupt::Guard)> {
-    crate::interrupt::track(
-        || {
-            tempfile::Builder::new()
-                .prefix(&crate::interrupt::temp_prefix(TMP_BASE))
-                .tempfile_in(parent)
-        },
-        |t| vec![crate::interrupt::Item::Path(t.path().to_path_buf())],
-    )
-    .with_context(|| format!("creating a temporary file in {}", parent.display()))
-}
-
-/// Writes `bytes` to a temporary file beside `path` and renames it into place.
+/// Writes `bytes` to a temporary file beside `path` and renames it into place (see
+/// [`hvseed_plan::atomic`]; not flushed to disk: the next run checks it).
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     let parent = path.parent().unwrap_or(Path::new("."));
-    let (mut tmp, _guard) = temp_beside(parent)?;
-    tmp.write_all(bytes)
+    let name = path
+        .file_name()
+        .with_context(|| format!("writing {}: not a file name", path.display()))?;
+    let dir = fs::File::open(parent).with_context(|| format!("opening {}", parent.display()))?;
+    let (mut tmp, _guard) = super::beneath::temp_file(dir.as_fd(), parent, 0o600)?;
+    tmp.file()
+        .write_all(bytes)
         .with_context(|| format!("writing {}", path.display()))?;
-    fs::set_permissions(tmp.path(), fs::Permissions::from_mode(mode))?;
-    tmp.persist(path)
+    tmp.file()
+        .set_permissions(fs::Permissions::from_mode(mode))
+        .with_context(|| format!("writing {}", path.display()))?;
+    tmp.commit(name, Flush::Later)
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
@@ -334,7 +327,7 @@ pub fn remove_stale_temporaries(out: &Path) {
     let stale = crate::interrupt::remove_stale(out, STAGING_BASE, "");
     // The manifest is written with `.hvseed-tmp-` files in DIR itself, also outside
     // the staging directory's lifetime.
-    crate::interrupt::remove_stale(out, TMP_BASE, "");
+    crate::interrupt::remove_stale(out, TMP_PREFIX, "");
     if stale.is_empty() {
         return;
     }
@@ -344,7 +337,7 @@ pub fn remove_stale_temporaries(out: &Path) {
         .filter_entry(|e| e.file_type().is_dir())
         .filter_map(|e| e.ok());
     for d in dirs {
-        crate::interrupt::remove_stale(d.path(), TMP_BASE, "");
+        crate::interrupt::remove_stale(d.path(), TMP_PREFIX, "");
     }
 }
 

@@ -6,8 +6,8 @@
 //! (or anything but a directory) where a directory of the path should be is refused
 //! with a message naming it, never followed. The last component is never followed
 //! either: files are created with `O_EXCL | O_NOFOLLOW`, replaced by renaming a
-//! temporary file over the name (which replaces a link there, not its target),
-//! removed with `unlinkat`. (`openat2(RESOLVE_BENEATH)` would do the walk in the
+//! temporary file over the name ([`hvseed_plan::atomic`]: a link there is replaced,
+//! not its target), removed with `unlinkat`. (`openat2(RESOLVE_BENEATH)` would do the walk in the
 //! kernel, but only from Linux 5.6 on.)
 //!
 //! DIR itself is what the user named: it may be a link to the real directory.
@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use anyhow::{anyhow, bail, Context, Result};
+use hvseed_plan::atomic::{Flush, Pending};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat, CWD};
 use rustix::io::Errno;
 
@@ -272,58 +273,9 @@ impl Beneath {
         finish(&f, mode).with_context(|| format!("writing {}", shown()))
     }
 
-    /// A new temporary file in `dir` (reached as `d`): its name and handle, on the
-    /// interrupt list while the guard lives. Its name carries the run's owner tag
-    /// ([`crate::interrupt::temp_prefix`]), so a later run can tell a killed run's
-    /// leftovers from a live run's.
-    fn temp_in(
-        &self,
-        dir: &OwnedFd,
-        d: &str,
-        mode: u32,
-    ) -> Result<(String, File, crate::interrupt::Guard)> {
-        use std::sync::atomic::{AtomicU64, Ordering};
-        static N: AtomicU64 = AtomicU64::new(0);
-        let prefix = crate::interrupt::temp_prefix(TMP_PREFIX);
-        for _ in 0..100 {
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |t| t.subsec_nanos());
-            let name = format!("{prefix}{}x{nanos:x}", N.fetch_add(1, Ordering::Relaxed));
-            let made = crate::interrupt::track(
-                || {
-                    rustix::fs::openat(
-                        dir,
-                        name.as_str(),
-                        OFlags::WRONLY
-                            | OFlags::CREATE
-                            | OFlags::EXCL
-                            | OFlags::NOFOLLOW
-                            | OFlags::CLOEXEC,
-                        Mode::from_raw_mode(mode),
-                    )
-                },
-                |_| vec![crate::interrupt::Item::Path(self.show(d).join(&name))],
-            );
-            match made {
-                Ok((fd, guard)) => return Ok((name, File::from(fd), guard)),
-                Err(Errno::EXIST) => continue,
-                Err(e) => {
-                    return Err(e).with_context(|| {
-                        format!("creating a temporary file in {}", self.show(d).display())
-                    })
-                }
-            }
-        }
-        bail!(
-            "creating a temporary file in {}: no free name",
-            self.show(d).display()
-        )
-    }
-
-    /// Writes `rel` atomically: a temporary file beside it, filled by `fill`, renamed
-    /// over it (a link there is replaced, not followed). With `sync`, the file and the
-    /// directory are flushed to disk too.
+    /// Writes `rel` atomically: a temporary file beside it ([`temp_file`]), filled by
+    /// `fill`, renamed over it (a link there is replaced, not followed). With `sync`,
+    /// the file and the directory are flushed to disk too.
     fn replace(
         &self,
         rel: &str,
@@ -334,28 +286,14 @@ impl Beneath {
         check_rel(rel)?;
         let (d, name) = split(rel);
         let dir = self.dir(d, true)?.expect("created");
-        let (tmp, mut f, _guard) = self.temp_in(&dir, d, mode)?;
+        let (mut tmp, _guard) = temp_file(dir.as_fd(), &self.show(d), mode)?;
         let shown = || self.show(rel).display().to_string();
-        let result = (|| -> Result<FileStat> {
-            fill(&mut f)?;
-            let st = finish(&f, mode).with_context(|| format!("writing {}", shown()))?;
-            if sync {
-                f.sync_all()
-                    .with_context(|| format!("writing {}", shown()))?;
-            }
-            rustix::fs::renameat(&dir, tmp.as_str(), &dir, name)
-                .with_context(|| format!("renaming into {}", shown()))?;
-            Ok(st)
-        })();
-        if result.is_err() {
-            let _ = rustix::fs::unlinkat(&dir, tmp.as_str(), AtFlags::empty());
-            return result;
-        }
-        if sync {
-            rustix::fs::fsync(&dir)
-                .with_context(|| format!("syncing {}", self.show(d).display()))?;
-        }
-        result
+        fill(tmp.file())?;
+        let st = finish(tmp.file(), mode).with_context(|| format!("writing {}", shown()))?;
+        let flush = if sync { Flush::ToDisk } else { Flush::Later };
+        tmp.commit(name, flush)
+            .with_context(|| format!("renaming into {}", shown()))?;
+        Ok(st)
     }
 
     /// Writes `bytes` to `rel` atomically (see [`Beneath::replace`]).
@@ -444,6 +382,42 @@ impl Beneath {
             d = up;
         }
     }
+}
+
+/// A new temporary file in the open directory `dir` (`shown` in messages) with
+/// `mode`, on the interrupt list while the guard lives. Its name carries the run's
+/// owner tag ([`crate::interrupt::temp_prefix`]), so a later run can tell a killed
+/// run's leftovers from a live run's.
+pub fn temp_file<'d>(
+    dir: BorrowedFd<'d>,
+    shown: &Path,
+    mode: u32,
+) -> Result<(Pending<'d>, crate::interrupt::Guard)> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let prefix = crate::interrupt::temp_prefix(TMP_PREFIX);
+    for _ in 0..100 {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |t| t.subsec_nanos());
+        let name = format!("{prefix}{}x{nanos:x}", N.fetch_add(1, Ordering::Relaxed));
+        let made = crate::interrupt::track(
+            || Pending::create(dir, &name, mode),
+            |_| vec![crate::interrupt::Item::Path(shown.join(&name))],
+        );
+        match made {
+            Ok(made) => return Ok(made),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("creating a temporary file in {}", shown.display()))
+            }
+        }
+    }
+    bail!(
+        "creating a temporary file in {}: no free name",
+        shown.display()
+    )
 }
 
 /// Gives `f` exactly `mode` (the umask may have taken bits the TFTP/HTTP servers

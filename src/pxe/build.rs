@@ -561,7 +561,7 @@ pub fn package_tree(
         dest.display()
     );
     let new = staging.join("os");
-    std::fs::create_dir_all(&new)?;
+    crate::interrupt::create_dir_all(&new)?;
     let locals: Vec<PathBuf> = layout
         .tree_required
         .iter()
@@ -588,7 +588,7 @@ pub fn package_tree(
     for p in layout.tree_optional.iter().filter(|p| !absent.contains(p)) {
         let local = new.join(p.trim_start_matches('/'));
         if let Some(parent) = local.parent() {
-            std::fs::create_dir_all(parent)?;
+            crate::interrupt::create_dir_all(parent)?;
         }
         iso.extract(&[(p, &local)])
             .context("extracting the package tree for a network install")?;

@@ -66,15 +66,16 @@ pub fn write_tree(out: &Path, tree: &RenderedTree, force: bool) -> Result<()> {
         let path = tmp.path().join(rel);
         if let Some(dir) = path.parent() {
             if made.insert(dir.to_path_buf()) {
-                std::fs::create_dir_all(dir)
+                crate::interrupt::create_dir_all(dir)
                     .with_context(|| format!("creating {}", dir.display()))?;
             }
         }
-        std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+        crate::interrupt::write(&path, bytes.as_ref())
+            .with_context(|| format!("writing {}", path.display()))?;
         manifest.push_str(rel);
         manifest.push('\n');
     }
-    std::fs::write(tmp.path().join(MANIFEST), manifest)
+    crate::interrupt::write(&tmp.path().join(MANIFEST), manifest.as_bytes())
         .with_context(|| format!("writing {}", tmp.path().join(MANIFEST).display()))?;
     // Move the old tree aside, the new one in, then drop the old one; an interrupt
     // waits for the two renames (it then removes the old tree).

@@ -1,10 +1,10 @@
 //! What `hvseed serve` knows and keeps: the tree's hosts (from their `plan.json`), and
 //! per host under `DIR/reports/` the last first-boot report (`<fqdn>.json`) and when an
 //! installer last fetched its install file (`<fqdn>.seen`). Every write is atomic
-//! (temporary file, fsync, rename, fsync of the directory), so a crash or restart
-//! never leaves a torn file and loses nothing that was acknowledged; and every write
-//! goes through [`Beneath`], so a symbolic link in DIR (`reports/` or a report file)
-//! never makes the server write outside DIR.
+//! ([`hvseed_plan::atomic`]: temporary file, fsync, rename, fsync of the directory),
+//! so a crash or restart never leaves a torn file and loses nothing that was
+//! acknowledged; and every write goes through [`Beneath`], so a symbolic link in DIR
+//! (`reports/` or a report file) never makes the server write outside DIR.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

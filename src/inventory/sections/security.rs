@@ -1,0 +1,67 @@
+//! `security`: SELinux (CentOS) and the sources the firewall lets in.
+
+use super::super::model::*;
+use super::super::reader::{Checker, Map};
+use super::super::rules;
+use super::super::schema::*;
+use crate::target::Selinux;
+
+pub(in crate::inventory) fn resolve_security(
+    c: &mut Checker,
+    m: &Map,
+    os: Option<Os>,
+) -> Option<Security> {
+    let s = c.section(m, "security", SECURITY_KEYS);
+    let rule = os.map(|os| crate::target::of(os).inventory.selinux);
+    let selinux = match (s.get("selinux"), rule) {
+        (Some(v), Some(Selinux::Refused(why))) => {
+            c.error(v, "security.selinux", why);
+            None
+        }
+        (Some(v), _) => {
+            if v.scalar_text().as_deref() == Some("enforcing") {
+                c.error(v, "security.selinux", "CloudStack's KVM agent does not work with SELinux enforcing; use `permissive` or `disabled`");
+                None
+            } else {
+                c.choice(
+                    v,
+                    "security.selinux",
+                    &[
+                        ("permissive", SelinuxMode::Permissive),
+                        ("disabled", SelinuxMode::Disabled),
+                    ],
+                )
+                .map(Some)
+            }
+        }
+        (None, Some(Selinux::Default(mode))) => Some(Some(mode)),
+        (None, _) => Some(None),
+    };
+    let firewall_sources = match s.get("firewall_sources") {
+        None => Some(List::from([])),
+        Some(v) => c.memo(v, (0, 8), |c| {
+            let items = c.items(v, "security.firewall_sources", rules::MAX_FIREWALL_SOURCES)?;
+            let mut out: Vec<Text> = Vec::new();
+            let mut ok = true;
+            for (i, item) in items.iter().enumerate() {
+                let rel = format!("security.firewall_sources[{i}]");
+                let Some(t) = c.text(item, &rel) else {
+                    ok = false;
+                    continue;
+                };
+                match rules::cidr(&t) {
+                    Ok(n) => out.push(n.into()),
+                    Err(e) => {
+                        c.error(item, &rel, e);
+                        ok = false;
+                    }
+                }
+            }
+            ok.then(|| List::from(out))
+        }),
+    };
+    Some(Security {
+        selinux: selinux?,
+        firewall_sources: firewall_sources?,
+    })
+}
