@@ -94,11 +94,7 @@ mod tests {
     use super::*;
 
     fn listing(files: &[&str]) -> Listing {
-        Listing {
-            files: files.iter().map(|s| s.to_string()).collect(),
-            boot_images: vec![("/images/efiboot.img".into(), "UEFI".into())],
-            joliet: false,
-        }
+        Listing::for_tests(files)
     }
 
     #[test]

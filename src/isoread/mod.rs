@@ -181,6 +181,18 @@ pub struct Listing {
     pub joliet: bool,
 }
 
+#[cfg(test)]
+impl Listing {
+    /// A listing of `files` whose UEFI El Torito image is `/images/efiboot.img`.
+    pub(crate) fn for_tests(files: &[&str]) -> Listing {
+        Listing {
+            files: files.iter().map(|s| s.to_string()).collect(),
+            boot_images: vec![("/images/efiboot.img".into(), "UEFI".into())],
+            joliet: false,
+        }
+    }
+}
+
 impl Listing {
     pub fn has(&self, path: &str) -> bool {
         self.files.contains(path)

@@ -122,14 +122,7 @@ mod tests {
 
     #[test]
     fn ubuntu_desktop_is_refused_with_a_reason() {
-        let l = Listing {
-            files: ["/.disk/info", "/isolinux/isolinux.cfg"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
-            boot_images: vec![],
-            joliet: false,
-        };
+        let l = Listing::for_tests(&["/.disk/info", "/isolinux/isolinux.cfg"]);
         let f = recognise(&l, &|p| {
             (p == "/.disk/info").then(|| {
                 "Ubuntu 12.04.5 LTS \"Precise Pangolin\" - Release amd64 (20140806.1)".to_string()
