@@ -312,7 +312,7 @@ pub fn run(plan: &Plan, env: &Env) -> anyhow::Result<Report> {
     }
 
     if status == ReportStatus::Ready {
-        target::family(plan.os).disable_job(&root)?;
+        target::family(plan.os).disable_job(env, &root, &mut log)?;
         log.line("host is ready; the first-boot job is disabled");
     } else {
         log.line(
