@@ -479,7 +479,10 @@ fn run_rolls_the_network_back_when_the_gateway_is_lost() {
                 ),
             );
         }
-        h.bin("ping", "d=\"${0%/*}/..\"; [ -e \"$d/start2\" ]");
+        h.bin(
+            "ping",
+            "d=\"${0%/*}/..\"; echo ping >> \"$d/ping.log\"; [ -e \"$d/start2\" ]",
+        );
         let before: Vec<(String, Option<String>)> = match os {
             "centos6" => ["ifcfg-eth0", "ifcfg-eth0.100", "ifcfg-cloudbr0"]
                 .iter()
@@ -499,13 +502,19 @@ fn run_rolls_the_network_back_when_the_gateway_is_lost() {
                 )),
             )],
         };
-        let out = h
-            .cmd("run")
-            .env("HVSEED_GATEWAY_TRIES", "2")
-            .output()
-            .unwrap();
+        // The documented setting, not an environment backdoor, shortens the wait.
+        fs::create_dir_all(h.root.join("etc/hvseed")).unwrap();
+        fs::write(
+            h.root.join("etc/hvseed/firstboot.conf"),
+            "gateway_tries = 2\n",
+        )
+        .unwrap();
+        let out = h.cmd("run").output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{os}: {err}");
+        // Two rounds as the setting says, then one after the rollback (it answers).
+        let pings = fs::read_to_string(h.dir.join("ping.log")).unwrap();
+        assert_eq!(pings.lines().count(), 3, "{os}: {pings}");
         // Files are back as the installer wrote them; hvseed's new ones moved away.
         for (p, orig) in &before {
             match orig {
