@@ -48,7 +48,11 @@ pub fn masked<'p>(units: &[&str]) -> Vec<Target<'p>> {
 /// unit with only a `WantedBy=`).
 pub fn disable_job(env: &Env, root: &Root, log: &mut Log) -> io::Result<()> {
     step(env, log, "systemctl", &["disable", SYSTEMD_UNIT_NAME], None);
-    let wants = root.resolve(SYSTEMD_WANTS_LINK)?;
+    // The link itself, not what it points to: only its directory is resolved.
+    let (dir, name) = SYSTEMD_WANTS_LINK
+        .rsplit_once('/')
+        .unwrap_or(("", SYSTEMD_WANTS_LINK));
+    let wants = root.resolve(dir)?.join(name);
     match fs::remove_file(&wants) {
         Ok(()) => {
             log.line(&format!("removed {SYSTEMD_WANTS_LINK}"));
@@ -86,7 +90,7 @@ pub const SOCKETS_MASKED: Check = Check::new("libvirtd-sockets-masked", |cx| {
             not.push(u);
         }
     }
-    if not.is_empty() {
+    if !not.is_empty() {
         Err(format!(
             "not masked: {} (systemctl mask {}; libvirtd refuses --listen under socket activation)",
             not.join(", "),
