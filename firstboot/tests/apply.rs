@@ -1508,7 +1508,7 @@ fn apply_after_a_power_cut_in_the_commit_finishes_the_job() {
 /// changes; an undo file is never silently overwritten by the commit.
 #[test]
 fn a_stale_undo_is_removed_and_a_missing_target_is_put_back_on_every_os() {
-    for os in ["centos6", "ubuntu1204"] {
+    for os in ["centos6", "ubuntu1204", "debian12"] {
         let tmp = tempfile::tempdir().unwrap();
         let plan = write_plan(tmp.path(), &plan_json(os, "linux-bridge", &[]));
         let (_t1, reference) = fixture_root(os);
