@@ -71,13 +71,13 @@ exec {AGENT_PATH} run --plan {PLAN_PATH}
     )
 }
 
-/// A systemd oneshot unit. It starts once the network is online (ifupdown's
-/// `networking.service` is ordered before network-online.target) and after libvirtd and
-/// Open vSwitch, which `run` restarts or uses; only the `networking`, `libvirtd` and
-/// socket units it stops and starts are left unordered against it (a restart of a unit
-/// this job is ordered after would wait for the job itself). The agent bounds every
-/// command it runs; the start timeout only keeps a hung run from holding the boot for
-/// ever.
+/// A systemd oneshot unit (its output goes to the journal; the agent writes the
+/// console and its log itself). It starts once the network is online (ifupdown's
+/// `networking.service` is ordered before network-online.target) and after Open
+/// vSwitch, whose bridges it brings up; the units `run` stops and restarts
+/// (`networking`, `libvirtd` and its sockets) are not ordered against it directly, so
+/// their jobs never wait on this one. The agent bounds every command it runs; the start
+/// timeout only keeps a hung run from holding the boot for ever.
 pub fn systemd_unit() -> String {
     format!(
         r#"# {SYSTEMD_UNIT_NAME}: makes this host a CloudStack KVM host on its first boot.
@@ -95,8 +95,8 @@ ConditionPathExists={PLAN_PATH}
 [Service]
 Type=oneshot
 ExecStart={AGENT_PATH} run --plan {PLAN_PATH}
-StandardOutput=journal+console
-StandardError=journal+console
+StandardOutput=journal
+StandardError=journal
 TimeoutStartSec=30min
 
 [Install]
