@@ -18,48 +18,6 @@ di=/usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64
 work=$(mktemp -d "${TMPDIR:-/tmp}/hvseed-bench-pxe.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
-gen() { # OS REPO
-    cat <<YAML
-version: 1
-cluster: bench
-defaults:
-  os: $1
-  install:
-    source: cdrom
-    locale: en_US.UTF-8
-    keyboard: us
-    timezone: Etc/UTC
-    root_password_hash: "\$6\$hvseedlab\$t1.kB9z7B8HKic33ra63fhRD9HftPru4/eGjbd2w882XHzsjLP9FI2Gir7yyCr6VcJISEaAu3gFSDunaEoAuu0"
-    ssh_authorized_keys: ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHvseedbenchkeybenchkeybenchkey ops@bench"]
-    disk: sda
-    kernel_args: ["console=ttyS0,115200n8"]
-  ntp_servers: [0.pool.ntp.org, 1.pool.ntp.org]
-  dns:
-    servers: [10.0.0.1]
-    search: [bench.example.org]
-  cloudstack:
-    version: "4.2"
-    repository: $2
-    management_server: 10.0.0.5
-  network:
-    type: linux-bridge
-    trunk_nic: eth0
-    management: { vlan: 100, prefix: 16, gateway: 10.0.0.1 }
-    public:     { vlan: 200, bridge: cloudbr0 }
-    private:    { vlan: 300, bridge: cloudbr1 }
-hosts:
-YAML
-    awk -v n="$n" 'BEGIN {
-        for (i = 0; i < n; i++) {
-            h = i + 256
-            printf "  - fqdn: kvm%05d.bench.example.org\n", i
-            printf "    mac: \"02:00:00:%02x:%02x:%02x\"\n", int(i / 65536) % 256, int(i / 256) % 256, i % 256
-            printf "    ip: 10.0.%d.%d\n", int(h / 256), h % 256
-            if (i % 10 == 0) printf "    install: { disk: sdb }\n"
-        }
-    }'
-}
-
 mkiso() { # OS ISO
     t=$work/isotree-$1
     rm -rf "$t"
@@ -131,7 +89,7 @@ trap 'rm -rf "$work" ${shm:+"$shm"}' EXIT
 echo "| os | output on | run ($n hosts) | wall | peak RSS |"
 echo "|---|---|---|---|---|"
 for os in centos6 ubuntu1204; do
-    gen "$os" http://cloudstack.apt-get.eu/ > "$work/$os.yaml"
+    scripts/bench-fleet.sh "$os" http://cloudstack.apt-get.eu/ "$n" '["console=ttyS0,115200n8"]' > "$work/$os.yaml"
     mkiso "$os" "$work/$os.iso"
     sed 's/^    ip: 10.0.1.0$/    ip: 10.0.250.250/' "$work/$os.yaml" > "$work/$os-1.yaml"
     for where in disk ${shm:+tmpfs}; do

@@ -11,51 +11,8 @@ bin=${CARGO_TARGET_DIR:-$PWD/target}/release/hvseed
 work=$(mktemp -d "${TMPDIR:-/tmp}/hvseed-bench-render.XXXXXX")
 trap '[ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
 
-gen() { # OS REPO
-    cat <<YAML
-version: 1
-cluster: bench
-defaults:
-  os: $1
-  install:
-    source: cdrom
-    locale: en_US.UTF-8
-    keyboard: us
-    timezone: Etc/UTC
-    root_password_hash: "\$6\$hvseedlab\$t1.kB9z7B8HKic33ra63fhRD9HftPru4/eGjbd2w882XHzsjLP9FI2Gir7yyCr6VcJISEaAu3gFSDunaEoAuu0"
-    ssh_authorized_keys: ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHvseedbenchkeybenchkeybenchkey ops@bench"]
-    disk: sda
-  ntp_servers: [0.pool.ntp.org, 1.pool.ntp.org]
-  dns:
-    servers: [10.0.0.1]
-    search: [bench.example.org]
-  cloudstack:
-    version: "4.2"
-    repository: $2
-    management_server: 10.0.0.5
-  network:
-    type: linux-bridge
-    trunk_nic: eth0
-    management: { vlan: 100, prefix: 16, gateway: 10.0.0.1 }
-    public:     { vlan: 200, bridge: cloudbr0 }
-    private:    { vlan: 300, bridge: cloudbr1 }
-hosts:
-YAML
-    # Every tenth host installs to another disk, so the fleet files carry per-host
-    # differences beyond name and address.
-    awk -v n="$n" 'BEGIN {
-        for (i = 0; i < n; i++) {
-            h = i + 256
-            printf "  - fqdn: kvm%05d.bench.example.org\n", i
-            printf "    mac: \"02:00:00:%02x:%02x:%02x\"\n", int(i / 65536) % 256, int(i / 256) % 256, i % 256
-            printf "    ip: 10.0.%d.%d\n", int(h / 256), h % 256
-            if (i % 10 == 0) printf "    install: { disk: sdb }\n"
-        }
-    }'
-}
-
-gen centos6 http://cloudstack.apt-get.eu/rhel/4.2/ > "$work/centos6.yaml"
-gen ubuntu1204 http://cloudstack.apt-get.eu/ubuntu > "$work/ubuntu1204.yaml"
+scripts/bench-fleet.sh centos6 http://cloudstack.apt-get.eu/rhel/4.2/ "$n" > "$work/centos6.yaml"
+scripts/bench-fleet.sh ubuntu1204 http://cloudstack.apt-get.eu/ubuntu "$n" > "$work/ubuntu1204.yaml"
 [ -n "${KEEP:-}" ] && echo "inputs in $work"
 
 # One measured run into a fresh directory under $1 (warm page cache and binary: a
