@@ -388,7 +388,8 @@ impl Builder<'_> {
             install_file: &p.install_file,
             locale: &p.locale,
             keyboard: &p.keyboard,
-            host: None,
+            hostname: None,
+            domain: None,
             kernel_args: &p.kernel_args,
         });
         let entry = UnattendedEntry {

@@ -149,7 +149,8 @@ pub fn installer_args(inv: &Inventory, host: &Host, base: &str) -> Result<Vec<St
         install_file: &url,
         locale: &host.install.locale,
         keyboard: &host.install.keyboard,
-        host: Some((host.short_name(), host.domain())),
+        hostname: Some(host.short_name()),
+        domain: Some(host.domain()),
         kernel_args: &kernel_args,
     });
     debug_assert!(args.iter().all(|a| arg_ok(a)), "{args:?}");

@@ -25,7 +25,6 @@ pub fn iso_args(v: &BootValues) -> Vec<String> {
 /// A host's PXE entry. `url=` is fetched after d-i's DHCP, so what d-i asks before
 /// that goes on the command line (boot-media.md): locale, keyboard, hostname.
 pub fn pxe_args(v: &BootValues) -> Vec<String> {
-    let (hostname, domain) = v.host.unwrap_or_default();
     let mut args: Vec<String> = vec![
         "auto=true".into(),
         "priority=critical".into(),
@@ -34,8 +33,8 @@ pub fn pxe_args(v: &BootValues) -> Vec<String> {
         format!("keyboard-configuration/layoutcode={}", v.keyboard),
         format!("keyboard-configuration/xkb-keymap={}", v.keyboard),
         "console-setup/ask_detect=false".into(),
-        format!("hostname={hostname}"),
-        format!("domain={domain}"),
+        format!("hostname={}", v.hostname.unwrap_or_default()),
+        format!("domain={}", v.domain.unwrap_or_default()),
         // BOOTIF (from IPAPPEND 2, or written into the GRUB file) picks the NIC:
         // d-i's netcfg reads BOOTIF=01-<mac> from /proc/cmdline, finds the
         // interface with that MAC and makes it the default; with the question

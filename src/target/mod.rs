@@ -107,8 +107,9 @@ pub struct BootValues<'a> {
     pub install_file: &'a str,
     pub locale: &'a str,
     pub keyboard: &'a str,
-    /// Only known for one host (PXE): its short name and domain.
-    pub host: Option<(&'a str, &'a str)>,
+    /// Only known for one host (PXE): its short name and its domain.
+    pub hostname: Option<&'a str>,
+    pub domain: Option<&'a str>,
     /// `install.kernel_args`, as the inventory checked them.
     pub kernel_args: &'a [String],
 }
