@@ -196,15 +196,26 @@ fn assert_ended_by((status, err): &(std::process::ExitStatus, String), sig: (&st
 
 // ------------------------------------------------------------------ iso
 
+/// The ISO fixtures' directory and the agent, or `None` (said loudly) if either is
+/// missing.
+fn iso_inputs() -> Option<(PathBuf, PathBuf)> {
+    Some((crate::iso::fixtures()?, crate::util::agent()?))
+}
+
+/// `DIR/tmp` (the run's TMPDIR) and `DIR/out` (where it writes), both created.
+fn tmp_and_out(dir: &Path) -> (PathBuf, PathBuf) {
+    let (tmp, out) = (dir.join("tmp"), dir.join("out"));
+    std::fs::create_dir(&tmp).unwrap();
+    std::fs::create_dir(&out).unwrap();
+    (tmp, out)
+}
+
 /// SIGINT, SIGTERM and SIGHUP while xorriso writes the new session: hvseed kills
 /// xorriso's whole process group, removes the copy beside OUT and its staging
 /// directory, and exits 128 + the signal.
 #[test]
 fn iso_interrupted_during_xorriso_leaves_nothing_running_and_no_file() {
-    let Some(fx) = crate::iso::fixtures() else {
-        return;
-    };
-    let Some(agent) = crate::util::agent() else {
+    let Some((fx, agent)) = iso_inputs() else {
         return;
     };
     // The last run gets SIGINT the way a terminal's Ctrl-C sends it: to hvseed's whole
@@ -215,10 +226,7 @@ fn iso_interrupted_during_xorriso_leaves_nothing_running_and_no_file() {
         .chain([(SIGNALS[0], true)]);
     for (sig, to_group) in runs {
         let d = tempfile::tempdir().unwrap();
-        let tmpdir = d.path().join("tmp");
-        std::fs::create_dir(&tmpdir).unwrap();
-        let outdir = d.path().join("out");
-        std::fs::create_dir(&outdir).unwrap();
+        let (tmpdir, outdir) = tmp_and_out(d.path());
         let stand_in = pausing_xorriso("-commit", true);
         let mut cmd = crate::iso::iso_cmd(
             "lab-centos6.yaml",
@@ -265,17 +273,11 @@ fn iso_interrupted_during_xorriso_leaves_nothing_running_and_no_file() {
 /// it left, but not a user's files of the same look nor a running hvseed's.
 #[test]
 fn iso_next_run_removes_what_a_killed_run_left() {
-    let Some(fx) = crate::iso::fixtures() else {
-        return;
-    };
-    let Some(agent) = crate::util::agent() else {
+    let Some((fx, agent)) = iso_inputs() else {
         return;
     };
     let d = tempfile::tempdir().unwrap();
-    let tmpdir = d.path().join("tmp");
-    std::fs::create_dir(&tmpdir).unwrap();
-    let outdir = d.path().join("out");
-    std::fs::create_dir(&outdir).unwrap();
+    let (tmpdir, outdir) = tmp_and_out(d.path());
     let out = outdir.join("lab.iso");
     let stand_in = pausing_xorriso("-commit", false);
     let mut child = KillOnDrop(
@@ -336,10 +338,7 @@ fn iso_next_run_removes_what_a_killed_run_left() {
 /// the live run's copy and staging directory were removed.)
 #[test]
 fn a_live_run_in_another_pid_namespace_keeps_its_temporaries() {
-    let Some(fx) = crate::iso::fixtures() else {
-        return;
-    };
-    let Some(agent) = crate::util::agent() else {
+    let Some((fx, agent)) = iso_inputs() else {
         return;
     };
     let userns = Command::new("unshare")
@@ -352,10 +351,7 @@ fn a_live_run_in_another_pid_namespace_keeps_its_temporaries() {
         return;
     }
     let d = tempfile::tempdir().unwrap();
-    let tmpdir = d.path().join("tmp");
-    std::fs::create_dir(&tmpdir).unwrap();
-    let outdir = d.path().join("out");
-    std::fs::create_dir(&outdir).unwrap();
+    let (tmpdir, outdir) = tmp_and_out(d.path());
     let out = outdir.join("lab.iso");
     let stand_in = pausing_xorriso("-commit", false);
     let iso = crate::iso::iso_cmd("lab-centos6.yaml", &fx.join("centos6.iso"), &out, &agent);
@@ -963,10 +959,7 @@ fn serve_starts_and_answers_without_a_usable_stderr() {
 /// done and the exit status says so (0), whatever happened to the log.
 #[test]
 fn iso_and_pxe_with_a_full_or_closed_output_do_their_work() {
-    let Some(fx) = crate::iso::fixtures() else {
-        return;
-    };
-    let Some(agent) = crate::util::agent() else {
+    let Some((fx, agent)) = iso_inputs() else {
         return;
     };
     if !crate::pxe::tools() {
