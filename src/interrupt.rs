@@ -76,6 +76,37 @@ pub fn track<T, E>(
     Ok((made, Guard(id)))
 }
 
+/// A temporary directory `DIR/BASE` + [`owner`] + `-` + random, on the interrupt list
+/// while the guard lives (a later run can tell it was left by a run that is gone).
+pub fn temp_dir_in(dir: &Path, base: &str) -> std::io::Result<(tempfile::TempDir, Guard)> {
+    track(
+        || {
+            tempfile::Builder::new()
+                .prefix(&temp_prefix(base))
+                .tempdir_in(dir)
+        },
+        |t| vec![Item::Path(t.path().to_path_buf())],
+    )
+}
+
+/// A temporary file `DIR/BASE` + [`owner`] + `-` + random + `SUFFIX`, on the interrupt
+/// list while the guard lives.
+pub fn temp_file_in(
+    dir: &Path,
+    base: &str,
+    suffix: &str,
+) -> std::io::Result<(tempfile::NamedTempFile, Guard)> {
+    track(
+        || {
+            tempfile::Builder::new()
+                .prefix(&temp_prefix(base))
+                .suffix(suffix)
+                .tempfile_in(dir)
+        },
+        |t| vec![Item::Path(t.path().to_path_buf())],
+    )
+}
+
 /// Shorthand for a temporary path already created (e.g. by another library); prefer
 /// [`track`], which closes the window between creating and listing.
 pub fn track_path(path: &Path) -> Guard {

@@ -132,15 +132,8 @@ pub fn remaster(
     // OUT and the staging directory.
     write::remove_stale_partials(out);
     crate::interrupt::remove_stale(&std::env::temp_dir(), STAGE_BASE, "");
-    let (stage, _stage_guard) = crate::interrupt::track(
-        || {
-            tempfile::Builder::new()
-                .prefix(&crate::interrupt::temp_prefix(STAGE_BASE))
-                .tempdir()
-        },
-        |t| vec![crate::interrupt::Item::Path(t.path().to_path_buf())],
-    )
-    .context("creating a temporary directory")?;
+    let (stage, _stage_guard) = crate::interrupt::temp_dir_in(&std::env::temp_dir(), STAGE_BASE)
+        .context("creating a temporary directory")?;
     let orig = stage.path().join("orig");
     let Identified {
         volume_id,

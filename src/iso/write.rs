@@ -110,17 +110,8 @@ pub fn start_copy(source: &Path, out: &Path) -> Result<PendingCopy> {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let prefix = crate::interrupt::temp_prefix(&partial_base(out));
-    let (tmp, guard) = crate::interrupt::track(
-        || {
-            tempfile::Builder::new()
-                .prefix(&prefix)
-                .suffix(".partial")
-                .tempfile_in(dir)
-        },
-        |t| vec![crate::interrupt::Item::Path(t.path().to_path_buf())],
-    )
-    .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    let (tmp, guard) = crate::interrupt::temp_file_in(dir, &partial_base(out), ".partial")
+        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
     let dst = tmp
         .as_file()
         .try_clone()

@@ -343,15 +343,8 @@ pub fn remove_stale_temporaries(out: &Path) {
 
 /// This run's staging directory in `out`, on the interrupt list while the guard lives.
 pub fn staging_dir(out: &Path) -> Result<(tempfile::TempDir, crate::interrupt::Guard)> {
-    crate::interrupt::track(
-        || {
-            tempfile::Builder::new()
-                .prefix(&crate::interrupt::temp_prefix(STAGING_BASE))
-                .tempdir_in(out)
-        },
-        |t| vec![crate::interrupt::Item::Path(t.path().to_path_buf())],
-    )
-    .with_context(|| format!("creating a staging directory in {}", out.display()))
+    crate::interrupt::temp_dir_in(out, STAGING_BASE)
+        .with_context(|| format!("creating a staging directory in {}", out.display()))
 }
 
 /// Before writing, lists every path this run may create in the manifest of `out`, so

@@ -20,15 +20,8 @@ pub fn write(tree: &super::beneath::Beneath, files: &[(String, u32)], out: &Path
         .unwrap_or(Path::new("."));
     fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
     crate::interrupt::remove_stale(parent, BUNDLE_BASE, "");
-    let (tmp, _guard) = crate::interrupt::track(
-        || {
-            tempfile::Builder::new()
-                .prefix(&crate::interrupt::temp_prefix(BUNDLE_BASE))
-                .tempfile_in(parent)
-        },
-        |t| vec![crate::interrupt::Item::Path(t.path().to_path_buf())],
-    )
-    .with_context(|| format!("creating a temporary file in {}", parent.display()))?;
+    let (tmp, _guard) = crate::interrupt::temp_file_in(parent, BUNDLE_BASE, "")
+        .with_context(|| format!("creating a temporary file in {}", parent.display()))?;
     let gz = flate2::GzBuilder::new().mtime(0).operating_system(3).write(
         std::io::BufWriter::new(tmp.reopen()?),
         flate2::Compression::default(),

@@ -51,15 +51,8 @@ pub fn write_tree(out: &Path, tree: &RenderedTree, force: bool) -> Result<()> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "out".into());
     remove_stale(&parent, &name, out);
-    let (tmp, _tmp_guard) = crate::interrupt::track(
-        || {
-            tempfile::Builder::new()
-                .prefix(&crate::interrupt::temp_prefix(&tmp_base(&name)))
-                .tempdir_in(&parent)
-        },
-        |t| vec![crate::interrupt::Item::Path(t.path().to_path_buf())],
-    )
-    .with_context(|| format!("creating a temporary directory in {}", parent.display()))?;
+    let (tmp, _tmp_guard) = crate::interrupt::temp_dir_in(&parent, &tmp_base(&name))
+        .with_context(|| format!("creating a temporary directory in {}", parent.display()))?;
     let mut made: HashSet<PathBuf> = HashSet::new();
     let mut manifest = String::new();
     for (rel, bytes) in tree {
@@ -82,15 +75,8 @@ pub fn write_tree(out: &Path, tree: &RenderedTree, force: bool) -> Result<()> {
     let whole = crate::interrupt::critical();
     let mut old_guard = None;
     let old = if std::fs::symlink_metadata(out).is_ok() {
-        let (old, guard) = crate::interrupt::track(
-            || {
-                tempfile::Builder::new()
-                    .prefix(&crate::interrupt::temp_prefix(&old_base(&name)))
-                    .tempdir_in(&parent)
-            },
-            |t| vec![crate::interrupt::Item::Path(t.path().to_path_buf())],
-        )
-        .with_context(|| format!("creating a temporary directory in {}", parent.display()))?;
+        let (old, guard) = crate::interrupt::temp_dir_in(&parent, &old_base(&name))
+            .with_context(|| format!("creating a temporary directory in {}", parent.display()))?;
         old_guard = Some(guard);
         let aside = old.path().join("old");
         std::fs::rename(out, &aside)
