@@ -27,6 +27,7 @@ pkgs=(
   isolinux syslinux-common pxelinux        # BIOS boot loaders for fixture ISOs and PXE
   grub-efi-amd64-bin grub-common           # GRUB2 EFI image for the Ubuntu-layout fixture
   debian-installer-12-netboot-amd64        # a real d-i kernel+initrd, the preseed consumer
+  installation-guide-amd64                 # its example preseed: the questions of bookworm's d-i
   dnsmasq-base                             # dnsmasq --test -C for the PXE tree
   isomd5sum                                # implantisomd5/checkisomd5: EL media check
   python3-venv

@@ -94,6 +94,7 @@ impl<'a> Build<'a> {
                 missing_note,
             } => Some((loader, boot_file, missing_note)),
             PxeUefi::Grub2 => None,
+            PxeUefi::DebianNetboot => unreachable!("pxe::run refuses this layout first"),
         };
         if let Some(r) = &self.old.iso {
             let expected_ok = r.files.iter().any(|f| f == layout.tftp_kernel)

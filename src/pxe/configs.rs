@@ -56,6 +56,7 @@ fn uefi_path(uefi: PxeUefi, mac: &str) -> String {
     match uefi {
         PxeUefi::Grub2 => grub2_path(mac),
         PxeUefi::GrubLegacy { .. } => grub_legacy_path(mac),
+        PxeUefi::DebianNetboot => unreachable!("pxe::run refuses this layout first"),
     }
 }
 
@@ -224,6 +225,7 @@ pub fn uefi_host(
     let text = match layout.uefi {
         PxeUefi::Grub2 => grub2_host(inv, host, layout, args),
         PxeUefi::GrubLegacy { .. } => grub_legacy_host(inv, host, layout, args),
+        PxeUefi::DebianNetboot => unreachable!("pxe::run refuses this layout first"),
     };
     (uefi_path(layout.uefi, &host.mac), text)
 }
@@ -233,6 +235,7 @@ pub fn uefi_default(inv: &Inventory) -> (&'static str, String) {
     match target::of(inv.os).pxe.uefi {
         PxeUefi::Grub2 => ("tftp/grub/grub.cfg", grub2_default(inv)),
         PxeUefi::GrubLegacy { .. } => ("tftp/efidefault", grub_legacy_default(inv)),
+        PxeUefi::DebianNetboot => unreachable!("pxe::run refuses this layout first"),
     }
 }
 

@@ -91,6 +91,12 @@ pub fn run(c: Options) -> Result<ExitCode> {
         std::thread::spawn(move || LastRun::read(&out))
     };
     let inventory = crate::inventory::load_valid(&c.inventory)?;
+    if matches!(source::layout(inventory.os).uefi, PxeUefi::DebianNetboot) {
+        bail!(
+            "hvseed pxe does not make {} trees yet",
+            crate::target::of(inventory.os).title
+        );
+    }
     tracing::debug!("inventory loaded: {:.3} s", started.elapsed().as_secs_f64());
     let base = c.http_base.clone();
     let last = last
@@ -175,6 +181,7 @@ pub fn run(c: Options) -> Result<ExitCode> {
     let efi_boot = match layout.uefi {
         PxeUefi::GrubLegacy { boot_file, .. } => efi_from_iso.then_some(boot_file),
         PxeUefi::Grub2 => b.grub_efi_image()?.then_some("grubx64.efi"),
+        PxeUefi::DebianNetboot => unreachable!("pxe::run refuses this layout first"),
     };
 
     // A network install cannot read the CD: hosts that install from `cdrom` get the
