@@ -65,7 +65,7 @@ pub static TARGET: Target = Target {
         // Packages come from the mirror of `install.source` (a URL, required).
         tree_required: &[],
         tree_optional: &[],
-        uefi: PxeUefi::DebianNetboot,
+        uefi: PxeUefi::DebianNetboot { release: "12" },
         args: pxe_args,
     },
     inventory: InventoryRules {

@@ -227,7 +227,10 @@ pub enum PxeUefi {
     /// GRUB reads only `debian-installer/amd64/grub/grub.cfg` (its prefix is built in,
     /// with no per-MAC lookup), so that file picks the host's
     /// `grub.cfg-01-<mac>` with `regexp` on `$net_default_mac`.
-    DebianNetboot,
+    DebianNetboot {
+        /// The Debian release the netboot files' `version.info` must name ("12").
+        release: &'static str,
+    },
 }
 
 /// Inventory rules that depend on the target.
