@@ -80,10 +80,10 @@ pub static TARGET: Target = Target {
             version: (4, 20),
             source: "Debian 12 hosts are supported from CloudStack 4.20 on, apache/cloudstack#9810",
         }),
+        // download.cloudstack.org has no Debian suite; Debian 12 hosts use the
+        // Ubuntu 22.04 (jammy) packages.
         cloudstack_apt: Some(CloudstackApt {
             default_suite: "jammy",
-            suite_note: "download.cloudstack.org has no Debian suite; Debian 12 hosts use \
-                         the Ubuntu 22.04 (jammy) packages",
         }),
         cdrom_refused: Some(
             "a Debian 12 netinst CD holds the base system only, not libvirt, QEMU or the \

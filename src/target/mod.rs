@@ -268,8 +268,6 @@ pub struct MinCloudstack {
 pub struct CloudstackApt {
     /// `cloudstack.suite` when the inventory has none.
     pub default_suite: &'static str,
-    /// Why that default (said in docs and in refusals).
-    pub suite_note: &'static str,
 }
 
 /// Whether `security.selinux` applies.
