@@ -924,6 +924,18 @@ fn bad_inputs_are_refused_and_leave_nothing() {
         e.contains("CentOS 6.3 x86_64") && e.contains("os: ubuntu1204"),
         "{e}"
     );
+    let e = remaster_err(&fx.join("debian12.iso"), &out, Os::Ubuntu1204);
+    assert!(
+        e.contains("Debian GNU/Linux 12.11.0") && e.contains("os: ubuntu1204"),
+        "{e}"
+    );
+    let e = remaster_err(&fx.join("ubuntu1204.iso"), &out, Os::Debian12);
+    assert!(
+        e.contains("Ubuntu-Server 12.04.5")
+            && e.contains("os: debian12")
+            && e.contains("a Debian 12 amd64 netinst CD"),
+        "{e}"
+    );
 
     let copy = d.path().join("copy.iso");
     std::fs::copy(fx.join("centos6.iso"), &copy).unwrap();
