@@ -1846,3 +1846,55 @@ fn qemu_debian_uefi_pxe_boot_through_ds_signed_grub_picks_the_host_by_mac() {
         );
     }
 }
+
+/// PXE just once with d-i's signed GRUB: when the installer fetches kvm31's preseed
+/// from `hvseed serve`, its per-MAC pxelinux file and the GRUB file d-i's grub.cfg
+/// sources boot the local disk; a re-run of `hvseed pxe` writes the same bytes, and
+/// `--reinstall` arms them again.
+#[test]
+fn debian_host_is_installed_by_pxe_once_until_reinstall() {
+    if !tools() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let inv = root().join(DEBIAN_INV);
+    let base = "http://10.0.0.2:8080";
+    let out = tmp.path().join("tree");
+    pxe_ok(&inv, Path::new(NETBOOT), &out, base, &[]);
+    let pxe31 = "tftp/pxelinux.cfg/01-52-54-00-12-34-31";
+    let grub31 = "tftp/debian-installer/amd64/grub/grub.cfg-01-52-54-00-12-34-31";
+    let grub32 = "tftp/debian-installer/amd64/grub/grub.cfg-01-52-54-00-12-34-32";
+    let installs = |g: &str| g.contains("linux /debian12/linux ") && g.contains("set timeout=0");
+    let boots_disk = |g: &str| {
+        g.lines().any(|l| l.trim() == "exit") && !g.contains("linux") && !g.contains("initrd")
+    };
+    let t = files(&out);
+    assert!(installs(&text(&t, grub31)) && installs(&text(&t, grub32)));
+    let server = ServeGuard::start(&out);
+    let r = server.get("/hosts/kvm31.lab.example.org/preseed.cfg");
+    assert_eq!(r.status, 200);
+    let now = files(&out);
+    assert!(boots_disk(&text(&now, grub31)), "{}", text(&now, grub31));
+    assert!(
+        text(&now, pxe31).contains("LOCALBOOT 0"),
+        "{}",
+        text(&now, pxe31)
+    );
+    assert!(installs(&text(&now, grub32)));
+    drop(server);
+    pxe_ok(&inv, Path::new(NETBOOT), &out, base, &[]);
+    let rerun = files(&out);
+    assert_eq!(rerun[grub31], now[grub31]);
+    assert_eq!(rerun[pxe31], now[pxe31]);
+    sha256sum_check(&out);
+    pxe_ok(
+        &inv,
+        Path::new(NETBOOT),
+        &out,
+        base,
+        &["--reinstall", "kvm31.lab.example.org"],
+    );
+    let again = files(&out);
+    assert_eq!(again[grub31], t[grub31]);
+    assert_eq!(again[pxe31], t[pxe31]);
+}
