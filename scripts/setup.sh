@@ -38,6 +38,7 @@ pkgs=(
   strace             # the agent tests signal it at its k-th rename and check its fsyncs
   ifupdown iptables  # ifquery / iptables-restore --test read the agent's files
   curl wget          # the install scripts fetch agent, plan and keys over HTTP (render tests)
+  gpg gpg-agent      # render tests: a repository key, a signed local apt repository for apt-get update
   mmdebstrap         # live tests: Debian 12 roots for hosts booted in QEMU (tests/live/)
   qemu-utils         # live tests: qemu-img overlays, so a guest never writes the cached image
   iputils-ping iproute2 e2fsprogs  # live tests: ping from the test's namespace, mkfs.ext4 -d

@@ -1660,3 +1660,183 @@ fn debian12_inline_key_survives_d_i_fetch_url() {
             .contains("trusted=yes"));
     }
 }
+
+/// Runs `apt-get update` on one sources line, with every apt directory private to
+/// `dir`; returns (success, output).
+fn apt_update(dir: &Path, line: &str) -> (bool, String) {
+    let st = dir.join("apt-state");
+    let _ = std::fs::remove_dir_all(&st);
+    for d in ["lists/partial", "cache/archives/partial"] {
+        std::fs::create_dir_all(st.join(d)).unwrap();
+    }
+    std::fs::write(st.join("sources.list"), format!("{line}\n")).unwrap();
+    let o = util::output_within_secs(
+        Command::new("apt-get")
+            .arg("update")
+            .arg("-o")
+            .arg(format!(
+                "Dir::Etc::SourceList={}",
+                st.join("sources.list").display()
+            ))
+            .args(["-o", "Dir::Etc::SourceParts=/nonexistent"])
+            .arg("-o")
+            .arg(format!("Dir::State::Lists={}", st.join("lists").display()))
+            .arg("-o")
+            .arg(format!("Dir::Cache={}", st.join("cache").display()))
+            .args(["-o", "Debug::NoLocking=1", "-o", "APT::Sandbox::User=root"]),
+        60,
+    );
+    (
+        o.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+    )
+}
+
+/// A local apt repository `dists/<suite>/<component>/binary-amd64/Packages` (empty)
+/// with its `Release`, clear-signed into `InRelease` when `gnupg` is given.
+fn local_repo(dir: &Path, suite: &str, component: &str, gnupg: Option<&Path>) {
+    let d = dir.join("dists").join(suite);
+    let rel = format!("{component}/binary-amd64/Packages");
+    std::fs::create_dir_all(d.join(&rel).parent().unwrap()).unwrap();
+    std::fs::write(d.join(&rel), "").unwrap();
+    let sha = {
+        use sha2::Digest;
+        sha2::Sha256::digest(b"")
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    std::fs::write(
+        d.join("Release"),
+        format!(
+            "Origin: hvseed-test\nSuite: {suite}\nCodename: {suite}\nComponents: {component}\nArchitectures: amd64\nDate: Mon, 07 Dec 2026 00:00:00 UTC\nSHA256:\n {sha} 0 {rel}\n"
+        ),
+    )
+    .unwrap();
+    if let Some(home) = gnupg {
+        let st = Command::new("gpg")
+            .env("GNUPGHOME", home)
+            .args(["--batch", "--quiet", "--yes", "--clearsign", "-o"])
+            .arg(d.join("InRelease"))
+            .arg(d.join("Release"))
+            .status()
+            .unwrap();
+        assert!(st.success(), "gpg --clearsign");
+    }
+}
+
+/// d-i's apt-setup (1:0.182, generators/60local) writes the CloudStack repository as
+/// `deb [signed-by=/etc/apt/keyrings/<comment>.asc] <repository>` when `local0/key`
+/// was fetched, else `deb <repository>`, and keeps the line only if `apt-get update`
+/// passes (apt-setup-verify). Against local copies of such a repository, real apt:
+/// the pasted key, decoded as d-i's fetch-url decodes `base64://`, verifies the
+/// signed one; `unauthenticated: true`'s `[trusted=yes]` passes an unsigned one; the
+/// same line without it is refused, which is why debian12 needs one or the other.
+#[test]
+fn debian12_cloudstack_repository_lines_pass_apt_as_d_i_writes_them() {
+    if !util::require_tool("gpg", "gpg") || !util::require_tool("apt-get", "apt") {
+        return;
+    }
+    let dir = tmpdir();
+    let home = dir.path().join("gnupg");
+    std::fs::create_dir(&home).unwrap();
+    std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let gpg = |args: &[&str]| {
+        let o =
+            util::output_within_secs(Command::new("gpg").env("GNUPGHOME", &home).args(args), 60);
+        assert!(
+            o.status.success(),
+            "gpg {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        o.stdout
+    };
+    gpg(&[
+        "--batch",
+        "--quiet",
+        "--pinentry-mode",
+        "loopback",
+        "--passphrase",
+        "",
+        "--quick-gen-key",
+        "hvseed test repository <repo@example.org>",
+        "ed25519",
+        "sign",
+        "never",
+    ]);
+    let armoured = String::from_utf8(gpg(&["--armor", "--export"])).unwrap();
+    let url = "http://repo.example.org/cloudstack";
+
+    // Signed, with the key pasted into the inventory.
+    let mut inv = lab(Os::Debian12);
+    for h in &mut inv.hosts {
+        h.cloudstack.repository = url.into();
+        h.cloudstack.apt = Some(AptRepository {
+            suite: "jammy".into(),
+            trust: AptTrust::KeyInline(armoured.trim().into()),
+        });
+    }
+    let tree = render_tree(&inv, &cd()).unwrap();
+    let p = text(&tree, "fleet/preseed.cfg");
+    let repository = preseed_value(&p, "apt-setup/local0/repository").unwrap();
+    let comment = preseed_value(&p, "apt-setup/local0/comment").unwrap();
+    let key = preseed_value(&p, "apt-setup/local0/key").unwrap();
+    let signed = dir.path().join("signed");
+    local_repo(&signed, "jammy", "4.20", Some(&home));
+    let keyfile = dir.path().join(format!(
+        "{}.asc",
+        comment.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+    ));
+    let o = util::output_within_secs(
+        Command::new("sh")
+            .args([
+                "-c",
+                r#"printf "%s" "${1#base64://*}" | base64 -d > "$2""#,
+                "sh",
+            ])
+            .arg(&key)
+            .arg(&keyfile),
+        10,
+    );
+    assert!(o.status.success());
+    assert!(std::fs::read_to_string(&keyfile)
+        .unwrap()
+        .contains("-----BEGIN PGP PUBLIC KEY BLOCK-----"));
+    let local = repository.replace(url, &format!("file:{}", signed.display()));
+    assert_ne!(local, repository, "{repository}");
+    let line = format!("deb [signed-by={}] {local}", keyfile.display());
+    let (ok, out) = apt_update(dir.path(), &line);
+    assert!(ok, "{line}\n{out}");
+    // The key is what verifies it: without signed-by apt does not know it.
+    let (ok, out) = apt_update(dir.path(), &format!("deb {local}"));
+    assert!(!ok && out.contains("NO_PUBKEY"), "{out}");
+
+    // Unsigned, `unauthenticated: true`.
+    let mut inv = lab(Os::Debian12);
+    for h in &mut inv.hosts {
+        h.cloudstack.repository = url.into();
+        h.cloudstack.apt = Some(AptRepository {
+            suite: "jammy".into(),
+            trust: AptTrust::Unauthenticated,
+        });
+    }
+    let tree = render_tree(&inv, &cd()).unwrap();
+    let p = text(&tree, "fleet/preseed.cfg");
+    assert_eq!(preseed_value(&p, "apt-setup/local0/key"), None);
+    let repository = preseed_value(&p, "apt-setup/local0/repository").unwrap();
+    assert!(repository.starts_with("[trusted=yes] "), "{repository}");
+    let unsigned = dir.path().join("unsigned");
+    local_repo(&unsigned, "jammy", "4.20", None);
+    let local = repository.replace(url, &format!("file:{}", unsigned.display()));
+    let (ok, out) = apt_update(dir.path(), &format!("deb  {local}"));
+    assert!(ok, "{local}\n{out}");
+    // Without [trusted=yes] (a keyless line): refused, so apt-setup would comment
+    // it out and cloudstack-agent could not be installed.
+    let bare = local.trim_start_matches("[trusted=yes] ");
+    let (ok, out) = apt_update(dir.path(), &format!("deb {bare}"));
+    assert!(!ok && out.contains("is not signed"), "{out}");
+}
