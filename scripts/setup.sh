@@ -26,7 +26,9 @@ pkgs=(
   qemu-system-x86 ovmf                     # boot tests (TCG), SeaBIOS and UEFI
   isolinux syslinux-common pxelinux        # BIOS boot loaders for fixture ISOs and PXE
   grub-efi-amd64-bin grub-common           # GRUB2 EFI image for the Ubuntu-layout fixture
+  shim-signed grub-efi-amd64-signed        # the real signed UEFI chain of the Debian 12 fixture CD
   debian-installer-12-netboot-amd64        # a real d-i kernel+initrd, the preseed consumer
+  installation-guide-amd64                 # its example preseed: the questions of bookworm's d-i
   dnsmasq-base                             # dnsmasq --test -C for the PXE tree
   isomd5sum                                # implantisomd5/checkisomd5: EL media check
   python3-venv
@@ -36,6 +38,7 @@ pkgs=(
   strace             # the agent tests signal it at its k-th rename and check its fsyncs
   ifupdown iptables  # ifquery / iptables-restore --test read the agent's files
   curl wget          # the install scripts fetch agent, plan and keys over HTTP (render tests)
+  gpg gpg-agent      # render tests: a repository key, a signed local apt repository for apt-get update
   mmdebstrap         # live tests: Debian 12 roots for hosts booted in QEMU (tests/live/)
   qemu-utils         # live tests: qemu-img overlays, so a guest never writes the cached image
   iputils-ping iproute2 e2fsprogs  # live tests: ping from the test's namespace, mkfs.ext4 -d

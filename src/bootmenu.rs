@@ -53,6 +53,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../iso/grub2/pxe-default.cfg"),
     ),
     (
+        "grub2/pxe-di-default.cfg",
+        include_str!("../iso/grub2/pxe-di-default.cfg"),
+    ),
+    (
         "grub2/pxe-installed.cfg",
         include_str!("../iso/grub2/pxe-installed.cfg"),
     ),

@@ -43,7 +43,7 @@ pub enum Cmd {
     Check(InventoryCheckConfig),
     /// Render kickstarts/preseeds and plans for every host into a directory.
     Render(InventoryRenderConfig),
-    /// Remaster a CentOS 6.3 or Ubuntu 12.04 install ISO into one unattended ISO for the cluster.
+    /// Remaster a CentOS 6.3, Ubuntu 12.04 or Debian 12 install ISO into one unattended ISO for the cluster.
     Iso(IsoCustomizeConfig),
     /// Write a PXE (TFTP + HTTP) tree that installs each host by its MAC.
     Pxe(PxeTreeConfig),
@@ -109,13 +109,15 @@ pub struct IsoCustomizeConfig {
 /// `hvseed pxe INVENTORY --source IN.iso --out DIR --http-base URL`
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Example:\n  hvseed pxe lab.yaml --source CentOS-6.3-x86_64-bin-DVD1.iso --out /srv/hvseed \\\n      --http-base http://10.0.0.2:8080"
+    after_help = "Examples:\n  hvseed pxe lab.yaml --source CentOS-6.3-x86_64-bin-DVD1.iso --out /srv/hvseed \\\n      --http-base http://10.0.0.2:8080\n  hvseed pxe lab-debian12.yaml --source netboot.tar.gz --out /srv/hvseed \\\n      --http-base http://10.0.0.2:8080\n\nos: debian12 takes d-i's netboot files instead of an ISO (the netinst CD's installer\ncannot boot from the network): Debian's netboot.tar.gz of the same 12.x point release,\nits unpacked directory, or /usr/lib/debian-installer/images/12/amd64/text from the\ndebian-installer-12-netboot-amd64 package."
 )]
 pub struct PxeTreeConfig {
     /// The inventory file (YAML, format version 1).
     pub inventory: PathBuf,
     /// The distribution's install ISO: its installer kernel and initrd are extracted.
-    #[arg(long)]
+    /// For os: debian12, d-i's netboot files instead (netboot.tar.gz or its directory;
+    /// see below).
+    #[arg(long, value_name = "ISO|NETBOOT")]
     pub source: PathBuf,
     /// The tree to write or update (DIR/tftp, DIR/http, DIR/dnsmasq.conf).
     #[arg(long, short)]

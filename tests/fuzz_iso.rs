@@ -42,7 +42,7 @@ fn env_u64(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// Two tiny install media: (os, ISO, the identity text an accepted mutant must still
+/// Three tiny install media: (os, ISO, the identity text an accepted mutant must still
 /// carry), `make-fixtures.sh`'s `tiny` layout.
 fn seeds() -> &'static [(Os, PathBuf, &'static str)] {
     static SEEDS: OnceLock<Vec<(Os, PathBuf, &'static str)>> = OnceLock::new();
@@ -51,6 +51,7 @@ fn seeds() -> &'static [(Os, PathBuf, &'static str)] {
         vec![
             (Os::Centos6, dir.join("centos6.iso"), "6.3"),
             (Os::Ubuntu1204, dir.join("ubuntu1204.iso"), "12.04"),
+            (Os::Debian12, dir.join("debian12.iso"), "12.11.0"),
         ]
     })
 }
@@ -127,7 +128,12 @@ pub(crate) fn mutate(rng: &mut Rng, img: &mut Vec<u8>, hot: &[usize]) -> String 
 /// Offsets of the identity files' text in the image (where mutations matter most).
 fn hot_spots(img: &[u8]) -> Vec<usize> {
     let mut v = Vec::new();
-    for needle in [&b"1341569670"[..], b"[general]", b"Ubuntu-Server 12.04.5"] {
+    for needle in [
+        &b"1341569670"[..],
+        b"[general]",
+        b"Ubuntu-Server 12.04.5",
+        b"Debian GNU/Linux 12",
+    ] {
         if let Some(at) = img.windows(needle.len()).position(|w| w == needle) {
             v.push(at);
         }
@@ -169,7 +175,7 @@ fn mutated_isos_are_identified_or_refused_with_a_message_never_a_panic() {
     let tmp = &work;
     let (mut accepted, mut refused) = (0u64, 0u64);
     for i in 0..iters {
-        let (os, iso, must) = &seeds()[(i % 2) as usize];
+        let (os, iso, must) = &seeds()[(i % seeds().len() as u64) as usize];
         let mut img = std::fs::read(iso).unwrap();
         let hot = hot_spots(&img);
         let mut did = Vec::new();

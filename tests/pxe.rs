@@ -17,6 +17,12 @@ use crate::util::{agent, cmd_exists, hvseed, output_within_secs, require_tool, r
 const DI: &str = "/usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64";
 pub(crate) const UBUNTU_INV: &str = "tests/fixtures/pxe/ubuntu1204.yaml";
 const CENTOS_INV: &str = "tests/fixtures/pxe/centos6.yaml";
+const DEBIAN_INV: &str = "tests/fixtures/pxe/debian12.yaml";
+/// d-i's netboot files as the debian-installer-12-netboot-amd64 package installs them
+/// (the layout of netboot.tar.gz): the source of `hvseed pxe` for debian12.
+const NETBOOT: &str = "/usr/lib/debian-installer/images/12/amd64/text";
+const MAC31: &str = "52:54:00:12:34:31";
+const MAC32: &str = "52:54:00:12:34:32";
 const MAC21: &str = "52:54:00:12:34:21";
 const MAC22: &str = "52:54:00:12:34:22";
 
@@ -1449,4 +1455,446 @@ fn qemu_uefi_pxe_boot_picks_the_grub_file_by_mac() {
             printable(&serial)
         );
     }
+}
+
+// ------------------------------------------------------------------ Debian 12
+
+/// `netboot.tar.gz` as Debian publishes it: the netboot tree under `./`, top-level
+/// symlinks into `debian-installer/amd64/` kept as links.
+fn netboot_tar_gz(dir: &Path) -> PathBuf {
+    let tgz = dir.join("netboot.tar.gz");
+    let st = Command::new("tar")
+        .arg("-czf")
+        .arg(&tgz)
+        .arg("-C")
+        .arg(NETBOOT)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    tgz
+}
+
+/// The tree for Debian 12 from d-i's netboot files: the installer kernel and initrd
+/// and d-i's own signed UEFI loaders (shim, GRUB) byte for byte; per MAC, pxelinux and
+/// GRUB files with the host's preseed URL; the GRUB file d-i's GRUB reads picks them
+/// by `$net_default_mac`. netboot.tar.gz gives the same tree as the directory.
+#[test]
+fn debian_tree_from_the_netboot_files_boots_each_host_by_mac() {
+    if !tools()
+        || !require_tool(
+            &format!("{NETBOOT}/version.info"),
+            "debian-installer-12-netboot-amd64",
+        )
+    {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("tree");
+    let base = "http://10.0.0.2:8080";
+    let log = pxe_ok(
+        &root().join(DEBIAN_INV),
+        Path::new(NETBOOT),
+        &out,
+        base,
+        &[],
+    );
+    assert!(
+        log.contains("Debian 12 (bookworm), installer build 20230607"),
+        "{log}"
+    );
+    let t = files(&out);
+    let (fq31, fq32) = ("kvm31.lab.example.org", "kvm32.lab.example.org");
+    let expected: Vec<String> = [
+        "SHA256SUMS",
+        "dnsmasq.conf",
+        &format!("http/hosts/{fq31}/authorized_keys"),
+        &format!("http/hosts/{fq31}/plan.json"),
+        &format!("http/hosts/{fq31}/preseed.cfg"),
+        &format!("http/hosts/{fq32}/authorized_keys"),
+        &format!("http/hosts/{fq32}/plan.json"),
+        &format!("http/hosts/{fq32}/preseed.cfg"),
+        "http/hvseed-firstboot",
+        "tftp/debian-installer/amd64/bootnetx64.efi",
+        "tftp/debian-installer/amd64/grub/grub.cfg",
+        "tftp/debian-installer/amd64/grub/grub.cfg-01-52-54-00-12-34-31",
+        "tftp/debian-installer/amd64/grub/grub.cfg-01-52-54-00-12-34-32",
+        "tftp/debian-installer/amd64/grubx64.efi",
+        "tftp/debian12/initrd.gz",
+        "tftp/debian12/linux",
+        "tftp/ldlinux.c32",
+        "tftp/pxelinux.0",
+        "tftp/pxelinux.cfg/01-52-54-00-12-34-31",
+        "tftp/pxelinux.cfg/01-52-54-00-12-34-32",
+        "tftp/pxelinux.cfg/default",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    assert_eq!(t.keys().cloned().collect::<Vec<_>>(), expected);
+    for (tree, src) in [
+        ("tftp/debian12/linux", "debian-installer/amd64/linux"),
+        (
+            "tftp/debian12/initrd.gz",
+            "debian-installer/amd64/initrd.gz",
+        ),
+        (
+            "tftp/debian-installer/amd64/bootnetx64.efi",
+            "debian-installer/amd64/bootnetx64.efi",
+        ),
+        (
+            "tftp/debian-installer/amd64/grubx64.efi",
+            "debian-installer/amd64/grubx64.efi",
+        ),
+    ] {
+        assert_eq!(
+            t[tree],
+            std::fs::read(format!("{NETBOOT}/{src}")).unwrap(),
+            "{tree}"
+        );
+    }
+    for (mac, fqdn, short) in [(MAC31, fq31, "kvm31"), (MAC32, fq32, "kvm32")] {
+        let name = format!("01-{}", mac.replace(':', "-"));
+        let cfg = text(&t, &format!("tftp/pxelinux.cfg/{name}"));
+        let args = append_args(&cfg);
+        for want in [
+            "initrd=debian12/initrd.gz".to_string(),
+            "auto=true".into(),
+            "priority=critical".into(),
+            format!("url={base}/hosts/{fqdn}/preseed.cfg"),
+            "locale=en_US.UTF-8".into(),
+            "keymap=us".into(),
+            format!("hostname={short}"),
+            "domain=lab.example.org".into(),
+            "netcfg/choose_interface=auto".into(),
+            "console=ttyS0,115200n8".into(),
+            "---".into(),
+        ] {
+            assert!(args.contains(&want), "{name}: no {want} in {args:?}");
+        }
+        assert!(cfg.lines().any(|l| l.trim() == "IPAPPEND 2"), "{cfg}");
+        assert!(
+            cfg.lines().any(|l| l.trim() == "KERNEL debian12/linux"),
+            "{cfg}"
+        );
+        let grub = text(
+            &t,
+            &format!("tftp/debian-installer/amd64/grub/grub.cfg-{name}"),
+        );
+        assert!(grub.contains("\nset timeout=0\n"), "{grub}");
+        let linux = grub
+            .lines()
+            .find(|l| l.trim_start().starts_with("linux "))
+            .unwrap();
+        assert!(
+            linux.trim_start().starts_with("linux /debian12/linux "),
+            "{linux}"
+        );
+        assert!(
+            linux.contains(&format!("'url={base}/hosts/{fqdn}/preseed.cfg'")),
+            "{linux}"
+        );
+        assert!(linux.contains(&format!("'BOOTIF={name}'")), "{linux}");
+        assert!(grub.contains("initrd /debian12/initrd.gz"), "{grub}");
+    }
+    let g = text(&t, "tftp/debian-installer/amd64/grub/grub.cfg");
+    assert!(g.contains("\"$net_default_mac\""), "{g}");
+    assert!(
+        g.contains("source \"$prefix/grub.cfg-01-$m1-$m2-$m3-$m4-$m5-$m6\""),
+        "{g}"
+    );
+    assert!(
+        g.lines().any(|l| l.trim() == "exit") && !g.contains("linux"),
+        "{g}"
+    );
+    let preseed = text(&t, &format!("http/hosts/{fq31}/preseed.cfg"));
+    assert!(
+        preseed.contains("d-i mirror/http/hostname string deb.debian.org\n"),
+        "{preseed}"
+    );
+    let conf = text(&t, "dnsmasq.conf");
+    dnsmasq_accepts(&out.join("dnsmasq.conf"));
+    assert!(
+        conf.contains(
+            "dhcp-boot=tag:hvseed,tag:efi-x86_64,debian-installer/amd64/bootnetx64.efi\n"
+        ),
+        "{conf}"
+    );
+    assert!(
+        conf.contains("dhcp-boot=tag:hvseed,tag:!efi-x86_64,pxelinux.0\n"),
+        "{conf}"
+    );
+    sums_cover_the_tree(&out, &t);
+
+    // A second run with nothing changed rewrites nothing.
+    let before = mtimes(&out);
+    pxe_ok(
+        &root().join(DEBIAN_INV),
+        Path::new(NETBOOT),
+        &out,
+        base,
+        &[],
+    );
+    assert_eq!(mtimes(&out), before);
+
+    // netboot.tar.gz: the same tree, byte for byte.
+    let tgz = netboot_tar_gz(tmp.path());
+    let out2 = tmp.path().join("tree2");
+    pxe_ok(&root().join(DEBIAN_INV), &tgz, &out2, base, &[]);
+    let mut t2 = files(&out2);
+    let mut t1 = t;
+    for m in [&mut t1, &mut t2] {
+        m.remove("dnsmasq.conf"); // names its own tftp-root
+        m.remove("SHA256SUMS");
+    }
+    assert_eq!(t1, t2);
+}
+
+/// The wrong source for debian12 is refused with what to give instead, before
+/// anything is written: an ISO (the netinst CD's installer cannot netboot), a
+/// directory without d-i's tree, another Debian release's netboot files, a tarball
+/// that lacks the kernel.
+#[test]
+fn debian_refuses_sources_that_are_not_its_netboot_files() {
+    if !tools() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let inv = root().join(DEBIAN_INV);
+    let base = "http://10.0.0.2:8080";
+    let out = tmp.path().join("tree");
+    let (ok, err) = pxe(&inv, &ubuntu_iso(), &out, base, &[]);
+    assert!(
+        !ok && err.contains("is an ISO image") && err.contains("netboot.tar.gz"),
+        "{err}"
+    );
+    assert!(err.contains("cannot boot from the network"), "{err}");
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let (ok, err) = pxe(&inv, &empty, &out, base, &[]);
+    assert!(
+        !ok && err.contains("has no debian-installer/ directory"),
+        "{err}"
+    );
+    // Debian 11's netboot files.
+    let old = tmp.path().join("bullseye");
+    write(
+        &old.join("version.info"),
+        b"Debian version:  11 (bullseye)\nInstaller build: 20210731+deb11u8\n",
+    );
+    std::fs::create_dir_all(old.join("debian-installer/amd64")).unwrap();
+    let (ok, err) = pxe(&inv, &old, &out, base, &[]);
+    assert!(
+        !ok && err.contains("\"Debian version: 11 (bullseye)\", not Debian 12"),
+        "{err}"
+    );
+    // Debian 12's version.info, but no kernel.
+    write(
+        &old.join("version.info"),
+        b"Debian version:  12 (bookworm)\nInstaller build: 20230607+deb12u15\n",
+    );
+    let (ok, err) = pxe(&inv, &old, &out, base, &[]);
+    assert!(
+        !ok && err
+            .contains("lack debian-installer/amd64/linux and debian-installer/amd64/initrd.gz"),
+        "{err}"
+    );
+    let junk = tmp.path().join("junk.tar.gz");
+    write(&junk, b"not a tarball");
+    let (ok, err) = pxe(&inv, &junk, &out, base, &[]);
+    assert!(!ok && err.contains("netboot.tar.gz"), "{err}");
+    assert!(!out.exists(), "a refused run wrote {}", out.display());
+}
+
+/// BIOS: pxelinux picks the host's file by MAC, the real d-i 12 netboot installer
+/// fetches that host's preseed from `hvseed serve` (the URL and BOOTIF on its command
+/// line) and its early_command announces the host on the serial console.
+#[test]
+fn qemu_debian_pxe_boot_installs_the_host_by_mac() {
+    if !tools() || !require_tool("qemu-system-x86_64", "qemu-system-x86") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("tree");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://10.0.2.2:{port}");
+    pxe_ok(
+        &root().join(DEBIAN_INV),
+        Path::new(NETBOOT),
+        &out,
+        &base,
+        &[],
+    );
+    let server = ServeGuard::start_on(&out, &format!("127.0.0.1:{port}"));
+    let mut vm = Qemu::pxe(
+        &out.join("tftp"),
+        MAC31,
+        &tmp.path().join("serial-kvm31.log"),
+    );
+    let fail = [
+        "Failed to process the preconfiguration file",
+        "Failed to load ldlinux.c32",
+        "hvseed: ERROR",
+        "is not a host of cluster",
+    ];
+    let found = vm.wait_for(
+        "hvseed: installing kvm31.lab.example.org",
+        &fail,
+        Duration::from_secs(280),
+    );
+    let serial = vm.serial();
+    drop(vm);
+    assert!(
+        found,
+        "d-i did not announce kvm31 within the limit; serial:\n{}\nserver:\n{}",
+        printable(&serial),
+        server.log_text()
+    );
+    assert!(
+        serial.contains("BOOTIF=01-52-54-00-12-34-31"),
+        "IPAPPEND 2 did not add BOOTIF"
+    );
+    assert!(
+        server
+            .log_with("GET \"/hosts/kvm31.lab.example.org/preseed.cfg\" 200")
+            .contains("GET \"/hosts/kvm31.lab.example.org/preseed.cfg\" 200"),
+        "{}",
+        server.log_text()
+    );
+}
+
+/// UEFI: OVMF loads d-i's signed shim, which loads d-i's signed GRUB; that GRUB reads
+/// only `debian-installer/amd64/grub/grub.cfg`, whose `regexp` on `$net_default_mac`
+/// sources the host's file; the real d-i fetches the host's preseed from `hvseed
+/// serve` and announces it. An unknown MAC leaves GRUB without starting a kernel.
+#[test]
+fn qemu_debian_uefi_pxe_boot_through_ds_signed_grub_picks_the_host_by_mac() {
+    if !tools()
+        || !require_tool("qemu-system-x86_64", "qemu-system-x86")
+        || !require_tool("/usr/share/OVMF/OVMF_CODE.fd", "ovmf")
+    {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("tree");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://10.0.2.2:{port}");
+    pxe_ok(
+        &root().join(DEBIAN_INV),
+        Path::new(NETBOOT),
+        &out,
+        &base,
+        &[],
+    );
+    let server = ServeGuard::start_on(&out, &format!("127.0.0.1:{port}"));
+    let tftp = out.join("tftp");
+    let shim = "debian-installer/amd64/bootnetx64.efi";
+
+    let log = tmp.path().join("uefi-kvm32.log");
+    let mut vm = Qemu::uefi_pxe(&tftp, shim, MAC32, &log);
+    let found = vm.wait_for(
+        "hvseed: installing kvm32.lab.example.org",
+        &["grub> ", "hvseed: ERROR", "is not a host of cluster"],
+        Duration::from_secs(280),
+    );
+    let serial = vm.serial();
+    drop(vm);
+    assert!(
+        found,
+        "d-i did not announce kvm32 within the limit:\n{}\nserver:\n{}",
+        printable(&serial),
+        server.log_text()
+    );
+    assert!(serial.contains("Fetching Netboot Image debian-installer/amd64/grubx64.efi"));
+    assert!(serial.contains("hvseed: grub: starting the installer for kvm32.lab.example.org"));
+    let line = serial
+        .split(['\r', '\n'])
+        .find(|l| l.contains("Command line:"))
+        .expect("the kernel's command line on the serial console");
+    assert!(line.contains("BOOTIF=01-52-54-00-12-34-32"), "{line}");
+    assert!(
+        line.contains(&format!(
+            "url={base}/hosts/kvm32.lab.example.org/preseed.cfg"
+        )),
+        "{line}"
+    );
+
+    let log = tmp.path().join("uefi-unknown.log");
+    let mut vm = Qemu::uefi_pxe(&tftp, shim, "52:54:00:99:99:99", &log);
+    let said = vm.wait_for(
+        "hvseed: grub: this machine (52:54:00:99:99:99) is not a host of cluster pxelab",
+        &["Linux version", "grub> "],
+        Duration::from_secs(180),
+    );
+    std::thread::sleep(Duration::from_secs(8));
+    let serial = vm.serial();
+    drop(vm);
+    assert!(said, "GRUB did not fall back:\n{}", printable(&serial));
+    for bad in ["Linux version", "Command line:", "hvseed: installing"] {
+        assert!(
+            !serial.contains(bad),
+            "an unknown machine shows {bad:?}:\n{}",
+            printable(&serial)
+        );
+    }
+}
+
+/// PXE just once with d-i's signed GRUB: when the installer fetches kvm31's preseed
+/// from `hvseed serve`, its per-MAC pxelinux file and the GRUB file d-i's grub.cfg
+/// sources boot the local disk; a re-run of `hvseed pxe` writes the same bytes, and
+/// `--reinstall` arms them again.
+#[test]
+fn debian_host_is_installed_by_pxe_once_until_reinstall() {
+    if !tools() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let inv = root().join(DEBIAN_INV);
+    let base = "http://10.0.0.2:8080";
+    let out = tmp.path().join("tree");
+    pxe_ok(&inv, Path::new(NETBOOT), &out, base, &[]);
+    let pxe31 = "tftp/pxelinux.cfg/01-52-54-00-12-34-31";
+    let grub31 = "tftp/debian-installer/amd64/grub/grub.cfg-01-52-54-00-12-34-31";
+    let grub32 = "tftp/debian-installer/amd64/grub/grub.cfg-01-52-54-00-12-34-32";
+    let installs = |g: &str| g.contains("linux /debian12/linux ") && g.contains("set timeout=0");
+    let boots_disk = |g: &str| {
+        g.lines().any(|l| l.trim() == "exit") && !g.contains("linux") && !g.contains("initrd")
+    };
+    let t = files(&out);
+    assert!(installs(&text(&t, grub31)) && installs(&text(&t, grub32)));
+    let server = ServeGuard::start(&out);
+    let r = server.get("/hosts/kvm31.lab.example.org/preseed.cfg");
+    assert_eq!(r.status, 200);
+    let now = files(&out);
+    assert!(boots_disk(&text(&now, grub31)), "{}", text(&now, grub31));
+    assert!(
+        text(&now, pxe31).contains("LOCALBOOT 0"),
+        "{}",
+        text(&now, pxe31)
+    );
+    assert!(installs(&text(&now, grub32)));
+    drop(server);
+    pxe_ok(&inv, Path::new(NETBOOT), &out, base, &[]);
+    let rerun = files(&out);
+    assert_eq!(rerun[grub31], now[grub31]);
+    assert_eq!(rerun[pxe31], now[pxe31]);
+    sha256sum_check(&out);
+    pxe_ok(
+        &inv,
+        Path::new(NETBOOT),
+        &out,
+        base,
+        &["--reinstall", "kvm31.lab.example.org"],
+    );
+    let again = files(&out);
+    assert_eq!(again[grub31], t[grub31]);
+    assert_eq!(again[pxe31], t[pxe31]);
 }

@@ -530,7 +530,7 @@ fn resolve_host(
         &m,
         "cloudstack",
         |k| &mut k.cloudstack,
-        |c| resolve_cloudstack(c, &m),
+        |c| resolve_cloudstack(c, &m, os),
     );
     let cpu = c.cached(&m, "cpu", |k| &mut k.cpu, |c| resolve_cpu(c, &m, os));
     // The management subnet is kept even when the network section has other errors,

@@ -132,7 +132,7 @@ mod tests {
             "{err}"
         );
         assert!(
-            err.contains("a CentOS 6 DVD or an Ubuntu 12.04 CD"),
+            err.contains("a CentOS 6 DVD, an Ubuntu 12.04 CD or a Debian 12 CD"),
             "{err}"
         );
     }

@@ -93,7 +93,7 @@ impl<'a> Build<'a> {
                 boot_file,
                 missing_note,
             } => Some((loader, boot_file, missing_note)),
-            PxeUefi::Grub2 => None,
+            PxeUefi::Grub2 | PxeUefi::DebianNetboot { .. } => None,
         };
         if let Some(r) = &self.old.iso {
             let expected_ok = r.files.iter().any(|f| f == layout.tftp_kernel)
@@ -167,6 +167,91 @@ impl<'a> Build<'a> {
                     iso.path.display(),
                 );
             }
+        }
+        self.new.iso = Some(IsoRecord { identity, files });
+        Ok(efi)
+    }
+
+    /// The installer kernel and initrd and d-i's signed UEFI network loaders (shim and
+    /// GRUB, [`PxeUefi::DebianNetboot`]) from d-i's netboot files, taken again only when
+    /// the source or the files on disk changed. Returns whether the tree has the UEFI
+    /// loaders.
+    pub fn netboot_files(
+        &mut self,
+        nb: &source::Netboot,
+        os: Os,
+        layout: &source::Layout,
+    ) -> Result<bool> {
+        let identity = format!("{} os={os}", nb.identity);
+        let loaders = [
+            (
+                configs::DI_NETBOOT_SHIM,
+                format!("tftp/{}", configs::DI_NETBOOT_SHIM),
+            ),
+            (
+                configs::DI_NETBOOT_GRUB,
+                format!("tftp/{}", configs::DI_NETBOOT_GRUB),
+            ),
+        ];
+        if let Some(r) = &self.old.iso {
+            let expected_ok = r.files.iter().any(|f| f == layout.tftp_kernel)
+                && r.files.iter().any(|f| f == layout.tftp_initrd);
+            if r.identity == identity
+                && expected_ok
+                && r.files.iter().all(|f| self.unchanged_on_disk(f))
+            {
+                for f in &r.files {
+                    let rec = self.old.files[f];
+                    self.desired
+                        .insert(f.clone(), Want::Keep(rec), rec.sha256, 0o644);
+                }
+                self.new.iso = Some(r.clone());
+                return Ok(loaders.iter().all(|(_, p)| r.files.contains(p)));
+            }
+        }
+        let dir = self.staging.join("netboot");
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let kernel = layout.kernel.trim_start_matches('/');
+        let initrd = layout.initrd.trim_start_matches('/');
+        let got = nb
+            .extract(&[kernel, initrd, loaders[0].0, loaders[1].0], &dir)
+            .context("taking the installer from the netboot files")?;
+        let missing: Vec<&str> = [kernel, initrd]
+            .into_iter()
+            .filter(|f| !got.contains(f))
+            .collect();
+        if !missing.is_empty() {
+            bail!(
+                "{}: the netboot files lack {}; give d-i's whole netboot tree \
+                 (netboot.tar.gz or the debian-installer-12-netboot-amd64 package's files)",
+                nb.path.display(),
+                missing.join(" and ")
+            );
+        }
+        let name = |p: &str| dir.join(p.rsplit('/').next().unwrap_or(p));
+        let mut files = Vec::new();
+        for (from, to) in [(kernel, layout.tftp_kernel), (initrd, layout.tftp_initrd)] {
+            let local = name(from);
+            let sha = sha256_file(&local)?;
+            self.desired.insert(to, Want::Move(local), sha, 0o644);
+            files.push(to.to_string());
+        }
+        let efi = loaders.iter().all(|(from, _)| got.contains(from));
+        if efi {
+            for (from, to) in &loaders {
+                let local = name(from);
+                let sha = sha256_file(&local)?;
+                self.desired
+                    .insert(to.as_str(), Want::Move(local), sha, 0o644);
+                files.push(to.clone());
+            }
+        } else {
+            tracing::warn!(
+                "{}: no {} and {} in the netboot files: the tree boots BIOS machines only",
+                nb.path.display(),
+                loaders[0].0,
+                loaders[1].0
+            );
         }
         self.new.iso = Some(IsoRecord { identity, files });
         Ok(efi)

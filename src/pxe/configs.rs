@@ -36,6 +36,20 @@ pub fn grub2_path(mac: &str) -> String {
     format!("tftp/grub/grub.cfg-{}", mac_file_name(mac))
 }
 
+/// d-i's signed UEFI network loaders in the TFTP root, where d-i's netboot tree has
+/// them ([`PxeUefi::DebianNetboot`]): the DHCP boot file is the shim, which loads the
+/// GRUB beside it; that GRUB's prefix is built in as `/debian-installer/amd64/grub`.
+pub const DI_NETBOOT_SHIM: &str = "debian-installer/amd64/bootnetx64.efi";
+pub const DI_NETBOOT_GRUB: &str = "debian-installer/amd64/grubx64.efi";
+/// The one file that GRUB reads (no per-MAC lookup: it runs `normal` with a config
+/// argument, which skips GRUB's network search); hvseed's picks the host's file by
+/// `$net_default_mac`.
+pub const DI_NETBOOT_GRUB_CFG: &str = "tftp/debian-installer/amd64/grub/grub.cfg";
+
+pub fn di_netboot_path(mac: &str) -> String {
+    format!("{DI_NETBOOT_GRUB_CFG}-{}", mac_file_name(mac))
+}
+
 /// grub-legacy EFI (RHEL/CentOS 6 `BOOTX64.efi`, grub 0.97 with Red Hat's EFI PXE
 /// patch) looks for its config over TFTP in the directory of the DHCP boot file, in
 /// this order: a UUID name (never matches in practice), `01-` + the MAC in UPPER case
@@ -56,6 +70,7 @@ fn uefi_path(uefi: PxeUefi, mac: &str) -> String {
     match uefi {
         PxeUefi::Grub2 => grub2_path(mac),
         PxeUefi::GrubLegacy { .. } => grub_legacy_path(mac),
+        PxeUefi::DebianNetboot { .. } => di_netboot_path(mac),
     }
 }
 
@@ -86,7 +101,7 @@ pub fn installed_marker(fqdn: &str) -> String {
 /// pxelinux `SERIAL` directive only (`hvseed serve` takes that from the host's
 /// install file, see [`serial_line`]), so `hvseed serve` writes the same bytes as
 /// `hvseed pxe`.
-pub fn local_boot_files(fqdn: &str, mac: &str, serial: Option<&str>) -> [(String, String); 3] {
+pub fn local_boot_files(fqdn: &str, mac: &str, serial: Option<&str>) -> [(String, String); 4] {
     let ctx = context! { fqdn, serial };
     [
         (
@@ -102,7 +117,12 @@ pub fn local_boot_files(fqdn: &str, mac: &str, serial: Option<&str>) -> [(String
         // grub-legacy EFI: `quit` leaves the loader, the firmware boots the next entry.
         (
             grub_legacy_path(mac),
-            bootmenu::render("grub-legacy/pxe-installed.conf", ctx),
+            bootmenu::render("grub-legacy/pxe-installed.conf", ctx.clone()),
+        ),
+        // d-i's signed GRUB: the same GRUB 2 file, where its grub.cfg sources it.
+        (
+            di_netboot_path(mac),
+            bootmenu::render("grub2/pxe-installed.cfg", ctx),
         ),
     ]
 }
@@ -225,6 +245,8 @@ pub fn uefi_host(
     let text = match layout.uefi {
         PxeUefi::Grub2 => grub2_host(inv, host, layout, args),
         PxeUefi::GrubLegacy { .. } => grub_legacy_host(inv, host, layout, args),
+        // The same GRUB 2 file; d-i's GRUB's root is the TFTP server too.
+        PxeUefi::DebianNetboot { .. } => grub2_host(inv, host, layout, args),
     };
     (uefi_path(layout.uefi, &host.mac), text)
 }
@@ -234,6 +256,7 @@ pub fn uefi_default(inv: &Inventory) -> (&'static str, String) {
     match target::of(inv.os).pxe.uefi {
         PxeUefi::Grub2 => ("tftp/grub/grub.cfg", grub2_default(inv)),
         PxeUefi::GrubLegacy { .. } => ("tftp/efidefault", grub_legacy_default(inv)),
+        PxeUefi::DebianNetboot { .. } => (DI_NETBOOT_GRUB_CFG, di_netboot_default(inv)),
     }
 }
 
@@ -259,6 +282,18 @@ pub fn grub2_host(inv: &Inventory, host: &Host, layout: &Layout, args: &[String]
 pub fn grub2_default(inv: &Inventory) -> String {
     bootmenu::render(
         "grub2/pxe-default.cfg",
+        context! { cluster => &inv.cluster },
+    )
+}
+
+/// d-i's signed GRUB reads only its `grub.cfg` ([`DI_NETBOOT_GRUB_CFG`]): this one
+/// splits `$net_default_mac` (the MAC of the NIC GRUB booted from, lower-case hex with
+/// colons) with `regexp` and sources the host's `grub.cfg-01-<mac>`, whose entry
+/// boots once this file ends (it sets `timeout=0`); a machine without a file (the
+/// `source` prints an error and goes on) leaves GRUB, as GRUB 2's fallback does.
+pub fn di_netboot_default(inv: &Inventory) -> String {
+    bootmenu::render(
+        "grub2/pxe-di-default.cfg",
         context! { cluster => &inv.cluster },
     )
 }

@@ -1,5 +1,6 @@
-//! `hvseed pxe`: inventory + install ISO → a PXE/HTTP tree that installs each host by
-//! MAC (DIR/tftp, DIR/http, DIR/dnsmasq.conf, DIR/SHA256SUMS), rewritten incrementally:
+//! `hvseed pxe`: inventory + install ISO (for debian12: d-i's netboot files, whose
+//! installer can boot from the network; the netinst CD's cannot) → a PXE/HTTP tree
+//! that installs each host by MAC (DIR/tftp, DIR/http, DIR/dnsmasq.conf, DIR/SHA256SUMS), rewritten incrementally:
 //! a re-run touches only files whose content changes and removes those of hosts that
 //! left the inventory.
 //!
@@ -7,8 +8,9 @@
 //! - `tftp/`: `pxelinux.0`, `ldlinux.c32`, `pxelinux.cfg/{default,01-<mac>}`, the
 //!   installer kernel and initrd (`<target>/`, the target's PXE layout), and the UEFI
 //!   side, as the target says ([`crate::target::PxeUefi`]): GRUB 2 `grubx64.efi` +
-//!   `grub/grub.cfg{,-01-<mac>}` or the ISO's grub-legacy `BOOTX64.efi` +
-//!   `efidefault` + `01-<MAC>`.
+//!   `grub/grub.cfg{,-01-<mac>}`, the ISO's grub-legacy `BOOTX64.efi` +
+//!   `efidefault` + `01-<MAC>`, or d-i's signed shim and GRUB under
+//!   `debian-installer/amd64/` with `grub/grub.cfg{,-01-<mac>}` there.
 //! - `http/`: `hosts/<fqdn>/…` as `hvseed render` lays them out, `hvseed-firstboot`,
 //!   and `os/`, the ISO's package tree, when a host installs from `cdrom`.
 
@@ -37,7 +39,13 @@ use crate::target::PxeUefi;
 use apply::OsMove;
 use build::{Build, PackageTree, OS_DIR};
 use manifest::LastRun;
-use source::Iso;
+use source::{Iso, Netboot};
+
+/// What `hvseed pxe` takes the installer from.
+enum Source {
+    Iso(Iso),
+    Netboot(Netboot),
+}
 
 /// Refuses a `--out` tree or `--bundle` that is, holds or lies inside anything this
 /// run reads (see [`crate::overlap`]), before anything is created.
@@ -116,17 +124,29 @@ pub fn run(c: Options) -> Result<ExitCode> {
     );
     let agent = crate::agent::locate(c.firstboot.as_deref())?;
     check_overlap(&c, &agent, &syslinux)?;
-    let iso = Iso::open(&c.source)?;
+    // The source: the install ISO, or for a target whose CD installer cannot
+    // netboot, d-i's netboot files (checked as they are opened).
+    let target = crate::target::of(inventory.os);
+    let source = match target.pxe.uefi {
+        PxeUefi::DebianNetboot { release } => {
+            let nb = Netboot::open(&c.source, target.title, release)?;
+            tracing::info!("{}: {}", c.source.display(), nb.name());
+            Source::Netboot(nb)
+        }
+        PxeUefi::Grub2 | PxeUefi::GrubLegacy { .. } => Source::Iso(Iso::open(&c.source)?),
+    };
     if c.out.exists() && !c.out.is_dir() {
         bail!("--out {} exists and is not a directory", c.out.display());
     }
     // Every check that can refuse runs before anything is created or changed: the
     // ISO's flavour first (unless its files in the tree came from this very ISO),
     // checked in a scratch directory outside the tree.
-    let iso_identity = format!("{} os={}", iso.identity, inventory.os);
-    if old.iso.as_ref().is_none_or(|r| r.identity != iso_identity) {
-        let scratch = tempfile::tempdir().context("creating a scratch directory")?;
-        iso.check_flavour(inventory.os, scratch.path())?;
+    if let Source::Iso(iso) = &source {
+        let iso_identity = format!("{} os={}", iso.identity, inventory.os);
+        if old.iso.as_ref().is_none_or(|r| r.identity != iso_identity) {
+            let scratch = tempfile::tempdir().context("creating a scratch directory")?;
+            iso.check_flavour(inventory.os, scratch.path())?;
+        }
     }
     // A --out this run creates goes again, with the parents it created, if the run
     // fails.
@@ -167,14 +187,18 @@ pub fn run(c: Options) -> Result<ExitCode> {
     let mut b = Build::new(&last, staging.path());
 
     let layout = source::layout(inventory.os);
-    let efi_from_iso = b.iso_files(&iso, inventory.os, layout)?;
+    let efi_from_source = match &source {
+        Source::Iso(iso) => b.iso_files(iso, inventory.os, layout)?,
+        Source::Netboot(nb) => b.netboot_files(nb, inventory.os, layout)?,
+    };
     b.source_file("tftp/pxelinux.0", &syslinux.pxelinux, 0o644)?;
     b.source_file("tftp/ldlinux.c32", &syslinux.ldlinux, 0o644)?;
     b.source_file("http/hvseed-firstboot", &agent, 0o755)?;
     tracing::debug!("boot files: {:.3} s", started.elapsed().as_secs_f64());
     let efi_boot = match layout.uefi {
-        PxeUefi::GrubLegacy { boot_file, .. } => efi_from_iso.then_some(boot_file),
+        PxeUefi::GrubLegacy { boot_file, .. } => efi_from_source.then_some(boot_file),
         PxeUefi::Grub2 => b.grub_efi_image()?.then_some("grubx64.efi"),
+        PxeUefi::DebianNetboot { .. } => efi_from_source.then_some(configs::DI_NETBOOT_SHIM),
     };
 
     // A network install cannot read the CD: hosts that install from `cdrom` get the
@@ -192,7 +216,14 @@ pub fn run(c: Options) -> Result<ExitCode> {
     // The package tree is extracted to the staging directory now and moved into place
     // only once every check passed.
     let os_tree = if wants_tree {
-        let t = build::package_tree(&iso, layout, &tree, staging.path(), old.os_tree.is_some())?;
+        let Source::Iso(iso) = &source else {
+            // (The inventory refuses `cdrom` for such targets.)
+            bail!(
+                "{} hosts install from a mirror (install.source), not from the CD",
+                target.title
+            );
+        };
+        let t = build::package_tree(iso, layout, &tree, staging.path(), old.os_tree.is_some())?;
         b.new.os_tree = Some(iso.identity.clone());
         t
     } else {

@@ -85,6 +85,10 @@ pub static TARGET: Target = Target {
         // a libvirt 0.9.11 feature that EL6 backported.
         cpu_mode_warning: None,
         openvswitch_warning: None,
+        min_cloudstack: None,
+        cloudstack_apt: None,
+        cdrom_refused: None,
+        extra_repositories_refused: None,
     },
 };
 

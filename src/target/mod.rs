@@ -11,6 +11,7 @@
 
 mod anaconda;
 mod centos6;
+mod debian12;
 mod debian_installer;
 mod ubuntu1204;
 
@@ -21,7 +22,7 @@ use hvseed_plan::plan::{Os, SelinuxMode};
 use crate::isoread::Listing;
 
 /// Every target hvseed installs, in the order they are listed to users.
-pub static TARGETS: &[&Target] = &[&centos6::TARGET, &ubuntu1204::TARGET];
+pub static TARGETS: &[&Target] = &[&centos6::TARGET, &ubuntu1204::TARGET, &debian12::TARGET];
 
 /// The target of an `os` value.
 pub fn of(os: Os) -> &'static Target {
@@ -222,6 +223,15 @@ pub enum PxeUefi {
     /// A GRUB 2 image hvseed builds from this machine's GRUB (`tftp/grubx64.efi`),
     /// reading `grub/grub.cfg-01-<mac>` and `grub/grub.cfg`.
     Grub2,
+    /// d-i's own netboot loaders (shim `bootnetx64.efi` and the signed GRUB
+    /// `grubx64.efi`, from the netboot files `hvseed pxe` takes as its source). That
+    /// GRUB reads only `debian-installer/amd64/grub/grub.cfg` (its prefix is built in,
+    /// with no per-MAC lookup), so that file picks the host's
+    /// `grub.cfg-01-<mac>` with `regexp` on `$net_default_mac`.
+    DebianNetboot {
+        /// The Debian release the netboot files' `version.info` must name ("12").
+        release: &'static str,
+    },
 }
 
 /// Inventory rules that depend on the target.
@@ -232,6 +242,33 @@ pub struct InventoryRules {
     pub cpu_mode_warning: Option<&'static str>,
     /// A warning on `network.type: openvswitch`.
     pub openvswitch_warning: Option<&'static str>,
+    /// The oldest `cloudstack.version` the target supports, if CloudStack has one.
+    pub min_cloudstack: Option<MinCloudstack>,
+    /// The CloudStack apt repository's settings from the inventory
+    /// (`cloudstack.suite`, `key`, `unauthenticated`); `None`: the target's templates
+    /// fix them and the keys are refused.
+    pub cloudstack_apt: Option<CloudstackApt>,
+    /// Why `install.source: cdrom` (also the default) cannot install this target; the
+    /// message asks for a mirror URL.
+    pub cdrom_refused: Option<&'static str>,
+    /// Why `install.extra_repositories` cannot be used with this target.
+    pub extra_repositories_refused: Option<&'static str>,
+}
+
+/// The oldest CloudStack release with support for a target.
+#[derive(Debug, Clone, Copy)]
+pub struct MinCloudstack {
+    /// `(major, minor)`, as `cloudstack.version` is compared.
+    pub version: (u32, u32),
+    /// Where that is documented (said in the refusal).
+    pub source: &'static str,
+}
+
+/// The target's defaults for the CloudStack apt repository.
+#[derive(Debug, Clone, Copy)]
+pub struct CloudstackApt {
+    /// `cloudstack.suite` when the inventory has none.
+    pub default_suite: &'static str,
 }
 
 /// Whether `security.selinux` applies.

@@ -80,6 +80,10 @@ pub static TARGET: Target = Target {
              bridges need: install a newer libvirt (e.g. from the Ubuntu Cloud Archive) or \
              use linux-bridge",
         ),
+        min_cloudstack: None,
+        cloudstack_apt: None,
+        cdrom_refused: None,
+        extra_repositories_refused: None,
     },
 };
 
