@@ -30,7 +30,8 @@ pkgs=(
   dnsmasq-base                             # dnsmasq --test -C for the PXE tree
   isomd5sum                                # implantisomd5/checkisomd5: EL media check
   python3-venv
-  ufw                # reads back the agent's /lib/ufw/user.rules (ENABLED=no: files only)
+  ufw                # reads back the agent's ufw user.rules (ENABLED=no: files only)
+  systemd            # systemd-analyze verify reads the agent's first-boot unit (debian12)
   patch              # applies the agent's --diff output
   strace             # the agent tests signal it at its k-th rename and check its fsyncs
   ifupdown iptables  # ifquery / iptables-restore --test read the agent's files

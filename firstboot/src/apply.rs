@@ -101,6 +101,7 @@ pub struct Target<'p> {
 }
 
 type EditFn<'p> = Box<dyn Fn(&str) -> String + 'p>;
+type EditWithFn<'p> = Box<dyn Fn(&str, Option<&str>) -> String + 'p>;
 
 pub enum TargetKind<'p> {
     /// A text file edited in place (created with `mode` when missing, unless
@@ -109,6 +110,14 @@ pub enum TargetKind<'p> {
         edit: EditFn<'p>,
         mode: u32,
         only_if_exists: bool,
+    },
+    /// A text file computed from its own text and another file's (`input`, `None` when
+    /// that file does not exist), created with `mode` when missing. The other file is
+    /// only read.
+    EditWith {
+        edit: EditWithFn<'p>,
+        input: String,
+        mode: u32,
     },
     /// A symlink with this target.
     Link { target: String },
@@ -142,6 +151,24 @@ pub fn edit_existing<'p>(path: &str, f: impl Fn(&str) -> String + 'p) -> Target<
             edit: Box::new(f),
             mode: 0o644,
             only_if_exists: true,
+        },
+    }
+}
+
+/// A text file computed by `f` from its own text and from `input`'s (read only),
+/// created with `mode` when missing.
+pub fn edit_with<'p>(
+    path: &str,
+    input: &str,
+    mode: u32,
+    f: impl Fn(&str, Option<&str>) -> String + 'p,
+) -> Target<'p> {
+    Target {
+        path: path.to_string(),
+        kind: TargetKind::EditWith {
+            edit: Box::new(f),
+            input: input.to_string(),
+            mode,
         },
     }
 }
@@ -266,7 +293,9 @@ fn host_path(root: &Root, t: &Target) -> Result<PathBuf, ApplyError> {
             let (dir, name) = t.path.rsplit_once('/').unwrap_or(("", &t.path));
             Ok(root.resolve(dir).map_err(rerr)?.join(name))
         }
-        TargetKind::Edit { .. } | TargetKind::Stale => root.resolve(&t.path).map_err(rerr),
+        TargetKind::Edit { .. } | TargetKind::EditWith { .. } | TargetKind::Stale => {
+            root.resolve(&t.path).map_err(rerr)
+        }
     }
 }
 
@@ -274,79 +303,98 @@ fn host_path(root: &Root, t: &Target) -> Result<PathBuf, ApplyError> {
 pub fn compute(plan: &Plan, root: &Root, job: bool) -> Result<Vec<Change>, ApplyError> {
     let mut changes = Vec::new();
     for t in targets(plan, job) {
-        let rerr = |source| ApplyError::Read {
-            path: t.path.clone(),
-            source,
-        };
         let host = host_path(root, &t)?;
-        match t.kind {
+        let change = match t.kind {
             TargetKind::Edit {
                 edit,
                 mode,
                 only_if_exists,
-            } => {
-                let old = read_text(&host, &t.path)?;
-                if old.is_none() && only_if_exists {
-                    continue;
-                }
-                let new = edit(old.as_ref().map_or("", |e| e.text.as_str()));
-                if old.as_ref().map(|e| &e.text) == Some(&new) {
-                    continue;
-                }
-                let owner = old.as_ref().map_or(Owner::root(mode), |e| e.owner);
-                changes.push(Change {
-                    path: t.path,
-                    host_path: host,
-                    old: old.map(|e| e.text),
-                    new: New::Text(new),
-                    owner,
-                });
+            } => text_change(t.path, host, mode, only_if_exists, |old| edit(old))?,
+            TargetKind::EditWith { edit, input, mode } => {
+                let ihost = root.resolve(&input).map_err(|source| ApplyError::Read {
+                    path: input.clone(),
+                    source,
+                })?;
+                let text = read_text(&ihost, &input)?.map(|e| e.text);
+                text_change(t.path, host, mode, false, |old| edit(old, text.as_deref()))?
             }
-            TargetKind::Link { target } => {
-                if fs::read_link(&host).is_ok_and(|l| l.as_os_str() == target.as_str()) {
-                    continue;
-                }
-                match fs::symlink_metadata(&host) {
-                    Ok(m) if m.is_dir() => {
-                        return Err(rerr(io::Error::new(
-                            io::ErrorKind::InvalidInput,
-                            "it is a directory where hvseed puts a symbolic link; remove it",
-                        )))
-                    }
-                    _ => {}
-                }
-                changes.push(Change {
-                    path: t.path,
-                    host_path: host,
-                    old: None,
-                    new: New::Link(target),
-                    owner: Owner::root(0o777),
-                });
-            }
-            TargetKind::Stale => {
-                let backup =
-                    root.resolve(&backup_path(&t.path))
-                        .map_err(|source| ApplyError::Read {
-                            path: backup_path(&t.path),
-                            source,
-                        })?;
-                if fs::symlink_metadata(&backup).is_ok() {
-                    continue;
-                }
-                let Some(Existing { text, owner }) = read_text(&host, &t.path)? else {
-                    continue;
-                };
-                changes.push(Change {
-                    path: t.path,
-                    host_path: host,
-                    old: Some(text),
-                    new: New::Removed,
-                    owner,
-                });
-            }
-        }
+            TargetKind::Link { target } => link_change(t.path, host, target)?,
+            TargetKind::Stale => stale_change(root, t.path, host)?,
+        };
+        changes.extend(change);
     }
     Ok(changes)
+}
+
+/// A text file's change: `None` when `edit` leaves it as it is (or it is missing and
+/// only edited if it exists).
+fn text_change(
+    path: String,
+    host: PathBuf,
+    mode: u32,
+    only_if_exists: bool,
+    edit: impl Fn(&str) -> String,
+) -> Result<Option<Change>, ApplyError> {
+    let old = read_text(&host, &path)?;
+    if old.is_none() && only_if_exists {
+        return Ok(None);
+    }
+    let new = edit(old.as_ref().map_or("", |e| e.text.as_str()));
+    if old.as_ref().map(|e| &e.text) == Some(&new) {
+        return Ok(None);
+    }
+    let owner = old.as_ref().map_or(Owner::root(mode), |e| e.owner);
+    Ok(Some(Change {
+        path,
+        host_path: host,
+        old: old.map(|e| e.text),
+        new: New::Text(new),
+        owner,
+    }))
+}
+
+fn link_change(path: String, host: PathBuf, target: String) -> Result<Option<Change>, ApplyError> {
+    if fs::read_link(&host).is_ok_and(|l| l.as_os_str() == target.as_str()) {
+        return Ok(None);
+    }
+    if fs::symlink_metadata(&host).is_ok_and(|m| m.is_dir()) {
+        return Err(ApplyError::Read {
+            path,
+            source: io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "it is a directory where hvseed puts a symbolic link; remove it",
+            ),
+        });
+    }
+    Ok(Some(Change {
+        path,
+        host_path: host,
+        old: None,
+        new: New::Link(target),
+        owner: Owner::root(0o777),
+    }))
+}
+
+fn stale_change(root: &Root, path: String, host: PathBuf) -> Result<Option<Change>, ApplyError> {
+    let backup = root
+        .resolve(&backup_path(&path))
+        .map_err(|source| ApplyError::Read {
+            path: backup_path(&path),
+            source,
+        })?;
+    if fs::symlink_metadata(&backup).is_ok() {
+        return Ok(None);
+    }
+    let Some(Existing { text, owner }) = read_text(&host, &path)? else {
+        return Ok(None);
+    };
+    Ok(Some(Change {
+        path,
+        host_path: host,
+        old: Some(text),
+        new: New::Removed,
+        owner,
+    }))
 }
 
 /// Writes the changes: every new content and backup is staged first, then committed;

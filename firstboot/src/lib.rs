@@ -15,6 +15,7 @@ pub mod http;
 pub mod out;
 pub mod paths;
 pub mod run;
+pub mod settings;
 pub mod target;
 pub mod topology;
 pub mod verify;

@@ -19,8 +19,9 @@ const USAGE: &str = "usage:
 
 run and verify also take --root ROOT (default /) for the installed system's files.
 Tests point them at fake kernel files and shorter deadlines with the environment:
-HVSEED_PROC (default /proc), HVSEED_SYS (default /sys), HVSEED_CMD_TIMEOUT (seconds per
-command, default 30) and HVSEED_GATEWAY_TRIES (pings before a rollback, default 10).";
+HVSEED_PROC (default /proc), HVSEED_SYS (default /sys) and HVSEED_CMD_TIMEOUT (seconds
+per command, default 30). run reads ROOT/etc/hvseed/firstboot.conf if it exists:
+`gateway_tries = N` (1-60, default 10) rounds of pings before a network rollback.";
 
 #[derive(Default)]
 struct Args {

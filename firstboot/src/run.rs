@@ -123,18 +123,12 @@ fn step_for(
     }
 }
 
-/// How many times `ping -c 3 -W 2` is tried before the gateway counts as lost: a
-/// switch port without portfast spends ~30 s in STP listening/learning after the link
-/// flapped, and that must not cause a rollback. `HVSEED_GATEWAY_TRIES` overrides it.
-const GATEWAY_TRIES: u32 = 10;
-
-fn gateway_reachable(plan: &Plan, env: &Env) -> Outcome {
+/// Up to `tries` rounds of `ping -c 3 -W 2` to the management gateway (the
+/// `gateway_tries` setting, [`crate::settings`]): a switch port without portfast spends
+/// ~30 s in STP listening/learning after the link flapped, and that must not cause a
+/// rollback.
+fn gateway_reachable(plan: &Plan, env: &Env, tries: u32) -> Outcome {
     let gw = plan.network.management.gateway.to_string();
-    let tries = std::env::var("HVSEED_GATEWAY_TRIES")
-        .ok()
-        .and_then(|v| v.parse::<u32>().ok())
-        .filter(|n| *n > 0)
-        .unwrap_or(GATEWAY_TRIES);
     let mut last = Outcome::Missing;
     for _ in 0..tries {
         last = crate::exec::run(
@@ -183,17 +177,53 @@ pub fn roll_back_network(plan: &Plan, root: &Root, log: &mut Log) -> std::io::Re
     Ok(())
 }
 
+/// The bridges of the plan that did not come up (`/sys/class/net/<br>/bridge`, or
+/// `ovs-vsctl br-exists`): a package missing (bridge-utils, vlan, openvswitch-switch)
+/// or a stanza ifupdown could not apply shows here.
+fn missing_bridges(plan: &Plan, env: &Env) -> Vec<String> {
+    crate::topology::bridges(plan)
+        .into_iter()
+        .filter(|br| match plan.network.kind {
+            crate::plan::NetworkType::LinuxBridge => !env
+                .sys_root
+                .join("class/net")
+                .join(br)
+                .join("bridge")
+                .is_dir(),
+            crate::plan::NetworkType::Openvswitch => !crate::exec::run(
+                "ovs-vsctl",
+                &["br-exists", br],
+                env.timeout.max(Duration::from_secs(1)),
+                None,
+            )
+            .success(),
+        })
+        .collect()
+}
+
 /// What only the running system can do, then the network restart with its gateway
-/// check (and rollback), then the libvirtd restart.
-fn live_steps(plan: &Plan, env: &Env, root: &Root, log: &mut Log, checks: &mut Vec<CheckResult>) {
+/// and bridge check (and rollback), then the libvirtd restart.
+fn live_steps(
+    plan: &Plan,
+    env: &Env,
+    root: &Root,
+    log: &mut Log,
+    checks: &mut Vec<CheckResult>,
+    tries: u32,
+) {
     let family = target::family(plan.os);
     family.prepare(env, log);
 
     family.network_down(env, log);
     family.network_up(env, log);
     let gw = plan.network.management.gateway;
-    let ping = gateway_reachable(plan, env);
-    if ping.success() {
+    let ping = gateway_reachable(plan, env, tries);
+    let missing = if ping.success() {
+        missing_bridges(plan, env)
+    } else {
+        Vec::new()
+    };
+    if ping.success() && missing.is_empty() {
         log.line(&format!("management gateway {gw} answers"));
         checks.push(CheckResult {
             name: "network-gateway".into(),
@@ -201,24 +231,34 @@ fn live_steps(plan: &Plan, env: &Env, root: &Root, log: &mut Log, checks: &mut V
             detail: format!("management gateway {gw} answers ping"),
         });
     } else {
-        let why = ping.describe(&format!("ping -c 3 -W 2 {gw}"));
-        log.line(&format!(
-            "management gateway {gw} unreachable after the network restart ({why}); \
-             restoring the installer's network files"
-        ));
+        let (what, fix) = if ping.success() {
+            (
+                format!(
+                    "bridges {} missing after the network restart",
+                    missing.join(", ")
+                ),
+                "check that bridge-utils, vlan (or openvswitch-switch) are installed and the \
+                 network log",
+            )
+        } else {
+            let why = ping.describe(&format!("ping -c 3 -W 2 {gw}"));
+            (
+                format!("management gateway {gw} unreachable after the network restart ({why})"),
+                "check the switch port's VLANs and the plan",
+            )
+        };
+        log.line(&format!("{what}; restoring the installer's network files"));
         family.network_down(env, log);
         let rb = roll_back_network(plan, root, log);
         family.network_up(env, log);
-        let again = gateway_reachable(plan, env).success();
+        let again = gateway_reachable(plan, env, tries).success();
         let detail = match rb {
             Ok(()) => format!(
-                "management gateway {gw} unreachable with hvseed's network configuration; \
+                "{what} with hvseed's network configuration; \
                      the installer's network files were restored (gateway reachable now: {again}); \
-                     check the switch port's VLANs and the plan, then reboot to retry"
+                     {fix}, then reboot to retry"
             ),
-            Err(e) => format!(
-                "management gateway {gw} unreachable, and restoring the network files failed: {e}"
-            ),
+            Err(e) => format!("{what}, and restoring the network files failed: {e}"),
         };
         log.line(&detail);
         checks.push(CheckResult {
@@ -249,12 +289,30 @@ pub fn run(plan: &Plan, env: &Env) -> anyhow::Result<Report> {
             ..Default::default()
         },
     );
+    // A bad settings file is reported (the host is not ready until it is fixed), and
+    // the run goes on with the defaults.
+    let settings = crate::settings::load(&root).unwrap_or_else(|e| {
+        log.line(&format!("warning: {e}"));
+        checks.push(CheckResult {
+            name: "settings".into(),
+            ok: false,
+            detail: e,
+        });
+        crate::settings::Settings::default()
+    });
     match applied {
         Ok(out) => {
             for l in out.text.lines() {
                 log.line(l);
             }
-            live_steps(plan, env, &root, &mut log, &mut checks);
+            live_steps(
+                plan,
+                env,
+                &root,
+                &mut log,
+                &mut checks,
+                settings.gateway_tries,
+            );
         }
         // A failed apply leaves ROOT as it was (it computes and stages everything
         // first and puts back what it replaced; the error says so, or names what it
@@ -312,7 +370,7 @@ pub fn run(plan: &Plan, env: &Env) -> anyhow::Result<Report> {
     }
 
     if status == ReportStatus::Ready {
-        target::family(plan.os).disable_job(&root)?;
+        target::family(plan.os).disable_job(env, &root, &mut log)?;
         log.line("host is ready; the first-boot job is disabled");
     } else {
         log.line(

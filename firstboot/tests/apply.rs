@@ -10,6 +10,8 @@ use std::path::Path;
 use common::*;
 
 const PORTS: [&str; 5] = ["22", "1798", "16509", "5900:6100", "49152:49216"];
+/// The targets for CloudStack ≥ 4.20 open libvirt's TLS port too.
+const PORTS_TLS: [&str; 6] = ["22", "1798", "16509", "16514", "5900:6100", "49152:49216"];
 const MAC_UPPER: &str = "00:04:23:AA:BB:01";
 
 fn apply(root: &Path, plan: &Path, extra: &[&str]) -> String {
@@ -407,8 +409,87 @@ fn check_centos6(root: &Path, orig: &Path, net: &str, sources: &[&str]) {
     }
 }
 
-fn check_ubuntu(root: &Path, orig: &Path, net: &str, sources: &[&str]) {
+/// Debian 12's own files: libvirtd in traditional mode, root's SSH login.
+fn check_debian12_only(root: &Path, orig: &Path) {
+    let (v, _) = shell_vars(&read(root, "/etc/default/libvirtd"));
+    assert_eq!(v["LIBVIRTD_ARGS"], "--listen");
+    assert_eq!(v.len(), 1, "nothing else switched on: {v:?}");
+    let c = libvirt_conf(&read(root, "/etc/libvirt/libvirt.conf"));
+    assert_eq!(c["remote_mode"], "\"legacy\"");
+    assert_eq!(c.len(), 1, "{c:?}");
+    // `systemctl mask` = a link to /dev/null in /etc/systemd/system.
+    for s in [
+        "libvirtd.socket",
+        "libvirtd-ro.socket",
+        "libvirtd-admin.socket",
+        "libvirtd-tcp.socket",
+        "libvirtd-tls.socket",
+    ] {
+        let l = root.join("etc/systemd/system").join(s);
+        assert_eq!(
+            fs::read_link(&l).unwrap().to_str(),
+            Some("/dev/null"),
+            "{s}"
+        );
+    }
+    // Root has the inventory's password: sshd lets it in with it. sshd reads the
+    // drop-ins (Include on sshd_config's first lines) before its own settings.
+    let cfg = read(root, "/etc/ssh/sshd_config");
+    assert_eq!(
+        cfg,
+        read(orig, "/etc/ssh/sshd_config"),
+        "stock file untouched"
+    );
+    assert!(cfg
+        .lines()
+        .any(|l| l.trim() == "Include /etc/ssh/sshd_config.d/*.conf"));
+    let drop_in = read(root, "/etc/ssh/sshd_config.d/00-hvseed-root-login.conf");
+    let directives: Vec<&str> = drop_in
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#') && !l.trim().is_empty())
+        .collect();
+    assert_eq!(directives, ["PermitRootLogin yes"]);
+    assert_eq!(read(root, "/etc/shadow"), read(orig, "/etc/shadow"));
+    // The stock pool gives way to the inventory's servers; the sourcedirs stay.
+    let conf = read(root, "/etc/chrony/chrony.conf");
+    let sources: Vec<Vec<&str>> = conf
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|w| matches!(w.first(), Some(&("server" | "pool" | "peer"))))
+        .collect();
+    assert_eq!(
+        sources,
+        [
+            vec!["server", "0.pool.ntp.org", "iburst"],
+            vec!["server", "ntp1.lab.example.org", "iburst"]
+        ]
+    );
+    assert!(conf.contains("\nsourcedir /run/chrony-dhcp\n"));
+    assert_comments_kept(
+        "/etc/chrony/chrony.conf",
+        &read(orig, "/etc/chrony/chrony.conf"),
+        &conf,
+    );
+}
+
+fn check_ubuntu(root: &Path, orig: &Path, os: &str, net: &str, sources: &[&str]) {
     check_common(root, orig, net);
+    let debian = os == "debian12";
+    if debian {
+        check_debian12_only(root, orig);
+    } else {
+        check_ubuntu1204_only(root);
+    }
+    let rules_path = if debian {
+        "/etc/ufw/user.rules"
+    } else {
+        "/lib/ufw/user.rules"
+    };
+    let ports: &[&str] = if debian { &PORTS_TLS } else { &PORTS };
+    check_ubuntu_shared(root, orig, net, sources, rules_path, ports, debian);
+}
+
+fn check_ubuntu1204_only(root: &Path) {
     let (v, _) = shell_vars(&read(root, "/etc/default/libvirt-bin"));
     let opts: Vec<&str> = v["libvirtd_opts"].split_whitespace().collect();
     assert!(opts.contains(&"-d") && opts.contains(&"-l"), "{opts:?}");
@@ -422,8 +503,6 @@ fn check_ubuntu(root: &Path, orig: &Path, net: &str, sources: &[&str]) {
         exec.split_whitespace().any(|w| w == "-l"),
         "upstart exec line listens: {exec}"
     );
-    assert_eq!(read(root, "/etc/hostname").trim(), "kvm1");
-
     // openntpd
     let ntp = read(root, "/etc/openntpd/ntpd.conf");
     let servers: Vec<&str> = ntp
@@ -435,6 +514,25 @@ fn check_ubuntu(root: &Path, orig: &Path, net: &str, sources: &[&str]) {
         })
         .collect();
     assert_eq!(servers, ["0.pool.ntp.org", "ntp1.lab.example.org"]);
+    // The one-shot job.
+    let job = read(root, "/etc/init/hvseed-firstboot.conf");
+    assert!(job.lines().any(|l| l.trim() == "task"));
+    assert!(job.lines().any(|l| l.starts_with("start on ")));
+    assert!(job
+        .lines()
+        .any(|l| l.trim() == "exec /usr/sbin/hvseed-firstboot run --plan /etc/hvseed/plan.json"));
+}
+
+fn check_ubuntu_shared(
+    root: &Path,
+    orig: &Path,
+    net: &str,
+    sources: &[&str],
+    rules_path: &str,
+    ports: &[&str],
+    debian: bool,
+) {
+    assert_eq!(read(root, "/etc/hostname").trim(), "kvm1");
 
     // AppArmor: both libvirt profiles disabled by link; the stock rsyslogd link kept.
     for p in ["usr.sbin.libvirtd", "usr.lib.libvirt.virt-aa-helper"] {
@@ -444,10 +542,14 @@ fn check_ubuntu(root: &Path, orig: &Path, net: &str, sources: &[&str]) {
             format!("/etc/apparmor.d/{p}")
         );
     }
-    assert!(fs::symlink_metadata(root.join("etc/apparmor.d/disable/usr.sbin.rsyslogd")).is_ok());
+    if !debian {
+        assert!(
+            fs::symlink_metadata(root.join("etc/apparmor.d/disable/usr.sbin.rsyslogd")).is_ok()
+        );
+    }
 
     // ufw: each port × source as a tuple ufw reads back, followed by its rule.
-    let rules = read(root, "/lib/ufw/user.rules");
+    let rules = read(root, rules_path);
     let lines: Vec<&str> = rules.lines().collect();
     let begin = lines.iter().position(|l| *l == "### RULES ###").unwrap();
     let end = lines
@@ -488,13 +590,13 @@ fn check_ubuntu(root: &Path, orig: &Path, net: &str, sources: &[&str]) {
             ));
         }
     }
-    for port in PORTS {
+    for port in ports {
         for src in &want_sources {
             assert!(
                 tuples.contains(&(
                     "allow".into(),
                     "tcp".into(),
-                    port.into(),
+                    port.to_string(),
                     src.to_string(),
                     "in".into()
                 )),
@@ -502,9 +604,9 @@ fn check_ubuntu(root: &Path, orig: &Path, net: &str, sources: &[&str]) {
             );
         }
     }
-    assert_eq!(tuples.len(), PORTS.len() * want_sources.len());
+    assert_eq!(tuples.len(), ports.len() * want_sources.len());
     assert_eq!(
-        fs::metadata(root.join("lib/ufw/user.rules"))
+        fs::metadata(root.join(&rules_path[1..]))
             .unwrap()
             .permissions()
             .mode()
@@ -521,7 +623,8 @@ fn check_ubuntu(root: &Path, orig: &Path, net: &str, sources: &[&str]) {
     assert_eq!(i.ifaces["lo"].0, "loopback");
     assert!(i.auto.contains(&"lo".to_string()));
     assert_eq!(i.ifaces["eth1"].0, "static", "site interface kept");
-    assert_eq!(i.opt("eth1", "address"), Some("10.9.9.12"));
+    let eth1 = if debian { "10.9.9.12/24" } else { "10.9.9.12" };
+    assert_eq!(i.opt("eth1", "address"), Some(eth1));
     assert_ne!(
         i.ifaces["eth0"].0, "dhcp",
         "installer's DHCP stanza replaced"
@@ -613,13 +716,63 @@ fn check_ubuntu(root: &Path, orig: &Path, net: &str, sources: &[&str]) {
         }
     }
 
-    // The one-shot job.
-    let job = read(root, "/etc/init/hvseed-firstboot.conf");
-    assert!(job.lines().any(|l| l.trim() == "task"));
-    assert!(job.lines().any(|l| l.starts_with("start on ")));
-    assert!(job
-        .lines()
-        .any(|l| l.trim() == "exec /usr/sbin/hvseed-firstboot run --plan /etc/hvseed/plan.json"));
+    if debian {
+        check_systemd_job(root);
+    }
+}
+
+/// The oneshot unit, enabled as `systemctl enable` would, and accepted by systemd's own
+/// checker.
+fn check_systemd_job(root: &Path) {
+    let unit = root.join("etc/systemd/system/hvseed-firstboot.service");
+    let wants = root.join("etc/systemd/system/multi-user.target.wants/hvseed-firstboot.service");
+    assert_eq!(
+        fs::read_link(&wants).unwrap().to_str(),
+        Some("/etc/systemd/system/hvseed-firstboot.service")
+    );
+    let text = fs::read_to_string(&unit).unwrap();
+    let key = |k: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .map(str::to_string)
+    };
+    assert_eq!(key("Type").as_deref(), Some("oneshot"));
+    assert_eq!(key("WantedBy").as_deref(), Some("multi-user.target"));
+    assert_eq!(
+        key("ExecStart").as_deref(),
+        Some("/usr/sbin/hvseed-firstboot run --plan /etc/hvseed/plan.json")
+    );
+    if let Some(analyze) = tool("systemd-analyze", "systemd") {
+        // `verify` wants ExecStart's program to exist and be executable: a copy of
+        // the unit beside a stand-in, with the path rewritten, and nothing else.
+        let dir = tempfile::tempdir().unwrap();
+        let exe = dir.path().join("hvseed-firstboot");
+        fs::write(&exe, "#!/bin/sh\n").unwrap();
+        fs::set_permissions(&exe, fs::Permissions::from_mode(0o755)).unwrap();
+        let copy = dir.path().join("hvseed-firstboot.service");
+        fs::write(
+            &copy,
+            text.replace("/usr/sbin/hvseed-firstboot", exe.to_str().unwrap()),
+        )
+        .unwrap();
+        let out = std::process::Command::new("timeout")
+            .arg("60")
+            .arg(&analyze)
+            .args(["verify", "--man=no", "--recursive-errors=no"])
+            .arg(&copy)
+            .env("SYSTEMD_LOG_LEVEL", "notice")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        let ours: Vec<&str> = err
+            .lines()
+            .filter(|l| l.contains("hvseed-firstboot.service"))
+            .collect();
+        assert!(
+            out.status.success() && ours.is_empty(),
+            "systemd-analyze verify: {err}"
+        );
+    }
 }
 
 use std::os::unix::fs::PermissionsExt;
@@ -643,7 +796,7 @@ fn full_case(os: &str, net: &str, sources: &[&str]) {
     assert!(!out.contains("\n0 changed"), "{out}");
     match os {
         "centos6" => check_centos6(&root, &orig, net, sources),
-        _ => check_ubuntu(&root, &orig, net, sources),
+        _ => check_ubuntu(&root, &orig, os, net, sources),
     }
 
     // Idempotent: byte-identical tree, "0 changed".
@@ -677,6 +830,49 @@ fn ubuntu1204_linux_bridge_restricted_sources() {
 #[test]
 fn ubuntu1204_openvswitch() {
     full_case("ubuntu1204", "openvswitch", &[]);
+}
+
+#[test]
+fn debian12_linux_bridge() {
+    full_case("debian12", "linux-bridge", &[]);
+}
+
+#[test]
+fn debian12_openvswitch_restricted_sources() {
+    full_case(
+        "debian12",
+        "openvswitch",
+        &["192.168.42.0/24", "10.1.0.0/16"],
+    );
+}
+
+/// A root without a password (locked, as Ubuntu's installer leaves it) may log in
+/// with a key only.
+#[test]
+fn debian12_without_a_root_password_allows_keys_only() {
+    let (tmp, root) = fixture_root("debian12");
+    let shadow = read(&root, "/etc/shadow");
+    let locked: String = shadow
+        .lines()
+        .map(|l| match l.split_once(':') {
+            Some(("root", rest)) => format!("root:!{}\n", rest.split_once(':').unwrap().1),
+            _ => format!("{l}\n"),
+        })
+        .collect();
+    fs::write(root.join("etc/shadow"), locked).unwrap();
+    let plan = write_plan(tmp.path(), &plan_json("debian12", "linux-bridge", &[]));
+    apply(&root, &plan, &[]);
+    let drop_in = read(&root, "/etc/ssh/sshd_config.d/00-hvseed-root-login.conf");
+    assert!(
+        drop_in
+            .lines()
+            .any(|l| l == "PermitRootLogin prohibit-password"),
+        "{drop_in}"
+    );
+    assert!(
+        !drop_in.contains("$6$"),
+        "no password hash copied: {drop_in}"
+    );
 }
 
 #[test]
@@ -1312,7 +1508,7 @@ fn apply_after_a_power_cut_in_the_commit_finishes_the_job() {
 /// changes; an undo file is never silently overwritten by the commit.
 #[test]
 fn a_stale_undo_is_removed_and_a_missing_target_is_put_back_on_every_os() {
-    for os in ["centos6", "ubuntu1204"] {
+    for os in ["centos6", "ubuntu1204", "debian12"] {
         let tmp = tempfile::tempdir().unwrap();
         let plan = write_plan(tmp.path(), &plan_json(os, "linux-bridge", &[]));
         let (_t1, reference) = fixture_root(os);

@@ -28,7 +28,7 @@ fn ufw() -> Option<PathBuf> {
 /// A ufw data dir (`--datadir`) holding `user_rules` as ufw 0.36 expects it
 /// (etc/ufw/user.rules) plus ufw's stock files. ufw.conf says ENABLED=no, so ufw only
 /// edits files and never touches this machine's firewall.
-fn datadir(dir: &Path, user_rules: &str) -> PathBuf {
+fn datadir(dir: &Path, os: &str, user_rules: &str) -> PathBuf {
     let d = dir.to_path_buf();
     fs::create_dir_all(d.join("etc/ufw/applications.d")).unwrap();
     fs::create_dir_all(d.join("etc/default")).unwrap();
@@ -37,7 +37,7 @@ fn datadir(dir: &Path, user_rules: &str) -> PathBuf {
         let f = f.unwrap();
         fs::copy(f.path(), d.join("etc/ufw").join(f.file_name())).unwrap();
     }
-    let fixture = repo_root().join("tests/fixtures/roots/ubuntu1204");
+    let fixture = repo_root().join("tests/fixtures/roots").join(os);
     fs::copy(fixture.join("etc/ufw/ufw.conf"), d.join("etc/ufw/ufw.conf")).unwrap();
     fs::copy(fixture.join("etc/default/ufw"), d.join("etc/default/ufw")).unwrap();
     fs::write(d.join("etc/ufw/user.rules"), user_rules).unwrap();
@@ -56,13 +56,25 @@ fn rule_lines(text: &str) -> Vec<String> {
     v
 }
 
-fn case(sources: &[&str]) {
+/// Where `os` keeps ufw's user rules, and the ports its hosts open.
+fn layout(os: &str) -> (&'static str, &'static [&'static str]) {
+    match os {
+        "ubuntu1204" => (
+            "/lib/ufw/user.rules",
+            &["22", "1798", "16509", "5900:6100", "49152:49216"],
+        ),
+        _ => (
+            "/etc/ufw/user.rules",
+            &["22", "1798", "16509", "16514", "5900:6100", "49152:49216"],
+        ),
+    }
+}
+
+fn case(os: &str, sources: &[&str]) {
     let Some(ufw) = ufw() else { return };
-    let (tmp, root) = fixture_root("ubuntu1204");
-    let plan = write_plan(
-        tmp.path(),
-        &plan_json("ubuntu1204", "linux-bridge", sources),
-    );
+    let (rules_path, ports) = layout(os);
+    let (tmp, root) = fixture_root(os);
+    let plan = write_plan(tmp.path(), &plan_json(os, "linux-bridge", sources));
     run_ok(
         agent()
             .arg("apply")
@@ -71,10 +83,10 @@ fn case(sources: &[&str]) {
             .arg("--root")
             .arg(&root),
     );
-    let ours = read(&root, "/lib/ufw/user.rules");
+    let ours = read(&root, rules_path);
 
     // 1. ufw reads them back.
-    let d = datadir(&tmp.path().join("ours"), &ours);
+    let d = datadir(&tmp.path().join("ours"), os, &ours);
     let out = Command::new("timeout")
         .arg("30")
         .arg(&ufw)
@@ -94,7 +106,7 @@ fn case(sources: &[&str]) {
         sources.to_vec()
     };
     let mut want = Vec::new();
-    for port in ["22", "1798", "16509", "5900:6100", "49152:49216"] {
+    for port in ports {
         for s in &srcs {
             want.push(if *s == "any" {
                 format!("ufw allow {port}/tcp")
@@ -107,18 +119,19 @@ fn case(sources: &[&str]) {
     assert_eq!(got, want, "ufw show added:\n{shown}");
 
     // 2. ufw writes the same lines for the same rules, starting from the stock file.
-    let stock =
-        fs::read_to_string(repo_root().join("tests/fixtures/roots/ubuntu1204/lib/ufw/user.rules"))
-            .unwrap();
-    let d2 = datadir(&tmp.path().join("theirs"), &stock);
-    for port in ["22", "1798", "16509", "5900:6100", "49152:49216"] {
+    let stock = read(
+        &repo_root().join("tests/fixtures/roots").join(os),
+        rules_path,
+    );
+    let d2 = datadir(&tmp.path().join("theirs"), os, &stock);
+    for port in ports {
         for s in &srcs {
             let st = Command::new("timeout")
                 .arg("30")
                 .arg(&ufw)
                 .arg(format!("--datadir={}", d2.display()))
                 .args([
-                    "allow", "from", s, "to", "any", "port", port, "proto", "tcp",
+                    "allow", "from", s, "to", "any", "port", *port, "proto", "tcp",
                 ])
                 .output()
                 .unwrap();
@@ -135,10 +148,22 @@ fn case(sources: &[&str]) {
 
 #[test]
 fn ufw_reads_back_the_rules_open_to_any() {
-    case(&[]);
+    case("ubuntu1204", &[]);
 }
 
 #[test]
 fn ufw_reads_back_the_rules_restricted_to_sources() {
-    case(&["192.168.42.0/24", "10.1.0.0/16"]);
+    case("ubuntu1204", &["192.168.42.0/24", "10.1.0.0/16"]);
+}
+
+/// Debian 12's stock user.rules (ufw 0.36's template, no `### END RULES ###` yet) and
+/// its ports with libvirt's TLS port.
+#[test]
+fn ufw_reads_back_the_debian12_rules_open_to_any() {
+    case("debian12", &[]);
+}
+
+#[test]
+fn ufw_reads_back_the_debian12_rules_restricted_to_sources() {
+    case("debian12", &["192.168.42.0/24"]);
 }

@@ -55,7 +55,12 @@ fn iptables_out(os: &str, sources: &[&str]) -> String {
     } else {
         sources.iter().map(|s| Some(*s)).collect()
     };
-    for port in ["22", "1798", "16509", "5900:6100", "49152:49216"] {
+    let ports: &[&str] = if os == "debian12" {
+        &["22", "1798", "16509", "16514", "5900:6100", "49152:49216"]
+    } else {
+        &["22", "1798", "16509", "5900:6100", "49152:49216"]
+    };
+    for port in ports {
         for src in &srcs {
             let src = src.map(|s| format!(" -s {s}")).unwrap_or_default();
             if os == "centos6" {
@@ -88,7 +93,8 @@ impl FakeHost {
         .unwrap();
         fs::write(dir.join("proc/net/dev"), NET_DEV).unwrap();
         fs::write(dir.join("proc/net/tcp"), TCP).unwrap();
-        for (pid, comm) in [(1, "init"), (812, "ntpd"), (901, "libvirtd")] {
+        let timed = if os == "debian12" { "chronyd" } else { "ntpd" };
+        for (pid, comm) in [(1, "init"), (812, timed), (901, "libvirtd")] {
             fs::create_dir_all(dir.join(format!("proc/{pid}"))).unwrap();
             fs::write(
                 dir.join(format!("proc/{pid}/stat")),
@@ -105,7 +111,9 @@ impl FakeHost {
             &bin.join("service"),
             "echo \"$@\" >> \"${0%/*}/../service.log\"; exit 0",
         );
-        script(&bin.join("libvirtd"), "echo 'libvirtd (libvirt) 0.9.13'");
+        if os != "debian12" {
+            script(&bin.join("libvirtd"), "echo 'libvirtd (libvirt) 0.9.13'");
+        }
         script(
             &bin.join("iptables-save"),
             &format!("cat <<'EOF'\n{}EOF", iptables_out(os, &[])),
@@ -131,6 +139,40 @@ impl FakeHost {
             );
             script(&bin.join("getenforce"), "echo Permissive");
             script(&bin.join("rpm"), "echo cloudstack-agent-4.2.0-1.el6.x86_64");
+        } else if os == "debian12" {
+            script(&bin.join("libvirtd"), "echo 'libvirtd (libvirt) 9.0.0'");
+            script(
+                &bin.join("qemu-system-x86_64"),
+                "echo 'QEMU emulator version 7.2.15 (Debian 1:7.2+dfsg-7+deb12u13)'",
+            );
+            // dpkg-query as Debian's: the agent's package, or one `name ii ` line per
+            // installed package (exit 1 and a message for an unknown one); the names
+            // in ../missing are not installed.
+            script(
+                &bin.join("dpkg-query"),
+                "d=\"${0%/*}/..\"; case \"$2\" in *Status-Abbrev*) shift 2; rc=0\n\
+                 for p; do gone=; if [ -e \"$d/missing\" ]; then \
+                 while read -r m; do [ \"$m\" = \"$p\" ] && gone=1; done < \"$d/missing\"; fi\n\
+                 if [ -n \"$gone\" ]; then \
+                 echo \"dpkg-query: no packages found matching $p\" >&2; rc=1; \
+                 else echo \"$p ii \"; fi; done; exit $rc;; \
+                 *) printf 'install ok installed 4.20.0.0';; esac",
+            );
+            // systemctl: logged; is-active answers from ../libvirtd-state (active).
+            script(
+                &bin.join("systemctl"),
+                "d=\"${0%/*}/..\"; echo \"systemctl $*\" >> \"$d/systemctl.log\"\n\
+                 case \"$1\" in is-active) s=active; \
+                 [ -e \"$d/libvirtd-state\" ] && read -r s < \"$d/libvirtd-state\"; \
+                 echo \"$s\"; [ \"$s\" = active ];; \
+                 restart) [ ! -e \"$d/libvirtd-state\" ];; *) exit 0;; esac",
+            );
+            if net == "openvswitch" {
+                script(
+                    &bin.join("ovs-vsctl"),
+                    "case \"$1\" in --version) echo 'ovs-vsctl (Open vSwitch) 3.1.0';; br-exists) exit 0;; esac",
+                );
+            }
         } else {
             script(&bin.join("kvm"), "echo 'QEMU emulator version 1.0 (qemu-kvm-1.0), Copyright (c) 2003-2008 Fabrice Bellard'");
             script(
@@ -479,7 +521,10 @@ fn run_rolls_the_network_back_when_the_gateway_is_lost() {
                 ),
             );
         }
-        h.bin("ping", "d=\"${0%/*}/..\"; [ -e \"$d/start2\" ]");
+        h.bin(
+            "ping",
+            "d=\"${0%/*}/..\"; echo ping >> \"$d/ping.log\"; [ -e \"$d/start2\" ]",
+        );
         let before: Vec<(String, Option<String>)> = match os {
             "centos6" => ["ifcfg-eth0", "ifcfg-eth0.100", "ifcfg-cloudbr0"]
                 .iter()
@@ -499,13 +544,19 @@ fn run_rolls_the_network_back_when_the_gateway_is_lost() {
                 )),
             )],
         };
-        let out = h
-            .cmd("run")
-            .env("HVSEED_GATEWAY_TRIES", "2")
-            .output()
-            .unwrap();
+        // The documented setting, not an environment backdoor, shortens the wait.
+        fs::create_dir_all(h.root.join("etc/hvseed")).unwrap();
+        fs::write(
+            h.root.join("etc/hvseed/firstboot.conf"),
+            "gateway_tries = 2\n",
+        )
+        .unwrap();
+        let out = h.cmd("run").output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{os}: {err}");
+        // Two rounds as the setting says, then one after the rollback (it answers).
+        let pings = fs::read_to_string(h.dir.join("ping.log")).unwrap();
+        assert_eq!(pings.lines().count(), 3, "{os}: {pings}");
         // Files are back as the installer wrote them; hvseed's new ones moved away.
         for (p, orig) in &before {
             match orig {
@@ -972,5 +1023,283 @@ fn a_full_console_slows_run_down_instead_of_losing_lines() {
         "the console lost lines: {} of {} bytes arrived",
         shown.len(),
         logged.len()
+    );
+}
+
+// ------------------------------------------------------------------ debian12
+
+const DEBIAN12_CHECKS: [&str; 20] = [
+    "x86-64",
+    "cpu-virtualization",
+    "memory",
+    "nic",
+    "fqdn",
+    "packages",
+    "ntp",
+    "libvirt-version",
+    "qemu-version",
+    "openvswitch-version",
+    "libvirtd-sockets-masked",
+    "libvirtd-running",
+    "libvirtd-listening",
+    "bridges",
+    "apparmor",
+    "firewall",
+    "root-ssh-login",
+    "cloudstack-agent",
+    "no-vms",
+    "cpu-facts",
+];
+
+/// A Debian 12 host after the installer's late_command ran `apply`.
+fn debian12(net: &str) -> FakeHost {
+    let h = FakeHost::new("debian12", net);
+    offline_apply(&h);
+    h
+}
+
+#[test]
+fn verify_passes_on_a_good_debian12_host() {
+    let h = debian12("openvswitch");
+    let (ok, m) = h.verify();
+    assert!(ok, "{m:#?}");
+    let names: Vec<&str> = m.keys().map(String::as_str).collect();
+    let mut want = DEBIAN12_CHECKS.to_vec();
+    want.sort();
+    assert_eq!(names, want);
+    assert!(m["packages"].1.contains("openvswitch-switch"), "{m:?}");
+    assert!(
+        m["root-ssh-login"].1.contains("00-hvseed-root-login.conf"),
+        "{m:?}"
+    );
+    assert!(m["ntp"].1.contains("ntp1.lab.example.org"), "{m:?}");
+    assert!(m["firewall"].1.contains("16514"), "{m:?}");
+}
+
+#[test]
+fn verify_fails_each_debian12_check_with_a_reason() {
+    let h = debian12("linux-bridge");
+    // An earlier drop-in wins over hvseed's (sshd keeps the first value).
+    fs::write(
+        h.root.join("etc/ssh/sshd_config.d/00-aaa-site.conf"),
+        "PermitRootLogin=no\n",
+    )
+    .unwrap();
+    fs::remove_file(h.root.join("etc/systemd/system/libvirtd-tcp.socket")).unwrap();
+    fs::write(h.dir.join("libvirtd-state"), "failed\n").unwrap();
+    fs::write(h.dir.join("missing"), "vlan\nbridge-utils\n").unwrap();
+    let conf = read(&h.root, "/etc/chrony/chrony.conf");
+    fs::write(
+        h.root.join("etc/chrony/chrony.conf"),
+        conf.replace("server ntp1.lab.example.org iburst\n", ""),
+    )
+    .unwrap();
+    h.bin(
+        "iptables-save",
+        &format!("cat <<'EOF'\n{}EOF", iptables_out("ubuntu1204", &[])),
+    );
+    let (ok, m) = h.verify();
+    assert!(!ok);
+    let failed = |name: &str, needle: &str| {
+        let (ok, detail) = &m[name];
+        assert!(!ok, "{name} should fail: {detail}");
+        assert!(
+            detail.contains(needle),
+            "{name}: {detail:?} lacks {needle:?}"
+        );
+    };
+    failed(
+        "root-ssh-login",
+        "PermitRootLogin no (/etc/ssh/sshd_config.d/00-aaa-site.conf)",
+    );
+    failed("libvirtd-sockets-masked", "libvirtd-tcp.socket");
+    failed("libvirtd-running", "libvirtd.service is failed");
+    failed("packages", "not installed: bridge-utils, vlan");
+    failed(
+        "ntp",
+        "instead of the plan's 0.pool.ntp.org, ntp1.lab.example.org",
+    );
+    failed("firewall", "not accepted in ufw-user-input: 16514");
+    assert!(
+        m["bridges"].0 && m["apparmor"].0 && m["cloudstack-agent"].0,
+        "{m:#?}"
+    );
+}
+
+/// The runtime steps through systemd, for a debian12 host.
+fn debian12_runtime(h: &FakeHost) {
+    runtime_fakes(h);
+    // systemctl from FakeHost::new logs every call; keep it.
+}
+
+#[test]
+fn run_on_debian12_uses_systemd_and_disables_its_unit_when_ready() {
+    let h = debian12("linux-bridge");
+    debian12_runtime(&h);
+    h.bin("ping", "exit 0");
+    let wants = h
+        .root
+        .join("etc/systemd/system/multi-user.target.wants/hvseed-firstboot.service");
+    assert!(fs::symlink_metadata(&wants).is_ok());
+    let out = h.cmd("run").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sc = fs::read_to_string(h.dir.join("systemctl.log")).unwrap();
+    let calls: Vec<&str> = sc.lines().filter(|l| !l.contains("is-active")).collect();
+    assert_eq!(
+        calls,
+        [
+            "systemctl stop networking.service",
+            "systemctl start networking.service",
+            "systemctl daemon-reload",
+            "systemctl stop libvirtd.socket libvirtd-ro.socket libvirtd-admin.socket \
+             libvirtd-tcp.socket libvirtd-tls.socket",
+            "systemctl restart libvirtd.service",
+            "systemctl disable hvseed-firstboot.service",
+        ]
+    );
+    let rt = fs::read_to_string(h.dir.join("runtime.log")).unwrap();
+    assert!(rt.contains("ufw --force enable"), "{rt}");
+    assert!(rt.contains("apparmor_parser -R") && rt.contains("usr.lib.libvirt.virt-aa-helper"));
+    // The fake systemctl does not remove the link: the agent makes sure it is gone.
+    assert!(fs::symlink_metadata(&wants).is_err(), "unit still enabled");
+    assert!(h
+        .root
+        .join("etc/systemd/system/hvseed-firstboot.service")
+        .exists());
+}
+
+#[test]
+fn run_on_debian12_rolls_back_a_lost_gateway_and_keeps_its_unit() {
+    let h = debian12("linux-bridge");
+    debian12_runtime(&h);
+    fs::create_dir_all(h.root.join("etc/hvseed")).unwrap();
+    fs::write(
+        h.root.join("etc/hvseed/firstboot.conf"),
+        "gateway_tries = 1\n",
+    )
+    .unwrap();
+    // The gateway answers only once the installer's files are back (its address).
+    let installer = read(
+        &repo_root().join("tests/fixtures/roots/debian12"),
+        "/etc/network/interfaces",
+    );
+    h.bin(
+        "ping",
+        &format!(
+            "while read -r l; do [ \"$l\" = 'address 192.168.40.11/24' ] && exit 0; done < '{}'; exit 1",
+            h.root.join("etc/network/interfaces").display()
+        ),
+    );
+    let out = h.cmd("run").output().unwrap();
+    assert!(!out.status.success());
+    assert_eq!(read(&h.root, "/etc/network/interfaces"), installer);
+    let sc = fs::read_to_string(h.dir.join("systemctl.log")).unwrap();
+    let net: Vec<&str> = sc.lines().filter(|l| l.contains("networking")).collect();
+    assert_eq!(
+        net,
+        [
+            "systemctl stop networking.service",
+            "systemctl start networking.service",
+            "systemctl stop networking.service",
+            "systemctl start networking.service",
+        ]
+    );
+    assert!(!sc.contains("disable"), "{sc}");
+    let report: hvseed_firstboot::report::Report =
+        serde_json::from_str(&read(&h.root, "/var/lib/hvseed/report.json")).unwrap();
+    let gw = &report.checks[0];
+    assert!(
+        !gw.ok && gw.detail.contains("gateway reachable now: true"),
+        "{gw:?}"
+    );
+    assert!(fs::symlink_metadata(
+        h.root
+            .join("etc/systemd/system/multi-user.target.wants/hvseed-firstboot.service")
+    )
+    .is_ok());
+}
+
+#[test]
+fn run_on_debian12_rolls_back_bridges_that_cannot_be_created() {
+    let h = debian12("linux-bridge");
+    debian12_runtime(&h);
+    h.bin("ping", "exit 0");
+    // bridge-utils missing: ifup cannot make the bridges; the gateway still answers.
+    fs::remove_dir_all(h.dir.join("sys/class/net/cloudbr0")).unwrap();
+    fs::write(h.dir.join("missing"), "bridge-utils\n").unwrap();
+    let out = h.cmd("run").output().unwrap();
+    assert!(!out.status.success());
+    let report: hvseed_firstboot::report::Report =
+        serde_json::from_str(&read(&h.root, "/var/lib/hvseed/report.json")).unwrap();
+    let by = |n: &str| report.checks.iter().find(|c| c.name == n).unwrap();
+    let gw = by("network-gateway");
+    assert!(
+        !gw.ok && gw.detail.contains("bridges cloudbr0 missing") && gw.detail.contains("restored"),
+        "{gw:?}"
+    );
+    assert!(by("packages").detail.contains("bridge-utils"));
+    assert_eq!(
+        read(&h.root, "/etc/network/interfaces"),
+        read(
+            &repo_root().join("tests/fixtures/roots/debian12"),
+            "/etc/network/interfaces"
+        )
+    );
+}
+
+#[test]
+fn run_on_debian12_reports_a_libvirtd_that_does_not_come_back() {
+    let h = debian12("linux-bridge");
+    debian12_runtime(&h);
+    h.bin("ping", "exit 0");
+    fs::write(h.dir.join("libvirtd-state"), "failed\n").unwrap();
+    fs::write(h.dir.join("proc/net/tcp"), TCP.replace(":407D", ":407E")).unwrap();
+    let out = h.cmd("run").output().unwrap();
+    assert!(!out.status.success());
+    let report: hvseed_firstboot::report::Report =
+        serde_json::from_str(&read(&h.root, "/var/lib/hvseed/report.json")).unwrap();
+    let by = |n: &str| report.checks.iter().find(|c| c.name == n).unwrap();
+    assert!(by("network-gateway").ok);
+    let lv = by("libvirtd-running");
+    assert!(
+        !lv.ok && lv.detail.contains("journalctl -u libvirtd"),
+        "{lv:?}"
+    );
+    assert!(!by("libvirtd-listening").ok);
+    // The network stays as planned (it works), the unit stays enabled for the next boot.
+    assert!(read(&h.root, "/etc/network/interfaces").contains("# hvseed: begin"));
+    assert!(fs::symlink_metadata(
+        h.root
+            .join("etc/systemd/system/multi-user.target.wants/hvseed-firstboot.service")
+    )
+    .is_ok());
+}
+
+#[test]
+fn a_bad_settings_file_is_a_failed_check_naming_file_line_and_fix() {
+    let h = debian12("linux-bridge");
+    debian12_runtime(&h);
+    h.bin("ping", "exit 0");
+    fs::create_dir_all(h.root.join("etc/hvseed")).unwrap();
+    fs::write(
+        h.root.join("etc/hvseed/firstboot.conf"),
+        "# lab\ngateway_tries = 0\n",
+    )
+    .unwrap();
+    let out = h.cmd("run").output().unwrap();
+    assert!(!out.status.success());
+    let report: hvseed_firstboot::report::Report =
+        serde_json::from_str(&read(&h.root, "/var/lib/hvseed/report.json")).unwrap();
+    let s = report.checks.iter().find(|c| c.name == "settings").unwrap();
+    assert!(
+        !s.ok
+            && s.detail
+                .starts_with("/etc/hvseed/firstboot.conf:2: gateway_tries:")
+            && s.detail.contains("1 to 60"),
+        "{s:?}"
     );
 }

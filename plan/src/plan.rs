@@ -17,8 +17,15 @@ use serde::{Deserialize, Serialize};
 pub const PLAN_SCHEMA: u32 = 1;
 
 /// Ports that must be open on a CloudStack KVM host (hvseed policy 6: the union of
-/// the install guide and `cloudstack-setup-agent`). Ranges are `first:last`.
+/// the install guide and `cloudstack-setup-agent`). Ranges are `first:last`. The seed
+/// targets (centos6, ubuntu1204) open these; see [`Os::cloudstack_tcp_ports`].
 pub const CLOUDSTACK_TCP_PORTS: [&str; 5] = ["22", "1798", "16509", "5900:6100", "49152:49216"];
+
+/// The ports of a target for CloudStack 4.20 and later: [`CLOUDSTACK_TCP_PORTS`] and
+/// libvirt's TLS port 16514, which Add Host switches libvirtd to (the 4.20 guide and
+/// `cloudstack-setup-agent` open it).
+pub const CLOUDSTACK_TCP_PORTS_TLS: [&str; 6] =
+    ["22", "1798", "16509", "16514", "5900:6100", "49152:49216"];
 
 /// The port the CloudStack agent connects to on the management server.
 pub const CLOUDSTACK_AGENT_PORT: u16 = 8250;
@@ -30,6 +37,8 @@ pub enum Os {
     Centos6,
     #[serde(rename = "ubuntu1204")]
     Ubuntu1204,
+    #[serde(rename = "debian12")]
+    Debian12,
 }
 
 impl Os {
@@ -37,6 +46,16 @@ impl Os {
         match self {
             Os::Centos6 => "centos6",
             Os::Ubuntu1204 => "ubuntu1204",
+            Os::Debian12 => "debian12",
+        }
+    }
+
+    /// The TCP ports this target's firewall opens (and `verify` checks): the seed
+    /// targets keep the seed's list, the newer ones add libvirt's TLS port.
+    pub fn cloudstack_tcp_ports(self) -> &'static [&'static str] {
+        match self {
+            Os::Centos6 | Os::Ubuntu1204 => &CLOUDSTACK_TCP_PORTS,
+            Os::Debian12 => &CLOUDSTACK_TCP_PORTS_TLS,
         }
     }
 }

@@ -220,6 +220,8 @@ impl Payload {
         let name = match inv.os {
             Os::Centos6 => "ks.cfg",
             Os::Ubuntu1204 => "preseed.cfg",
+            // debian12: builder side pending
+            Os::Debian12 => bail!("os: debian12 has no installer files in this hvseed yet; install with centos6 or ubuntu1204"),
         };
         let install_file = match host {
             Some(h) => format!("hosts/{}/{name}", h.fqdn),

@@ -147,6 +147,8 @@ pub fn identify_within(
         let want = match os {
             Os::Centos6 => "a CentOS 6.3 x86_64 DVD",
             Os::Ubuntu1204 => "an Ubuntu 12.04.x amd64 server CD",
+            // debian12: builder side pending
+            Os::Debian12 => bail!("os: debian12 has no installer files in this hvseed yet; install with centos6 or ubuntu1204"),
         };
         bail!(
             "{} is {} but the inventory installs os: {os}; give {want} as --source (or change \

@@ -54,6 +54,10 @@ pub fn host_boot_paths(os: Os, efi: bool, mac: &str) -> Vec<String> {
         paths.push(match os {
             Os::Ubuntu1204 => grub2_path(mac),
             Os::Centos6 => grub_legacy_path(mac),
+            // debian12: builder side pending
+            Os::Debian12 => unreachable!(
+                "debian12: builder side pending (the inventory does not accept it yet)"
+            ),
         });
     }
     paths
@@ -165,6 +169,8 @@ pub fn installer_args(inv: &Inventory, host: &Host, base: &str) -> Result<Vec<St
             // netcfg_get_interface).
             args.push("netcfg/choose_interface=auto".into());
         }
+        // debian12: builder side pending
+        Os::Debian12 => anyhow::bail!("os: debian12 has no installer files in this hvseed yet; install with centos6 or ubuntu1204"),
     }
     // The inventory checked install.kernel_args, the locale and the keyboard with its
     // one kernel-argument rule, and `HttpBase` (crate::http_base) the --http-base.
@@ -194,6 +200,10 @@ fn os_name(os: Os) -> &'static str {
     match os {
         Os::Centos6 => "CentOS 6",
         Os::Ubuntu1204 => "Ubuntu 12.04",
+        // debian12: builder side pending
+        Os::Debian12 => {
+            unreachable!("debian12: builder side pending (the inventory does not accept it yet)")
+        }
     }
 }
 

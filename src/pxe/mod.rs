@@ -173,6 +173,8 @@ pub fn run(c: Options) -> Result<ExitCode> {
     let efi_boot = match inventory.os {
         Os::Centos6 => efi_from_iso.then_some("BOOTX64.efi"),
         Os::Ubuntu1204 => b.grub_efi_image()?.then_some("grubx64.efi"),
+        // debian12: builder side pending
+        Os::Debian12 => bail!("os: debian12 has no installer files in this hvseed yet; install with centos6 or ubuntu1204"),
     };
 
     // A network install cannot read the CD: hosts that install from `cdrom` get the

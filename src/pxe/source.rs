@@ -64,6 +64,10 @@ pub fn layout(os: Os) -> Layout {
     match os {
         Os::Centos6 => CENTOS6,
         Os::Ubuntu1204 => UBUNTU1204,
+        // debian12: builder side pending
+        Os::Debian12 => {
+            unreachable!("debian12: builder side pending (the inventory does not accept it yet)")
+        }
     }
 }
 

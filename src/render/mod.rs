@@ -89,6 +89,8 @@ fn render(inventory: &Inventory, opts: &RenderOptions, fleet: bool) -> Result<Re
     match inventory.os {
         Os::Centos6 => kickstart::render(&env, inventory, &media, &mut tree, fleet)?,
         Os::Ubuntu1204 => preseed::render(&env, inventory, &media, &mut tree, fleet)?,
+        // debian12: builder side pending
+        Os::Debian12 => anyhow::bail!("os: debian12 has no installer files in this hvseed yet; install with centos6 or ubuntu1204"),
     }
     Ok(tree)
 }

@@ -1,5 +1,6 @@
-//! The first-boot job for each init system: a SysV script with its start links and an
-//! upstart task. Each runs `hvseed-firstboot run` once per boot until the host is ready.
+//! The first-boot job for each init system: a SysV script with its start links, an
+//! upstart task and a systemd oneshot unit. Each runs `hvseed-firstboot run` once per
+//! boot until the host is ready.
 
 use crate::paths::{AGENT_PATH, JOB_NAME, PLAN_PATH};
 
@@ -9,6 +10,11 @@ pub const SYSV_RUNLEVELS: [u8; 4] = [2, 3, 4, 5];
 pub const SYSV_LINK: &str = "S99hvseed-firstboot";
 pub const UPSTART_JOB: &str = "/etc/init/hvseed-firstboot.conf";
 pub const UPSTART_OVERRIDE: &str = "/etc/init/hvseed-firstboot.override";
+pub const SYSTEMD_UNIT_NAME: &str = "hvseed-firstboot.service";
+pub const SYSTEMD_UNIT: &str = "/etc/systemd/system/hvseed-firstboot.service";
+/// What `systemctl enable` makes for the unit's `WantedBy=multi-user.target`.
+pub const SYSTEMD_WANTS_LINK: &str =
+    "/etc/systemd/system/multi-user.target.wants/hvseed-firstboot.service";
 
 /// A SysV script; chkconfig's header says where it starts.
 pub fn sysv_script() -> String {
@@ -61,6 +67,40 @@ task
 console output
 
 exec {AGENT_PATH} run --plan {PLAN_PATH}
+"#
+    )
+}
+
+/// A systemd oneshot unit (its output goes to the journal; the agent writes the
+/// console and its log itself). It starts once the network is online (ifupdown's
+/// `networking.service` is ordered before network-online.target) and after Open
+/// vSwitch, whose bridges it brings up; the units `run` stops and restarts
+/// (`networking`, `libvirtd` and its sockets) are not ordered against it directly, so
+/// their jobs never wait on this one. The agent bounds every command it runs; the start
+/// timeout only keeps a hung run from holding the boot for ever.
+pub fn systemd_unit() -> String {
+    format!(
+        r#"# {SYSTEMD_UNIT_NAME}: makes this host a CloudStack KVM host on its first boot.
+#
+# hvseed's one-shot first-boot job. "{AGENT_PATH} run" disables it
+# (systemctl disable) once the host is ready; a failed run is retried on the next
+# boot.
+
+[Unit]
+Description=hvseed first-boot agent
+Wants=network-online.target
+After=network-online.target openvswitch-switch.service
+ConditionPathExists={PLAN_PATH}
+
+[Service]
+Type=oneshot
+ExecStart={AGENT_PATH} run --plan {PLAN_PATH}
+StandardOutput=journal
+StandardError=journal
+TimeoutStartSec=30min
+
+[Install]
+WantedBy=multi-user.target
 "#
     )
 }

@@ -1,6 +1,7 @@
 //! libvirt's configuration: `libvirtd.conf` and `qemu.conf` (every target), and the
 //! places a distribution keeps libvirtd's `--listen` flag: `/etc/sysconfig/libvirtd`
-//! (EL), `/etc/default/libvirt-bin` and precise's upstart job.
+//! (EL), `/etc/default/libvirt-bin` and precise's upstart job, `/etc/default/libvirtd`
+//! (Debian and Ubuntu on systemd); and the clients' `libvirt.conf`.
 
 use crate::edit::{Lines, Style};
 
@@ -37,6 +38,25 @@ pub fn sysconfig_libvirtd(old: &str) -> String {
 pub fn default_libvirt_bin(old: &str) -> String {
     let mut l = Lines::parse(old);
     l.set(Style::Tight, "libvirtd_opts", "\"-d -l\"");
+    l.text()
+}
+
+/// `/etc/default/libvirtd`, read by libvirtd.service (`EnvironmentFile=`) on Debian 12
+/// and Ubuntu ≥ 22.04: libvirtd listens on TCP itself; its sockets are masked, because
+/// a socket-activated libvirtd refuses `--listen` (modern-targets, "libvirt on systemd
+/// distros").
+pub fn default_libvirtd(old: &str) -> String {
+    let mut l = Lines::parse(old);
+    l.set(Style::Tight, "LIBVIRTD_ARGS", "\"--listen\"");
+    l.text()
+}
+
+/// `/etc/libvirt/libvirt.conf`: the clients (`virsh`, the CloudStack agent) talk to the
+/// monolithic libvirtd, not to the modular daemons (`remote_mode="legacy"`, the 4.20
+/// guide).
+pub fn libvirt_conf(old: &str) -> String {
+    let mut l = Lines::parse(old);
+    l.set(Style::Spaced, "remote_mode", "\"legacy\"");
     l.text()
 }
 

@@ -13,10 +13,11 @@ pub mod iptables;
 pub mod job;
 pub mod libvirt;
 pub mod security;
+pub mod ssh;
 pub mod time;
 pub mod ufw;
 
-use crate::plan::{Plan, CLOUDSTACK_TCP_PORTS};
+use crate::plan::Plan;
 
 /// One CloudStack port opened to one allowed source (`None` = anywhere).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,7 +26,8 @@ pub struct PortSource<'p> {
     pub source: Option<&'p str>,
 }
 
-/// Each CloudStack port × each allowed source, in the order the rules are written.
+/// Each CloudStack port of the plan's target ([`crate::plan::Os::cloudstack_tcp_ports`])
+/// × each allowed source, in the order the rules are written.
 pub fn port_sources(plan: &Plan) -> Vec<PortSource<'_>> {
     let sources: Vec<Option<&str>> = if plan.security.firewall_sources.is_empty() {
         vec![None]
@@ -37,7 +39,7 @@ pub fn port_sources(plan: &Plan) -> Vec<PortSource<'_>> {
             .collect()
     };
     let mut v = Vec::new();
-    for port in CLOUDSTACK_TCP_PORTS {
+    for port in plan.os.cloudstack_tcp_ports() {
         for source in &sources {
             v.push(PortSource {
                 port,

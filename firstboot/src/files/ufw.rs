@@ -1,5 +1,5 @@
-//! The firewall as ufw keeps it: `/lib/ufw/user.rules` (what `ufw allow` writes) and
-//! `/etc/default/ufw`.
+//! The firewall as ufw keeps it: `user.rules` (what `ufw allow` writes; `/lib/ufw/` on
+//! precise, `/etc/ufw/` since ufw 0.35) and `/etc/default/ufw`.
 
 use super::{norm, port_sources, PortSource};
 use crate::edit::{Lines, Style};
@@ -49,15 +49,30 @@ const UFW_USER_RULES: &str = "*filter
 COMMIT
 ";
 
-/// precise `/lib/ufw/user.rules`: one tuple + rule pair per port (and source) between
-/// `### RULES ###` and `### END RULES ###`, as `ufw allow` would write them.
+/// ufw's `user.rules`: one tuple + rule pair per port (and source) between
+/// `### RULES ###` and `### END RULES ###`, as `ufw allow` would write them. ufw 0.36's
+/// stock file (Debian 12: `/usr/share/ufw/iptables/user.rules`, copied by the package)
+/// has no `### END RULES ###` until ufw first rewrites it: the marker goes right after
+/// `### RULES ###`, where ufw puts it, and the stock rate-limit rules stay below it.
 pub fn ufw_user_rules(old: &str, plan: &Plan) -> String {
-    let base = if old.contains("### RULES ###") && old.contains("### END RULES ###") {
+    let has = |marker: &str| old.lines().any(|x| x.trim() == marker);
+    let base = if has("### RULES ###") {
         old
     } else {
         UFW_USER_RULES
     };
     let mut l = Lines::parse(base);
+    if !l.lines.iter().any(|x| x.trim() == "### END RULES ###") {
+        let rules = l
+            .lines
+            .iter()
+            .position(|x| x.trim() == "### RULES ###")
+            .unwrap_or(0);
+        l.lines.splice(
+            rules + 1..rules + 1,
+            [String::new(), "### END RULES ###".into()],
+        );
+    }
     let present: Vec<String> = l.lines.iter().map(|x| norm(x)).collect();
     let mut at = l
         .lines

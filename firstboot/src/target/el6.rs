@@ -50,7 +50,7 @@ impl Family for El6 {
         step(env, log, "service", &["libvirtd", "restart"], None);
     }
 
-    fn disable_job(&self, root: &Root) -> io::Result<()> {
+    fn disable_job(&self, _env: &Env, root: &Root, _log: &mut Log) -> io::Result<()> {
         sysv::disable_job(root)
     }
 

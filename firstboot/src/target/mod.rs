@@ -6,18 +6,24 @@
 //! name a target: they ask the plan's [`Family`], which [`family`] maps from its `Os`.
 //!
 //! A family is composed of pieces named after the tool they drive, shared by every
-//! family whose systems use that tool: [`sysv`] and [`upstart`] (the first-boot job and
-//! how it is disabled), [`ifcfg`] and [`ifupdown`] (the network files and how the
-//! network is restarted), [`iptables`] and [`ufw`] (the firewall files and how they are
-//! loaded), [`selinux`] and [`apparmor`] (the MAC files and the runtime step), with the
-//! file contents in [`crate::files`] and the checks in [`crate::verify::checks`].
+//! family whose systems use that tool: [`sysv`], [`upstart`] and [`systemd`] (the
+//! first-boot job and how it is disabled; systemd also masks libvirtd's sockets),
+//! [`ifcfg`] and [`ifupdown`] (the network files and how the network is restarted),
+//! [`iptables`] and [`ufw`] (the firewall files and how they are loaded), [`selinux`]
+//! and [`apparmor`] (the MAC files and the runtime step), [`chrony`] (time) and
+//! [`openssh`] (root's SSH login), with the file contents in [`crate::files`] and the
+//! shared checks in [`crate::verify::checks`].
 
 pub mod apparmor;
+pub mod chrony;
+pub mod debian_systemd;
 pub mod el6;
 pub mod ifcfg;
 pub mod ifupdown;
 pub mod iptables;
+pub mod openssh;
 pub mod selinux;
+pub mod systemd;
 pub mod sysv;
 pub mod ubuntu_upstart;
 pub mod ufw;
@@ -57,7 +63,7 @@ pub trait Family: Sync {
     fn restart_libvirtd(&self, env: &Env, log: &mut Log);
 
     /// Keeps the first-boot job from running again.
-    fn disable_job(&self, root: &Root) -> io::Result<()>;
+    fn disable_job(&self, env: &Env, root: &Root, log: &mut Log) -> io::Result<()>;
 
     /// The checks, in report order.
     fn checks(&self) -> &'static [Check];
@@ -68,6 +74,7 @@ pub fn family(os: Os) -> &'static dyn Family {
     match os {
         Os::Centos6 => &el6::El6,
         Os::Ubuntu1204 => &ubuntu_upstart::UbuntuUpstart,
+        Os::Debian12 => &debian_systemd::DebianSystemd,
     }
 }
 
@@ -98,7 +105,7 @@ mod tests {
 
     #[test]
     fn every_family_checks_every_requirement_once() {
-        for os in [Os::Centos6, Os::Ubuntu1204] {
+        for os in [Os::Centos6, Os::Ubuntu1204, Os::Debian12] {
             let names: Vec<&str> = family(os).checks().iter().map(|c| c.name).collect();
             for want in EVERY_HOST {
                 assert!(names.contains(want), "{os}: no {want} check in {names:?}");

@@ -22,7 +22,7 @@ impl Family for UbuntuUpstart {
             edit("/etc/hostname", move |o| hosts::etc_hostname(o, plan)),
         ];
         t.extend(ifupdown::targets(plan));
-        t.extend(ufw::targets(plan));
+        t.extend(ufw::targets(plan, ufw::USER_RULES_LIB));
         t.push(edit("/etc/openntpd/ntpd.conf", move |o| {
             time::openntpd_conf(o, plan)
         }));
@@ -54,7 +54,7 @@ impl Family for UbuntuUpstart {
         step(env, log, "service", &["libvirt-bin", "restart"], None);
     }
 
-    fn disable_job(&self, root: &Root) -> io::Result<()> {
+    fn disable_job(&self, _env: &Env, root: &Root, _log: &mut Log) -> io::Result<()> {
         upstart::disable_job(root)
     }
 

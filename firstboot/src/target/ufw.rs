@@ -7,12 +7,15 @@ use crate::run::{step, Log};
 use crate::verify::checks::firewall_accepts;
 use crate::verify::{Check, Env};
 
-/// ufw's rules (mode 0640, as ufw keeps them) and its forward policy.
-pub fn targets(plan: &Plan) -> Vec<Target<'_>> {
+/// Where ufw keeps the rules `ufw allow` adds: `/lib/ufw/` before ufw 0.35 (precise).
+pub const USER_RULES_LIB: &str = "/lib/ufw/user.rules";
+/// … and `/etc/ufw/` from 0.35 on (Debian 12, Ubuntu ≥ 22.04).
+pub const USER_RULES_ETC: &str = "/etc/ufw/user.rules";
+
+/// ufw's rules at `user_rules` (mode 0640, as ufw keeps them) and its forward policy.
+pub fn targets<'p>(plan: &'p Plan, user_rules: &str) -> Vec<Target<'p>> {
     vec![
-        edit_mode("/lib/ufw/user.rules", 0o640, move |o| {
-            ufw_user_rules(o, plan)
-        }),
+        edit_mode(user_rules, 0o640, move |o| ufw_user_rules(o, plan)),
         edit("/etc/default/ufw", default_ufw),
     ]
 }

@@ -5,7 +5,7 @@
 
 use super::{running_processes, version_at_least, version_in, Check, Context, Verdict};
 use crate::exec::Outcome;
-use crate::plan::{NetworkType, Plan, CLOUDSTACK_TCP_PORTS};
+use crate::plan::{NetworkType, Plan};
 use crate::topology;
 
 /// MemTotal for "4 GB of RAM": a 4 GiB machine shows about 3.7–3.9 GiB in
@@ -279,8 +279,8 @@ pub const APPARMOR: Check = Check::new("apparmor", |cx| {
     }
 });
 
-/// The CloudStack ports accepted in the live ruleset's `chain` (`iptables-save`), for
-/// each allowed source.
+/// The CloudStack ports of the plan's target accepted in the live ruleset's `chain`
+/// (`iptables-save`), for each allowed source.
 pub fn firewall_accepts(cx: &Context, chain: &str) -> Verdict {
     let o = cx.env.cmd("iptables-save", &["-t", "filter"]);
     if !o.success() {
@@ -309,12 +309,13 @@ pub fn firewall_accepts(cx: &Context, chain: &str) -> Verdict {
             .map(Some)
             .collect()
     };
-    for port in CLOUDSTACK_TCP_PORTS {
+    let ports = plan.os.cloudstack_tcp_ports();
+    for port in ports {
         for src in &sources {
             let found = rules.iter().any(|r| {
                 let dport = val(r, "--dport").or_else(|| val(r, "--dports"));
                 let s = val(r, "-s").map(|s| s.trim_end_matches("/32").to_string());
-                dport.as_deref() == Some(port)
+                dport.as_deref() == Some(*port)
                     && val(r, "-j").as_deref() == Some("ACCEPT")
                     && (s.is_none()
                         || s == src.as_ref().map(|x| x.trim_end_matches("/32").to_string()))
@@ -328,10 +329,7 @@ pub fn firewall_accepts(cx: &Context, chain: &str) -> Verdict {
         }
     }
     if missing.is_empty() {
-        Ok(format!(
-            "TCP {} accepted in {chain}",
-            CLOUDSTACK_TCP_PORTS.join(", ")
-        ))
+        Ok(format!("TCP {} accepted in {chain}", ports.join(", ")))
     } else {
         Err(format!("not accepted in {chain}: {}", missing.join(", ")))
     }
@@ -403,3 +401,39 @@ pub const CPU_FACTS: Check = Check::new("cpu-facts", |cx| {
         Err("no processor found in cpuinfo".into())
     }
 });
+
+/// Every package in `wanted` is installed, by dpkg: a package missing from the image
+/// (the preseed's list, or a mirror without it) is named here rather than found later
+/// as a service that does not start.
+pub fn dpkg_packages(cx: &Context, wanted: &[&str]) -> Verdict {
+    let mut args = vec!["-W", "-f=${Package} ${db:Status-Abbrev}\n"];
+    args.extend(wanted);
+    // dpkg-query exits 1 when one of them is unknown, and still lists the others.
+    let o = cx.env.cmd("dpkg-query", &args);
+    if !matches!(o, Outcome::Exited { .. }) {
+        return Err(o.describe("dpkg-query -W"));
+    }
+    let installed: Vec<&str> = o
+        .stdout()
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            let name = w.next()?;
+            (w.next()? == "ii").then_some(name)
+        })
+        .collect();
+    let missing: Vec<&str> = wanted
+        .iter()
+        .copied()
+        .filter(|p| !installed.contains(p))
+        .collect();
+    if missing.is_empty() {
+        Ok(format!("installed: {}", wanted.join(", ")))
+    } else {
+        Err(format!(
+            "not installed: {} (apt-get install {})",
+            missing.join(", "),
+            missing.join(" ")
+        ))
+    }
+}

@@ -195,7 +195,7 @@ pub fn cpu_facts(cpuinfo: &str) -> CpuFacts {
 
 /// Command names of the running processes, from `<proc>/<pid>/stat` (`pid (comm) …`;
 /// /proc/<pid>/comm does not exist before Linux 2.6.33).
-fn running_processes(env: &Env) -> std::io::Result<Vec<String>> {
+pub fn running_processes(env: &Env) -> std::io::Result<Vec<String>> {
     let mut names = Vec::new();
     for e in std::fs::read_dir(&env.proc_root)? {
         let e = e?;

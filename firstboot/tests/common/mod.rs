@@ -41,6 +41,8 @@ pub fn fixture_root(os: &str) -> (tempfile::TempDir, PathBuf) {
     for (path, mode) in [
         ("etc/sysconfig/iptables", 0o600),
         ("lib/ufw/user.rules", 0o640),
+        ("etc/ufw/user.rules", 0o640),
+        ("etc/shadow", 0o640),
     ] {
         let p = dst.join(path);
         if p.exists() {

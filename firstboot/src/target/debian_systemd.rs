@@ -1,0 +1,112 @@
+//! Debian 12 (bookworm): systemd, ifupdown, ufw, AppArmor, chrony, OpenSSH, dpkg, and
+//! libvirt's monolithic libvirtd in its traditional mode.
+
+use std::io;
+
+use super::{apparmor, chrony, ifupdown, openssh, systemd, ufw, Family};
+use crate::apply::{edit, Target};
+use crate::files::{hosts, libvirt};
+use crate::fsroot::Root;
+use crate::plan::{NetworkType, Plan};
+use crate::run::{network_step, Log};
+use crate::verify::checks::{self, dpkg_packages, qemu_version};
+use crate::verify::{Check, Env};
+
+pub struct DebianSystemd;
+
+impl Family for DebianSystemd {
+    fn targets<'p>(&self, plan: &'p Plan, job: bool) -> Vec<Target<'p>> {
+        let mut t = vec![
+            edit("/etc/default/libvirtd", libvirt::default_libvirtd),
+            edit("/etc/libvirt/libvirt.conf", libvirt::libvirt_conf),
+        ];
+        t.extend(systemd::masked(&systemd::LIBVIRTD_SOCKETS));
+        t.push(edit("/etc/hostname", move |o| hosts::etc_hostname(o, plan)));
+        t.extend(ifupdown::targets(plan));
+        t.extend(ufw::targets(plan, ufw::USER_RULES_ETC));
+        t.extend(chrony::targets(plan, chrony::CHRONY_CONF_DEBIAN));
+        t.extend(apparmor::targets());
+        t.extend(openssh::targets());
+        if job {
+            t.extend(systemd::job());
+        }
+        t
+    }
+
+    fn network_paths(&self, _plan: &Plan) -> Vec<String> {
+        ifupdown::network_paths()
+    }
+
+    fn prepare(&self, env: &Env, log: &mut Log) {
+        apparmor::unload(env, log);
+        ufw::enable(env, log);
+    }
+
+    // ifupdown under systemd: networking.service's stop is `ifdown -a` and marks
+    // hotplug interfaces for its start, which runs `ifup -a` and then brings those up
+    // too (d-i writes the installer's NIC as `allow-hotplug`, which a bare `ifup -a`
+    // skips: a rollback must bring it back).
+    fn network_down(&self, env: &Env, log: &mut Log) {
+        network_step(env, log, "systemctl", &["stop", "networking.service"]);
+    }
+
+    fn network_up(&self, env: &Env, log: &mut Log) {
+        network_step(env, log, "systemctl", &["start", "networking.service"]);
+    }
+
+    fn restart_libvirtd(&self, env: &Env, log: &mut Log) {
+        systemd::restart_libvirtd(env, log);
+    }
+
+    fn disable_job(&self, env: &Env, root: &Root, log: &mut Log) -> io::Result<()> {
+        systemd::disable_job(env, root, log)
+    }
+
+    fn checks(&self) -> &'static [Check] {
+        CHECKS
+    }
+}
+
+/// What a Debian 12 CloudStack host installs (the preseed's list, less
+/// cloudstack-agent, which has its own check).
+const PACKAGES: [&str; 8] = [
+    "libvirt-daemon-system",
+    "qemu-system-x86",
+    "bridge-utils",
+    "vlan",
+    "ufw",
+    "apparmor",
+    "chrony",
+    "openssh-server",
+];
+
+const CHECKS: &[Check] = &[
+    checks::X86_64,
+    checks::CPU_VIRTUALIZATION,
+    checks::MEMORY,
+    checks::NIC,
+    checks::FQDN,
+    Check::new("packages", |cx| {
+        let mut want = PACKAGES.to_vec();
+        if cx.plan.network.kind == NetworkType::Openvswitch {
+            want.push("openvswitch-switch");
+        }
+        dpkg_packages(cx, &want)
+    }),
+    chrony::CHECK,
+    checks::LIBVIRT_VERSION,
+    Check::new("qemu-version", |cx| {
+        qemu_version(cx, &["qemu-system-x86_64".into()], |_, _| None)
+    }),
+    checks::OPENVSWITCH_VERSION,
+    systemd::SOCKETS_MASKED,
+    systemd::LIBVIRTD_ACTIVE,
+    checks::LIBVIRTD_LISTENING,
+    checks::BRIDGES,
+    checks::APPARMOR,
+    ufw::CHECK,
+    openssh::CHECK,
+    checks::DPKG_CLOUDSTACK_AGENT,
+    checks::NO_VMS,
+    checks::CPU_FACTS,
+];

@@ -1,0 +1,118 @@
+//! systemd (Debian 12, and Ubuntu ≥ 22.04 and EL9 next): the first-boot job as a
+//! oneshot unit, libvirtd in its traditional mode (its sockets masked, so it may listen
+//! on TCP itself), and restarting units with `systemctl`.
+
+use std::fs;
+use std::io;
+
+use crate::apply::{edit, link, Target};
+use crate::files::job::{systemd_unit, SYSTEMD_UNIT, SYSTEMD_UNIT_NAME, SYSTEMD_WANTS_LINK};
+use crate::fsroot::Root;
+use crate::run::{step, Log};
+use crate::verify::{Check, Env};
+
+/// libvirtd's socket units. A socket-activated libvirtd refuses `--listen`, and
+/// CloudStack needs it listening on TCP: all five are masked, as the CloudStack 4.20
+/// guide does with `systemctl mask` (modern-targets, "libvirt on systemd distros";
+/// the names are those of Debian 12's libvirt-daemon-system 9.0).
+pub const LIBVIRTD_SOCKETS: [&str; 5] = [
+    "libvirtd.socket",
+    "libvirtd-ro.socket",
+    "libvirtd-admin.socket",
+    "libvirtd-tcp.socket",
+    "libvirtd-tls.socket",
+];
+
+/// Where the administrator's units and masks live.
+const ETC_UNITS: &str = "/etc/systemd/system";
+
+/// The unit and its enablement link (what `systemctl enable` makes).
+pub fn job<'p>() -> Vec<Target<'p>> {
+    vec![
+        edit(SYSTEMD_UNIT, |_| systemd_unit()),
+        link(SYSTEMD_WANTS_LINK, SYSTEMD_UNIT),
+    ]
+}
+
+/// Each of `units` masked: a link to /dev/null in /etc/systemd/system, which is what
+/// `systemctl mask` writes.
+pub fn masked<'p>(units: &[&str]) -> Vec<Target<'p>> {
+    units
+        .iter()
+        .map(|u| link(&format!("{ETC_UNITS}/{u}"), "/dev/null"))
+        .collect()
+}
+
+/// `systemctl disable` of the job; its enablement link must be gone afterwards (if
+/// systemctl cannot run, the link is removed here, which is all `disable` does for a
+/// unit with only a `WantedBy=`).
+pub fn disable_job(env: &Env, root: &Root, log: &mut Log) -> io::Result<()> {
+    step(env, log, "systemctl", &["disable", SYSTEMD_UNIT_NAME], None);
+    // The link itself, not what it points to: only its directory is resolved.
+    let (dir, name) = SYSTEMD_WANTS_LINK
+        .rsplit_once('/')
+        .unwrap_or(("", SYSTEMD_WANTS_LINK));
+    let wants = root.resolve(dir)?.join(name);
+    match fs::remove_file(&wants) {
+        Ok(()) => {
+            log.line(&format!("removed {SYSTEMD_WANTS_LINK}"));
+            Ok(())
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// libvirtd restarted in its traditional mode: systemd re-reads the units (the masks
+/// may be new), the sockets still active from boot are stopped (masking does not stop
+/// them, and libvirtd refuses `--listen` while systemd hands it sockets), then
+/// `systemctl restart libvirtd`.
+pub fn restart_libvirtd(env: &Env, log: &mut Log) {
+    step(env, log, "systemctl", &["daemon-reload"], None);
+    let mut args = vec!["stop"];
+    args.extend(LIBVIRTD_SOCKETS);
+    step(env, log, "systemctl", &args, None);
+    step(
+        env,
+        log,
+        "systemctl",
+        &["restart", "libvirtd.service"],
+        None,
+    );
+}
+
+/// libvirtd's sockets are masked (links to /dev/null in /etc/systemd/system).
+pub const SOCKETS_MASKED: Check = Check::new("libvirtd-sockets-masked", |cx| {
+    let mut not = Vec::new();
+    for u in LIBVIRTD_SOCKETS {
+        let p = cx.env.path(&format!("{ETC_UNITS}/{u}"));
+        if !fs::read_link(&p).is_ok_and(|t| t.as_os_str() == "/dev/null") {
+            not.push(u);
+        }
+    }
+    if !not.is_empty() {
+        Err(format!(
+            "not masked: {} (systemctl mask {}; libvirtd refuses --listen under socket activation)",
+            not.join(", "),
+            not.join(" ")
+        ))
+    } else {
+        Ok(format!("masked: {}", LIBVIRTD_SOCKETS.join(", ")))
+    }
+});
+
+/// libvirtd.service is running (`systemctl is-active`): a libvirtd that did not come
+/// back after the restart fails here with systemd's word for its state.
+pub const LIBVIRTD_ACTIVE: Check = Check::new("libvirtd-running", |cx| {
+    let o = cx.env.cmd("systemctl", &["is-active", "libvirtd.service"]);
+    let state = o.stdout().trim().to_string();
+    if o.success() && state == "active" {
+        return Ok("libvirtd.service is active".into());
+    }
+    if state.is_empty() {
+        return Err(o.describe("systemctl is-active libvirtd.service"));
+    }
+    Err(format!(
+        "libvirtd.service is {state}; see `systemctl status libvirtd` and `journalctl -u libvirtd`"
+    ))
+});
