@@ -609,7 +609,16 @@ fn run_rolls_the_network_back_when_the_gateway_is_lost() {
                 assert!(!h.root.join("etc/init/hvseed-firstboot.override").exists());
             }
         }
-        assert!(read(&h.root, "/var/log/hvseed-firstboot.log").contains("unreachable"));
+        let log = read(&h.root, "/var/log/hvseed-firstboot.log");
+        assert!(log.contains("unreachable"));
+        // hvseed's firewall accepts the management network's sources only: not loaded
+        // while the installer's network is in use, which keeps the host reachable there.
+        let rt = fs::read_to_string(h.dir.join("runtime.log")).unwrap_or_default();
+        assert!(
+            !rt.contains("iptables-restore") && !rt.contains("ufw --force enable"),
+            "{os}: firewall loaded after the rollback: {rt}"
+        );
+        assert!(log.contains("firewall is not loaded"), "{os}: {log}");
     }
 }
 
@@ -1136,6 +1145,11 @@ fn debian12_runtime(h: &FakeHost) {
 fn run_on_debian12_uses_systemd_and_disables_its_unit_when_ready() {
     let h = debian12("linux-bridge");
     debian12_runtime(&h);
+    // ufw logs beside systemctl, so the order of the two shows.
+    h.bin(
+        "ufw",
+        "d=\"${0%/*}/..\"; echo \"ufw $*\" >> \"$d/systemctl.log\"; echo \"ufw $*\" >> \"$d/runtime.log\"",
+    );
     h.bin("ping", "exit 0");
     let wants = h
         .root
@@ -1154,6 +1168,8 @@ fn run_on_debian12_uses_systemd_and_disables_its_unit_when_ready() {
         [
             "systemctl stop networking.service",
             "systemctl start networking.service",
+            // Once the gateway answered on the planned network.
+            "ufw --force enable",
             "systemctl daemon-reload",
             "systemctl stop libvirtd.socket libvirtd-ro.socket libvirtd-admin.socket \
              libvirtd-tcp.socket libvirtd-tls.socket",
@@ -1209,6 +1225,8 @@ fn run_on_debian12_rolls_back_a_lost_gateway_and_keeps_its_unit() {
         ]
     );
     assert!(!sc.contains("disable"), "{sc}");
+    let rt = fs::read_to_string(h.dir.join("runtime.log")).unwrap_or_default();
+    assert!(!rt.contains("ufw --force enable"), "ufw enabled after the rollback: {rt}");
     let report: hvseed_firstboot::report::Report =
         serde_json::from_str(&read(&h.root, "/var/lib/hvseed/report.json")).unwrap();
     let gw = &report.checks[0];
