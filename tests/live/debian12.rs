@@ -247,6 +247,14 @@ impl Lab {
                 "ConnectTimeout=10",
                 "-o",
                 "LogLevel=ERROR",
+                // One connection for all the calls: each key exchange takes seconds
+                // under TCG.
+                "-o",
+                "ControlMaster=auto",
+                "-o",
+                &format!("ControlPath={}/ssh-%h", self.work.path().display()),
+                "-o",
+                "ControlPersist=30",
                 &format!("root@{ip}"),
                 cmd,
             ]),
@@ -291,6 +299,50 @@ impl Lab {
             }
         }
     }
+}
+
+/// bookworm's libvirtd profile, loaded by hand (its `disable/` link out of the way for
+/// the moment), fails the agent's `apparmor` check under the kernel's name for it; once
+/// unloaded the check passes again.
+fn apparmor_check_sees_a_loaded_libvirtd_profile(lab: &Lab, guest: &Guest, ip: &str) {
+    let profile = "/etc/apparmor.d/usr.sbin.libvirtd";
+    let link = "/etc/apparmor.d/disable/usr.sbin.libvirtd";
+    let loaded = lab.ssh_ok(
+        guest,
+        ip,
+        &format!(
+            "t=$(readlink {link}) && rm {link} && apparmor_parser -r {profile}; rc=$?; \
+             ln -s \"$t\" {link}; grep libvirtd /sys/kernel/security/apparmor/profiles; exit $rc"
+        ),
+    );
+    eprintln!("live: loaded by hand: {}", loaded.trim());
+    let verify = |guest: &Guest| -> serde_json::Value {
+        let o = lab.ssh(
+            ip,
+            "hvseed-firstboot verify --plan /etc/hvseed/plan.json --json",
+        );
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+            guest.fail(&format!(
+                "verify --json: {e}: {}{}",
+                lossy(&o.stdout),
+                lossy(&o.stderr)
+            ))
+        })
+    };
+    let aa = |v: &serde_json::Value| {
+        checks(v)
+            .into_iter()
+            .find(|(n, _, _)| n == "apparmor")
+            .expect("no apparmor check")
+    };
+    let (_, ok, detail) = aa(&verify(guest));
+    assert!(
+        !ok && detail.contains("libvirtd"),
+        "apparmor with libvirtd loaded: {detail}"
+    );
+    lab.ssh_ok(guest, ip, &format!("apparmor_parser -R {profile}"));
+    let (_, ok, detail) = aa(&verify(guest));
+    assert!(ok, "apparmor after unloading: {detail}");
 }
 
 /// The report's checks as (name, ok, detail).
@@ -493,12 +545,11 @@ fn first_boot(kind: NetKind) {
                 &format!("ip -o -4 addr show {nic}.{}", lab.r.management_vlan()),
             );
             assert!(mgmt.contains(&format!("inet {ip}/")), "{mgmt}");
+            apparmor_check_sees_a_loaded_libvirtd_profile(&lab, &guest, &ip);
         }
         NetKind::Openvswitch => {
             let show = lab.ssh_ok(&guest, &ip, "ovs-vsctl show");
             eprintln!("live: ovs-vsctl show in the guest:\n{show}");
-            let mut all = bridges.to_vec();
-            all.push(("cloudbr-mgmt", lab.r.management_vlan() as u64));
             let trunk_br = lab.ssh_ok(&guest, &ip, &format!("ovs-vsctl port-to-br {nic}"));
             for (br, vlan) in bridges {
                 let parent = lab.ssh_ok(&guest, &ip, &format!("ovs-vsctl br-to-parent {br}"));
