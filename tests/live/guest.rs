@@ -40,7 +40,14 @@ impl Guest {
     /// Starts QEMU (after waiting for the global lock); its serial console goes to
     /// `dir/console.log`.
     pub fn boot(spec: &GuestSpec, dir: &Path) -> Guest {
+        let waited = Instant::now();
         let lock = one_qemu();
+        if waited.elapsed() > Duration::from_secs(1) {
+            eprintln!(
+                "live: waited {:.1?} for the one-QEMU lock (another guest was running)",
+                waited.elapsed()
+            );
+        }
         let console = dir.join("console.log");
         let disk_format = if spec.disk.extension().is_some_and(|e| e == "qcow2") {
             "qcow2"

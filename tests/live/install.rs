@@ -362,14 +362,22 @@ fn install_placeholder(stage: &Path, name: &str, scratch: &Path) {
         60,
     );
     assert!(o.status.success(), "dpkg-deb: {}", lossy(&o.stderr));
+    // dpkg inside the root (`--root` would look users and groups up on this machine).
+    let inside = format!("/tmp/{name}-placeholder.deb");
+    std::fs::copy(&deb, stage.join(inside.trim_start_matches('/'))).unwrap();
     let o = output_within_secs(
-        Command::new("dpkg")
-            .arg(format!("--root={}", stage.display()))
-            .arg("-i")
-            .arg(&deb),
+        Command::new("chroot")
+            .arg(stage)
+            .args(["dpkg", "-i", &inside]),
         120,
     );
-    assert!(o.status.success(), "dpkg --root -i: {}", lossy(&o.stderr));
+    std::fs::remove_file(stage.join(inside.trim_start_matches('/'))).unwrap();
+    assert!(
+        o.status.success(),
+        "chroot dpkg -i: {}{}",
+        lossy(&o.stdout),
+        lossy(&o.stderr)
+    );
 }
 
 /// Root's password hash as d-i's user-setup sets it from `passwd/root-password-crypted`.
