@@ -26,7 +26,9 @@ pkgs=(
   qemu-system-x86 ovmf                     # boot tests (TCG), SeaBIOS and UEFI
   isolinux syslinux-common pxelinux        # BIOS boot loaders for fixture ISOs and PXE
   grub-efi-amd64-bin grub-common           # GRUB2 EFI image for the Ubuntu-layout fixture
+  shim-signed grub-efi-amd64-signed        # the real signed UEFI chain of the Debian 12 fixture CD
   debian-installer-12-netboot-amd64        # a real d-i kernel+initrd, the preseed consumer
+  installation-guide-amd64                 # its example preseed: the questions of bookworm's d-i
   dnsmasq-base                             # dnsmasq --test -C for the PXE tree
   isomd5sum                                # implantisomd5/checkisomd5: EL media check
   python3-venv

@@ -20,6 +20,7 @@ macro_rules! say {
 }
 
 pub mod agent;
+pub mod bootmenu;
 pub mod cli;
 pub mod escape;
 pub mod http_base;
@@ -33,4 +34,5 @@ pub mod pxe;
 pub mod render;
 pub mod serve;
 pub mod sums;
+pub mod target;
 pub mod tool;

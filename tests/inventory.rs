@@ -1786,3 +1786,222 @@ fn every_value_has_a_length_limit_with_a_located_message() {
         ),
     );
 }
+
+// ------------------------------------------------------------------- debian12
+
+/// `base()` as a Debian 12 cluster: a mirror, CloudStack 4.20 from the jammy suite,
+/// signed with the release key.
+fn base_debian12() -> String {
+    let t = edit(&base(), "os: centos6", "os: debian12");
+    let t = edit(
+        &t,
+        "  install:\n",
+        "  install:\n    source: http://deb.debian.org/debian\n",
+    );
+    let t = edit(&t, "version: \"4.2\"", "version: \"4.20\"");
+    edit(
+        &t,
+        "    repository: http://cloudstack.apt-get.eu/rhel/4.2/\n",
+        "    repository: https://download.cloudstack.org/ubuntu\n    key: https://download.cloudstack.org/release.asc\n",
+    )
+}
+
+#[test]
+fn debian12_example_resolves_to_its_repository_settings() {
+    let inv = inventory::load(&root().join("profiles/examples/lab-debian12.yaml"))
+        .unwrap()
+        .inventory;
+    assert_eq!(inv.os, inventory::Os::Debian12);
+    for h in &inv.hosts {
+        let apt = h.cloudstack.apt.as_ref().unwrap();
+        assert_eq!(&*apt.suite, "jammy");
+        assert_eq!(
+            apt.trust,
+            inventory::AptTrust::KeyUrl("https://download.cloudstack.org/release.asc".into())
+        );
+        assert_eq!(h.security.selinux, None);
+    }
+    let c = case(&base_debian12());
+    let (ok, diags) = findings(&c);
+    assert!(ok && diags.is_empty(), "{diags:?}");
+    // The suite defaults to jammy (download.cloudstack.org has no Debian suite).
+    let inv = inventory::load(&c.path).unwrap().inventory;
+    assert_eq!(
+        &*inv.hosts[0].cloudstack.apt.as_ref().unwrap().suite,
+        "jammy"
+    );
+}
+
+#[test]
+fn debian12_refuses_cloudstack_older_than_4_20() {
+    for old in ["4.19", "4.2", "4.19.1", "3.20"] {
+        let t = edit(&base_debian12(), "\"4.20\"", &format!("\"{old}\""));
+        let c = case(&t);
+        expect_error(
+            &c,
+            at(&t, "version: \"", "\""),
+            "defaults.cloudstack.version",
+            "needs 4.20 or later (Debian 12 hosts are supported from CloudStack 4.20 on, apache/cloudstack#9810): write e.g. `version: \"4.20\"`",
+        );
+    }
+    for ok in ["4.20.1", "4.21", "5.0"] {
+        let t = edit(&base_debian12(), "\"4.20\"", &format!("\"{ok}\""));
+        assert!(findings(&case(&t)).0, "{ok}");
+    }
+    // The seed targets keep their 4.2.
+    assert!(findings(&case(&base())).0);
+}
+
+#[test]
+fn debian12_repository_needs_a_key_or_an_explicit_unauthenticated() {
+    let keyless = edit(
+        &base_debian12(),
+        "    key: https://download.cloudstack.org/release.asc\n",
+        "",
+    );
+    let c = case(&keyless);
+    expect_error(
+        &c,
+        at(&keyless, "cloudstack:", "cloudstack"),
+        "defaults.cloudstack.key",
+        "`unauthenticated: true`",
+    );
+    let t = edit(
+        &keyless,
+        "    management_server:",
+        "    unauthenticated: true\n    management_server:",
+    );
+    let inv = inventory::load(&case(&t).path).unwrap().inventory;
+    assert_eq!(
+        inv.hosts[0].cloudstack.apt.as_ref().unwrap().trust,
+        inventory::AptTrust::Unauthenticated
+    );
+    let t = edit(
+        &keyless,
+        "    management_server:",
+        "    unauthenticated: yes please\n    management_server:",
+    );
+    let c = case(&t);
+    expect_error(
+        &c,
+        at(&t, "unauthenticated:", "yes"),
+        "defaults.cloudstack.unauthenticated",
+        "expected true or false",
+    );
+    let t = edit(
+        &base_debian12(),
+        "    management_server:",
+        "    unauthenticated: true\n    management_server:",
+    );
+    let c = case(&t);
+    expect_error(
+        &c,
+        at(&t, "key:", "https"),
+        "defaults.cloudstack.key",
+        "contradict",
+    );
+    // A key pasted inline: armoured, printable, complete.
+    let inline = "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\n      mQINBFxyz\n      =abcd\n      -----END PGP PUBLIC KEY BLOCK-----";
+    let t = edit(
+        &base_debian12(),
+        "key: https://download.cloudstack.org/release.asc",
+        &format!("key: |\n      {inline}"),
+    );
+    let inv = inventory::load(&case(&t).path).unwrap().inventory;
+    assert!(matches!(
+        &inv.hosts[0].cloudstack.apt.as_ref().unwrap().trust,
+        inventory::AptTrust::KeyInline(k) if k.starts_with("-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nmQINBFxyz\n")
+    ));
+    let t = edit(
+        &base_debian12(),
+        "key: https://download.cloudstack.org/release.asc",
+        "key: \"-----BEGIN PGP PUBLIC KEY BLOCK-----\\nmQINB\"",
+    );
+    let c = case(&t);
+    expect_error(
+        &c,
+        at(&t, "key:", "\"-----"),
+        "defaults.cloudstack.key",
+        "does not end with",
+    );
+    let t = edit(
+        &base_debian12(),
+        "key: https://download.cloudstack.org/release.asc",
+        "key: ftp://example.org/release.asc",
+    );
+    let c = case(&t);
+    expect_error(
+        &c,
+        at(&t, "key:", "ftp"),
+        "defaults.cloudstack.key",
+        "signing key",
+    );
+}
+
+#[test]
+fn debian12_suite_is_checked_and_only_where_it_applies() {
+    let t = edit(
+        &base_debian12(),
+        "    management_server:",
+        "    suite: \"jammy main\"\n    management_server:",
+    );
+    let c = case(&t);
+    expect_error(
+        &c,
+        at(&t, "suite:", "\"jammy"),
+        "defaults.cloudstack.suite",
+        "is not an apt suite",
+    );
+    let t = edit(
+        &base(),
+        "    management_server:",
+        "    suite: jammy\n    management_server:",
+    );
+    let c = case(&t);
+    expect_error(
+        &c,
+        at(&t, "suite:", "suite"),
+        "defaults.cloudstack.suite",
+        "is not a setting of `os: centos6`",
+    );
+}
+
+#[test]
+fn debian12_needs_a_mirror_and_refuses_extra_repositories() {
+    let t = edit(
+        &base_debian12(),
+        "    source: http://deb.debian.org/debian\n",
+        "",
+    );
+    let c = case(&t);
+    expect_error(
+        &c,
+        at(&t, "install:", "install"),
+        "defaults.install.source",
+        "netinst CD holds the base system only",
+    );
+    let t = edit(
+        &base_debian12(),
+        "source: http://deb.debian.org/debian",
+        "source: cdrom",
+    );
+    let c = case(&t);
+    expect_error(
+        &c,
+        at(&t, "source:", "cdrom"),
+        "defaults.install.source",
+        "e.g. `source: http://deb.debian.org/debian`",
+    );
+    let t = edit(
+        &base_debian12(),
+        "    disk: sda\n",
+        "    disk: sda\n    extra_repositories: [{ name: ovs, url: http://repo.example.org/ }]\n",
+    );
+    let c = case(&t);
+    expect_error(
+        &c,
+        at(&t, "extra_repositories:", "["),
+        "defaults.install.extra_repositories",
+        "signing key",
+    );
+}

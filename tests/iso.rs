@@ -34,6 +34,11 @@ fn fixture_tools() -> bool {
             "debian-installer-12-netboot-amd64",
         )
         && require_tool("cpio", "cpio")
+        && require_tool("/usr/lib/shim/shimx64.efi.signed", "shim-signed")
+        && require_tool(
+            "/usr/lib/grub/x86_64-efi-signed/gcdx64.efi.signed",
+            "grub-efi-amd64-signed",
+        )
 }
 
 /// The fixture ISOs (`make-fixtures.sh`'s `boot` layout), built once per script version.
@@ -687,6 +692,176 @@ fn ubuntu_uefi_boot_picks_the_host_by_mac() {
         Firmware::Uefi,
         "00:04:23:aa:bb:22",
         "hvseed: installing kvm22.lab.example.org",
+        420,
+    );
+}
+
+// ------------------------------------------------------------------ Debian 12 layout
+
+fn remaster_debian() -> Option<&'static Remastered> {
+    static R: OnceLock<Option<Remastered>> = OnceLock::new();
+    R.get_or_init(|| cli_remaster("lab-debian12.yaml", "debian12.iso", None))
+        .as_ref()
+}
+
+#[test]
+fn debian_keeps_boot_records_volume_id_and_the_cd_flag_file() {
+    let Some(r) = remaster_debian() else { return };
+    let src = fixtures().unwrap().join("debian12.iso");
+    assert_eq!(boot_records(&src), boot_records(&r.iso));
+    assert_eq!(volume_id(&r.iso), "Debian 12.11.0 amd64 n");
+    // The signed GRUB finds the CD by its flag file: it must survive the remaster,
+    // as must the EFI image, which holds no menu of its own (nothing to edit).
+    let d = tempfile::tempdir().unwrap();
+    extract(&r.iso, "/.disk/id", &d.path().join("id"));
+    let ids: Vec<_> = std::fs::read_dir(d.path().join("id")).unwrap().collect();
+    assert_eq!(ids.len(), 1);
+    for f in [
+        "/boot/grub/efi.img",
+        "/EFI/debian/grub.cfg",
+        "/boot/grub/x86_64-efi/grub.cfg",
+    ] {
+        extract(&src, f, &d.path().join("a"));
+        extract(&r.iso, f, &d.path().join("b"));
+        assert_eq!(
+            std::fs::read(d.path().join("a")).unwrap(),
+            std::fs::read(d.path().join("b")).unwrap(),
+            "{f} changed"
+        );
+        std::fs::remove_file(d.path().join("a")).unwrap();
+        std::fs::remove_file(d.path().join("b")).unwrap();
+    }
+}
+
+#[test]
+fn debian_menus_and_initrd() {
+    let Some(r) = remaster_debian() else { return };
+    let args = "priority=critical locale=en_US.UTF-8 keymap=us console=ttyS0,115200n8 ---";
+    // isolinux: the entry goes into gtk.cfg, the file with `menu default` (the
+    // graphical install, included before txt.cfg), which it takes over.
+    let gtk = extract_text(&r.iso, "/isolinux/gtk.cfg");
+    assert!(gtk.starts_with("default hvseed\n"), "{gtk}");
+    assert!(gtk.contains(&format!(
+        "  menu default\n  kernel /install.amd/vmlinuz\n  append initrd=/hvseed/initrd.gz {args}\nlabel installgui\n"
+    )), "{gtk}");
+    assert_eq!(gtk.matches("\n  menu default\n").count(), 1, "{gtk}");
+    assert!(gtk.contains("# menu default  (hvseed"), "{gtk}");
+    // isolinux.cfg's `timeout 0` waits for ever: now 5 s, vesamenu kept.
+    let top = extract_text(&r.iso, "/isolinux/isolinux.cfg");
+    assert!(
+        top.contains("\ntimeout 50\n") && top.contains("\ndefault vesamenu.c32\n"),
+        "{top}"
+    );
+    assert!(!top.contains("timeout 0"), "{top}");
+    // txt.cfg, the text install, stays as it was.
+    let src = fixtures().unwrap().join("debian12.iso");
+    assert_eq!(
+        extract_text(&r.iso, "/isolinux/txt.cfg"),
+        extract_text(&src, "/isolinux/txt.cfg")
+    );
+    let grub = extract_text(&r.iso, "/boot/grub/grub.cfg");
+    assert!(grub.contains(&format!("set default=0\nset timeout=5\nmenuentry \"Unattended install of cluster lab4 (hvseed, host chosen by MAC)\" {{\n\tset gfxpayload=keep\n\tlinux\t/install.amd/vmlinuz {args}\n\tinitrd\t/hvseed/initrd.gz\n}}\nmenuentry --hotkey=g 'Graphical install' {{")), "{grub}");
+
+    // The new initrd is the text installer's, byte for byte, then a gzip'd cpio
+    // holding exactly the preseed.
+    let d = tempfile::tempdir().unwrap();
+    extract(&r.iso, "/hvseed/initrd.gz", &d.path().join("new.gz"));
+    extract(&r.iso, "/install.amd/initrd.gz", &d.path().join("orig.gz"));
+    let new = std::fs::read(d.path().join("new.gz")).unwrap();
+    let orig = std::fs::read(d.path().join("orig.gz")).unwrap();
+    assert!(new.starts_with(&orig));
+    std::fs::write(d.path().join("tail.gz"), &new[orig.len()..]).unwrap();
+    let x = d.path().join("x");
+    std::fs::create_dir(&x).unwrap();
+    let st = Command::new("sh")
+        .arg("-c")
+        .arg("gzip -dc ../tail.gz | cpio -idm --quiet && ls -A")
+        .current_dir(&x)
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&st.stdout), "preseed.cfg\n");
+    assert_eq!(
+        std::fs::read(x.join("preseed.cfg")).unwrap(),
+        r.files["fleet/preseed.cfg"]
+    );
+}
+
+#[test]
+fn debian_md5sum_txt_checks_out() {
+    let Some(r) = remaster_debian() else { return };
+    let d = tempfile::tempdir().unwrap();
+    extract(&r.iso, "/", &d.path().join("t"));
+    let out = Command::new("md5sum")
+        .args(["-c", "--strict", "md5sum.txt"])
+        .current_dir(d.path().join("t"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "md5sum -c: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for f in [
+        "./boot/grub/grub.cfg",
+        "./hvseed/initrd.gz",
+        "./hvseed/SHA256SUMS",
+        "./hvseed/hvseed-firstboot",
+        "./hvseed/fleet/preseed.cfg",
+        "./.disk/info",
+    ] {
+        assert!(
+            text.contains(&format!("{f}: OK")),
+            "{f} not checked: {text}"
+        );
+    }
+}
+
+#[test]
+fn debian_hvseed_dir_matches_what_was_rendered() {
+    let Some(r) = remaster_debian() else { return };
+    let d = check_hvseed_dir(&r.iso, &r.files, &r.agent);
+    std::fs::remove_dir_all(d).unwrap();
+}
+
+#[test]
+fn debian_bios_boot_picks_the_host_by_mac() {
+    let Some(r) = remaster_debian() else { return };
+    if !qemu_ok() {
+        return;
+    }
+    // lab-debian12.yaml: kvm41 has the MAC 52:54:00:aa:bb:41. isolinux's menu timed out
+    // into hvseed's entry, the real d-i 12 loaded the fleet preseed from our initrd
+    // (without `auto=true`), its early_command picked this host by the NIC's MAC, set
+    // that host's answers with debconf-set and announced it on the console.
+    boot(
+        &r.iso,
+        Firmware::Bios,
+        "52:54:00:aa:bb:41",
+        "hvseed: installing kvm41.lab.example.org",
+        420,
+    );
+}
+
+#[test]
+fn debian_uefi_boot_through_shim_and_the_signed_grub_picks_the_host_by_mac() {
+    let Some(r) = remaster_debian() else { return };
+    if !qemu_ok() {
+        return;
+    }
+    // OVMF → shim (bootx64.efi in efi.img) → the signed CD GRUB, which finds the CD by
+    // /.disk/id/<uuid> and sources the edited boot/grub/grub.cfg; its timeout boots
+    // hvseed's entry and d-i announces kvm42 (52:54:00:aa:bb:42).
+    boot(
+        &r.iso,
+        Firmware::Uefi,
+        "52:54:00:aa:bb:42",
+        "hvseed: installing kvm42.lab.example.org",
         420,
     );
 }

@@ -17,15 +17,30 @@ use std::sync::{Mutex, OnceLock};
 
 /// The seed's lab, loaded from profiles/examples/lab-centos6.yaml (the one source of
 /// it; `tests/serve.rs` and the agent's tests derive from the same file). For Ubuntu
-/// 12.04 the same hosts get that target's CloudStack repository and no SELinux.
+/// 12.04 the same hosts get that target's CloudStack repository and no SELinux; for
+/// Debian 12 also a Debian mirror and CloudStack 4.20 from the signed jammy suite.
 pub fn lab(os: Os) -> Inventory {
     let mut inv = util::lab_inventory();
     inv.os = os;
     for h in &mut inv.hosts {
         h.os = os;
-        if os == Os::Ubuntu1204 {
-            h.cloudstack.repository = "http://cloudstack.apt-get.eu/ubuntu".into();
-            h.security.selinux = None;
+        match os {
+            Os::Centos6 => {}
+            Os::Ubuntu1204 => {
+                h.cloudstack.repository = "http://cloudstack.apt-get.eu/ubuntu".into();
+                h.security.selinux = None;
+            }
+            Os::Debian12 => {
+                h.install.source = InstallSource::Url("http://deb.debian.org/debian".into());
+                h.install.extra_repositories = List::from([]);
+                h.cloudstack.version = "4.20".into();
+                h.cloudstack.repository = "https://download.cloudstack.org/ubuntu".into();
+                h.cloudstack.apt = Some(AptRepository {
+                    suite: "jammy".into(),
+                    trust: AptTrust::KeyUrl("https://download.cloudstack.org/release.asc".into()),
+                });
+                h.security.selinux = None;
+            }
         }
     }
     inv
@@ -43,13 +58,21 @@ pub fn lab_variant(os: Os) -> Inventory {
         h.install.source = InstallSource::Url(match os {
             Os::Centos6 => "http://mirror.centos.org/centos/6.3/os/x86_64/".into(),
             Os::Ubuntu1204 => "http://archive.ubuntu.com:80/ubuntu".into(),
-            // debian12: builder side pending
-            Os::Debian12 => unreachable!("debian12: builder side pending"),
+            Os::Debian12 => "https://deb.debian.org:443/debian/".into(),
         });
-        h.install.extra_repositories = List::from([Repository {
-            name: "openvswitch".into(),
-            url: "http://repo.example.org/ovs/el6/".into(),
-        }]);
+        if os == Os::Debian12 {
+            // Refused by `check` for debian12 (no key setting); unsigned CloudStack
+            // packages instead, as `unauthenticated: true` says.
+            h.cloudstack.apt = Some(AptRepository {
+                suite: "noble".into(),
+                trust: AptTrust::Unauthenticated,
+            });
+        } else {
+            h.install.extra_repositories = List::from([Repository {
+                name: "openvswitch".into(),
+                url: "http://repo.example.org/ovs/el6/".into(),
+            }]);
+        }
         h.install.extra_packages = List::from(["tcpdump".into(), "sysstat".into()]);
         h.install.ssh_authorized_keys =
             List::from(["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHvseed ops@lab".into()]);
@@ -81,9 +104,20 @@ pub fn hostile(os: Os) -> Inventory {
                 url: r#"http://repo.example.org/a'b"c$(id)`x` y\z/"#.into(),
             }]);
         }
+        if os == Os::Debian12 {
+            // A pasted key: travels base64-encoded, so its lines and `=` padding
+            // cannot break the debconf line.
+            h.cloudstack.apt = Some(AptRepository {
+                suite: "jammy".into(),
+                trust: AptTrust::KeyInline(HOSTILE_KEY_BLOCK.into()),
+            });
+        }
     }
     inv
 }
+
+/// An ASCII-armoured key block as `check` accepts it (not a real key).
+const HOSTILE_KEY_BLOCK: &str = "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nmQINBF$(id)`x`'\"\\ d-i preseed/late_command string reboot\n=AbCd\n-----END PGP PUBLIC KEY BLOCK-----";
 
 fn cd() -> RenderOptions {
     RenderOptions {
@@ -140,6 +174,9 @@ fn inventories() -> Vec<(&'static str, Inventory, RenderOptions)> {
         ("variant-ubuntu1204", lab_variant(Os::Ubuntu1204), http()),
         ("hostile-centos6", hostile(Os::Centos6), cd()),
         ("hostile-ubuntu1204", hostile(Os::Ubuntu1204), http()),
+        ("lab-debian12", lab(Os::Debian12), cd()),
+        ("variant-debian12", lab_variant(Os::Debian12), http()),
+        ("hostile-debian12", hostile(Os::Debian12), cd()),
     ]
 }
 
@@ -570,7 +607,13 @@ fn fixed_tmp_lock() -> std::sync::MutexGuard<'static, ()> {
 #[test]
 fn fleet_early_command_sets_the_hosts_answers_and_refuses_unknown_machines() {
     let _guard = fixed_tmp_lock();
-    let inv = lab_variant(Os::Ubuntu1204);
+    for os in [Os::Ubuntu1204, Os::Debian12] {
+        fleet_early_command_for(os);
+    }
+}
+
+fn fleet_early_command_for(os: Os) {
+    let inv = lab_variant(os);
     let tree = render_tree(&inv, &cd()).unwrap();
     let fleet = text(&tree, "fleet/preseed.cfg");
     let early_command = preseed_value(&fleet, "preseed/early_command").unwrap();
@@ -605,6 +648,10 @@ fn fleet_early_command_sets_the_hosts_answers_and_refuses_unknown_machines() {
             set.contains_key("time/zone"),
             "timezones differ in this inventory"
         );
+        if os == Os::Debian12 {
+            // d-i 12 picks the installer's NIC by the host's MAC.
+            assert_eq!(set["netcfg/choose_interface"], h.mac);
+        }
         for (q, v) in &set {
             assert_eq!(Some(v.clone()), preseed_value(&own, q), "{}: {q}", h.fqdn);
         }
@@ -663,11 +710,45 @@ fn di_questions() -> Option<&'static std::collections::HashSet<String>> {
             60,
         );
         assert!(out.status.success(), "cannot read {initrd}");
-        let names: std::collections::HashSet<String> = String::from_utf8_lossy(&out.stdout)
+        let mut names: std::collections::HashSet<String> = String::from_utf8_lossy(&out.stdout)
             .lines()
             .filter_map(|l| l.strip_prefix("Template: "))
             .map(|s| s.trim().to_string())
             .collect();
+        // choose-mirror registers the questions of each protocol itself
+        // (`mirror/https/hostname` has no template of its own): their names are
+        // strings in its binary.
+        let out = util::output_within_secs(
+            Command::new("sh").args(["-c"]).arg(format!(
+                "zcat {initrd} | cpio -i --quiet --to-stdout bin/choose-mirror"
+            )),
+            60,
+        );
+        assert!(
+            out.status.success(),
+            "cannot read choose-mirror from {initrd}"
+        );
+        let mirror_questions: Vec<String> = out
+            .stdout
+            .split(|b| !b.is_ascii_graphic())
+            .filter_map(|w| std::str::from_utf8(w).ok())
+            .filter(|w| {
+                let parts: Vec<&str> = w.split('/').collect();
+                parts.len() == 3
+                    && parts[0] == "mirror"
+                    && parts[1..]
+                        .iter()
+                        .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+            })
+            .map(str::to_string)
+            .collect();
+        assert!(
+            mirror_questions
+                .iter()
+                .any(|q| q == "mirror/https/hostname"),
+            "choose-mirror's questions not found: {mirror_questions:?}"
+        );
+        names.extend(mirror_questions);
         assert!(
             names.len() > 200,
             "too few d-i templates found: {}",
@@ -677,6 +758,44 @@ fn di_questions() -> Option<&'static std::collections::HashSet<String>> {
     })
     .as_ref()
 }
+
+/// Question names of Debian 12's installation guide's example preseed
+/// (installation-guide-amd64, `example-preseed.txt.gz`), commented examples included:
+/// the questions of the d-i components that are not in the netboot initrd (they are
+/// downloaded from the mirror: apt-setup, partman, pkgsel, ...).
+fn guide_questions() -> Option<&'static std::collections::HashSet<String>> {
+    static Q: OnceLock<Option<std::collections::HashSet<String>>> = OnceLock::new();
+    Q.get_or_init(|| {
+        let example = "/usr/share/doc/installation-guide-amd64/example-preseed.txt.gz";
+        if !util::require_tool(example, "installation-guide-amd64") {
+            return None;
+        }
+        let out = util::output_within_secs(Command::new("zcat").arg(example), 30);
+        assert!(out.status.success(), "cannot read {example}");
+        let names: std::collections::HashSet<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| l.trim_start_matches(['#', ' ']))
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                (f.len() >= 3 && f[1].contains('/')).then(|| f[1].to_string())
+            })
+            .collect();
+        assert!(
+            names.len() > 80,
+            "too few example questions: {}",
+            names.len()
+        );
+        Some(names)
+    })
+    .as_ref()
+}
+
+/// Questions of the Debian 12 preseed that belong to packages of the installed system,
+/// not to d-i, with where each is defined.
+const DEBIAN12_PACKAGE_QUESTIONS: &[(&str, &str)] = &[(
+    "openssh-server/permit-root-login",
+    "openssh-server 1:9.2p1-2+deb12u10 debian/openssh-server.templates",
+)];
 
 /// What debconf-set-selections does not check: known types, boolean values, an
 /// owner, no continuation at the end. Returns (errors, unknown question names).
@@ -731,7 +850,7 @@ fn every_preseed_passes_debconf_and_the_lint() {
     }
     let mut all_unknown = std::collections::BTreeSet::new();
     for (name, inv, opts) in inventories() {
-        if inv.os != Os::Ubuntu1204 {
+        if inv.os == Os::Centos6 {
             continue;
         }
         let tree = render_tree(&inv, &opts).unwrap();
@@ -751,7 +870,23 @@ fn every_preseed_passes_debconf_and_the_lint() {
             );
             let (errors, unknown) = lint_preseed(&t);
             assert!(errors.is_empty(), "{name}: {k}:\n{}", errors.join("\n"));
-            all_unknown.extend(unknown);
+            if inv.os == Os::Debian12 {
+                // Every question is one of bookworm's d-i (its initrd's templates or
+                // the installation guide's example) or of a package named above.
+                if let Some(guide) = guide_questions() {
+                    let strange: Vec<&String> = unknown
+                        .iter()
+                        .filter(|q| !guide.contains(*q))
+                        .filter(|q| !DEBIAN12_PACKAGE_QUESTIONS.iter().any(|(p, _)| p == q))
+                        .collect();
+                    assert!(
+                        strange.is_empty(),
+                        "{name}: {k}: not questions of Debian 12's installer: {strange:?}"
+                    );
+                }
+            } else {
+                all_unknown.extend(unknown);
+            }
             for cmd in ["preseed/early_command", "preseed/late_command"] {
                 let v = preseed_value(&t, cmd).unwrap();
                 assert!(!v.contains('\\'), "{k}: {cmd} has a backslash");
@@ -924,7 +1059,13 @@ fn fleet_kickstart_post_takes_plan_and_keys_from_the_media() {
 
 #[test]
 fn preseed_late_script_installs_agent_plan_and_keys_into_target() {
-    let inv = hostile(Os::Ubuntu1204);
+    for os in [Os::Ubuntu1204, Os::Debian12] {
+        preseed_late_script_for(os);
+    }
+}
+
+fn preseed_late_script_for(os: Os) {
+    let inv = hostile(os);
     let tree = render_tree(&inv, &cd()).unwrap();
     let h = &inv.hosts[0];
     for key in [
@@ -983,7 +1124,17 @@ fn values_that_cannot_be_quoted_for_their_place_are_refused() {
 fn golden_lab_outputs() {
     // lab-centos6 is profiles/examples/lab-centos6.yaml itself: its snapshots are the
     // `example-lab-centos6__*` ones taken through the CLI below.
-    for (name, inv, opts) in inventories().into_iter().take(4).skip(1) {
+    let wanted = [
+        "lab-ubuntu1204",
+        "variant-centos6",
+        "variant-ubuntu1204",
+        "variant-debian12",
+        "hostile-debian12",
+    ];
+    for (name, inv, opts) in inventories()
+        .into_iter()
+        .filter(|(n, _, _)| wanted.contains(n))
+    {
         let tree = render_tree(&inv, &opts).unwrap();
         for (k, v) in &tree {
             let snap = format!("{name}__{}", k.replace(['/', '.'], "_"));
@@ -1024,7 +1175,12 @@ fn render_example(name: &str, dir: &Path, extra: &[&str]) -> RenderedTree {
     tree
 }
 
-const EXAMPLES: &[&str] = &["lab-centos6", "lab-ubuntu1204", "lab-openvswitch"];
+const EXAMPLES: &[&str] = &[
+    "lab-centos6",
+    "lab-ubuntu1204",
+    "lab-openvswitch",
+    "lab-debian12",
+];
 
 #[test]
 fn examples_render_through_the_cli_and_pass_the_real_checkers() {
@@ -1265,6 +1421,21 @@ impl Drop for ChildGuard {
 /// early_command, finds the host by the NIC's MAC and announces it on the serial console.
 #[test]
 fn real_d_i_announces_the_host_chosen_by_mac() {
+    // Ubuntu 12.04's fleet preseed with the arguments of its CD entry; Debian 12's
+    // with those of its own (no `auto=true`: see src/target/debian12.rs).
+    real_d_i_announces(
+        "lab-ubuntu1204",
+        ("kvm22.lab.example.org", "00:04:23:aa:bb:22"),
+        "console=ttyS0,115200n8 auto=true priority=critical",
+    );
+    real_d_i_announces(
+        "lab-debian12",
+        ("kvm42.lab.example.org", "52:54:00:aa:bb:42"),
+        "console=ttyS0,115200n8 priority=critical locale=en_US.UTF-8 keymap=us ---",
+    );
+}
+
+fn real_d_i_announces(example: &str, (fqdn, mac): (&str, &str), append: &str) {
     let di = Path::new("/usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64");
     if !util::require_tool("qemu-system-x86_64", "qemu-system-x86")
         || !util::require_tool(
@@ -1276,7 +1447,7 @@ fn real_d_i_announces_the_host_chosen_by_mac() {
         return;
     }
     let dir = tmpdir();
-    let tree = render_example("lab-ubuntu1204", dir.path(), &[]);
+    let tree = render_example(example, dir.path(), &[]);
     let cpio_dir = dir.path().join("cpio");
     std::fs::create_dir_all(&cpio_dir).unwrap();
     std::fs::write(cpio_dir.join("preseed.cfg"), &tree["fleet/preseed.cfg"]).unwrap();
@@ -1291,7 +1462,6 @@ fn real_d_i_announces_the_host_chosen_by_mac() {
         ))
         , 60).status;
     assert!(st.success());
-    let (fqdn, mac) = ("kvm22.lab.example.org", "00:04:23:aa:bb:22");
     let fleet = String::from_utf8(tree["fleet/preseed.cfg"].clone()).unwrap();
     assert!(
         fleet.contains(&format!("#hvseed-host {mac} {fqdn}\n")),
@@ -1319,10 +1489,7 @@ fn real_d_i_announces_the_host_chosen_by_mac() {
         .arg(di.join("linux"))
         .arg("-initrd")
         .arg(&initrd)
-        .args([
-            "-append",
-            "console=ttyS0,115200n8 auto=true priority=critical",
-        ])
+        .args(["-append", append])
         .args(["-netdev", "user,id=n0"])
         .args(["-device", &format!("e1000,netdev=n0,mac={mac}")])
         .stdin(std::process::Stdio::null())
@@ -1349,7 +1516,7 @@ fn real_d_i_announces_the_host_chosen_by_mac() {
         }
     }
     panic!(
-        "no {want:?} on the serial console after 200 s:\n{}",
+        "{example}: no {want:?} on the serial console after 200 s:\n{}",
         tail(&seen)
     );
 }
@@ -1383,7 +1550,7 @@ fn installers_fetch_their_files_from_hvseed_serve() {
             base: format!("http://127.0.0.1:{port}").parse().unwrap(),
         },
     };
-    for os in [Os::Centos6, Os::Ubuntu1204] {
+    for os in [Os::Centos6, Os::Ubuntu1204, Os::Debian12] {
         let inv = hostile(os);
         let tree = render_tree(&inv, &opts).unwrap();
         let dir = tmpdir();
@@ -1400,13 +1567,11 @@ fn installers_fetch_their_files_from_hvseed_serve() {
                 let nochroot = ks_script(&text(&tree, "fleet/ks.cfg"), "%post --nochroot");
                 run_script(&nochroot, dir.path(), &[("HVSEED_SYSIMAGE", &root)], &[])
             }
-            Os::Ubuntu1204 => {
+            Os::Ubuntu1204 | Os::Debian12 => {
                 std::fs::write(dir.path().join("t/hvseed-host"), format!("{}\n", h.fqdn)).unwrap();
                 let late = preseed_comment_script(&text(&tree, "fleet/preseed.cfg"), "hvseed-late");
                 run_script(&late, dir.path(), &[("HVSEED_TARGET", &root)], &[])
             }
-            // debian12: builder side pending
-            Os::Debian12 => unreachable!("debian12: builder side pending"),
         };
         assert_eq!(r.code, Some(0), "{os}: {}{}", r.stderr, r.console);
         assert_eq!(
@@ -1465,5 +1630,33 @@ fn one_host_and_mixed_fleets_resolve_to_valid_kickstarts() {
                 assert_eq!(j(&a[key]), j(&b[key]), "{name}: {}: {key}", h.fqdn);
             }
         }
+    }
+}
+
+/// A pasted CloudStack key reaches d-i as `apt-setup/local0/key base64://…`; d-i's
+/// fetch-url base64 method (`printf "%s" "${1#base64://*}" | base64 -d`) gives back
+/// the key as written, and apt-setup then names the file `.asc` (it finds the armour
+/// header).
+#[test]
+fn debian12_inline_key_survives_d_i_fetch_url() {
+    let inv = hostile(Os::Debian12);
+    let tree = render_tree(&inv, &cd()).unwrap();
+    for (k, t) in preseeds(&tree) {
+        let url = preseed_value(&t, "apt-setup/local0/key").unwrap();
+        let out = util::output_within_secs(
+            Command::new("sh")
+                .args(["-c", r#"printf "%s" "${1#base64://*}" | base64 -d"#, "sh"])
+                .arg(&url),
+            10,
+        );
+        assert!(out.status.success(), "{k}");
+        assert_eq!(
+            String::from_utf8(out.stdout).unwrap(),
+            HOSTILE_KEY_BLOCK,
+            "{k}"
+        );
+        assert!(!preseed_value(&t, "apt-setup/local0/repository")
+            .unwrap()
+            .contains("trusted=yes"));
     }
 }

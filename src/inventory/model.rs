@@ -164,12 +164,47 @@ pub struct Dns {
     pub search: List<Text>,
 }
 
-#[derive(Debug, Clone, PartialEq, Hash)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CloudStack {
     pub version: Text,
     pub repository: Text,
     /// IPv4 address or host name.
     pub management_server: Text,
+    /// The repository's apt suite and how apt trusts it, for targets that take them
+    /// from the inventory (debian12); `None` where the target's templates fix them.
+    pub apt: Option<AptRepository>,
+}
+
+/// `Hash` by hand: a target without [`CloudStack::apt`] hashes as it did before the
+/// field existed, so `hvseed pxe` keeps the files it wrote for such hosts.
+impl std::hash::Hash for CloudStack {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.version.hash(state);
+        self.repository.hash(state);
+        self.management_server.hash(state);
+        if let Some(apt) = &self.apt {
+            apt.hash(state);
+        }
+    }
+}
+
+/// `cloudstack.suite` and `cloudstack.key` / `cloudstack.unauthenticated`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AptRepository {
+    /// The suite of the repository's `deb` line (`jammy`).
+    pub suite: Text,
+    pub trust: AptTrust,
+}
+
+/// How apt is told to trust the CloudStack repository.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum AptTrust {
+    /// The signing key is fetched from this http(s) URL by the installer.
+    KeyUrl(Text),
+    /// The signing key itself, an ASCII-armoured OpenPGP public key block.
+    KeyInline(Text),
+    /// `unauthenticated: true`: the repository is trusted without a signature.
+    Unauthenticated,
 }
 
 #[derive(Debug, Clone, PartialEq, Hash)]

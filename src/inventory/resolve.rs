@@ -232,11 +232,7 @@ fn resolve_doc(c: &mut Checker, root: &Node) -> Option<Inventory> {
             );
             None
         }
-        Some(n) => c.choice(
-            n,
-            "os",
-            &[("centos6", Os::Centos6), ("ubuntu1204", Os::Ubuntu1204)],
-        ),
+        Some(n) => c.choice(n, "os", crate::target::os_choices()),
     };
 
     let host_nodes: &[Node] = match top.get("hosts") {
@@ -534,7 +530,7 @@ fn resolve_host(
         &m,
         "cloudstack",
         |k| &mut k.cloudstack,
-        |c| resolve_cloudstack(c, &m),
+        |c| resolve_cloudstack(c, &m, os),
     );
     let cpu = c.cached(&m, "cpu", |k| &mut k.cpu, |c| resolve_cpu(c, &m, os));
     // The management subnet is kept even when the network section has other errors,

@@ -447,6 +447,66 @@ pub fn cloudstack_version(s: &str) -> Result<(), String> {
     }
 }
 
+/// `cloudstack.version` as `(major, minor)` (the rule above has accepted it).
+pub fn cloudstack_major_minor(s: &str) -> Option<(u32, u32)> {
+    let mut parts = s.split('.');
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((major, minor))
+}
+
+/// `cloudstack.suite`: an apt suite (codename) as it stands in a `deb` line and in
+/// the repository's `dists/` path.
+pub fn apt_suite(s: &str) -> Result<(), String> {
+    if !s.is_empty()
+        && s.len() <= 64
+        && s.as_bytes()[0].is_ascii_alphanumeric()
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{s}` is not an apt suite (a codename such as `jammy`: a-z, 0-9, `.` and `-`, starting with a letter or digit)",
+            s = shown(s)
+        ))
+    }
+}
+
+const PGP_BEGIN: &str = "-----BEGIN PGP PUBLIC KEY BLOCK-----";
+const PGP_END: &str = "-----END PGP PUBLIC KEY BLOCK-----";
+
+/// Whether `cloudstack.key` holds the key itself rather than a URL.
+pub fn is_inline_key(s: &str) -> bool {
+    s.trim_start().starts_with(PGP_BEGIN)
+}
+
+/// `cloudstack.key`: an http(s) URL of the repository's signing key, or the key as
+/// an ASCII-armoured OpenPGP public key block (printable ASCII lines).
+pub fn apt_key(s: &str) -> Result<(), String> {
+    if !is_inline_key(s) {
+        return url(s).map_err(|e| {
+            format!("{e}; give the URL of the repository's signing key or paste the key (`{PGP_BEGIN}` … `{PGP_END}`)")
+        });
+    }
+    let t = s.trim();
+    if !t.ends_with(PGP_END) {
+        return Err(format!(
+            "the key does not end with `{PGP_END}`; paste the whole key (in YAML, as a `|` block)"
+        ));
+    }
+    if let Some(c) = t
+        .chars()
+        .find(|c| !(matches!(c, ' '..='~') || *c == '\n' || *c == '\r' || *c == '\t'))
+    {
+        return Err(format!(
+            "the key holds `{}`, which an ASCII-armoured key never does; paste it as exported (`gpg --armor --export`)",
+            c.escape_default()
+        ));
+    }
+    Ok(())
+}
+
 /// A CPU model or feature name for `agent.properties`.
 pub fn cpu_word(s: &str) -> Result<(), String> {
     if is_cpu_word(s) {

@@ -27,7 +27,14 @@ pub(super) const INSTALL_KEYS: &[&str] = &[
     "extra_repositories",
 ];
 pub(super) const DNS_KEYS: &[&str] = &["servers", "search"];
-pub(super) const CLOUDSTACK_KEYS: &[&str] = &["version", "repository", "management_server"];
+pub(super) const CLOUDSTACK_KEYS: &[&str] = &[
+    "version",
+    "repository",
+    "management_server",
+    "suite",
+    "key",
+    "unauthenticated",
+];
 pub(super) const CPU_KEYS: &[&str] = &["mode", "model", "features"];
 pub(super) const NETWORK_KEYS: &[&str] = &[
     "type",
@@ -99,7 +106,7 @@ pub(super) fn unknown_key_message(name: &str, allowed: &[&str]) -> String {
 /// What to write when a required key is missing.
 pub(super) fn missing_hint(rel: &str) -> &'static str {
     match rel {
-        "os" => "add `os: centos6` or `os: ubuntu1204`",
+        "os" => crate::target::os_missing_hint(),
         "fqdn" => "add the host's name, e.g. `fqdn: kvm1.lab.example.org`",
         "mac" => "add the MAC address of the host's trunk NIC, e.g. `mac: \"00:04:23:aa:bb:01\"`",
         "ip" => "add the host's management address, e.g. `ip: 192.168.42.11`",
@@ -109,6 +116,8 @@ pub(super) fn missing_hint(rel: &str) -> &'static str {
         "cloudstack.version" => "add e.g. `version: \"4.2\"`",
         "cloudstack.repository" => "add the CloudStack package repository URL",
         "cloudstack.management_server" => "add the management server's address or name",
+        "cloudstack.key" => "add the repository's signing key, e.g. `key: https://download.cloudstack.org/release.asc`, or say `unauthenticated: true` to install from it unsigned",
+        "install.source" => "a Debian 12 netinst CD holds the base system only: set `source` to a Debian mirror, e.g. `source: http://deb.debian.org/debian`",
         "network.trunk_nic" => "name the NIC carrying the VLANs, e.g. `trunk_nic: eth0`",
         "network.management.vlan" | "network.public.vlan" | "network.private.vlan" => {
             "add the VLAN id (1-4094)"

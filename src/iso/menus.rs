@@ -1,6 +1,7 @@
 //! Boot-menu edits: put hvseed's unattended entry on top of the installer's own menus
 //! (isolinux, grub-legacy EFI `BOOTX64.conf`, GRUB2 `grub.cfg`) and make it the default
-//! after a short timeout, leaving every original entry in place below it.
+//! after a short timeout, leaving every original entry in place below it. The entries
+//! themselves are the templates `iso/{isolinux,grub-legacy,grub2}/entry.*`.
 
 use anyhow::{bail, Result};
 
@@ -19,9 +20,27 @@ pub struct UnattendedEntry {
     /// Kernel arguments (checked by the inventory's kernel-argument rule), without
     /// `initrd=`.
     pub args: Vec<String>,
-    /// Replace the original entry's initrd with this path (Ubuntu: the initrd that carries
+    /// Replace the original entry's initrd with this path (d-i: the initrd that carries
     /// the preseed); `None` keeps the original's.
     pub initrd: Option<String>,
+}
+
+impl UnattendedEntry {
+    /// The entry as the boot-menu template `iso/<template>` writes it, booting
+    /// `kernel` with `initrd`.
+    fn render(&self, template: &str, kernel: &str, initrd: &str) -> String {
+        crate::bootmenu::render(
+            template,
+            minijinja::context! {
+                label => LABEL,
+                title => &self.title,
+                kernel,
+                initrd,
+                args => &self.args,
+                timeout => GRUB_TIMEOUT,
+            },
+        )
+    }
 }
 
 fn keyword(line: &str) -> (String, &str) {
@@ -97,16 +116,7 @@ pub fn isolinux(cfg: &str, entry: &UnattendedEntry, set_timeout: bool) -> Result
         bail!("it already has a `label {LABEL}` entry (was this ISO made by hvseed already?)");
     }
     let initrd = entry.initrd.clone().unwrap_or(orig_initrd);
-    let mut stanza = format!(
-        "# Added by hvseed: installs without asking anything; the original entries follow.\n\
-         label {LABEL}\n  menu label ^{}\n  menu default\n  kernel {kernel}\n  append initrd={initrd}",
-        entry.title
-    );
-    for a in &entry.args {
-        stanza.push(' ');
-        stanza.push_str(a);
-    }
-    stanza.push('\n');
+    let stanza = entry.render("isolinux/entry.cfg", &kernel, &initrd);
 
     let mut out = String::with_capacity(cfg.len() + stanza.len() + 128);
     let mut inserted = false;
@@ -149,10 +159,10 @@ pub fn isolinux(cfg: &str, entry: &UnattendedEntry, set_timeout: bool) -> Result
     Ok(out)
 }
 
-/// Ubuntu's `isolinux.cfg`: gfxboot's theme waits on its own screen and ignores
-/// `menu default`, so the menu is handed to vesamenu.c32 (shipped beside it) and given a
-/// short timeout.
-pub fn isolinux_ubuntu_top(cfg: &str, ui_module: &str) -> String {
+/// An isolinux file that starts gfxboot (Ubuntu's `isolinux.cfg`): gfxboot's theme
+/// waits on its own screen and ignores `menu default`, so the menu is handed to
+/// vesamenu.c32 (shipped beside it) and given a short timeout.
+pub fn isolinux_gfxboot_top(cfg: &str, ui_module: &str) -> String {
     let mut out = String::with_capacity(cfg.len() + 64);
     let mut saw_timeout = false;
     for line in cfg.lines() {
@@ -201,12 +211,7 @@ pub fn grub_legacy(conf: &str, entry: &UnattendedEntry) -> Result<String> {
         bail!("its first `title` stanza has no `kernel` and `initrd` lines to copy");
     };
     let initrd = entry.initrd.clone().unwrap_or(orig_initrd);
-    let mut stanza = format!("title {}\n\tkernel {kernel}", entry.title);
-    for a in &entry.args {
-        stanza.push(' ');
-        stanza.push_str(a);
-    }
-    stanza.push_str(&format!("\n\tinitrd {initrd}\n"));
+    let stanza = entry.render("grub-legacy/entry.conf", &kernel, &initrd);
 
     let mut out = String::with_capacity(conf.len() + stanza.len() + 64);
     let mut head = String::new();
@@ -230,7 +235,6 @@ pub fn grub_legacy(conf: &str, entry: &UnattendedEntry) -> Result<String> {
                 if !saw_timeout {
                     head.push_str(&format!("timeout {GRUB_TIMEOUT}\n"));
                 }
-                out.push_str("# Added by hvseed: installs without asking anything; the original entries follow.\n");
                 out.push_str(&stanza);
                 out.push_str(line);
                 inserted = true;
@@ -270,17 +274,7 @@ pub fn grub2(cfg: &str, entry: &UnattendedEntry) -> Result<String> {
         bail!("its first `menuentry` has no `linux` and `initrd` lines to copy");
     };
     let initrd = entry.initrd.clone().unwrap_or(orig_initrd);
-    let mut linux = format!("\tlinux\t{kernel}");
-    for a in &entry.args {
-        linux.push(' ');
-        linux.push_str(a);
-    }
-    let stanza = format!(
-        "# Added by hvseed: installs without asking anything; the original entries follow.\n\
-         set default=0\nset timeout={GRUB_TIMEOUT}\n\
-         menuentry \"{}\" {{\n\tset gfxpayload=keep\n{linux}\n\tinitrd\t{initrd}\n}}\n",
-        entry.title
-    );
+    let stanza = entry.render("grub2/entry.cfg", &kernel, &initrd);
     let mut out = String::with_capacity(cfg.len() + stanza.len() + 64);
     let mut inserted = false;
     for line in cfg.lines() {
@@ -359,7 +353,7 @@ mod tests {
     #[test]
     fn ubuntu_top_drops_gfxboot_and_sets_a_timeout() {
         let cfg = "# D-I config version 2.0\ninclude menu.cfg\ndefault vesamenu.c32\nprompt 0\ntimeout 0\nui gfxboot bootlogo\n";
-        let out = isolinux_ubuntu_top(cfg, "vesamenu.c32");
+        let out = isolinux_gfxboot_top(cfg, "vesamenu.c32");
         assert!(out.contains("\ntimeout 50\n"), "{out}");
         assert!(out.contains("\nui vesamenu.c32\n"), "{out}");
         assert!(out.contains("# ui gfxboot bootlogo"), "{out}");

@@ -1,20 +1,22 @@
-//! `hvseed iso`: remaster a CentOS 6.x DVD or an Ubuntu 12.04.x server CD into one ISO
-//! that installs the whole cluster unattended (BIOS and UEFI): hvseed's files go under
-//! `/hvseed/`, a new default boot entry on top of the original menus starts the
-//! installer with the kickstart / preseed, and the boot records stay as they were.
+//! `hvseed iso`: remaster an install ISO of the inventory's target (see
+//! [`crate::target`]) into one ISO that installs the whole cluster unattended (BIOS and
+//! UEFI): hvseed's files go under `/hvseed/`, a new default boot entry on top of the
+//! original menus starts the installer with the install file, and the boot records
+//! stay as they were.
 //!
 //! On the ISO:
-//! - `/hvseed/fleet/ks.cfg|preseed.cfg` (or with `--host`, `/hvseed/hosts/<fqdn>/...`),
+//! - `/hvseed/fleet/<install file>` (or with `--host`, `/hvseed/hosts/<fqdn>/...`),
 //!   `/hvseed/hosts/<fqdn>/plan.json` for every host, `/hvseed/hvseed-firstboot`,
 //!   `/hvseed/SHA256SUMS` (relative paths: `cd /hvseed && sha256sum -c SHA256SUMS`);
-//! - CentOS: `ks=cdrom:/hvseed/...` on a new isolinux entry and a new grub-legacy stanza
-//!   in `EFI/BOOT/BOOTX64.conf`, in the ISO tree and inside `images/efiboot.img`.
-//!   `cdrom:` is what EL6's loader documents for a kickstart on the boot CD (a virtual
-//!   CD over IPMI is the common case); it needs no volume label that a user might change.
-//! - Ubuntu: `/hvseed/initrd.gz` = the installer's initrd + a cpio holding
-//!   `/preseed.cfg`, which d-i reads before its first question; new entries in
-//!   `isolinux/txt.cfg` and `boot/grub/grub.cfg` (and any grub.cfg inside the EFI image);
-//!   `md5sum.txt` updated for every file added or changed.
+//! - a new entry in the target's isolinux menu (and, where another isolinux file
+//!   starts gfxboot, the plain menu with a timeout instead), and in its UEFI menu:
+//!   a grub-legacy stanza (`BOOTX64.conf`) or a GRUB2 `menuentry` (`grub.cfg`), in the
+//!   ISO tree and inside the UEFI image; the entries are the templates of the
+//!   top-level `iso/` folder ([`menus`]), their kernel arguments the target's;
+//! - for targets whose installer reads its answers from the initrd (d-i):
+//!   `/hvseed/initrd.gz` = the installer's initrd + a cpio holding `/preseed.cfg`;
+//!   and where the medium lists checksums of its files (`md5sum.txt`), a line for
+//!   every file added or changed.
 
 mod fat;
 mod initrd;
@@ -35,6 +37,7 @@ use write::{Mapping, Session};
 use crate::inventory::{Host, Inventory, Os};
 use crate::isoread::{self, Identified, IsoFlavour};
 use crate::render::{self, Media, RenderOptions};
+use crate::target::{BootValues, Target, UefiMenu};
 
 /// What `hvseed iso` is asked to do.
 #[derive(Debug, Clone)]
@@ -178,13 +181,10 @@ pub fn remaster(
     for (rel, bytes) in &payload.files {
         b.add_hvseed(rel, bytes)?;
     }
-    match &flavour {
-        IsoFlavour::Centos6 { uefi, .. } => b.centos(payload, uefi.as_deref())?,
-        IsoFlavour::Ubuntu1204 { uefi, .. } => b.ubuntu(payload, uefi.as_deref())?,
-    }
+    b.boot_entries(payload, flavour.target, flavour.uefi.as_deref())?;
     b.finish_hvseed(agent)?;
-    if let IsoFlavour::Ubuntu1204 { .. } = flavour {
-        b.ubuntu_md5sums()?;
+    if let Some(list) = flavour.target.iso.md5sums {
+        b.update_md5sums(list)?;
     }
     tracing::debug!(
         "session prepared in {:.3} s",
@@ -217,12 +217,7 @@ impl Payload {
         host: Option<&Host>,
         tree: &render::RenderedTree,
     ) -> Result<Payload> {
-        let name = match inv.os {
-            Os::Centos6 => "ks.cfg",
-            Os::Ubuntu1204 => "preseed.cfg",
-            // debian12: builder side pending
-            Os::Debian12 => bail!("os: debian12 has no installer files in this hvseed yet; install with centos6 or ubuntu1204"),
-        };
+        let name = crate::target::of(inv.os).install.file;
         let install_file = match host {
             Some(h) => format!("hosts/{}/{name}", h.fqdn),
             None => format!("fleet/{name}"),
@@ -233,7 +228,7 @@ impl Payload {
         // Everything the install files fetch from the media (every host's plan and
         // authorized_keys), but only the one install file the boot entry names.
         let is_install_file = |rel: &str| {
-            rel.starts_with("fleet/") || rel.ends_with("/ks.cfg") || rel.ends_with("/preseed.cfg")
+            rel.starts_with("fleet/") || rel.strip_suffix(name).is_some_and(|r| r.ends_with('/'))
         };
         let files: BTreeMap<String, Vec<u8>> = tree
             .iter()
@@ -385,35 +380,93 @@ impl Builder<'_> {
         Ok(())
     }
 
-    fn centos(&mut self, p: &Payload, uefi: Option<&str>) -> Result<()> {
-        let mut args = vec![format!("ks=cdrom:/hvseed/{}", p.install_file)];
-        args.extend(p.kernel_args.iter().cloned());
+    /// The new default boot entries, in the target's BIOS menu (isolinux) and, with a
+    /// UEFI image (`uefi`), its UEFI menu, in the ISO tree and inside the image.
+    fn boot_entries(&mut self, p: &Payload, target: &Target, uefi: Option<&str>) -> Result<()> {
+        let medium = &target.iso;
+        let args = (medium.args)(&BootValues {
+            install_file: &p.install_file,
+            locale: &p.locale,
+            keyboard: &p.keyboard,
+            host: None,
+            kernel_args: &p.kernel_args,
+        });
         let entry = UnattendedEntry {
             title: p.title.clone(),
             args,
-            initrd: None,
+            initrd: medium
+                .initrd_with_install_file
+                .map(|_| "/hvseed/initrd.gz".to_string()),
         };
-        let mut wanted = vec!["/isolinux/isolinux.cfg"];
+        let bios = medium.bios;
+        let mut wanted: Vec<&str> = bios.gfxboot_top.into_iter().collect();
+        wanted.push(bios.menu);
+        wanted.extend(medium.initrd_with_install_file);
+        if let Some(list) = medium.md5sums.filter(|l| self.listing.has(l)) {
+            wanted.push(list);
+        }
         if let Some(img) = uefi {
-            wanted.extend(["/EFI/BOOT/BOOTX64.conf", img]);
+            wanted.extend([medium.uefi.config(), img]);
         }
         self.extract(&wanted)?;
 
-        let cfg = self.read_orig("/isolinux/isolinux.cfg")?;
-        let new = menus::isolinux(&cfg, &entry, true).context("editing isolinux/isolinux.cfg")?;
-        self.replace("/isolinux/isolinux.cfg", new.as_bytes())?;
+        if let Some(orig) = medium.initrd_with_install_file {
+            // The installer's initrd with the install file appended as /preseed.cfg.
+            let mut initrd = std::fs::read(self.orig.join(orig.trim_start_matches('/')))
+                .with_context(|| {
+                    format!("reading the extracted {}", orig.trim_start_matches('/'))
+                })?;
+            initrd.extend(initrd::preseed_archive(&p.files[&p.install_file]));
+            self.add_hvseed("initrd.gz", &initrd)?;
+        }
+
+        let menu = bios.menu.trim_start_matches('/');
+        let cfg = self.read_orig(bios.menu)?;
+        let new = menus::isolinux(&cfg, &entry, bios.set_timeout)
+            .with_context(|| format!("editing {menu}"))?;
+        self.replace(bios.menu, new.as_bytes())?;
+        if let Some(top_path) = bios.gfxboot_top {
+            let top = self.read_orig(top_path)?;
+            let ui = ["vesamenu.c32", "menu.c32"]
+                .into_iter()
+                .find(|m| self.listing.has(&format!("/isolinux/{m}")));
+            let new = match ui {
+                Some(ui) => menus::isolinux_gfxboot_top(&top, ui),
+                None => {
+                    tracing::warn!("isolinux/ has no vesamenu.c32 or menu.c32: the boot menu is left to gfxboot, which may wait for a key");
+                    top.clone()
+                }
+            };
+            if new != top {
+                self.replace(top_path, new.as_bytes())?;
+            }
+        }
 
         let Some(img_path) = uefi else {
             tracing::warn!(
-                "{} has no UEFI boot entry (CentOS 6.2 and older DVDs have none): the new ISO \
-                 installs unattended when booted in BIOS mode only",
-                self.iso.display()
+                "{} has no UEFI boot entry{}: the new ISO installs unattended when booted in BIOS mode only",
+                self.iso.display(),
+                medium.no_uefi_note
             );
             return Ok(());
         };
-        let conf = self.read_orig("/EFI/BOOT/BOOTX64.conf")?;
-        let new = menus::grub_legacy(&conf, &entry).context("editing EFI/BOOT/BOOTX64.conf")?;
-        self.replace("/EFI/BOOT/BOOTX64.conf", new.as_bytes())?;
+        match medium.uefi {
+            UefiMenu::GrubLegacy { conf } => self.grub_legacy_entries(&entry, conf, img_path),
+            UefiMenu::Grub2 { cfg } => self.grub2_entries(&entry, cfg, img_path),
+        }
+    }
+
+    /// grub-legacy EFI: `conf` in the tree and every `BOOTX64.conf` inside the image.
+    fn grub_legacy_entries(
+        &mut self,
+        entry: &UnattendedEntry,
+        conf_path: &str,
+        img_path: &str,
+    ) -> Result<()> {
+        let conf = self.read_orig(conf_path)?;
+        let new = menus::grub_legacy(&conf, entry)
+            .with_context(|| format!("editing {}", conf_path.trim_start_matches('/')))?;
+        self.replace(conf_path, new.as_bytes())?;
 
         // What UEFI firmware boots from a CD is the FAT image, with its own copy.
         let img = self.orig.join(img_path.trim_start_matches('/'));
@@ -432,7 +485,7 @@ impl Builder<'_> {
         for fat_path in confs {
             let text = String::from_utf8(fat::read(&img, fat_path)?)
                 .with_context(|| format!("{fat_path} in {img_path} is not UTF-8 text"))?;
-            let new = menus::grub_legacy(&text, &entry)
+            let new = menus::grub_legacy(&text, entry)
                 .with_context(|| format!("editing {fat_path} in {img_path}"))?;
             let local = self.new.join("fat-BOOTX64.conf");
             crate::interrupt::create_dir_all(&self.new)?;
@@ -444,71 +497,20 @@ impl Builder<'_> {
         Ok(())
     }
 
-    fn ubuntu(&mut self, p: &Payload, uefi: Option<&str>) -> Result<()> {
-        let mut args: Vec<String> = vec![
-            "auto=true".into(),
-            "priority=critical".into(),
-            format!("locale={}", p.locale),
-            format!("keyboard-configuration/layoutcode={}", p.keyboard),
-            "console-setup/ask_detect=false".into(),
-        ];
-        args.extend(p.kernel_args.iter().cloned());
-        args.push("--".into());
-        let entry = UnattendedEntry {
-            title: p.title.clone(),
-            args,
-            initrd: Some("/hvseed/initrd.gz".into()),
-        };
-        let mut wanted = vec![
-            "/isolinux/isolinux.cfg",
-            "/isolinux/txt.cfg",
-            "/install/initrd.gz",
-        ];
-        if self.listing.has("/md5sum.txt") {
-            wanted.push("/md5sum.txt");
-        }
-        if let Some(img) = uefi {
-            wanted.extend(["/boot/grub/grub.cfg", img]);
-        }
-        self.extract(&wanted)?;
-
-        // The installer's initrd with the preseed appended as /preseed.cfg.
-        let mut initrd = std::fs::read(self.orig.join("install/initrd.gz"))
-            .context("reading the extracted install/initrd.gz")?;
-        initrd.extend(initrd::preseed_archive(&p.files[&p.install_file]));
-        self.add_hvseed("initrd.gz", &initrd)?;
-        drop(initrd);
-
-        let txt = self.read_orig("/isolinux/txt.cfg")?;
-        let new = menus::isolinux(&txt, &entry, false).context("editing isolinux/txt.cfg")?;
-        self.replace("/isolinux/txt.cfg", new.as_bytes())?;
-        let top = self.read_orig("/isolinux/isolinux.cfg")?;
-        let ui = ["vesamenu.c32", "menu.c32"]
-            .into_iter()
-            .find(|m| self.listing.has(&format!("/isolinux/{m}")));
-        let new = match ui {
-            Some(ui) => menus::isolinux_ubuntu_top(&top, ui),
-            None => {
-                tracing::warn!("isolinux/ has no vesamenu.c32 or menu.c32: the boot menu is left to gfxboot, which may wait for a key");
-                top.clone()
-            }
-        };
-        if new != top {
-            self.replace("/isolinux/isolinux.cfg", new.as_bytes())?;
-        }
-
-        let Some(img_path) = uefi else {
-            tracing::warn!(
-                "{} has no UEFI boot entry: the new ISO installs unattended when booted in BIOS mode only",
-                self.iso.display()
-            );
-            return Ok(());
-        };
-        let cfg = self.read_orig("/boot/grub/grub.cfg")?;
-        let new = menus::grub2(&cfg, &entry).context("editing boot/grub/grub.cfg")?;
-        self.replace("/boot/grub/grub.cfg", new.as_bytes())?;
-        // Ubuntu's EFI GRUB has its config built in and reads /boot/grub/grub.cfg from
-        // the CD; if this image carries a grub.cfg of its own, it gets the entry too.
+    /// GRUB2: `cfg_path` in the tree and any `grub.cfg` with a menu inside the image.
+    fn grub2_entries(
+        &mut self,
+        entry: &UnattendedEntry,
+        cfg_path: &str,
+        img_path: &str,
+    ) -> Result<()> {
+        let cfg = self.read_orig(cfg_path)?;
+        let new = menus::grub2(&cfg, entry)
+            .with_context(|| format!("editing {}", cfg_path.trim_start_matches('/')))?;
+        self.replace(cfg_path, new.as_bytes())?;
+        // An EFI GRUB may have its config built in and read grub.cfg from the CD (as
+        // Ubuntu's does); if this image carries a grub.cfg of its own, it gets the
+        // entry too.
         let img = self.orig.join(img_path.trim_start_matches('/'));
         let cfgs: Vec<String> = fat::list(&img)?
             .into_iter()
@@ -525,7 +527,7 @@ impl Builder<'_> {
             {
                 continue;
             }
-            let new = menus::grub2(&text, &entry)
+            let new = menus::grub2(&text, entry)
                 .with_context(|| format!("editing {fat_path} in {img_path}"))?;
             let local = self.new.join("fat-grub.cfg");
             crate::interrupt::write(&local, new.as_bytes())
@@ -539,13 +541,13 @@ impl Builder<'_> {
         Ok(())
     }
 
-    /// Ubuntu's "Check disc for defects" compares every file against md5sum.txt: every
-    /// file this session adds or replaces gets its line.
-    fn ubuntu_md5sums(&mut self) -> Result<()> {
-        if !self.listing.has("/md5sum.txt") {
+    /// A medium whose "check disc for defects" compares every file against a list of
+    /// checksums (`md5sum.txt`): every file this session adds or replaces gets its line.
+    fn update_md5sums(&mut self, list: &str) -> Result<()> {
+        if !self.listing.has(list) {
             return Ok(());
         }
-        let old = self.read_orig("/md5sum.txt")?;
+        let old = self.read_orig(list)?;
         let mut sums: BTreeMap<String, String> = BTreeMap::new();
         for m in &self.session.mappings {
             let mut f = std::fs::File::open(&m.local)
@@ -554,14 +556,14 @@ impl Builder<'_> {
             std::io::copy(&mut f, &mut h)?;
             sums.insert(format!(".{}", m.iso), format!("{:x}", h.finalize()));
         }
-        let new = update_md5sums(&old, &sums);
-        self.replace("/md5sum.txt", new.as_bytes())?;
+        let new = update_md5sums(&old, &sums, &format!(".{list}"));
+        self.replace(list, new.as_bytes())?;
         Ok(())
     }
 }
 
 /// Replaces the sums of listed files and appends lines for new ones (sorted).
-fn update_md5sums(old: &str, sums: &BTreeMap<String, String>) -> String {
+fn update_md5sums(old: &str, sums: &BTreeMap<String, String>, itself: &str) -> String {
     let mut out = String::with_capacity(old.len() + sums.len() * 64);
     let mut seen = std::collections::BTreeSet::new();
     for line in old.lines() {
@@ -577,7 +579,7 @@ fn update_md5sums(old: &str, sums: &BTreeMap<String, String>) -> String {
         }
     }
     for (path, sum) in sums {
-        if !seen.contains(path) && path != "./md5sum.txt" {
+        if !seen.contains(path) && path != itself {
             out.push_str(&format!("{sum}  {path}\n"));
         }
     }
@@ -595,7 +597,7 @@ mod tests {
         sums.insert("./isolinux/txt.cfg".to_string(), "ccc".to_string());
         sums.insert("./hvseed/initrd.gz".to_string(), "ddd".to_string());
         assert_eq!(
-            update_md5sums(old, &sums),
+            update_md5sums(old, &sums, "./md5sum.txt"),
             "aaa  ./install/initrd.gz\nccc  ./isolinux/txt.cfg\nddd  ./hvseed/initrd.gz\n"
         );
     }

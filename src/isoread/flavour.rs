@@ -1,156 +1,92 @@
-//! Which install medium an ISO is, read from its own files: `.treeinfo`/`.discinfo` for
-//! CentOS 6.x DVDs, `.disk/info` for Ubuntu 12.04.x server CDs, plus the boot files
-//! hvseed edits. Anything else is described, not guessed at.
+//! Which install medium an ISO is, read from its own files: each target of
+//! [`crate::target::TARGETS`] recognises its own media (`.treeinfo`/`.discinfo`,
+//! `.disk/info`, ...), plus the boot files hvseed edits. Anything else is described,
+//! not guessed at.
 
 use hvseed_plan::plan::Os;
 
 use super::Listing;
+use crate::target::{self, Recognition, Target};
 
-/// The files that identify a medium; extracted first (each is a few hundred bytes).
-pub const IDENTITY_FILES: [&str; 3] = ["/.discinfo", "/.treeinfo", "/.disk/info"];
+/// The files that identify a medium, of every target; extracted first (each is a few
+/// hundred bytes).
+pub fn identity_files() -> Vec<&'static str> {
+    let mut files: Vec<&'static str> = Vec::new();
+    for t in target::TARGETS {
+        for f in t.iso.identity_files {
+            if !files.contains(f) {
+                files.push(f);
+            }
+        }
+    }
+    files
+}
 
 /// An install medium hvseed knows how to remaster.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum IsoFlavour {
-    /// A CentOS 6.x x86_64 DVD: isolinux, and (from 6.3 on) grub-legacy EFI.
-    Centos6 {
-        /// e.g. `CentOS 6.3 x86_64`.
-        name: String,
-        /// `EFI/BOOT/BOOTX64.conf` and the UEFI El Torito image (`images/efiboot.img`).
-        uefi: Option<String>,
-    },
-    /// An Ubuntu 12.04.x amd64 server (or alternate) CD: isolinux and GRUB2 EFI.
-    Ubuntu1204 {
-        /// The first line of `.disk/info`.
-        name: String,
-        /// The UEFI El Torito image (`boot/grub/efi.img`), with `boot/grub/grub.cfg`.
-        uefi: Option<String>,
-    },
+pub struct IsoFlavour {
+    pub target: &'static Target,
+    /// What the medium calls itself (`CentOS 6.3 x86_64`, the first line of
+    /// `.disk/info`), escaped for printing.
+    pub name: String,
+    /// The UEFI El Torito image (`images/efiboot.img`, `boot/grub/efi.img`) when the
+    /// ISO also has the target's UEFI menu file.
+    pub uefi: Option<String>,
 }
 
 impl IsoFlavour {
     pub fn os(&self) -> Os {
-        match self {
-            IsoFlavour::Centos6 { .. } => Os::Centos6,
-            IsoFlavour::Ubuntu1204 { .. } => Os::Ubuntu1204,
-        }
+        self.target.os
     }
 
     pub fn name(&self) -> &str {
-        match self {
-            IsoFlavour::Centos6 { name, .. } | IsoFlavour::Ubuntu1204 { name, .. } => name,
-        }
+        &self.name
     }
-}
-
-fn ini_value(text: &str, section: &str, key: &str) -> Option<String> {
-    let mut in_section = false;
-    for line in text.lines() {
-        let t = line.trim();
-        if t.starts_with('[') {
-            in_section = t.trim_matches(['[', ']']).trim() == section;
-        } else if in_section {
-            if let Some((k, v)) = t.split_once('=') {
-                if k.trim() == key {
-                    return Some(v.trim().to_string());
-                }
-            }
-        }
-    }
-    None
 }
 
 /// Decides what the ISO is. `read` returns the text of an identity file if the ISO has
-/// it. Err carries a description of what was found, for the refusal message.
+/// it. The first target that recognises the medium wins; if none does, Err carries a
+/// description of what was found (preferring what `want`'s target says about it), for
+/// the refusal message.
 pub fn detect(
     listing: &Listing,
     read: &dyn Fn(&str) -> Option<String>,
+    want: Os,
 ) -> Result<IsoFlavour, String> {
-    let missing = |files: &[&str]| -> Vec<String> {
-        files
-            .iter()
-            .filter(|f| !listing.has(f))
-            .map(|f| f.trim_start_matches('/').to_string())
-            .collect()
-    };
-    if let Some(info) = read("/.disk/info") {
-        // The ISO's text, shown in messages: its control characters escaped.
-        let name = crate::escape::escape(info.lines().next().unwrap_or("").trim()).into_owned();
-        let found = format!("\"{name}\" (from .disk/info)");
-        if !name.starts_with("Ubuntu") || !name.contains(" 12.04") {
-            return Err(format!("{found}, not an Ubuntu 12.04.x CD"));
-        }
-        if !name.contains("amd64") {
-            return Err(format!("{found}, not the amd64 (x86-64) CD"));
-        }
-        let gone = missing(&[
-            "/install/vmlinuz",
-            "/install/initrd.gz",
-            "/isolinux/isolinux.cfg",
-            "/isolinux/txt.cfg",
-        ]);
-        if !gone.is_empty() {
-            return Err(format!(
-                "{found} without {} (a desktop live CD has no debian-installer; use the server CD)",
-                gone.join(", ")
-            ));
-        }
-        let uefi = listing
-            .uefi_image()
-            .filter(|_| listing.has("/boot/grub/grub.cfg"))
-            .map(str::to_string);
-        return Ok(IsoFlavour::Ubuntu1204 { name, uefi });
-    }
-    let treeinfo = read("/.treeinfo");
-    let discinfo = read("/.discinfo");
-    if treeinfo.is_some() || discinfo.is_some() {
-        let (family, version, arch, from) = match &treeinfo {
-            Some(t) => (
-                ini_value(t, "general", "family").unwrap_or_default(),
-                ini_value(t, "general", "version").unwrap_or_default(),
-                ini_value(t, "general", "arch").unwrap_or_default(),
-                ".treeinfo",
-            ),
-            None => {
-                let d = discinfo.as_deref().unwrap_or("");
-                let lines: Vec<&str> = d.lines().map(str::trim).collect();
-                // Line 2 is "CentOS 6.3" on some DVDs and just "6.3" on others.
-                let l2 = lines.get(1).copied().unwrap_or("");
-                let (family, version) = match l2.rsplit_once(' ') {
-                    Some((f, v)) => (f.to_string(), v.to_string()),
-                    None => (String::new(), l2.to_string()),
-                };
-                (
-                    family,
-                    version,
-                    lines.get(2).copied().unwrap_or("").to_string(),
-                    ".discinfo",
-                )
+    let mut refusals: Vec<(Os, String)> = Vec::new();
+    for t in target::TARGETS {
+        match (t.iso.recognise)(listing, read) {
+            Recognition::Found(name) => {
+                let uefi = listing
+                    .uefi_image()
+                    .filter(|_| listing.has(t.iso.uefi.config()))
+                    .map(str::to_string);
+                return Ok(IsoFlavour {
+                    target: t,
+                    name,
+                    uefi,
+                });
             }
-        };
-        let name = crate::escape::escape(format!("{family} {version} {arch}").trim()).into_owned();
-        let found = format!("\"{name}\" (from {from})");
-        if !family.eq_ignore_ascii_case("centos") || !(version == "6" || version.starts_with("6."))
-        {
-            return Err(format!("{found}, not a CentOS 6.x DVD"));
+            Recognition::Refused(why) => refusals.push((t.os, why)),
+            Recognition::Other => {}
         }
-        if arch != "x86_64" {
-            return Err(format!("{found}, not the x86_64 DVD"));
-        }
-        let gone = missing(&["/isolinux/isolinux.cfg"]);
-        if !gone.is_empty() {
-            return Err(format!("{found} without {}", gone.join(", ")));
-        }
-        let uefi = listing
-            .uefi_image()
-            .filter(|_| listing.has("/EFI/BOOT/BOOTX64.conf"))
-            .map(str::to_string);
-        return Ok(IsoFlavour::Centos6 { name, uefi });
     }
-    Err(
-        "no .disk/info, .treeinfo or .discinfo, so neither a CentOS 6 DVD nor an Ubuntu 12.04 CD"
-            .into(),
-    )
+    if let Some(i) = refusals.iter().position(|(os, _)| *os == want) {
+        return Err(refusals.swap_remove(i).1);
+    }
+    if let Some((_, why)) = refusals.into_iter().next() {
+        return Err(why);
+    }
+    let files: Vec<&str> = identity_files()
+        .into_iter()
+        .map(|f| f.trim_start_matches('/'))
+        .collect();
+    let media: Vec<&str> = target::TARGETS.iter().map(|t| t.iso.short).collect();
+    Err(format!(
+        "no {}, so not {}",
+        target::either(&files),
+        target::either(&media)
+    ))
 }
 
 #[cfg(test)]
@@ -158,70 +94,46 @@ mod tests {
     use super::*;
 
     fn listing(files: &[&str]) -> Listing {
-        Listing {
-            files: files.iter().map(|s| s.to_string()).collect(),
-            boot_images: vec![("/images/efiboot.img".into(), "UEFI".into())],
-            joliet: false,
-        }
+        Listing::for_tests(files)
     }
 
     #[test]
-    fn centos_from_discinfo_alone() {
+    fn centos_with_its_uefi_menu() {
         let l = listing(&[
             "/.discinfo",
             "/isolinux/isolinux.cfg",
             "/EFI/BOOT/BOOTX64.conf",
         ]);
-        let f = detect(&l, &|p| {
-            (p == "/.discinfo").then(|| "1341569670.5\n6.3\nx86_64\n1\n".to_string())
-        });
-        // Without a family on line 2 this is not known to be CentOS.
-        assert!(f.is_err());
-        let f = detect(&l, &|p| {
-            (p == "/.discinfo").then(|| "1341569670.5\nCentOS 6.3\nx86_64\n".to_string())
-        })
+        let f = detect(
+            &l,
+            &|p| (p == "/.discinfo").then(|| "1341569670.5\nCentOS 6.3\nx86_64\n".to_string()),
+            Os::Centos6,
+        )
         .unwrap();
-        assert_eq!(
-            f,
-            IsoFlavour::Centos6 {
-                name: "CentOS 6.3 x86_64".into(),
-                uefi: Some("/images/efiboot.img".into())
-            }
-        );
-    }
-
-    #[test]
-    fn centos_7_is_described_and_refused() {
-        let l = listing(&["/.treeinfo", "/isolinux/isolinux.cfg"]);
-        let err = detect(&l, &|p| {
-            (p == "/.treeinfo")
-                .then(|| "[general]\nfamily = CentOS\nversion = 7\narch = x86_64\n".to_string())
-        })
-        .unwrap_err();
-        assert!(
-            err.contains("CentOS 7 x86_64") && err.contains("not a CentOS 6.x"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn ubuntu_desktop_is_refused_with_a_reason() {
-        let l = listing(&["/.disk/info", "/isolinux/isolinux.cfg"]);
-        let err = detect(&l, &|p| {
-            (p == "/.disk/info").then(|| {
-                "Ubuntu 12.04.5 LTS \"Precise Pangolin\" - Release amd64 (20140806.1)".to_string()
-            })
-        })
-        .unwrap_err();
-        assert!(
-            err.contains("install/initrd.gz") && err.contains("server CD"),
-            "{err}"
-        );
+        assert_eq!(f.os(), Os::Centos6);
+        assert_eq!(f.name(), "CentOS 6.3 x86_64");
+        assert_eq!(f.uefi.as_deref(), Some("/images/efiboot.img"));
+        // Without the grub-legacy menu the UEFI image is not one hvseed can edit.
+        let l = listing(&["/.discinfo", "/isolinux/isolinux.cfg"]);
+        let f = detect(
+            &l,
+            &|p| (p == "/.discinfo").then(|| "1341569670.5\nCentOS 6.3\nx86_64\n".to_string()),
+            Os::Centos6,
+        )
+        .unwrap();
+        assert_eq!(f.uefi, None);
     }
 
     #[test]
     fn nothing_known() {
-        let err = detect(&listing(&["/boot.catalog"]), &|_| None).unwrap_err();
-        assert!(err.contains("no .disk/info"), "{err}");
+        let err = detect(&listing(&["/boot.catalog"]), &|_| None, Os::Centos6).unwrap_err();
+        assert!(
+            err.contains("no .discinfo, .treeinfo or .disk/info"),
+            "{err}"
+        );
+        assert!(
+            err.contains("a CentOS 6 DVD, an Ubuntu 12.04 CD or a Debian 12 CD"),
+            "{err}"
+        );
     }
 }

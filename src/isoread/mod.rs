@@ -120,9 +120,8 @@ pub fn identify_within(
             source.display()
         ))
     })?;
-    let present: Vec<&str> = flavour::IDENTITY_FILES
-        .iter()
-        .copied()
+    let present: Vec<&str> = flavour::identity_files()
+        .into_iter()
         .filter(|f| listing.has(f))
         .collect();
     extract(source, &present, scratch, Some(deadline))?;
@@ -135,26 +134,26 @@ pub fn identify_within(
         f.take(64 * 1024).read_to_string(&mut text).ok()?;
         Some(text)
     };
-    let flavour = flavour::detect(&listing, &read).map_err(|found| {
+    let flavour = flavour::detect(&listing, &read, os).map_err(|found| {
+        let accepted: Vec<&str> = crate::target::TARGETS
+            .iter()
+            .map(|t| t.iso.accepted)
+            .collect();
         anyhow!(
             "{} is not an install ISO hvseed can use: found {found} (volume id \"{}\"); \
-             hvseed takes CentOS 6.x x86_64 DVDs and Ubuntu 12.04.x amd64 server CDs",
+             hvseed takes {}",
             source.display(),
-            header.volume_id
+            header.volume_id,
+            accepted.join(" and ")
         )
     })?;
     if flavour.os() != os {
-        let want = match os {
-            Os::Centos6 => "a CentOS 6.3 x86_64 DVD",
-            Os::Ubuntu1204 => "an Ubuntu 12.04.x amd64 server CD",
-            // debian12: builder side pending
-            Os::Debian12 => bail!("os: debian12 has no installer files in this hvseed yet; install with centos6 or ubuntu1204"),
-        };
         bail!(
-            "{} is {} but the inventory installs os: {os}; give {want} as --source (or change \
+            "{} is {} but the inventory installs os: {os}; give {} as --source (or change \
              `os` in the inventory)",
             source.display(),
             flavour.name(),
+            crate::target::of(os).iso.wanted,
         );
     }
     Ok(Identified {
@@ -180,6 +179,18 @@ pub struct Listing {
     pub boot_images: Vec<(String, String)>,
     /// The ISO has a Joliet tree (kept in the new session).
     pub joliet: bool,
+}
+
+#[cfg(test)]
+impl Listing {
+    /// A listing of `files` whose UEFI El Torito image is `/images/efiboot.img`.
+    pub(crate) fn for_tests(files: &[&str]) -> Listing {
+        Listing {
+            files: files.iter().map(|s| s.to_string()).collect(),
+            boot_images: vec![("/images/efiboot.img".into(), "UEFI".into())],
+            joliet: false,
+        }
+    }
 }
 
 impl Listing {

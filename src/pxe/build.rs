@@ -21,6 +21,7 @@ use crate::http_base::HttpBase;
 use crate::inventory::{Host, Inventory, Os};
 use crate::render::{Media, RenderOptions};
 use crate::sums::{sha256_bytes, sha256_file, Digest};
+use crate::target::PxeUefi;
 
 /// Where the package tree goes under http/ and its stamp file.
 pub const OS_DIR: &str = "http/os";
@@ -81,11 +82,20 @@ impl<'a> Build<'a> {
         Ok(())
     }
 
-    /// The installer kernel and initrd (and CentOS's grub-legacy EFI loader) from the
-    /// ISO, extracted again only when the ISO or the files on disk changed. Returns
-    /// whether the tree has the CentOS EFI loader.
+    /// The installer kernel and initrd (and, for a target whose UEFI loader comes from
+    /// the ISO, that loader) from the ISO, extracted again only when the ISO or the
+    /// files on disk changed. Returns whether the tree has the ISO's EFI loader.
     pub fn iso_files(&mut self, iso: &Iso, os: Os, layout: &source::Layout) -> Result<bool> {
         let identity = format!("{} os={os}", iso.identity);
+        let iso_loader = match layout.uefi {
+            PxeUefi::GrubLegacy {
+                loader,
+                boot_file,
+                missing_note,
+            } => Some((loader, boot_file, missing_note)),
+            PxeUefi::Grub2 => None,
+            PxeUefi::DebianNetboot => unreachable!("pxe::run refuses this layout first"),
+        };
         if let Some(r) = &self.old.iso {
             let expected_ok = r.files.iter().any(|f| f == layout.tftp_kernel)
                 && r.files.iter().any(|f| f == layout.tftp_initrd);
@@ -99,7 +109,9 @@ impl<'a> Build<'a> {
                         .insert(f.clone(), Want::Keep(rec), rec.sha256, 0o644);
                 }
                 self.new.iso = Some(r.clone());
-                return Ok(r.files.iter().any(|f| f == "tftp/BOOTX64.efi"));
+                return Ok(iso_loader
+                    .as_ref()
+                    .is_some_and(|(_, file, _)| r.files.contains(&format!("tftp/{file}"))));
             }
         }
         // (The ISO's flavour was checked before anything was created.)
@@ -135,25 +147,25 @@ impl<'a> Build<'a> {
             0o644,
         );
         let mut efi = false;
-        if os == Os::Centos6 {
-            let loader = self.staging.join("BOOTX64.efi");
-            if iso.missing(&[source::CENTOS6_EFI_LOADER])?.is_empty() {
-                iso.extract(&[(source::CENTOS6_EFI_LOADER, &loader)])
+        if let Some((iso_path, boot_file, missing_note)) = iso_loader {
+            let loader = self.staging.join(boot_file);
+            let tree_path = format!("tftp/{boot_file}");
+            if iso.missing(&[iso_path])?.is_empty() {
+                iso.extract(&[(iso_path, &loader)])
                     .context("extracting the EFI loader")?;
                 self.desired.insert(
-                    "tftp/BOOTX64.efi",
+                    tree_path.as_str(),
                     Want::Move(loader.clone()),
                     sha256_file(&loader)?,
                     0o644,
                 );
-                files.push("tftp/BOOTX64.efi".into());
+                files.push(tree_path);
                 efi = true;
             } else {
                 tracing::warn!(
-                    "{}: no {} on this ISO (CentOS 6.2 and older have none): the tree \
-                     boots BIOS machines only",
+                    "{}: no {iso_path} on this ISO ({missing_note}): the tree boots BIOS \
+                     machines only",
                     iso.path.display(),
-                    source::CENTOS6_EFI_LOADER
                 );
             }
         }
@@ -161,7 +173,7 @@ impl<'a> Build<'a> {
         Ok(efi)
     }
 
-    /// GRUB 2's EFI image for UEFI PXE (Ubuntu), built with the build host's
+    /// GRUB 2's EFI image for UEFI PXE ([`PxeUefi::Grub2`]), built with the build host's
     /// `grub-mkimage` (Ubuntu 12.04's GRUB 1.99 has no per-MAC config lookup; the
     /// lookup hvseed relies on is in GRUB ≥ 2.04). Its prefix `/grub` on the TFTP
     /// device it was loaded from makes GRUB look for `grub/grub.cfg-01-<mac>`.
@@ -422,16 +434,9 @@ fn host_files(
             configs::pxelinux_path(&h.mac),
             configs::pxelinux_host(inv, h, layout, &args).into_bytes(),
         ));
-        match (inv.os, efi_boot.is_some()) {
-            (Os::Ubuntu1204, true) => files.push((
-                configs::grub2_path(&h.mac),
-                configs::grub2_host(inv, h, layout, &args).into_bytes(),
-            )),
-            (Os::Centos6, true) => files.push((
-                configs::grub_legacy_path(&h.mac),
-                configs::grub_legacy_host(inv, h, layout, &args).into_bytes(),
-            )),
-            _ => {}
+        if efi_boot.is_some() {
+            let (path, text) = configs::uefi_host(inv, h, layout, &args);
+            files.push((path, text.into_bytes()));
         }
     }
     Ok(by_host
@@ -627,14 +632,8 @@ pub fn finish(
     let (fleet, desired) = std::thread::scope(|s| {
         let fleet = s.spawn(|| -> Result<Vec<(&str, String)>> {
             let mut files = vec![("tftp/pxelinux.cfg/default", configs::pxelinux_default(inv))];
-            match (inv.os, efi_boot.is_some()) {
-                (Os::Ubuntu1204, true) => {
-                    files.push(("tftp/grub/grub.cfg", configs::grub2_default(inv)))
-                }
-                (Os::Centos6, true) => {
-                    files.push(("tftp/efidefault", configs::grub_legacy_default(inv)))
-                }
-                _ => {}
+            if efi_boot.is_some() {
+                files.push(configs::uefi_default(inv));
             }
             let efi = efi_boot.map(|file| configs::EfiBoot { file });
             files.push(("dnsmasq.conf", configs::dnsmasq(inv, tftp_root, efi)?));

@@ -1,6 +1,7 @@
-//! The boot loader configurations of the PXE tree: pxelinux (BIOS), GRUB 2 (UEFI,
-//! Ubuntu) and grub-legacy EFI (UEFI, CentOS 6), one per host by MAC plus a default
-//! that boots the local disk; and the dnsmasq snippet.
+//! The boot loader configurations of the PXE tree: pxelinux (BIOS) and the target's
+//! UEFI loader, GRUB 2 or grub-legacy EFI ([`crate::target::PxeUefi`]), one per host
+//! by MAC plus a default that boots the local disk; and the dnsmasq snippet. The
+//! files are the templates `iso/{pxelinux,grub2,grub-legacy}/*` ([`crate::bootmenu`]).
 //!
 //! Every inventory value that lands on a kernel command line is checked here for that
 //! place (printable ASCII, no whitespace, quotes or backslashes) even though the
@@ -12,7 +13,11 @@ use std::path::Path;
 
 use anyhow::{bail, Result};
 
+use minijinja::context;
+
+use crate::bootmenu;
 use crate::inventory::{Host, Inventory, Os};
+use crate::target::{self, BootValues, PxeUefi};
 
 use super::source::Layout;
 
@@ -46,19 +51,21 @@ pub fn grub_legacy_path(mac: &str) -> String {
     format!("tftp/{}", mac_file_name(mac).to_ascii_uppercase())
 }
 
+/// A host's file for the target's UEFI loader.
+fn uefi_path(uefi: PxeUefi, mac: &str) -> String {
+    match uefi {
+        PxeUefi::Grub2 => grub2_path(mac),
+        PxeUefi::GrubLegacy { .. } => grub_legacy_path(mac),
+        PxeUefi::DebianNetboot => unreachable!("pxe::run refuses this layout first"),
+    }
+}
+
 /// A host's boot loader files by MAC: pxelinux's, and with a UEFI loader in the tree
-/// GRUB 2's (Ubuntu) or grub-legacy's (CentOS 6).
+/// that loader's (GRUB 2's or grub-legacy's, as `os`'s target boots).
 pub fn host_boot_paths(os: Os, efi: bool, mac: &str) -> Vec<String> {
     let mut paths = vec![pxelinux_path(mac)];
     if efi {
-        paths.push(match os {
-            Os::Ubuntu1204 => grub2_path(mac),
-            Os::Centos6 => grub_legacy_path(mac),
-            // debian12: builder side pending
-            Os::Debian12 => unreachable!(
-                "debian12: builder side pending (the inventory does not accept it yet)"
-            ),
-        });
+        paths.push(uefi_path(target::of(os).pxe.uefi, mac));
     }
     paths
 }
@@ -81,29 +88,22 @@ pub fn installed_marker(fqdn: &str) -> String {
 /// install file, see [`serial_line`]), so `hvseed serve` writes the same bytes as
 /// `hvseed pxe`.
 pub fn local_boot_files(fqdn: &str, mac: &str, serial: Option<&str>) -> [(String, String); 3] {
-    let serial = serial.map(|s| format!("{s}\n")).unwrap_or_default();
-    let head = format!(
-        "# hvseed: {fqdn} is installed: it boots from its local disk (PXE installs just once).\n\
-         # To install it again: hvseed pxe INVENTORY ... --reinstall {fqdn}\n"
-    );
+    let ctx = context! { fqdn, serial };
     [
         (
             pxelinux_path(mac),
-            format!("{head}{serial}DEFAULT local\nPROMPT 0\nLABEL local\n  LOCALBOOT 0\n"),
+            bootmenu::render("pxelinux/installed.cfg", ctx.clone()),
         ),
         // GRUB 2 on UEFI: `exit` returns to the firmware, which boots the next entry
         // of its boot order (the installed system), as the fleet-wide grub.cfg does.
         (
             grub2_path(mac),
-            format!(
-                "{head}echo 'hvseed: {fqdn} is installed; booting from the local disk'\n\
-                 sleep 3\nexit\n"
-            ),
+            bootmenu::render("grub2/pxe-installed.cfg", ctx.clone()),
         ),
         // grub-legacy EFI: `quit` leaves the loader, the firmware boots the next entry.
         (
             grub_legacy_path(mac),
-            format!("{head}default=0\ntimeout=0\nhiddenmenu\ntitle local disk\n\tquit\n"),
+            bootmenu::render("grub-legacy/pxe-installed.conf", ctx),
         ),
     ]
 }
@@ -132,49 +132,27 @@ fn arg_ok(a: &str) -> bool {
             .all(|b| b.is_ascii_graphic() && !b"'\"\\`".contains(&b))
 }
 
-/// The installer's command line for `host` (without BOOTIF, which pxelinux appends
-/// itself via `IPAPPEND 2` and GRUB files carry explicitly).
+/// The installer's command line for `host`, as its target starts the installer
+/// with the host's install file (without BOOTIF, which pxelinux appends itself via
+/// `IPAPPEND 2` and GRUB files carry explicitly).
 pub fn installer_args(inv: &Inventory, host: &Host, base: &str) -> Result<Vec<String>> {
-    let mut args: Vec<String> = Vec::new();
-    match inv.os {
-        Os::Centos6 => {
-            args.push(format!("ks={base}/hosts/{}/ks.cfg", host.fqdn));
-            // The loader brings up the NIC that PXE-booted (BOOTIF) to fetch ks=.
-            args.push("ksdevice=bootif".into());
-            args.push("text".into());
-        }
-        Os::Ubuntu1204 => {
-            // `url=` is fetched after d-i's DHCP, so what d-i asks before that goes
-            // on the command line (boot-media.md): locale, keyboard, hostname.
-            args.push("auto=true".into());
-            args.push("priority=critical".into());
-            args.push(format!("url={base}/hosts/{}/preseed.cfg", host.fqdn));
-            args.push(format!("locale={}", host.install.locale));
-            args.push(format!(
-                "keyboard-configuration/layoutcode={}",
-                host.install.keyboard
-            ));
-            args.push(format!(
-                "keyboard-configuration/xkb-keymap={}",
-                host.install.keyboard
-            ));
-            args.push("console-setup/ask_detect=false".into());
-            args.push(format!("hostname={}", host.short_name()));
-            args.push(format!("domain={}", host.domain()));
-            // BOOTIF (from IPAPPEND 2, or written into the GRUB file) picks the NIC:
-            // d-i's netcfg reads BOOTIF=01-<mac> from /proc/cmdline, finds the
-            // interface with that MAC and makes it the default; with the question
-            // preseeded to `auto` it is not asked and that default is used
-            // (netcfg's netcfg-common.c: get_bootif, find_bootif_iface,
-            // netcfg_get_interface).
-            args.push("netcfg/choose_interface=auto".into());
-        }
-        // debian12: builder side pending
-        Os::Debian12 => anyhow::bail!("os: debian12 has no installer files in this hvseed yet; install with centos6 or ubuntu1204"),
-    }
+    let target = target::of(inv.os);
+    let url = format!("{base}/hosts/{}/{}", host.fqdn, target.install.file);
     // The inventory checked install.kernel_args, the locale and the keyboard with its
     // one kernel-argument rule, and `HttpBase` (crate::http_base) the --http-base.
-    args.extend(host.install.kernel_args.iter().map(|a| a.to_string()));
+    let kernel_args: Vec<String> = host
+        .install
+        .kernel_args
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    let args = (target.pxe.args)(&BootValues {
+        install_file: &url,
+        locale: &host.install.locale,
+        keyboard: &host.install.keyboard,
+        host: Some((host.short_name(), host.domain())),
+        kernel_args: &kernel_args,
+    });
     debug_assert!(args.iter().all(|a| arg_ok(a)), "{args:?}");
     Ok(args)
 }
@@ -196,65 +174,69 @@ fn serial_directive<A: AsRef<str>>(kernel_args: &[A]) -> Option<String> {
     })
 }
 
-fn os_name(os: Os) -> &'static str {
-    match os {
-        Os::Centos6 => "CentOS 6",
-        Os::Ubuntu1204 => "Ubuntu 12.04",
-        // debian12: builder side pending
-        Os::Debian12 => {
-            unreachable!("debian12: builder side pending (the inventory does not accept it yet)")
-        }
+/// What every per-host boot file is told about its host (the header says who it
+/// installs and that it wipes the disk).
+fn host_context(
+    inv: &Inventory,
+    host: &Host,
+    layout: &Layout,
+    args: Vec<String>,
+) -> minijinja::Value {
+    context! {
+        fqdn => &host.fqdn,
+        cluster => &inv.cluster,
+        mac => &host.mac,
+        os => target::of(inv.os).title,
+        disk => &*host.install.disk,
+        serial => serial_directive(&host.install.kernel_args),
+        kernel => layout.tftp_kernel.trim_start_matches("tftp/"),
+        initrd => layout.tftp_initrd.trim_start_matches("tftp/"),
+        args,
     }
-}
-
-/// The comment that opens every per-host boot file: who it installs and that it wipes
-/// the disk.
-fn host_header(inv: &Inventory, host: &Host) -> String {
-    format!(
-        "# hvseed: {} (cluster {}, MAC {}): boots the {} installer, which WIPES /dev/{}.\n\
-         # Written by `hvseed pxe`; edit the inventory, not this file.\n",
-        host.fqdn,
-        inv.cluster,
-        host.mac,
-        os_name(inv.os),
-        host.install.disk
-    )
 }
 
 /// pxelinux's per-host file (BIOS).
 pub fn pxelinux_host(inv: &Inventory, host: &Host, layout: &Layout, args: &[String]) -> String {
-    let mut s = host_header(inv, host);
-    if let Some(serial) = serial_directive(&host.install.kernel_args) {
-        let _ = writeln!(s, "{serial}");
-    }
-    let _ = writeln!(
-        s,
-        "DEFAULT install\nPROMPT 0\n\
-         LABEL install\n  KERNEL {}\n  APPEND initrd={} {}\n  \
-         # BOOTIF=01-<MAC of the NIC that booted>, the installer's network device\n  IPAPPEND 2",
-        layout.tftp_kernel.trim_start_matches("tftp/"),
-        layout.tftp_initrd.trim_start_matches("tftp/"),
-        args.join(" ")
-    );
-    s
+    bootmenu::render(
+        "pxelinux/host.cfg",
+        host_context(inv, host, layout, args.to_vec()),
+    )
 }
 
 /// pxelinux's fallback for every MAC without a file: the local disk.
 pub fn pxelinux_default(inv: &Inventory) -> String {
-    let mut s = format!(
-        "# hvseed: machines that are not hosts of cluster {} boot from their local disk:\n\
-         # nothing is installed and no disk is touched.\n",
-        inv.cluster
-    );
     let serial = inv
         .hosts
         .iter()
         .find_map(|h| serial_directive(&h.install.kernel_args));
-    if let Some(serial) = serial {
-        let _ = writeln!(s, "{serial}");
+    bootmenu::render(
+        "pxelinux/default.cfg",
+        context! { cluster => &inv.cluster, serial },
+    )
+}
+
+/// The host's file for the target's UEFI loader: (path, content).
+pub fn uefi_host(
+    inv: &Inventory,
+    host: &Host,
+    layout: &Layout,
+    args: &[String],
+) -> (String, String) {
+    let text = match layout.uefi {
+        PxeUefi::Grub2 => grub2_host(inv, host, layout, args),
+        PxeUefi::GrubLegacy { .. } => grub_legacy_host(inv, host, layout, args),
+        PxeUefi::DebianNetboot => unreachable!("pxe::run refuses this layout first"),
+    };
+    (uefi_path(layout.uefi, &host.mac), text)
+}
+
+/// The fallback file of the target's UEFI loader: (path, content).
+pub fn uefi_default(inv: &Inventory) -> (&'static str, String) {
+    match target::of(inv.os).pxe.uefi {
+        PxeUefi::Grub2 => ("tftp/grub/grub.cfg", grub2_default(inv)),
+        PxeUefi::GrubLegacy { .. } => ("tftp/efidefault", grub_legacy_default(inv)),
+        PxeUefi::DebianNetboot => unreachable!("pxe::run refuses this layout first"),
     }
-    let _ = writeln!(s, "DEFAULT local\nPROMPT 0\nLABEL local\n  LOCALBOOT 0");
-    s
 }
 
 /// GRUB 2 single-quotes everything: `$`, `;`, `{` and the like stay literal.
@@ -262,43 +244,29 @@ fn grub_quote(a: &str) -> String {
     format!("'{a}'")
 }
 
-/// GRUB 2's per-host file (UEFI, Ubuntu), found by GRUB's own network lookup: with
+/// GRUB 2's per-host file (UEFI, [`PxeUefi::Grub2`]), found by GRUB's own network lookup: with
 /// its prefix on TFTP, GRUB's `normal` tries `$prefix/grub.cfg-01-<mac>`, then
 /// `grub.cfg-<IP in hex>` shortened one digit at a time, then `grub.cfg`
 /// (grub-core/net/net.c grub_net_search_config_file, called from
 /// grub-core/normal/main.c when the prefix starts with `(tftp`; upstream since
 /// GRUB 2.04, so the GRUB image hvseed builds from the build host's GRUB has it).
 pub fn grub2_host(inv: &Inventory, host: &Host, layout: &Layout, args: &[String]) -> String {
-    let mut s = host_header(inv, host);
     let mut line: Vec<String> = args.iter().map(|a| grub_quote(a)).collect();
     // GRUB has no IPAPPEND: the interface goes into the file itself (boot-media.md).
     line.push(grub_quote(&format!("BOOTIF={}", mac_file_name(&host.mac))));
-    let _ = writeln!(
-        s,
-        "set default=0\nset timeout=0\necho 'hvseed: grub: starting the installer for {}'\n\
-         menuentry 'hvseed: install {}' {{\n  linux /{} {}\n  initrd /{}\n}}",
-        host.fqdn,
-        host.fqdn,
-        layout.tftp_kernel.trim_start_matches("tftp/"),
-        line.join(" "),
-        layout.tftp_initrd.trim_start_matches("tftp/")
-    );
-    s
+    bootmenu::render("grub2/pxe-host.cfg", host_context(inv, host, layout, line))
 }
 
 /// GRUB 2's fallback (`grub.cfg`): back to the firmware, which boots the next device.
 pub fn grub2_default(inv: &Inventory) -> String {
-    format!(
-        "# hvseed: machines that are not hosts of cluster {c} leave GRUB and boot the next\n\
-         # device (normally the local disk): nothing is installed.\n\
-         echo 'hvseed: grub: this machine is not a host of cluster {c}; booting from the local disk'\n\
-         sleep 3\nexit\n",
-        c = inv.cluster
+    bootmenu::render(
+        "grub2/pxe-default.cfg",
+        context! { cluster => &inv.cluster },
     )
 }
 
-/// grub-legacy EFI's per-host file (UEFI, CentOS 6). `root (nd)` is the network
-/// device the loader came from; there is no IPAPPEND, so `ksdevice=` names the MAC.
+/// grub-legacy EFI's per-host file (UEFI). `root (nd)` is the network device the
+/// loader came from; there is no IPAPPEND, so `ksdevice=` names the MAC.
 pub fn grub_legacy_host(inv: &Inventory, host: &Host, layout: &Layout, args: &[String]) -> String {
     let args: Vec<String> = args
         .iter()
@@ -310,29 +278,18 @@ pub fn grub_legacy_host(inv: &Inventory, host: &Host, layout: &Layout, args: &[S
             }
         })
         .collect();
-    format!(
-        "# hvseed: {fqdn} (cluster {c}, MAC {mac}): boots the CentOS 6 installer, which WIPES /dev/{disk}.\n\
-         # Written by `hvseed pxe`; edit the inventory, not this file.\n\
-         default=0\ntimeout=0\nhiddenmenu\n\
-         title hvseed: install {fqdn}\n\troot (nd)\n\tkernel /{k} {args}\n\tinitrd /{i}\n",
-        fqdn = host.fqdn,
-        c = inv.cluster,
-        mac = host.mac,
-        disk = host.install.disk,
-        k = layout.tftp_kernel.trim_start_matches("tftp/"),
-        i = layout.tftp_initrd.trim_start_matches("tftp/"),
-        args = args.join(" ")
+    bootmenu::render(
+        "grub-legacy/pxe-host.conf",
+        host_context(inv, host, layout, args),
     )
 }
 
 /// grub-legacy EFI's fallback (`efidefault`): leave the loader, so the firmware boots
 /// the next device.
 pub fn grub_legacy_default(inv: &Inventory) -> String {
-    format!(
-        "# hvseed: machines that are not hosts of cluster {} leave the loader and boot the\n\
-         # next device (normally the local disk): nothing is installed.\n\
-         default=0\ntimeout=0\nhiddenmenu\ntitle local disk\n\tquit\n",
-        inv.cluster
+    bootmenu::render(
+        "grub-legacy/pxe-default.conf",
+        context! { cluster => &inv.cluster },
     )
 }
 

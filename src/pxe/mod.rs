@@ -5,9 +5,10 @@
 //!
 //! Layout of DIR:
 //! - `tftp/`: `pxelinux.0`, `ldlinux.c32`, `pxelinux.cfg/{default,01-<mac>}`, the
-//!   installer kernel and initrd (`centos6/` or `ubuntu1204/`), and the UEFI side:
-//!   GRUB 2 `grubx64.efi` + `grub/grub.cfg{,-01-<mac>}` (Ubuntu) or the ISO's
-//!   grub-legacy `BOOTX64.efi` + `efidefault` + `01-<MAC>` (CentOS 6).
+//!   installer kernel and initrd (`<target>/`, the target's PXE layout), and the UEFI
+//!   side, as the target says ([`crate::target::PxeUefi`]): GRUB 2 `grubx64.efi` +
+//!   `grub/grub.cfg{,-01-<mac>}` or the ISO's grub-legacy `BOOTX64.efi` +
+//!   `efidefault` + `01-<MAC>`.
 //! - `http/`: `hosts/<fqdn>/…` as `hvseed render` lays them out, `hvseed-firstboot`,
 //!   and `os/`, the ISO's package tree, when a host installs from `cdrom`.
 
@@ -31,7 +32,8 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 
 use crate::http_base::HttpBase;
-use crate::inventory::{InstallSource, Os};
+use crate::inventory::InstallSource;
+use crate::target::PxeUefi;
 use apply::OsMove;
 use build::{Build, PackageTree, OS_DIR};
 use manifest::LastRun;
@@ -89,6 +91,12 @@ pub fn run(c: Options) -> Result<ExitCode> {
         std::thread::spawn(move || LastRun::read(&out))
     };
     let inventory = crate::inventory::load_valid(&c.inventory)?;
+    if matches!(source::layout(inventory.os).uefi, PxeUefi::DebianNetboot) {
+        bail!(
+            "hvseed pxe does not make {} trees yet",
+            crate::target::of(inventory.os).title
+        );
+    }
     tracing::debug!("inventory loaded: {:.3} s", started.elapsed().as_secs_f64());
     let base = c.http_base.clone();
     let last = last
@@ -165,16 +173,15 @@ pub fn run(c: Options) -> Result<ExitCode> {
     let mut b = Build::new(&last, staging.path());
 
     let layout = source::layout(inventory.os);
-    let efi_from_iso = b.iso_files(&iso, inventory.os, &layout)?;
+    let efi_from_iso = b.iso_files(&iso, inventory.os, layout)?;
     b.source_file("tftp/pxelinux.0", &syslinux.pxelinux, 0o644)?;
     b.source_file("tftp/ldlinux.c32", &syslinux.ldlinux, 0o644)?;
     b.source_file("http/hvseed-firstboot", &agent, 0o755)?;
     tracing::debug!("boot files: {:.3} s", started.elapsed().as_secs_f64());
-    let efi_boot = match inventory.os {
-        Os::Centos6 => efi_from_iso.then_some("BOOTX64.efi"),
-        Os::Ubuntu1204 => b.grub_efi_image()?.then_some("grubx64.efi"),
-        // debian12: builder side pending
-        Os::Debian12 => bail!("os: debian12 has no installer files in this hvseed yet; install with centos6 or ubuntu1204"),
+    let efi_boot = match layout.uefi {
+        PxeUefi::GrubLegacy { boot_file, .. } => efi_from_iso.then_some(boot_file),
+        PxeUefi::Grub2 => b.grub_efi_image()?.then_some("grubx64.efi"),
+        PxeUefi::DebianNetboot => unreachable!("pxe::run refuses this layout first"),
     };
 
     // A network install cannot read the CD: hosts that install from `cdrom` get the
@@ -192,7 +199,7 @@ pub fn run(c: Options) -> Result<ExitCode> {
     // The package tree is extracted to the staging directory now and moved into place
     // only once every check passed.
     let os_tree = if wants_tree {
-        let t = build::package_tree(&iso, &layout, &tree, staging.path(), old.os_tree.is_some())?;
+        let t = build::package_tree(&iso, layout, &tree, staging.path(), old.os_tree.is_some())?;
         b.new.os_tree = Some(iso.identity.clone());
         t
     } else {
@@ -211,7 +218,7 @@ pub fn run(c: Options) -> Result<ExitCode> {
         &inv,
         &base,
         c.templates.as_deref(),
-        &layout,
+        layout,
         efi_boot,
         &installed.now,
     )?;

@@ -18,62 +18,12 @@ pub struct Iso {
     pub identity: String,
 }
 
-/// What the installer needs from the ISO for one flavour.
-#[derive(Debug, Clone, Copy)]
-pub struct Layout {
-    /// Installer kernel and initrd paths inside the ISO.
-    pub kernel: &'static str,
-    pub initrd: &'static str,
-    /// Where they go under `tftp/`.
-    pub tftp_kernel: &'static str,
-    pub tftp_initrd: &'static str,
-    /// The package tree (a network install's repository / mirror), paths inside the
-    /// ISO, the first ones required.
-    pub tree_required: &'static [&'static str],
-    pub tree_optional: &'static [&'static str],
+/// What the installer needs from the ISO: the target's PXE layout.
+pub use crate::target::PxeLayout as Layout;
+
+pub fn layout(os: Os) -> &'static Layout {
+    &crate::target::of(os).pxe
 }
-
-pub const CENTOS6: Layout = Layout {
-    kernel: "/images/pxeboot/vmlinuz",
-    initrd: "/images/pxeboot/initrd.img",
-    tftp_kernel: "tftp/centos6/vmlinuz",
-    tftp_initrd: "tftp/centos6/initrd.img",
-    // EL6's loader fetches stage2 (images/install.img) from the `url` tree, then yum
-    // reads repodata/ and Packages/.
-    tree_required: &[
-        "/.treeinfo",
-        "/images/install.img",
-        "/repodata",
-        "/Packages",
-    ],
-    tree_optional: &["/.discinfo", "/images/updates.img", "/images/product.img"],
-};
-
-pub const UBUNTU1204: Layout = Layout {
-    kernel: "/install/netboot/ubuntu-installer/amd64/linux",
-    initrd: "/install/netboot/ubuntu-installer/amd64/initrd.gz",
-    tftp_kernel: "tftp/ubuntu1204/linux",
-    tftp_initrd: "tftp/ubuntu1204/initrd.gz",
-    // A Debian mirror: d-i's netboot initrd downloads its udebs and the packages from
-    // dists/ and pool/.
-    tree_required: &["/dists", "/pool"],
-    tree_optional: &["/.disk"],
-};
-
-pub fn layout(os: Os) -> Layout {
-    match os {
-        Os::Centos6 => CENTOS6,
-        Os::Ubuntu1204 => UBUNTU1204,
-        // debian12: builder side pending
-        Os::Debian12 => {
-            unreachable!("debian12: builder side pending (the inventory does not accept it yet)")
-        }
-    }
-}
-
-/// The grub-legacy EFI loader on CentOS 6 ISOs (the only loader that boots the EL6
-/// kernel under UEFI; see boot-media.md).
-pub const CENTOS6_EFI_LOADER: &str = "/EFI/BOOT/BOOTX64.efi";
 
 impl Iso {
     /// Checks that `path` is a complete ISO 9660 image and computes its identity.

@@ -1,6 +1,6 @@
-//! CentOS 6.3 kickstarts: one per host (`hosts/<fqdn>/ks.cfg`, the plan and ssh keys
-//! inline) and one for the cluster (`fleet/ks.cfg`, which finds the host by MAC in
-//! `%pre` and takes its plan from the media).
+//! Kickstarts (the anaconda targets): one per host (`hosts/<fqdn>/ks.cfg`, the plan
+//! and ssh keys inline) and one for the cluster (`fleet/ks.cfg`, which finds the host
+//! by MAC in `%pre` and takes its plan from the media).
 
 use anyhow::Result;
 use minijinja::{context, Environment};

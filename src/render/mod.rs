@@ -18,10 +18,11 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
 use crate::http_base::HttpBase;
-use crate::inventory::{Host, InstallSource, Inventory, Os};
+use crate::inventory::{AptTrust, Host, InstallSource, Inventory};
+use crate::target::Format;
 
 pub use filters::{debconf, heredoc, ksarg, kspackage, shell};
-pub use templates::TEMPLATE_NAMES;
+pub use templates::template_names;
 
 /// Where the installer finds hvseed's files (plans, the first-boot agent) while it
 /// installs a host.
@@ -46,10 +47,10 @@ pub type RenderedTree = BTreeMap<String, Vec<u8>>;
 
 /// Renders every file for every host, in memory.
 ///
-/// Per host: `hosts/<fqdn>/ks.cfg` (centos6) or `hosts/<fqdn>/preseed.cfg`
-/// (ubuntu1204), `hosts/<fqdn>/plan.json` and `hosts/<fqdn>/authorized_keys` (the
+/// Per host: `hosts/<fqdn>/<install file>` (the target's `ks.cfg`, `preseed.cfg`, ...),
+/// `hosts/<fqdn>/plan.json` and `hosts/<fqdn>/authorized_keys` (the
 /// host's `ssh_authorized_keys`, possibly empty: the fleet files fetch it from the
-/// media). For the cluster: `fleet/ks.cfg` or `fleet/preseed.cfg`.
+/// media). For the cluster: `fleet/<install file>`.
 pub fn render_tree(inventory: &Inventory, opts: &RenderOptions) -> Result<RenderedTree> {
     render(inventory, opts, true)
 }
@@ -69,7 +70,8 @@ fn render(inventory: &Inventory, opts: &RenderOptions, fleet: bool) -> Result<Re
         );
     }
     let media = MediaView::new(&opts.media);
-    let env = templates::environment(opts.templates.as_deref())?;
+    let target = crate::target::of(inventory.os);
+    let env = templates::environment(target, opts.templates.as_deref())?;
     let mut tree = RenderedTree::new();
     for host in &inventory.hosts {
         let report_url = match &opts.media {
@@ -86,11 +88,9 @@ fn render(inventory: &Inventory, opts: &RenderOptions, fleet: bool) -> Result<Re
             authorized_keys(host).into_bytes(),
         );
     }
-    match inventory.os {
-        Os::Centos6 => kickstart::render(&env, inventory, &media, &mut tree, fleet)?,
-        Os::Ubuntu1204 => preseed::render(&env, inventory, &media, &mut tree, fleet)?,
-        // debian12: builder side pending
-        Os::Debian12 => anyhow::bail!("os: debian12 has no installer files in this hvseed yet; install with centos6 or ubuntu1204"),
+    match target.install.format {
+        Format::Kickstart => kickstart::render(&env, inventory, &media, &mut tree, fleet)?,
+        Format::Preseed => preseed::render(&env, inventory, &media, &mut tree, fleet)?,
     }
     Ok(tree)
 }
@@ -188,7 +188,7 @@ pub(crate) struct HostView {
     dns: DnsView,
     cloudstack: CloudStackView,
     network: NetworkView,
-    /// `permissive`, `disabled`, or none (ubuntu1204).
+    /// `permissive`, `disabled`, or none (targets without SELinux).
     selinux: Option<&'static str>,
 }
 
@@ -237,6 +237,13 @@ struct CloudStackView {
     version: String,
     repository: String,
     management_server: String,
+    /// The repository's apt suite (targets that take it from the inventory), else none.
+    suite: Option<String>,
+    /// What d-i's `apt-setup/local0/key` fetches: the key's URL, or the inline key as
+    /// a `base64://` URL (d-i's fetch-url decodes it); none when unauthenticated.
+    key: Option<String>,
+    /// `unauthenticated: true`.
+    unauthenticated: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -304,6 +311,19 @@ impl HostView {
                 version: h.cloudstack.version.to_string(),
                 repository: h.cloudstack.repository.to_string(),
                 management_server: h.cloudstack.management_server.to_string(),
+                suite: h.cloudstack.apt.as_ref().map(|a| a.suite.to_string()),
+                key: h.cloudstack.apt.as_ref().and_then(|a| match &a.trust {
+                    AptTrust::KeyUrl(u) => Some(u.to_string()),
+                    AptTrust::KeyInline(k) => {
+                        Some(format!("base64://{}", base64(k.trim().as_bytes())))
+                    }
+                    AptTrust::Unauthenticated => None,
+                }),
+                unauthenticated: h
+                    .cloudstack
+                    .apt
+                    .as_ref()
+                    .is_some_and(|a| a.trust == AptTrust::Unauthenticated),
             },
             network: NetworkView {
                 kind: h.network.kind.as_str(),
@@ -317,6 +337,28 @@ impl HostView {
             selinux: h.security.selinux.map(|s| s.as_str()),
         }
     }
+}
+
+/// Standard base64 (RFC 4648, with padding), as busybox `base64 -d` reads it.
+fn base64(data: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ABC[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 fn strings(v: &[crate::inventory::Text]) -> Vec<String> {
@@ -389,6 +431,22 @@ mod tests {
         let (c, v) = split_common(&["a\nb\nx1\n".into(), "a\nx2\nb\n".into()]);
         assert_eq!(c, vec!["a", "b"]);
         assert_eq!(v, vec![vec!["x1".to_string()], vec!["x2".to_string()]]);
+    }
+
+    #[test]
+    fn base64_matches_rfc_4648() {
+        for (i, o) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(i.as_bytes()), o);
+        }
+        assert_eq!(base64(&[0xfb, 0xff]), "+/8=");
     }
 
     #[test]

@@ -1,6 +1,6 @@
-//! Ubuntu 12.04 preseeds: one per host (`hosts/<fqdn>/preseed.cfg`) and one for the
-//! cluster (`fleet/preseed.cfg`, whose early_command finds the host by MAC and sets
-//! that host's answers with `debconf-set`). Both take the plan, the ssh keys and the
+//! Preseeds (the debian-installer targets): one per host (`hosts/<fqdn>/preseed.cfg`)
+//! and one for the cluster (`fleet/preseed.cfg`, whose early_command finds the host by
+//! MAC and sets that host's answers with `debconf-set`). Both take the plan, the ssh keys and the
 //! agent from the media in late_command.
 
 use std::collections::{HashMap, HashSet};

@@ -6,61 +6,26 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use minijinja::{Environment, UndefinedBehavior};
 
-/// Built-in templates: (file name, source). The names are what `--templates DIR`
-/// overrides; they are listed in docs/render.md.
-const BUILTIN: &[(&str, &str)] = &[
-    ("ks.cfg", include_str!("../../profiles/centos6/ks.cfg")),
-    (
-        "fleet-ks.cfg",
-        include_str!("../../profiles/centos6/fleet-ks.cfg"),
-    ),
-    ("host.ks", include_str!("../../profiles/centos6/host.ks")),
-    (
-        "packages.ks",
-        include_str!("../../profiles/centos6/packages.ks"),
-    ),
-    (
-        "fleet-pre.sh",
-        include_str!("../../profiles/centos6/fleet-pre.sh"),
-    ),
-    (
-        "post-nochroot.sh",
-        include_str!("../../profiles/centos6/post-nochroot.sh"),
-    ),
-    ("post.sh", include_str!("../../profiles/centos6/post.sh")),
-    (
-        "preseed.cfg",
-        include_str!("../../profiles/ubuntu1204/preseed.cfg"),
-    ),
-    (
-        "settings.cfg",
-        include_str!("../../profiles/ubuntu1204/settings.cfg"),
-    ),
-    (
-        "early.sh",
-        include_str!("../../profiles/ubuntu1204/early.sh"),
-    ),
-    ("late.sh", include_str!("../../profiles/ubuntu1204/late.sh")),
-];
+use crate::target::Target;
 
-/// The names of all templates (what `--templates DIR` may override).
-pub const TEMPLATE_NAMES: &[&str] = &[
-    "ks.cfg",
-    "fleet-ks.cfg",
-    "host.ks",
-    "packages.ks",
-    "fleet-pre.sh",
-    "post-nochroot.sh",
-    "post.sh",
-    "preseed.cfg",
-    "settings.cfg",
-    "early.sh",
-    "late.sh",
-];
+/// The names of all templates of every target (what `--templates DIR` may override),
+/// in the order of [`crate::target::TARGETS`].
+pub fn template_names() -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = Vec::new();
+    for t in crate::target::TARGETS {
+        for (name, _) in t.install.templates {
+            if !names.contains(name) {
+                names.push(name);
+            }
+        }
+    }
+    names
+}
 
 /// A template environment with the quoting filters, strict undefined values and the
-/// built-in templates, each replaced by `DIR/<name>` when that file exists.
-pub fn environment(overrides: Option<&Path>) -> Result<Environment<'static>> {
+/// built-in templates of `target` (from `profiles/<target>/`), each replaced by
+/// `DIR/<name>` when that file exists.
+pub fn environment(target: &Target, overrides: Option<&Path>) -> Result<Environment<'static>> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_trim_blocks(true);
@@ -69,21 +34,22 @@ pub fn environment(overrides: Option<&Path>) -> Result<Environment<'static>> {
     env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
     super::filters::register(&mut env);
     if let Some(dir) = overrides {
+        let known = template_names();
         let entries = std::fs::read_dir(dir)
             .with_context(|| format!("reading the templates directory {}", dir.display()))?;
         for e in entries {
             let e = e.with_context(|| format!("reading {}", dir.display()))?;
             let name = e.file_name().to_string_lossy().into_owned();
-            if !TEMPLATE_NAMES.contains(&name.as_str()) {
+            if !known.contains(&name.as_str()) {
                 tracing::warn!(
                     "{}: not a template name hvseed knows ({}); ignored",
                     e.path().display(),
-                    TEMPLATE_NAMES.join(", ")
+                    known.join(", ")
                 );
             }
         }
     }
-    for (name, builtin) in BUILTIN {
+    for (name, builtin) in target.install.templates {
         let source = match overrides.map(|d| d.join(name)).filter(|p| p.is_file()) {
             Some(p) => {
                 tracing::info!("template {name}: using {}", p.display());
@@ -126,8 +92,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_match_builtins() {
-        let names: Vec<&str> = BUILTIN.iter().map(|(n, _)| *n).collect();
-        assert_eq!(names, TEMPLATE_NAMES);
+    fn every_target_s_templates_load() {
+        for t in crate::target::TARGETS {
+            let env = environment(t, None).unwrap();
+            for (name, _) in t.install.templates {
+                assert!(env.get_template(name).is_ok(), "{}: {name}", t.os);
+            }
+        }
+        let names = template_names();
+        assert!(names.contains(&"ks.cfg") && names.contains(&"preseed.cfg"));
     }
 }

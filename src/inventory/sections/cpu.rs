@@ -20,8 +20,9 @@ pub(in crate::inventory) fn resolve_cpu(c: &mut Checker, m: &Map, os: Option<Os>
             ],
         ),
     };
-    if let (Some(v), Some(Os::Ubuntu1204)) = (mode_node, os) {
-        c.warn(v, "cpu.mode", "Ubuntu 12.04's stock libvirt (0.9.8) is older than 0.9.10, which guest.cpu.mode needs: CloudStack will ignore it unless a newer libvirt is installed");
+    let warning = os.and_then(|os| crate::target::of(os).inventory.cpu_mode_warning);
+    if let (Some(v), Some(warning)) = (mode_node, warning) {
+        c.warn(v, "cpu.mode", warning);
     }
     let model = match s.get("model") {
         None => None,

@@ -13,9 +13,10 @@ use super::super::yaml::{Node, Value};
 pub(in crate::inventory) fn resolve_install(
     c: &mut Checker,
     m: &Map,
-    _os: Option<Os>,
+    os: Option<Os>,
 ) -> Option<Install> {
     let s = c.section(m, "install", INSTALL_KEYS);
+    let rules_of = os.map(|os| &crate::target::of(os).inventory);
     let source = match s.get("source") {
         None => Some(InstallSource::Cdrom),
         Some(v) => c.memo(v, (0, 4), |c| {
@@ -35,6 +36,19 @@ pub(in crate::inventory) fn resolve_install(
                 }
             }
         }),
+    };
+    // A target whose CD cannot install it (a netinst CD) wants a mirror.
+    let source = match (source, rules_of.and_then(|r| r.cdrom_refused)) {
+        (Some(InstallSource::Cdrom), Some(why)) => {
+            match s.get("source") {
+                Some(v) => c.error(v, "install.source", why),
+                None => {
+                    c.required(&s, "source");
+                }
+            }
+            None
+        }
+        (source, _) => source,
     };
     let text_or = |c: &mut Checker,
                    key: &str,
@@ -78,7 +92,13 @@ pub(in crate::inventory) fn resolve_install(
     };
     let extra_repositories = match s.get("extra_repositories") {
         None => Some(List::from([])),
-        Some(v) => c.memo(v, (0, 6), |c| resolve_repositories(c, v)),
+        Some(v) => match rules_of.and_then(|r| r.extra_repositories_refused) {
+            Some(why) if !matches!(&v.value, Value::Seq(items) if items.is_empty()) => {
+                c.error(v, "install.extra_repositories", why);
+                None
+            }
+            _ => c.memo(v, (0, 6), |c| resolve_repositories(c, v)),
+        },
     };
     Some(Install {
         source: source?,

@@ -26,8 +26,9 @@ pub(in crate::inventory) fn resolve_network(
                     ("openvswitch", NetworkType::Openvswitch),
                 ],
             );
-            if k == Some(NetworkType::Openvswitch) && os == Some(Os::Ubuntu1204) {
-                c.warn(v, "network.type", "Ubuntu 12.04's stock libvirt (0.9.8) is older than 0.9.11, which Open vSwitch bridges need: install a newer libvirt (e.g. from the Ubuntu Cloud Archive) or use linux-bridge");
+            let warning = os.and_then(|os| crate::target::of(os).inventory.openvswitch_warning);
+            if let (Some(NetworkType::Openvswitch), Some(w)) = (k, warning) {
+                c.warn(v, "network.type", w);
             }
             k
         }

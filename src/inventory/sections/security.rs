@@ -4,6 +4,7 @@ use super::super::model::*;
 use super::super::reader::{Checker, Map};
 use super::super::rules;
 use super::super::schema::*;
+use crate::target::Selinux;
 
 pub(in crate::inventory) fn resolve_security(
     c: &mut Checker,
@@ -11,9 +12,10 @@ pub(in crate::inventory) fn resolve_security(
     os: Option<Os>,
 ) -> Option<Security> {
     let s = c.section(m, "security", SECURITY_KEYS);
-    let selinux = match (s.get("selinux"), os) {
-        (Some(v), Some(Os::Ubuntu1204)) => {
-            c.error(v, "security.selinux", "SELinux settings apply to centos6 only; remove this key (Ubuntu 12.04 uses AppArmor, which hvseed configures itself)");
+    let rule = os.map(|os| crate::target::of(os).inventory.selinux);
+    let selinux = match (s.get("selinux"), rule) {
+        (Some(v), Some(Selinux::Refused(why))) => {
+            c.error(v, "security.selinux", why);
             None
         }
         (Some(v), _) => {
@@ -32,7 +34,7 @@ pub(in crate::inventory) fn resolve_security(
                 .map(Some)
             }
         }
-        (None, Some(Os::Centos6)) => Some(Some(SelinuxMode::Permissive)),
+        (None, Some(Selinux::Default(mode))) => Some(Some(mode)),
         (None, _) => Some(None),
     };
     let firewall_sources = match s.get("firewall_sources") {

@@ -1,0 +1,49 @@
+//! What targets installed by debian-installer share: the preseed format and how a
+//! boot entry answers the questions d-i asks before it reads the preseed.
+
+use super::{BootValues, Format};
+
+pub const FORMAT: Format = Format::Preseed;
+/// The preseed's name under `hosts/<fqdn>/` and `fleet/`.
+pub const INSTALL_FILE: &str = "preseed.cfg";
+
+/// The ISO's boot entry: the preseed is inside the initrd (`/preseed.cfg`, read before
+/// the first question), so the command line only makes d-i ask nothing.
+pub fn iso_args(v: &BootValues) -> Vec<String> {
+    let mut args: Vec<String> = vec![
+        "auto=true".into(),
+        "priority=critical".into(),
+        format!("locale={}", v.locale),
+        format!("keyboard-configuration/layoutcode={}", v.keyboard),
+        "console-setup/ask_detect=false".into(),
+    ];
+    args.extend(v.kernel_args.iter().cloned());
+    args.push("--".into());
+    args
+}
+
+/// A host's PXE entry. `url=` is fetched after d-i's DHCP, so what d-i asks before
+/// that goes on the command line (boot-media.md): locale, keyboard, hostname.
+pub fn pxe_args(v: &BootValues) -> Vec<String> {
+    let (hostname, domain) = v.host.unwrap_or_default();
+    let mut args: Vec<String> = vec![
+        "auto=true".into(),
+        "priority=critical".into(),
+        format!("url={}", v.install_file),
+        format!("locale={}", v.locale),
+        format!("keyboard-configuration/layoutcode={}", v.keyboard),
+        format!("keyboard-configuration/xkb-keymap={}", v.keyboard),
+        "console-setup/ask_detect=false".into(),
+        format!("hostname={hostname}"),
+        format!("domain={domain}"),
+        // BOOTIF (from IPAPPEND 2, or written into the GRUB file) picks the NIC:
+        // d-i's netcfg reads BOOTIF=01-<mac> from /proc/cmdline, finds the
+        // interface with that MAC and makes it the default; with the question
+        // preseeded to `auto` it is not asked and that default is used
+        // (netcfg's netcfg-common.c: get_bootif, find_bootif_iface,
+        // netcfg_get_interface).
+        "netcfg/choose_interface=auto".into(),
+    ];
+    args.extend(v.kernel_args.iter().cloned());
+    args
+}
