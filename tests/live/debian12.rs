@@ -97,6 +97,8 @@ struct Lab {
     trunk: Trunk,
     serve_dir: PathBuf,
     _serve: KillOnDrop,
+    /// The installer network's DHCP server (answers again after a rollback).
+    _dhcp: KillOnDrop,
     key: PathBuf,
 }
 
@@ -150,6 +152,7 @@ fn lab(kind: NetKind, placeholders: &[&str], mgmt_gateway: bool) -> Option<Lab> 
         "dev",
         UNTAGGED,
     ]);
+    let dhcp = install::dhcp_server(&ns, UNTAGGED, &r.mac(), work.path());
     let serve_dir = work.path().join("serve");
     install::serve_tree(&r, &agent, &serve_dir);
     let serve = install::serve(&ns, &serve_dir, &work.path().join("serve.log"));
@@ -164,6 +167,7 @@ fn lab(kind: NetKind, placeholders: &[&str], mgmt_gateway: bool) -> Option<Lab> 
         trunk,
         serve_dir,
         _serve: serve,
+        _dhcp: dhcp,
         key,
     })
 }

@@ -30,9 +30,13 @@ use crate::util::{self, output_within_secs, KillOnDrop};
 const INSTALLER_STEPS: &str = include_str!("install.rs");
 
 /// The inventory the hosts are rendered from.
-pub const INVENTORY: &str = "profiles/examples/lab-ubuntu1204.yaml";
+pub const INVENTORY: &str = "profiles/examples/lab-debian12.yaml";
 /// Its first host.
-pub const FQDN: &str = "kvm21.lab.example.org";
+pub const FQDN: &str = "kvm41.lab.example.org";
+/// The trunk NIC as the guest names it: QEMU boots the root's kernel with
+/// `net.ifnames=0` (the slot-based name of a virtio NIC depends on QEMU's PCI layout),
+/// so the inventory's `trunk_nic` is set to it.
+pub const GUEST_NIC: &str = "eth0";
 /// `hvseed serve` in the test's namespace (on its `lo`, reached through the gateway of
 /// whichever network the host is on).
 pub const SERVE_IP: &str = "10.9.0.1";
@@ -50,9 +54,10 @@ pub const INSTALLER_PACKAGES: &[&str] = &["linux-image-amd64", "ifupdown"];
 /// The test's own key for root (the inventory's `ssh_authorized_keys`); test only.
 pub const TEST_KEY: &str = "tests/fixtures/live/id_ed25519";
 
-/// The installer's network: d-i 12's netcfg has no VLAN support, so the installer
-/// configures the trunk NIC's untagged (native) network, here with a static address
-/// on a network of its own (docs/testing.md, "Live hosts").
+/// The installer's network: d-i 12's netcfg has no VLAN support, so hvseed's preseed
+/// has it take DHCP on the trunk NIC's untagged (native) network (docs/testing.md,
+/// "Live hosts"). The test's DHCP server (`dnsmasq` in the namespace) gives the host's
+/// MAC this address, with this gateway and DNS server.
 #[derive(Clone, Copy, Debug)]
 pub struct InstallerNet {
     pub ip: Ipv4Addr,
@@ -88,8 +93,6 @@ pub struct Rendered {
     pub plan: serde_json::Value,
     pub plan_bytes: Vec<u8>,
     pub preseed: String,
-    /// The OS the inventory rendered for (before any change below).
-    pub rendered_os: String,
 }
 
 impl Rendered {
@@ -120,10 +123,9 @@ impl Rendered {
     }
 }
 
-/// `INVENTORY` with root's key replaced by the test key and the network type set,
-/// rendered with `--http-base` (the report goes to `hvseed serve`). The preseed and the
-/// plan are the Ubuntu 12.04 example's until the builder renders `os: debian12`: the
-/// plan's schema is the same for both, so only its `"os"` is changed to `debian12`.
+/// `INVENTORY` with root's key replaced by the test key, the network type set and the
+/// trunk NIC named as the guest names it, rendered with `--http-base` (the report goes
+/// to `hvseed serve`).
 pub fn render(work: &Path, kind: NetKind) -> Rendered {
     let root = util::root();
     let yaml = std::fs::read_to_string(root.join(INVENTORY)).unwrap();
@@ -143,6 +145,10 @@ pub fn render(work: &Path, kind: NetKind) -> Rendered {
         }
         if t.starts_with("type: linux-bridge") {
             out_yaml.push_str(&format!("{indent}type: {}\n", kind.inventory_value()));
+            continue;
+        }
+        if t.starts_with("trunk_nic:") {
+            out_yaml.push_str(&format!("{indent}trunk_nic: {GUEST_NIC}\n"));
             continue;
         }
         out_yaml.push_str(line);
@@ -167,15 +173,10 @@ pub fn render(work: &Path, kind: NetKind) -> Rendered {
     assert!(o.status.success(), "render: {}", lossy(&o.stderr));
     let host = out.join("hosts").join(FQDN);
     let plan_path = host.join("plan.json");
-    let mut plan: serde_json::Value =
+    let plan: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&plan_path).unwrap()).unwrap();
-    let rendered_os = plan["os"].as_str().unwrap().to_owned();
-    if rendered_os != "debian12" {
-        plan["os"] = "debian12".into();
-        let mut text = serde_json::to_string_pretty(&plan).unwrap();
-        text.push('\n');
-        std::fs::write(&plan_path, &text).unwrap();
-    }
+    assert_eq!(plan["os"].as_str(), Some("debian12"), "{INVENTORY}");
+    assert_eq!(plan["network"]["trunk_nic"].as_str(), Some(GUEST_NIC));
     assert_eq!(
         plan["network"]["type"].as_str(),
         Some(kind.inventory_value())
@@ -185,7 +186,6 @@ pub fn render(work: &Path, kind: NetKind) -> Rendered {
         plan_bytes: std::fs::read(&plan_path).unwrap(),
         plan,
         preseed: std::fs::read_to_string(host.join("preseed.cfg")).unwrap(),
-        rendered_os,
     }
 }
 
@@ -198,43 +198,13 @@ pub fn preseed_value(preseed: &str, question: &str) -> Option<String> {
     })
 }
 
-/// The packages the host's preseed asks pkgsel for. A debian12 preseed's
-/// `pkgsel/include` is read as it is; until the builder renders debian12, the list is
-/// the one a Debian 12 CloudStack host needs (the same packages with their Debian 12
-/// names; the 12.04 preseed's are precise's).
-pub fn pkgsel(r: &Rendered, kind: NetKind) -> Vec<String> {
-    if r.rendered_os == "debian12" {
-        let v = preseed_value(&r.preseed, "pkgsel/include")
-            .expect("the debian12 preseed has no pkgsel/include");
-        return v.split_whitespace().map(str::to_owned).collect();
-    }
-    let mut v: Vec<String> = [
-        "openssh-server",
-        "qemu-system-x86",
-        "libvirt-daemon-system",
-        "chrony",
-        "bridge-utils",
-        "vlan",
-        "ufw",
-        "apparmor",
-        "apparmor-utils",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    if kind == NetKind::Openvswitch {
-        v.push("openvswitch-switch".into());
-    }
-    v.push("cloudstack-agent".into());
-    // The inventory's install.extra_packages.
-    let extra = preseed_value(&r.preseed, "pkgsel/include").unwrap_or_default();
-    v.extend(
-        extra
-            .split_whitespace()
-            .filter(|p| *p == "ipmitool")
-            .map(str::to_owned),
-    );
-    v
+/// The packages the host's preseed asks pkgsel for (`pkgsel/include`).
+pub fn pkgsel(r: &Rendered) -> Vec<String> {
+    preseed_value(&r.preseed, "pkgsel/include")
+        .expect("the debian12 preseed has no pkgsel/include")
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The root's packages: the preseed's less [`FROM_CLOUDSTACK_REPOSITORY`] (each must be
@@ -259,32 +229,20 @@ pub fn root_spec(preseed_packages: &[String]) -> RootSpec {
     RootSpec::bookworm(&v)
 }
 
-/// The files d-i's netcfg (1.187+deb12u1, Debian 12's) writes for a static IPv4 address
-/// and copies into /target (`base-installer.d/40netcfg`): `write_interface.c` writes
+/// The files d-i's netcfg (1.187+deb12u1, Debian 12's) writes after DHCP and copies
+/// into /target (`base-installer.d/40netcfg`): `write_interface.c` writes
 /// `/etc/network/interfaces` (the `source` line, loopback, then the NIC as
 /// `allow-hotplug` — d-i's hotplug rule lists every NIC it saw in
-/// `/etc/network/devhotplug` — with a CIDR `address`, `gateway` and the `dns-*` lines,
-/// options indented by a tab); `static.c` writes `/etc/hosts` (the address with FQDN and
-/// short name, then the IPv6 block), `/etc/hostname` (the short name),
-/// `/etc/resolv.conf` and `/etc/networks`.
+/// `/etc/network/devhotplug` — with `inet dhcp` and no other option); it writes
+/// `/etc/hosts` with `127.0.1.1` for the FQDN and short name after DHCP (then the IPv6
+/// block) and `/etc/hostname` (the short name) (`dhcp.c`, `netcfg-common.c`); `/etc/resolv.conf` is the one the installer's
+/// DHCP client wrote from the server's answer (`domain`, `search`, `nameserver`).
+/// netcfg writes `/etc/networks` only for a static address.
 pub fn netcfg_files(plan: &serde_json::Value, net: InstallerNet) -> Vec<Extra> {
     let nic = plan["network"]["trunk_nic"].as_str().unwrap();
     let hostname = plan["hostname"].as_str().unwrap();
     let domain = plan["domain"].as_str().unwrap();
-    let dns: Vec<&str> = plan["dns"]["servers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap())
-        .collect();
-    let InstallerNet {
-        ip,
-        prefix,
-        gateway,
-    } = net;
-    let mask = u32::MAX << (32 - prefix);
-    let network = Ipv4Addr::from(u32::from(ip) & mask);
-    let mut interfaces = format!(
+    let interfaces = format!(
         "# This file describes the network interfaces available on your system\n\
          # and how to activate them. For more information, see interfaces(5).\n\
          \n\
@@ -296,41 +254,61 @@ pub fn netcfg_files(plan: &serde_json::Value, net: InstallerNet) -> Vec<Extra> {
          \n\
          # The primary network interface\n\
          allow-hotplug {nic}\n\
-         iface {nic} inet static\n\
-         \taddress {ip}/{prefix}\n\
-         \tgateway {gateway}\n"
+         iface {nic} inet dhcp\n"
     );
-    if !dns.is_empty() {
-        interfaces.push_str(&format!(
-            "\t# dns-* options are implemented by the resolvconf package, if installed\n\
-             \tdns-nameservers {}\n\
-             \tdns-search {domain}\n",
-            dns.join(" ")
-        ));
-    }
     let hosts = format!(
         "127.0.0.1\tlocalhost\n\
-         {ip}\t{hostname}.{domain}\t{hostname}\n\
+         127.0.1.1\t{hostname}.{domain}\t{hostname}\n\
          \n\
          # The following lines are desirable for IPv6 capable hosts\n\
          ::1     localhost ip6-localhost ip6-loopback\n\
          ff02::1 ip6-allnodes\n\
          ff02::2 ip6-allrouters\n"
     );
-    let mut resolv = format!("search {domain}\n");
-    for s in &dns {
-        resolv.push_str(&format!("nameserver {s}\n"));
-    }
-    let networks = format!(
-        "default\t\t0.0.0.0\nloopback\t127.0.0.0\nlink-local\t169.254.0.0\nlocalnet\t{network}\n"
+    let resolv = format!(
+        "domain {domain}\nsearch {domain}\nnameserver {}\n",
+        net.gateway
     );
     vec![
         Extra::new("/etc/network/interfaces", 0o644, interfaces),
         Extra::new("/etc/hosts", 0o644, hosts),
         Extra::new("/etc/hostname", 0o644, format!("{hostname}\n")),
         Extra::new("/etc/resolv.conf", 0o644, resolv),
-        Extra::new("/etc/networks", 0o644, networks),
     ]
+}
+
+/// The installer network's DHCP server in `ns` on the tap `iface` (dnsmasq, DNS off):
+/// the host's `mac` gets [`INSTALLER_NET`]'s address, gateway and DNS server, as the
+/// site's DHCP server would answer the installer and, after a rollback, the host.
+pub fn dhcp_server(ns: &Netns, iface: &str, mac: &str, work: &Path) -> KillOnDrop {
+    let net = INSTALLER_NET;
+    let mask = Ipv4Addr::from(u32::MAX << (32 - net.prefix));
+    KillOnDrop(
+        ns.command("dnsmasq")
+            .args([
+                "--keep-in-foreground",
+                "--no-resolv",
+                "--no-hosts",
+                "--port=0",
+                "--bind-interfaces",
+                &format!("--interface={iface}"),
+                &format!("--dhcp-range={},static,{mask},10m", net.ip),
+                &format!("--dhcp-host={mac},{}", net.ip),
+                &format!("--dhcp-option=option:router,{}", net.gateway),
+                &format!("--dhcp-option=option:dns-server,{}", net.gateway),
+                "--log-dhcp",
+            ])
+            .arg(format!(
+                "--dhcp-leasefile={}",
+                work.join("dnsmasq.leases").display()
+            ))
+            .arg(format!("--pid-file={}", work.join("dnsmasq.pid").display()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(work.join("dnsmasq.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    )
 }
 
 /// A stand-in registered in dpkg under the name of a package only
@@ -445,7 +423,7 @@ pub fn installed_disk(
     placeholders: &[&str],
     work: &Path,
 ) -> Disk {
-    let spec = root_spec(&pkgsel(r, kind));
+    let spec = root_spec(&pkgsel(r));
     let mut all = netcfg_files(&r.plan, INSTALLER_NET);
     all.extend_from_slice(extras);
     let agent_bytes = std::fs::read(agent).unwrap();
