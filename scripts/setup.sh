@@ -42,6 +42,7 @@ pkgs=(
   mmdebstrap         # live tests: Debian 12 roots for hosts booted in QEMU (tests/live/)
   qemu-utils         # live tests: qemu-img overlays, so a guest never writes the cached image
   iputils-ping iproute2 e2fsprogs  # live tests: ping from the test's namespace, mkfs.ext4 -d
+  libvirt-clients openssh-client   # live tests: virsh over qemu+tcp and ssh into the host
 )
 missing=()
 for p in "${pkgs[@]}"; do

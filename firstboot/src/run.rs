@@ -1,10 +1,10 @@
 //! `hvseed-firstboot run`: the one-shot job on the first boot of the live system. It
 //! re-applies the plan (a no-op after the offline step), does what only a running
-//! system can (setenforce, apparmor_parser -R, load the firewall, restart networking
-//! and libvirtd), verifies, reports, and disables its job only when the host is ready.
-//! If the management gateway is unreachable after the network restart, the network
-//! files go back to what the installer wrote and the network is restarted again: a host
-//! is never left off the network by hvseed.
+//! system can (setenforce, apparmor_parser -R, restart networking, load the firewall,
+//! restart libvirtd), verifies, reports, and disables its job only when the host is
+//! ready. If the management gateway is unreachable after the network restart, the
+//! network files go back to what the installer wrote, the network is restarted again
+//! and hvseed's firewall is not loaded: a host is never left off the network by hvseed.
 
 use std::fs;
 use std::io::Write;
@@ -202,7 +202,8 @@ fn missing_bridges(plan: &Plan, env: &Env) -> Vec<String> {
 }
 
 /// What only the running system can do, then the network restart with its gateway
-/// and bridge check (and rollback), then the libvirtd restart.
+/// and bridge check: the firewall loaded if they pass, the installer's network back
+/// (and no firewall of hvseed's) if not; then the libvirtd restart.
 fn live_steps(
     plan: &Plan,
     env: &Env,
@@ -230,6 +231,7 @@ fn live_steps(
             ok: true,
             detail: format!("management gateway {gw} answers ping"),
         });
+        family.load_firewall(env, log);
     } else {
         let (what, fix) = if ping.success() {
             (
@@ -260,6 +262,9 @@ fn live_steps(
             ),
             Err(e) => format!("{what}, and restoring the network files failed: {e}"),
         };
+        // hvseed's rules accept only the management network's sources: loaded now,
+        // they would cut the host off on the installer's network.
+        log.line("hvseed's firewall is not loaded while the installer's network is in use");
         log.line(&detail);
         checks.push(CheckResult {
             name: "network-gateway".into(),

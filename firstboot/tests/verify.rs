@@ -609,8 +609,28 @@ fn run_rolls_the_network_back_when_the_gateway_is_lost() {
                 assert!(!h.root.join("etc/init/hvseed-firstboot.override").exists());
             }
         }
-        assert!(read(&h.root, "/var/log/hvseed-firstboot.log").contains("unreachable"));
+        let log = read(&h.root, "/var/log/hvseed-firstboot.log");
+        assert!(log.contains("unreachable"));
+        // hvseed's firewall accepts the management network's sources only: not loaded
+        // while the installer's network is in use, which keeps the host reachable there.
+        let rt = fs::read_to_string(h.dir.join("runtime.log")).unwrap_or_default();
+        assert!(
+            !rt.contains("iptables-restore") && !rt.contains("ufw --force enable"),
+            "{os}: firewall loaded after the rollback: {rt}"
+        );
+        assert!(log.contains("firewall is not loaded"), "{os}: {log}");
     }
+}
+
+/// A fake apparmor_parser whose `-R` takes the libvirt profiles off the kernel's list.
+fn unloads_from_the_list(h: &FakeHost) {
+    h.bin(
+        "apparmor_parser",
+        "d=\"${0%/*}/..\"; echo apparmor_parser \"$@\" >> \"$d/runtime.log\"\n\
+         f=\"$d/sys/kernel/security/apparmor/profiles\"; out=\n\
+         while IFS= read -r l; do case \"$l\" in *libvirtd*|*virt-aa-helper*) ;; *) out=\"$out$l\n\"; esac; done < \"$f\"\n\
+         printf '%s' \"$out\" > \"$f\"",
+    );
 }
 
 #[test]
@@ -619,6 +639,14 @@ fn run_on_ubuntu_disables_the_upstart_job_on_success() {
     offline_apply(&h);
     runtime_fakes(&h);
     h.bin("ping", "exit 0");
+    // precise names its profiles by path; only libvirtd's is loaded.
+    fs::create_dir_all(h.dir.join("sys/kernel/security/apparmor")).unwrap();
+    fs::write(
+        h.dir.join("sys/kernel/security/apparmor/profiles"),
+        "/usr/sbin/libvirtd (enforce)\n/sbin/dhclient (enforce)\n",
+    )
+    .unwrap();
+    unloads_from_the_list(&h);
     let out = h.cmd("run").output().unwrap();
     assert!(
         out.status.success(),
@@ -632,6 +660,10 @@ fn run_on_ubuntu_disables_the_upstart_job_on_success() {
     let rt = fs::read_to_string(h.dir.join("runtime.log")).unwrap();
     assert!(rt.contains("ufw --force enable"));
     assert!(rt.contains("apparmor_parser -R") && rt.contains("usr.sbin.libvirtd"));
+    assert!(
+        !rt.contains("virt-aa-helper"),
+        "a profile not loaded was unloaded: {rt}"
+    );
     let svc = fs::read_to_string(h.dir.join("service.log")).unwrap();
     assert!(svc.contains("libvirt-bin restart"), "{svc}");
     assert!(
@@ -1136,7 +1168,20 @@ fn debian12_runtime(h: &FakeHost) {
 fn run_on_debian12_uses_systemd_and_disables_its_unit_when_ready() {
     let h = debian12("linux-bridge");
     debian12_runtime(&h);
+    // ufw logs beside systemctl, so the order of the two shows.
+    h.bin(
+        "ufw",
+        "d=\"${0%/*}/..\"; echo \"ufw $*\" >> \"$d/systemctl.log\"; echo \"ufw $*\" >> \"$d/runtime.log\"",
+    );
     h.bin("ping", "exit 0");
+    // bookworm names its profiles; only virt-aa-helper's is loaded.
+    fs::create_dir_all(h.dir.join("sys/kernel/security/apparmor")).unwrap();
+    fs::write(
+        h.dir.join("sys/kernel/security/apparmor/profiles"),
+        "virt-aa-helper (enforce)\n/usr/sbin/chronyd (enforce)\n",
+    )
+    .unwrap();
+    unloads_from_the_list(&h);
     let wants = h
         .root
         .join("etc/systemd/system/multi-user.target.wants/hvseed-firstboot.service");
@@ -1154,6 +1199,8 @@ fn run_on_debian12_uses_systemd_and_disables_its_unit_when_ready() {
         [
             "systemctl stop networking.service",
             "systemctl start networking.service",
+            // Once the gateway answered on the planned network.
+            "ufw --force enable",
             "systemctl daemon-reload",
             "systemctl stop libvirtd.socket libvirtd-ro.socket libvirtd-admin.socket \
              libvirtd-tcp.socket libvirtd-tls.socket",
@@ -1164,6 +1211,12 @@ fn run_on_debian12_uses_systemd_and_disables_its_unit_when_ready() {
     let rt = fs::read_to_string(h.dir.join("runtime.log")).unwrap();
     assert!(rt.contains("ufw --force enable"), "{rt}");
     assert!(rt.contains("apparmor_parser -R") && rt.contains("usr.lib.libvirt.virt-aa-helper"));
+    assert!(
+        !rt.contains("usr.sbin.libvirtd"),
+        "a profile not loaded was unloaded: {rt}"
+    );
+    assert!(read(&h.root, "/var/log/hvseed-firstboot.log")
+        .contains("AppArmor profile usr.sbin.libvirtd is not loaded"));
     // The fake systemctl does not remove the link: the agent makes sure it is gone.
     assert!(fs::symlink_metadata(&wants).is_err(), "unit still enabled");
     assert!(h
@@ -1209,6 +1262,11 @@ fn run_on_debian12_rolls_back_a_lost_gateway_and_keeps_its_unit() {
         ]
     );
     assert!(!sc.contains("disable"), "{sc}");
+    let rt = fs::read_to_string(h.dir.join("runtime.log")).unwrap_or_default();
+    assert!(
+        !rt.contains("ufw --force enable"),
+        "ufw enabled after the rollback: {rt}"
+    );
     let report: hvseed_firstboot::report::Report =
         serde_json::from_str(&read(&h.root, "/var/lib/hvseed/report.json")).unwrap();
     let gw = &report.checks[0];
@@ -1302,4 +1360,48 @@ fn a_bad_settings_file_is_a_failed_check_naming_file_line_and_fix() {
             && s.detail.contains("1 to 60"),
         "{s:?}"
     );
+}
+
+/// bookworm's libvirt profiles are named `libvirtd` (with the child
+/// `libvirtd//qemu_bridge_helper`) and `virt-aa-helper`, not by path as on precise:
+/// a loaded one fails the check. The live Debian 12 host showed the names.
+#[test]
+fn verify_on_debian12_sees_libvirts_profiles_by_their_names() {
+    let h = debian12("linux-bridge");
+    fs::create_dir_all(h.dir.join("sys/kernel/security/apparmor")).unwrap();
+    let list = h.dir.join("sys/kernel/security/apparmor/profiles");
+    fs::write(
+        &list,
+        "libvirtd (enforce)\nlibvirtd//qemu_bridge_helper (enforce)\n/usr/sbin/chronyd (enforce)\n",
+    )
+    .unwrap();
+    let (_, m) = h.verify();
+    assert!(!m["apparmor"].0, "{:?}", m["apparmor"]);
+    assert!(
+        m["apparmor"]
+            .1
+            .contains("libvirtd, libvirtd//qemu_bridge_helper"),
+        "{:?}",
+        m["apparmor"]
+    );
+    fs::write(
+        &list,
+        "/usr/sbin/chronyd (enforce)\nlibvirt-5f2a (enforce)\n",
+    )
+    .unwrap();
+    let (_, m) = h.verify();
+    assert!(m["apparmor"].0, "{:?}", m["apparmor"]);
+}
+
+/// With AppArmor not active there is nothing to unload: no apparmor_parser call.
+#[test]
+fn run_on_debian12_without_apparmor_unloads_nothing() {
+    let h = debian12("linux-bridge");
+    debian12_runtime(&h);
+    h.bin("ping", "exit 0");
+    let _ = h.cmd("run").output().unwrap();
+    let rt = fs::read_to_string(h.dir.join("runtime.log")).unwrap_or_default();
+    assert!(!rt.contains("apparmor_parser"), "{rt}");
+    assert!(read(&h.root, "/var/log/hvseed-firstboot.log")
+        .contains("AppArmor is not active: no profile to unload"));
 }

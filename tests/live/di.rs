@@ -21,6 +21,9 @@ use super::image::{lossy, tail};
 use super::net::Netns;
 use crate::support::{missing, output_within_secs};
 
+/// This file's source, for the keys of images built through it.
+pub const SOURCE: &str = include_str!("di.rs");
+
 /// The Debian 12 installer's netboot initrd.
 pub const DI_INITRD: &str =
     "/usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64/initrd.gz";

@@ -25,6 +25,8 @@ pub struct GuestSpec<'a> {
     pub trunk: &'a Path,
     /// Kernel arguments after `root=/dev/vda rw console=ttyS0 net.ifnames=0`.
     pub append: &'a str,
+    /// The guest's memory (`-m`), MiB.
+    pub memory_mib: u32,
 }
 
 pub struct Guest {
@@ -38,7 +40,14 @@ impl Guest {
     /// Starts QEMU (after waiting for the global lock); its serial console goes to
     /// `dir/console.log`.
     pub fn boot(spec: &GuestSpec, dir: &Path) -> Guest {
+        let waited = Instant::now();
         let lock = one_qemu();
+        if waited.elapsed() > Duration::from_secs(1) {
+            eprintln!(
+                "live: waited {:.1?} for the one-QEMU lock (another guest was running)",
+                waited.elapsed()
+            );
+        }
         let console = dir.join("console.log");
         let disk_format = if spec.disk.extension().is_some_and(|e| e == "qcow2") {
             "qcow2"
@@ -50,47 +59,40 @@ impl Guest {
         // guest hung early in 1 of 5 boots with a vCPU halted and its timer never
         // delivered (RCU stall reports, QEMU idle), and booted more slowly while the
         // two cores were busy (58-63 s to `login:` against 42-49 s).
-        cmd.args([
-            "-accel",
-            "tcg,thread=single",
-            "-cpu",
-            "max",
-            "-m",
-            "2048",
-            "-smp",
-            "2",
-        ])
-        .args(["-display", "none", "-monitor", "none", "-no-reboot"])
-        .arg("-serial")
-        .arg(format!("file:{}", console.display()))
-        .arg("-kernel")
-        .arg(spec.kernel)
-        .arg("-initrd")
-        .arg(spec.initrd)
-        .arg("-append")
-        .arg(
-            format!(
-                "root=/dev/vda rw console=ttyS0 net.ifnames=0 {}",
-                spec.append
+        cmd.args(["-accel", "tcg,thread=single", "-cpu", "max", "-smp", "2"])
+            .arg("-m")
+            .arg(spec.memory_mib.to_string())
+            .args(["-display", "none", "-monitor", "none", "-no-reboot"])
+            .arg("-serial")
+            .arg(format!("file:{}", console.display()))
+            .arg("-kernel")
+            .arg(spec.kernel)
+            .arg("-initrd")
+            .arg(spec.initrd)
+            .arg("-append")
+            .arg(
+                format!(
+                    "root=/dev/vda rw console=ttyS0 net.ifnames=0 {}",
+                    spec.append
+                )
+                .trim_end(),
             )
-            .trim_end(),
-        )
-        .arg("-drive")
-        .arg(format!(
-            "file={},if=virtio,format={disk_format}",
-            spec.disk.display()
-        ))
-        .arg("-netdev")
-        .arg(format!(
-            "stream,id=trunk,server=off,addr.type=unix,addr.path={}",
-            spec.trunk.display()
-        ))
-        .arg("-device")
-        .arg(format!("virtio-net-pci,netdev=trunk,mac={}", spec.mac))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(File::create(dir.join("qemu.stderr")).unwrap())
-        .process_group(0);
+            .arg("-drive")
+            .arg(format!(
+                "file={},if=virtio,format={disk_format}",
+                spec.disk.display()
+            ))
+            .arg("-netdev")
+            .arg(format!(
+                "stream,id=trunk,server=off,addr.type=unix,addr.path={}",
+                spec.trunk.display()
+            ))
+            .arg("-device")
+            .arg(format!("virtio-net-pci,netdev=trunk,mac={}", spec.mac))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(File::create(dir.join("qemu.stderr")).unwrap())
+            .process_group(0);
         // SAFETY: prctl only, between fork and exec.
         unsafe {
             cmd.pre_exec(|| {
@@ -160,6 +162,21 @@ impl Guest {
             return Err(format!("QEMU exited ({st}): {}", self.qemu_stderr()));
         }
         Ok(())
+    }
+
+    /// Waits at most `limit` for QEMU to exit (the guest powered off: `-no-reboot`
+    /// also ends it on a reboot).
+    pub fn wait_exit(&mut self, limit: Duration) -> Result<(), String> {
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return Ok(());
+            }
+            if start.elapsed() > limit {
+                return Err(format!("QEMU still running {limit:?} after the power-off"));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     /// The last `n` lines of the console, for failure messages.

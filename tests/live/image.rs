@@ -200,6 +200,20 @@ pub fn root(spec: &RootSpec) -> Root {
 /// The disk image of `spec`'s root with `extras` written on top: from the cache, or
 /// made now (the root first if needed).
 pub fn image(spec: &RootSpec, extras: &[Extra]) -> Disk {
+    prepared_image(spec, extras, &[], |_| {})
+}
+
+/// Like [`image`], and `prepare` runs on the staged tree after the extras are written
+/// and before the image is made (an installer's late_command, say). `inputs` are
+/// everything `prepare` depends on besides the tree: they are part of the key, so a
+/// change to any of them makes the image again. `prepare` runs while the cache's lock
+/// is held and must not build roots or images itself.
+pub fn prepared_image(
+    spec: &RootSpec,
+    extras: &[Extra],
+    inputs: &[&[u8]],
+    prepare: impl FnOnce(&Path),
+) -> Disk {
     let root = root(spec);
     let mut h = Sha256::new();
     field(&mut h, root.key.as_bytes());
@@ -207,6 +221,10 @@ pub fn image(spec: &RootSpec, extras: &[Extra]) -> Disk {
         field(&mut h, e.path.as_bytes());
         field(&mut h, &e.mode.to_be_bytes());
         field(&mut h, &e.contents);
+    }
+    field(&mut h, &(inputs.len() as u64).to_be_bytes());
+    for i in inputs {
+        field(&mut h, i);
     }
     field(&mut h, BUILDER.as_bytes());
     let key = hex(&h.finalize()[..12]);
@@ -229,6 +247,7 @@ pub fn image(spec: &RootSpec, extras: &[Extra]) -> Disk {
     for e in extras {
         write_extra(&stage, e);
     }
+    prepare(&stage);
     make_disk(&stage, &tmp.join("disk.img"));
     std::fs::copy(root.kernel(), tmp.join("vmlinuz")).unwrap();
     std::fs::copy(root.initrd(), tmp.join("initrd.img")).unwrap();

@@ -6,9 +6,11 @@
 
 #![allow(dead_code)]
 
+mod debian12;
 pub mod di;
 pub mod guest;
 pub mod image;
+pub mod install;
 pub mod net;
 mod smoke;
 

@@ -206,8 +206,9 @@ struct Counters {
 }
 
 /// The tagger: listens on a unix socket for QEMU's `-netdev stream` (the guest's trunk)
-/// and moves frames between it and its taps in the namespace until dropped or until
-/// QEMU closes the connection.
+/// and moves frames between it and its taps in the namespace until dropped. When QEMU
+/// closes the connection (the guest powered off) the taps stay, with their addresses,
+/// and the next QEMU started on the same socket (the guest booted again) is accepted.
 pub struct Trunk {
     socket: PathBuf,
     stop: Arc<AtomicBool>,
@@ -356,10 +357,24 @@ fn poll_in(fds: &[i32], ms: i32) -> Vec<bool> {
     p.iter().map(|x| x.revents != 0).collect()
 }
 
-/// The tagger's loop: accepts QEMU's connection, then moves frames both ways.
+/// The tagger's loop: accepts QEMU's connection and moves frames both ways, then waits
+/// for the next one, until stopped.
 fn forward(
     listener: UnixListener,
     taps: Vec<(Option<u16>, String, File)>,
+    stop: &AtomicBool,
+    counters: &Counters,
+) -> Result<(), String> {
+    while !stop.load(Ordering::Relaxed) {
+        forward_one(&listener, &taps, stop, counters)?;
+    }
+    Ok(())
+}
+
+/// One QEMU connection: returns when QEMU closes it or when stopped.
+fn forward_one(
+    listener: &UnixListener,
+    taps: &[(Option<u16>, String, File)],
     stop: &AtomicBool,
     counters: &Counters,
 ) -> Result<(), String> {
@@ -402,6 +417,7 @@ fn forward(
                 Ok(0) => return Ok(()), // QEMU is gone
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => 0,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Ok(()),
                 Err(e) => return Err(format!("reading the trunk: {e}")),
             };
             inbuf.extend_from_slice(&frame[..n]);
@@ -439,8 +455,18 @@ fn forward(
             let mut msg = Vec::with_capacity(out.len() + 4);
             msg.extend_from_slice(&(out.len() as u32).to_be_bytes());
             msg.extend_from_slice(&out);
-            if let Err(e) = writer.write_all(&msg) {
-                return Err(format!("writing the trunk: {e}"));
+            match writer.write_all(&msg) {
+                Ok(()) => {}
+                // QEMU is gone.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+                    ) =>
+                {
+                    return Ok(())
+                }
+                Err(e) => return Err(format!("writing the trunk: {e}")),
             }
             count(name, false);
         }

@@ -115,6 +115,7 @@ fn qemu_live_guest_answers_on_its_tagged_vlan_and_untagged() {
             mac: MAC,
             trunk: trunk.socket(),
             append: "",
+            memory_mib: 2048,
         },
         work.path(),
     );

@@ -35,6 +35,9 @@ impl Family for El6 {
 
     fn prepare(&self, env: &Env, log: &mut Log) {
         selinux::set_permissive(env, log);
+    }
+
+    fn load_firewall(&self, env: &Env, log: &mut Log) {
         iptables::load(env, log);
     }
 

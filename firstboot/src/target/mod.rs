@@ -47,9 +47,14 @@ pub trait Family: Sync {
     /// The network files `run` puts back when the management gateway is lost.
     fn network_paths(&self, plan: &Plan) -> Vec<String>;
 
-    /// What only the running system can do before the network restart: the MAC policy
-    /// and loading the firewall.
+    /// What only the running system can do before the network restart: the MAC policy.
     fn prepare(&self, env: &Env, log: &mut Log);
+
+    /// Loads hvseed's firewall (enabled at boot from then on). `run` does this only once
+    /// the host is on its planned network: the rules accept the management network's
+    /// sources only, and a host rolled back onto the installer's network must stay
+    /// reachable there.
+    fn load_firewall(&self, env: &Env, log: &mut Log);
 
     /// Takes the network down with the files as they are now. Down and up are separate
     /// so a rollback can take it down with hvseed's files (which name the VLANs and

@@ -39,6 +39,9 @@ impl Family for UbuntuUpstart {
 
     fn prepare(&self, env: &Env, log: &mut Log) {
         apparmor::unload(env, log);
+    }
+
+    fn load_firewall(&self, env: &Env, log: &mut Log) {
         ufw::enable(env, log);
     }
 

@@ -265,11 +265,7 @@ pub const APPARMOR: Check = Check::new("apparmor", |cx| {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok("AppArmor is not active".into()),
         Err(e) => Err(format!("cannot read {}: {e}", p.display())),
         Ok(t) => {
-            let loaded: Vec<&str> = t
-                .lines()
-                .filter_map(|l| l.split_whitespace().next())
-                .filter(|n| *n == "/usr/sbin/libvirtd" || n.ends_with("virt-aa-helper"))
-                .collect();
+            let loaded = crate::files::security::apparmor_loaded_libvirt(&t);
             if loaded.is_empty() {
                 Ok("no libvirt AppArmor profile is loaded".into())
             } else {
