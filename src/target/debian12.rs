@@ -121,7 +121,7 @@ fn iso_args(v: &BootValues) -> Vec<String> {
 /// by the boot files, picks the NIC (`netcfg/choose_interface=auto`: netcfg makes the
 /// BOOTIF interface the default and, preseeded, does not ask).
 fn pxe_args(v: &BootValues) -> Vec<String> {
-    let (hostname, domain) = v.host.unwrap_or_default();
+    let (hostname, domain) = (v.hostname.unwrap_or_default(), v.domain.unwrap_or_default());
     let mut args: Vec<String> = vec![
         "auto=true".into(),
         "priority=critical".into(),
@@ -245,7 +245,8 @@ mod tests {
             install_file: "http://10.0.2.2:8080/hosts/kvm1.lab/preseed.cfg",
             locale: "en_US.UTF-8",
             keyboard: "de",
-            host: Some(("kvm1", "lab")),
+            hostname: Some("kvm1"),
+            domain: Some("lab"),
             kernel_args: &args,
         };
         assert_eq!(
