@@ -54,8 +54,12 @@ impl Timeline {
     fn poll(&mut self, guest: &Guest) {
         let text = guest.console();
         let lines: Vec<&str> = text.lines().collect();
-        // The last line may still be growing.
-        let done = lines.len().saturating_sub(1);
+        // A last line without its newline may still be growing.
+        let done = if text.ends_with('\n') {
+            lines.len()
+        } else {
+            lines.len().saturating_sub(1)
+        };
         for l in &lines[self.seen.min(done)..done] {
             if let Some(i) = l.find("hvseed-firstboot: ") {
                 self.lines
@@ -616,6 +620,7 @@ fn first_boot(kind: NetKind) {
     }
 
     let agent_log = lab.ssh_ok(&guest, &ip, "cat /var/log/hvseed-firstboot.log");
+    eprintln!("live: the agent's log:\n{agent_log}");
     let from_log = log_split(&agent_log, power_on);
     let enabled = lab.ssh(&ip, "systemctl is-enabled hvseed-firstboot.service");
     let enabled = lossy(&enabled.stdout);
