@@ -28,7 +28,7 @@ const FAIL: &[&str] = &[
 /// The site's agent setting written onto the host (docs/firstboot.md): this lab's
 /// gateway answers at once, or never.
 const FIRSTBOOT_CONF: &str =
-    "# The test lab's gateway answers at once, or never.\ngateway_tries = 2\n";
+    "# The test lab's gateway answers within seconds, or never.\ngateway_tries = 3\n";
 
 /// CloudStack needs 4 GB (the `memory` check).
 const GUEST_MIB: u32 = 4096;
@@ -54,8 +54,12 @@ impl Timeline {
     fn poll(&mut self, guest: &Guest) {
         let text = guest.console();
         let lines: Vec<&str> = text.lines().collect();
-        // The last line may still be growing.
-        let done = lines.len().saturating_sub(1);
+        // A last line without its newline may still be growing.
+        let done = if text.ends_with('\n') {
+            lines.len()
+        } else {
+            lines.len().saturating_sub(1)
+        };
         for l in &lines[self.seen.min(done)..done] {
             if let Some(i) = l.find("hvseed-firstboot: ") {
                 self.lines
@@ -405,6 +409,43 @@ fn time_split(t: &Timeline, report_at: Duration) -> String {
     )
 }
 
+/// Seconds of the day of an agent log line's `YYYY-MM-DDTHH:MM:SSZ` stamp.
+fn day_secs(stamp: &str) -> Option<i64> {
+    let hms = stamp.split('T').nth(1)?.trim_end_matches('Z');
+    let mut it = hms.split(':').map(|x| x.parse::<i64>().ok());
+    Some(it.next()?? * 3600 + it.next()?? * 60 + it.next()??)
+}
+
+/// The same split from the agent's own log (`/var/log/hvseed-firstboot.log`, whole
+/// seconds of the guest's clock, which QEMU's RTC set from this machine's):
+/// power-on (this machine's clock) to the agent's start, the agent's run, and the wait
+/// for the gateway within it.
+fn log_split(log: &str, power_on_epoch: u64) -> String {
+    let at = |needle: &str| {
+        log.lines()
+            .find(|l| l.contains(needle))
+            .and_then(|l| day_secs(l.split_whitespace().next()?))
+    };
+    let on = day_secs(&hvseed_firstboot::time::utc(power_on_epoch)).unwrap_or(0);
+    let (Some(start), Some(end)) = (at("starting for"), at("report written")) else {
+        return format!("(no start or report line in the log:\n{log})");
+    };
+    let wait = match (
+        at("ran systemctl start networking.service"),
+        at("management gateway"),
+    ) {
+        (Some(a), Some(b)) => b - a,
+        _ => 0,
+    };
+    format!(
+        "boot {}s + the agent {}s (its steps {}s, waiting for the gateway {}s)",
+        start - on,
+        end - start,
+        end - start - wait,
+        wait
+    )
+}
+
 /// Boots a host whose management gateway answers; everything checked from outside.
 fn first_boot(kind: NetKind) {
     // With Open vSwitch the host reaches `ready` (a placeholder stands in for the
@@ -414,13 +455,17 @@ fn first_boot(kind: NetKind) {
         NetKind::Openvswitch => &["cloudstack-agent"],
         NetKind::LinuxBridge => &[],
     };
+    let total = Instant::now();
     let Some(lab) = lab(kind, placeholders, true) else {
         return;
     };
-    let total = Instant::now();
     let ip = lab.r.management_ip();
     let gw = lab.r.management_gateway();
     let mut guest = lab.boot("boot1");
+    let power_on = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let mut timeline = Timeline::default();
     let (report, report_at) = lab.wait_report(&mut guest, &mut timeline, Duration::from_secs(420));
     let all = describe_checks(&report);
@@ -574,6 +619,9 @@ fn first_boot(kind: NetKind) {
         }
     }
 
+    let agent_log = lab.ssh_ok(&guest, &ip, "cat /var/log/hvseed-firstboot.log");
+    eprintln!("live: the agent's log:\n{agent_log}");
+    let from_log = log_split(&agent_log, power_on);
     let enabled = lab.ssh(&ip, "systemctl is-enabled hvseed-firstboot.service");
     let enabled = lossy(&enabled.stdout);
     if want_status == "ready" {
@@ -606,7 +654,7 @@ fn first_boot(kind: NetKind) {
         assert_eq!(enabled.trim(), "enabled", "the job after a failed report");
     }
     eprintln!(
-        "live: debian12 {} bench: {}; whole test {:.1?}",
+        "live: debian12 {} bench: {}; from the agent's log: {from_log}; whole test {:.1?}",
         kind.inventory_value(),
         time_split(&timeline, report_at),
         total.elapsed()
@@ -687,4 +735,19 @@ fn qemu_live_debian12_lost_gateway_rolls_back_to_the_installer_network() {
     );
     assert!(lab.trunk.frames_from_guest(UNTAGGED) > 0);
     eprintln!("live: rollback: {}", time_split(&timeline, at));
+}
+
+#[test]
+fn live_time_split_reads_the_agents_log_stamps() {
+    let log = "2026-12-07T19:58:40Z hvseed-firstboot: starting for kvm41.lab.example.org (debian12)\n\
+               2026-12-07T19:58:55Z hvseed-firstboot: ran systemctl start networking.service\n\
+               2026-12-07T19:58:58Z hvseed-firstboot: management gateway 192.168.42.1 answers\n\
+               2026-12-07T19:59:05Z hvseed-firstboot: report written to /var/lib/hvseed/report.json: Ready\n";
+    // 19:58:00 UTC on that day.
+    let on = 1_796_673_480;
+    assert_eq!(hvseed_firstboot::time::utc(on), "2026-12-07T19:58:00Z");
+    assert_eq!(
+        log_split(log, on),
+        "boot 40s + the agent 25s (its steps 22s, waiting for the gateway 3s)"
+    );
 }
