@@ -24,8 +24,8 @@ pub static TARGET: Target = Target {
                 "settings.cfg",
                 include_str!("../../profiles/debian12/settings.cfg"),
             ),
-            ("early.sh", include_str!("../../profiles/debian12/early.sh")),
-            ("late.sh", include_str!("../../profiles/debian12/late.sh")),
+            debian_installer::EARLY_SH,
+            debian_installer::LATE_SH,
         ],
     },
     iso: IsoMedium {

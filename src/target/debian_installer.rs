@@ -6,6 +6,16 @@ use super::{BootValues, Format};
 pub const FORMAT: Format = Format::Preseed;
 /// The preseed's name under `hosts/<fqdn>/` and `fleet/`.
 pub const INSTALL_FILE: &str = "preseed.cfg";
+/// The preseed's early and late scripts (`profiles/debian-installer/`): every d-i
+/// target runs the same ones, only the shell and the static agent.
+pub const EARLY_SH: (&str, &str) = (
+    "early.sh",
+    include_str!("../../profiles/debian-installer/early.sh"),
+);
+pub const LATE_SH: (&str, &str) = (
+    "late.sh",
+    include_str!("../../profiles/debian-installer/late.sh"),
+);
 
 /// The ISO's boot entry: the preseed is inside the initrd (`/preseed.cfg`, read before
 /// the first question), so the command line only makes d-i ask nothing.

@@ -23,11 +23,8 @@ pub static TARGET: Target = Target {
                 "settings.cfg",
                 include_str!("../../profiles/ubuntu1204/settings.cfg"),
             ),
-            (
-                "early.sh",
-                include_str!("../../profiles/ubuntu1204/early.sh"),
-            ),
-            ("late.sh", include_str!("../../profiles/ubuntu1204/late.sh")),
+            debian_installer::EARLY_SH,
+            debian_installer::LATE_SH,
         ],
     },
     iso: IsoMedium {
