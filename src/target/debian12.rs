@@ -160,23 +160,18 @@ fn recognise(listing: &Listing, read: &ReadIdentity) -> Recognition {
     if !name.split_whitespace().any(|w| w == "amd64") {
         return Recognition::Refused(format!("{found}, not the amd64 (x86-64) CD"));
     }
-    let gone: Vec<&str> = [
-        "/install.amd/vmlinuz",
-        "/install.amd/initrd.gz",
-        "/isolinux/isolinux.cfg",
-        "/isolinux/gtk.cfg",
-    ]
-    .into_iter()
-    .filter(|f| !listing.has(f))
-    .map(|f| f.trim_start_matches('/'))
-    .collect();
-    if !gone.is_empty() {
-        return Recognition::Refused(format!(
-            "{found} without {} (a live CD has no debian-installer; use the netinst CD)",
-            gone.join(", ")
-        ));
-    }
-    Recognition::Found(name)
+    debian_installer::with_installer(
+        listing,
+        &[
+            "/install.amd/vmlinuz",
+            "/install.amd/initrd.gz",
+            "/isolinux/isolinux.cfg",
+            "/isolinux/gtk.cfg",
+        ],
+        &found,
+        "a live CD has no debian-installer; use the netinst CD",
+        name,
+    )
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! What targets installed by debian-installer share: the preseed format and how a
 //! boot entry answers the questions d-i asks before it reads the preseed.
 
-use super::{BootValues, Format};
+use super::{BootValues, Format, Recognition};
+use crate::isoread::Listing;
 
 pub const FORMAT: Format = Format::Preseed;
 /// The preseed's name under `hosts/<fqdn>/` and `fleet/`.
@@ -55,4 +56,26 @@ pub fn pxe_args(v: &BootValues) -> Vec<String> {
     ];
     args.extend(v.kernel_args.iter().cloned());
     args
+}
+
+/// The last step of recognising a d-i CD: `name` if the medium has every file of
+/// `needed` (the installer's kernel, initrd and the isolinux menus hvseed edits), else
+/// a refusal naming what is missing, what was `found` and `which_cd` to use instead.
+pub fn with_installer(
+    listing: &Listing,
+    needed: &[&str],
+    found: &str,
+    which_cd: &str,
+    name: String,
+) -> Recognition {
+    let gone: Vec<&str> = needed
+        .iter()
+        .filter(|f| !listing.has(f))
+        .map(|f| f.trim_start_matches('/'))
+        .collect();
+    if gone.is_empty() {
+        Recognition::Found(name)
+    } else {
+        Recognition::Refused(format!("{found} without {} ({which_cd})", gone.join(", ")))
+    }
 }

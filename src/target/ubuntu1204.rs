@@ -98,23 +98,18 @@ fn recognise(listing: &Listing, read: &ReadIdentity) -> Recognition {
     if !name.contains("amd64") {
         return Recognition::Refused(format!("{found}, not the amd64 (x86-64) CD"));
     }
-    let gone: Vec<&str> = [
-        "/install/vmlinuz",
-        "/install/initrd.gz",
-        "/isolinux/isolinux.cfg",
-        "/isolinux/txt.cfg",
-    ]
-    .into_iter()
-    .filter(|f| !listing.has(f))
-    .map(|f| f.trim_start_matches('/'))
-    .collect();
-    if !gone.is_empty() {
-        return Recognition::Refused(format!(
-            "{found} without {} (a desktop live CD has no debian-installer; use the server CD)",
-            gone.join(", ")
-        ));
-    }
-    Recognition::Found(name)
+    debian_installer::with_installer(
+        listing,
+        &[
+            "/install/vmlinuz",
+            "/install/initrd.gz",
+            "/isolinux/isolinux.cfg",
+            "/isolinux/txt.cfg",
+        ],
+        &found,
+        "a desktop live CD has no debian-installer; use the server CD",
+        name,
+    )
 }
 
 #[cfg(test)]
