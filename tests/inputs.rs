@@ -187,3 +187,48 @@ fn pxe_bundle_and_tree_never_overwrite_an_input() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(std::fs::read(&src).unwrap() == src_bytes);
 }
+
+/// debian12 takes d-i's netboot files: a `--out` inside that directory is refused, and
+/// the message names it as the netboot directory it is, not as an ISO.
+#[test]
+fn pxe_tree_never_lands_inside_its_netboot_directory() {
+    if !crate::pxe::tools() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let netboot = tmp.path().join("netboot");
+    let cp = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(crate::pxe::NETBOOT)
+        .arg(&netboot)
+        .status()
+        .unwrap();
+    assert!(cp.success());
+    let version = netboot.join("version.info");
+    let bytes = std::fs::read(&version).unwrap();
+    let pxe = |out: &Path| {
+        hvseed()
+            .arg("pxe")
+            .arg(root().join(crate::pxe::DEBIAN_INV))
+            .arg("--source")
+            .arg(&netboot)
+            .arg("--out")
+            .arg(out)
+            .args(["--http-base", "http://127.0.0.1:1"])
+            .arg("--firstboot")
+            .arg(crate::util::agent().unwrap())
+            .output()
+            .unwrap()
+    };
+    let inside = netboot.join("tree");
+    refused(
+        &pxe(&inside),
+        "is inside the --source netboot directory",
+        &version,
+        &bytes,
+    );
+    assert!(!inside.exists(), "the refused run created --out");
+    // The control: the same run with --out elsewhere succeeds.
+    let o = pxe(&tmp.path().join("tree"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}

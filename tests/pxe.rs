@@ -17,10 +17,10 @@ use crate::util::{agent, cmd_exists, hvseed, output_within_secs, require_tool, r
 const DI: &str = "/usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64";
 pub(crate) const UBUNTU_INV: &str = "tests/fixtures/pxe/ubuntu1204.yaml";
 const CENTOS_INV: &str = "tests/fixtures/pxe/centos6.yaml";
-const DEBIAN_INV: &str = "tests/fixtures/pxe/debian12.yaml";
+pub(crate) const DEBIAN_INV: &str = "tests/fixtures/pxe/debian12.yaml";
 /// d-i's netboot files as the debian-installer-12-netboot-amd64 package installs them
 /// (the layout of netboot.tar.gz): the source of `hvseed pxe` for debian12.
-const NETBOOT: &str = "/usr/lib/debian-installer/images/12/amd64/text";
+pub(crate) const NETBOOT: &str = "/usr/lib/debian-installer/images/12/amd64/text";
 const MAC31: &str = "52:54:00:12:34:31";
 const MAC32: &str = "52:54:00:12:34:32";
 const MAC21: &str = "52:54:00:12:34:21";

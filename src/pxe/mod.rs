@@ -50,9 +50,17 @@ enum Source {
 /// Refuses a `--out` tree or `--bundle` that is, holds or lies inside anything this
 /// run reads (see [`crate::overlap`]), before anything is created.
 fn check_overlap(c: &Options, agent: &Path, syslinux: &syslinux::Syslinux) -> Result<()> {
+    // debian12 takes d-i's netboot files (a directory or netboot.tar.gz), not an ISO.
+    let source = if c.source.is_dir() {
+        "--source netboot directory"
+    } else if c.source.extension().is_some_and(|e| e == "gz") {
+        "--source netboot archive"
+    } else {
+        "--source ISO"
+    };
     crate::overlap::Paths::new()
         .input("inventory", Some(&c.inventory))
-        .input("--source ISO", Some(&c.source))
+        .input(source, Some(&c.source))
         .input("first-boot agent", Some(agent))
         .input("pxelinux.0", Some(&syslinux.pxelinux))
         .input("ldlinux.c32", Some(&syslinux.ldlinux))
