@@ -11,7 +11,7 @@
 
 use std::fmt;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 /// What a verb reads: a role for the message (`inventory`, `--source`) and its path.
 #[derive(Debug, Clone, Copy)]
@@ -89,28 +89,42 @@ fn id_of(path: &Path) -> Option<FileId> {
     })
 }
 
-/// The identities of `path` and every directory above it, after resolving symlinks.
-/// For a path that does not exist yet, those of its nearest existing ancestor and up.
-fn ids_up_from(path: &Path) -> Vec<FileId> {
+/// Where `path` leads once a verb has created what is missing of it: each existing
+/// component is resolved as the kernel would (symlinks followed, `..` from where the
+/// link led), each missing one is taken as the plain directory the verb would create,
+/// so a `..` after it climbs back (`new/../lab.yaml` is `lab.yaml` once `new` exists).
+fn resolved(path: &Path) -> PathBuf {
     let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-    let mut existing: &Path = &abs;
-    let real = loop {
-        if let Ok(real) = existing.canonicalize() {
-            break real;
+    let mut real = PathBuf::new();
+    for c in abs.components() {
+        match c {
+            Component::Prefix(_) | Component::RootDir => real.push(c),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                real.pop();
+            }
+            Component::Normal(name) => {
+                real.push(name);
+                if let Ok(r) = real.canonicalize() {
+                    real = r;
+                }
+            }
         }
-        match existing.parent() {
-            Some(p) => existing = p,
-            None => return Vec::new(),
-        }
-    };
-    real.ancestors().filter_map(id_of).collect()
+    }
+    real
+}
+
+/// The identities of what `path` leads to (see [`resolved`]) and every directory above
+/// it; missing components have none.
+fn ids_up_from(path: &Path) -> Vec<FileId> {
+    resolved(path).ancestors().filter_map(id_of).collect()
 }
 
 /// Refuses any output that is, contains or lies inside any input. Inputs that do not
 /// exist are skipped (the verb reports them in its own words).
 pub fn check(inputs: &[Input<'_>], outputs: &[Output<'_>]) -> Result<(), OverlapError> {
     for out in outputs {
-        let out_id = id_of(out.path);
+        let out_id = id_of(&resolved(out.path));
         // The output and the directories above it (resolved).
         let out_up = ids_up_from(out.path);
         for inp in inputs {
@@ -262,6 +276,54 @@ mod tests {
         assert_eq!(
             rel(&[("--templates", &templates)], &d.path().join("out")),
             None
+        );
+    }
+
+    #[test]
+    fn a_dotdot_after_a_directory_not_made_yet_is_followed() {
+        // The verb creates `new` (create_dir_all of --out or of its parent), then
+        // writes `new/..`: the input's own directory or file.
+        let d = tempfile::tempdir().unwrap();
+        let holder = d.path().join("holder");
+        std::fs::create_dir(&holder).unwrap();
+        let inv = holder.join("lab.yaml");
+        std::fs::write(&inv, "version: 1\n").unwrap();
+        assert_eq!(
+            rel(&[("inventory", &inv)], &holder.join("new/../lab.yaml")),
+            Some(Relation::Is)
+        );
+        assert_eq!(
+            rel(&[("inventory", &inv)], &holder.join("new/deeper/../..")),
+            Some(Relation::Contains)
+        );
+        assert_eq!(
+            rel(
+                &[("inventory", &inv)],
+                &d.path().join("new/../holder/new/x")
+            ),
+            None
+        );
+        // Back up through a missing directory, then down a link to the input's
+        // directory: the link is followed as the kernel will.
+        let templates = d.path().join("templates");
+        std::fs::create_dir(&templates).unwrap();
+        std::os::unix::fs::symlink(&templates, holder.join("t-link")).unwrap();
+        assert_eq!(
+            rel(
+                &[("--templates", &templates)],
+                &holder.join("new/../t-link/out")
+            ),
+            Some(Relation::Inside)
+        );
+        // A `..` right after a link climbs from where the link led.
+        std::fs::create_dir(templates.join("sub")).unwrap();
+        std::os::unix::fs::symlink(templates.join("sub"), d.path().join("s-link")).unwrap();
+        assert_eq!(
+            rel(
+                &[("--templates", &templates)],
+                &d.path().join("s-link/../new/out")
+            ),
+            Some(Relation::Inside)
         );
     }
 

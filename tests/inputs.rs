@@ -55,7 +55,8 @@ fn render_never_replaces_the_directory_that_holds_its_inventory() {
     // via a symlink to the directory.
     let link = tmp.path().join("out-link");
     std::os::unix::fs::symlink(&out, &link).unwrap();
-    for o in [out.clone(), out.join("../out"), link] {
+    // `new/..` inside it: `new` does not exist, the run would make it and climb back.
+    for o in [out.clone(), out.join("../out"), link, out.join("new/..")] {
         let r = render(&inv, &o, &["--force"]);
         refused(&r, "contains the inventory", &inv, &bytes);
     }
@@ -171,7 +172,20 @@ fn pxe_bundle_and_tree_never_overwrite_an_input() {
         &inv,
         &inv_bytes,
     );
+    // The same through a directory the run would create, then `..`: the bundle's
+    // parent is made before the bundle is renamed over `new/../lab.yaml`.
+    let detour = tmp.path().join("new/../lab.yaml");
+    refused(
+        &pxe(&inv, &tree, Some(&detour)),
+        "is the inventory",
+        &inv,
+        &inv_bytes,
+    );
     assert!(!tree.exists(), "the refused runs created --out");
+    assert!(
+        !tmp.path().join("new").exists(),
+        "the refused run made new/"
+    );
     // A tree that holds the inventory (or the ISO) is refused as --out.
     let holder = tmp.path().join("holder");
     let inside = holder.join("http/lab.yaml");
@@ -182,6 +196,13 @@ fn pxe_bundle_and_tree_never_overwrite_an_input() {
         &inside,
         &inside_bytes,
     );
+    refused(
+        &pxe(&inside, &holder.join("new/.."), None),
+        "contains the inventory",
+        &inside,
+        &inside_bytes,
+    );
+    assert!(!holder.join("new").exists(), "the refused run made new/");
     // The control: with a bundle elsewhere the same run succeeds.
     let o = pxe(&inv, &tree, Some(&tmp.path().join("tree.tar.gz")));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
