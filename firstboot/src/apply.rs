@@ -634,6 +634,17 @@ fn commit_step(step: &Step) -> Result<Option<Undo>, StepFailed> {
         undo: Some(undo),
     };
     let host = &step.host;
+    let restore = |aside: PathBuf| Undo::Restore {
+        shown: step.shown.clone(),
+        host: host.clone(),
+        aside,
+    };
+    // Once the target is changed, a failed directory fsync is still an error, and the
+    // rollback undoes the change.
+    let synced = |undo: Undo| match fsroot::sync_parent(host) {
+        Ok(()) => Ok(Some(undo)),
+        Err(e) => Err(changed(e, undo)),
+    };
     let existing = match fs::symlink_metadata(host) {
         Ok(m) => Some(m),
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,
@@ -657,16 +668,11 @@ fn commit_step(step: &Step) -> Result<Option<Undo>, StepFailed> {
                     let _ = fs::remove_file(tmp);
                     return Err(bare(e));
                 }
-                let undo = Undo::Delete {
+                // The file exists now: the rollback removes it again.
+                return synced(Undo::Delete {
                     shown: step.shown.clone(),
                     host: host.clone(),
-                };
-                // The file exists now: a failed directory fsync is an error, and the
-                // rollback removes it again.
-                return match fsroot::sync_parent(host) {
-                    Ok(()) => Ok(Some(undo)),
-                    Err(e) => Err(changed(e, undo)),
-                };
+                });
             };
             let aside = fsroot::side_name(host, "undo");
             if let Err(e) = undo_free(&aside) {
@@ -688,26 +694,10 @@ fn commit_step(step: &Step) -> Result<Option<Undo>, StepFailed> {
                 }
                 // The original is aside and the target missing: the rollback renames
                 // it back (and says so if it cannot).
-                return Err(changed(
-                    e,
-                    Undo::Restore {
-                        shown: step.shown.clone(),
-                        host: host.clone(),
-                        aside,
-                    },
-                ));
+                return Err(changed(e, restore(aside)));
             }
-            let undo = Undo::Restore {
-                shown: step.shown.clone(),
-                host: host.clone(),
-                aside,
-            };
-            // The file is replaced; a failed directory fsync is still an error, and
-            // the rollback puts the original back.
-            match fsroot::sync_parent(host) {
-                Ok(()) => Ok(Some(undo)),
-                Err(e) => Err(changed(e, undo)),
-            }
+            // The file is replaced: the rollback puts the original back.
+            synced(restore(aside))
         }
         Action::Remove => {
             if existing.is_none() {
@@ -716,15 +706,7 @@ fn commit_step(step: &Step) -> Result<Option<Undo>, StepFailed> {
             let aside = fsroot::side_name(host, "undo");
             undo_free(&aside).map_err(bare)?;
             fs::rename(host, &aside).map_err(bare)?;
-            let undo = Undo::Restore {
-                shown: step.shown.clone(),
-                host: host.clone(),
-                aside,
-            };
-            match fsroot::sync_parent(host) {
-                Ok(()) => Ok(Some(undo)),
-                Err(e) => Err(changed(e, undo)),
-            }
+            synced(restore(aside))
         }
     }
 }
