@@ -1146,18 +1146,13 @@ fn golden_lab_outputs() {
 /// Renders an example inventory with `hvseed render` and reads the tree back.
 fn render_example(name: &str, dir: &Path, extra: &[&str]) -> RenderedTree {
     let out = dir.join(name);
-    let o = util::hvseed()
-        .arg("render")
-        .arg(util::root().join(format!("profiles/examples/{name}.yaml")))
-        .arg("--out")
-        .arg(&out)
-        .args(extra)
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "{name}: {}",
-        String::from_utf8_lossy(&o.stderr)
+    util::run_ok(
+        util::hvseed()
+            .arg("render")
+            .arg(util::root().join(format!("profiles/examples/{name}.yaml")))
+            .arg("--out")
+            .arg(&out)
+            .args(extra),
     );
     let mut tree = RenderedTree::new();
     for e in walkdir::WalkDir::new(&out).min_depth(1) {
