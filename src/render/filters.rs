@@ -10,6 +10,8 @@
 use minijinja::{Error, ErrorKind};
 use sha2::{Digest, Sha256};
 
+use crate::tool::is_plain_word;
+
 fn refuse(what: &str, value: &str, why: &str) -> Error {
     Error::new(
         ErrorKind::InvalidOperation,
@@ -17,29 +19,13 @@ fn refuse(what: &str, value: &str, why: &str) -> Error {
     )
 }
 
-/// POSIX single-quoted word; a plain word stays as it is (easier to read).
+/// POSIX single-quoted word; a plain word stays as it is (easier to read): the quoting
+/// of hvseed's own log lines, [`crate::tool::shell_words_quote`].
 pub fn shell(value: &str) -> Result<String, Error> {
     if value.contains('\0') {
         return Err(refuse("shell", value, "contains a NUL byte"));
     }
-    let plain = !value.is_empty()
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"@%+=:,./_-".contains(&b));
-    if plain {
-        return Ok(value.to_string());
-    }
-    let mut out = String::with_capacity(value.len() + 2);
-    out.push('\'');
-    for c in value.chars() {
-        if c == '\'' {
-            out.push_str("'\\''");
-        } else {
-            out.push(c);
-        }
-    }
-    out.push('\'');
-    Ok(out)
+    Ok(crate::tool::shell_words_quote(value))
 }
 
 /// A debconf value must stay on its line: d-i's preseed parser joins lines ending in
@@ -75,11 +61,7 @@ pub fn ksarg(value: &str) -> Result<String, Error> {
             &format!("contains the control character {c:?}; a kickstart command is one line"),
         ));
     }
-    let plain = !value.is_empty()
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"@%+=:,./_-$".contains(&b));
-    if plain {
+    if is_plain_word(value, b"@%+=:,./_-$") {
         return Ok(value.to_string());
     }
     let mut out = String::with_capacity(value.len() + 2);
@@ -97,12 +79,7 @@ pub fn ksarg(value: &str) -> Result<String, Error> {
 /// A `%packages` line is taken literally (no quoting exists there), so only package
 /// names, globs and `@group`s are let through.
 pub fn kspackage(value: &str) -> Result<String, Error> {
-    let ok = !value.is_empty()
-        && !value.starts_with('%')
-        && !value.starts_with('-')
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"@+._-*:".contains(&b));
+    let ok = !value.starts_with('%') && !value.starts_with('-') && is_plain_word(value, b"@+._-*:");
     if ok {
         Ok(value.to_string())
     } else {
