@@ -103,36 +103,26 @@ pub fn heredoc(content: &str, target: &str) -> Result<String, Error> {
     let digest = Sha256::digest(content.as_bytes());
     let hex: String = digest[..12].iter().map(|b| format!("{b:02X}")).collect();
     let delim = format!("HVSEED_EOF_{hex}");
-    let mut out = String::with_capacity(content.len() + 2 * delim.len() + 64);
-    let body = content.strip_suffix('\n');
-    match body {
+    // The here-document's lines, each prefixed with `|`, then its delimiter.
+    let document = |text: &str| {
+        let mut d = String::with_capacity(text.len() + delim.len() + 64);
+        for line in text.split('\n') {
+            d.push('|');
+            d.push_str(line);
+            d.push('\n');
+        }
+        d.push_str(&delim);
+        d
+    };
+    Ok(match content.strip_suffix('\n') {
+        None if content.is_empty() => format!(": > {target}"),
         // Content without a final newline: printf the last line without one.
-        None if !content.is_empty() => {
-            out.push_str(&format!("printf '%s' \"$(sed -e 's/^|//' <<'{delim}'\n"));
-            for line in content.split('\n') {
-                out.push('|');
-                out.push_str(line);
-                out.push('\n');
-            }
-            out.push_str(&delim);
-            out.push_str(&format!("\n)\" > {target}"));
-            return Ok(out);
-        }
-        None => {
-            out.push_str(&format!(": > {target}"));
-            return Ok(out);
-        }
-        Some(body) => {
-            out.push_str(&format!("sed -e 's/^|//' > {target} <<'{delim}'\n"));
-            for line in body.split('\n') {
-                out.push('|');
-                out.push_str(line);
-                out.push('\n');
-            }
-            out.push_str(&delim);
-        }
-    }
-    Ok(out)
+        None => format!(
+            "printf '%s' \"$(sed -e 's/^|//' <<'{delim}'\n{}\n)\" > {target}",
+            document(content)
+        ),
+        Some(body) => format!("sed -e 's/^|//' > {target} <<'{delim}'\n{}", document(body)),
+    })
 }
 
 /// Registers the filters on a template environment.
