@@ -58,12 +58,14 @@ impl Rollback {
 
 impl std::fmt::Display for Rollback {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let files = |n: usize| {
-            if n == 1 {
+        let restored = || {
+            let n = self.restored.len();
+            let files = if n == 1 {
                 "1 file already written was".to_string()
             } else {
                 format!("{n} files already written were")
-            }
+            };
+            format!("{files} put back or removed ({})", self.restored.join(", "))
         };
         if !self.failed.is_empty() {
             write!(
@@ -72,22 +74,12 @@ impl std::fmt::Display for Rollback {
                 self.failed.join("; ")
             )?;
             if !self.restored.is_empty() {
-                write!(
-                    f,
-                    "; the other {} put back or removed ({})",
-                    files(self.restored.len()),
-                    self.restored.join(", ")
-                )?;
+                write!(f, "; the other {}", restored())?;
             }
             return Ok(());
         }
         if !self.restored.is_empty() {
-            write!(
-                f,
-                "the {} put back or removed ({}), ",
-                files(self.restored.len()),
-                self.restored.join(", ")
-            )?;
+            write!(f, "the {}, ", restored())?;
         }
         write!(f, "nothing was changed")
     }
@@ -462,7 +454,7 @@ pub fn stage(changes: &[Change], root: &Root) -> Result<Staged, ApplyError> {
                 rollback: Rollback::default(),
             }
         };
-        match &c.new {
+        let action = match &c.new {
             New::Text(text) => {
                 if let Some(old) = &c.old {
                     let b = backup_path(&c.path);
@@ -490,30 +482,20 @@ pub fn stage(changes: &[Change], root: &Root) -> Result<Staged, ApplyError> {
                     &mut staged.made_dirs,
                 )
                 .map_err(werr(&c.path))?;
-                staged.steps.push(Step {
-                    shown: c.path.clone(),
-                    host: c.host_path.clone(),
-                    action: Action::Replace(tmp),
-                    backup: false,
-                });
+                Action::Replace(tmp)
             }
-            New::Link(target) => {
-                let tmp = fsroot::stage_link(&c.host_path, target, &mut staged.made_dirs)
-                    .map_err(werr(&c.path))?;
-                staged.steps.push(Step {
-                    shown: c.path.clone(),
-                    host: c.host_path.clone(),
-                    action: Action::Replace(tmp),
-                    backup: false,
-                });
-            }
-            New::Removed => staged.steps.push(Step {
-                shown: c.path.clone(),
-                host: c.host_path.clone(),
-                action: Action::Remove,
-                backup: false,
-            }),
-        }
+            New::Link(target) => Action::Replace(
+                fsroot::stage_link(&c.host_path, target, &mut staged.made_dirs)
+                    .map_err(werr(&c.path))?,
+            ),
+            New::Removed => Action::Remove,
+        };
+        staged.steps.push(Step {
+            shown: c.path.clone(),
+            host: c.host_path.clone(),
+            action,
+            backup: false,
+        });
     }
     Ok(staged)
 }
