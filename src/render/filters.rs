@@ -19,6 +19,18 @@ fn refuse(what: &str, value: &str, why: &str) -> Error {
     )
 }
 
+/// Refuses (for filter `what`) a value with a control character: `place` is one line.
+fn one_line(what: &str, value: &str, place: &str) -> Result<(), Error> {
+    match value.chars().find(|c| c.is_control()) {
+        Some(c) => Err(refuse(
+            what,
+            value,
+            &format!("contains the control character {c:?}; {place} is one line"),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// POSIX single-quoted word; a plain word stays as it is (easier to read): the quoting
 /// of hvseed's own log lines, [`crate::tool::shell_words_quote`].
 pub fn shell(value: &str) -> Result<String, Error> {
@@ -32,13 +44,7 @@ pub fn shell(value: &str) -> Result<String, Error> {
 /// `\` and reads one value per line, and backslashes inside values are not carried
 /// through every d-i version unchanged, so both are refused rather than mangled.
 pub fn debconf(value: &str) -> Result<String, Error> {
-    if let Some(c) = value.chars().find(|c| c.is_control()) {
-        return Err(refuse(
-            "debconf",
-            value,
-            &format!("contains the control character {c:?}; a debconf value is one line"),
-        ));
-    }
+    one_line("debconf", value, "a debconf value")?;
     if value.contains('\\') {
         return Err(refuse(
             "debconf",
@@ -54,13 +60,7 @@ pub fn debconf(value: &str) -> Result<String, Error> {
 /// else is double-quoted with `\` and `"` escaped (the only escapes shlex honours
 /// inside double quotes).
 pub fn ksarg(value: &str) -> Result<String, Error> {
-    if let Some(c) = value.chars().find(|c| c.is_control()) {
-        return Err(refuse(
-            "ksarg",
-            value,
-            &format!("contains the control character {c:?}; a kickstart command is one line"),
-        ));
-    }
+    one_line("ksarg", value, "a kickstart command")?;
     if is_plain_word(value, b"@%+=:,./_-$") {
         return Ok(value.to_string());
     }
