@@ -5,13 +5,9 @@
 # Prints a Markdown table for docs/benchmarks.md ("inventory (hvseed check)").
 #   scripts/bench-inventory.sh [RUNS]      (default 5 runs per case; the best is shown)
 set -euo pipefail
-cd "$(dirname "$0")/.."
 runs=${1:-5}
-command -v /usr/bin/time >/dev/null || { echo "needs /usr/bin/time (Debian package time)" >&2; exit 1; }
-cargo build -q --release --bin hvseed
-hv=${CARGO_TARGET_DIR:-$PWD/target}/release/hvseed
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+# shellcheck source=scripts/lib/bench-check.sh
+. "$(dirname "$0")/lib/bench-check.sh"
 
 # 10,000 hosts in a /16 (the example's defaults, one override every 10th host).
 {
@@ -47,15 +43,6 @@ sys.stdout.write(''.join(line % i for i in range(n)))" >"$work/15mib.yaml"
 echo "| input | exit | best wall (s) | peak RSS (MiB) |"
 echo "|---|---|---|---|"
 for f in 10k bomb wide deep huge 15mib; do
-  best=999 rss=0 code=0
-  for _ in $(seq "$runs"); do
-    set +e
-    /usr/bin/time -f '%e %M' -o "$work/t" "$hv" check "$work/$f.yaml" >/dev/null 2>"$work/err"
-    code=$?
-    set -e
-    read -r s kb < <(tail -n 1 "$work/t")
-    best=$(awk -v a="$best" -v b="$s" 'BEGIN{print (b<a)?b:a}')
-    rss=$(awk -v a="$rss" -v b="$kb" 'BEGIN{print (b>a)?b:a}')
-  done
+  measure_check "$work/$f.yaml"
   printf '| %s | %s | %s | %.1f |\n' "$f" "$code" "$best" "$(awk -v k="$rss" 'BEGIN{print k/1024}')"
 done

@@ -186,12 +186,19 @@ fn own_group_dying_with_hvseed(cmd: &mut std::process::Command) {
     }
 }
 
-/// Quotes one word for a POSIX shell when it needs it (for log lines and messages).
-pub fn shell_words_quote(s: &str) -> String {
-    if !s.is_empty()
+/// True when `s` is not empty and each of its bytes is an ASCII letter or digit or
+/// one of `extra`: a word that needs no quotes where those bytes are plain.
+pub fn is_plain_word(s: &str, extra: &[u8]) -> bool {
+    !s.is_empty()
         && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,@+%".contains(&b))
-    {
+            .all(|b| b.is_ascii_alphanumeric() || extra.contains(&b))
+}
+
+/// Quotes one word for a POSIX shell when it needs it (log lines, messages and the
+/// templates' `shell` filter): a plain word stays as it is (easier to read); anything
+/// else is single-quoted, a `'` inside written `'\''`.
+pub fn shell_words_quote(s: &str) -> String {
+    if is_plain_word(s, b"-_./=:,@+%") {
         s.to_string()
     } else {
         format!("'{}'", s.replace('\'', r"'\''"))

@@ -13,6 +13,9 @@ use std::sync::Mutex;
 
 use hvseed::inventory;
 
+/// Shared with the resolver's unit tests: the generated fleets' hosts.
+mod fleet_hosts;
+
 struct Counting;
 
 static ALLOCATED: AtomicUsize = AtomicUsize::new(0);
@@ -86,13 +89,7 @@ fn fleet(hosts: usize, extra: &str, management_server: &str) -> String {
         "version: 1\ncluster: big\ndefaults:\n  os: centos6\n  install:\n    root_password_hash: \"{HASH}\"\n    disk: sda\n{extra}  dns: {{ servers: [10.0.0.1] }}\n  cloudstack:\n    version: \"4.2\"\n    repository: http://cloudstack.apt-get.eu/rhel/4.2/\n    management_server: {management_server}\n  network:\n    trunk_nic: eth0\n    management: {{ vlan: 100, prefix: 16, gateway: 10.0.0.1 }}\n    public: {{ vlan: 200 }}\n    private: {{ vlan: 300 }}\nhosts:\n"
     );
     for i in 0..hosts {
-        t.push_str(&format!(
-            "  - fqdn: kvm{i}.example.org\n    mac: \"02:00:00:00:{:02x}:{:02x}\"\n    ip: 10.0.{}.{}\n",
-            i / 256,
-            i % 256,
-            1 + i / 200,
-            10 + i % 200
-        ));
+        t.push_str(&fleet_hosts::host_item(i, "10.0"));
         if i % 2 == 1 {
             t.push_str("    install: { disk: sdb }\n    cloudstack: { version: \"4.3\" }\n");
         }

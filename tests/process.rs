@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::util::{exchange, hvseed, root, KillOnDrop};
+use crate::util::{exchange, hvseed, root, run_ok, KillOnDrop};
 
 const SIGNALS: [(&str, i32); 3] = [("INT", 2), ("TERM", 15), ("HUP", 1)];
 
@@ -179,9 +179,43 @@ fn hvseed_temporaries(names: &[String]) -> Vec<&String> {
 }
 
 /// Waits for the interrupted child; returns its status and stderr.
-fn wait_with_stderr(mut child: Child) -> (std::process::ExitStatus, String) {
+fn wait_with_stderr(child: &mut Child) -> (std::process::ExitStatus, String) {
     let status = child.wait().unwrap();
-    (status, crate::util::stderr_text(&mut child))
+    (status, crate::util::stderr_text(child))
+}
+
+/// Starts `cmd` with the stand-in xorriso in `stand_in` first on PATH (stdout to
+/// /dev/null, stderr as given) and waits until the stand-in paused; returns the run
+/// and the pid the stand-in wrote (its process group, as the run's pid namespace
+/// numbers it).
+fn start_until_paused(cmd: &mut Command, stand_in: &Path, stderr: Stdio) -> (KillOnDrop, u32) {
+    let mut child = KillOnDrop(
+        cmd.env("PATH", path_with(stand_in))
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .unwrap(),
+    );
+    let pgid = wait_paused(stand_in, &mut child.0);
+    (child, pgid)
+}
+
+/// Kills a paused run with SIGKILL, which no cleanup survives; checks that nothing of
+/// the stand-in's process group runs.
+fn kill_paused(child: &mut Child, pgid: u32) {
+    let _group = GroupKilled(pgid);
+    send(child.id(), "KILL");
+    child.wait().unwrap();
+    assert_group_gone(pgid);
+}
+
+/// The names in `dir` (not below it), in directory order.
+fn names_in(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
 }
 
 /// Checks the exit status (128 + the signal) and the message of an interrupted run.
@@ -234,16 +268,12 @@ fn iso_interrupted_during_xorriso_leaves_nothing_running_and_no_file() {
             &outdir.join("lab.iso"),
             &agent,
         );
-        cmd.env("PATH", path_with(stand_in.path()))
-            .env("TMPDIR", &tmpdir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+        cmd.env("TMPDIR", &tmpdir);
         if to_group {
             use std::os::unix::process::CommandExt;
             cmd.process_group(0);
         }
-        let mut child = KillOnDrop(cmd.spawn().unwrap());
-        let pgid = wait_paused(stand_in.path(), &mut child.0);
+        let (mut child, pgid) = start_until_paused(&mut cmd, stand_in.path(), Stdio::piped());
         let _group = GroupKilled(pgid);
         assert_eq!(
             hvseed_temporaries(&listing(&outdir)).len(),
@@ -259,8 +289,7 @@ fn iso_interrupted_during_xorriso_leaves_nothing_running_and_no_file() {
         } else {
             send(child.0.id(), sig.0);
         }
-        let c = std::mem::replace(&mut child.0, Command::new("true").spawn().unwrap());
-        let ended = wait_with_stderr(c);
+        let ended = wait_with_stderr(&mut child.0);
         assert_group_gone(pgid);
         assert_eq!(listing(&outdir), Vec::<String>::new(), "SIG{}", sig.0);
         assert_eq!(listing(&tmpdir), Vec::<String>::new(), "SIG{}", sig.0);
@@ -280,20 +309,13 @@ fn iso_next_run_removes_what_a_killed_run_left() {
     let (tmpdir, outdir) = tmp_and_out(d.path());
     let out = outdir.join("lab.iso");
     let stand_in = pausing_xorriso("-commit", false);
-    let mut child = KillOnDrop(
+    let (mut child, pgid) = start_until_paused(
         crate::iso::iso_cmd("lab-centos6.yaml", &fx.join("centos6.iso"), &out, &agent)
-            .env("PATH", path_with(stand_in.path()))
-            .env("TMPDIR", &tmpdir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+            .env("TMPDIR", &tmpdir),
+        stand_in.path(),
+        Stdio::null(),
     );
-    let pgid = wait_paused(stand_in.path(), &mut child.0);
-    let _group = GroupKilled(pgid);
-    send(child.0.id(), "KILL");
-    child.0.wait().unwrap();
-    assert_group_gone(pgid);
+    kill_paused(&mut child.0, pgid);
     let left = listing(&outdir);
     assert_eq!(hvseed_temporaries(&left).len(), 1, "{left:?}");
     let staged = std::fs::read_dir(&tmpdir).unwrap().count();
@@ -355,19 +377,17 @@ fn a_live_run_in_another_pid_namespace_keeps_its_temporaries() {
     let out = outdir.join("lab.iso");
     let stand_in = pausing_xorriso("-commit", false);
     let iso = crate::iso::iso_cmd("lab-centos6.yaml", &fx.join("centos6.iso"), &out, &agent);
-    let mut child = KillOnDrop(
+    // (The stand-in's pid is the namespace's: no GroupKilled here; `--kill-child`
+    // ends the namespace with the run.)
+    let (_child, _) = start_until_paused(
         Command::new("unshare")
             .args(["-Urpf", "--mount-proc", "--kill-child"])
             .arg(iso.get_program())
             .args(iso.get_args())
-            .env("PATH", path_with(stand_in.path()))
-            .env("TMPDIR", &tmpdir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
+            .env("TMPDIR", &tmpdir),
+        stand_in.path(),
+        Stdio::piped(),
     );
-    wait_paused(stand_in.path(), &mut child.0);
     let before = (listing(&outdir), listing(&tmpdir));
     assert_eq!(hvseed_temporaries(&before.0).len(), 1, "{before:?}");
     assert!(!before.1.is_empty(), "the live run's staging directory");
@@ -409,27 +429,18 @@ fn node() -> String {
 /// tree.
 #[test]
 fn pxe_interrupted_during_extraction_leaves_no_tree_it_made_and_nothing_running() {
-    if !crate::pxe::tools() {
-        return;
-    }
-    let Some(agent) = crate::util::agent() else {
+    let Some((inv, iso, agent)) = pxe_inputs() else {
         return;
     };
-    let iso = crate::pxe::ubuntu_iso();
-    let inv = root().join(crate::pxe::UBUNTU_INV);
     for sig in SIGNALS {
         let d = tempfile::tempdir().unwrap();
         let out = d.path().join("tree");
         let stand_in = pausing_xorriso("/pool", true);
-        let mut child = KillOnDrop(
-            pxe_cmd(&inv, &iso, &out, &agent)
-                .env("PATH", path_with(stand_in.path()))
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap(),
+        let (mut child, pgid) = start_until_paused(
+            &mut pxe_cmd(&inv, &iso, &out, &agent),
+            stand_in.path(),
+            Stdio::piped(),
         );
-        let pgid = wait_paused(stand_in.path(), &mut child.0);
         let _group = GroupKilled(pgid);
         assert_eq!(
             hvseed_temporaries(&listing(&out)).len(),
@@ -437,8 +448,7 @@ fn pxe_interrupted_during_extraction_leaves_no_tree_it_made_and_nothing_running(
             "the staging directory exists"
         );
         send(child.0.id(), sig.0);
-        let c = std::mem::replace(&mut child.0, Command::new("true").spawn().unwrap());
-        let ended = wait_with_stderr(c);
+        let ended = wait_with_stderr(&mut child.0);
         assert_group_gone(pgid);
         // A first run made --out: it goes whole, staging directory and all.
         assert!(
@@ -448,8 +458,7 @@ fn pxe_interrupted_during_extraction_leaves_no_tree_it_made_and_nothing_running(
             listing(&out)
         );
         assert_ended_by(&ended, sig);
-        let o = pxe_cmd(&inv, &iso, &out, &agent).output().unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        run_ok(&mut pxe_cmd(&inv, &iso, &out, &agent));
         assert!(out.join("http/os/pool").is_dir());
     }
 }
@@ -459,40 +468,25 @@ fn pxe_interrupted_during_extraction_leaves_no_tree_it_made_and_nothing_running(
 /// file of the same look.
 #[test]
 fn pxe_next_run_removes_what_a_killed_run_left() {
-    if !crate::pxe::tools() {
-        return;
-    }
-    let Some(agent) = crate::util::agent() else {
+    let Some((inv, iso, agent)) = pxe_inputs() else {
         return;
     };
-    let iso = crate::pxe::ubuntu_iso();
-    let inv = root().join(crate::pxe::UBUNTU_INV);
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("tree");
-    let o = pxe_cmd(&inv, &iso, &out, &agent).output().unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    run_ok(&mut pxe_cmd(&inv, &iso, &out, &agent));
     // A different ISO identity makes the next run extract again; the stand-in
     // pauses it there, and it is killed.
     let stamp = out.join("http/os/.hvseed-stamp.json");
     std::fs::remove_file(&stamp).unwrap();
     let stand_in = pausing_xorriso("/pool", false);
-    let mut child = KillOnDrop(
-        pxe_cmd(&inv, &iso, &out, &agent)
-            .env("PATH", path_with(stand_in.path()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+    let (mut child, pgid) = start_until_paused(
+        &mut pxe_cmd(&inv, &iso, &out, &agent),
+        stand_in.path(),
+        Stdio::null(),
     );
-    let pgid = wait_paused(stand_in.path(), &mut child.0);
-    let _group = GroupKilled(pgid);
-    send(child.0.id(), "KILL");
-    child.0.wait().unwrap();
-    assert_group_gone(pgid);
-    let staging: Vec<String> = std::fs::read_dir(&out)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
+    kill_paused(&mut child.0, pgid);
+    let staging: Vec<String> = names_in(&out)
+        .into_iter()
         .filter(|n| n.starts_with(".hvseed-staging-"))
         .collect();
     assert_eq!(staging.len(), 1, "the killed run's staging directory");
@@ -527,6 +521,20 @@ fn pxe_next_run_removes_what_a_killed_run_left() {
     assert!(!dead_tmp.exists(), "{err}");
     // The user's file is foreign to the tree: it is kept (and may be reported).
     assert!(user.exists(), "{err}");
+}
+
+/// The Ubuntu PXE inventory, its fixture ISO and the agent, or `None` (said loudly) if
+/// a tool or the agent is missing.
+fn pxe_inputs() -> Option<(PathBuf, PathBuf, PathBuf)> {
+    if !crate::pxe::tools() {
+        return None;
+    }
+    let agent = crate::util::agent()?;
+    Some((
+        root().join(crate::pxe::UBUNTU_INV),
+        crate::pxe::ubuntu_iso(),
+        agent,
+    ))
 }
 
 fn pxe_cmd(inv: &Path, iso: &Path, out: &Path, agent: &Path) -> Command {
@@ -571,6 +579,13 @@ fn big_inventory(dir: &Path, n: usize) -> PathBuf {
 /// SIGINT, SIGTERM and SIGHUP while the tree is written (and, with an earlier render
 /// in DIR, around moving it aside): no `.DIR.hvseed-*` directory is left and DIR is
 /// the earlier render, whole, or the new one, whole.
+/// `hvseed render INV --out OUT`.
+fn render_cmd(inv: &Path, out: &Path) -> Command {
+    let mut c = hvseed();
+    c.arg("render").arg(inv).arg("--out").arg(out);
+    c
+}
+
 #[test]
 fn render_interrupted_while_writing_leaves_no_temporary_and_a_whole_dir() {
     let d = tempfile::tempdir().unwrap();
@@ -579,14 +594,10 @@ fn render_interrupted_while_writing_leaves_no_temporary_and_a_whole_dir() {
         let parent = d.path().join(format!("p-{}", sig.0));
         std::fs::create_dir(&parent).unwrap();
         let out = parent.join("out");
-        let first = hvseed()
-            .arg("render")
-            .arg(root().join("profiles/examples/lab-centos6.yaml"))
-            .arg("--out")
-            .arg(&out)
-            .output()
-            .unwrap();
-        assert!(first.status.success());
+        run_ok(&mut render_cmd(
+            &root().join("profiles/examples/lab-centos6.yaml"),
+            &out,
+        ));
         let before = listing(&out);
         // The run is interrupted once its temporary directory appears; a run that
         // ends first is repeated with more hosts.
@@ -594,11 +605,7 @@ fn render_interrupted_while_writing_leaves_no_temporary_and_a_whole_dir() {
         for _ in 0..5 {
             let inv = big_inventory(d.path(), n);
             let mut child = KillOnDrop(
-                hvseed()
-                    .arg("render")
-                    .arg(&inv)
-                    .arg("--out")
-                    .arg(&out)
+                render_cmd(&inv, &out)
                     .stdout(Stdio::null())
                     .stderr(Stdio::piped())
                     .spawn()
@@ -619,8 +626,7 @@ fn render_interrupted_while_writing_leaves_no_temporary_and_a_whole_dir() {
             };
             if tmp_seen {
                 send(child.0.id(), sig.0);
-                let c = std::mem::replace(&mut child.0, Command::new("true").spawn().unwrap());
-                let status_err = wait_with_stderr(c);
+                let status_err = wait_with_stderr(&mut child.0);
                 // Done before the signal arrived: the tree is complete; else 128+sig.
                 if status_err.0.success() {
                     n *= 2;
@@ -634,12 +640,7 @@ fn render_interrupted_while_writing_leaves_no_temporary_and_a_whole_dir() {
         let Some(ended) = interrupted else {
             panic!("no render lasted long enough to be interrupted");
         };
-        let names: Vec<String> = std::fs::read_dir(&parent)
-            .unwrap()
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect();
-        assert_eq!(names, vec!["out".to_string()], "SIG{}", sig.0);
+        assert_eq!(names_in(&parent), vec!["out".to_string()], "SIG{}", sig.0);
         let now = listing(&out);
         let manifest = std::fs::read_to_string(out.join(".hvseed-render")).unwrap();
         let listed = manifest.lines().count();
@@ -663,11 +664,7 @@ fn render_next_run_removes_what_a_killed_run_left() {
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("out");
     let inv = root().join("profiles/examples/lab-centos6.yaml");
-    let ok = |args: &[&std::ffi::OsStr]| {
-        let o = hvseed().arg("render").args(args).output().unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    };
-    ok(&[inv.as_os_str(), "--out".as_ref(), out.as_os_str()]);
+    run_ok(&mut render_cmd(&inv, &out));
     let before = listing(&out);
     // A dead run's tag: a finished process's pid and start time.
     let mut dead = Command::new("sleep").arg("0.2").spawn().unwrap();
@@ -687,22 +684,14 @@ fn render_next_run_removes_what_a_killed_run_left() {
         .join(format!(".out.hvseed-tmp-{}-XyZ789", own_tag()));
     std::fs::create_dir(&running).unwrap();
     // Only a check of DIR: the next render finds it back first.
-    let o = hvseed()
-        .arg("render")
-        .arg(root().join("tests/fixtures/pxe/ubuntu1204.yaml"))
-        .arg("--out")
-        .arg(&out)
+    let o = render_cmd(&root().join("tests/fixtures/pxe/ubuntu1204.yaml"), &out)
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
     assert!(err.contains("put back"), "{err}");
     assert_ne!(listing(&out), before, "the new render is in place");
-    let mut names: Vec<String> = std::fs::read_dir(d.path())
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
+    let mut names = names_in(d.path());
     names.sort();
     let mut want = vec![
         ".out.hvseed-tmp-mine".to_string(),
@@ -860,6 +849,22 @@ fn serve_tree() -> tempfile::TempDir {
     d
 }
 
+/// `hvseed serve TREE` with `args` on a free port of 127.0.0.1, its stderr a pipe the
+/// caller takes.
+fn serve_with_piped_stderr(tree: &Path, args: &[&str]) -> (std::net::SocketAddr, KillOnDrop) {
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let child = hvseed()
+        .arg("serve")
+        .arg(tree)
+        .args(["--listen", &addr.to_string()])
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    (addr, KillOnDrop(child))
+}
+
 fn get_ok(addr: std::net::SocketAddr, i: usize) {
     let r = exchange(
         addr,
@@ -889,18 +894,7 @@ fn wait_listening(addr: std::net::SocketAddr, child: &mut Child) {
 #[test]
 fn serve_answers_after_its_stderr_pipe_closed() {
     let tree = serve_tree();
-    let port = free_port();
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let mut child = KillOnDrop(
-        hvseed()
-            .arg("serve")
-            .arg(tree.path())
-            .args(["--listen", &addr.to_string(), "-v"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
+    let (addr, mut child) = serve_with_piped_stderr(tree.path(), &["-v"]);
     let mut log = child.0.stderr.take().unwrap();
     let mut first = [0u8; 16];
     log.read_exact(&mut first).unwrap();
@@ -998,18 +992,7 @@ fn iso_and_pxe_with_a_full_or_closed_output_do_their_work() {
 #[test]
 fn serve_answers_while_nobody_reads_its_stderr() {
     let tree = serve_tree();
-    let port = free_port();
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let mut child = KillOnDrop(
-        hvseed()
-            .arg("serve")
-            .arg(tree.path())
-            .args(["--listen", &addr.to_string(), "-v"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
+    let (addr, mut child) = serve_with_piped_stderr(tree.path(), &["-v"]);
     // Held open, not read for now.
     let log = child.0.stderr.take().unwrap();
     wait_listening(addr, &mut child.0);
@@ -1064,18 +1047,7 @@ fn rss_kib(pid: u32) -> u64 {
 #[test]
 fn serve_log_queue_holds_little_memory_while_nobody_reads_its_stderr() {
     let tree = serve_tree();
-    let port = free_port();
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let mut child = KillOnDrop(
-        hvseed()
-            .arg("serve")
-            .arg(tree.path())
-            .args(["--listen", &addr.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
+    let (addr, mut child) = serve_with_piped_stderr(tree.path(), &[]);
     let _log = child.0.stderr.take().unwrap();
     wait_listening(addr, &mut child.0);
     let before = rss_kib(child.0.id());

@@ -937,6 +937,32 @@ fn fake_media(tree: &RenderedTree, dir: &Path) -> PathBuf {
     media
 }
 
+/// The installed system `root` holds host `fqdn`'s plan as rendered in `tree` and the
+/// hostile inventory's ssh keys, byte for byte.
+fn assert_plan_and_keys_installed(root: &Path, tree: &RenderedTree, fqdn: &str) {
+    assert_eq!(
+        std::fs::read(root.join("etc/hvseed/plan.json")).unwrap(),
+        tree[&format!("hosts/{fqdn}/plan.json")]
+    );
+    let want: String = HOSTILE_KEYS.iter().map(|k| format!("{k}\n")).collect();
+    assert_eq!(
+        std::fs::read_to_string(root.join("root/.ssh/authorized_keys")).unwrap(),
+        want
+    );
+}
+
+/// The stand-in agent (its log in `dir/t/agent.log`) was run once to apply the plan
+/// installed under `root`.
+fn assert_agent_applied(dir: &Path, root: &Path) {
+    assert_eq!(
+        std::fs::read_to_string(dir.join("t/agent.log")).unwrap(),
+        format!(
+            "apply --plan {0}/etc/hvseed/plan.json --root {0}\n",
+            root.display()
+        )
+    );
+}
+
 #[test]
 fn hostile_values_are_carried_literally_by_the_per_host_kickstart() {
     let inv = hostile(Os::Centos6);
@@ -958,13 +984,7 @@ fn hostile_values_are_carried_literally_by_the_per_host_kickstart() {
     let post = ks_script(&ks, "%post --erroronfail --log=/root");
     let r = run_script(&post, dir.path(), &[("HVSEED_ROOT", &root)], &[]);
     assert_eq!(r.code, Some(0), "{}{}", r.stderr, r.console);
-    let keys = std::fs::read(root.join("root/.ssh/authorized_keys")).unwrap();
-    let want: String = HOSTILE_KEYS.iter().map(|k| format!("{k}\n")).collect();
-    assert_eq!(String::from_utf8(keys).unwrap(), want);
-    assert_eq!(
-        std::fs::read(root.join("etc/hvseed/plan.json")).unwrap(),
-        tree[&format!("hosts/{}/plan.json", h.fqdn)]
-    );
+    assert_plan_and_keys_installed(&root, &tree, &h.fqdn);
     let mode = |p: &str| {
         std::fs::metadata(root.join(p))
             .unwrap()
@@ -975,13 +995,7 @@ fn hostile_values_are_carried_literally_by_the_per_host_kickstart() {
     assert_eq!(mode("usr/sbin/hvseed-firstboot"), 0o755);
     assert_eq!(mode("etc/hvseed/plan.json"), 0o600);
     assert_eq!(mode("root/.ssh/authorized_keys"), 0o600);
-    assert_eq!(
-        std::fs::read_to_string(dir.path().join("t/agent.log")).unwrap(),
-        format!(
-            "apply --plan {0}/etc/hvseed/plan.json --root {0}\n",
-            root.display()
-        )
-    );
+    assert_agent_applied(dir.path(), &root);
     assert!(!Path::new("/tmp/hvseed-pwned").exists());
     // The odd repository URL reaches pykickstart unchanged, and pykickstart sees the
     // same script bodies (no key line such as `%end` ended a section early).
@@ -1029,15 +1043,7 @@ fn fleet_kickstart_post_takes_plan_and_keys_from_the_media() {
         let r = run_script(&ks_script(&fleet, section), dir.path(), &env, &[]);
         assert_eq!(r.code, Some(0), "{section}: {}{}", r.stderr, r.console);
     }
-    let want: String = HOSTILE_KEYS.iter().map(|k| format!("{k}\n")).collect();
-    assert_eq!(
-        std::fs::read_to_string(root.join("root/.ssh/authorized_keys")).unwrap(),
-        want
-    );
-    assert_eq!(
-        std::fs::read(root.join("etc/hvseed/plan.json")).unwrap(),
-        tree[&format!("hosts/{}/plan.json", h.fqdn)]
-    );
+    assert_plan_and_keys_installed(&root, &tree, &h.fqdn);
     assert!(std::fs::read_to_string(dir.path().join("t/agent.log"))
         .unwrap()
         .starts_with("apply --plan "));
@@ -1085,22 +1091,8 @@ fn preseed_late_script_for(os: Os) {
         ];
         let r = run_script(&late, dir.path(), &env, &[]);
         assert_eq!(r.code, Some(0), "{key}: {}{}", r.stderr, r.console);
-        let want: String = HOSTILE_KEYS.iter().map(|k| format!("{k}\n")).collect();
-        assert_eq!(
-            std::fs::read_to_string(target.join("root/.ssh/authorized_keys")).unwrap(),
-            want
-        );
-        assert_eq!(
-            std::fs::read(target.join("etc/hvseed/plan.json")).unwrap(),
-            tree[&format!("hosts/{}/plan.json", h.fqdn)]
-        );
-        assert_eq!(
-            std::fs::read_to_string(dir.path().join("t/agent.log")).unwrap(),
-            format!(
-                "apply --plan {0}/etc/hvseed/plan.json --root {0}\n",
-                target.display()
-            )
-        );
+        assert_plan_and_keys_installed(&target, &tree, &h.fqdn);
+        assert_agent_applied(dir.path(), &target);
         std::fs::remove_file(media.join(format!("hvseed/hosts/{}/plan.json", h.fqdn))).unwrap();
         let r = run_script(&late, dir.path(), &env, &[]);
         assert_ne!(r.code, Some(0), "a missing plan must stop the install");
@@ -1146,18 +1138,13 @@ fn golden_lab_outputs() {
 /// Renders an example inventory with `hvseed render` and reads the tree back.
 fn render_example(name: &str, dir: &Path, extra: &[&str]) -> RenderedTree {
     let out = dir.join(name);
-    let o = util::hvseed()
-        .arg("render")
-        .arg(util::root().join(format!("profiles/examples/{name}.yaml")))
-        .arg("--out")
-        .arg(&out)
-        .args(extra)
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "{name}: {}",
-        String::from_utf8_lossy(&o.stderr)
+    util::run_ok(
+        util::hvseed()
+            .arg("render")
+            .arg(util::root().join(format!("profiles/examples/{name}.yaml")))
+            .arg("--out")
+            .arg(&out)
+            .args(extra),
     );
     let mut tree = RenderedTree::new();
     for e in walkdir::WalkDir::new(&out).min_depth(1) {
@@ -1574,15 +1561,7 @@ fn installers_fetch_their_files_from_hvseed_serve() {
             }
         };
         assert_eq!(r.code, Some(0), "{os}: {}{}", r.stderr, r.console);
-        assert_eq!(
-            std::fs::read(root.join("etc/hvseed/plan.json")).unwrap(),
-            tree[&format!("hosts/{}/plan.json", h.fqdn)]
-        );
-        let want: String = HOSTILE_KEYS.iter().map(|k| format!("{k}\n")).collect();
-        assert_eq!(
-            std::fs::read_to_string(root.join("root/.ssh/authorized_keys")).unwrap(),
-            want
-        );
+        assert_plan_and_keys_installed(&root, &tree, &h.fqdn);
         assert!(
             std::fs::metadata(root.join("usr/sbin/hvseed-firstboot"))
                 .unwrap()

@@ -1,6 +1,6 @@
 //! What the builder's tests (`tests/lib.rs`, as `mod support`) and the agent's tests
-//! (`firstboot/tests/common`, through `#[path]`) share: the one missing-tool policy and
-//! the one way to run a command with a deadline. Only std: both crates include it.
+//! (`firstboot/tests/common`, through `#[path]`) share: the one missing-tool policy,
+//! the one way to run a command that must succeed and the one with a deadline. Only std: both crates include it.
 
 #![allow(dead_code)]
 
@@ -68,6 +68,22 @@ pub fn require_tool(cmd: &str, package: &str) -> bool {
         "run scripts/setup.sh test",
     );
     false
+}
+
+/// Runs `cmd` like [`Command::output`] and returns its stdout; the test fails, showing
+/// the command, its stdout and its stderr, unless it exits 0 and prints UTF-8.
+pub fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("starting {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap_or_else(|e| panic!("{cmd:?}: stdout: {e}"))
 }
 
 /// A child killed and reaped when dropped, however the test ends (a panic included).

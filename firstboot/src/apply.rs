@@ -58,12 +58,14 @@ impl Rollback {
 
 impl std::fmt::Display for Rollback {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let files = |n: usize| {
-            if n == 1 {
+        let restored = || {
+            let n = self.restored.len();
+            let files = if n == 1 {
                 "1 file already written was".to_string()
             } else {
                 format!("{n} files already written were")
-            }
+            };
+            format!("{files} put back or removed ({})", self.restored.join(", "))
         };
         if !self.failed.is_empty() {
             write!(
@@ -72,22 +74,12 @@ impl std::fmt::Display for Rollback {
                 self.failed.join("; ")
             )?;
             if !self.restored.is_empty() {
-                write!(
-                    f,
-                    "; the other {} put back or removed ({})",
-                    files(self.restored.len()),
-                    self.restored.join(", ")
-                )?;
+                write!(f, "; the other {}", restored())?;
             }
             return Ok(());
         }
         if !self.restored.is_empty() {
-            write!(
-                f,
-                "the {} put back or removed ({}), ",
-                files(self.restored.len()),
-                self.restored.join(", ")
-            )?;
+            write!(f, "the {}, ", restored())?;
         }
         write!(f, "nothing was changed")
     }
@@ -462,7 +454,7 @@ pub fn stage(changes: &[Change], root: &Root) -> Result<Staged, ApplyError> {
                 rollback: Rollback::default(),
             }
         };
-        match &c.new {
+        let action = match &c.new {
             New::Text(text) => {
                 if let Some(old) = &c.old {
                     let b = backup_path(&c.path);
@@ -490,30 +482,20 @@ pub fn stage(changes: &[Change], root: &Root) -> Result<Staged, ApplyError> {
                     &mut staged.made_dirs,
                 )
                 .map_err(werr(&c.path))?;
-                staged.steps.push(Step {
-                    shown: c.path.clone(),
-                    host: c.host_path.clone(),
-                    action: Action::Replace(tmp),
-                    backup: false,
-                });
+                Action::Replace(tmp)
             }
-            New::Link(target) => {
-                let tmp = fsroot::stage_link(&c.host_path, target, &mut staged.made_dirs)
-                    .map_err(werr(&c.path))?;
-                staged.steps.push(Step {
-                    shown: c.path.clone(),
-                    host: c.host_path.clone(),
-                    action: Action::Replace(tmp),
-                    backup: false,
-                });
-            }
-            New::Removed => staged.steps.push(Step {
-                shown: c.path.clone(),
-                host: c.host_path.clone(),
-                action: Action::Remove,
-                backup: false,
-            }),
-        }
+            New::Link(target) => Action::Replace(
+                fsroot::stage_link(&c.host_path, target, &mut staged.made_dirs)
+                    .map_err(werr(&c.path))?,
+            ),
+            New::Removed => Action::Remove,
+        };
+        staged.steps.push(Step {
+            shown: c.path.clone(),
+            host: c.host_path.clone(),
+            action,
+            backup: false,
+        });
     }
     Ok(staged)
 }
@@ -634,6 +616,17 @@ fn commit_step(step: &Step) -> Result<Option<Undo>, StepFailed> {
         undo: Some(undo),
     };
     let host = &step.host;
+    let restore = |aside: PathBuf| Undo::Restore {
+        shown: step.shown.clone(),
+        host: host.clone(),
+        aside,
+    };
+    // Once the target is changed, a failed directory fsync is still an error, and the
+    // rollback undoes the change.
+    let synced = |undo: Undo| match fsroot::sync_parent(host) {
+        Ok(()) => Ok(Some(undo)),
+        Err(e) => Err(changed(e, undo)),
+    };
     let existing = match fs::symlink_metadata(host) {
         Ok(m) => Some(m),
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,
@@ -657,16 +650,11 @@ fn commit_step(step: &Step) -> Result<Option<Undo>, StepFailed> {
                     let _ = fs::remove_file(tmp);
                     return Err(bare(e));
                 }
-                let undo = Undo::Delete {
+                // The file exists now: the rollback removes it again.
+                return synced(Undo::Delete {
                     shown: step.shown.clone(),
                     host: host.clone(),
-                };
-                // The file exists now: a failed directory fsync is an error, and the
-                // rollback removes it again.
-                return match fsroot::sync_parent(host) {
-                    Ok(()) => Ok(Some(undo)),
-                    Err(e) => Err(changed(e, undo)),
-                };
+                });
             };
             let aside = fsroot::side_name(host, "undo");
             if let Err(e) = undo_free(&aside) {
@@ -688,26 +676,10 @@ fn commit_step(step: &Step) -> Result<Option<Undo>, StepFailed> {
                 }
                 // The original is aside and the target missing: the rollback renames
                 // it back (and says so if it cannot).
-                return Err(changed(
-                    e,
-                    Undo::Restore {
-                        shown: step.shown.clone(),
-                        host: host.clone(),
-                        aside,
-                    },
-                ));
+                return Err(changed(e, restore(aside)));
             }
-            let undo = Undo::Restore {
-                shown: step.shown.clone(),
-                host: host.clone(),
-                aside,
-            };
-            // The file is replaced; a failed directory fsync is still an error, and
-            // the rollback puts the original back.
-            match fsroot::sync_parent(host) {
-                Ok(()) => Ok(Some(undo)),
-                Err(e) => Err(changed(e, undo)),
-            }
+            // The file is replaced: the rollback puts the original back.
+            synced(restore(aside))
         }
         Action::Remove => {
             if existing.is_none() {
@@ -716,15 +688,7 @@ fn commit_step(step: &Step) -> Result<Option<Undo>, StepFailed> {
             let aside = fsroot::side_name(host, "undo");
             undo_free(&aside).map_err(bare)?;
             fs::rename(host, &aside).map_err(bare)?;
-            let undo = Undo::Restore {
-                shown: step.shown.clone(),
-                host: host.clone(),
-                aside,
-            };
-            match fsroot::sync_parent(host) {
-                Ok(()) => Ok(Some(undo)),
-                Err(e) => Err(changed(e, undo)),
-            }
+            synced(restore(aside))
         }
     }
 }

@@ -107,12 +107,7 @@ fn real_main() -> Result<ExitCode> {
             } else {
                 let mut text = String::new();
                 for c in &checks {
-                    text.push_str(&format!(
-                        "{} {}: {}\n",
-                        if c.ok { "ok  " } else { "FAIL" },
-                        c.name,
-                        c.detail
-                    ));
+                    text.push_str(&format!("{c}\n"));
                 }
                 let failed = checks.iter().filter(|c| !c.ok).count();
                 text.push_str(&format!("{} checks, {failed} failed\n", checks.len()));

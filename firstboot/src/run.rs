@@ -336,12 +336,7 @@ pub fn run(plan: &Plan, env: &Env) -> anyhow::Result<Report> {
     let verified = verify::verify(plan, env);
     checks.extend(verified.checks);
     for c in &checks {
-        log.line(&format!(
-            "{} {}: {}",
-            if c.ok { "ok  " } else { "FAIL" },
-            c.name,
-            c.detail
-        ));
+        log.line(&c.to_string());
     }
     let status = if checks.iter().all(|c| c.ok) {
         ReportStatus::Ready

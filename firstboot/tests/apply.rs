@@ -201,15 +201,10 @@ fn check_centos6(root: &Path, orig: &Path, net: &str, sources: &[&str]) {
     }
     // iptables-restore itself accepts the file (parse and check, nothing loaded).
     if let Some(ipr) = tool("iptables-restore", "iptables") {
-        let out = std::process::Command::new(ipr)
-            .arg("--test")
-            .stdin(fs::File::open(root.join("etc/sysconfig/iptables")).unwrap())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "iptables-restore --test: {}",
-            String::from_utf8_lossy(&out.stderr)
+        run_ok(
+            std::process::Command::new(ipr)
+                .arg("--test")
+                .stdin(fs::File::open(root.join("etc/sysconfig/iptables")).unwrap()),
         );
     }
     let order_starts = |order: &[String], want: &[&str], dev: &str| {
@@ -681,18 +676,12 @@ fn check_ubuntu_shared(
     if let Some(ifquery) = tool("ifquery", "ifupdown") {
         let file = root.join("etc/network/interfaces");
         let q = |args: &[&str]| {
-            let out = std::process::Command::new(&ifquery)
-                .arg("-i")
-                .arg(&file)
-                .args(args)
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "ifquery {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            String::from_utf8(out.stdout).unwrap()
+            run_ok(
+                std::process::Command::new(&ifquery)
+                    .arg("-i")
+                    .arg(&file)
+                    .args(args),
+            )
         };
         let listed: Vec<String> = q(&["--list", "-a"]).lines().map(str::to_string).collect();
         assert_eq!(listed, i.auto, "ifquery --list -a");

@@ -6,14 +6,6 @@ mod common;
 use std::path::PathBuf;
 use std::process::Command;
 
-fn loud_missing(what: &str) {
-    let msg = format!("{what}: THIS TEST DID NOT RUN");
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{msg}");
-    }
-    eprintln!("\n!!!!!!!! {msg} !!!!!!!!\n");
-}
-
 /// `$HVSEED_FIRSTBOOT`, else the musl release build in cargo's target directory
 /// (`$CARGO_TARGET_DIR` or the checkout's `target/`), built here if missing.
 fn static_agent() -> Option<PathBuf> {
@@ -40,9 +32,9 @@ fn static_agent() -> Option<PathBuf> {
             .status()
             .unwrap();
         if !st.success() {
-            loud_missing(
-                "the musl build of hvseed-firstboot failed \
-                 (rustup target add x86_64-unknown-linux-musl)",
+            common::missing(
+                "the musl build of hvseed-firstboot failed",
+                "rustup target add x86_64-unknown-linux-musl",
             );
             return None;
         }
@@ -50,12 +42,26 @@ fn static_agent() -> Option<PathBuf> {
     Some(p)
 }
 
+/// [`static_agent`] for a test that runs it in a chroot, which needs root.
+fn static_agent_for_chroot() -> Option<PathBuf> {
+    let agent = static_agent()?;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        common::missing("chroot needs root", "run the tests as root");
+        return None;
+    }
+    Some(agent)
+}
+
 #[test]
 fn it_is_a_static_x86_64_executable_within_4_mib() {
     let Some(agent) = static_agent() else { return };
     let out = Command::new("file").arg("-b").arg(&agent).output();
     let Ok(out) = out else {
-        loud_missing("`file` (Debian package file) is not installed");
+        common::missing(
+            "`file` (Debian package `file`) is not installed",
+            "run scripts/setup.sh test",
+        );
         return;
     };
     let desc = String::from_utf8_lossy(&out.stdout).to_string();
@@ -81,29 +87,21 @@ fn it_is_a_static_x86_64_executable_within_4_mib() {
 
 #[test]
 fn it_runs_alone_in_an_empty_chroot() {
-    let Some(agent) = static_agent() else { return };
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        loud_missing("chroot needs root");
+    let Some(agent) = static_agent_for_chroot() else {
         return;
-    }
+    };
     let dir = tempfile::tempdir().unwrap();
     std::fs::copy(&agent, dir.path().join("hvseed-firstboot")).unwrap();
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
-    let out = Command::new("timeout")
-        .args(["20", "chroot"])
-        .arg(dir.path())
-        .arg("/hvseed-firstboot")
-        .arg("--version")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = common::run_ok(
+        Command::new("timeout")
+            .args(["20", "chroot"])
+            .arg(dir.path())
+            .arg("/hvseed-firstboot")
+            .arg("--version"),
     );
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
+        out.trim(),
         format!("hvseed-firstboot {}", env!("CARGO_PKG_VERSION"))
     );
 }
@@ -113,12 +111,9 @@ fn it_runs_alone_in_an_empty_chroot() {
 /// The result must be what an apply from outside with `--root` writes.
 #[test]
 fn apply_inside_the_chroot_like_post_does() {
-    let Some(agent) = static_agent() else { return };
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        loud_missing("chroot needs root");
+    let Some(agent) = static_agent_for_chroot() else {
         return;
-    }
+    };
     for os in ["centos6", "ubuntu1204"] {
         let (tmp, inside) = common::fixture_root(os);
         let (_t2, outside) = common::fixture_root(os);
@@ -129,39 +124,32 @@ fn apply_inside_the_chroot_like_post_does() {
             std::fs::create_dir_all(root.join("etc/hvseed")).unwrap();
             std::fs::write(root.join("etc/hvseed/plan.json"), plan.to_string()).unwrap();
         }
-        let out = Command::new("timeout")
-            .args(["30", "chroot"])
-            .arg(&inside)
-            .args([
-                "/usr/sbin/hvseed-firstboot",
-                "apply",
-                "--plan",
-                "/etc/hvseed/plan.json",
-                "--root",
-                "/",
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{os}: {}",
-            String::from_utf8_lossy(&out.stderr)
+        let stdout = common::run_ok(
+            Command::new("timeout")
+                .args(["30", "chroot"])
+                .arg(&inside)
+                .args([
+                    "/usr/sbin/hvseed-firstboot",
+                    "apply",
+                    "--plan",
+                    "/etc/hvseed/plan.json",
+                    "--root",
+                    "/",
+                ]),
         );
-        let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(
             stdout.contains("changed /etc/libvirt/libvirtd.conf"),
             "{stdout}"
         );
         let plan_path = tmp.path().join("plan.json");
         std::fs::write(&plan_path, plan.to_string()).unwrap();
-        let st = Command::new(&agent)
-            .args(["apply", "--plan"])
-            .arg(&plan_path)
-            .arg("--root")
-            .arg(&outside)
-            .output()
-            .unwrap();
-        assert!(st.status.success());
+        common::run_ok(
+            Command::new(&agent)
+                .args(["apply", "--plan"])
+                .arg(&plan_path)
+                .arg("--root")
+                .arg(&outside),
+        );
         assert_eq!(
             common::tree_sum(&inside),
             common::tree_sum(&outside),

@@ -126,19 +126,14 @@ fn case(os: &str, sources: &[&str]) {
     let d2 = datadir(&tmp.path().join("theirs"), os, &stock);
     for port in ports {
         for s in &srcs {
-            let st = Command::new("timeout")
-                .arg("30")
-                .arg(&ufw)
-                .arg(format!("--datadir={}", d2.display()))
-                .args([
-                    "allow", "from", s, "to", "any", "port", *port, "proto", "tcp",
-                ])
-                .output()
-                .unwrap();
-            assert!(
-                st.status.success(),
-                "{}",
-                String::from_utf8_lossy(&st.stderr)
+            run_ok(
+                Command::new("timeout")
+                    .arg("30")
+                    .arg(&ufw)
+                    .arg(format!("--datadir={}", d2.display()))
+                    .args([
+                        "allow", "from", s, "to", "any", "port", *port, "proto", "tcp",
+                    ]),
             );
         }
     }

@@ -44,6 +44,15 @@ pub struct CheckResult {
     pub detail: String,
 }
 
+/// A check as one line, as `verify` prints it and `run` logs it:
+/// `ok   name: detail` or `FAIL name: detail`.
+impl std::fmt::Display for CheckResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mark = if self.ok { "ok  " } else { "FAIL" };
+        write!(f, "{mark} {}: {}", self.name, self.detail)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CpuFacts {

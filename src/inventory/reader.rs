@@ -304,6 +304,35 @@ impl<'a> Checker<'a> {
         })
     }
 
+    /// A list of at most `max` scalars, each parsed by `parse` (its error reported at
+    /// the item); `None` if anything was wrong.
+    pub(super) fn parsed_list<T>(
+        &mut self,
+        n: &Node,
+        rel: &str,
+        max: usize,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Option<Vec<T>> {
+        let items = self.items(n, rel, max)?;
+        let mut out = Vec::with_capacity(items.len());
+        let mut ok = true;
+        for (i, item) in items.iter().enumerate() {
+            let irel = format!("{rel}[{i}]");
+            let Some(t) = self.text(item, &irel) else {
+                ok = false;
+                continue;
+            };
+            match parse(&t) {
+                Ok(v) => out.push(v),
+                Err(e) => {
+                    self.error(item, &irel, e);
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(out)
+    }
+
     /// [`Checker::list`] holding at most `max` items.
     pub(super) fn items<'n>(&mut self, n: &'n Node, rel: &str, max: usize) -> Option<&'n [Node]> {
         let items = self.list(n, rel)?;

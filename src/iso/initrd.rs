@@ -78,19 +78,11 @@ mod tests {
         let mut d = flate2::read::GzDecoder::new(&gz[..]);
         let mut cpio = Vec::new();
         std::io::Read::read_to_end(&mut d, &mut cpio).unwrap();
-        let out = duct::cmd!("cpio", "-idm", "--quiet")
-            .dir(dir.path())
-            .stdin_bytes(cpio)
-            .stderr_to_stdout()
-            .stdout_capture()
-            .unchecked()
-            .run()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stdout)
-        );
+        crate::tool::Tool::new("cpio")
+            .args(["-idm", "--quiet", "--directory"])
+            .arg(dir.path())
+            .run_with_stdin(Some(&cpio))
+            .unwrap_or_else(|e| panic!("{e:#}"));
         assert_eq!(std::fs::read(dir.path().join("preseed.cfg")).unwrap(), body);
     }
 }

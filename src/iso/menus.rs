@@ -191,27 +191,58 @@ pub fn isolinux_gfxboot_top(cfg: &str, ui_module: &str) -> String {
     out
 }
 
+/// How a GRUB menu's first entry is found, and the kernel and initrd it boots.
+struct FirstEntry {
+    /// The keyword that starts an entry.
+    start: &'static str,
+    /// The keywords that end the first entry once its kernel was seen.
+    ends: &'static [&'static str],
+    /// The keywords whose first word is the kernel, the initrd.
+    kernel: &'static [&'static str],
+    initrd: &'static [&'static str],
+    /// The error when the first entry lacks either.
+    missing: &'static str,
+}
+
+impl FirstEntry {
+    /// Our stanza from `template`, booting the first entry's kernel and its initrd
+    /// (or `entry`'s own initrd).
+    fn our_stanza(&self, menu: &str, entry: &UnattendedEntry, template: &str) -> Result<String> {
+        let (mut kernel, mut initrd) = (None, None);
+        let mut in_first = false;
+        for line in menu.lines() {
+            let (kw, rest) = keyword(line);
+            let kw = kw.as_str();
+            let word = || rest.split_whitespace().next().map(str::to_string);
+            if kw == self.start && kernel.is_none() {
+                in_first = true;
+            } else if self.ends.contains(&kw) && in_first && kernel.is_some() {
+                break;
+            } else if in_first && self.kernel.contains(&kw) {
+                kernel = word();
+            } else if in_first && self.initrd.contains(&kw) {
+                initrd = word();
+            }
+        }
+        let (Some(kernel), Some(orig_initrd)) = (kernel, initrd) else {
+            bail!("{}", self.missing);
+        };
+        let initrd = entry.initrd.clone().unwrap_or(orig_initrd);
+        Ok(entry.render(template, &kernel, &initrd))
+    }
+}
+
 /// grub-legacy (`EFI/BOOT/BOOTX64.conf` of EL6): our `title` stanza first, `default=0`,
 /// a short `timeout`.
 pub fn grub_legacy(conf: &str, entry: &UnattendedEntry) -> Result<String> {
-    let mut kernel = None;
-    let mut initrd = None;
-    let mut in_first = false;
-    for line in conf.lines() {
-        let (kw, rest) = keyword(line);
-        match kw.as_str() {
-            "title" if kernel.is_none() => in_first = true,
-            "title" => break,
-            "kernel" if in_first => kernel = rest.split_whitespace().next().map(str::to_string),
-            "initrd" if in_first => initrd = rest.split_whitespace().next().map(str::to_string),
-            _ => {}
-        }
-    }
-    let (Some(kernel), Some(orig_initrd)) = (kernel, initrd) else {
-        bail!("its first `title` stanza has no `kernel` and `initrd` lines to copy");
+    let first = FirstEntry {
+        start: "title",
+        ends: &["title"],
+        kernel: &["kernel"],
+        initrd: &["initrd"],
+        missing: "its first `title` stanza has no `kernel` and `initrd` lines to copy",
     };
-    let initrd = entry.initrd.clone().unwrap_or(orig_initrd);
-    let stanza = entry.render("grub-legacy/entry.conf", &kernel, &initrd);
+    let stanza = first.our_stanza(conf, entry, "grub-legacy/entry.conf")?;
 
     let mut out = String::with_capacity(conf.len() + stanza.len() + 64);
     let mut head = String::new();
@@ -253,28 +284,14 @@ pub fn grub_legacy(conf: &str, entry: &UnattendedEntry) -> Result<String> {
 /// before the first `menuentry`; earlier `set default`/`set timeout` lines are commented
 /// out so they cannot point elsewhere.
 pub fn grub2(cfg: &str, entry: &UnattendedEntry) -> Result<String> {
-    let mut kernel = None;
-    let mut initrd = None;
-    let mut in_first = false;
-    for line in cfg.lines() {
-        let (kw, rest) = keyword(line);
-        match kw.as_str() {
-            "menuentry" if kernel.is_none() => in_first = true,
-            "menuentry" | "}" if in_first && kernel.is_some() => break,
-            "linux" | "linuxefi" if in_first => {
-                kernel = rest.split_whitespace().next().map(str::to_string)
-            }
-            "initrd" | "initrdefi" if in_first => {
-                initrd = rest.split_whitespace().next().map(str::to_string)
-            }
-            _ => {}
-        }
-    }
-    let (Some(kernel), Some(orig_initrd)) = (kernel, initrd) else {
-        bail!("its first `menuentry` has no `linux` and `initrd` lines to copy");
+    let first = FirstEntry {
+        start: "menuentry",
+        ends: &["menuentry", "}"],
+        kernel: &["linux", "linuxefi"],
+        initrd: &["initrd", "initrdefi"],
+        missing: "its first `menuentry` has no `linux` and `initrd` lines to copy",
     };
-    let initrd = entry.initrd.clone().unwrap_or(orig_initrd);
-    let stanza = entry.render("grub2/entry.cfg", &kernel, &initrd);
+    let stanza = first.our_stanza(cfg, entry, "grub2/entry.cfg")?;
     let mut out = String::with_capacity(cfg.len() + stanza.len() + 64);
     let mut inserted = false;
     for line in cfg.lines() {

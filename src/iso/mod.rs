@@ -450,6 +450,25 @@ impl Builder<'_> {
         }
     }
 
+    /// The menu `iso_path`, replaced by `edit` of the ISO's own.
+    fn edit_menu(&mut self, iso_path: &str, edit: impl Fn(&str) -> Result<String>) -> Result<()> {
+        let text = self.read_orig(iso_path)?;
+        let new =
+            edit(&text).with_context(|| format!("editing {}", iso_path.trim_start_matches('/')))?;
+        self.replace(iso_path, new.as_bytes())?;
+        Ok(())
+    }
+
+    /// Writes `text` as `fat_path` inside the FAT image `img`, through the local file
+    /// `local_name` of the session's directory.
+    fn write_in_fat(&self, img: &Path, fat_path: &str, local_name: &str, text: &str) -> Result<()> {
+        let local = self.new.join(local_name);
+        crate::interrupt::create_dir_all(&self.new)?;
+        crate::interrupt::write(&local, text.as_bytes())
+            .with_context(|| format!("writing {}", local.display()))?;
+        fat::write(img, &local, fat_path)
+    }
+
     /// grub-legacy EFI: `conf` in the tree and every `BOOTX64.conf` inside the image.
     fn grub_legacy_entries(
         &mut self,
@@ -457,10 +476,7 @@ impl Builder<'_> {
         conf_path: &str,
         img_path: &str,
     ) -> Result<()> {
-        let conf = self.read_orig(conf_path)?;
-        let new = menus::grub_legacy(&conf, entry)
-            .with_context(|| format!("editing {}", conf_path.trim_start_matches('/')))?;
-        self.replace(conf_path, new.as_bytes())?;
+        self.edit_menu(conf_path, |conf| menus::grub_legacy(conf, entry))?;
 
         // What UEFI firmware boots from a CD is the FAT image, with its own copy.
         let img = self.orig.join(img_path.trim_start_matches('/'));
@@ -477,15 +493,10 @@ impl Builder<'_> {
             );
         }
         for fat_path in confs {
-            let text = String::from_utf8(fat::read(&img, fat_path)?)
-                .with_context(|| format!("{fat_path} in {img_path} is not UTF-8 text"))?;
+            let text = fat_text(&img, img_path, fat_path)?;
             let new = menus::grub_legacy(&text, entry)
                 .with_context(|| format!("editing {fat_path} in {img_path}"))?;
-            let local = self.new.join("fat-BOOTX64.conf");
-            crate::interrupt::create_dir_all(&self.new)?;
-            crate::interrupt::write(&local, new.as_bytes())
-                .with_context(|| format!("writing {}", local.display()))?;
-            fat::write(&img, &local, fat_path)?;
+            self.write_in_fat(&img, fat_path, "fat-BOOTX64.conf", &new)?;
         }
         self.replace_extracted(img_path);
         Ok(())
@@ -498,10 +509,7 @@ impl Builder<'_> {
         cfg_path: &str,
         img_path: &str,
     ) -> Result<()> {
-        let cfg = self.read_orig(cfg_path)?;
-        let new = menus::grub2(&cfg, entry)
-            .with_context(|| format!("editing {}", cfg_path.trim_start_matches('/')))?;
-        self.replace(cfg_path, new.as_bytes())?;
+        self.edit_menu(cfg_path, |cfg| menus::grub2(cfg, entry))?;
         // An EFI GRUB may have its config built in and read grub.cfg from the CD (as
         // Ubuntu's does); if this image carries a grub.cfg of its own, it gets the
         // entry too.
@@ -512,8 +520,7 @@ impl Builder<'_> {
             .collect();
         let mut changed = false;
         for fat_path in cfgs {
-            let text = String::from_utf8(fat::read(&img, &fat_path)?)
-                .with_context(|| format!("{fat_path} in {img_path} is not UTF-8 text"))?;
+            let text = fat_text(&img, img_path, &fat_path)?;
             // A config that only finds the CD and loads its grub.cfg has no menuentry.
             if !text
                 .lines()
@@ -523,10 +530,7 @@ impl Builder<'_> {
             }
             let new = menus::grub2(&text, entry)
                 .with_context(|| format!("editing {fat_path} in {img_path}"))?;
-            let local = self.new.join("fat-grub.cfg");
-            crate::interrupt::write(&local, new.as_bytes())
-                .with_context(|| format!("writing {}", local.display()))?;
-            fat::write(&img, &local, &fat_path)?;
+            self.write_in_fat(&img, &fat_path, "fat-grub.cfg", &new)?;
             changed = true;
         }
         if changed {
@@ -554,6 +558,12 @@ impl Builder<'_> {
         self.replace(list, new.as_bytes())?;
         Ok(())
     }
+}
+
+/// The text of `fat_path` inside the FAT image `img` (`img_path` on the medium).
+fn fat_text(img: &Path, img_path: &str, fat_path: &str) -> Result<String> {
+    String::from_utf8(fat::read(img, fat_path)?)
+        .with_context(|| format!("{fat_path} in {img_path} is not UTF-8 text"))
 }
 
 /// Replaces the sums of listed files and appends lines for new ones (sorted).

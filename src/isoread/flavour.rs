@@ -93,17 +93,9 @@ pub fn detect(
 mod tests {
     use super::*;
 
-    fn listing(files: &[&str]) -> Listing {
-        Listing::for_tests(files)
-    }
-
     #[test]
     fn centos_with_its_uefi_menu() {
-        let l = listing(&[
-            "/.discinfo",
-            "/isolinux/isolinux.cfg",
-            "/EFI/BOOT/BOOTX64.conf",
-        ]);
+        let l = Listing::centos6_dvd_for_tests();
         let f = detect(
             &l,
             &|p| (p == "/.discinfo").then(|| "1341569670.5\nCentOS 6.3\nx86_64\n".to_string()),
@@ -114,7 +106,7 @@ mod tests {
         assert_eq!(f.name(), "CentOS 6.3 x86_64");
         assert_eq!(f.uefi.as_deref(), Some("/images/efiboot.img"));
         // Without the grub-legacy menu the UEFI image is not one hvseed can edit.
-        let l = listing(&["/.discinfo", "/isolinux/isolinux.cfg"]);
+        let l = Listing::for_tests(&["/.discinfo", "/isolinux/isolinux.cfg"]);
         let f = detect(
             &l,
             &|p| (p == "/.discinfo").then(|| "1341569670.5\nCentOS 6.3\nx86_64\n".to_string()),
@@ -126,7 +118,12 @@ mod tests {
 
     #[test]
     fn nothing_known() {
-        let err = detect(&listing(&["/boot.catalog"]), &|_| None, Os::Centos6).unwrap_err();
+        let err = detect(
+            &Listing::for_tests(&["/boot.catalog"]),
+            &|_| None,
+            Os::Centos6,
+        )
+        .unwrap_err();
         assert!(
             err.contains("no .discinfo, .treeinfo or .disk/info"),
             "{err}"

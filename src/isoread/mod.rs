@@ -191,6 +191,16 @@ impl Listing {
             joliet: false,
         }
     }
+
+    /// The files of a CentOS 6.3 DVD that recognition reads: `.discinfo`, the isolinux
+    /// menu and the UEFI menu.
+    pub(crate) fn centos6_dvd_for_tests() -> Listing {
+        Listing::for_tests(&[
+            "/.discinfo",
+            "/isolinux/isolinux.cfg",
+            "/EFI/BOOT/BOOTX64.conf",
+        ])
+    }
 }
 
 impl Listing {

@@ -82,6 +82,29 @@ impl<'a> Build<'a> {
         Ok(())
     }
 
+    /// The last run's installer files, kept as they are when they came from the same
+    /// source (`identity`), include the layout's kernel and initrd and are unchanged on
+    /// disk; then they are this run's record too, which is returned.
+    fn keep_installer(&mut self, identity: &str, layout: &source::Layout) -> Option<&'a IsoRecord> {
+        let old: &'a Manifest = self.old;
+        let r = old.iso.as_ref()?;
+        let expected_ok = r.files.iter().any(|f| f == layout.tftp_kernel)
+            && r.files.iter().any(|f| f == layout.tftp_initrd);
+        if r.identity != identity
+            || !expected_ok
+            || !r.files.iter().all(|f| self.unchanged_on_disk(f))
+        {
+            return None;
+        }
+        for f in &r.files {
+            let rec = self.old.files[f];
+            self.desired
+                .insert(f.clone(), Want::Keep(rec), rec.sha256, 0o644);
+        }
+        self.new.iso = Some(r.clone());
+        Some(r)
+    }
+
     /// The installer kernel and initrd (and, for a target whose UEFI loader comes from
     /// the ISO, that loader) from the ISO, extracted again only when the ISO or the
     /// files on disk changed. Returns whether the tree has the ISO's EFI loader.
@@ -95,23 +118,10 @@ impl<'a> Build<'a> {
             } => Some((loader, boot_file, missing_note)),
             PxeUefi::Grub2 | PxeUefi::DebianNetboot { .. } => None,
         };
-        if let Some(r) = &self.old.iso {
-            let expected_ok = r.files.iter().any(|f| f == layout.tftp_kernel)
-                && r.files.iter().any(|f| f == layout.tftp_initrd);
-            if r.identity == identity
-                && expected_ok
-                && r.files.iter().all(|f| self.unchanged_on_disk(f))
-            {
-                for f in &r.files {
-                    let rec = self.old.files[f];
-                    self.desired
-                        .insert(f.clone(), Want::Keep(rec), rec.sha256, 0o644);
-                }
-                self.new.iso = Some(r.clone());
-                return Ok(iso_loader
-                    .as_ref()
-                    .is_some_and(|(_, file, _)| r.files.contains(&format!("tftp/{file}"))));
-            }
+        if let Some(r) = self.keep_installer(&identity, layout) {
+            return Ok(iso_loader
+                .as_ref()
+                .is_some_and(|(_, file, _)| r.files.contains(&format!("tftp/{file}"))));
         }
         // (The ISO's flavour was checked before anything was created.)
         let kernel = self.staging.join("kernel");
@@ -193,21 +203,8 @@ impl<'a> Build<'a> {
                 format!("tftp/{}", configs::DI_NETBOOT_GRUB),
             ),
         ];
-        if let Some(r) = &self.old.iso {
-            let expected_ok = r.files.iter().any(|f| f == layout.tftp_kernel)
-                && r.files.iter().any(|f| f == layout.tftp_initrd);
-            if r.identity == identity
-                && expected_ok
-                && r.files.iter().all(|f| self.unchanged_on_disk(f))
-            {
-                for f in &r.files {
-                    let rec = self.old.files[f];
-                    self.desired
-                        .insert(f.clone(), Want::Keep(rec), rec.sha256, 0o644);
-                }
-                self.new.iso = Some(r.clone());
-                return Ok(loaders.iter().all(|(_, p)| r.files.contains(p)));
-            }
+        if let Some(r) = self.keep_installer(&identity, layout) {
+            return Ok(loaders.iter().all(|(_, p)| r.files.contains(p)));
         }
         let dir = self.staging.join("netboot");
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;

@@ -34,12 +34,7 @@ impl Iso {
         let volid = isoread::check_header(path)?.volume_id;
         let meta =
             std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
-        let mtime = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
+        let mtime = mtime_ns(&meta);
         Ok(Iso {
             path: path.to_path_buf(),
             identity: format!("size={} mtime_ns={mtime} volid={volid}", meta.len()),
@@ -129,15 +124,7 @@ impl Netboot {
             let mut identity = format!("netboot dir {}", root.display());
             for f in NETBOOT_FILES {
                 if let Ok(m) = std::fs::metadata(root.join(f)) {
-                    identity.push_str(&format!(
-                        " {f}={}:{}",
-                        m.len(),
-                        m.modified()
-                            .ok()
-                            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                            .map(|d| d.as_nanos())
-                            .unwrap_or(0)
-                    ));
+                    identity.push_str(&format!(" {f}={}:{}", m.len(), mtime_ns(&m)));
                 }
             }
             (NetbootForm::Dir(root), info, identity)
@@ -152,12 +139,7 @@ impl Netboot {
                     anyhow::anyhow!("{} holds no {NETBOOT_VERSION}; {help}", path.display())
                 })?;
             let info = String::from_utf8_lossy(&info).into_owned();
-            let mtime = meta
-                .modified()
-                .ok()
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map(|d| d.as_nanos())
-                .unwrap_or(0);
+            let mtime = mtime_ns(&meta);
             (
                 NetbootForm::Tar,
                 info,
@@ -226,6 +208,16 @@ const NETBOOT_FILES: &[&str] = &[
     "debian-installer/amd64/bootnetx64.efi",
     "debian-installer/amd64/grubx64.efi",
 ];
+
+/// A file's modification time in nanoseconds since the epoch (0 where the file system
+/// gives none), part of a source's identity.
+fn mtime_ns(meta: &std::fs::Metadata) -> u128 {
+    meta.modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
 
 fn base_name(p: &str) -> &str {
     p.rsplit('/').next().unwrap_or(p)

@@ -10,6 +10,8 @@
 use minijinja::{Error, ErrorKind};
 use sha2::{Digest, Sha256};
 
+use crate::tool::is_plain_word;
+
 fn refuse(what: &str, value: &str, why: &str) -> Error {
     Error::new(
         ErrorKind::InvalidOperation,
@@ -17,42 +19,32 @@ fn refuse(what: &str, value: &str, why: &str) -> Error {
     )
 }
 
-/// POSIX single-quoted word; a plain word stays as it is (easier to read).
+/// Refuses (for filter `what`) a value with a control character: `place` is one line.
+fn one_line(what: &str, value: &str, place: &str) -> Result<(), Error> {
+    match value.chars().find(|c| c.is_control()) {
+        Some(c) => Err(refuse(
+            what,
+            value,
+            &format!("contains the control character {c:?}; {place} is one line"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// POSIX single-quoted word; a plain word stays as it is (easier to read): the quoting
+/// of hvseed's own log lines, [`crate::tool::shell_words_quote`].
 pub fn shell(value: &str) -> Result<String, Error> {
     if value.contains('\0') {
         return Err(refuse("shell", value, "contains a NUL byte"));
     }
-    let plain = !value.is_empty()
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"@%+=:,./_-".contains(&b));
-    if plain {
-        return Ok(value.to_string());
-    }
-    let mut out = String::with_capacity(value.len() + 2);
-    out.push('\'');
-    for c in value.chars() {
-        if c == '\'' {
-            out.push_str("'\\''");
-        } else {
-            out.push(c);
-        }
-    }
-    out.push('\'');
-    Ok(out)
+    Ok(crate::tool::shell_words_quote(value))
 }
 
 /// A debconf value must stay on its line: d-i's preseed parser joins lines ending in
 /// `\` and reads one value per line, and backslashes inside values are not carried
 /// through every d-i version unchanged, so both are refused rather than mangled.
 pub fn debconf(value: &str) -> Result<String, Error> {
-    if let Some(c) = value.chars().find(|c| c.is_control()) {
-        return Err(refuse(
-            "debconf",
-            value,
-            &format!("contains the control character {c:?}; a debconf value is one line"),
-        ));
-    }
+    one_line("debconf", value, "a debconf value")?;
     if value.contains('\\') {
         return Err(refuse(
             "debconf",
@@ -68,18 +60,8 @@ pub fn debconf(value: &str) -> Result<String, Error> {
 /// else is double-quoted with `\` and `"` escaped (the only escapes shlex honours
 /// inside double quotes).
 pub fn ksarg(value: &str) -> Result<String, Error> {
-    if let Some(c) = value.chars().find(|c| c.is_control()) {
-        return Err(refuse(
-            "ksarg",
-            value,
-            &format!("contains the control character {c:?}; a kickstart command is one line"),
-        ));
-    }
-    let plain = !value.is_empty()
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"@%+=:,./_-$".contains(&b));
-    if plain {
+    one_line("ksarg", value, "a kickstart command")?;
+    if is_plain_word(value, b"@%+=:,./_-$") {
         return Ok(value.to_string());
     }
     let mut out = String::with_capacity(value.len() + 2);
@@ -97,12 +79,7 @@ pub fn ksarg(value: &str) -> Result<String, Error> {
 /// A `%packages` line is taken literally (no quoting exists there), so only package
 /// names, globs and `@group`s are let through.
 pub fn kspackage(value: &str) -> Result<String, Error> {
-    let ok = !value.is_empty()
-        && !value.starts_with('%')
-        && !value.starts_with('-')
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"@+._-*:".contains(&b));
+    let ok = !value.starts_with('%') && !value.starts_with('-') && is_plain_word(value, b"@+._-*:");
     if ok {
         Ok(value.to_string())
     } else {
@@ -126,36 +103,26 @@ pub fn heredoc(content: &str, target: &str) -> Result<String, Error> {
     let digest = Sha256::digest(content.as_bytes());
     let hex: String = digest[..12].iter().map(|b| format!("{b:02X}")).collect();
     let delim = format!("HVSEED_EOF_{hex}");
-    let mut out = String::with_capacity(content.len() + 2 * delim.len() + 64);
-    let body = content.strip_suffix('\n');
-    match body {
+    // The here-document's lines, each prefixed with `|`, then its delimiter.
+    let document = |text: &str| {
+        let mut d = String::with_capacity(text.len() + delim.len() + 64);
+        for line in text.split('\n') {
+            d.push('|');
+            d.push_str(line);
+            d.push('\n');
+        }
+        d.push_str(&delim);
+        d
+    };
+    Ok(match content.strip_suffix('\n') {
+        None if content.is_empty() => format!(": > {target}"),
         // Content without a final newline: printf the last line without one.
-        None if !content.is_empty() => {
-            out.push_str(&format!("printf '%s' \"$(sed -e 's/^|//' <<'{delim}'\n"));
-            for line in content.split('\n') {
-                out.push('|');
-                out.push_str(line);
-                out.push('\n');
-            }
-            out.push_str(&delim);
-            out.push_str(&format!("\n)\" > {target}"));
-            return Ok(out);
-        }
-        None => {
-            out.push_str(&format!(": > {target}"));
-            return Ok(out);
-        }
-        Some(body) => {
-            out.push_str(&format!("sed -e 's/^|//' > {target} <<'{delim}'\n"));
-            for line in body.split('\n') {
-                out.push('|');
-                out.push_str(line);
-                out.push('\n');
-            }
-            out.push_str(&delim);
-        }
-    }
-    Ok(out)
+        None => format!(
+            "printf '%s' \"$(sed -e 's/^|//' <<'{delim}'\n{}\n)\" > {target}",
+            document(content)
+        ),
+        Some(body) => format!("sed -e 's/^|//' > {target} <<'{delim}'\n{}", document(body)),
+    })
 }
 
 /// Registers the filters on a template environment.

@@ -129,6 +129,16 @@ pub(super) fn render(
     let mut all: Vec<Vec<u32>> = Vec::with_capacity(inv.hosts.len());
     let mut pool: Vec<Setting> = Vec::new();
     let mut index: HashMap<String, u32> = HashMap::new();
+    // The early script picks its host by MAC from `hosts`: the one host of a host's
+    // preseed, every host in the fleet file.
+    let early_script = |in_fleet: bool, hosts: &[TableHost]| -> Result<String> {
+        let script = render_template(
+            env,
+            "early.sh",
+            context! { cluster, fleet => in_fleet, hosts, media },
+        )?;
+        Ok(script_comment("hvseed-early", &script))
+    };
     // The late script does not depend on the host (it reads the name from /tmp).
     let late = script_comment(
         "hvseed-late",
@@ -146,14 +156,7 @@ pub(super) fn render(
             fqdn: h.fqdn.clone(),
             sets: vec![],
         }];
-        let early = script_comment(
-            "hvseed-early",
-            &render_template(
-                env,
-                "early.sh",
-                context! { cluster, fleet => false, hosts, media },
-            )?,
-        );
+        let early = early_script(false, &hosts)?;
         let mut lines = String::new();
         for &k in &settings {
             lines.push_str(&pool[k as usize].line);
@@ -226,14 +229,7 @@ pub(super) fn render(
                 .collect(),
         })
         .collect();
-    let early = script_comment(
-        "hvseed-early",
-        &render_template(
-            env,
-            "early.sh",
-            context! { cluster, fleet => true, hosts, media },
-        )?,
-    );
+    let early = early_script(true, &hosts)?;
     let lines = lines.join("\n");
     let text = render_template(
         env,

@@ -159,17 +159,9 @@ fn recognise(listing: &Listing, read: &ReadIdentity) -> Recognition {
 mod tests {
     use super::*;
 
-    fn listing(files: &[&str]) -> Listing {
-        Listing::for_tests(files)
-    }
-
     #[test]
     fn centos_from_discinfo_alone() {
-        let l = listing(&[
-            "/.discinfo",
-            "/isolinux/isolinux.cfg",
-            "/EFI/BOOT/BOOTX64.conf",
-        ]);
+        let l = Listing::centos6_dvd_for_tests();
         let f = recognise(&l, &|p| {
             (p == "/.discinfo").then(|| "1341569670.5\n6.3\nx86_64\n1\n".to_string())
         });
@@ -183,7 +175,7 @@ mod tests {
 
     #[test]
     fn centos_7_is_described_and_refused() {
-        let l = listing(&["/.treeinfo", "/isolinux/isolinux.cfg"]);
+        let l = Listing::for_tests(&["/.treeinfo", "/isolinux/isolinux.cfg"]);
         let f = recognise(&l, &|p| {
             (p == "/.treeinfo")
                 .then(|| "[general]\nfamily = CentOS\nversion = 7\narch = x86_64\n".to_string())
@@ -199,7 +191,7 @@ mod tests {
 
     #[test]
     fn other_media_are_not_claimed() {
-        let l = listing(&["/.disk/info"]);
+        let l = Listing::for_tests(&["/.disk/info"]);
         assert_eq!(
             recognise(&l, &|p| (p == "/.disk/info").then(|| "Ubuntu".into())),
             Recognition::Other

@@ -3,7 +3,7 @@
 //! bridge-utils or Open vSwitch through its ifupdown integration.
 
 use crate::edit::Lines;
-use crate::plan::{NetworkType, Plan};
+use crate::plan::{NetworkPlan, NetworkType, Plan, VlanBridge};
 use crate::topology::{mgmt_bridge, trunk_bridge};
 
 const BLOCK_BEGIN: &str =
@@ -32,6 +32,16 @@ fn managed_interfaces(plan: &Plan) -> Vec<String> {
     if n.kind == NetworkType::Openvswitch {
         v.push(trunk_bridge(plan).to_string());
         v.push(mgmt_bridge(plan).to_string());
+    }
+    v
+}
+
+/// The public and private networks with their labels, each bridge once (both may be
+/// carried to one bridge; the public VLAN's stanza then holds it).
+fn guest_bridges(n: &NetworkPlan) -> Vec<(&'static str, &VlanBridge)> {
+    let mut v = vec![("Public", &n.public)];
+    if n.private.bridge != n.public.bridge {
+        v.push(("Private", &n.private));
     }
     v
 }
@@ -78,12 +88,7 @@ fn interfaces_block(plan: &Plan) -> Vec<String> {
             ];
             s.extend(addr);
             push(&s);
-            let mut seen = Vec::new();
-            for (label, vb) in [("Public", &n.public), ("Private", &n.private)] {
-                if seen.contains(&vb.bridge) {
-                    continue;
-                }
-                seen.push(vb.bridge.clone());
+            for (label, vb) in guest_bridges(n) {
                 push(&[
                     format!("# {label} network (VLAN {})", vb.vlan),
                     format!("auto {}", vb.bridge),
@@ -125,12 +130,7 @@ fn interfaces_block(plan: &Plan) -> Vec<String> {
             ];
             s.extend(addr);
             push(&s);
-            let mut seen = Vec::new();
-            for (label, vb) in [("Public", &n.public), ("Private", &n.private)] {
-                if seen.contains(&vb.bridge) {
-                    continue;
-                }
-                seen.push(vb.bridge.clone());
+            for (label, vb) in guest_bridges(n) {
                 push(&[
                     format!(
                         "# {label} network (VLAN {}, fake bridge on {trunk})",

@@ -5,40 +5,43 @@
 
 use crate::edit::{Lines, Style};
 
-/// `/etc/libvirt/libvirtd.conf`: the guide's five keys (policy 1, incl. `mdns_adv`).
-pub fn libvirtd_conf(old: &str) -> String {
+/// `old` with each of `keys` set (spelled in `style`), every other line as it was.
+fn set_keys(old: &str, style: Style, keys: &[(&str, &str)]) -> String {
     let mut l = Lines::parse(old);
-    for (k, v) in [
-        ("listen_tls", "0"),
-        ("listen_tcp", "1"),
-        ("tcp_port", "\"16509\""),
-        ("auth_tcp", "\"none\""),
-        ("mdns_adv", "0"),
-    ] {
-        l.set(Style::Spaced, k, v);
+    for (k, v) in keys {
+        l.set(style, k, v);
     }
     l.text()
 }
 
+/// `/etc/libvirt/libvirtd.conf`: the guide's five keys (policy 1, incl. `mdns_adv`).
+pub fn libvirtd_conf(old: &str) -> String {
+    set_keys(
+        old,
+        Style::Spaced,
+        &[
+            ("listen_tls", "0"),
+            ("listen_tcp", "1"),
+            ("tcp_port", "\"16509\""),
+            ("auth_tcp", "\"none\""),
+            ("mdns_adv", "0"),
+        ],
+    )
+}
+
 /// `/etc/libvirt/qemu.conf`: VNC on all addresses (policy 3).
 pub fn qemu_conf(old: &str) -> String {
-    let mut l = Lines::parse(old);
-    l.set(Style::Spaced, "vnc_listen", "\"0.0.0.0\"");
-    l.text()
+    set_keys(old, Style::Spaced, &[("vnc_listen", "\"0.0.0.0\"")])
 }
 
 /// el6 `/etc/sysconfig/libvirtd` (policy 2).
 pub fn sysconfig_libvirtd(old: &str) -> String {
-    let mut l = Lines::parse(old);
-    l.set(Style::Tight, "LIBVIRTD_ARGS", "\"--listen\"");
-    l.text()
+    set_keys(old, Style::Tight, &[("LIBVIRTD_ARGS", "\"--listen\"")])
 }
 
 /// precise `/etc/default/libvirt-bin` (policy 2).
 pub fn default_libvirt_bin(old: &str) -> String {
-    let mut l = Lines::parse(old);
-    l.set(Style::Tight, "libvirtd_opts", "\"-d -l\"");
-    l.text()
+    set_keys(old, Style::Tight, &[("libvirtd_opts", "\"-d -l\"")])
 }
 
 /// `/etc/default/libvirtd`, read by libvirtd.service (`EnvironmentFile=`) on Debian 12
@@ -46,18 +49,14 @@ pub fn default_libvirt_bin(old: &str) -> String {
 /// a socket-activated libvirtd refuses `--listen` (modern-targets, "libvirt on systemd
 /// distros").
 pub fn default_libvirtd(old: &str) -> String {
-    let mut l = Lines::parse(old);
-    l.set(Style::Tight, "LIBVIRTD_ARGS", "\"--listen\"");
-    l.text()
+    set_keys(old, Style::Tight, &[("LIBVIRTD_ARGS", "\"--listen\"")])
 }
 
 /// `/etc/libvirt/libvirt.conf`: the clients (`virsh`, the CloudStack agent) talk to the
 /// monolithic libvirtd, not to the modular daemons (`remote_mode="legacy"`, the 4.20
 /// guide).
 pub fn libvirt_conf(old: &str) -> String {
-    let mut l = Lines::parse(old);
-    l.set(Style::Spaced, "remote_mode", "\"legacy\"");
-    l.text()
+    set_keys(old, Style::Spaced, &[("remote_mode", "\"legacy\"")])
 }
 
 /// precise `/etc/init/libvirt-bin.conf`: its `exec /usr/sbin/libvirtd $libvirtd_opts`

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 #[path = "../../../tests/support.rs"]
 mod support;
 #[allow(unused_imports)]
-pub use support::tool;
+pub use support::{missing, run_ok, tool};
 
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -100,17 +100,6 @@ pub fn write_plan(dir: &Path, plan: &serde_json::Value) -> PathBuf {
 /// The agent built by cargo for the tests (the host's own target).
 pub fn agent() -> Command {
     Command::new(env!("CARGO_BIN_EXE_hvseed-firstboot"))
-}
-
-pub fn run_ok(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 pub fn run(cmd: &mut Command) -> Output {
@@ -365,20 +354,7 @@ pub fn sourced(file: &Path, keys: &[String]) -> BTreeMap<String, String> {
     for k in keys {
         script.push_str(&format!("printf '%s=%s\\n' {k} \"${{{k}}}\"\n"));
     }
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(&script)
-        .arg(file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "sh could not source {}: {}",
-        file.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
+    run_ok(Command::new("sh").arg("-c").arg(&script).arg(file))
         .lines()
         .filter_map(|l| {
             l.split_once('=')

@@ -2,6 +2,10 @@ use super::*;
 use crate::inventory::diagnostics::MAX_DIAGNOSTICS;
 use crate::inventory::yaml::parse;
 
+/// Shared with `tests/inventory_bounds.rs`: the generated fleets' hosts.
+#[path = "../../../tests/fleet_hosts.rs"]
+mod fleet_hosts;
+
 fn node(text: &str, origin: Origin) -> Node {
     let mut n = parse(text).unwrap();
     n.set_origin(origin);
@@ -49,14 +53,8 @@ fn merge_is_deep_and_keeps_the_winner_position() {
 fn fleet(n: usize, defaults: &str, extra: impl Fn(usize) -> String) -> String {
     let mut t = format!("version: 1\ncluster: big\ndefaults:\n{defaults}hosts:\n");
     for i in 0..n {
-        t.push_str(&format!(
-            "  - fqdn: kvm{i}.example.org\n    mac: \"02:00:00:00:{:02x}:{:02x}\"\n    ip: 192.168.{}.{}\n{}",
-            i / 256,
-            i % 256,
-            1 + i / 200,
-            10 + i % 200,
-            extra(i)
-        ));
+        t.push_str(&fleet_hosts::host_item(i, "192.168"));
+        t.push_str(&extra(i));
     }
     t
 }

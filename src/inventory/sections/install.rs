@@ -121,26 +121,7 @@ pub(in crate::inventory) fn resolve_kernel_args(
     v: &Node,
 ) -> Option<List<KernelArg>> {
     let rel = "install.kernel_args";
-    let items = c.items(v, rel, MAX_KERNEL_ARGS_BYTES / 2)?;
-    let mut args = Vec::with_capacity(items.len());
-    let mut ok = true;
-    for (i, item) in items.iter().enumerate() {
-        let irel = format!("{rel}[{i}]");
-        let Some(t) = c.text(item, &irel) else {
-            ok = false;
-            continue;
-        };
-        match KernelArg::new(&t) {
-            Ok(a) => args.push(a),
-            Err(e) => {
-                c.error(item, &irel, e);
-                ok = false;
-            }
-        }
-    }
-    if !ok {
-        return None;
-    }
+    let args = c.parsed_list(v, rel, MAX_KERNEL_ARGS_BYTES / 2, KernelArg::new)?;
     let total: usize = args.iter().map(|a| a.len() + 1).sum();
     if total > MAX_KERNEL_ARGS_BYTES {
         c.error(

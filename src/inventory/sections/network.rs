@@ -7,6 +7,31 @@ use super::super::model::*;
 use super::super::reader::{Checker, Map};
 use super::super::rules;
 use super::super::schema::*;
+use super::super::yaml::Node;
+
+/// A bridge only Open vSwitch has (`rel`; `v` where it is set): set on linux-bridge it
+/// is refused with `refusal`; set otherwise it is checked; unset it is `default` on
+/// openvswitch and nothing on linux-bridge. It carries the place it was set (`None` for
+/// a default); `None` after an error.
+fn ovs_bridge(
+    c: &mut Checker,
+    v: Option<&Node>,
+    kind: Option<NetworkType>,
+    rel: &str,
+    default: &str,
+    refusal: &str,
+) -> Option<Option<(Text, Option<Loc>)>> {
+    match (v, kind) {
+        (Some(v), Some(NetworkType::LinuxBridge)) => {
+            c.error(v, rel, refusal);
+            None
+        }
+        (Some(v), _) => c
+            .checked(v, rel, rules::interface)
+            .map(|b| Some((b, Some(Loc::of(v, rel))))),
+        (None, _) => Some((kind == Some(NetworkType::Openvswitch)).then(|| (default.into(), None))),
+    }
+}
 
 pub(in crate::inventory) fn resolve_network(
     c: &mut Checker,
@@ -33,24 +58,19 @@ pub(in crate::inventory) fn resolve_network(
             k
         }
     };
-    let ovs = kind == Some(NetworkType::Openvswitch);
     let mut ok = true;
     let trunk_nic = c.required(&s, "trunk_nic").and_then(|v| {
         let nic = c.checked(v, "network.trunk_nic", rules::interface)?;
         Some((nic, v))
     });
-    // Bridges carry the place they were set (`None` for a default).
-    let trunk_bridge: Option<Option<(Text, Option<Loc>)>> = match (s.get("trunk_bridge"), kind) {
-        (Some(v), Some(NetworkType::LinuxBridge)) => {
-            c.error(v, "network.trunk_bridge", "only used with `type: openvswitch`; remove it (linux-bridge puts each VLAN on its own bridge)");
-            ok = false;
-            None
-        }
-        (Some(v), _) => c
-            .checked(v, "network.trunk_bridge", rules::interface)
-            .map(|b| Some((b, Some(Loc::of(v, "network.trunk_bridge"))))),
-        (None, _) => Some(ovs.then(|| ("cloudbr".into(), None))),
-    };
+    let trunk_bridge = ovs_bridge(
+        c,
+        s.get("trunk_bridge"),
+        kind,
+        "network.trunk_bridge",
+        "cloudbr",
+        "only used with `type: openvswitch`; remove it (linux-bridge puts each VLAN on its own bridge)",
+    );
 
     let ms = c.section(&s, "management", MANAGEMENT_KEYS);
     let mvlan = c.required(&ms, "vlan").and_then(|v| {
@@ -72,17 +92,14 @@ pub(in crate::inventory) fn resolve_network(
             at: gl.clone(),
         });
     }
-    let mbridge: Option<Option<(Text, Option<Loc>)>> = match (ms.get("bridge"), kind) {
-        (Some(v), Some(NetworkType::LinuxBridge)) => {
-            c.error(v, "network.management.bridge", "only used with `type: openvswitch` (the fake bridge for management); remove it for linux-bridge");
-            ok = false;
-            None
-        }
-        (Some(v), _) => c
-            .checked(v, "network.management.bridge", rules::interface)
-            .map(|b| Some((b, Some(Loc::of(v, "network.management.bridge"))))),
-        (None, _) => Some(ovs.then(|| ("mgmt0".into(), None))),
-    };
+    let mbridge = ovs_bridge(
+        c,
+        ms.get("bridge"),
+        kind,
+        "network.management.bridge",
+        "mgmt0",
+        "only used with `type: openvswitch` (the fake bridge for management); remove it for linux-bridge",
+    );
 
     let vlan_bridge = |c: &mut Checker, name: &str, default_bridge: &str| {
         let vs = c.section(&s, name, VLAN_BRIDGE_KEYS);

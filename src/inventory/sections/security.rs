@@ -40,24 +40,11 @@ pub(in crate::inventory) fn resolve_security(
     let firewall_sources = match s.get("firewall_sources") {
         None => Some(List::from([])),
         Some(v) => c.memo(v, (0, 8), |c| {
-            let items = c.items(v, "security.firewall_sources", rules::MAX_FIREWALL_SOURCES)?;
-            let mut out: Vec<Text> = Vec::new();
-            let mut ok = true;
-            for (i, item) in items.iter().enumerate() {
-                let rel = format!("security.firewall_sources[{i}]");
-                let Some(t) = c.text(item, &rel) else {
-                    ok = false;
-                    continue;
-                };
-                match rules::cidr(&t) {
-                    Ok(n) => out.push(n.into()),
-                    Err(e) => {
-                        c.error(item, &rel, e);
-                        ok = false;
-                    }
-                }
-            }
-            ok.then(|| List::from(out))
+            let rel = "security.firewall_sources";
+            c.parsed_list(v, rel, rules::MAX_FIREWALL_SOURCES, |t| {
+                rules::cidr(t).map(Text::from)
+            })
+            .map(List::from)
         }),
     };
     Some(Security {
