@@ -1215,8 +1215,23 @@ fn run_on_debian12_uses_systemd_and_disables_its_unit_when_ready() {
         !rt.contains("usr.sbin.libvirtd"),
         "a profile not loaded was unloaded: {rt}"
     );
-    assert!(read(&h.root, "/var/log/hvseed-firstboot.log")
-        .contains("AppArmor profile usr.sbin.libvirtd is not loaded"));
+    let log = read(&h.root, "/var/log/hvseed-firstboot.log");
+    assert!(log.contains("AppArmor profile usr.sbin.libvirtd is not loaded"));
+    // Each step, the gateway wait, the checks and the whole run say how long they took.
+    for step in [
+        "ran systemctl start networking.service (",
+        "management gateway 192.168.42.1 answers (",
+        "checks ran (",
+        "report written to /var/lib/hvseed/report.json: Ready (",
+    ] {
+        let line = log
+            .lines()
+            .find(|l| l.contains(step))
+            .unwrap_or_else(|| panic!("no {step:?} line in the log:\n{log}"));
+        let took = line.split(step).nth(1).unwrap();
+        let secs = took.split(" s").next().unwrap();
+        assert!(secs.parse::<f64>().is_ok() && secs.contains('.'), "{line}");
+    }
     // The fake systemctl does not remove the link: the agent makes sure it is gone.
     assert!(fs::symlink_metadata(&wants).is_err(), "unit still enabled");
     assert!(h
