@@ -211,7 +211,8 @@ fn missing_bridges(plan: &Plan, env: &Env) -> Vec<String> {
 
 /// What only the running system can do, then the network restart with its gateway
 /// and bridge check: the firewall loaded if they pass, the installer's network back
-/// (and no firewall of hvseed's) if not; then the libvirtd restart.
+/// (and no firewall of hvseed's) if not; then the libvirtd restart (`changed`: what
+/// this run's `apply` changed).
 fn live_steps(
     plan: &Plan,
     env: &Env,
@@ -219,6 +220,7 @@ fn live_steps(
     log: &mut Log,
     checks: &mut Vec<CheckResult>,
     tries: u32,
+    changed: &[String],
 ) {
     let family = target::family(plan.os);
     family.prepare(env, log);
@@ -285,7 +287,7 @@ fn live_steps(
         });
     }
 
-    family.restart_libvirtd(env, log);
+    family.restart_libvirtd(env, log, changed);
 }
 
 /// The whole first-boot run; returns the report it wrote.
@@ -330,6 +332,7 @@ pub fn run(plan: &Plan, env: &Env) -> anyhow::Result<Report> {
                 &mut log,
                 &mut checks,
                 settings.gateway_tries,
+                &out.changed,
             );
         }
         // A failed apply leaves ROOT as it was (it computes and stages everything

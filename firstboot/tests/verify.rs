@@ -158,13 +158,16 @@ impl FakeHost {
                  else echo \"$p ii \"; fi; done; exit $rc;; \
                  *) printf 'install ok installed 4.20.0.0';; esac",
             );
-            // systemctl: logged; is-active answers from ../libvirtd-state (active).
+            // systemctl: logged; is-active prints one state per unit, as systemctl
+            // does: a service's from ../libvirtd-state (active), a socket's from
+            // ../sockets-state (inactive).
             script(
                 &bin.join("systemctl"),
                 "d=\"${0%/*}/..\"; echo \"systemctl $*\" >> \"$d/systemctl.log\"\n\
-                 case \"$1\" in is-active) s=active; \
-                 [ -e \"$d/libvirtd-state\" ] && read -r s < \"$d/libvirtd-state\"; \
-                 echo \"$s\"; [ \"$s\" = active ];; \
+                 case \"$1\" in is-active) shift; rc=0; for u in \"$@\"; do \
+                 case \"$u\" in *.socket) s=inactive; f=sockets-state;; *) s=active; f=libvirtd-state;; esac; \
+                 [ -e \"$d/$f\" ] && read -r s < \"$d/$f\"; \
+                 echo \"$s\"; [ \"$s\" = active ] || rc=3; done; exit $rc;; \
                  restart) [ ! -e \"$d/libvirtd-state\" ];; *) exit 0;; esac",
             );
             if net == "openvswitch" {
@@ -1201,10 +1204,8 @@ fn run_on_debian12_uses_systemd_and_disables_its_unit_when_ready() {
             "systemctl start networking.service",
             // Once the gateway answered on the planned network.
             "ufw --force enable",
-            "systemctl daemon-reload",
-            "systemctl stop libvirtd.socket libvirtd-ro.socket libvirtd-admin.socket \
-             libvirtd-tcp.socket libvirtd-tls.socket",
-            "systemctl restart libvirtd.service",
+            // libvirtd started at boot with the files of the offline step, its sockets
+            // masked and inactive: no restart.
             "systemctl disable hvseed-firstboot.service",
         ]
     );
@@ -1322,6 +1323,56 @@ fn run_on_debian12_rolls_back_bridges_that_cannot_be_created() {
             "/etc/network/interfaces"
         )
     );
+}
+
+/// libvirtd is restarted (the units re-read, its sockets stopped) when one of its
+/// files changed in this run, or when one of its sockets is active; and only then.
+#[test]
+fn run_on_debian12_restarts_libvirtd_when_its_files_changed_or_a_socket_is_active() {
+    let restart = [
+        "systemctl daemon-reload",
+        "systemctl stop libvirtd.socket libvirtd-ro.socket libvirtd-admin.socket \
+         libvirtd-tcp.socket libvirtd-tls.socket",
+        "systemctl restart libvirtd.service",
+    ];
+    let calls = |h: &FakeHost| -> Vec<String> {
+        let out = h.cmd("run").output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        fs::read_to_string(h.dir.join("systemctl.log"))
+            .unwrap()
+            .lines()
+            .filter(|l| !l.contains("is-active") && !l.contains("networking"))
+            .filter(|l| !l.contains("disable"))
+            .map(str::to_owned)
+            .collect()
+    };
+    // A socket still active (started before the masks): restarted.
+    let h = debian12("linux-bridge");
+    debian12_runtime(&h);
+    h.bin("ping", "exit 0");
+    fs::write(h.dir.join("sockets-state"), "active\n").unwrap();
+    assert_eq!(calls(&h), restart);
+    assert!(read(&h.root, "/var/log/hvseed-firstboot.log").contains("restarting it"));
+    // libvirtd.conf changed since the offline step: this run puts it back and restarts.
+    let h = debian12("openvswitch");
+    debian12_runtime(&h);
+    h.bin("ping", "exit 0");
+    let conf = h.root.join("etc/libvirt/libvirtd.conf");
+    let text = fs::read_to_string(&conf).unwrap();
+    fs::write(&conf, text.replace("listen_tcp = 1", "listen_tcp = 0")).unwrap();
+    assert_eq!(calls(&h), restart);
+    assert!(read(&h.root, "/var/log/hvseed-firstboot.log")
+        .contains("changed by this run: /etc/libvirt/libvirtd.conf: restarting libvirtd"));
+    // Neither: libvirtd keeps running.
+    let h = debian12("linux-bridge");
+    debian12_runtime(&h);
+    h.bin("ping", "exit 0");
+    assert!(calls(&h).is_empty());
+    assert!(read(&h.root, "/var/log/hvseed-firstboot.log").contains("no restart"));
 }
 
 #[test]

@@ -57,8 +57,8 @@ impl Family for DebianSystemd {
         network_step(env, log, "systemctl", &["start", "networking.service"]);
     }
 
-    fn restart_libvirtd(&self, env: &Env, log: &mut Log) {
-        systemd::restart_libvirtd(env, log);
+    fn restart_libvirtd(&self, env: &Env, log: &mut Log, changed: &[String]) {
+        systemd::restart_libvirtd(env, log, changed);
     }
 
     fn disable_job(&self, env: &Env, root: &Root, log: &mut Log) -> io::Result<()> {
