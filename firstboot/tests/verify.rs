@@ -1161,10 +1161,23 @@ fn verify_fails_each_debian12_check_with_a_reason() {
     );
 }
 
-/// The runtime steps through systemd, for a debian12 host.
+/// The runtime steps through systemd, for a debian12 host; ufw's boot-time loader in
+/// the root logs beside systemctl, with the `ENABLED` it finds in ufw.conf.
 fn debian12_runtime(h: &FakeHost) {
     runtime_fakes(h);
     // systemctl from FakeHost::new logs every call; keep it.
+    let init = h.root.join("lib/ufw/ufw-init");
+    fs::create_dir_all(init.parent().unwrap()).unwrap();
+    fs::write(
+        &init,
+        format!(
+            "#!/bin/sh\n. '{}'\necho \"ufw-init $* ENABLED=$ENABLED\" >> '{}'\n",
+            h.root.join("etc/ufw/ufw.conf").display(),
+            h.dir.join("systemctl.log").display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&init, fs::Permissions::from_mode(0o755)).unwrap();
 }
 
 #[test]
@@ -1202,15 +1215,17 @@ fn run_on_debian12_uses_systemd_and_disables_its_unit_when_ready() {
         [
             "systemctl stop networking.service",
             "systemctl start networking.service",
-            // Once the gateway answered on the planned network.
-            "ufw --force enable",
+            // Once the gateway answered on the planned network: ufw enabled, its
+            // rules loaded by its own loader.
+            "ufw-init force-reload ENABLED=yes",
             // libvirtd started at boot with the files of the offline step, its sockets
             // masked and inactive: no restart.
             "systemctl disable hvseed-firstboot.service",
         ]
     );
     let rt = fs::read_to_string(h.dir.join("runtime.log")).unwrap();
-    assert!(rt.contains("ufw --force enable"), "{rt}");
+    assert!(!rt.contains("ufw --force enable"), "{rt}");
+    assert!(read(&h.root, "/etc/ufw/ufw.conf").contains("\nENABLED=yes\n"));
     assert!(rt.contains("apparmor_parser -R") && rt.contains("usr.lib.libvirt.virt-aa-helper"));
     assert!(
         !rt.contains("usr.sbin.libvirtd"),
@@ -1325,6 +1340,45 @@ fn run_on_debian12_rolls_back_bridges_that_cannot_be_created() {
     );
 }
 
+/// ufw's loader gives what `ufw enable` gives only with the logging rules the agent
+/// wrote: another log level, or another default policy, and ufw enables itself.
+#[test]
+fn run_on_debian12_lets_ufw_enable_itself_for_another_log_level_or_policy() {
+    for (file, from, to) in [
+        ("/etc/ufw/ufw.conf", "LOGLEVEL=low", "LOGLEVEL=medium"),
+        (
+            "/etc/default/ufw",
+            "DEFAULT_OUTPUT_POLICY=\"ACCEPT\"",
+            "DEFAULT_OUTPUT_POLICY=\"DROP\"",
+        ),
+    ] {
+        let h = debian12("linux-bridge");
+        debian12_runtime(&h);
+        h.bin(
+            "ufw",
+            "d=\"${0%/*}/..\"; echo \"ufw $*\" >> \"$d/systemctl.log\"",
+        );
+        h.bin("ping", "exit 0");
+        let text = read(&h.root, file);
+        assert!(text.contains(from), "{file}: {text}");
+        fs::write(
+            h.root.join(file.trim_start_matches('/')),
+            text.replace(from, to),
+        )
+        .unwrap();
+        let out = h.cmd("run").output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let sc = fs::read_to_string(h.dir.join("systemctl.log")).unwrap();
+        assert!(sc.contains("ufw --force enable"), "{file}: {sc}");
+        assert!(!sc.contains("ufw-init"), "{file}: {sc}");
+        assert!(read(&h.root, "/var/log/hvseed-firstboot.log").contains("ufw enables itself"));
+    }
+}
+
 /// libvirtd is restarted (the units re-read, its sockets stopped) when one of its
 /// files changed in this run, or when one of its sockets is active; and only then.
 #[test]
@@ -1346,7 +1400,7 @@ fn run_on_debian12_restarts_libvirtd_when_its_files_changed_or_a_socket_is_activ
             .unwrap()
             .lines()
             .filter(|l| !l.contains("is-active") && !l.contains("networking"))
-            .filter(|l| !l.contains("disable"))
+            .filter(|l| !l.contains("disable") && !l.starts_with("ufw"))
             .map(str::to_owned)
             .collect()
     };
