@@ -233,7 +233,7 @@ fn debian12_rules_files_are_what_ufw_writes_restricted_to_sources() {
 }
 
 /// On Debian 12 the agent loads its firewall with `ENABLED=yes` and ufw's boot-time
-/// loader (`ufw-init force-reload`) instead of `ufw --force enable` (Python, seconds on
+/// loader (`ufw-init start`) instead of `ufw --force enable` (Python, seconds on
 /// a slow host). With the agent's files over this machine's /etc/ufw (ufw 0.36, as
 /// Debian 12's) in a private mount and network namespace, both load the same IPv4 and
 /// IPv6 rule sets, `iptables-save` for `iptables-save`.
@@ -277,7 +277,7 @@ ufw --force disable >/dev/null
 iptables-save | norm > "$t/disabled4"
 for f in user.rules user6.rules ufw.conf; do cat "$t/agent.$f" > "/etc/ufw/$f"; done
 sed 's/^ENABLED=.*/ENABLED=yes/' "$t/agent.ufw.conf" > /etc/ufw/ufw.conf
-/lib/ufw/ufw-init force-reload
+/lib/ufw/ufw-init start
 iptables-save | norm > "$t/init4"; ip6tables-save | norm > "$t/init6"
 "#;
     let out = Command::new("timeout")

@@ -1171,7 +1171,9 @@ fn debian12_runtime(h: &FakeHost) {
     fs::write(
         &init,
         format!(
-            "#!/bin/sh\n. '{}'\necho \"ufw-init $* ENABLED=$ENABLED\" >> '{}'\n",
+            "#!/bin/sh\n. '{}'\necho \"ufw-init $* ENABLED=$ENABLED\" >> '{}'\n\
+             [ -e \"${{0%/*}}/loaded\" ] && [ \"$1\" = start ] && \
+             echo \"Firewall already started, use 'force-reload'\"; exit 0\n",
             h.root.join("etc/ufw/ufw.conf").display(),
             h.dir.join("systemctl.log").display()
         ),
@@ -1217,7 +1219,7 @@ fn run_on_debian12_uses_systemd_and_disables_its_unit_when_ready() {
             "systemctl start networking.service",
             // Once the gateway answered on the planned network: ufw enabled, its
             // rules loaded by its own loader.
-            "ufw-init force-reload ENABLED=yes",
+            "ufw-init start ENABLED=yes",
             // libvirtd started at boot with the files of the offline step, its sockets
             // masked and inactive: no restart.
             "systemctl disable hvseed-firstboot.service",
@@ -1337,6 +1339,31 @@ fn run_on_debian12_rolls_back_bridges_that_cannot_be_created() {
             &repo_root().join("tests/fixtures/roots/debian12"),
             "/etc/network/interfaces"
         )
+    );
+}
+
+/// ufw's rules loaded already (a later boot, ENABLED=yes at boot): the loader's `start`
+/// loads nothing, so the agent reloads them.
+#[test]
+fn run_on_debian12_reloads_ufw_rules_loaded_already() {
+    let h = debian12("linux-bridge");
+    debian12_runtime(&h);
+    h.bin("ping", "exit 0");
+    fs::write(h.root.join("lib/ufw/loaded"), "").unwrap();
+    let out = h.cmd("run").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sc = fs::read_to_string(h.dir.join("systemctl.log")).unwrap();
+    let ufw: Vec<&str> = sc.lines().filter(|l| l.starts_with("ufw")).collect();
+    assert_eq!(
+        ufw,
+        [
+            "ufw-init start ENABLED=yes",
+            "ufw-init force-reload ENABLED=yes"
+        ]
     );
 }
 

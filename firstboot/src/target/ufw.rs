@@ -50,8 +50,8 @@ pub fn enable(env: &Env, log: &mut Log) {
 
 /// ufw 0.36 enabled without its Python (`ufw --force enable` took 4–11 s of a Debian
 /// 12 first boot under TCG): `ENABLED=yes` in ufw.conf, which is all `enable` writes
-/// there, then `ufw-init force-reload`, which loads the rules files as ufw's unit does
-/// at every boot. `ufw enable` also rewrites both rules files and loads its logging
+/// there, then `ufw-init start`, which loads the rules files as ufw's unit does at
+/// every boot (`force-reload` when they are loaded already). `ufw enable` also rewrites both rules files and loads its logging
 /// rules for `LOGLEVEL`; the offline step wrote the files as ufw writes them with the
 /// logging rules of `LOGLEVEL=low`, so when ufw.conf says `low` and both files carry
 /// exactly those, the loader gives the rule set `ufw enable` gives (checked against
@@ -81,8 +81,29 @@ pub fn enable_036(env: &Env, log: &mut Log) {
                     return enable(env, log);
                 }
             }
+            // `start` loads the files when ufw's chains are not there (a first boot:
+            // ufw.conf said ENABLED=no at boot); with them there it loads nothing and
+            // says so, and `force-reload` (which first deletes every chain, one
+            // iptables call each: seconds under TCG) loads the files as they are now.
             let init = env.path(UFW_INIT);
-            if !step(env, log, &init.to_string_lossy(), &["force-reload"], None) {
+            let init = init.to_string_lossy();
+            let t = std::time::Instant::now();
+            let started = crate::exec::run(&init, &["start"], env.timeout, None);
+            let took = crate::run::secs(t.elapsed());
+            let loaded = if started.success() && started.stdout().contains("already started") {
+                log.line("ufw's rules are loaded already: reloading them");
+                step(env, log, &init, &["force-reload"], None)
+            } else if started.success() {
+                log.line(&format!("ran {init} start ({took})"));
+                true
+            } else {
+                log.line(&format!(
+                    "warning: {} ({took})",
+                    started.describe(&format!("{init} start"))
+                ));
+                false
+            };
+            if !loaded {
                 enable(env, log);
             }
         }
