@@ -130,43 +130,13 @@ pub fn verify(plan: &Plan, env: &Env) -> Verified {
         cpuinfo: &cpuinfo,
         cpu: &cpu,
     };
-    let list: Vec<&Check> = crate::target::family(plan.os)
+    let checks = crate::target::family(plan.os)
         .checks()
         .iter()
         .filter(|c| (c.applies)(plan))
+        .map(|c| c.result(&cx))
         .collect();
-    let checks = run_concurrently(&list, &cx);
     Verified { checks, cpu }
-}
-
-/// How many checks run at once.
-const CHECK_WORKERS: usize = 4;
-
-/// The checks' results in `list`'s order, run by a few threads at once: each only
-/// reads files and runs read-only commands (dpkg-query, virsh, chronyc, systemctl
-/// is-active, …), and most of their time is those commands starting up, seconds in
-/// all on a slow host.
-fn run_concurrently(list: &[&Check], cx: &Context) -> Vec<CheckResult> {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Mutex;
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<CheckResult>>> = Mutex::new(vec![None; list.len()]);
-    std::thread::scope(|s| {
-        for _ in 0..CHECK_WORKERS.min(list.len()) {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(c) = list.get(i) else { break };
-                let r = c.result(cx);
-                results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(r);
-            });
-        }
-    });
-    results
-        .into_inner()
-        .unwrap_or_else(|e| e.into_inner())
-        .into_iter()
-        .flatten()
-        .collect()
 }
 
 /// Dotted version numbers compared numerically (`0.9.10` > `0.9.8`).
