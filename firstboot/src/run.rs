@@ -10,7 +10,7 @@ use std::fs;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::apply;
 use crate::exec::Outcome;
@@ -93,6 +93,12 @@ fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// A duration as the log writes it: seconds with one decimal (`6.8 s`). The log's
+/// stamps are whole seconds; each step's own time says where a slow run went.
+pub fn secs(d: Duration) -> String {
+    format!("{:.1} s", d.as_secs_f64())
+}
+
 /// Runs one runtime step with the command deadline; logs it, and a failure as a
 /// warning. True if it succeeded.
 pub fn step(env: &Env, log: &mut Log, program: &str, args: &[&str], stdin: Option<&Path>) -> bool {
@@ -113,12 +119,14 @@ fn step_for(
     stdin: Option<&Path>,
 ) -> bool {
     let cmdline = format!("{program} {}", args.join(" "));
+    let start = Instant::now();
     let o = crate::exec::run(program, args, timeout.max(Duration::from_secs(1)), stdin);
+    let took = secs(start.elapsed());
     if o.success() {
-        log.line(&format!("ran {cmdline}"));
+        log.line(&format!("ran {cmdline} ({took})"));
         true
     } else {
-        log.line(&format!("warning: {}", o.describe(&cmdline)));
+        log.line(&format!("warning: {} ({took})", o.describe(&cmdline)));
         false
     }
 }
@@ -203,7 +211,8 @@ fn missing_bridges(plan: &Plan, env: &Env) -> Vec<String> {
 
 /// What only the running system can do, then the network restart with its gateway
 /// and bridge check: the firewall loaded if they pass, the installer's network back
-/// (and no firewall of hvseed's) if not; then the libvirtd restart.
+/// (and no firewall of hvseed's) if not; then the libvirtd restart (`changed`: what
+/// this run's `apply` changed).
 fn live_steps(
     plan: &Plan,
     env: &Env,
@@ -211,6 +220,7 @@ fn live_steps(
     log: &mut Log,
     checks: &mut Vec<CheckResult>,
     tries: u32,
+    changed: &[String],
 ) {
     let family = target::family(plan.os);
     family.prepare(env, log);
@@ -218,14 +228,16 @@ fn live_steps(
     family.network_down(env, log);
     family.network_up(env, log);
     let gw = plan.network.management.gateway;
+    let waited = Instant::now();
     let ping = gateway_reachable(plan, env, tries);
+    let waited = secs(waited.elapsed());
     let missing = if ping.success() {
         missing_bridges(plan, env)
     } else {
         Vec::new()
     };
     if ping.success() && missing.is_empty() {
-        log.line(&format!("management gateway {gw} answers"));
+        log.line(&format!("management gateway {gw} answers ({waited})"));
         checks.push(CheckResult {
             name: "network-gateway".into(),
             ok: true,
@@ -249,7 +261,9 @@ fn live_steps(
                 "check the switch port's VLANs and the plan",
             )
         };
-        log.line(&format!("{what}; restoring the installer's network files"));
+        log.line(&format!(
+            "{what} ({waited}); restoring the installer's network files"
+        ));
         family.network_down(env, log);
         let rb = roll_back_network(plan, root, log);
         family.network_up(env, log);
@@ -273,7 +287,7 @@ fn live_steps(
         });
     }
 
-    family.restart_libvirtd(env, log);
+    family.restart_libvirtd(env, log, changed);
 }
 
 /// The whole first-boot run; returns the report it wrote.
@@ -281,6 +295,7 @@ pub fn run(plan: &Plan, env: &Env) -> anyhow::Result<Report> {
     let root = Root::open(&env.root)
         .map_err(|e| anyhow::anyhow!("{}: cannot open the root: {e}", env.root.display()))?;
     let mut log = Log::open(&env.root);
+    let started = Instant::now();
     log.line(&format!("starting for {} ({})", plan.fqdn, plan.os));
 
     // The offline step again: normally "0 changed"; after a rollback it puts the
@@ -317,6 +332,7 @@ pub fn run(plan: &Plan, env: &Env) -> anyhow::Result<Report> {
                 &mut log,
                 &mut checks,
                 settings.gateway_tries,
+                &out.changed,
             );
         }
         // A failed apply leaves ROOT as it was (it computes and stages everything
@@ -333,7 +349,13 @@ pub fn run(plan: &Plan, env: &Env) -> anyhow::Result<Report> {
         }
     }
 
+    let checking = Instant::now();
     let verified = verify::verify(plan, env);
+    log.line(&format!(
+        "{} checks ran ({})",
+        verified.checks.len(),
+        secs(checking.elapsed())
+    ));
     checks.extend(verified.checks);
     for c in &checks {
         log.line(&c.to_string());
@@ -360,12 +382,22 @@ pub fn run(plan: &Plan, env: &Env) -> anyhow::Result<Report> {
         json.as_bytes(),
         Owner::root(0o644),
     )?;
-    log.line(&format!("report written to {REPORT_PATH}: {status:?}"));
+    log.line(&format!(
+        "report written to {REPORT_PATH}: {status:?} ({} after the start)",
+        secs(started.elapsed())
+    ));
 
     if let Some(url) = &plan.report_url {
+        let sending = Instant::now();
         match crate::http::post_json(url, json.as_bytes(), Duration::from_secs(10)) {
-            Ok(code) => log.line(&format!("report sent to {url} ({code})")),
-            Err(e) => log.line(&format!("warning: report not sent: {e}")),
+            Ok(code) => log.line(&format!(
+                "report sent to {url} ({code}, {})",
+                secs(sending.elapsed())
+            )),
+            Err(e) => log.line(&format!(
+                "warning: report not sent: {e} ({})",
+                secs(sending.elapsed())
+            )),
         }
     }
 

@@ -158,13 +158,16 @@ impl FakeHost {
                  else echo \"$p ii \"; fi; done; exit $rc;; \
                  *) printf 'install ok installed 4.20.0.0';; esac",
             );
-            // systemctl: logged; is-active answers from ../libvirtd-state (active).
+            // systemctl: logged; is-active prints one state per unit, as systemctl
+            // does: a service's from ../libvirtd-state (active), a socket's from
+            // ../sockets-state (inactive).
             script(
                 &bin.join("systemctl"),
                 "d=\"${0%/*}/..\"; echo \"systemctl $*\" >> \"$d/systemctl.log\"\n\
-                 case \"$1\" in is-active) s=active; \
-                 [ -e \"$d/libvirtd-state\" ] && read -r s < \"$d/libvirtd-state\"; \
-                 echo \"$s\"; [ \"$s\" = active ];; \
+                 case \"$1\" in is-active) shift; rc=0; for u in \"$@\"; do \
+                 case \"$u\" in *.socket) s=inactive; f=sockets-state;; *) s=active; f=libvirtd-state;; esac; \
+                 [ -e \"$d/$f\" ] && read -r s < \"$d/$f\"; \
+                 echo \"$s\"; [ \"$s\" = active ] || rc=3; done; exit $rc;; \
                  restart) [ ! -e \"$d/libvirtd-state\" ];; *) exit 0;; esac",
             );
             if net == "openvswitch" {
@@ -1158,10 +1161,25 @@ fn verify_fails_each_debian12_check_with_a_reason() {
     );
 }
 
-/// The runtime steps through systemd, for a debian12 host.
+/// The runtime steps through systemd, for a debian12 host; ufw's boot-time loader in
+/// the root logs beside systemctl, with the `ENABLED` it finds in ufw.conf.
 fn debian12_runtime(h: &FakeHost) {
     runtime_fakes(h);
     // systemctl from FakeHost::new logs every call; keep it.
+    let init = h.root.join("lib/ufw/ufw-init");
+    fs::create_dir_all(init.parent().unwrap()).unwrap();
+    fs::write(
+        &init,
+        format!(
+            "#!/bin/sh\n. '{}'\necho \"ufw-init $* ENABLED=$ENABLED\" >> '{}'\n\
+             [ -e \"${{0%/*}}/loaded\" ] && [ \"$1\" = start ] && \
+             echo \"Firewall already started, use 'force-reload'\"; exit 0\n",
+            h.root.join("etc/ufw/ufw.conf").display(),
+            h.dir.join("systemctl.log").display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&init, fs::Permissions::from_mode(0o755)).unwrap();
 }
 
 #[test]
@@ -1199,24 +1217,39 @@ fn run_on_debian12_uses_systemd_and_disables_its_unit_when_ready() {
         [
             "systemctl stop networking.service",
             "systemctl start networking.service",
-            // Once the gateway answered on the planned network.
-            "ufw --force enable",
-            "systemctl daemon-reload",
-            "systemctl stop libvirtd.socket libvirtd-ro.socket libvirtd-admin.socket \
-             libvirtd-tcp.socket libvirtd-tls.socket",
-            "systemctl restart libvirtd.service",
+            // Once the gateway answered on the planned network: ufw enabled, its
+            // rules loaded by its own loader.
+            "ufw-init start ENABLED=yes",
+            // libvirtd started at boot with the files of the offline step, its sockets
+            // masked and inactive: no restart.
             "systemctl disable hvseed-firstboot.service",
         ]
     );
     let rt = fs::read_to_string(h.dir.join("runtime.log")).unwrap();
-    assert!(rt.contains("ufw --force enable"), "{rt}");
+    assert!(!rt.contains("ufw --force enable"), "{rt}");
+    assert!(read(&h.root, "/etc/ufw/ufw.conf").contains("\nENABLED=yes\n"));
     assert!(rt.contains("apparmor_parser -R") && rt.contains("usr.lib.libvirt.virt-aa-helper"));
     assert!(
         !rt.contains("usr.sbin.libvirtd"),
         "a profile not loaded was unloaded: {rt}"
     );
-    assert!(read(&h.root, "/var/log/hvseed-firstboot.log")
-        .contains("AppArmor profile usr.sbin.libvirtd is not loaded"));
+    let log = read(&h.root, "/var/log/hvseed-firstboot.log");
+    assert!(log.contains("AppArmor profile usr.sbin.libvirtd is not loaded"));
+    // Each step, the gateway wait, the checks and the whole run say how long they took.
+    for step in [
+        "ran systemctl start networking.service (",
+        "management gateway 192.168.42.1 answers (",
+        "checks ran (",
+        "report written to /var/lib/hvseed/report.json: Ready (",
+    ] {
+        let line = log
+            .lines()
+            .find(|l| l.contains(step))
+            .unwrap_or_else(|| panic!("no {step:?} line in the log:\n{log}"));
+        let took = line.split(step).nth(1).unwrap();
+        let secs = took.split(" s").next().unwrap();
+        assert!(secs.parse::<f64>().is_ok() && secs.contains('.'), "{line}");
+    }
     // The fake systemctl does not remove the link: the agent makes sure it is gone.
     assert!(fs::symlink_metadata(&wants).is_err(), "unit still enabled");
     assert!(h
@@ -1307,6 +1340,120 @@ fn run_on_debian12_rolls_back_bridges_that_cannot_be_created() {
             "/etc/network/interfaces"
         )
     );
+}
+
+/// ufw's rules loaded already (a later boot, ENABLED=yes at boot): the loader's `start`
+/// loads nothing, so the agent reloads them.
+#[test]
+fn run_on_debian12_reloads_ufw_rules_loaded_already() {
+    let h = debian12("linux-bridge");
+    debian12_runtime(&h);
+    h.bin("ping", "exit 0");
+    fs::write(h.root.join("lib/ufw/loaded"), "").unwrap();
+    let out = h.cmd("run").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sc = fs::read_to_string(h.dir.join("systemctl.log")).unwrap();
+    let ufw: Vec<&str> = sc.lines().filter(|l| l.starts_with("ufw")).collect();
+    assert_eq!(
+        ufw,
+        [
+            "ufw-init start ENABLED=yes",
+            "ufw-init force-reload ENABLED=yes"
+        ]
+    );
+}
+
+/// ufw's loader gives what `ufw enable` gives only with the logging rules the agent
+/// wrote: another log level, or another default policy, and ufw enables itself.
+#[test]
+fn run_on_debian12_lets_ufw_enable_itself_for_another_log_level_or_policy() {
+    for (file, from, to) in [
+        ("/etc/ufw/ufw.conf", "LOGLEVEL=low", "LOGLEVEL=medium"),
+        (
+            "/etc/default/ufw",
+            "DEFAULT_OUTPUT_POLICY=\"ACCEPT\"",
+            "DEFAULT_OUTPUT_POLICY=\"DROP\"",
+        ),
+    ] {
+        let h = debian12("linux-bridge");
+        debian12_runtime(&h);
+        h.bin(
+            "ufw",
+            "d=\"${0%/*}/..\"; echo \"ufw $*\" >> \"$d/systemctl.log\"",
+        );
+        h.bin("ping", "exit 0");
+        let text = read(&h.root, file);
+        assert!(text.contains(from), "{file}: {text}");
+        fs::write(
+            h.root.join(file.trim_start_matches('/')),
+            text.replace(from, to),
+        )
+        .unwrap();
+        let out = h.cmd("run").output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let sc = fs::read_to_string(h.dir.join("systemctl.log")).unwrap();
+        assert!(sc.contains("ufw --force enable"), "{file}: {sc}");
+        assert!(!sc.contains("ufw-init"), "{file}: {sc}");
+        assert!(read(&h.root, "/var/log/hvseed-firstboot.log").contains("ufw enables itself"));
+    }
+}
+
+/// libvirtd is restarted (the units re-read, its sockets stopped) when one of its
+/// files changed in this run, or when one of its sockets is active; and only then.
+#[test]
+fn run_on_debian12_restarts_libvirtd_when_its_files_changed_or_a_socket_is_active() {
+    let restart = [
+        "systemctl daemon-reload",
+        "systemctl stop libvirtd.socket libvirtd-ro.socket libvirtd-admin.socket \
+         libvirtd-tcp.socket libvirtd-tls.socket",
+        "systemctl restart libvirtd.service",
+    ];
+    let calls = |h: &FakeHost| -> Vec<String> {
+        let out = h.cmd("run").output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        fs::read_to_string(h.dir.join("systemctl.log"))
+            .unwrap()
+            .lines()
+            .filter(|l| !l.contains("is-active") && !l.contains("networking"))
+            .filter(|l| !l.contains("disable") && !l.starts_with("ufw"))
+            .map(str::to_owned)
+            .collect()
+    };
+    // A socket still active (started before the masks): restarted.
+    let h = debian12("linux-bridge");
+    debian12_runtime(&h);
+    h.bin("ping", "exit 0");
+    fs::write(h.dir.join("sockets-state"), "active\n").unwrap();
+    assert_eq!(calls(&h), restart);
+    assert!(read(&h.root, "/var/log/hvseed-firstboot.log").contains("restarting it"));
+    // libvirtd.conf changed since the offline step: this run puts it back and restarts.
+    let h = debian12("openvswitch");
+    debian12_runtime(&h);
+    h.bin("ping", "exit 0");
+    let conf = h.root.join("etc/libvirt/libvirtd.conf");
+    let text = fs::read_to_string(&conf).unwrap();
+    fs::write(&conf, text.replace("listen_tcp = 1", "listen_tcp = 0")).unwrap();
+    assert_eq!(calls(&h), restart);
+    assert!(read(&h.root, "/var/log/hvseed-firstboot.log")
+        .contains("changed by this run: /etc/libvirt/libvirtd.conf: restarting libvirtd"));
+    // Neither: libvirtd keeps running.
+    let h = debian12("linux-bridge");
+    debian12_runtime(&h);
+    h.bin("ping", "exit 0");
+    assert!(calls(&h).is_empty());
+    assert!(read(&h.root, "/var/log/hvseed-firstboot.log").contains("no restart"));
 }
 
 #[test]

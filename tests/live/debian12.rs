@@ -353,6 +353,28 @@ fn apparmor_check_sees_a_loaded_libvirtd_profile(lab: &Lab, guest: &Guest, ip: &
     assert!(ok, "apparmor after unloading: {detail}");
 }
 
+/// The firewall the agent loaded (ufw's boot-time loader over the files it wrote) is
+/// what ufw's own `ufw --force enable` loads from them, rule for rule
+/// (`iptables-save`, `ip6tables-save`, counters aside), and ufw leaves both rules files
+/// as the agent wrote them.
+fn firewall_is_what_ufw_enable_loads(lab: &Lab, guest: &Guest, ip: &str) {
+    let out = lab.ssh_ok(
+        guest,
+        ip,
+        "set -e; norm() { sed -e 's/\\[[0-9]*:[0-9]*\\]/[0:0]/' -e '/^#/d'; }; \
+         iptables-save | norm > /run/agent4; ip6tables-save | norm > /run/agent6; \
+         cp /etc/ufw/user.rules /etc/ufw/user6.rules /run/; \
+         ufw --force disable >/dev/null; ufw --force enable >/dev/null; \
+         iptables-save | norm | diff /run/agent4 - >&2; ip6tables-save | norm | diff /run/agent6 - >&2; \
+         cmp /run/user.rules /etc/ufw/user.rules >&2; cmp /run/user6.rules /etc/ufw/user6.rules >&2; \
+         grep -c . /run/agent4",
+    );
+    eprintln!(
+        "live: ufw --force enable loads the agent's {} IPv4 lines, and the same IPv6 lines",
+        out.trim()
+    );
+}
+
 /// The report's checks as (name, ok, detail).
 fn checks(report: &serde_json::Value) -> Vec<(String, bool, String)> {
     report["checks"]
@@ -551,6 +573,16 @@ fn first_boot(kind: NetKind) {
             .frames_from_guest(&format!("vlan{}", lab.r.management_vlan()))
             > 0
     );
+    // Nothing of this reached this machine's own network: the addresses are only in
+    // the namespace.
+    let host = output_within_secs(std::process::Command::new("ip").args(["-o", "addr"]), 30);
+    let host = lossy(&host.stdout);
+    for a in [&gw, &INSTALLER_NET.gateway.to_string(), &ip] {
+        assert!(
+            !host.contains(&format!("inet {a}/")),
+            "{a} is on this machine:\n{host}"
+        );
+    }
 
     // A port hvseed did not open: dropped (no reset), within a few seconds.
     connect_times_out(
@@ -595,6 +627,7 @@ fn first_boot(kind: NetKind) {
             );
             assert!(mgmt.contains(&format!("inet {ip}/")), "{mgmt}");
             apparmor_check_sees_a_loaded_libvirtd_profile(&lab, &guest, &ip);
+            firewall_is_what_ufw_enable_loads(&lab, &guest, &ip);
         }
         NetKind::Openvswitch => {
             let show = lab.ssh_ok(&guest, &ip, "ovs-vsctl show");
@@ -701,8 +734,12 @@ fn qemu_live_debian12_lost_gateway_rolls_back_to_the_installer_network() {
         "{}",
         gw.2
     );
-    // Reachable on the installer's network, with exactly its files.
+    // Reachable on the installer's network (ping and ssh, untagged on the trunk), with
+    // exactly its files.
     let inst = INSTALLER_NET.ip.to_string();
+    if let Err(e) = lab.ns.wait_ping(&inst, Duration::from_secs(20)) {
+        guest.fail(&format!("{e}; trunk: {}", lab.trunk.stats()));
+    }
     let interfaces = lab.ssh_ok(&guest, &inst, "cat /etc/network/interfaces");
     let netcfg = install::netcfg_files(&lab.r.plan, INSTALLER_NET);
     assert_eq!(

@@ -42,6 +42,11 @@ pub struct RootSpec {
     pub variant: String,
     /// `--include`: the packages on top of the variant.
     pub packages: Vec<String>,
+    /// Packages `apt-get install`ed (without Recommends, as mmdebstrap installs) on a
+    /// copy of the root of everything else (this list empty), so that roots differing
+    /// by a few packages share one `mmdebstrap` run: the Linux-bridge and Open vSwitch
+    /// hosts differ by `openvswitch-switch` only.
+    pub layer: Vec<String>,
 }
 
 impl RootSpec {
@@ -52,6 +57,21 @@ impl RootSpec {
             mirror: DEBIAN_MIRROR.into(),
             variant: "important".into(),
             packages: packages.iter().map(|p| p.as_ref().to_owned()).collect(),
+            layer: Vec::new(),
+        }
+    }
+
+    /// This root with `layer` installed on top of it by `apt-get`.
+    pub fn with_layer<S: AsRef<str>>(mut self, layer: &[S]) -> RootSpec {
+        self.layer = layer.iter().map(|p| p.as_ref().to_owned()).collect();
+        self
+    }
+
+    /// The root the layer goes on.
+    fn base(&self) -> RootSpec {
+        RootSpec {
+            layer: Vec::new(),
+            ..self.clone()
         }
     }
 
@@ -60,8 +80,11 @@ impl RootSpec {
         for part in [&self.suite, &self.mirror, &self.variant] {
             field(&mut h, part.as_bytes());
         }
-        for p in &self.packages {
-            field(&mut h, p.as_bytes());
+        for list in [&self.packages, &self.layer] {
+            field(&mut h, &(list.len() as u64).to_be_bytes());
+            for p in list {
+                field(&mut h, p.as_bytes());
+            }
         }
         field(&mut h, BUILDER.as_bytes());
         hex(&h.finalize()[..12])
@@ -150,11 +173,14 @@ impl Disk {
 }
 
 /// The root `spec` asks for: from the cache, or built now with `mmdebstrap` (about a
-/// minute; other processes wait on the cache's lock meanwhile).
+/// minute; other processes wait on the cache's lock meanwhile), or with its layer
+/// installed on a copy of its base root (itself from the cache or built first).
 pub fn root(spec: &RootSpec) -> Root {
     let key = spec.key();
     let entry = cache_dir().join(format!("root-{key}"));
     let tree = entry.join("tree");
+    // The base first, under its own hold of the lock (`flock` does not nest).
+    let base = (!spec.layer.is_empty() && !entry.is_dir()).then(|| root(&spec.base()));
     let lock = CacheLock::take();
     if entry.is_dir() {
         return Root {
@@ -165,6 +191,23 @@ pub fn root(spec: &RootSpec) -> Root {
     }
     let start = Instant::now();
     let tmp = lock.temporary();
+    if let Some(base) = base {
+        base.copy_to(&tmp.join("tree"));
+        install_layer(&tmp.join("tree"), &spec.layer);
+        std::fs::write(tmp.join("spec.txt"), format!("{spec:#?}\n")).unwrap();
+        std::fs::rename(&tmp, &entry).unwrap();
+        eprintln!(
+            "live: built root {key} ({} on root {}) in {:.1?}",
+            spec.layer.join(","),
+            base.key,
+            start.elapsed()
+        );
+        return Root {
+            key,
+            tree,
+            built_in: Some(start.elapsed()),
+        };
+    }
     let mut cmd = Command::new("mmdebstrap");
     cmd.arg("--quiet")
         .arg(format!("--variant={}", spec.variant))
@@ -195,6 +238,52 @@ pub fn root(spec: &RootSpec) -> Root {
         tree,
         built_in: Some(start.elapsed()),
     }
+}
+
+/// `apt-get install` of `packages` in the root `tree` as mmdebstrap installs its
+/// `--include` list: without Recommends, with `/proc`, `/sys` and `/dev` mounted in a
+/// private mount namespace (gone with the process, whatever happens), services kept
+/// from starting by a `policy-rc.d`, the root's `resolv.conf` (the build machine's,
+/// copied by mmdebstrap) for the mirror; then apt's lists and cache emptied as
+/// mmdebstrap leaves them.
+fn install_layer(tree: &Path, packages: &[String]) {
+    let policy = tree.join("usr/sbin/policy-rc.d");
+    assert!(!policy.exists(), "{} exists", policy.display());
+    std::fs::write(&policy, "#!/bin/sh\nexit 101\n").unwrap();
+    std::fs::set_permissions(&policy, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let script = format!(
+        "set -e; r=\"$1\"; mount -t proc proc \"$r/proc\"; mount -t sysfs sysfs \"$r/sys\"; \
+         mount --rbind /dev \"$r/dev\"; \
+         chroot \"$r\" apt-get -q update; \
+         chroot \"$r\" apt-get -q -y -o APT::Install-Recommends=false install {}; \
+         chroot \"$r\" apt-get -q -o Dir::Etc::SourceList=/dev/null -o Dir::Etc::SourceParts=/dev/null update; \
+         chroot \"$r\" apt-get clean; rm -rf \"$r/var/lib/apt/lists/auxfiles\"",
+        packages.join(" ")
+    );
+    let o = output_within_secs(
+        Command::new("unshare")
+            .args([
+                "--mount",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                &script,
+                "sh",
+            ])
+            .arg(tree)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+        1200,
+    );
+    std::fs::remove_file(&policy).unwrap();
+    assert!(
+        o.status.success(),
+        "apt-get install {} on a copy of the root failed ({}):\n{}{}",
+        packages.join(" "),
+        o.status,
+        tail(&lossy(&o.stdout), 40),
+        tail(&lossy(&o.stderr), 40)
+    );
 }
 
 /// The disk image of `spec`'s root with `extras` written on top: from the cache, or

@@ -207,8 +207,14 @@ pub fn pkgsel(r: &Rendered) -> Vec<String> {
         .collect()
 }
 
+/// Packages of the preseed that depend on the network type: installed as a layer on
+/// the root of the rest ([`RootSpec::layer`]), so that the Linux-bridge and Open
+/// vSwitch hosts share one `mmdebstrap` run.
+pub const NETWORK_TYPE_PACKAGES: &[&str] = &["openvswitch-switch"];
+
 /// The root's packages: the preseed's less [`FROM_CLOUDSTACK_REPOSITORY`] (each must be
-/// in the preseed's list), plus [`INSTALLER_PACKAGES`].
+/// in the preseed's list), plus [`INSTALLER_PACKAGES`]; those of
+/// [`NETWORK_TYPE_PACKAGES`] as its layer.
 pub fn root_spec(preseed_packages: &[String]) -> RootSpec {
     for p in FROM_CLOUDSTACK_REPOSITORY {
         assert!(
@@ -226,7 +232,21 @@ pub fn root_spec(preseed_packages: &[String]) -> RootSpec {
             v.push((*p).to_owned());
         }
     }
-    RootSpec::bookworm(&v)
+    let (layer, base): (Vec<String>, Vec<String>) = v
+        .into_iter()
+        .partition(|p| NETWORK_TYPE_PACKAGES.contains(&p.as_str()));
+    RootSpec::bookworm(&base).with_layer(&layer)
+}
+
+/// The root a Linux-bridge host of [`INVENTORY`] is built from (the Open vSwitch
+/// host's is this one with its layer): a bookworm root with what d-i and the
+/// preseed install, for the harness's own tests too.
+pub fn host_root() -> image::Root {
+    let work = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let r = render(work.path(), NetKind::LinuxBridge);
+    let spec = root_spec(&pkgsel(&r));
+    assert!(spec.layer.is_empty(), "{:?}", spec.layer);
+    image::root(&spec)
 }
 
 /// The files d-i's netcfg (1.187+deb12u1, Debian 12's) writes after DHCP and copies

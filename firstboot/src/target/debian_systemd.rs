@@ -23,7 +23,7 @@ impl Family for DebianSystemd {
         t.extend(systemd::masked(&systemd::LIBVIRTD_SOCKETS));
         t.push(edit("/etc/hostname", move |o| hosts::etc_hostname(o, plan)));
         t.extend(ifupdown::targets(plan));
-        t.extend(ufw::targets(plan, ufw::USER_RULES_ETC));
+        t.extend(ufw::targets_036(plan));
         t.extend(chrony::targets(plan, chrony::CHRONY_CONF_DEBIAN));
         t.extend(apparmor::targets());
         t.extend(openssh::targets());
@@ -42,7 +42,7 @@ impl Family for DebianSystemd {
     }
 
     fn load_firewall(&self, env: &Env, log: &mut Log) {
-        ufw::enable(env, log);
+        ufw::enable_036(env, log);
     }
 
     // ifupdown under systemd: networking.service's stop is `ifdown -a` and marks
@@ -57,8 +57,8 @@ impl Family for DebianSystemd {
         network_step(env, log, "systemctl", &["start", "networking.service"]);
     }
 
-    fn restart_libvirtd(&self, env: &Env, log: &mut Log) {
-        systemd::restart_libvirtd(env, log);
+    fn restart_libvirtd(&self, env: &Env, log: &mut Log, changed: &[String]) {
+        systemd::restart_libvirtd(env, log, changed);
     }
 
     fn disable_job(&self, env: &Env, root: &Root, log: &mut Log) -> io::Result<()> {

@@ -49,7 +49,7 @@ impl Family for El6 {
         ifcfg::network_up(env, log);
     }
 
-    fn restart_libvirtd(&self, env: &Env, log: &mut Log) {
+    fn restart_libvirtd(&self, env: &Env, log: &mut Log, _changed: &[String]) {
         step(env, log, "service", &["libvirtd", "restart"], None);
     }
 

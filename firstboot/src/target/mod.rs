@@ -64,8 +64,10 @@ pub trait Family: Sync {
     /// Brings the network up with the files as they are now.
     fn network_up(&self, env: &Env, log: &mut Log);
 
-    /// Restarts libvirtd so it reads its new configuration.
-    fn restart_libvirtd(&self, env: &Env, log: &mut Log);
+    /// Restarts libvirtd so it reads its new configuration. `changed`: the paths this
+    /// run's `apply` changed (normally none: the offline step wrote them before this
+    /// boot); a family may skip a restart that would change nothing.
+    fn restart_libvirtd(&self, env: &Env, log: &mut Log, changed: &[String]);
 
     /// Keeps the first-boot job from running again.
     fn disable_job(&self, env: &Env, root: &Root, log: &mut Log) -> io::Result<()>;

@@ -53,7 +53,7 @@ impl Family for UbuntuUpstart {
         ifupdown::network_up(env, log);
     }
 
-    fn restart_libvirtd(&self, env: &Env, log: &mut Log) {
+    fn restart_libvirtd(&self, env: &Env, log: &mut Log, _changed: &[String]) {
         step(env, log, "service", &["libvirt-bin", "restart"], None);
     }
 
