@@ -57,6 +57,8 @@ pub const FAIL_PATTERNS: &[&str] = &[
     // The firmware found nothing to boot.
     "No bootable device",
     "No bootable option or device was found",
+    // OVMF with nothing left to boot falls to its shell.
+    "Shell> ",
     // A boot loader that fell to its prompt or could not load its pieces.
     "grub> ",
     "Failed to load ldlinux.c32",
@@ -69,11 +71,24 @@ pub const FAIL_PATTERNS: &[&str] = &[
     "Failed to process the preconfiguration file",
     // hvseed's scripts: an error, or a machine that is not a host of the cluster.
     "hvseed: ERROR",
-    "is not a host of cluster",
+    NOT_A_HOST,
     "Kernel panic",
     // The agent's report says the host is not ready.
     "hvseed-firstboot: report written to /var/lib/hvseed/report.json: Failed",
 ];
+
+/// The firmware found nothing (more) to boot.
+pub const NOTHING_TO_BOOT: &[&str] = &[
+    "No bootable device",
+    "No bootable option or device was found",
+    "Shell> ",
+];
+
+/// A kernel starting (any kernel: for a stranger, none may).
+const KERNEL: &str = "Linux version";
+
+/// What hvseed's media say on a machine whose MAC is not in the inventory.
+pub const NOT_A_HOST: &str = "is not a host of cluster";
 
 /// What the watcher expects of this boot.
 #[derive(Debug, Clone)]
@@ -82,6 +97,11 @@ pub struct Expect {
     /// Arguments the installer's kernel command line must carry, each as a whole word
     /// (hvseed's boot entry or PXE file put them there).
     pub installer_args: Vec<String>,
+    /// The guest boots with a MAC the inventory does not know (`--mac`): the media
+    /// saying so is what they should do, not a failure; the run goes on until the
+    /// firmware finds nothing more to boot (or the timeout), which shows that no
+    /// installer started.
+    pub stranger: bool,
 }
 
 /// One thing the console showed.
@@ -90,6 +110,12 @@ pub enum Event {
     Reached(Milestone),
     /// A [`FAIL_PATTERNS`] text, with the line it was on (printable).
     Failed {
+        pattern: &'static str,
+        line: String,
+    },
+    /// A stranger (see [`Expect::stranger`]): the firmware found nothing more to boot
+    /// and no kernel started. What media should do with a machine they do not know.
+    Refused {
         pattern: &'static str,
         line: String,
     },
@@ -154,7 +180,32 @@ impl Watcher {
         self.done += end;
         let finished = chunk.split(['\n', '\r']).map(|l| (printable(l), true));
         for (raw, whole) in finished.chain([(tail, false)]) {
-            if let Some(p) = FAIL_PATTERNS.iter().find(|p| raw.contains(**p)) {
+            let stranger = self.expect.stranger;
+            if stranger && raw.contains(KERNEL) {
+                self.failed = true;
+                events.push(Event::Failed {
+                    pattern: KERNEL,
+                    line: raw.trim_end().to_string(),
+                });
+                return events;
+            }
+            if let Some(p) = NOTHING_TO_BOOT
+                .iter()
+                .filter(|_| stranger)
+                .find(|p| raw.contains(**p))
+            {
+                self.failed = true;
+                events.push(Event::Refused {
+                    pattern: p,
+                    line: raw.trim_end().to_string(),
+                });
+                return events;
+            }
+            if let Some(p) = FAIL_PATTERNS
+                .iter()
+                .filter(|p| !(stranger && **p == NOT_A_HOST))
+                .find(|p| raw.contains(**p))
+            {
                 self.failed = true;
                 events.push(Event::Failed {
                     pattern: p,
@@ -277,6 +328,7 @@ mod tests {
                 "console=ttyS0,115200n8".into(),
                 "BOOTIF=01-52-54-00-12-34-21".into(),
             ],
+            stranger: false,
         })
     }
 
@@ -333,6 +385,34 @@ mod tests {
             // Nothing after a failure counts.
             assert_eq!(w.feed(format!("{log}hvseed: installing kvm21.lab.example.org\n").as_bytes()), vec![]);
         }
+    }
+
+    #[test]
+    fn a_stranger_being_refused_is_no_failure_but_the_firmware_giving_up_is() {
+        let mut w = watcher();
+        w.expect.stranger = true;
+        let log =
+            b"hvseed: grub: this machine (52:54:00:99:99:99) is not a host of cluster pxelab\n";
+        assert_eq!(w.feed(log), vec![]);
+        let mut more = log.to_vec();
+        more.extend_from_slice(b"No bootable device.");
+        assert!(matches!(
+            &w.feed(&more)[..],
+            [Event::Refused {
+                pattern: "No bootable device",
+                ..
+            }]
+        ));
+        // Any kernel starting for a stranger fails the run.
+        let mut w = watcher();
+        w.expect.stranger = true;
+        assert!(matches!(
+            &w.feed(b"[    0.000000] Linux version 6.1.0-37-amd64\n")[..],
+            [Event::Failed {
+                pattern: "Linux version",
+                ..
+            }]
+        ));
     }
 
     #[test]

@@ -114,14 +114,18 @@ pub fn prepare(o: &Options, scratch: &Path) -> Result<Prepared> {
             unreachable.push((m, "--boot disk starts no installer".into()));
         }
     }
-    if o.mac.as_deref().is_some_and(|_| mac != host.mac) {
-        unreachable.push((
-            Milestone::Installing,
-            format!(
-                "--mac {mac} is not {}'s MAC: hvseed's media will not install it",
-                host.fqdn
-            ),
-        ));
+    let stranger = !inv.hosts.iter().any(|h| h.mac == mac);
+    if stranger {
+        crate::say!(
+            "hvseed vm: MAC {mac} is not in {}: the run passes if the media start no kernel and \
+             the firmware finds nothing more to boot (--until does not apply)",
+            inv.path.display()
+        );
+    } else if mac != host.mac {
+        bail!(
+            "--mac {mac} belongs to another host of {}: boot that host with --host instead",
+            inv.path.display()
+        );
     }
     let nic_index = host
         .network
@@ -143,6 +147,7 @@ pub fn prepare(o: &Options, scratch: &Path) -> Result<Prepared> {
         expect: Expect {
             fqdn: host.fqdn.clone(),
             installer_args,
+            stranger,
         },
         media,
         uefi,
@@ -581,5 +586,97 @@ impl Command<'_> {
             ));
         }
         a
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prepared(media: Media, snapshot: bool, disk_if: &'static str) -> Prepared {
+        Prepared {
+            fqdn: "kvm21.lab.example.org".into(),
+            cluster: "lab2".into(),
+            mac: "52:54:00:12:34:21".into(),
+            expect: Expect {
+                fqdn: "kvm21.lab.example.org".into(),
+                installer_args: vec![],
+                stranger: false,
+            },
+            media,
+            uefi: None,
+            disk: Disk {
+                path: PathBuf::from("/d/disk,1.img"),
+                snapshot,
+                create_gib: None,
+            },
+            unreachable: vec![],
+            nic_index: 0,
+            disk_if,
+        }
+    }
+
+    fn line(p: &Prepared, relay: Option<String>, no_reboot: bool) -> String {
+        Command {
+            p,
+            accel: "tcg",
+            memory_mib: 1024,
+            cpus: 1,
+            log: Path::new("/l/serial.log"),
+            vars: None,
+            relay,
+            no_reboot,
+        }
+        .args()
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+    }
+
+    /// The NIC before the disk (the trunk NIC in PCI slot 3: ens3/eth0), the ISO's CD
+    /// after a blank disk in the boot order, commas in paths doubled for QEMU.
+    #[test]
+    fn iso_boot_command_line() {
+        let p = prepared(Media::Iso(PathBuf::from("/m/lab.iso")), false, "ide");
+        let l = line(&p, None, true);
+        assert_eq!(
+            l,
+            "-machine pc -accel tcg -m 1024 -smp 1 -nodefaults -display none -monitor none \
+             -vga std -serial file:/l/serial.log -no-reboot \
+             -netdev user,id=n0 -device e1000,netdev=n0,mac=52:54:00:12:34:21 \
+             -drive file=/d/disk,,1.img,if=none,id=disk0,format=raw \
+             -device ide-hd,drive=disk0,bus=ide.0,bootindex=1 \
+             -drive file=/m/lab.iso,if=none,id=cd0,media=cdrom,readonly=on \
+             -device ide-cd,drive=cd0,bus=ide.1,bootindex=2"
+        );
+    }
+
+    /// PXE first, then the disk; the guestfwd relay; a disk hvseed did not create is
+    /// attached through a snapshot (never written); `vd*` install disks are virtio.
+    #[test]
+    fn pxe_and_foreign_disk_command_lines() {
+        let net = GuestNet::for_base(&"http://10.0.0.2:8080".parse().unwrap()).unwrap();
+        let p = prepared(
+            Media::Pxe {
+                dir: PathBuf::from("/t"),
+                net,
+                bootfile: "pxelinux.0".into(),
+            },
+            false,
+            "virtio",
+        );
+        let l = line(&p, Some("/bin/hvseed vm-relay 127.0.0.1:5".into()), false);
+        assert!(!l.contains("-no-reboot"), "{l}");
+        assert!(l.contains("-netdev user,id=n0,net=10.0.0.0/24,host=10.0.0.1,dns=10.0.0.3,dhcpstart=10.0.0.15,tftp=/t/tftp,bootfile=pxelinux.0,guestfwd=tcp:10.0.0.2:8080-cmd:/bin/hvseed vm-relay 127.0.0.1:5 -device e1000,netdev=n0,mac=52:54:00:12:34:21,bootindex=1"), "{l}");
+        assert!(
+            l.contains("-device virtio-blk-pci,drive=disk0,bootindex=2"),
+            "{l}"
+        );
+        let mut p = prepared(Media::None, true, "ide");
+        p.nic_index = 1;
+        let l = line(&p, None, false);
+        assert!(l.contains("format=raw,snapshot=on"), "{l}");
+        assert!(l.contains("-netdev user,id=x0,restrict=on -device e1000,netdev=x0,mac=52:54:00:00:ff:00 -netdev user,id=n0"), "{l}");
     }
 }

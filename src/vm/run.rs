@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ExitCode, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 
 use super::console::{self, Event, Milestone, Watcher};
 use super::plan::{self, Media, QEMU};
@@ -85,6 +85,8 @@ impl Drop for Guest {
 /// How the run ended.
 enum Outcome {
     Reached,
+    /// A stranger's boot ended with nothing to boot and no kernel started.
+    Refused(String),
     Failed(String),
 }
 
@@ -99,7 +101,7 @@ pub fn run(o: Options) -> Result<ExitCode> {
 
     // Said before booting: what this run cannot reach, and why.
     let mut said = Vec::new();
-    for (m, why) in &p.unreachable {
+    for (_, why) in &p.unreachable {
         if !said.contains(why) {
             let ms: Vec<&str> = p
                 .unreachable
@@ -109,12 +111,6 @@ pub fn run(o: Options) -> Result<ExitCode> {
                 .collect();
             crate::say!("hvseed vm: cannot reach {}: {why}", ms.join(", "));
             said.push(why.clone());
-        }
-        if *m == o.until {
-            bail!(
-                "--until {} cannot be reached here ({why}); choose an earlier milestone",
-                o.until
-            );
         }
     }
     let log_path = match &o.log {
@@ -239,6 +235,12 @@ pub fn run(o: Options) -> Result<ExitCode> {
                         done.get_or_insert(Outcome::Reached);
                     }
                 }
+                Event::Refused { pattern, line } => {
+                    done.get_or_insert(Outcome::Refused(format!(
+                        "no kernel started and the firmware found nothing more to boot ({pattern:?}: {})",
+                        crate::escape::escape_lines(&line)
+                    )));
+                }
                 Event::Failed { pattern, line } => {
                     done.get_or_insert(Outcome::Failed(format!(
                         "the console shows {pattern:?}: {}",
@@ -273,7 +275,16 @@ pub fn run(o: Options) -> Result<ExitCode> {
     drop(server);
     let elapsed = start.elapsed().as_secs_f64();
     let log = std::fs::read(&log_path).unwrap_or_default();
+    let refused = matches!(outcome, Outcome::Refused(_));
     let (ok, failure) = match outcome {
+        Outcome::Refused(how) => {
+            crate::say!(
+                "hvseed vm: MAC {} (not in {}) was refused by the media: {how}; the guest was stopped",
+                p.mac,
+                o.inventory.display()
+            );
+            (true, None)
+        }
         Outcome::Reached => {
             crate::say!(
                 "hvseed vm: {}: {} reached in {elapsed:.1} s; the guest was stopped",
@@ -309,6 +320,7 @@ pub fn run(o: Options) -> Result<ExitCode> {
             "accel_warning": warning,
             "until": o.until.as_str(),
             "ok": ok,
+            "refused": refused,
             "failure": failure,
             "milestones": times.iter().map(|(m, s)| serde_json::json!({
                 "milestone": m.as_str(),
