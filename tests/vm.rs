@@ -18,6 +18,12 @@ struct FakeQemu {
 
 impl FakeQemu {
     fn new() -> FakeQemu {
+        FakeQemu::with_console("")
+    }
+
+    /// A fake QEMU that writes `console` (shell `printf` format) to its `-serial
+    /// file:PATH` before it sleeps.
+    fn with_console(console: &str) -> FakeQemu {
         let dir = tempfile::tempdir().unwrap();
         let bin = dir.path().join("bin");
         std::fs::create_dir(&bin).unwrap();
@@ -25,7 +31,8 @@ impl FakeQemu {
         std::fs::write(
             &q,
             format!(
-                "#!/bin/sh\necho $$ >> {}\nexec sleep 600\n",
+                "#!/bin/sh\necho $$ >> {}\nfor a; do case $a in file:*) log=${{a#file:}};; esac; done\n\
+                 [ -n \"$log\" ] && printf '{console}' >> \"$log\"\nexec sleep 600\n",
                 dir.path().join("pids").display()
             ),
         )
@@ -447,5 +454,63 @@ fn sigterm_kills_the_guest() {
         err.contains("interrupted (SIGTERM): stopped 1 program(s)"),
         "{err}"
     );
+    fake.assert_all_dead();
+}
+
+/// The run loop end to end on a console the fake QEMU writes: the milestone reached
+/// ends the run with exit 0 and its time, `--console` copies the console (without its
+/// escape sequences) to stderr, and the guest is stopped.
+#[test]
+fn a_milestone_on_the_console_ends_the_run_and_console_shows_it() {
+    if !require_tool("xorriso", "xorriso") {
+        return;
+    }
+    let fake = FakeQemu::with_console(
+        "SeaBIOS (version x)\\r\\n\\033[1;44mhvseed: installing kvm21.lab.example.org\\033[0m\\r\\n",
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let ubuntu = examples("lab-ubuntu1204.yaml");
+    let iso = hvseed_like_iso(&ubuntu, tmp.path(), "ubuntu");
+    let log = tmp.path().join("serial.log");
+    let start = Instant::now();
+    let o = output_within_secs(
+        &mut fake.vm(&[
+            ubuntu.to_str().unwrap(),
+            "--host",
+            "kvm21.lab.example.org",
+            "--iso",
+            iso.to_str().unwrap(),
+            "--accel",
+            "tcg",
+            "--console",
+            "--json",
+            "--log",
+            log.to_str().unwrap(),
+        ]),
+        60,
+    );
+    let all = text(&o);
+    assert!(o.status.success(), "{all}");
+    assert!(start.elapsed() < Duration::from_secs(20), "{all}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("\nhvseed: installing kvm21.lab.example.org\n"),
+        "{err}"
+    );
+    assert!(!err.contains('\u{1b}'), "{err}");
+    assert!(
+        err.contains("hvseed vm: kvm21.lab.example.org reached installing after"),
+        "{err}"
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(summary["ok"], true);
+    assert_eq!(
+        summary["milestones"][0]["milestone"], "installing",
+        "{summary}"
+    );
+    assert_eq!(summary["serial_log"], log.to_str().unwrap());
+    assert!(std::fs::read_to_string(&log)
+        .unwrap()
+        .contains("hvseed: installing kvm21"));
     fake.assert_all_dead();
 }
