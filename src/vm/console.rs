@@ -57,8 +57,9 @@ pub const FAIL_PATTERNS: &[&str] = &[
     // The firmware found nothing to boot.
     "No bootable device",
     "No bootable option or device was found",
-    // OVMF with nothing left to boot falls to its shell.
+    // OVMF with nothing left to boot falls to its shell or its setup menu.
     "Shell> ",
+    UI_APP,
     // A boot loader that fell to its prompt or could not load its pieces.
     "grub> ",
     "Failed to load ldlinux.c32",
@@ -82,7 +83,11 @@ pub const NOTHING_TO_BOOT: &[&str] = &[
     "No bootable device",
     "No bootable option or device was found",
     "Shell> ",
+    UI_APP,
 ];
+
+/// OVMF (edk2's 4 MiB builds) with no boot option left starts its setup menu.
+const UI_APP: &str = "\"UiApp\" from Fv";
 
 /// A kernel starting (any kernel: for a stranger, none may).
 const KERNEL: &str = "Linux version";
@@ -225,6 +230,24 @@ impl Watcher {
             }
         }
         events
+    }
+
+    /// Looks at the firmware's own log (SeaBIOS's debug port: what it shows on the
+    /// screen, which the serial console does not get) for a firmware with nothing left
+    /// to boot.
+    pub fn firmware(&mut self, log: &[u8]) -> Option<Event> {
+        if self.failed {
+            return None;
+        }
+        let text = String::from_utf8_lossy(log);
+        let p = NOTHING_TO_BOOT.iter().find(|p| text.contains(**p))?;
+        self.failed = true;
+        let line = format!("(firmware) {}", p.trim_end());
+        Some(if self.expect.stranger {
+            Event::Refused { pattern: p, line }
+        } else {
+            Event::Failed { pattern: p, line }
+        })
     }
 
     /// The guest stopped of its own (QEMU exited cleanly under `-no-reboot`, which is
@@ -403,6 +426,11 @@ mod tests {
                 ..
             }]
         ));
+        // OVMF's setup menu after the last boot option is also nothing to boot.
+        let mut w = watcher();
+        w.expect.stranger = true;
+        let ui = b"BdsDxe: loading Boot0000 \"UiApp\" from Fv(7CB8BDC9-F8EB-4F34-AAEA-3EE4AF6516A1)/FvFile(462CAA21)\r\n";
+        assert!(matches!(&w.feed(ui)[..], [Event::Refused { .. }]));
         // Any kernel starting for a stranger fails the run.
         let mut w = watcher();
         w.expect.stranger = true;
@@ -412,6 +440,29 @@ mod tests {
                 pattern: "Linux version",
                 ..
             }]
+        ));
+    }
+
+    #[test]
+    fn seabios_with_nothing_to_boot_on_its_debug_port() {
+        let fw = b"Booting from Hard Disk...\nBoot failed: could not read the boot disk\n\nNo bootable device.";
+        let mut w = watcher();
+        assert_eq!(w.firmware(b"Booting from Hard Disk...\n"), None);
+        assert!(matches!(
+            w.firmware(fw),
+            Some(Event::Failed {
+                pattern: "No bootable device",
+                ..
+            })
+        ));
+        let mut w = watcher();
+        w.expect.stranger = true;
+        assert!(matches!(
+            w.firmware(fw),
+            Some(Event::Refused {
+                pattern: "No bootable device",
+                ..
+            })
         ));
     }
 

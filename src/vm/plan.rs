@@ -478,6 +478,8 @@ pub struct Command<'a> {
     pub cpus: u32,
     pub log: &'a Path,
     pub vars: Option<&'a Path>,
+    /// SeaBIOS's debug port (what it shows on the screen) to this file (BIOS only).
+    pub firmware_log: Option<&'a Path>,
     /// `hvseed vm-relay ADDR` for PXE's guestfwd.
     pub relay: Option<String>,
     /// Exit on a reboot (no milestone after `installed` is wanted).
@@ -519,6 +521,15 @@ impl Command<'_> {
         ));
         if self.no_reboot {
             push("-no-reboot".into());
+        }
+        if let (None, Some(fw)) = (&p.uefi, self.firmware_log) {
+            push("-chardev".into());
+            push(format!(
+                "file,id=fw,path={}",
+                super::net::qemu_opt(&fw.to_string_lossy())
+            ));
+            push("-device".into());
+            push("isa-debugcon,iobase=0x402,chardev=fw".into());
         }
         if let (Some(u), Some(vars)) = (&p.uefi, self.vars) {
             push("-drive".into());
@@ -624,6 +635,7 @@ mod tests {
             cpus: 1,
             log: Path::new("/l/serial.log"),
             vars: None,
+            firmware_log: None,
             relay,
             no_reboot,
         }

@@ -165,6 +165,7 @@ pub fn run(o: Options) -> Result<ExitCode> {
         }
         None => None,
     };
+    let firmware_log = scratch.path().join("firmware.log");
     let args = plan::Command {
         p: &p,
         accel,
@@ -172,6 +173,7 @@ pub fn run(o: Options) -> Result<ExitCode> {
         cpus: o.cpus,
         log: &log_path,
         vars: vars.as_deref(),
+        firmware_log: Some(&firmware_log),
         relay,
         no_reboot: o.until < Milestone::Installed,
     }
@@ -211,6 +213,10 @@ pub fn run(o: Options) -> Result<ExitCode> {
             shown = log.len();
         }
         let mut events = watcher.feed(&log);
+        if events.is_empty() {
+            let fw = std::fs::read(&firmware_log).unwrap_or_default();
+            events.extend(watcher.firmware(&fw));
+        }
         if let Some(r) = &report {
             if !watcher.reached().contains(&Milestone::Ready) && reported_ready(r, start_epoch) {
                 events.push(Event::Reached(Milestone::Ready));
