@@ -248,10 +248,13 @@ pub fn run(o: Options) -> Result<ExitCode> {
                     )));
                 }
                 Event::Failed { pattern, line } => {
-                    done.get_or_insert(Outcome::Failed(format!(
-                        "the console shows {pattern:?}: {}",
-                        crate::escape::escape_lines(&line)
-                    )));
+                    done.get_or_insert(Outcome::Failed(match line.strip_prefix("(firmware) ") {
+                        Some(_) => format!("the firmware says {pattern:?}"),
+                        None => format!(
+                            "the console shows {pattern:?}: {}",
+                            crate::escape::escape_lines(&line)
+                        ),
+                    }));
                 }
             }
         }
