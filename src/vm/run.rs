@@ -84,11 +84,19 @@ impl Drop for Guest {
 
 /// How the run ended.
 enum Outcome {
+    /// Under KVM, the guest showed nothing for [`KVM_STALL`] before its kernel
+    /// started: a nested KVM that passed the probe and hangs later.
+    KvmStalled,
     Reached,
     /// A stranger's boot ended with nothing to boot and no kernel started.
     Refused(String),
     Failed(String),
 }
+
+/// Under KVM, silence on both the serial console and the firmware's log for this long
+/// before a kernel runs is a hang (the same boot under KVM shows its boot loader or
+/// kernel within seconds).
+const KVM_STALL: Duration = Duration::from_secs(45);
 
 pub fn run(o: Options) -> Result<ExitCode> {
     let start = Instant::now();
@@ -196,6 +204,7 @@ pub fn run(o: Options) -> Result<ExitCode> {
     let mut watcher = Watcher::new(p.expect.clone());
     let mut times: Vec<(Milestone, f64)> = Vec::new();
     let mut shown = 0usize;
+    let mut progress = (0usize, 0usize, Instant::now());
     let report = match &p.media {
         Media::Pxe { dir, .. } => Some(dir.join("reports").join(format!("{}.json", p.fqdn))),
         _ => None,
@@ -271,6 +280,14 @@ pub fn run(o: Options) -> Result<ExitCode> {
                 }
             ));
         }
+        if accel == "kvm" && !String::from_utf8_lossy(&log).contains("Linux version") {
+            let fw_len = std::fs::metadata(&firmware_log).map_or(0, |m| m.len() as usize);
+            if (log.len(), fw_len) != (progress.0, progress.1) {
+                progress = (log.len(), fw_len, Instant::now());
+            } else if progress.2.elapsed() >= KVM_STALL {
+                break Outcome::KvmStalled;
+            }
+        }
         if Instant::now() >= until {
             break Outcome::Failed(format!(
                 "{} not reached within --timeout {} s",
@@ -281,11 +298,36 @@ pub fn run(o: Options) -> Result<ExitCode> {
         std::thread::sleep(Duration::from_millis(250));
     };
     drop(guest);
+    if let Outcome::KvmStalled = outcome {
+        let why = format!(
+            "the guest showed nothing for {} s under KVM before a kernel started (a nested KVM \
+             that hangs)",
+            KVM_STALL.as_secs()
+        );
+        drop(server);
+        if o.accel == super::Accel::Kvm {
+            anyhow::bail!("--accel kvm: {why}; use --accel tcg (or auto, which falls back to TCG)");
+        }
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            anyhow::bail!("{why}; no time left of --timeout {} s", o.timeout.as_secs());
+        }
+        tracing::warn!("{why}; booting again under TCG (much slower)");
+        // Nothing was written to a disk yet (no kernel ran); a --disk this run created
+        // carries its marker and is taken again.
+        return run(Options {
+            accel: super::Accel::Tcg,
+            timeout: left,
+            log: Some(log_path),
+            ..o
+        });
+    }
     drop(server);
     let elapsed = start.elapsed().as_secs_f64();
     let log = std::fs::read(&log_path).unwrap_or_default();
     let refused = matches!(outcome, Outcome::Refused(_));
     let (ok, failure) = match outcome {
+        Outcome::KvmStalled => unreachable!("handled above"),
         Outcome::Refused(how) => {
             crate::say!(
                 "hvseed vm: MAC {} (not in {}) was refused by the media: {how}; the guest was stopped",
