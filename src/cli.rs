@@ -49,6 +49,15 @@ pub enum Cmd {
     Pxe(PxeTreeConfig),
     /// Serve a PXE tree's HTTP side and collect first-boot reports.
     Serve(ServeConfig),
+    /// Boot one host of the inventory in QEMU from its ISO or PXE tree and watch the
+    /// install's milestones on the serial console.
+    ///
+    /// Exit status 0 when the milestone of --until was reached, 1 when not (the last
+    /// console lines and the serial log's path are printed).
+    Vm(VmConfig),
+    /// (internal) Relays one guest connection of `hvseed vm --pxe` to its server.
+    #[command(hide = true, name = "vm-relay")]
+    VmRelay(VmRelayConfig),
 }
 
 /// `hvseed check INVENTORY`
@@ -168,6 +177,125 @@ pub struct ServeConfig {
     /// Address and port to listen on (port 0: any free port; the address is printed).
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+}
+
+/// `hvseed vm INVENTORY --host FQDN (--iso ISO | --pxe DIR | --boot disk --disk IMAGE)`
+#[derive(Debug, Args)]
+#[command(after_help = "Milestones (--until):\n  \
+    installer   the installer's kernel started with hvseed's arguments\n  \
+    installing  hvseed's early script picked the host (`hvseed: installing <fqdn>`)\n  \
+    installed   hvseed's late script handed over to the agent and the installer rebooted\n  \
+    ready       the first-boot agent reported ready\n\n\
+    A failure on the console (`hvseed: ERROR`, a kernel panic, an installer error, no\n\
+    boot device) ends the run early. The guest is stopped on every path.\n\n\
+    Examples:\n  \
+    hvseed vm lab.yaml --host kvm21.lab.example.org --iso lab.iso --until installing\n  \
+    hvseed vm lab.yaml --host kvm21.lab.example.org --pxe /srv/hvseed --uefi --json")]
+#[command(group(clap::ArgGroup::new("media").args(["iso", "pxe"])))]
+pub struct VmConfig {
+    /// The inventory file (YAML, format version 1).
+    pub inventory: PathBuf,
+    /// The host to boot (its MAC on its trunk NIC).
+    #[arg(long, value_name = "FQDN")]
+    pub host: String,
+    /// An ISO written by `hvseed iso` for this inventory.
+    #[arg(long, value_name = "ISO")]
+    pub iso: Option<PathBuf>,
+    /// A tree written by `hvseed pxe` for this inventory: QEMU's TFTP serves its tftp/,
+    /// an embedded `hvseed serve` its http/ at the tree's --http-base address.
+    #[arg(long, value_name = "DIR")]
+    pub pxe: Option<PathBuf>,
+    /// `media` (the ISO or the PXE tree) or `disk` (boot --disk, an installed image,
+    /// without an installer).
+    #[arg(long, default_value = "media", value_parser = ["media", "disk"])]
+    pub boot: String,
+    /// The disk image: created (sparse) if absent and kept; an existing file is
+    /// written only if hvseed vm created it (a `.hvseed-vm` marker beside it); with
+    /// --boot disk any image is booted through a snapshot, never written.
+    #[arg(long, value_name = "PATH")]
+    pub disk: Option<PathBuf>,
+    /// Size of a disk hvseed creates, in GiB (default: enough for the target).
+    #[arg(long, value_name = "GiB")]
+    pub disk_size: Option<u64>,
+    /// Guest memory in MiB.
+    #[arg(long, default_value_t = 1024)]
+    pub memory: u32,
+    /// Guest CPUs.
+    #[arg(long, default_value_t = 1)]
+    pub cpus: u32,
+    /// Boot with UEFI firmware (found through QEMU's firmware descriptors).
+    #[arg(long)]
+    pub uefi: bool,
+    /// auto (KVM if a probe guest runs under it, else TCG with a warning), kvm or tcg.
+    #[arg(long, default_value = "auto", value_name = "auto|kvm|tcg")]
+    pub accel: crate::vm::Accel,
+    /// The milestone to reach: installer, installing, installed or ready.
+    #[arg(long, default_value = "installing", value_name = "MILESTONE")]
+    pub until: crate::vm::Milestone,
+    /// Bound on the whole run, in seconds.
+    #[arg(long, default_value_t = 1800, value_name = "SECONDS")]
+    pub timeout: u64,
+    /// Also show the serial console on stderr.
+    #[arg(long)]
+    pub console: bool,
+    /// Write the serial log here (default: a new temporary directory; kept).
+    #[arg(long, value_name = "PATH")]
+    pub log: Option<PathBuf>,
+    /// Boot with this MAC instead of the host's: media tested against a machine the
+    /// inventory does not know (what it should do is refuse or boot locally).
+    #[arg(long, value_name = "MAC")]
+    pub mac: Option<String>,
+    /// Print a JSON summary on stdout (milestones with their times, the outcome).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `hvseed vm-relay ADDR` (run by QEMU for `hvseed vm --pxe`).
+#[derive(Debug, Args)]
+pub struct VmRelayConfig {
+    pub addr: SocketAddr,
+}
+
+impl TryFrom<VmConfig> for crate::vm::Options {
+    type Error = anyhow::Error;
+    fn try_from(c: VmConfig) -> anyhow::Result<Self> {
+        let boot = match (c.boot.as_str(), c.iso, c.pxe) {
+            ("disk", None, None) => {
+                if c.disk.is_none() {
+                    anyhow::bail!("--boot disk needs --disk IMAGE (an installed system's disk)");
+                }
+                crate::vm::Boot::Disk
+            }
+            ("disk", _, _) => anyhow::bail!("--boot disk boots --disk alone: drop --iso/--pxe"),
+            (_, Some(iso), None) => crate::vm::Boot::Iso(iso),
+            (_, None, Some(dir)) => crate::vm::Boot::Pxe(dir),
+            _ => anyhow::bail!(
+                "give the media to boot: --iso ISO or --pxe DIR (or --boot disk --disk IMAGE)"
+            ),
+        };
+        if c.timeout == 0 || c.memory < 128 || c.cpus == 0 || c.disk_size == Some(0) {
+            anyhow::bail!(
+                "--timeout, --memory (MiB, at least 128), --cpus and --disk-size must be positive"
+            );
+        }
+        Ok(crate::vm::Options {
+            inventory: c.inventory,
+            host: c.host,
+            boot,
+            mac: c.mac,
+            disk: c.disk,
+            disk_size_gib: c.disk_size,
+            memory_mib: c.memory,
+            cpus: c.cpus,
+            uefi: c.uefi,
+            accel: c.accel,
+            until: c.until,
+            timeout: std::time::Duration::from_secs(c.timeout),
+            console: c.console,
+            log: c.log,
+            json: c.json,
+        })
+    }
 }
 
 // Each verb's arguments become the options of the module that carries it out, which

@@ -36,3 +36,4 @@ pub mod serve;
 pub mod sums;
 pub mod target;
 pub mod tool;
+pub mod vm;

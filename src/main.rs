@@ -21,7 +21,7 @@ fn main() -> std::process::ExitCode {
         }
     };
     // serve's log lines are queued: a stderr nobody reads must not hold up requests.
-    let serving = matches!(cli.cmd, Cmd::Serve(_));
+    let serving = matches!(cli.cmd, Cmd::Serve(_) | Cmd::VmRelay(_));
     hvseed::cli::init_logging(cli.verbose, cli.quiet, serving);
     // One interrupt handling for the verbs that write (serve stops on its own terms).
     if !serving {
@@ -33,6 +33,8 @@ fn main() -> std::process::ExitCode {
         Cmd::Iso(c) => hvseed::iso::run(c.into()),
         Cmd::Pxe(c) => hvseed::pxe::run(c.into()),
         Cmd::Serve(c) => hvseed::serve::run(c.into()),
+        Cmd::Vm(c) => c.try_into().and_then(hvseed::vm::run),
+        Cmd::VmRelay(c) => hvseed::vm::relay(c.addr),
     };
     if hvseed::interrupt::signal().is_some() {
         // The interrupt handler is cleaning up and sets the exit status; whatever the

@@ -168,7 +168,7 @@ fn wait_within(
 /// Puts a child in a process group of its own (a Ctrl-C at the terminal reaches only
 /// hvseed, which then ends the whole group, see [`crate::interrupt`]) and has the
 /// kernel kill it if hvseed dies first (SIGKILL leaves no handler to do it).
-fn own_group_dying_with_hvseed(cmd: &mut std::process::Command) {
+pub(crate) fn own_group_dying_with_hvseed(cmd: &mut std::process::Command) {
     use std::os::unix::process::CommandExt;
     cmd.process_group(0);
     let parent = rustix::process::getpid();

@@ -224,98 +224,58 @@ fn check_hvseed_dir(iso: &Path, expected: &BTreeMap<String, Vec<u8>>, agent: &Pa
 
 // ------------------------------------------------------------------ QEMU
 
-enum Firmware {
-    Bios,
-    Uefi,
+/// One boot of a remastered ISO through `hvseed vm`, as a user's CI would run it.
+struct IsoBoot {
+    /// The example inventory the ISO was written for.
+    example: &'static str,
+    host: &'static str,
+    uefi: bool,
+    until: &'static str,
+    secs: u64,
 }
 
-/// Boots `iso` as a CD and waits for `want` on the serial console; fails early on
-/// `fail` patterns or after `secs`. Returns the serial log.
-fn boot(iso: &Path, fw: Firmware, mac: &str, want: &str, secs: u64) -> String {
+/// Boots `iso` with `hvseed vm` (one guest at a time) until the case's milestone;
+/// panics with hvseed's output unless it was reached. Returns the serial log.
+fn vm_boot(iso: &Path, case: &IsoBoot) -> String {
     let _one = one_qemu();
     let d = tempfile::tempdir().unwrap();
     let log = d.path().join("serial.log");
-    // QEMU itself, not under `timeout`: killing a `timeout` wrapper would leave QEMU
-    // running. The loop below is the time limit, and QEMU is killed on every path.
-    let mut cmd = Command::new("qemu-system-x86_64");
-    cmd.args(["-accel", "tcg", "-m", "1024", "-smp", "1"])
-        .args(["-display", "none", "-monitor", "none", "-no-reboot"])
-        .arg("-serial")
-        .arg(format!("file:{}", log.display()))
-        .args(["-netdev", "user,id=n0"])
-        .args(["-device", &format!("e1000,netdev=n0,mac={mac}")])
-        .arg("-cdrom")
-        .arg(iso)
-        .args(["-boot", "d"]);
-    if let Firmware::Uefi = fw {
-        let vars = d.path().join("OVMF_VARS.fd");
-        std::fs::copy("/usr/share/OVMF/OVMF_VARS.fd", &vars).unwrap();
-        cmd.args([
-            "-drive",
-            "if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE.fd",
+    let mut cmd = hvseed();
+    cmd.arg("vm")
+        .arg(root().join("profiles/examples").join(case.example))
+        .args([
+            "--host", case.host, "--until", case.until, "--accel", "tcg", "--json",
         ])
-        .arg("-drive")
-        .arg(format!("if=pflash,format=raw,file={}", vars.display()));
+        .arg("--iso")
+        .arg(iso)
+        .arg("--log")
+        .arg(&log)
+        .args(["--timeout", &case.secs.to_string()]);
+    if case.uefi {
+        cmd.arg("--uefi");
     }
-    let mut child = KillOnDrop(
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
+    // hvseed vm bounds the run itself; the outer limit only catches a hung hvseed.
+    let out = output_within_secs(&mut cmd, case.secs + 60);
+    let text = String::from_utf8_lossy(&std::fs::read(&log).unwrap_or_default()).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "hvseed vm {} {} did not reach {}: {stderr}",
+        case.example,
+        case.host,
+        case.until
     );
-    let child = &mut child.0;
-    let fails = [
-        "grub> ",
-        "No bootable device",
-        "Failed to process the preconfiguration file",
-        "Kernel panic",
-        // GRUB errors that stop a boot (a missing font is only cosmetic).
-        "error: no such device",
-        "error: file `/images",
-        "error: file `/install",
-        "error: file `/hvseed",
-        "error: you need to load the kernel first",
-        "is not a host of cluster",
-        // Any error line of hvseed's early script (a debconf-set that failed, a
-        // preseed it could not find again) stops the test, even after the pick.
-        "hvseed: ERROR",
-    ];
-    let start = Instant::now();
-    let mut text;
-    let outcome = loop {
-        std::thread::sleep(Duration::from_millis(500));
-        text = String::from_utf8_lossy(&std::fs::read(&log).unwrap_or_default()).into_owned();
-        if text.contains(want) {
-            break Ok(());
-        }
-        if let Some(f) = fails.iter().find(|f| text.contains(**f)) {
-            break Err(format!("saw {f:?}"));
-        }
-        if let Ok(Some(st)) = child.try_wait() {
-            let e = crate::util::stderr_text(child);
-            break Err(format!("QEMU exited ({st}): {e}"));
-        }
-        if start.elapsed() > Duration::from_secs(secs) {
-            break Err(format!("no {want:?} within {secs} s"));
-        }
-    };
-    let _ = child.kill();
-    let _ = child.wait();
-    if let Err(why) = outcome {
-        let tail: String = text
-            .chars()
-            .rev()
-            .take(3000)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect();
-        panic!(
-            "booting {} : {why}; serial log tail:\n{tail}",
-            iso.display()
-        );
-    }
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["ok"], true, "{summary}");
+    assert_eq!(summary["host"], case.host, "{summary}");
+    assert!(
+        summary["milestones"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["milestone"] == case.until),
+        "{summary}"
+    );
     text
 }
 
@@ -519,12 +479,15 @@ fn centos_bios_boot_passes_the_kickstart() {
     if !qemu_ok() {
         return;
     }
-    let log = boot(
+    let log = vm_boot(
         &r.iso,
-        Firmware::Bios,
-        "52:54:00:12:34:56",
-        "ks=cdrom:/hvseed/fleet/ks.cfg",
-        120,
+        &IsoBoot {
+            example: "lab-centos6.yaml",
+            host: "kvm1.lab.example.org",
+            uefi: false,
+            until: "installer",
+            secs: 120,
+        },
     );
     assert!(log.contains("Command line: initrd=initrd.img ks=cdrom:/hvseed/fleet/ks.cfg console=ttyS0,115200n8")
         || log.contains("Command line: BOOT_IMAGE=vmlinuz initrd=initrd.img ks=cdrom:/hvseed/fleet/ks.cfg console=ttyS0,115200n8"),
@@ -537,12 +500,15 @@ fn centos_uefi_boot_reads_the_conf_inside_efiboot_img() {
     if !qemu_ok() {
         return;
     }
-    let log = boot(
+    let log = vm_boot(
         &r.iso,
-        Firmware::Uefi,
-        "52:54:00:12:34:57",
-        "ks=cdrom:/hvseed/fleet/ks.cfg",
-        180,
+        &IsoBoot {
+            example: "lab-centos6.yaml",
+            host: "kvm2.lab.example.org",
+            uefi: true,
+            until: "installer",
+            secs: 180,
+        },
     );
     let line = log
         .lines()
@@ -658,41 +624,49 @@ fn ubuntu_hvseed_dir_matches_what_was_rendered() {
     std::fs::remove_dir_all(d).unwrap();
 }
 
-#[test]
-fn ubuntu_bios_boot_picks_the_host_by_mac() {
-    let Some(r) = remaster_ubuntu() else { return };
+/// The d-i targets' boot tests, one body: the ISO's default entry timed out into
+/// hvseed's, d-i loaded the fleet preseed from hvseed's initrd, its early_command
+/// picked the host by the NIC's MAC, set that host's answers with debconf-set (any
+/// failure prints `hvseed: ERROR`, which ends the run) and announced it on the console.
+fn d_i_boot_picks_the_host_by_mac(r: Option<&'static Remastered>, case: IsoBoot) {
+    let Some(r) = r else { return };
     if !qemu_ok() {
         return;
     }
-    // lab-ubuntu1204.yaml: kvm21 has the MAC 00:04:23:aa:bb:21. d-i loaded the fleet
-    // preseed from our initrd, its early_command picked this host by the NIC's MAC,
-    // set that host's answers with debconf-set (any failure prints `hvseed: ERROR`,
-    // which fails the boot) and announced it on the console.
-    boot(
-        &r.iso,
-        Firmware::Bios,
-        "00:04:23:aa:bb:21",
-        "hvseed: installing kvm21.lab.example.org",
-        420,
+    let log = vm_boot(&r.iso, &case);
+    assert!(
+        log.contains(&format!("hvseed: installing {}", case.host)),
+        "{log}"
+    );
+}
+
+#[test]
+fn ubuntu_bios_boot_picks_the_host_by_mac() {
+    // lab-ubuntu1204.yaml: kvm21 has the MAC 00:04:23:aa:bb:21.
+    d_i_boot_picks_the_host_by_mac(
+        remaster_ubuntu(),
+        IsoBoot {
+            example: "lab-ubuntu1204.yaml",
+            host: "kvm21.lab.example.org",
+            uefi: false,
+            until: "installing",
+            secs: 420,
+        },
     );
 }
 
 #[test]
 fn ubuntu_uefi_boot_picks_the_host_by_mac() {
-    let Some(r) = remaster_ubuntu() else { return };
-    if !qemu_ok() {
-        return;
-    }
-    // lab-ubuntu1204.yaml: kvm22 has the MAC 00:04:23:aa:bb:22. d-i loaded the fleet
-    // preseed from our initrd, its early_command picked this host by the NIC's MAC,
-    // set that host's answers with debconf-set (any failure prints `hvseed: ERROR`,
-    // which fails the boot) and announced it on the console.
-    boot(
-        &r.iso,
-        Firmware::Uefi,
-        "00:04:23:aa:bb:22",
-        "hvseed: installing kvm22.lab.example.org",
-        420,
+    // lab-ubuntu1204.yaml: kvm22 has the MAC 00:04:23:aa:bb:22.
+    d_i_boot_picks_the_host_by_mac(
+        remaster_ubuntu(),
+        IsoBoot {
+            example: "lab-ubuntu1204.yaml",
+            host: "kvm22.lab.example.org",
+            uefi: true,
+            until: "installing",
+            secs: 420,
+        },
     );
 }
 
@@ -831,38 +805,34 @@ fn debian_hvseed_dir_matches_what_was_rendered() {
 
 #[test]
 fn debian_bios_boot_picks_the_host_by_mac() {
-    let Some(r) = remaster_debian() else { return };
-    if !qemu_ok() {
-        return;
-    }
     // lab-debian12.yaml: kvm41 has the MAC 52:54:00:aa:bb:41. isolinux's menu timed out
-    // into hvseed's entry, the real d-i 12 loaded the fleet preseed from our initrd
-    // (without `auto=true`), its early_command picked this host by the NIC's MAC, set
-    // that host's answers with debconf-set and announced it on the console.
-    boot(
-        &r.iso,
-        Firmware::Bios,
-        "52:54:00:aa:bb:41",
-        "hvseed: installing kvm41.lab.example.org",
-        420,
+    // into hvseed's entry; the real d-i 12 loaded the preseed without `auto=true`.
+    d_i_boot_picks_the_host_by_mac(
+        remaster_debian(),
+        IsoBoot {
+            example: "lab-debian12.yaml",
+            host: "kvm41.lab.example.org",
+            uefi: false,
+            until: "installing",
+            secs: 420,
+        },
     );
 }
 
 #[test]
 fn debian_uefi_boot_through_shim_and_the_signed_grub_picks_the_host_by_mac() {
-    let Some(r) = remaster_debian() else { return };
-    if !qemu_ok() {
-        return;
-    }
     // OVMF → shim (bootx64.efi in efi.img) → the signed CD GRUB, which finds the CD by
     // /.disk/id/<uuid> and sources the edited boot/grub/grub.cfg; its timeout boots
     // hvseed's entry and d-i announces kvm42 (52:54:00:aa:bb:42).
-    boot(
-        &r.iso,
-        Firmware::Uefi,
-        "52:54:00:aa:bb:42",
-        "hvseed: installing kvm42.lab.example.org",
-        420,
+    d_i_boot_picks_the_host_by_mac(
+        remaster_debian(),
+        IsoBoot {
+            example: "lab-debian12.yaml",
+            host: "kvm42.lab.example.org",
+            uefi: true,
+            until: "installing",
+            secs: 420,
+        },
     );
 }
 

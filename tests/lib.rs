@@ -12,3 +12,4 @@ mod render;
 mod serve;
 mod support;
 mod util;
+mod vm;

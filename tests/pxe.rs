@@ -9,10 +9,10 @@
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use crate::util::{agent, cmd_exists, hvseed, output_within_secs, require_tool, root, ServeGuard};
+use crate::util::{agent, hvseed, output_within_secs, require_tool, root, ServeGuard};
 
 const DI: &str = "/usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64";
 pub(crate) const UBUNTU_INV: &str = "tests/fixtures/pxe/ubuntu1204.yaml";
@@ -1165,101 +1165,256 @@ fn a_full_disk_is_reported_as_such_and_leaves_nothing() {
     );
 }
 
-/// A QEMU guest PXE-booting from `tftp` with `mac`; killed when dropped.
-struct Qemu {
-    child: std::process::Child,
-    log: PathBuf,
-    _one_at_a_time: std::fs::File,
+/// What one `hvseed vm --pxe` run showed.
+struct VmRun {
+    ok: bool,
+    serial: String,
+    /// hvseed's stderr: its messages and the embedded server's request log.
+    stderr: String,
+    summary: serde_json::Value,
 }
 
-impl Qemu {
-    fn pxe(tftp: &Path, mac: &str, log: &Path) -> Qemu {
-        Qemu::boot(tftp, "pxelinux.0", mac, log, &[])
+/// A PXE boot of `host` (or, with `mac`, of a machine the inventory does not know)
+/// from `tree` through `hvseed vm`, one guest at a time.
+fn vm_pxe(
+    inv: &str,
+    tree: &Path,
+    host: &str,
+    uefi: bool,
+    until: &str,
+    mac: Option<&str>,
+    secs: u64,
+) -> VmRun {
+    let _one = crate::util::one_qemu();
+    let d = tempfile::tempdir().unwrap();
+    let log = d.path().join("serial.log");
+    let mut cmd = hvseed();
+    cmd.arg("vm")
+        .arg(root().join(inv))
+        .args(["--host", host, "--until", until, "--accel", "tcg", "--json"])
+        .arg("--pxe")
+        .arg(tree)
+        .arg("--log")
+        .arg(&log)
+        .args(["--timeout", &secs.to_string()]);
+    if uefi {
+        cmd.arg("--uefi");
     }
-
-    /// UEFI (OVMF) PXE: the firmware loads `bootfile` from the TFTP root.
-    fn uefi_pxe(tftp: &Path, bootfile: &str, mac: &str, log: &Path) -> Qemu {
-        let vars = log.with_extension("vars.fd");
-        std::fs::copy("/usr/share/OVMF/OVMF_VARS.fd", &vars).unwrap();
-        let firmware = [
-            "-drive".to_string(),
-            "if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE.fd".to_string(),
-            "-drive".to_string(),
-            format!("if=pflash,format=raw,file={}", vars.display()),
-        ];
-        Qemu::boot(tftp, bootfile, mac, log, &firmware)
+    if let Some(m) = mac {
+        cmd.args(["--mac", m]);
     }
-
-    fn boot(tftp: &Path, bootfile: &str, mac: &str, log: &Path, extra: &[String]) -> Qemu {
-        let one = crate::util::one_qemu();
-        let child = Command::new("timeout")
-            .args(["300", "qemu-system-x86_64", "-accel", "tcg", "-m", "1024"])
-            .args(["-display", "none", "-monitor", "none", "-no-reboot"])
-            .args(extra)
-            .arg("-serial")
-            .arg(format!("file:{}", log.display()))
-            .arg("-netdev")
-            .arg(format!(
-                "user,id=n0,tftp={},bootfile={bootfile}",
-                tftp.display()
-            ))
-            .args([
-                "-device",
-                &format!("e1000,netdev=n0,mac={mac}"),
-                "-boot",
-                "n",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting qemu");
-        Qemu {
-            child,
-            log: log.to_path_buf(),
-            _one_at_a_time: one,
-        }
-    }
-
-    fn serial(&self) -> String {
-        String::from_utf8_lossy(&std::fs::read(&self.log).unwrap_or_default()).into_owned()
-    }
-
-    /// Waits until the serial log contains `want`; fails on `fail` or the deadline.
-    fn wait_for(&mut self, want: &str, fail: &[&str], limit: Duration) -> bool {
-        let start = Instant::now();
-        while start.elapsed() < limit {
-            let s = self.serial();
-            if s.contains(want) {
-                return true;
-            }
-            if let Some(f) = fail.iter().find(|f| s.contains(**f)) {
-                panic!("serial console shows {f:?}:\n{}", printable(&s));
-            }
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return self.serial().contains(want);
-            }
-            std::thread::sleep(Duration::from_millis(500));
-        }
-        false
+    let out = output_within_secs(&mut cmd, secs + 60);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("no JSON summary ({e}): {stderr}"));
+    assert_eq!(summary["ok"] == true, out.status.success(), "{summary}");
+    VmRun {
+        ok: out.status.success(),
+        serial: String::from_utf8_lossy(&std::fs::read(&log).unwrap_or_default()).into_owned(),
+        stderr,
+        summary,
     }
 }
 
-impl Drop for Qemu {
-    /// SIGTERM to `timeout`, which passes it on to QEMU (a SIGKILL would orphan QEMU).
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(10) {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// The tree's http-base in the QEMU boot tests: a rack's address, which `hvseed vm`
+/// makes the guest reach its embedded server at.
+const RACK_BASE: &str = "http://192.168.42.5:8080";
+
+/// A d-i target's BIOS PXE boot test.
+struct BiosCase {
+    inv: &'static str,
+    source: &'static dyn Fn() -> PathBuf,
+    host: &'static str,
+    mac: &'static str,
+}
+
+/// pxelinux picks the host's file by MAC, the real d-i boots from QEMU's TFTP, fetches
+/// that host's preseed from the embedded `hvseed serve` at the tree's http-base (the
+/// URL and BOOTIF on its command line) and its early_command announces the host on the
+/// serial console. PXE just once: the next PXE boot of the host goes to the local disk
+/// and starts no installer; a machine hvseed does not know gets `pxelinux.cfg/default`,
+/// the local disk, no kernel.
+fn bios_pxe_installs_by_mac_then_boots_locally(case: BiosCase) {
+    if !tools() || !require_tool("qemu-system-x86_64", "qemu-system-x86") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("tree");
+    pxe_ok(
+        &root().join(case.inv),
+        &(case.source)(),
+        &out,
+        RACK_BASE,
+        &[],
+    );
+
+    let run = vm_pxe(case.inv, &out, case.host, false, "installing", None, 340);
+    assert!(
+        run.ok,
+        "d-i did not announce {} within the limit: {}\n{}",
+        case.host, run.summary, run.stderr
+    );
+    assert!(run
+        .serial
+        .contains(&format!("hvseed: installing {}", case.host)));
+    let line = run
+        .serial
+        .split(['\r', '\n'])
+        .find(|l| l.contains("Command line:"))
+        .expect("the kernel's command line on the serial console");
+    assert!(
+        line.contains(&format!("url={RACK_BASE}/hosts/{}/preseed.cfg", case.host)),
+        "the kernel did not get the preseed URL: {line}"
+    );
+    assert!(
+        line.contains(&format!("BOOTIF=01-{}", case.mac.replace(':', "-"))),
+        "IPAPPEND 2 did not add BOOTIF: {line}"
+    );
+    let get = format!("GET \"/hosts/{}/preseed.cfg\" 200", case.host);
+    assert!(run.stderr.contains(&get), "{}", run.stderr);
+
+    // PXE just once: its installer fetched the preseed, so the host's next PXE boot
+    // goes to the local disk (blank here: the firmware then has nothing to boot).
+    let again = vm_pxe(case.inv, &out, case.host, false, "installer", None, 150);
+    assert!(!again.ok, "{}", again.summary);
+    assert!(
+        again.summary["failure"]
+            .as_str()
+            .is_some_and(|f| f.contains("No bootable device")),
+        "{}",
+        again.summary
+    );
+    assert!(
+        again.serial.contains("Booting from local disk"),
+        "the second PXE boot of {} did not go to the local disk:\n{}",
+        case.host,
+        printable(&again.serial)
+    );
+    for bad in ["Loading ", "Linux version", "hvseed: installing"] {
+        assert!(
+            !again.serial.contains(bad),
+            "{bad:?}:\n{}",
+            printable(&again.serial)
+        );
+    }
+
+    // A machine hvseed does not know: pxelinux.cfg/default → the local disk, no kernel.
+    let stranger = vm_pxe(
+        case.inv,
+        &out,
+        case.host,
+        false,
+        "installer",
+        Some("52:54:00:99:99:99"),
+        150,
+    );
+    assert!(
+        stranger.ok && stranger.summary["refused"] == true,
+        "{}\n{}",
+        stranger.summary,
+        printable(&stranger.serial)
+    );
+    assert!(stranger.serial.contains("Booting from local disk"));
+    assert!(stranger.serial.contains("PXELINUX 6.04"));
+    for bad in ["Loading ", "Linux version", "hvseed: installing"] {
+        assert!(
+            !stranger.serial.contains(bad),
+            "an unknown machine shows {bad:?}:\n{}",
+            printable(&stranger.serial)
+        );
+    }
+}
+
+/// A target's UEFI PXE boot test.
+struct UefiCase {
+    inv: &'static str,
+    source: &'static dyn Fn() -> PathBuf,
+    host: &'static str,
+    mac: &'static str,
+    /// How far d-i gets here (ubuntu1204's tree boots Debian's d-i kernel with
+    /// Ubuntu's arguments: its installer milestone is what is checked).
+    until: &'static str,
+    /// Console lines the boot loader shows on the way.
+    shows: &'static [&'static str],
+    /// What the boot loader says to a machine the inventory does not know.
+    stranger_says: &'static str,
+}
+
+/// OVMF PXE-boots the tree's UEFI loader, which finds the host's GRUB file by MAC and
+/// starts the installer with that host's preseed URL and BOOTIF; an unknown MAC is
+/// told so and no kernel starts.
+fn uefi_pxe_picks_the_grub_file_by_mac(case: UefiCase) {
+    if !tools()
+        || !require_tool("qemu-system-x86_64", "qemu-system-x86")
+        || !require_tool("/usr/share/qemu/firmware/60-edk2-x86_64.json", "ovmf")
+    {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("tree");
+    pxe_ok(
+        &root().join(case.inv),
+        &(case.source)(),
+        &out,
+        RACK_BASE,
+        &[],
+    );
+
+    let run = vm_pxe(case.inv, &out, case.host, true, case.until, None, 340);
+    assert!(
+        run.ok,
+        "{} not reached for {}: {}\n{}",
+        case.until, case.host, run.summary, run.stderr
+    );
+    let line = run
+        .serial
+        .split(['\r', '\n'])
+        .find(|l| l.contains("Command line:"))
+        .expect("the kernel's command line on the serial console");
+    assert!(
+        line.contains(&format!("BOOTIF=01-{}", case.mac.replace(':', "-"))),
+        "{line}"
+    );
+    assert!(
+        line.contains(&format!("url={RACK_BASE}/hosts/{}/preseed.cfg", case.host)),
+        "{line}"
+    );
+    assert!(line.contains("netcfg/choose_interface=auto"), "{line}");
+    for s in case.shows {
+        assert!(run.serial.contains(s), "{s:?}:\n{}", printable(&run.serial));
+    }
+    if case.until == "installing" {
+        assert!(run
+            .serial
+            .contains(&format!("hvseed: installing {}", case.host)));
+    }
+
+    let stranger = vm_pxe(
+        case.inv,
+        &out,
+        case.host,
+        true,
+        "installer",
+        Some("52:54:00:99:99:99"),
+        240,
+    );
+    assert!(
+        stranger.serial.contains(case.stranger_says),
+        "the loader did not fall back:\n{}",
+        printable(&stranger.serial)
+    );
+    assert!(
+        stranger.ok && stranger.summary["refused"] == true,
+        "{}\n{}",
+        stranger.summary,
+        printable(&stranger.serial)
+    );
+    for bad in ["Linux version", "Command line:", "hvseed: installing"] {
+        assert!(
+            !stranger.serial.contains(bad),
+            "an unknown machine shows {bad:?}:\n{}",
+            printable(&stranger.serial)
+        );
     }
 }
 
@@ -1273,188 +1428,31 @@ fn printable(s: &str) -> String {
     lines[lines.len().saturating_sub(40)..].join("\n")
 }
 
-/// The end-to-end check: pxelinux picks the host's file by MAC, Debian's real d-i
-/// (standing in for Ubuntu 12.04's) boots from TFTP, fetches that host's preseed from
-/// `hvseed serve` and its early_command announces the host on the serial console; a
-/// machine whose MAC is not in the inventory boots no kernel.
+/// Ubuntu 12.04's tree, Debian's real d-i standing in for Ubuntu's installer.
 #[test]
 fn qemu_pxe_boot_installs_the_host_by_mac_and_ignores_unknown_machines() {
-    if !tools() || !require_tool("qemu-system-x86_64", "qemu-system-x86") {
-        return;
-    }
-    if !cmd_exists("timeout") {
-        panic!("coreutils timeout is needed to bound QEMU");
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().join("tree");
-    // The port is chosen before the tree is written: the preseed URL carries it.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let base = format!("http://10.0.2.2:{port}");
-    pxe_ok(&root().join(UBUNTU_INV), &ubuntu_iso(), &out, &base, &[]);
-    let server = ServeGuard::start_on(&out, &format!("127.0.0.1:{port}"));
-
-    let mut vm = Qemu::pxe(
-        &out.join("tftp"),
-        MAC21,
-        &tmp.path().join("serial-kvm21.log"),
-    );
-    let fail = [
-        "Failed to process the preconfiguration file",
-        "Failed to load ldlinux.c32",
-        "hvseed: ERROR",
-        "is not a host of cluster",
-    ];
-    let found = vm.wait_for(
-        "hvseed: installing kvm21.lab.example.org",
-        &fail,
-        Duration::from_secs(280),
-    );
-    let serial = vm.serial();
-    drop(vm);
-    assert!(
-        found,
-        "d-i did not announce kvm21 within the limit; serial:\n{}\nserver:\n{}",
-        printable(&serial),
-        server.log_text()
-    );
-    assert!(
-        serial.contains("url=http://10.0.2.2:"),
-        "the kernel did not get the preseed URL"
-    );
-    assert!(
-        serial.contains("BOOTIF=01-52-54-00-12-34-21"),
-        "IPAPPEND 2 did not add BOOTIF"
-    );
-    assert!(
-        server
-            .log_with("GET \"/hosts/kvm21.lab.example.org/preseed.cfg\" 200")
-            .contains("GET \"/hosts/kvm21.lab.example.org/preseed.cfg\" 200"),
-        "{}",
-        server.log_text()
-    );
-
-    // PXE just once: its installer fetched the preseed, so kvm21's next PXE boot
-    // goes to the local disk and starts no installer.
-    let mut vm = Qemu::pxe(
-        &out.join("tftp"),
-        MAC21,
-        &tmp.path().join("serial-kvm21-again.log"),
-    );
-    let local = vm.wait_for(
-        "Booting from local disk",
-        &["Linux version"],
-        Duration::from_secs(90),
-    );
-    std::thread::sleep(Duration::from_secs(8));
-    let serial = vm.serial();
-    drop(vm);
-    assert!(
-        local,
-        "the second PXE boot of kvm21 did not go to the local disk:\n{}",
-        printable(&serial)
-    );
-    for bad in ["Loading ", "Linux version", "hvseed: installing"] {
-        assert!(!serial.contains(bad), "{bad:?}:\n{}", printable(&serial));
-    }
-
-    // A machine hvseed does not know: pxelinux.cfg/default → the local disk, no kernel.
-    let mut vm = Qemu::pxe(
-        &out.join("tftp"),
-        "52:54:00:99:99:99",
-        &tmp.path().join("serial-unknown.log"),
-    );
-    let local = vm.wait_for(
-        "Booting from local disk",
-        &["Linux version"],
-        Duration::from_secs(90),
-    );
-    // Give a wrongly chosen installer time to show itself.
-    std::thread::sleep(Duration::from_secs(8));
-    let serial = vm.serial();
-    drop(vm);
-    assert!(
-        local,
-        "pxelinux did not fall back to the local disk:\n{}",
-        printable(&serial)
-    );
-    assert!(serial.contains("PXELINUX 6.04"));
-    for bad in ["Loading ", "Linux version", "hvseed: installing"] {
-        assert!(
-            !serial.contains(bad),
-            "an unknown machine shows {bad:?}:\n{}",
-            printable(&serial)
-        );
-    }
+    bios_pxe_installs_by_mac_then_boots_locally(BiosCase {
+        inv: UBUNTU_INV,
+        source: &ubuntu_iso,
+        host: "kvm21.lab.example.org",
+        mac: MAC21,
+    });
 }
 
-/// UEFI: OVMF PXE-boots the GRUB image hvseed built, GRUB finds the host's
-/// `grub.cfg-01-<mac>` by its own lookup and starts the installer with that host's
-/// preseed URL and BOOTIF; an unknown MAC gets `grub.cfg`, which leaves GRUB.
+/// UEFI, Ubuntu 12.04's tree: OVMF PXE-boots the GRUB image hvseed built, GRUB finds the
+/// host's `grub.cfg-01-<mac>` by its own lookup; an unknown MAC gets `grub.cfg`, which
+/// leaves GRUB.
 #[test]
 fn qemu_uefi_pxe_boot_picks_the_grub_file_by_mac() {
-    if !tools()
-        || !require_tool("qemu-system-x86_64", "qemu-system-x86")
-        || !require_tool("/usr/share/OVMF/OVMF_CODE.fd", "ovmf")
-    {
-        return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().join("tree");
-    let base = "http://10.0.2.2:9";
-    pxe_ok(&root().join(UBUNTU_INV), &ubuntu_iso(), &out, base, &[]);
-    let tftp = out.join("tftp");
-
-    let log = tmp.path().join("uefi-kvm22.log");
-    let mut vm = Qemu::uefi_pxe(&tftp, "grubx64.efi", MAC22, &log);
-    let url = format!("url={base}/hosts/kvm22.lab.example.org/preseed.cfg");
-    // BOOTIF is the last argument: once it is in the log, the whole line is.
-    let found = vm.wait_for(
-        "BOOTIF=01-52-54-00-12-34-22",
-        &["grub> "],
-        Duration::from_secs(240),
-    );
-    let serial = vm.serial();
-    drop(vm);
-    assert!(
-        found,
-        "the kernel did not get kvm22's preseed URL:\n{}",
-        printable(&serial)
-    );
-    let line = serial
-        .split(['\r', '\n'])
-        .find(|l| l.contains("Command line:"))
-        .expect("the kernel's command line on the serial console");
-    assert!(line.contains("BOOTIF=01-52-54-00-12-34-22"), "{line}");
-    assert!(line.contains(&url), "{line}");
-    assert!(line.contains("netcfg/choose_interface=auto"), "{line}");
-    assert!(serial.contains("hvseed: grub: starting the installer for kvm22.lab.example.org"));
-
-    let log = tmp.path().join("uefi-unknown.log");
-    let mut vm = Qemu::uefi_pxe(&tftp, "grubx64.efi", "52:54:00:99:99:99", &log);
-    let said = vm.wait_for(
-        "hvseed: grub: this machine is not a host of cluster pxelab",
-        &["Linux version"],
-        Duration::from_secs(180),
-    );
-    std::thread::sleep(Duration::from_secs(8));
-    let serial = vm.serial();
-    drop(vm);
-    assert!(
-        said,
-        "GRUB did not fall back to grub.cfg:\n{}",
-        printable(&serial)
-    );
-    for bad in ["Linux version", "Command line:", "hvseed: installing"] {
-        assert!(
-            !serial.contains(bad),
-            "an unknown machine shows {bad:?}:\n{}",
-            printable(&serial)
-        );
-    }
+    uefi_pxe_picks_the_grub_file_by_mac(UefiCase {
+        inv: UBUNTU_INV,
+        source: &ubuntu_iso,
+        host: "kvm22.lab.example.org",
+        mac: MAC22,
+        until: "installer",
+        shows: &["hvseed: grub: starting the installer for kvm22.lab.example.org"],
+        stranger_says: "hvseed: grub: this machine is not a host of cluster pxelab",
+    });
 }
 
 // ------------------------------------------------------------------ Debian 12
@@ -1706,145 +1704,37 @@ fn debian_refuses_sources_that_are_not_its_netboot_files() {
     assert!(!out.exists(), "a refused run wrote {}", out.display());
 }
 
-/// BIOS: pxelinux picks the host's file by MAC, the real d-i 12 netboot installer
-/// fetches that host's preseed from `hvseed serve` (the URL and BOOTIF on its command
-/// line) and its early_command announces the host on the serial console.
+/// Debian 12's tree from d-i's netboot files.
 #[test]
 fn qemu_debian_pxe_boot_installs_the_host_by_mac() {
-    if !tools() || !require_tool("qemu-system-x86_64", "qemu-system-x86") {
-        return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().join("tree");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let base = format!("http://10.0.2.2:{port}");
-    pxe_ok(
-        &root().join(DEBIAN_INV),
-        Path::new(NETBOOT),
-        &out,
-        &base,
-        &[],
-    );
-    let server = ServeGuard::start_on(&out, &format!("127.0.0.1:{port}"));
-    let mut vm = Qemu::pxe(
-        &out.join("tftp"),
-        MAC31,
-        &tmp.path().join("serial-kvm31.log"),
-    );
-    let fail = [
-        "Failed to process the preconfiguration file",
-        "Failed to load ldlinux.c32",
-        "hvseed: ERROR",
-        "is not a host of cluster",
-    ];
-    let found = vm.wait_for(
-        "hvseed: installing kvm31.lab.example.org",
-        &fail,
-        Duration::from_secs(280),
-    );
-    let serial = vm.serial();
-    drop(vm);
-    assert!(
-        found,
-        "d-i did not announce kvm31 within the limit; serial:\n{}\nserver:\n{}",
-        printable(&serial),
-        server.log_text()
-    );
-    assert!(
-        serial.contains("BOOTIF=01-52-54-00-12-34-31"),
-        "IPAPPEND 2 did not add BOOTIF"
-    );
-    assert!(
-        server
-            .log_with("GET \"/hosts/kvm31.lab.example.org/preseed.cfg\" 200")
-            .contains("GET \"/hosts/kvm31.lab.example.org/preseed.cfg\" 200"),
-        "{}",
-        server.log_text()
-    );
+    bios_pxe_installs_by_mac_then_boots_locally(BiosCase {
+        inv: DEBIAN_INV,
+        source: &|| PathBuf::from(NETBOOT),
+        host: "kvm31.lab.example.org",
+        mac: MAC31,
+    });
 }
 
-/// UEFI: OVMF loads d-i's signed shim, which loads d-i's signed GRUB; that GRUB reads
-/// only `debian-installer/amd64/grub/grub.cfg`, whose `regexp` on `$net_default_mac`
-/// sources the host's file; the real d-i fetches the host's preseed from `hvseed
-/// serve` and announces it. An unknown MAC leaves GRUB without starting a kernel.
+/// UEFI, Debian 12's tree: OVMF loads d-i's signed shim, which loads d-i's signed GRUB;
+/// that GRUB reads only `debian-installer/amd64/grub/grub.cfg`, whose `regexp` on
+/// `$net_default_mac` sources the host's file; the real d-i fetches the host's preseed
+/// from the embedded server and announces it. An unknown MAC leaves GRUB without
+/// starting a kernel.
 #[test]
 fn qemu_debian_uefi_pxe_boot_through_ds_signed_grub_picks_the_host_by_mac() {
-    if !tools()
-        || !require_tool("qemu-system-x86_64", "qemu-system-x86")
-        || !require_tool("/usr/share/OVMF/OVMF_CODE.fd", "ovmf")
-    {
-        return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().join("tree");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let base = format!("http://10.0.2.2:{port}");
-    pxe_ok(
-        &root().join(DEBIAN_INV),
-        Path::new(NETBOOT),
-        &out,
-        &base,
-        &[],
-    );
-    let server = ServeGuard::start_on(&out, &format!("127.0.0.1:{port}"));
-    let tftp = out.join("tftp");
-    let shim = "debian-installer/amd64/bootnetx64.efi";
-
-    let log = tmp.path().join("uefi-kvm32.log");
-    let mut vm = Qemu::uefi_pxe(&tftp, shim, MAC32, &log);
-    let found = vm.wait_for(
-        "hvseed: installing kvm32.lab.example.org",
-        &["grub> ", "hvseed: ERROR", "is not a host of cluster"],
-        Duration::from_secs(280),
-    );
-    let serial = vm.serial();
-    drop(vm);
-    assert!(
-        found,
-        "d-i did not announce kvm32 within the limit:\n{}\nserver:\n{}",
-        printable(&serial),
-        server.log_text()
-    );
-    assert!(serial.contains("Fetching Netboot Image debian-installer/amd64/grubx64.efi"));
-    assert!(serial.contains("hvseed: grub: starting the installer for kvm32.lab.example.org"));
-    let line = serial
-        .split(['\r', '\n'])
-        .find(|l| l.contains("Command line:"))
-        .expect("the kernel's command line on the serial console");
-    assert!(line.contains("BOOTIF=01-52-54-00-12-34-32"), "{line}");
-    assert!(
-        line.contains(&format!(
-            "url={base}/hosts/kvm32.lab.example.org/preseed.cfg"
-        )),
-        "{line}"
-    );
-
-    let log = tmp.path().join("uefi-unknown.log");
-    let mut vm = Qemu::uefi_pxe(&tftp, shim, "52:54:00:99:99:99", &log);
-    let said = vm.wait_for(
-        "hvseed: grub: this machine (52:54:00:99:99:99) is not a host of cluster pxelab",
-        &["Linux version", "grub> "],
-        Duration::from_secs(180),
-    );
-    std::thread::sleep(Duration::from_secs(8));
-    let serial = vm.serial();
-    drop(vm);
-    assert!(said, "GRUB did not fall back:\n{}", printable(&serial));
-    for bad in ["Linux version", "Command line:", "hvseed: installing"] {
-        assert!(
-            !serial.contains(bad),
-            "an unknown machine shows {bad:?}:\n{}",
-            printable(&serial)
-        );
-    }
+    uefi_pxe_picks_the_grub_file_by_mac(UefiCase {
+        inv: DEBIAN_INV,
+        source: &|| PathBuf::from(NETBOOT),
+        host: "kvm32.lab.example.org",
+        mac: MAC32,
+        until: "installing",
+        shows: &[
+            "Fetching Netboot Image debian-installer/amd64/grubx64.efi",
+            "hvseed: grub: starting the installer for kvm32.lab.example.org",
+        ],
+        stranger_says:
+            "hvseed: grub: this machine (52:54:00:99:99:99) is not a host of cluster pxelab",
+    });
 }
 
 /// PXE just once with d-i's signed GRUB: when the installer fetches kvm31's preseed

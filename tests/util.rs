@@ -29,9 +29,7 @@ pub fn lab_inventory() -> hvseed::inventory::Inventory {
         .inventory
 }
 
-pub use crate::support::{
-    cmd_exists, missing, output_within_secs, require_tool, run_ok, KillOnDrop,
-};
+pub use crate::support::{missing, output_within_secs, require_tool, run_ok, KillOnDrop};
 
 /// The static first-boot agent that media carry: `$HVSEED_FIRSTBOOT`, else this
 /// checkout's musl release build; `None` after [`missing`] when it is not built.

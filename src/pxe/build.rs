@@ -276,6 +276,9 @@ impl<'a> Build<'a> {
             "serial",
             "terminal",
             "test",
+            // `exit` (grub.cfg leaves GRUB for the next boot device on a machine that
+            // is not a host of the cluster; without it GRUB stops at its prompt).
+            "minicmd",
         ];
         let stamp = dir.join("normal.mod");
         let meta = std::fs::metadata(&stamp);

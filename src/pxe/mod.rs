@@ -24,7 +24,10 @@ mod source;
 mod state;
 mod syslinux;
 
-pub use configs::{installed_marker, local_boot_files, mac_file_name, serial_line, PXE_STATE_DIR};
+pub use configs::{
+    installed_marker, installer_args, local_boot_files, mac_file_name, serial_line,
+    DI_NETBOOT_SHIM, PXE_STATE_DIR,
+};
 pub use syslinux::banner_version;
 
 use std::collections::BTreeMap;

@@ -37,6 +37,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Semaphore;
 use tokio::time::Sleep;
 
+pub use store::now as now_secs;
 use store::Store;
 
 /// Concurrent connections served; a rack of 40–80 hosts installing at once, each with
@@ -60,6 +61,86 @@ pub struct Options {
 
 /// `hvseed serve`: serves until SIGINT or SIGTERM, then lets requests in flight finish.
 pub fn run(c: Options) -> Result<ExitCode> {
+    let ready = prepare(&c)?;
+    let runtime = runtime()?;
+    // The stop signals are caught from before the address is printed: a SIGTERM sent
+    // as soon as the line shows stops the server the same way as a later one.
+    let stop = {
+        let _in_runtime = runtime.enter();
+        StopSignals::catch()
+    };
+    // Printed, not logged, so that it shows with -q too and scripts can read the port.
+    crate::say!(
+        "hvseed serve: listening on http://{}/ (serving {})",
+        ready.local,
+        ready.http_dir.display()
+    );
+    runtime.block_on(serve(ready.listener, ready.store, stop.wait()))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A server running on a thread of its own inside another verb (`hvseed vm --pxe`):
+/// stopped, letting requests in flight finish, when dropped.
+pub struct Embedded {
+    /// The address it listens on.
+    pub addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Starts serving `c.dir` as `hvseed serve` would, on a thread; errors (a tree that is
+/// not one, an address in use) come before it returns.
+pub fn start_embedded(c: &Options) -> Result<Embedded> {
+    let ready = prepare(c)?;
+    let runtime = runtime()?;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let addr = ready.local;
+    let thread = std::thread::Builder::new()
+        .name("serve".into())
+        .spawn(move || {
+            let stop = async move {
+                let _ = rx.await;
+            };
+            if let Err(e) = runtime.block_on(serve(ready.listener, ready.store, stop)) {
+                tracing::warn!("the embedded server stopped: {e:#}");
+            }
+        })
+        .context("starting the embedded server's thread")?;
+    Ok(Embedded {
+        addr,
+        stop: Some(tx),
+        thread: Some(thread),
+    })
+}
+
+impl Drop for Embedded {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A bound listener and the store of a tree, checked.
+struct Prepared {
+    listener: std::net::TcpListener,
+    store: Arc<Store>,
+    local: std::net::SocketAddr,
+    http_dir: std::path::PathBuf,
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the server runtime")
+}
+
+fn prepare(c: &Options) -> Result<Prepared> {
     let http_dir = c.dir.join("http");
     if !http_dir.is_dir() {
         bail!(
@@ -120,37 +201,24 @@ pub fn run(c: Options) -> Result<ExitCode> {
         clusters.len(),
         http_dir.join("hosts").display()
     );
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the server runtime")?;
-    // The stop signals are caught from before the address is printed: a SIGTERM sent
-    // as soon as the line shows stops the server the same way as a later one.
-    let stop = {
-        let _in_runtime = runtime.enter();
-        StopSignals::catch()
-    };
-    // Printed, not logged, so that it shows with -q too and scripts can read the port.
-    crate::say!(
-        "hvseed serve: listening on http://{local}/ (serving {})",
-        http_dir.display()
-    );
-    runtime.block_on(serve(listener, store, stop))?;
-    Ok(ExitCode::SUCCESS)
+    Ok(Prepared {
+        listener,
+        store,
+        local,
+        http_dir,
+    })
 }
 
 async fn serve(
     listener: std::net::TcpListener,
     store: Arc<Store>,
-    stop: StopSignals,
+    shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<()> {
     let listener =
         tokio::net::TcpListener::from_std(listener).context("registering the listening socket")?;
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     // Tells open connections to finish their current request and close.
     let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
-    let shutdown = stop.wait();
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {

@@ -1,0 +1,123 @@
+//! `hvseed vm INVENTORY --host FQDN (--iso ISO | --pxe DIR | --boot disk --disk IMAGE)`:
+//! boots one host of the inventory in QEMU the way a rack would boot it, and watches
+//! its serial console (and, for PXE, its reports) for the milestones of its install.
+//!
+//! - `plan.rs`: what to boot: the checks of the inventory, host, media and disk before
+//!   any guest starts, and the QEMU command line;
+//! - `firmware.rs`: UEFI firmware from QEMU's firmware descriptors;
+//! - `net.rs`: the user network that makes a PXE tree's http-base reach the embedded
+//!   server;
+//! - `console.rs`: which console lines mean which milestone, and which end the run;
+//! - `accel.rs`: KVM when it works (a probe guest with a deadline), else TCG;
+//! - `run.rs`: the run loop: start, watch, stop the guest on every path, summarise.
+//!
+//! See docs/testing.md ("Test your media in CI" in the README) for what each target
+//! reaches here.
+
+mod accel;
+pub mod console;
+pub mod firmware;
+pub mod net;
+mod plan;
+mod run;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Result;
+
+pub use accel::Accel;
+pub use console::Milestone;
+
+/// What to boot the host from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Boot {
+    /// A remastered ISO written by `hvseed iso` for this inventory.
+    Iso(PathBuf),
+    /// A PXE tree written by `hvseed pxe` for this inventory.
+    Pxe(PathBuf),
+    /// The disk given with `--disk` (an installed image), without an installer.
+    Disk,
+}
+
+/// What `hvseed vm` is asked to do.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub inventory: PathBuf,
+    pub host: String,
+    pub boot: Boot,
+    /// Boot with this MAC instead of the host's (media tested against a machine the
+    /// inventory does not know).
+    pub mac: Option<String>,
+    /// The disk to install to or boot; kept after the run.
+    pub disk: Option<PathBuf>,
+    /// Size of a disk hvseed creates, in GiB (default: the target's).
+    pub disk_size_gib: Option<u64>,
+    pub memory_mib: u32,
+    pub cpus: u32,
+    pub uefi: bool,
+    pub accel: Accel,
+    pub until: Milestone,
+    pub timeout: Duration,
+    /// Also copy the console to stderr.
+    pub console: bool,
+    /// The serial log (default: a file in a new temporary directory, kept).
+    pub log: Option<PathBuf>,
+    /// Print a JSON summary on stdout.
+    pub json: bool,
+}
+
+/// `hvseed vm`: exit 0 when the milestone was reached, 1 when not (with the console's
+/// last lines and the log's path); errors before any guest starts are `Err`.
+pub fn run(o: Options) -> Result<ExitCode> {
+    run::run(o)
+}
+
+/// `hvseed vm-relay ADDR`: what QEMU's `guestfwd=…-cmd:` runs for each connection
+/// of the guest to the http-base: copies stdin to a TCP connection to `ADDR` (the
+/// embedded server) and the connection's replies to stdout.
+pub fn relay(addr: std::net::SocketAddr) -> Result<ExitCode> {
+    use anyhow::Context as _;
+    use std::io::{Read, Write};
+    use std::net::Shutdown;
+    let conn = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        .with_context(|| format!("connecting to {addr}"))?;
+    let mut up = conn.try_clone().context("cloning the connection")?;
+    let to_server = std::thread::spawn(move || {
+        let mut stdin = std::io::stdin().lock();
+        let mut buf = [0u8; 16384];
+        loop {
+            match stdin.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if up.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = up.shutdown(Shutdown::Write);
+    });
+    let mut down = conn;
+    let mut stdout = std::io::stdout().lock();
+    let mut buf = [0u8; 16384];
+    loop {
+        match down.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if stdout
+                    .write_all(&buf[..n])
+                    .and_then(|()| stdout.flush())
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        }
+    }
+    // The server closed: the guest's connection ends with it (QEMU closes the socket
+    // when this command exits), whatever the guest still sends.
+    drop(to_server);
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,694 @@
+//! What a run boots: every check before a guest starts (host, media built for this
+//! inventory and target, firmware, disk ownership), and the QEMU command line.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use super::console::{Expect, Milestone};
+use super::firmware::{self, Uefi};
+use super::net::GuestNet;
+use super::{Boot, Options};
+use crate::http_base::HttpBase;
+use crate::inventory::{Host, Inventory};
+use crate::target::{BootValues, PxeUefi};
+
+/// The QEMU binary (looked up on PATH).
+pub const QEMU: &str = "qemu-system-x86_64";
+
+/// Beside a disk hvseed created: says so. A disk without it is never written.
+pub const DISK_MARKER_SUFFIX: &str = ".hvseed-vm";
+const DISK_MARKER_TEXT: &str = "hvseed vm created this disk image; hvseed vm may overwrite it\n";
+
+/// Everything a run needs, checked.
+#[derive(Debug)]
+pub struct Prepared {
+    pub fqdn: String,
+    pub cluster: String,
+    pub mac: String,
+    pub expect: Expect,
+    pub media: Media,
+    pub uefi: Option<Uefi>,
+    pub disk: Disk,
+    /// Milestones this run cannot reach, each with why (said before booting).
+    pub unreachable: Vec<(Milestone, String)>,
+    /// The trunk NIC's index when it is `ethN` (NICs before it get throwaway MACs).
+    pub nic_index: usize,
+    pub disk_if: &'static str,
+}
+
+#[derive(Debug)]
+pub enum Media {
+    Iso(PathBuf),
+    Pxe {
+        dir: PathBuf,
+        net: GuestNet,
+        bootfile: String,
+    },
+    None,
+}
+
+/// The disk the guest gets.
+#[derive(Debug)]
+pub struct Disk {
+    pub path: PathBuf,
+    /// Attached with `snapshot=on`: a disk hvseed did not create, only booted.
+    pub snapshot: bool,
+    /// Created by this run (at `path`, plus its marker); `None` for a given disk.
+    pub create_gib: Option<u64>,
+}
+
+pub fn prepare(o: &Options, scratch: &Path) -> Result<Prepared> {
+    let inv = crate::inventory::load_valid(&o.inventory)?;
+    let host = inv.hosts.iter().find(|h| h.fqdn == o.host).ok_or_else(|| {
+        anyhow!(
+            "--host {} is not in {} (its hosts: {})",
+            o.host,
+            o.inventory.display(),
+            inv.hosts
+                .iter()
+                .map(|h| h.fqdn.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })?;
+    let mac = match &o.mac {
+        None => host.mac.clone(),
+        Some(m) => hvseed_plan::names::normalize_mac(m).ok_or_else(|| {
+            anyhow!("--mac {m}: not a MAC address; write it as 52:54:00:12:34:56")
+        })?,
+    };
+    which(QEMU).ok_or_else(|| {
+        anyhow!(
+            "{QEMU} is not on PATH: install QEMU (Debian/Ubuntu: apt-get install qemu-system-x86)"
+        )
+    })?;
+    let uefi = if o.uefi {
+        Some(firmware::find(Path::new(firmware::DESCRIPTOR_DIR))?)
+    } else {
+        None
+    };
+    let target = crate::target::of(inv.os);
+    let (media, installer_args) = match &o.boot {
+        Boot::Iso(iso) => iso_media(&inv, host, iso, scratch)?,
+        Boot::Pxe(dir) => pxe_media(&inv, host, dir, o.uefi, &mac)?,
+        Boot::Disk => (Media::None, Vec::new()),
+    };
+    let disk = disk(o, &inv)?;
+    let mut unreachable = Vec::new();
+    let vlan = host.network.management.vlan;
+    let why = format!(
+        "{}'s management network is VLAN {vlan} and QEMU's user network drops 802.1Q frames: \
+         the installed host cannot reach its gateway {}, so the first-boot agent cannot report \
+         ready",
+        host.fqdn, host.network.management.gateway
+    );
+    unreachable.push((Milestone::Ready, why));
+    if matches!(o.boot, Boot::Disk) {
+        for m in [
+            Milestone::Installer,
+            Milestone::Installing,
+            Milestone::Installed,
+        ] {
+            unreachable.push((m, "--boot disk starts no installer".into()));
+        }
+    }
+    let stranger = !inv.hosts.iter().any(|h| h.mac == mac);
+    if stranger {
+        crate::say!(
+            "hvseed vm: MAC {mac} is not in {}: the run passes if the media start no kernel and \
+             the firmware finds nothing more to boot (--until does not apply)",
+            inv.path.display()
+        );
+    } else if mac != host.mac {
+        bail!(
+            "--mac {mac} belongs to another host of {}: boot that host with --host instead",
+            inv.path.display()
+        );
+    }
+    let nic_index = host
+        .network
+        .trunk_nic
+        .strip_prefix("eth")
+        .and_then(|n| n.parse::<usize>().ok())
+        .filter(|n| *n < 8)
+        .unwrap_or(0);
+    let disk_if = if host.install.disk.starts_with("vd") {
+        "virtio"
+    } else {
+        "ide"
+    };
+    let _ = target;
+    Ok(Prepared {
+        fqdn: host.fqdn.clone(),
+        cluster: inv.cluster.clone(),
+        mac,
+        expect: Expect {
+            fqdn: host.fqdn.clone(),
+            installer_args,
+            stranger,
+        },
+        media,
+        uefi,
+        disk,
+        unreachable,
+        nic_index,
+        disk_if,
+    })
+}
+
+/// The ISO must be hvseed's, for this inventory's target, and carry this host's plan
+/// as this inventory renders it now.
+fn iso_media(
+    inv: &Inventory,
+    host: &Host,
+    iso: &Path,
+    scratch: &Path,
+) -> Result<(Media, Vec<String>)> {
+    crate::isoread::check_header(iso)?;
+    let target = crate::target::of(inv.os);
+    let file = target.install.file;
+    let sums = "/hvseed/SHA256SUMS";
+    let plan = format!("/hvseed/hosts/{}/plan.json", host.fqdn);
+    let fleet = format!("/hvseed/fleet/{file}");
+    let own = format!("/hvseed/hosts/{}/{file}", host.fqdn);
+    let missing = crate::isoread::missing(iso, &[sums, &plan, &fleet, &own])?;
+    if missing.contains(&sums) {
+        bail!(
+            "{} is not an ISO written by `hvseed iso` (it has no /hvseed/SHA256SUMS): write one \
+             with `hvseed iso {} --source INSTALL.iso --out OUT.iso`",
+            iso.display(),
+            inv.path.display()
+        );
+    }
+    if missing.contains(&plan.as_str()) {
+        bail!(
+            "{} was not written for {} (it has no /hvseed/hosts/{}/plan.json): write it again \
+             with `hvseed iso {} …`",
+            iso.display(),
+            inv.path.display(),
+            host.fqdn,
+            inv.path.display()
+        );
+    }
+    let local = scratch.join("plan.json");
+    crate::isoread::extract_to(iso, &[(&plan, &local)])?;
+    let on_iso = std::fs::read_to_string(&local)
+        .with_context(|| format!("reading {plan} from {}", iso.display()))?;
+    compare_plan(
+        inv,
+        host,
+        &on_iso,
+        None,
+        &format!("{}:{plan}", iso.display()),
+        "iso",
+    )?;
+    let install_file = if !missing.contains(&fleet.as_str()) {
+        format!("fleet/{file}")
+    } else if !missing.contains(&own.as_str()) {
+        format!("hosts/{}/{file}", host.fqdn)
+    } else {
+        bail!(
+            "{} holds no install file for {} (neither {fleet} nor {own}): it was written with \
+             --host for another host; write it again for this one",
+            iso.display(),
+            host.fqdn
+        );
+    };
+    // The fleet ISO's entry carries the first host's installer settings (as `hvseed
+    // iso` writes it).
+    let first = if install_file.starts_with("fleet/") {
+        inv.hosts.first().unwrap_or(host)
+    } else {
+        host
+    };
+    let kernel_args: Vec<String> = first
+        .install
+        .kernel_args
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    let args = (target.iso.args)(&BootValues {
+        install_file: &install_file,
+        locale: &first.install.locale,
+        keyboard: &first.install.keyboard,
+        hostname: None,
+        domain: None,
+        kernel_args: &kernel_args,
+    });
+    Ok((Media::Iso(iso.to_path_buf()), args))
+}
+
+/// The media's plan of the host against this inventory's: another inventory, another
+/// target or an older render are refused, naming the difference.
+fn compare_plan(
+    inv: &Inventory,
+    host: &Host,
+    on_media: &str,
+    report_url: Option<String>,
+    what: &str,
+    verb: &str,
+) -> Result<()> {
+    let theirs = hvseed_plan::plan::Plan::from_json(on_media, what)
+        .with_context(|| format!("{what}: not a plan hvseed can read"))?;
+    if theirs.os != inv.os {
+        bail!(
+            "{what} is for os {} but {} is os {}: the media were built for another target; \
+             write them again with `hvseed {verb} {}`",
+            theirs.os,
+            inv.path.display(),
+            inv.os,
+            inv.path.display()
+        );
+    }
+    if theirs.cluster != inv.cluster {
+        bail!(
+            "{what} is for cluster {} but {} is cluster {}: the media were built from another \
+             inventory",
+            theirs.cluster,
+            inv.path.display(),
+            inv.cluster
+        );
+    }
+    let ours = host.plan(inv, report_url);
+    if ours.to_json() != on_media {
+        bail!(
+            "{what} differs from the plan {} gives {} now: the inventory changed since the \
+             media were written; write them again with `hvseed {verb} {}`",
+            inv.path.display(),
+            host.fqdn,
+            inv.path.display()
+        );
+    }
+    Ok(())
+}
+
+/// A PXE tree of this inventory: its http-base is read back from the host's plan (its
+/// report URL), mapped into the guest's network; its TFTP side boots the firmware's
+/// loader.
+fn pxe_media(
+    inv: &Inventory,
+    host: &Host,
+    dir: &Path,
+    uefi: bool,
+    mac: &str,
+) -> Result<(Media, Vec<String>)> {
+    let tftp = dir.join("tftp");
+    let plan_path = dir.join("http/hosts").join(&host.fqdn).join("plan.json");
+    if !tftp.is_dir() || !dir.join("http").is_dir() {
+        bail!(
+            "{} is not a tree written by `hvseed pxe` (it needs tftp/ and http/): write one \
+             with `hvseed pxe {} --out {} …`",
+            dir.display(),
+            inv.path.display(),
+            dir.display()
+        );
+    }
+    let text = std::fs::read_to_string(&plan_path).map_err(|e| {
+        anyhow!(
+            "reading {}: {e}; the tree was not written for {} (or not for this host): write it \
+             again with `hvseed pxe {} …`",
+            plan_path.display(),
+            inv.path.display(),
+            inv.path.display()
+        )
+    })?;
+    let what = plan_path.display().to_string();
+    let plan = hvseed_plan::plan::Plan::from_json(&text, &what)
+        .with_context(|| format!("{what}: not a plan hvseed can read"))?;
+    let url = plan
+        .report_url
+        .clone()
+        .ok_or_else(|| anyhow!("{what} has no report URL: not a plan of a PXE tree"))?;
+    let base_text = url
+        .strip_suffix(&format!("/report/{}", host.fqdn))
+        .ok_or_else(|| {
+            anyhow!(
+                "{what}: report URL {url} is not <http-base>/report/{}",
+                host.fqdn
+            )
+        })?;
+    let base: HttpBase = base_text
+        .parse()
+        .map_err(|e| anyhow!("{what}: http-base {base_text}: {e}"))?;
+    compare_plan(inv, host, &text, Some(url.clone()), &what, "pxe")?;
+    let net = GuestNet::for_base(&base)?;
+    let target = crate::target::of(inv.os);
+    let bootfile = if uefi {
+        match target.pxe.uefi {
+            PxeUefi::GrubLegacy { boot_file, .. } => boot_file.to_string(),
+            PxeUefi::Grub2 => "grubx64.efi".into(),
+            PxeUefi::DebianNetboot { .. } => crate::pxe::DI_NETBOOT_SHIM.into(),
+        }
+    } else {
+        "pxelinux.0".into()
+    };
+    if !tftp.join(&bootfile).is_file() {
+        bail!(
+            "{} has no {} for {} boots: {}",
+            dir.display(),
+            Path::new("tftp").join(&bootfile).display(),
+            if uefi { "UEFI" } else { "BIOS" },
+            if uefi {
+                "its source had no UEFI network loader (see `hvseed pxe`'s warnings); boot it without --uefi"
+            } else {
+                "write the tree again with `hvseed pxe`"
+            }
+        );
+    }
+    let mut args = crate::pxe::installer_args(inv, host, base.as_str())?;
+    args.push(format!("BOOTIF=01-{}", mac.replace(':', "-")));
+    Ok((
+        Media::Pxe {
+            dir: dir.to_path_buf(),
+            net,
+            bootfile,
+        },
+        args,
+    ))
+}
+
+/// The disk rule: a disk hvseed created (its marker beside it) may be written; any
+/// other existing file is only booted (`--boot disk`, through a snapshot) and never
+/// installed to.
+fn disk(o: &Options, inv: &Inventory) -> Result<Disk> {
+    let gib = o.disk_size_gib.unwrap_or(default_disk_gib(inv.os));
+    let Some(path) = &o.disk else {
+        return Ok(Disk {
+            path: PathBuf::new(),
+            snapshot: false,
+            create_gib: Some(gib),
+        });
+    };
+    let marker = marker_of(path);
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if matches!(o.boot, Boot::Disk) {
+                bail!("--boot disk: {} does not exist", path.display());
+            }
+            Ok(Disk {
+                path: path.clone(),
+                snapshot: false,
+                create_gib: Some(gib),
+            })
+        }
+        Err(e) => Err(e).with_context(|| format!("--disk {}", path.display())),
+        Ok(m) if !m.is_file() => bail!(
+            "--disk {} is not a regular file; hvseed vm writes only disk images it created",
+            path.display()
+        ),
+        Ok(_) => {
+            let ours = std::fs::read_to_string(&marker).is_ok_and(|t| t == DISK_MARKER_TEXT);
+            if ours {
+                Ok(Disk {
+                    path: path.clone(),
+                    snapshot: false,
+                    create_gib: None,
+                })
+            } else if matches!(o.boot, Boot::Disk) {
+                Ok(Disk {
+                    path: path.clone(),
+                    snapshot: true,
+                    create_gib: None,
+                })
+            } else {
+                bail!(
+                    "--disk {} exists and hvseed vm did not create it (no {} beside it): an \
+                     install would overwrite it. Give a path that does not exist yet (hvseed \
+                     creates it), or boot it without installing: --boot disk",
+                    path.display(),
+                    marker.display()
+                )
+            }
+        }
+    }
+}
+
+pub fn marker_of(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(DISK_MARKER_SUFFIX);
+    PathBuf::from(s)
+}
+
+/// Creates a sparse raw disk image of `gib` GiB and its marker; refuses to replace
+/// anything.
+pub fn create_disk(path: &Path, gib: u64) -> Result<()> {
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .with_context(|| format!("creating the disk image {}", path.display()))?;
+    f.set_len(gib << 30)
+        .with_context(|| format!("sizing {} to {gib} GiB", path.display()))?;
+    std::fs::write(marker_of(path), DISK_MARKER_TEXT)
+        .with_context(|| format!("writing {}", marker_of(path).display()))?;
+    Ok(())
+}
+
+/// A disk large enough for the target's install (sparse: it costs what is written).
+pub fn default_disk_gib(os: crate::inventory::Os) -> u64 {
+    use crate::inventory::Os;
+    match os {
+        Os::Centos6 | Os::Ubuntu1204 => 16,
+        _ => 20,
+    }
+}
+
+/// `program` found on PATH (or as given, with a `/`).
+pub fn which(program: &str) -> Option<PathBuf> {
+    if program.contains('/') {
+        return Path::new(program).is_file().then(|| PathBuf::from(program));
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(program))
+        .find(|p| {
+            use std::os::unix::fs::PermissionsExt;
+            p.metadata()
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
+
+/// The QEMU arguments (after the program name).
+pub struct Command<'a> {
+    pub p: &'a Prepared,
+    pub accel: &'static str,
+    pub memory_mib: u32,
+    pub cpus: u32,
+    pub log: &'a Path,
+    pub vars: Option<&'a Path>,
+    /// SeaBIOS's debug port (what it shows on the screen) to this file (BIOS only).
+    pub firmware_log: Option<&'a Path>,
+    /// `hvseed vm-relay ADDR` for PXE's guestfwd.
+    pub relay: Option<String>,
+    /// Exit on a reboot (no milestone after `installed` is wanted).
+    pub no_reboot: bool,
+}
+
+impl Command<'_> {
+    pub fn args(&self) -> Vec<OsString> {
+        let p = self.p;
+        let mut a: Vec<OsString> = Vec::new();
+        let mut push = |s: String| a.push(s.into());
+        push("-machine".into());
+        push("pc".into());
+        push("-accel".into());
+        push(self.accel.into());
+        if self.accel == "kvm" {
+            push("-cpu".into());
+            push("host".into());
+        }
+        push("-m".into());
+        push(self.memory_mib.to_string());
+        push("-smp".into());
+        push(self.cpus.to_string());
+        for x in [
+            "-nodefaults",
+            "-display",
+            "none",
+            "-monitor",
+            "none",
+            "-vga",
+            "std",
+        ] {
+            push(x.into());
+        }
+        push("-serial".into());
+        push(format!(
+            "file:{}",
+            super::net::qemu_opt(&self.log.to_string_lossy())
+        ));
+        if self.no_reboot {
+            push("-no-reboot".into());
+        }
+        if let (None, Some(fw)) = (&p.uefi, self.firmware_log) {
+            push("-chardev".into());
+            push(format!(
+                "file,id=fw,path={}",
+                super::net::qemu_opt(&fw.to_string_lossy())
+            ));
+            push("-device".into());
+            push("isa-debugcon,iobase=0x402,chardev=fw".into());
+        }
+        if let (Some(u), Some(vars)) = (&p.uefi, self.vars) {
+            push("-drive".into());
+            push(format!(
+                "if=pflash,format=raw,readonly=on,file={}",
+                super::net::qemu_opt(&u.code.to_string_lossy())
+            ));
+            push("-drive".into());
+            push(format!(
+                "if=pflash,format=raw,file={}",
+                super::net::qemu_opt(&vars.to_string_lossy())
+            ));
+        }
+        // The NICs come first: the trunk NIC gets the PCI slot the target's names expect
+        // (slot 3 after the VGA: ens3, eth0).
+        let pxe = matches!(p.media, Media::Pxe { .. });
+        let (disk_index, media_index) = if pxe { (2, 1) } else { (1, 2) };
+        // NICs before the trunk NIC (its name ethN): present, on a network of their own
+        // that reaches nothing.
+        for i in 0..p.nic_index {
+            push("-netdev".into());
+            push(format!("user,id=x{i},restrict=on"));
+            push("-device".into());
+            push(format!("e1000,netdev=x{i},mac=52:54:00:00:ff:{i:02x}"));
+        }
+        push("-netdev".into());
+        match (&p.media, &self.relay) {
+            (Media::Pxe { dir, net, bootfile }, Some(relay)) => {
+                push(net.netdev("n0", &dir.join("tftp").to_string_lossy(), bootfile, relay))
+            }
+            _ => push("user,id=n0".into()),
+        }
+        push("-device".into());
+        push(format!(
+            "e1000,netdev=n0,mac={}{}",
+            p.mac,
+            if pxe {
+                format!(",bootindex={media_index}")
+            } else {
+                String::new()
+            }
+        ));
+        // The disk boots first when it holds a system; a blank one falls through to the
+        // media (the way a rack's machines are set up: disk, then CD or network).
+        push("-drive".into());
+        push(format!(
+            "file={},if=none,id=disk0,format=raw{}",
+            super::net::qemu_opt(&p.disk.path.to_string_lossy()),
+            if p.disk.snapshot { ",snapshot=on" } else { "" }
+        ));
+        push("-device".into());
+        push(match p.disk_if {
+            "virtio" => format!("virtio-blk-pci,drive=disk0,bootindex={disk_index}"),
+            _ => format!("ide-hd,drive=disk0,bus=ide.0,bootindex={disk_index}"),
+        });
+        if let Media::Iso(iso) = &p.media {
+            push("-drive".into());
+            push(format!(
+                "file={},if=none,id=cd0,media=cdrom,readonly=on",
+                super::net::qemu_opt(&iso.to_string_lossy())
+            ));
+            push("-device".into());
+            push(format!(
+                "ide-cd,drive=cd0,bus=ide.1,bootindex={media_index}"
+            ));
+        }
+        a
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prepared(media: Media, snapshot: bool, disk_if: &'static str) -> Prepared {
+        Prepared {
+            fqdn: "kvm21.lab.example.org".into(),
+            cluster: "lab2".into(),
+            mac: "52:54:00:12:34:21".into(),
+            expect: Expect {
+                fqdn: "kvm21.lab.example.org".into(),
+                installer_args: vec![],
+                stranger: false,
+            },
+            media,
+            uefi: None,
+            disk: Disk {
+                path: PathBuf::from("/d/disk,1.img"),
+                snapshot,
+                create_gib: None,
+            },
+            unreachable: vec![],
+            nic_index: 0,
+            disk_if,
+        }
+    }
+
+    fn line(p: &Prepared, relay: Option<String>, no_reboot: bool) -> String {
+        Command {
+            p,
+            accel: "tcg",
+            memory_mib: 1024,
+            cpus: 1,
+            log: Path::new("/l/serial.log"),
+            vars: None,
+            firmware_log: None,
+            relay,
+            no_reboot,
+        }
+        .args()
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+    }
+
+    /// The NIC before the disk (the trunk NIC in PCI slot 3: ens3/eth0), the ISO's CD
+    /// after a blank disk in the boot order, commas in paths doubled for QEMU.
+    #[test]
+    fn iso_boot_command_line() {
+        let p = prepared(Media::Iso(PathBuf::from("/m/lab.iso")), false, "ide");
+        let l = line(&p, None, true);
+        assert_eq!(
+            l,
+            "-machine pc -accel tcg -m 1024 -smp 1 -nodefaults -display none -monitor none \
+             -vga std -serial file:/l/serial.log -no-reboot \
+             -netdev user,id=n0 -device e1000,netdev=n0,mac=52:54:00:12:34:21 \
+             -drive file=/d/disk,,1.img,if=none,id=disk0,format=raw \
+             -device ide-hd,drive=disk0,bus=ide.0,bootindex=1 \
+             -drive file=/m/lab.iso,if=none,id=cd0,media=cdrom,readonly=on \
+             -device ide-cd,drive=cd0,bus=ide.1,bootindex=2"
+        );
+    }
+
+    /// PXE first, then the disk; the guestfwd relay; a disk hvseed did not create is
+    /// attached through a snapshot (never written); `vd*` install disks are virtio.
+    #[test]
+    fn pxe_and_foreign_disk_command_lines() {
+        let net = GuestNet::for_base(&"http://10.0.0.2:8080".parse().unwrap()).unwrap();
+        let p = prepared(
+            Media::Pxe {
+                dir: PathBuf::from("/t"),
+                net,
+                bootfile: "pxelinux.0".into(),
+            },
+            false,
+            "virtio",
+        );
+        let l = line(&p, Some("/bin/hvseed vm-relay 127.0.0.1:5".into()), false);
+        assert!(!l.contains("-no-reboot"), "{l}");
+        assert!(l.contains("-netdev user,id=n0,net=10.0.0.0/24,host=10.0.0.1,dns=10.0.0.3,dhcpstart=10.0.0.15,tftp=/t/tftp,bootfile=pxelinux.0,guestfwd=tcp:10.0.0.2:8080-cmd:/bin/hvseed vm-relay 127.0.0.1:5 -device e1000,netdev=n0,mac=52:54:00:12:34:21,bootindex=1"), "{l}");
+        assert!(
+            l.contains("-device virtio-blk-pci,drive=disk0,bootindex=2"),
+            "{l}"
+        );
+        let mut p = prepared(Media::None, true, "ide");
+        p.nic_index = 1;
+        let l = line(&p, None, false);
+        assert!(l.contains("format=raw,snapshot=on"), "{l}");
+        assert!(l.contains("-netdev user,id=x0,restrict=on -device e1000,netdev=x0,mac=52:54:00:00:ff:00 -netdev user,id=n0"), "{l}");
+    }
+}

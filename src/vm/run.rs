@@ -1,0 +1,406 @@
+//! The run loop: start the guest, watch its console (and a PXE tree's reports), print
+//! each milestone with its time, stop the guest on every path, summarise.
+
+use std::ffi::OsString;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ExitCode, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+use super::console::{self, Event, Milestone, Watcher};
+use super::plan::{self, Media, QEMU};
+use super::Options;
+
+/// A QEMU process: its own process group, killed with hvseed (even by SIGKILL), on the
+/// interrupt list while it runs, and stopped with its group when dropped.
+pub struct Guest {
+    child: Child,
+    stderr: PathBuf,
+    _stderr_dir: tempfile::TempDir,
+    _listed: crate::interrupt::Guard,
+}
+
+impl Guest {
+    pub fn start(program: &str, args: &[OsString]) -> Result<Guest> {
+        let dir = tempfile::Builder::new()
+            .prefix("hvseed-vm-qemu.")
+            .tempdir()
+            .context("creating a temporary directory for QEMU's messages")?;
+        let stderr = dir.path().join("stderr");
+        let err = std::fs::File::create(&stderr).context("creating QEMU's message file")?;
+        tracing::debug!(
+            "running: {}",
+            std::iter::once(program.to_string())
+                .chain(
+                    args.iter()
+                        .map(|a| crate::tool::shell_words_quote(&a.to_string_lossy()))
+                )
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        let mut cmd = std::process::Command::new(program);
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(err);
+        crate::tool::own_group_dying_with_hvseed(&mut cmd);
+        let (child, listed) = crate::interrupt::track(
+            || cmd.spawn(),
+            |c| vec![crate::interrupt::Item::Child(c.id())],
+        )
+        .with_context(|| format!("starting {program}"))?;
+        Ok(Guest {
+            child,
+            stderr,
+            _stderr_dir: dir,
+            _listed: listed,
+        })
+    }
+
+    /// Its exit status once it has ended.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// The end of what QEMU said on stderr.
+    pub fn stderr_tail(&self) -> String {
+        let t = std::fs::read(&self.stderr).unwrap_or_default();
+        let t = String::from_utf8_lossy(&t[t.len().saturating_sub(2000)..]).into_owned();
+        crate::escape::escape_lines(t.trim()).into_owned()
+    }
+}
+
+impl Drop for Guest {
+    fn drop(&mut self) {
+        if let Some(pid) = rustix::process::Pid::from_raw(self.child.id() as i32) {
+            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// How the run ended.
+enum Outcome {
+    /// Under KVM, the guest showed nothing for [`KVM_STALL`] before its kernel
+    /// started: a nested KVM that passed the probe and hangs later.
+    KvmStalled,
+    Reached,
+    /// A stranger's boot ended with nothing to boot and no kernel started.
+    Refused(String),
+    Failed(String),
+}
+
+/// Under KVM, silence on both the serial console and the firmware's log for this long
+/// before a kernel runs is a hang (the same boot under KVM shows its boot loader or
+/// kernel within seconds).
+const KVM_STALL: Duration = Duration::from_secs(45);
+
+pub fn run(o: Options) -> Result<ExitCode> {
+    let start = Instant::now();
+    let until = start + o.timeout;
+    let start_epoch = crate::serve::now_secs();
+    let (scratch, _scratch_listed) =
+        crate::interrupt::temp_dir_in(&std::env::temp_dir(), "hvseed-vm.")
+            .context("creating a temporary directory")?;
+    let mut p = plan::prepare(&o, scratch.path())?;
+
+    // Said before booting: what this run cannot reach, and why.
+    let mut said = Vec::new();
+    for (_, why) in &p.unreachable {
+        if !said.contains(why) {
+            let ms: Vec<&str> = p
+                .unreachable
+                .iter()
+                .filter(|(_, w)| w == why)
+                .map(|(m, _)| m.as_str())
+                .collect();
+            crate::say!("hvseed vm: cannot reach {}: {why}", ms.join(", "));
+            said.push(why.clone());
+        }
+    }
+    let log_path = match &o.log {
+        Some(l) => l.clone(),
+        None => tempfile::Builder::new()
+            .prefix("hvseed-vm-")
+            .tempdir()
+            .context("creating a directory for the serial log")?
+            .keep()
+            .join("serial.log"),
+    };
+    std::fs::File::create(&log_path)
+        .with_context(|| format!("creating the serial log {}", log_path.display()))?;
+
+    if let Some(gib) = p.disk.create_gib {
+        if p.disk.path.as_os_str().is_empty() {
+            p.disk.path = scratch.path().join("disk.img");
+        }
+        plan::create_disk(&p.disk.path, gib)?;
+    }
+    let vars = match &p.uefi {
+        Some(u) => {
+            let v = scratch.path().join("vars.fd");
+            std::fs::copy(&u.vars_template, &v).with_context(|| {
+                format!("copying {} to {}", u.vars_template.display(), v.display())
+            })?;
+            Some(v)
+        }
+        None => None,
+    };
+    let (accel, warning) = super::accel::resolve(o.accel, scratch.path(), until)?;
+    if let Some(w) = &warning {
+        tracing::warn!("{w}");
+    }
+
+    // PXE: the tree's HTTP side, on a loopback port the guest reaches as the http-base.
+    let server = match &p.media {
+        Media::Pxe { dir, .. } => Some(crate::serve::start_embedded(&crate::serve::Options {
+            dir: dir.clone(),
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        })?),
+        _ => None,
+    };
+    let relay = match &server {
+        Some(s) => {
+            let exe = std::env::current_exe().context("finding hvseed's own path")?;
+            Some(format!(
+                "{} vm-relay {}",
+                crate::tool::shell_words_quote(&exe.to_string_lossy()),
+                s.addr
+            ))
+        }
+        None => None,
+    };
+    let firmware_log = scratch.path().join("firmware.log");
+    let args = plan::Command {
+        p: &p,
+        accel,
+        memory_mib: o.memory_mib,
+        cpus: o.cpus,
+        log: &log_path,
+        vars: vars.as_deref(),
+        firmware_log: Some(&firmware_log),
+        relay,
+        no_reboot: o.until < Milestone::Installed,
+    }
+    .args();
+    crate::say!(
+        "hvseed vm: booting {} ({}, {}, {}, MAC {}) until {}; serial log {}",
+        p.fqdn,
+        match &p.media {
+            Media::Iso(i) => format!("ISO {}", i.display()),
+            Media::Pxe { dir, .. } => format!("PXE tree {}", dir.display()),
+            Media::None => format!("disk {}", p.disk.path.display()),
+        },
+        if p.uefi.is_some() { "UEFI" } else { "BIOS" },
+        accel,
+        p.mac,
+        o.until,
+        log_path.display()
+    );
+    let mut guest = Guest::start(QEMU, &args)?;
+    let mut watcher = Watcher::new(p.expect.clone());
+    let mut times: Vec<(Milestone, f64)> = Vec::new();
+    let mut shown = 0usize;
+    let mut progress = (0usize, 0usize, Instant::now());
+    let report = match &p.media {
+        Media::Pxe { dir, .. } => Some(dir.join("reports").join(format!("{}.json", p.fqdn))),
+        _ => None,
+    };
+    let outcome = loop {
+        let log = std::fs::read(&log_path).unwrap_or_default();
+        if o.console && log.len() > shown {
+            let mut err = std::io::stderr().lock();
+            for line in String::from_utf8_lossy(&log[shown..]).split_inclusive(['\n', '\r']) {
+                let l = console::printable(line);
+                if !l.trim().is_empty() {
+                    let _ = writeln!(err, "{l}");
+                }
+            }
+            shown = log.len();
+        }
+        let mut events = watcher.feed(&log);
+        if events.is_empty() {
+            let fw = std::fs::read(&firmware_log).unwrap_or_default();
+            events.extend(watcher.firmware(&fw));
+        }
+        if let Some(r) = &report {
+            if !watcher.reached().contains(&Milestone::Ready) && reported_ready(r, start_epoch) {
+                events.push(Event::Reached(Milestone::Ready));
+            }
+        }
+        let exited = guest.exited();
+        if let Some(st) = exited {
+            if st.success() {
+                events.extend(watcher.guest_stopped());
+            }
+        }
+        let mut done = None;
+        for e in events {
+            match e {
+                Event::Reached(m) => {
+                    let secs = start.elapsed().as_secs_f64();
+                    if !times.iter().any(|(x, _)| *x == m) {
+                        crate::say!("hvseed vm: {} reached {m} after {secs:.1} s", p.fqdn);
+                        times.push((m, secs));
+                    }
+                    if m >= o.until {
+                        done.get_or_insert(Outcome::Reached);
+                    }
+                }
+                Event::Refused { pattern, line } => {
+                    done.get_or_insert(Outcome::Refused(format!(
+                        "no kernel started and the firmware found nothing more to boot ({pattern:?}: {})",
+                        crate::escape::escape_lines(&line)
+                    )));
+                }
+                Event::Failed { pattern, line } => {
+                    done.get_or_insert(Outcome::Failed(match line.strip_prefix("(firmware) ") {
+                        Some(_) => format!("the firmware says {pattern:?}"),
+                        None => format!(
+                            "the console shows {pattern:?}: {}",
+                            crate::escape::escape_lines(&line)
+                        ),
+                    }));
+                }
+            }
+        }
+        if let Some(d) = done {
+            break d;
+        }
+        if let Some(st) = exited {
+            break Outcome::Failed(format!(
+                "QEMU exited ({st}) before {}{}",
+                o.until,
+                match guest.stderr_tail() {
+                    t if t.is_empty() => String::new(),
+                    t => format!(": {t}"),
+                }
+            ));
+        }
+        if accel == "kvm" && !String::from_utf8_lossy(&log).contains("Linux version") {
+            let fw_len = std::fs::metadata(&firmware_log).map_or(0, |m| m.len() as usize);
+            if (log.len(), fw_len) != (progress.0, progress.1) {
+                progress = (log.len(), fw_len, Instant::now());
+            } else if progress.2.elapsed() >= KVM_STALL {
+                break Outcome::KvmStalled;
+            }
+        }
+        if Instant::now() >= until {
+            break Outcome::Failed(format!(
+                "{} not reached within --timeout {} s",
+                o.until,
+                o.timeout.as_secs()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    drop(guest);
+    if let Outcome::KvmStalled = outcome {
+        let why = format!(
+            "the guest showed nothing for {} s under KVM before a kernel started (a nested KVM \
+             that hangs)",
+            KVM_STALL.as_secs()
+        );
+        drop(server);
+        if o.accel == super::Accel::Kvm {
+            anyhow::bail!("--accel kvm: {why}; use --accel tcg (or auto, which falls back to TCG)");
+        }
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            anyhow::bail!("{why}; no time left of --timeout {} s", o.timeout.as_secs());
+        }
+        tracing::warn!("{why}; booting again under TCG (much slower)");
+        // Nothing was written to a disk yet (no kernel ran); a --disk this run created
+        // carries its marker and is taken again.
+        return run(Options {
+            accel: super::Accel::Tcg,
+            timeout: left,
+            log: Some(log_path),
+            ..o
+        });
+    }
+    drop(server);
+    let elapsed = start.elapsed().as_secs_f64();
+    let log = std::fs::read(&log_path).unwrap_or_default();
+    let refused = matches!(outcome, Outcome::Refused(_));
+    let (ok, failure) = match outcome {
+        Outcome::KvmStalled => unreachable!("handled above"),
+        Outcome::Refused(how) => {
+            crate::say!(
+                "hvseed vm: MAC {} (not in {}) was refused by the media: {how}; the guest was stopped",
+                p.mac,
+                o.inventory.display()
+            );
+            (true, None)
+        }
+        Outcome::Reached => {
+            crate::say!(
+                "hvseed vm: {}: {} reached in {elapsed:.1} s; the guest was stopped",
+                p.fqdn,
+                o.until
+            );
+            (true, None)
+        }
+        Outcome::Failed(why) => {
+            let last = console::last_lines(&log, 15);
+            crate::say!(
+                "hvseed vm: {}: {} NOT reached: {why}\nlast console lines:\n  {}\nserial log: {}",
+                p.fqdn,
+                o.until,
+                crate::escape::escape_lines(&last.join("\n  ")),
+                log_path.display()
+            );
+            (false, Some(why))
+        }
+    };
+    if o.json {
+        let summary = serde_json::json!({
+            "host": p.fqdn,
+            "cluster": p.cluster,
+            "mac": p.mac,
+            "media": match &p.media {
+                Media::Iso(_) => "iso",
+                Media::Pxe { .. } => "pxe",
+                Media::None => "disk",
+            },
+            "firmware": if p.uefi.is_some() { "uefi" } else { "bios" },
+            "accel": accel,
+            "accel_warning": warning,
+            "until": o.until.as_str(),
+            "ok": ok,
+            "refused": refused,
+            "failure": failure,
+            "milestones": times.iter().map(|(m, s)| serde_json::json!({
+                "milestone": m.as_str(),
+                "seconds": (s * 10.0).round() / 10.0,
+            })).collect::<Vec<_>>(),
+            "unreachable": p.unreachable.iter().map(|(m, why)| serde_json::json!({
+                "milestone": m.as_str(),
+                "why": why,
+            })).collect::<Vec<_>>(),
+            "seconds": (elapsed * 10.0).round() / 10.0,
+            "serial_log": log_path,
+            "last_console_lines": if ok { Vec::new() } else { console::last_lines(&log, 15) },
+        });
+        let _ = writeln!(std::io::stdout().lock(), "{summary:#}");
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// The agent's report for this host, stored by the embedded server during this run,
+/// says ready.
+fn reported_ready(path: &Path, since: u64) -> bool {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return false;
+    };
+    serde_json::from_str::<hvseed_plan::report::Report>(&text).is_ok_and(|r| {
+        r.status == hvseed_plan::report::ReportStatus::Ready && r.finished_at >= since
+    })
+}

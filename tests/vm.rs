@@ -1,0 +1,516 @@
+//! Integration tests for `hvseed vm` that need no real guest: refusals before any guest
+//! starts, the KVM probe's deadline and the guest's end on SIGTERM, each against a fake
+//! `qemu-system-x86_64` first on PATH that records that it ran and then sleeps. The
+//! real boots through `hvseed vm` are the QEMU tests of `iso` and `pxe`.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::util::{hvseed, output_within_secs, require_tool, root, KillOnDrop};
+
+/// A directory with a fake QEMU (it appends its pid to `pids` and sleeps) and the PATH
+/// that finds it first.
+struct FakeQemu {
+    dir: tempfile::TempDir,
+}
+
+impl FakeQemu {
+    fn new() -> FakeQemu {
+        FakeQemu::with_console("")
+    }
+
+    /// A fake QEMU that writes `console` (shell `printf` format) to its `-serial
+    /// file:PATH` before it sleeps.
+    fn with_console(console: &str) -> FakeQemu {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        let q = bin.join("qemu-system-x86_64");
+        std::fs::write(
+            &q,
+            format!(
+                "#!/bin/sh\necho $$ >> {}\nfor a; do case $a in file:*) log=${{a#file:}};; esac; done\n\
+                 [ -n \"$log\" ] && printf '{console}' >> \"$log\"\nexec sleep 600\n",
+                dir.path().join("pids").display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&q, std::fs::Permissions::from_mode(0o755)).unwrap();
+        FakeQemu { dir }
+    }
+
+    fn path(&self) -> String {
+        format!(
+            "{}:{}",
+            self.dir.path().join("bin").display(),
+            std::env::var("PATH").unwrap_or_default()
+        )
+    }
+
+    fn pids(&self) -> Vec<u32> {
+        std::fs::read_to_string(self.dir.path().join("pids"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| l.parse().unwrap())
+            .collect()
+    }
+
+    /// No fake QEMU this test started runs any more.
+    fn assert_all_dead(&self) {
+        for pid in self.pids() {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let state = stat
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .split_whitespace()
+                .next();
+            assert!(
+                stat.is_empty() || state == Some("Z"),
+                "QEMU {pid} still runs: {stat}"
+            );
+        }
+    }
+
+    fn vm(&self, args: &[&str]) -> Command {
+        let mut c = hvseed();
+        c.arg("vm").args(args).env("PATH", self.path());
+        c
+    }
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// An ISO of `dir`'s files (`xorriso -as mkisofs`).
+fn iso_of(dir: &Path, out: &Path) {
+    let o = Command::new("xorriso")
+        .args(["-as", "mkisofs", "-quiet", "-R", "-J", "-o"])
+        .arg(out)
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+}
+
+/// `hvseed render INV` (for the CD, or with `--http-base BASE`) into `out`.
+fn render(inv: &Path, out: &Path, base: Option<&str>) {
+    let mut c = hvseed();
+    c.arg("render").arg(inv).arg("--out").arg(out);
+    if let Some(b) = base {
+        c.args(["--http-base", b]);
+    }
+    let o = c.output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+}
+
+/// What `hvseed iso` puts under /hvseed/ as far as `hvseed vm` reads it: the render
+/// tree and a SHA256SUMS.
+fn hvseed_like_iso(inv: &Path, tmp: &Path, name: &str) -> PathBuf {
+    let tree = tmp.join(format!("{name}-tree"));
+    render(inv, &tree.join("hvseed"), None);
+    std::fs::write(tree.join("hvseed/SHA256SUMS"), "").unwrap();
+    let iso = tmp.join(format!("{name}.iso"));
+    iso_of(&tree, &iso);
+    iso
+}
+
+fn examples(name: &str) -> PathBuf {
+    root().join("profiles/examples").join(name)
+}
+
+/// Every bad input is refused with a clear message before any guest starts (the fake
+/// QEMU never runs) and writes nothing; the one good input of the same shape does start
+/// the guest, so the refusals are not a blanket "no".
+#[test]
+fn bad_input_is_refused_before_any_guest_starts() {
+    if !require_tool("xorriso", "xorriso") {
+        return;
+    }
+    let fake = FakeQemu::new();
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let ubuntu = examples("lab-ubuntu1204.yaml");
+    let iso = hvseed_like_iso(&ubuntu, t, "ubuntu");
+    let iso_s = iso.to_str().unwrap();
+    let ubuntu_s = ubuntu.to_str().unwrap();
+
+    let refused = |args: &[&str], want: &[&str], path: Option<&str>| {
+        // Bounded, should a refusal not happen and the fake guest start.
+        let mut c = fake.vm(&[args, &["--timeout", "5", "--accel", "tcg"]].concat());
+        if let Some(p) = path {
+            c.env("PATH", p);
+        }
+        let o = output_within_secs(&mut c, 60);
+        let all = text(&o);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {all}");
+        for w in want {
+            assert!(all.contains(w), "{args:?}: no {w:?} in: {all}");
+        }
+        assert!(fake.pids().is_empty(), "{args:?} started QEMU: {all}");
+    };
+
+    // A host not in the inventory: its hosts are named.
+    refused(
+        &[ubuntu_s, "--host", "kvm99.lab.example.org", "--iso", iso_s],
+        &[
+            "--host kvm99.lab.example.org is not in",
+            "kvm21.lab.example.org, kvm22.lab.example.org",
+        ],
+        None,
+    );
+    // An ISO hvseed did not write.
+    let plain_dir = t.join("plain");
+    std::fs::create_dir(&plain_dir).unwrap();
+    std::fs::write(plain_dir.join("README"), "a CD").unwrap();
+    let plain = t.join("plain.iso");
+    iso_of(&plain_dir, &plain);
+    refused(
+        &[
+            ubuntu_s,
+            "--host",
+            "kvm21.lab.example.org",
+            "--iso",
+            plain.to_str().unwrap(),
+        ],
+        &["is not an ISO written by `hvseed iso`"],
+        None,
+    );
+    // An ISO of another inventory (another cluster's hosts).
+    let centos = examples("lab-centos6.yaml");
+    let centos_iso = hvseed_like_iso(&centos, t, "centos");
+    refused(
+        &[
+            ubuntu_s,
+            "--host",
+            "kvm21.lab.example.org",
+            "--iso",
+            centos_iso.to_str().unwrap(),
+        ],
+        &[
+            "was not written for",
+            "no /hvseed/hosts/kvm21.lab.example.org/plan.json",
+        ],
+        None,
+    );
+    // An ISO for another target: ubuntu1204's plan of a host the centos6 inventory has.
+    let mixed = t.join("mixed");
+    render(&centos, &mixed.join("hvseed"), None);
+    std::fs::write(mixed.join("hvseed/SHA256SUMS"), "").unwrap();
+    std::fs::copy(
+        t.join("ubuntu-tree/hvseed/hosts/kvm21.lab.example.org/plan.json"),
+        mixed.join("hvseed/hosts/kvm1.lab.example.org/plan.json"),
+    )
+    .unwrap();
+    let mixed_iso = t.join("mixed.iso");
+    iso_of(&mixed, &mixed_iso);
+    refused(
+        &[
+            centos.to_str().unwrap(),
+            "--host",
+            "kvm1.lab.example.org",
+            "--iso",
+            mixed_iso.to_str().unwrap(),
+        ],
+        &[
+            "is for os ubuntu1204 but",
+            "is os centos6",
+            "another target",
+        ],
+        None,
+    );
+    // The inventory changed since the ISO was written.
+    let changed = t.join("changed.yaml");
+    std::fs::write(
+        &changed,
+        std::fs::read_to_string(&ubuntu)
+            .unwrap()
+            .replace("0.ubuntu.pool.ntp.org", "2.ubuntu.pool.ntp.org"),
+    )
+    .unwrap();
+    refused(
+        &[
+            changed.to_str().unwrap(),
+            "--host",
+            "kvm21.lab.example.org",
+            "--iso",
+            iso_s,
+        ],
+        &[
+            "differs from the plan",
+            "the inventory changed since the media were written",
+        ],
+        None,
+    );
+    // A disk that exists and that hvseed vm did not create: never written.
+    let disk = t.join("precious.img");
+    std::fs::write(&disk, b"somebody's data").unwrap();
+    refused(
+        &[
+            ubuntu_s,
+            "--host",
+            "kvm21.lab.example.org",
+            "--iso",
+            iso_s,
+            "--disk",
+            disk.to_str().unwrap(),
+        ],
+        &["exists and hvseed vm did not create it", "--boot disk"],
+        None,
+    );
+    assert_eq!(std::fs::read(&disk).unwrap(), b"somebody's data");
+    // A PXE tree whose http-base is a host name: no address for the guest to reach.
+    let tree = t.join("pxe");
+    render(
+        &ubuntu,
+        &tree.join("http"),
+        Some("http://pxe.lab.example.org:8080"),
+    );
+    std::fs::create_dir(tree.join("tftp")).unwrap();
+    std::fs::write(tree.join("tftp/pxelinux.0"), "").unwrap();
+    refused(
+        &[
+            ubuntu_s,
+            "--host",
+            "kvm21.lab.example.org",
+            "--pxe",
+            tree.to_str().unwrap(),
+        ],
+        &[
+            "names a host, not an IPv4 address",
+            "--http-base http://ADDRESS:PORT",
+        ],
+        None,
+    );
+    // No QEMU at all.
+    let empty = t.join("empty-bin");
+    std::fs::create_dir(&empty).unwrap();
+    refused(
+        &[ubuntu_s, "--host", "kvm21.lab.example.org", "--iso", iso_s],
+        &[
+            "qemu-system-x86_64 is not on PATH",
+            "apt-get install qemu-system-x86",
+        ],
+        Some(&format!(
+            "{}:/usr/bin/xorriso-only-not-here",
+            empty.display()
+        )),
+    );
+
+    // The good input of the same shape starts the guest (the fake one, which never
+    // shows a milestone: the timeout ends the run, exit 1, the guest killed).
+    let o = output_within_secs(
+        &mut fake.vm(&[
+            ubuntu_s,
+            "--host",
+            "kvm21.lab.example.org",
+            "--iso",
+            iso_s,
+            "--accel",
+            "tcg",
+            "--timeout",
+            "3",
+            "--json",
+        ]),
+        60,
+    );
+    let all = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{all}");
+    assert_eq!(fake.pids().len(), 1, "{all}");
+    assert!(
+        all.contains("installing not reached within --timeout 3 s"),
+        "{all}"
+    );
+    // Said before booting: the management VLAN cannot be carried here.
+    assert!(
+        all.contains(
+            "hvseed vm: cannot reach ready: kvm21.lab.example.org's management network is VLAN 100"
+        ),
+        "{all}"
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(summary["ok"], false);
+    assert_eq!(summary["accel"], "tcg");
+    assert!(Path::new(summary["serial_log"].as_str().unwrap()).is_file());
+    fake.assert_all_dead();
+}
+
+/// A KVM that accepts a guest and then hangs (the fake QEMU never prints its
+/// firmware's banner): `--accel kvm` fails after the probe's deadline, `auto` warns
+/// and goes on under TCG; both within bounds, with no QEMU left running.
+#[test]
+fn a_hanging_kvm_is_found_by_the_probe_within_its_deadline() {
+    if std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_err()
+    {
+        crate::util::missing(
+            "/dev/kvm cannot be opened: no KVM to probe",
+            "a machine with /dev/kvm",
+        );
+        return;
+    }
+    if !require_tool("xorriso", "xorriso") {
+        return;
+    }
+    let fake = FakeQemu::new();
+    let tmp = tempfile::tempdir().unwrap();
+    let ubuntu = examples("lab-ubuntu1204.yaml");
+    let iso = hvseed_like_iso(&ubuntu, tmp.path(), "ubuntu");
+    let base = [
+        ubuntu.to_str().unwrap(),
+        "--host",
+        "kvm21.lab.example.org",
+        "--iso",
+        iso.to_str().unwrap(),
+    ];
+
+    let start = Instant::now();
+    let o = output_within_secs(&mut fake.vm(&[&base[..], &["--accel", "kvm"]].concat()), 60);
+    let took = start.elapsed();
+    let all = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains("--accel kvm: a probe guest under KVM showed no sign of life within 10 s"),
+        "{all}"
+    );
+    assert!(took < Duration::from_secs(25), "{took:?}");
+    assert_eq!(fake.pids().len(), 1, "only the probe ran: {all}");
+    fake.assert_all_dead();
+
+    let start = Instant::now();
+    let o = output_within_secs(
+        &mut fake.vm(&[&base[..], &["--accel", "auto", "--timeout", "15", "--json"]].concat()),
+        60,
+    );
+    let took = start.elapsed();
+    let all = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains("KVM is not usable") && all.contains("using TCG"),
+        "{all}"
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(summary["accel"], "tcg", "{summary}");
+    // The probe's 10 s count against --timeout: the whole run ends at 15 s.
+    assert!(took < Duration::from_secs(25), "{took:?}");
+    assert_eq!(fake.pids().len(), 3, "probe, then the guest: {all}");
+    fake.assert_all_dead();
+}
+
+/// SIGTERM (as CI runners send on cancel) ends hvseed with 143 and the guest with it.
+#[test]
+fn sigterm_kills_the_guest() {
+    if !require_tool("xorriso", "xorriso") {
+        return;
+    }
+    let fake = FakeQemu::new();
+    let tmp = tempfile::tempdir().unwrap();
+    let ubuntu = examples("lab-ubuntu1204.yaml");
+    let iso = hvseed_like_iso(&ubuntu, tmp.path(), "ubuntu");
+    let mut child = KillOnDrop(
+        fake.vm(&[
+            ubuntu.to_str().unwrap(),
+            "--host",
+            "kvm21.lab.example.org",
+            "--iso",
+            iso.to_str().unwrap(),
+            "--accel",
+            "tcg",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap(),
+    );
+    let start = Instant::now();
+    while fake.pids().is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the guest never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pid = fake.pids()[0];
+    assert!(Path::new(&format!("/proc/{pid}")).exists());
+    let st = Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let status = child.0.wait().unwrap();
+    assert_eq!(status.code(), Some(143), "{status}");
+    let err = crate::util::stderr_text(&mut child.0);
+    assert!(
+        err.contains("interrupted (SIGTERM): stopped 1 program(s)"),
+        "{err}"
+    );
+    fake.assert_all_dead();
+}
+
+/// The run loop end to end on a console the fake QEMU writes: the milestone reached
+/// ends the run with exit 0 and its time, `--console` copies the console (without its
+/// escape sequences) to stderr, and the guest is stopped.
+#[test]
+fn a_milestone_on_the_console_ends_the_run_and_console_shows_it() {
+    if !require_tool("xorriso", "xorriso") {
+        return;
+    }
+    let fake = FakeQemu::with_console(
+        "SeaBIOS (version x)\\r\\n\\033[1;44mhvseed: installing kvm21.lab.example.org\\033[0m\\r\\n",
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let ubuntu = examples("lab-ubuntu1204.yaml");
+    let iso = hvseed_like_iso(&ubuntu, tmp.path(), "ubuntu");
+    let log = tmp.path().join("serial.log");
+    let start = Instant::now();
+    let o = output_within_secs(
+        &mut fake.vm(&[
+            ubuntu.to_str().unwrap(),
+            "--host",
+            "kvm21.lab.example.org",
+            "--iso",
+            iso.to_str().unwrap(),
+            "--accel",
+            "tcg",
+            "--console",
+            "--json",
+            "--log",
+            log.to_str().unwrap(),
+        ]),
+        60,
+    );
+    let all = text(&o);
+    assert!(o.status.success(), "{all}");
+    assert!(start.elapsed() < Duration::from_secs(20), "{all}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("\nhvseed: installing kvm21.lab.example.org\n"),
+        "{err}"
+    );
+    assert!(!err.contains('\u{1b}'), "{err}");
+    assert!(
+        err.contains("hvseed vm: kvm21.lab.example.org reached installing after"),
+        "{err}"
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(summary["ok"], true);
+    assert_eq!(
+        summary["milestones"][0]["milestone"], "installing",
+        "{summary}"
+    );
+    assert_eq!(summary["serial_log"], log.to_str().unwrap());
+    assert!(std::fs::read_to_string(&log)
+        .unwrap()
+        .contains("hvseed: installing kvm21"));
+    fake.assert_all_dead();
+}
