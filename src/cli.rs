@@ -238,7 +238,8 @@ pub struct VmConfig {
     /// Also show the serial console on stderr.
     #[arg(long)]
     pub console: bool,
-    /// Write the serial log here (default: a new temporary directory; kept).
+    /// Write the serial log here (default: a new temporary directory, removed when the
+    /// run succeeds and kept, with its path printed, when it fails).
     #[arg(long, value_name = "PATH")]
     pub log: Option<PathBuf>,
     /// Boot with this MAC instead of the host's: media tested against a machine the

@@ -514,3 +514,66 @@ fn a_milestone_on_the_console_ends_the_run_and_console_shows_it() {
         .contains("hvseed: installing kvm21"));
     fake.assert_all_dead();
 }
+
+/// Without `--log`, the serial log lives in a directory of hvseed's own under TMPDIR:
+/// removed after a run that reached its milestone, kept (and named) after one that
+/// failed, so CI machines do not collect a directory per run.
+#[test]
+fn a_log_of_its_own_is_removed_after_success_and_kept_after_failure() {
+    if !require_tool("xorriso", "xorriso") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let ubuntu = examples("lab-ubuntu1204.yaml");
+    let iso = hvseed_like_iso(&ubuntu, tmp.path(), "ubuntu");
+    let run = |console: &str, tmpdir: &Path| {
+        let fake = FakeQemu::with_console(console);
+        std::fs::create_dir_all(tmpdir).unwrap();
+        let o = output_within_secs(
+            fake.vm(&[
+                ubuntu.to_str().unwrap(),
+                "--host",
+                "kvm21.lab.example.org",
+                "--iso",
+                iso.to_str().unwrap(),
+                "--accel",
+                "tcg",
+                "--json",
+            ])
+            .env("TMPDIR", tmpdir),
+            60,
+        );
+        fake.assert_all_dead();
+        let left: Vec<String> = std::fs::read_dir(tmpdir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("hvseed-vm-"))
+            .collect();
+        (o, left)
+    };
+    let (o, left) = run(
+        "hvseed: installing kvm21.lab.example.org\\r\\n",
+        &tmp.path().join("ok"),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(left.is_empty(), "left behind: {left:?}");
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(summary["serial_log"].is_null(), "{summary}");
+
+    let (o, left) = run(
+        "Kernel panic - not syncing\\r\\n",
+        &tmp.path().join("failed"),
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert_eq!(left.len(), 1, "{left:?}");
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let log = summary["serial_log"].as_str().unwrap();
+    assert!(std::fs::read_to_string(log)
+        .unwrap()
+        .contains("Kernel panic"));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains(log),
+        "{}",
+        text(&o)
+    );
+}

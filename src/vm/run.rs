@@ -98,7 +98,36 @@ enum Outcome {
 /// kernel within seconds).
 const KVM_STALL: Duration = Duration::from_secs(45);
 
+/// Runs the guest. Without `--log`, the serial log goes to a new directory under the
+/// temporary directory, removed again when the run succeeds (a failed run keeps it and
+/// names it).
 pub fn run(o: Options) -> Result<ExitCode> {
+    if o.log.is_some() {
+        return run_logged(o, false);
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("hvseed-vm-")
+        .tempdir()
+        .context("creating a directory for the serial log")?;
+    let log = dir.path().join("serial.log");
+    let code = run_logged(
+        Options {
+            log: Some(log),
+            ..o
+        },
+        true,
+    );
+    match code {
+        Ok(c) if c == ExitCode::SUCCESS => Ok(c),
+        other => {
+            // Kept for the user to read: the failure message names it.
+            let _ = dir.keep();
+            other
+        }
+    }
+}
+
+fn run_logged(o: Options, own_log: bool) -> Result<ExitCode> {
     let start = Instant::now();
     let until = start + o.timeout;
     let start_epoch = crate::serve::now_secs();
@@ -121,15 +150,7 @@ pub fn run(o: Options) -> Result<ExitCode> {
             said.push(why.clone());
         }
     }
-    let log_path = match &o.log {
-        Some(l) => l.clone(),
-        None => tempfile::Builder::new()
-            .prefix("hvseed-vm-")
-            .tempdir()
-            .context("creating a directory for the serial log")?
-            .keep()
-            .join("serial.log"),
-    };
+    let log_path = o.log.clone().context("no serial log path")?;
     std::fs::File::create(&log_path)
         .with_context(|| format!("creating the serial log {}", log_path.display()))?;
 
@@ -315,12 +336,15 @@ pub fn run(o: Options) -> Result<ExitCode> {
         tracing::warn!("{why}; booting again under TCG (much slower)");
         // Nothing was written to a disk yet (no kernel ran); a --disk this run created
         // carries its marker and is taken again.
-        return run(Options {
-            accel: super::Accel::Tcg,
-            timeout: left,
-            log: Some(log_path),
-            ..o
-        });
+        return run_logged(
+            Options {
+                accel: super::Accel::Tcg,
+                timeout: left,
+                log: Some(log_path),
+                ..o
+            },
+            own_log,
+        );
     }
     drop(server);
     let elapsed = start.elapsed().as_secs_f64();
@@ -382,7 +406,8 @@ pub fn run(o: Options) -> Result<ExitCode> {
                 "why": why,
             })).collect::<Vec<_>>(),
             "seconds": (elapsed * 10.0).round() / 10.0,
-            "serial_log": log_path,
+            // A log of hvseed's own choosing is removed after a run that succeeded.
+            "serial_log": if ok && own_log { None } else { Some(&log_path) },
             "last_console_lines": if ok { Vec::new() } else { console::last_lines(&log, 15) },
         });
         let _ = writeln!(std::io::stdout().lock(), "{summary:#}");
