@@ -253,3 +253,191 @@ fn pxe_tree_never_lands_inside_its_netboot_directory() {
     let o = pxe(&tmp.path().join("tree"));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+/// pxelinux.0 and ldlinux.c32 are inputs too, wherever `--pxelinux-dir` and
+/// `--syslinux-modules` point: a `--bundle` that is one of them (by name or a hard
+/// link) and an `--out` that is a directory holding one are refused.
+#[test]
+fn pxe_never_writes_over_its_pxelinux_or_bios_modules() {
+    if !crate::pxe::tools() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let pxelinux_dir = tmp.path().join("pxelinux");
+    let modules_dir = tmp.path().join("bios");
+    let pxelinux = pxelinux_dir.join("pxelinux.0");
+    let ldlinux = modules_dir.join("ldlinux.c32");
+    let pxelinux_bytes = copy(Path::new("/usr/lib/PXELINUX/pxelinux.0"), &pxelinux);
+    // The whole modules directory: its version is read from ldlinux.c32's siblings too.
+    let cp = std::process::Command::new("cp")
+        .arg("-r")
+        .arg("/usr/lib/syslinux/modules/bios")
+        .arg(&modules_dir)
+        .status()
+        .unwrap();
+    assert!(cp.success());
+    let ldlinux_bytes = std::fs::read(&ldlinux).unwrap();
+    let listing = |dir: &Path| {
+        let mut names: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        names
+    };
+    let modules = listing(&modules_dir);
+    let hard = tmp.path().join("pxelinux-hard-link");
+    std::fs::hard_link(&pxelinux, &hard).unwrap();
+    let pxe = |out: &Path, bundle: Option<&Path>| {
+        let mut c = hvseed();
+        c.arg("pxe")
+            .arg(root().join("tests/fixtures/pxe/ubuntu1204.yaml"))
+            .arg("--source")
+            .arg(crate::pxe::ubuntu_iso())
+            .arg("--out")
+            .arg(out)
+            .args(["--http-base", "http://127.0.0.1:1"])
+            .arg("--firstboot")
+            .arg(crate::util::agent().unwrap())
+            .arg("--pxelinux-dir")
+            .arg(&pxelinux_dir)
+            .arg("--syslinux-modules")
+            .arg(&modules_dir);
+        if let Some(b) = bundle {
+            c.arg("--bundle").arg(b);
+        }
+        c.output().unwrap()
+    };
+    let tree = tmp.path().join("tree");
+    for b in [&pxelinux, &hard] {
+        refused(
+            &pxe(&tree, Some(b)),
+            "is the pxelinux.0",
+            &pxelinux,
+            &pxelinux_bytes,
+        );
+    }
+    refused(
+        &pxe(&tree, Some(&ldlinux)),
+        "is the ldlinux.c32",
+        &ldlinux,
+        &ldlinux_bytes,
+    );
+    // --out: the pxelinux directory itself, and the modules directory through a
+    // directory the run would create and `..`.
+    refused(
+        &pxe(&pxelinux_dir, None),
+        "contains the pxelinux.0",
+        &pxelinux,
+        &pxelinux_bytes,
+    );
+    refused(
+        &pxe(&modules_dir.join("new/.."), None),
+        "contains the ldlinux.c32",
+        &ldlinux,
+        &ldlinux_bytes,
+    );
+    assert!(!tree.exists(), "the refused runs created --out");
+    assert!(
+        !modules_dir.join("new").exists(),
+        "the refused run made new/"
+    );
+    assert_eq!(
+        listing(&pxelinux_dir),
+        ["pxelinux.0"],
+        "pxelinux/ was written"
+    );
+    assert_eq!(listing(&modules_dir), modules, "bios/ was written");
+    // The control: the same options with the tree and bundle elsewhere succeed, and the
+    // tree serves the copies named by the options.
+    let o = pxe(&tree, Some(&tmp.path().join("tree.tar.gz")));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(std::fs::read(tree.join("tftp/pxelinux.0")).unwrap() == pxelinux_bytes);
+    assert!(std::fs::read(tree.join("tftp/ldlinux.c32")).unwrap() == ldlinux_bytes);
+    assert!(std::fs::read(&pxelinux).unwrap() == pxelinux_bytes);
+}
+
+/// Runs `cmd` in a mount namespace of its own (`unshare -m`, mounts private) in which
+/// `dir` is bind-mounted on `view`: the mount ends with the command and is never seen
+/// outside it.
+fn with_bind_mount(dir: &Path, view: &Path, cmd: &mut std::process::Command) -> Output {
+    let mut c = std::process::Command::new("unshare");
+    c.args(["--mount", "--propagation", "private", "sh", "-ec"])
+        .arg("mount --bind \"$1\" \"$2\"; shift 2; exec \"$@\"")
+        .arg("sh")
+        .arg(dir)
+        .arg(view)
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    c.output().unwrap()
+}
+
+/// A bind mount makes one directory reachable under two paths: an output named by
+/// the other path is still the input's directory (same device and inode) and is
+/// refused. Runs in a private mount namespace (needs root and `unshare`).
+#[test]
+fn an_input_directory_under_a_bind_mount_is_still_an_input() {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        crate::support::missing(
+            "root (a bind mount in a private mount namespace)",
+            "run the suite as root",
+        );
+        return;
+    }
+    if !crate::support::require_tool("unshare", "util-linux") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("in");
+    let inv = dir.join("lab.yaml");
+    let inv_bytes = copy(&root().join("profiles/examples/lab-centos6.yaml"), &inv);
+    let view = tmp.path().join("view");
+    std::fs::create_dir(&view).unwrap();
+    let render = |inv: &Path, out: &Path, extra: &[&std::ffi::OsStr]| {
+        let mut c = hvseed();
+        c.arg("render").arg(inv).arg("--out").arg(out).args(extra);
+        c
+    };
+    let force: &[&std::ffi::OsStr] = &["--force".as_ref()];
+    // --out is the inventory's directory under the mount's path, and the other way
+    // round: the inventory named under the mount, --out its real directory.
+    for (inv_path, out) in [(&inv, &view), (&view.join("lab.yaml"), &dir)] {
+        let o = with_bind_mount(&dir, &view, &mut render(inv_path, out, force));
+        refused(&o, "contains the inventory", &inv, &inv_bytes);
+    }
+    // --out under the mount's path of the --templates directory: inside it.
+    let templates = tmp.path().join("templates");
+    let post = templates.join("post.sh");
+    let post_bytes = copy(&root().join("profiles/centos6/post.sh"), &post);
+    let o = with_bind_mount(
+        &templates,
+        &view,
+        &mut render(
+            &inv,
+            &view.join("out"),
+            &["--templates".as_ref(), templates.as_os_str()],
+        ),
+    );
+    refused(&o, "is inside the --templates", &post, &post_bytes);
+    assert!(
+        !templates.join("out").exists(),
+        "the refused run wrote out/"
+    );
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        1,
+        "in/ was written"
+    );
+    // The control: with the mount in place, --out elsewhere works.
+    let out = tmp.path().join("out");
+    let o = with_bind_mount(&dir, &view, &mut render(&view.join("lab.yaml"), &out, &[]));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.is_dir());
+    // The mounts stayed in their namespaces.
+    assert_eq!(
+        std::fs::read_dir(&view).unwrap().count(),
+        0,
+        "a mount leaked"
+    );
+}

@@ -63,12 +63,14 @@ fn load_plan(a: &Args) -> Result<Plan> {
 
 fn real_main() -> Result<ExitCode> {
     let argv: Vec<String> = std::env::args().skip(1).collect();
+    // Their text is what they do: one that cannot be written is an error.
     if argv.iter().any(|a| a == "--version") {
-        out::stdout(&format!("hvseed-firstboot {}\n", env!("CARGO_PKG_VERSION")));
+        out::product(&format!("hvseed-firstboot {}\n", env!("CARGO_PKG_VERSION")))
+            .context("cannot write the version to stdout")?;
         return Ok(ExitCode::SUCCESS);
     }
     if argv.iter().any(|a| a == "--help" || a == "-h") {
-        out::stdout(&format!("{USAGE}\n"));
+        out::product(&format!("{USAGE}\n")).context("cannot write the help to stdout")?;
         return Ok(ExitCode::SUCCESS);
     }
     let a = parse(argv.into_iter())?;

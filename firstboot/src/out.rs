@@ -2,7 +2,8 @@
 //! behind them is an ordinary condition: what the agent prints is a log of what it did,
 //! and losing the log must never change what it does or its exit status (a
 //! `%post --erroronfail` would otherwise fail a host that is configured). So nothing
-//! here panics, SIGPIPE is ignored, and write errors are dropped.
+//! here panics, SIGPIPE is ignored, and write errors are dropped, except for the text
+//! of `--help` and `--version`, which is all those do (see [`product`]).
 
 use std::io::Write;
 
@@ -36,6 +37,14 @@ pub fn stdout(text: &str) {
     let mut o = std::io::stdout().lock();
     let _ = o.write_all(text.as_bytes());
     let _ = o.flush();
+}
+
+/// Writes `text` to stdout when it is the product itself (`--help`, `--version`), not
+/// a log: the caller reports the error and exits 1, as `hvseed --help` does.
+pub fn product(text: &str) -> std::io::Result<()> {
+    let mut o = std::io::stdout().lock();
+    o.write_all(text.as_bytes())?;
+    o.flush()
 }
 
 /// Writes `text` to stderr; errors are ignored.
