@@ -79,45 +79,33 @@ pub fn run(o: Options) -> Result<ExitCode> {
 /// embedded server) and the connection's replies to stdout.
 pub fn relay(addr: std::net::SocketAddr) -> Result<ExitCode> {
     use anyhow::Context as _;
-    use std::io::{Read, Write};
     use std::net::Shutdown;
     let conn = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))
         .with_context(|| format!("connecting to {addr}"))?;
-    let mut up = conn.try_clone().context("cloning the connection")?;
+    let up = conn.try_clone().context("cloning the connection")?;
     let to_server = std::thread::spawn(move || {
-        let mut stdin = std::io::stdin().lock();
-        let mut buf = [0u8; 16384];
-        loop {
-            match stdin.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    if up.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-            }
-        }
+        pump(std::io::stdin().lock(), &up);
         let _ = up.shutdown(Shutdown::Write);
     });
-    let mut down = conn;
-    let mut stdout = std::io::stdout().lock();
+    pump(&conn, std::io::stdout().lock());
+    // The server closed: the guest's connection ends with it (QEMU closes the socket
+    // when this command exits), whatever the guest still sends.
+    drop(to_server);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Copies `from` to `to`, flushing each piece so that nothing waits in a buffer,
+/// until `from` ends or either side fails.
+fn pump(mut from: impl std::io::Read, mut to: impl std::io::Write) {
     let mut buf = [0u8; 16384];
     loop {
-        match down.read(&mut buf) {
+        match from.read(&mut buf) {
             Ok(0) | Err(_) => break,
             Ok(n) => {
-                if stdout
-                    .write_all(&buf[..n])
-                    .and_then(|()| stdout.flush())
-                    .is_err()
-                {
+                if to.write_all(&buf[..n]).and_then(|()| to.flush()).is_err() {
                     break;
                 }
             }
         }
     }
-    // The server closed: the guest's connection ends with it (QEMU closes the socket
-    // when this command exits), whatever the guest still sends.
-    drop(to_server);
-    Ok(ExitCode::SUCCESS)
 }
