@@ -185,37 +185,9 @@ impl Watcher {
         self.done += end;
         let finished = chunk.split(['\n', '\r']).map(|l| (printable(l), true));
         for (raw, whole) in finished.chain([(tail, false)]) {
-            let stranger = self.expect.stranger;
-            if stranger && raw.contains(KERNEL) {
+            if let Some(event) = self.failure(&raw) {
                 self.failed = true;
-                events.push(Event::Failed {
-                    pattern: KERNEL,
-                    line: raw.trim_end().to_string(),
-                });
-                return events;
-            }
-            if let Some(p) = NOTHING_TO_BOOT
-                .iter()
-                .filter(|_| stranger)
-                .find(|p| raw.contains(**p))
-            {
-                self.failed = true;
-                events.push(Event::Refused {
-                    pattern: p,
-                    line: raw.trim_end().to_string(),
-                });
-                return events;
-            }
-            if let Some(p) = FAIL_PATTERNS
-                .iter()
-                .filter(|p| !(stranger && **p == NOT_A_HOST))
-                .find(|p| raw.contains(**p))
-            {
-                self.failed = true;
-                events.push(Event::Failed {
-                    pattern: p,
-                    line: raw.trim_end().to_string(),
-                });
+                events.push(event);
                 return events;
             }
             if !whole || raw.trim().is_empty() {
@@ -230,6 +202,37 @@ impl Watcher {
             }
         }
         events
+    }
+
+    /// The failure `raw` (a console line) shows, if any: for a stranger, a kernel
+    /// that starts or firmware with nothing left to boot; for any machine, a
+    /// [`FAIL_PATTERNS`] text (but not [`NOT_A_HOST`] for a stranger: media should say
+    /// that to one).
+    fn failure(&self, raw: &str) -> Option<Event> {
+        let stranger = self.expect.stranger;
+        let line = || raw.trim_end().to_string();
+        if stranger && raw.contains(KERNEL) {
+            return Some(Event::Failed {
+                pattern: KERNEL,
+                line: line(),
+            });
+        }
+        if stranger {
+            if let Some(p) = NOTHING_TO_BOOT.iter().find(|p| raw.contains(**p)) {
+                return Some(Event::Refused {
+                    pattern: p,
+                    line: line(),
+                });
+            }
+        }
+        FAIL_PATTERNS
+            .iter()
+            .filter(|p| !(stranger && **p == NOT_A_HOST))
+            .find(|p| raw.contains(**p))
+            .map(|p| Event::Failed {
+                pattern: p,
+                line: line(),
+            })
     }
 
     /// Looks at the firmware's own log (SeaBIOS's debug port: what it shows on the
