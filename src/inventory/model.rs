@@ -32,6 +32,23 @@ pub struct Inventory {
     pub hosts: Vec<Host>,
 }
 
+impl Inventory {
+    /// The host `--host FQDN` names, or an error that lists the hosts there are.
+    pub fn host_named(&self, fqdn: &str) -> anyhow::Result<&Host> {
+        self.hosts.iter().find(|h| h.fqdn == fqdn).ok_or_else(|| {
+            anyhow::anyhow!(
+                "--host {fqdn} is not in {} (its hosts: {})",
+                self.path.display(),
+                self.hosts
+                    .iter()
+                    .map(|h| h.fqdn.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
+    }
+}
+
 /// One host with the defaults merged in.
 /// `Hash` feeds `hvseed pxe`'s per-host key (what the host's files depend on).
 #[derive(Debug, Clone, PartialEq, Hash)]

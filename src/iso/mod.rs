@@ -27,7 +27,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use sha2::Digest;
 
 pub use initrd::{newc, preseed_archive};
@@ -70,20 +70,7 @@ pub fn run(c: Options) -> Result<ExitCode> {
     // Cheap refusals first, before anything is rendered.
     isoread::check_header(&c.source)?;
     write::check_output(&c.source, &c.out)?;
-    let host = match &c.host {
-        None => None,
-        Some(fqdn) => Some(inv.hosts.iter().find(|h| &h.fqdn == fqdn).ok_or_else(|| {
-            anyhow!(
-                "--host {fqdn} is not in {} (its hosts: {})",
-                c.inventory.display(),
-                inv.hosts
-                    .iter()
-                    .map(|h| h.fqdn.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        })?),
-    };
+    let host = c.host.as_deref().map(|f| inv.host_named(f)).transpose()?;
     let tree = render::render_tree(
         &inv,
         &RenderOptions {

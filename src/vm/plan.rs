@@ -61,18 +61,7 @@ pub struct Disk {
 
 pub fn prepare(o: &Options, scratch: &Path) -> Result<Prepared> {
     let inv = crate::inventory::load_valid(&o.inventory)?;
-    let host = inv.hosts.iter().find(|h| h.fqdn == o.host).ok_or_else(|| {
-        anyhow!(
-            "--host {} is not in {} (its hosts: {})",
-            o.host,
-            o.inventory.display(),
-            inv.hosts
-                .iter()
-                .map(|h| h.fqdn.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-    })?;
+    let host = inv.host_named(&o.host)?;
     let mac = match &o.mac {
         None => host.mac.clone(),
         Some(m) => hvseed_plan::names::normalize_mac(m).ok_or_else(|| {
