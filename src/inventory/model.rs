@@ -112,6 +112,13 @@ pub struct Install {
     pub extra_repositories: List<Repository>,
 }
 
+impl Install {
+    /// `kernel_args` as the plain strings a boot entry's arguments are built from.
+    pub fn kernel_arg_strings(&self) -> Vec<String> {
+        self.kernel_args.iter().map(|a| a.to_string()).collect()
+    }
+}
+
 /// One installer kernel argument as `inventory::load` accepted it (see
 /// [`rules::kernel_arg`](super::rules::kernel_arg): letters, digits and `-_.,:=/+@%~`,
 /// at most 512 bytes). Only the inventory makes them, so code that writes one into a

@@ -269,12 +269,7 @@ impl Payload {
             files,
             install_file,
             title,
-            kernel_args: first
-                .install
-                .kernel_args
-                .iter()
-                .map(|a| a.to_string())
-                .collect(),
+            kernel_args: first.install.kernel_arg_strings(),
             locale: first.install.locale.to_string(),
             keyboard: first.install.keyboard.to_string(),
         })

@@ -159,19 +159,13 @@ pub fn installer_args(inv: &Inventory, host: &Host, base: &str) -> Result<Vec<St
     let url = format!("{base}/hosts/{}/{}", host.fqdn, target.install.file);
     // The inventory checked install.kernel_args, the locale and the keyboard with its
     // one kernel-argument rule, and `HttpBase` (crate::http_base) the --http-base.
-    let kernel_args: Vec<String> = host
-        .install
-        .kernel_args
-        .iter()
-        .map(|a| a.to_string())
-        .collect();
     let args = (target.pxe.args)(&BootValues {
         install_file: &url,
         locale: &host.install.locale,
         keyboard: &host.install.keyboard,
         hostname: Some(host.short_name()),
         domain: Some(host.domain()),
-        kernel_args: &kernel_args,
+        kernel_args: &host.install.kernel_arg_strings(),
     });
     debug_assert!(args.iter().all(|a| arg_ok(a)), "{args:?}");
     Ok(args)

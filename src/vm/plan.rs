@@ -212,19 +212,13 @@ fn iso_media(
     } else {
         host
     };
-    let kernel_args: Vec<String> = first
-        .install
-        .kernel_args
-        .iter()
-        .map(|a| a.to_string())
-        .collect();
     let args = (target.iso.args)(&BootValues {
         install_file: &install_file,
         locale: &first.install.locale,
         keyboard: &first.install.keyboard,
         hostname: None,
         domain: None,
-        kernel_args: &kernel_args,
+        kernel_args: &first.install.kernel_arg_strings(),
     });
     Ok((Media::Iso(iso.to_path_buf()), args))
 }
