@@ -70,9 +70,18 @@ fn layout(os: &str) -> (&'static str, &'static [&'static str]) {
     }
 }
 
-fn case(os: &str, sources: &[&str]) {
-    let Some(ufw) = ufw() else { return };
-    let (rules_path, ports) = layout(os);
+/// `ufw --datadir=D` under a 30 s `timeout`: ufw working on the files in `d` only.
+fn ufw_in(ufw: &Path, d: &Path) -> Command {
+    let mut c = Command::new("timeout");
+    c.arg("30")
+        .arg(ufw)
+        .arg(format!("--datadir={}", d.display()));
+    c
+}
+
+/// The agent's offline step on `os`'s fixture root (ufw's stock files) with a plan
+/// that opens the hosts' ports to `sources`: (tempdir, root).
+fn applied(os: &str, sources: &[&str]) -> (tempfile::TempDir, PathBuf) {
     let (tmp, root) = fixture_root(os);
     let plan = write_plan(tmp.path(), &plan_json(os, "linux-bridge", sources));
     run_ok(
@@ -83,23 +92,18 @@ fn case(os: &str, sources: &[&str]) {
             .arg("--root")
             .arg(&root),
     );
+    (tmp, root)
+}
+
+fn case(os: &str, sources: &[&str]) {
+    let Some(ufw) = ufw() else { return };
+    let (rules_path, ports) = layout(os);
+    let (tmp, root) = applied(os, sources);
     let ours = read(&root, rules_path);
 
     // 1. ufw reads them back.
     let d = datadir(&tmp.path().join("ours"), os, &ours);
-    let out = Command::new("timeout")
-        .arg("30")
-        .arg(&ufw)
-        .arg(format!("--datadir={}", d.display()))
-        .args(["show", "added"])
-        .output()
-        .unwrap();
-    let shown = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "{shown}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let shown = run_ok(ufw_in(&ufw, &d).args(["show", "added"]));
     let srcs: Vec<&str> = if sources.is_empty() {
         vec!["any"]
     } else {
@@ -126,15 +130,9 @@ fn case(os: &str, sources: &[&str]) {
     let d2 = datadir(&tmp.path().join("theirs"), os, &stock);
     for port in ports {
         for s in &srcs {
-            run_ok(
-                Command::new("timeout")
-                    .arg("30")
-                    .arg(&ufw)
-                    .arg(format!("--datadir={}", d2.display()))
-                    .args([
-                        "allow", "from", s, "to", "any", "port", *port, "proto", "tcp",
-                    ]),
-            );
+            run_ok(ufw_in(&ufw, &d2).args([
+                "allow", "from", s, "to", "any", "port", *port, "proto", "tcp",
+            ]));
         }
     }
     let theirs = fs::read_to_string(d2.join("etc/ufw/user.rules")).unwrap();
@@ -163,47 +161,19 @@ fn ufw_reads_back_the_debian12_rules_restricted_to_sources() {
     case("debian12", &["192.168.42.0/24"]);
 }
 
-/// The Debian 12 agent's `user.rules` and `user6.rules` for `sources`, from the
-/// fixture root (ufw's stock files) through the offline step: (tempdir, root).
-fn debian12_files(sources: &[&str]) -> (tempfile::TempDir, PathBuf) {
-    let (tmp, root) = fixture_root("debian12");
-    let plan = write_plan(tmp.path(), &plan_json("debian12", "linux-bridge", sources));
-    run_ok(
-        agent()
-            .arg("apply")
-            .arg("--plan")
-            .arg(&plan)
-            .arg("--root")
-            .arg(&root),
-    );
-    (tmp, root)
-}
-
 /// The agent writes Debian 12's rules files whole, as ufw 0.36 itself writes them:
 /// ufw rewriting them (`ufw logging low`, which writes both files from the rules it
 /// read, as `ufw enable` does) leaves them byte for byte as they were.
 fn debian12_files_are_ufws_own(sources: &[&str]) {
     let Some(ufw) = ufw() else { return };
-    let (tmp, root) = debian12_files(sources);
+    let (tmp, root) = applied("debian12", sources);
     let ours4 = read(&root, "/etc/ufw/user.rules");
     let ours6 = read(&root, "/etc/ufw/user6.rules");
     let d = datadir(&tmp.path().join("d"), "debian12", &ours4);
     fs::write(d.join("etc/ufw/user6.rules"), &ours6).unwrap();
     // The forward policy the agent set decides which directions ufw logs.
     fs::copy(root.join("etc/default/ufw"), d.join("etc/default/ufw")).unwrap();
-    let out = Command::new("timeout")
-        .arg("30")
-        .arg(&ufw)
-        .arg(format!("--datadir={}", d.display()))
-        .args(["logging", "low"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ok(ufw_in(&ufw, &d).args(["logging", "low"]));
     assert_eq!(
         fs::read_to_string(d.join("etc/ufw/user.rules")).unwrap(),
         ours4,
@@ -245,16 +215,10 @@ fn debian12_ufw_init_loads_what_ufw_enable_loads() {
         eprintln!("\n!!!!!!!! {msg}: THIS TEST DID NOT RUN !!!!!!!!\n");
         return;
     }
-    let (tmp, root) = debian12_files(&["192.168.42.0/24"]);
+    let (tmp, root) = applied("debian12", &["192.168.42.0/24"]);
     let t = tmp.path();
     let etc = t.join("etc-ufw");
-    let o = Command::new("cp")
-        .arg("-a")
-        .arg("/etc/ufw")
-        .arg(&etc)
-        .output()
-        .unwrap();
-    assert!(o.status.success());
+    run_ok(Command::new("cp").arg("-a").arg("/etc/ufw").arg(&etc));
     for f in ["user.rules", "user6.rules", "ufw.conf"] {
         fs::copy(root.join("etc/ufw").join(f), etc.join(f)).unwrap();
         fs::copy(root.join("etc/ufw").join(f), t.join(format!("agent.{f}"))).unwrap();
@@ -275,18 +239,12 @@ sed 's/^ENABLED=.*/ENABLED=yes/' "$t/agent.ufw.conf" > /etc/ufw/ufw.conf
 /lib/ufw/ufw-init start
 iptables-save | norm > "$t/init4"; ip6tables-save | norm > "$t/init6"
 "#;
-    let out = Command::new("timeout")
-        .arg("60")
-        .args(["unshare", "--mount", "--net", "--propagation", "private"])
-        .args(["sh", "-c", script, "sh"])
-        .arg(t)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        Command::new("timeout")
+            .arg("60")
+            .args(["unshare", "--mount", "--net", "--propagation", "private"])
+            .args(["sh", "-c", script, "sh"])
+            .arg(t),
     );
     let r = |f: &str| fs::read_to_string(t.join(f)).unwrap();
     assert!(
