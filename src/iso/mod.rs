@@ -427,9 +427,43 @@ impl Builder<'_> {
             return Ok(());
         };
         match medium.uefi {
-            UefiMenu::GrubLegacy { conf } => self.grub_legacy_entries(&entry, conf, img_path),
-            UefiMenu::Grub2 { cfg } => self.grub2_entries(&entry, cfg, img_path),
+            // grub-legacy EFI: `conf` in the tree and every `BOOTX64.conf` inside the
+            // image (what UEFI firmware boots from a CD is the FAT image, with its own
+            // copy).
+            UefiMenu::GrubLegacy { conf } => {
+                self.edit_menu(conf, |text| menus::grub_legacy(text, &entry))?;
+                let (found, inside) =
+                    self.edit_in_fat(img_path, "/bootx64.conf", "fat-BOOTX64.conf", |text| {
+                        menus::grub_legacy(text, &entry).map(Some)
+                    })?;
+                if found == 0 {
+                    bail!(
+                        "the UEFI boot image {img_path} holds no BOOTX64.conf (it has {}); \
+                         hvseed cannot make its UEFI boot unattended",
+                        inside.join(", ")
+                    );
+                }
+            }
+            // GRUB2: `cfg` in the tree and any `grub.cfg` with a menu inside the image.
+            // An EFI GRUB may have its config built in and read grub.cfg from the CD (as
+            // Ubuntu's does); if this image carries a grub.cfg of its own, it gets the
+            // entry too.
+            UefiMenu::Grub2 { cfg } => {
+                self.edit_menu(cfg, |text| menus::grub2(text, &entry))?;
+                self.edit_in_fat(img_path, "/grub.cfg", "fat-grub.cfg", |text| {
+                    // A config that only finds the CD and loads its grub.cfg has no
+                    // menuentry.
+                    if !text
+                        .lines()
+                        .any(|l| l.trim_start().starts_with("menuentry"))
+                    {
+                        return Ok(None);
+                    }
+                    menus::grub2(text, &entry).map(Some)
+                })?;
+            }
         }
+        Ok(())
     }
 
     /// The menu `iso_path`, replaced by `edit` of the ISO's own.
@@ -451,74 +485,37 @@ impl Builder<'_> {
         fat::write(img, &local, fat_path)
     }
 
-    /// grub-legacy EFI: `conf` in the tree and every `BOOTX64.conf` inside the image.
-    fn grub_legacy_entries(
+    /// Edits, inside the FAT image `img_path`, every file whose name ends with
+    /// `suffix` (in any case) with `edit` (`None`: the file stays as it is), through
+    /// the local file `local_name`; the image is replaced in the ISO when a file
+    /// changed. Returns how many files matched and the names of all files in the image.
+    fn edit_in_fat(
         &mut self,
-        entry: &UnattendedEntry,
-        conf_path: &str,
         img_path: &str,
-    ) -> Result<()> {
-        self.edit_menu(conf_path, |conf| menus::grub_legacy(conf, entry))?;
-
-        // What UEFI firmware boots from a CD is the FAT image, with its own copy.
+        suffix: &str,
+        local_name: &str,
+        edit: impl Fn(&str) -> Result<Option<String>>,
+    ) -> Result<(usize, Vec<String>)> {
         let img = self.orig.join(img_path.trim_start_matches('/'));
         let inside = fat::list(&img)?;
-        let confs: Vec<&String> = inside
-            .iter()
-            .filter(|f| f.to_ascii_lowercase().ends_with("/bootx64.conf"))
-            .collect();
-        if confs.is_empty() {
-            bail!(
-                "the UEFI boot image {img_path} holds no BOOTX64.conf (it has {}); hvseed cannot \
-                 make its UEFI boot unattended",
-                inside.join(", ")
-            );
-        }
-        for fat_path in confs {
-            let text = fat_text(&img, img_path, fat_path)?;
-            let new = menus::grub_legacy(&text, entry)
-                .with_context(|| format!("editing {fat_path} in {img_path}"))?;
-            self.write_in_fat(&img, fat_path, "fat-BOOTX64.conf", &new)?;
-        }
-        self.replace_extracted(img_path);
-        Ok(())
-    }
-
-    /// GRUB2: `cfg_path` in the tree and any `grub.cfg` with a menu inside the image.
-    fn grub2_entries(
-        &mut self,
-        entry: &UnattendedEntry,
-        cfg_path: &str,
-        img_path: &str,
-    ) -> Result<()> {
-        self.edit_menu(cfg_path, |cfg| menus::grub2(cfg, entry))?;
-        // An EFI GRUB may have its config built in and read grub.cfg from the CD (as
-        // Ubuntu's does); if this image carries a grub.cfg of its own, it gets the
-        // entry too.
-        let img = self.orig.join(img_path.trim_start_matches('/'));
-        let cfgs: Vec<String> = fat::list(&img)?
-            .into_iter()
-            .filter(|f| f.to_ascii_lowercase().ends_with("/grub.cfg"))
-            .collect();
+        let mut found = 0;
         let mut changed = false;
-        for fat_path in cfgs {
-            let text = fat_text(&img, img_path, &fat_path)?;
-            // A config that only finds the CD and loads its grub.cfg has no menuentry.
-            if !text
-                .lines()
-                .any(|l| l.trim_start().starts_with("menuentry"))
-            {
+        for fat_path in &inside {
+            if !fat_path.to_ascii_lowercase().ends_with(suffix) {
                 continue;
             }
-            let new = menus::grub2(&text, entry)
-                .with_context(|| format!("editing {fat_path} in {img_path}"))?;
-            self.write_in_fat(&img, &fat_path, "fat-grub.cfg", &new)?;
-            changed = true;
+            found += 1;
+            let text = fat_text(&img, img_path, fat_path)?;
+            let new = edit(&text).with_context(|| format!("editing {fat_path} in {img_path}"))?;
+            if let Some(new) = new {
+                self.write_in_fat(&img, fat_path, local_name, &new)?;
+                changed = true;
+            }
         }
         if changed {
             self.replace_extracted(img_path);
         }
-        Ok(())
+        Ok((found, inside))
     }
 
     /// A medium whose "check disc for defects" compares every file against a list of
