@@ -27,6 +27,18 @@ fn refused(o: &Output, says: &str, input: &Path, bytes: &[u8]) {
     );
 }
 
+/// Asserts that `o` succeeded: the runs that show the inputs would work but for the
+/// overlap (the refused command with its output elsewhere).
+fn succeeded(o: &Output) {
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// A scratch directory for a `hvseed pxe` case, or `None` (the case does not run)
+/// when the tools it needs are missing.
+fn pxe_scratch() -> Option<tempfile::TempDir> {
+    crate::pxe::tools().then(|| tempfile::tempdir().unwrap())
+}
+
 fn render(inv: &Path, out: &Path, extra: &[&str]) -> Output {
     hvseed()
         .arg("render")
@@ -45,12 +57,7 @@ fn render_never_replaces_the_directory_that_holds_its_inventory() {
     let inv = out.join("lab.yaml");
     let bytes = copy(&root().join("profiles/examples/lab-centos6.yaml"), &inv);
     // A first render into a fresh sibling works (the inventory is valid).
-    let ok = render(&inv, &tmp.path().join("elsewhere"), &[]);
-    assert!(
-        ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
+    succeeded(&render(&inv, &tmp.path().join("elsewhere"), &[]));
     // --force on the directory holding the inventory: refused, by path, via `..`, and
     // via a symlink to the directory.
     let link = tmp.path().join("out-link");
@@ -134,16 +141,12 @@ fn iso_out_is_never_the_inventory_the_source_or_the_agent() {
         &agent_bytes,
     );
     // The control: the same command with a fresh --out works.
-    let o = iso(&tmp.path().join("lab.iso"));
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    succeeded(&iso(&tmp.path().join("lab.iso")));
 }
 
 #[test]
 fn pxe_bundle_and_tree_never_overwrite_an_input() {
-    if !crate::pxe::tools() {
-        return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
+    let Some(tmp) = pxe_scratch() else { return };
     let inv = tmp.path().join("lab.yaml");
     let inv_bytes = copy(&root().join("tests/fixtures/pxe/ubuntu1204.yaml"), &inv);
     let src = tmp.path().join("source.iso");
@@ -204,8 +207,7 @@ fn pxe_bundle_and_tree_never_overwrite_an_input() {
     );
     assert!(!holder.join("new").exists(), "the refused run made new/");
     // The control: with a bundle elsewhere the same run succeeds.
-    let o = pxe(&inv, &tree, Some(&tmp.path().join("tree.tar.gz")));
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    succeeded(&pxe(&inv, &tree, Some(&tmp.path().join("tree.tar.gz"))));
     assert!(std::fs::read(&src).unwrap() == src_bytes);
 }
 
@@ -213,10 +215,7 @@ fn pxe_bundle_and_tree_never_overwrite_an_input() {
 /// the message names it as the netboot directory it is, not as an ISO.
 #[test]
 fn pxe_tree_never_lands_inside_its_netboot_directory() {
-    if !crate::pxe::tools() {
-        return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
+    let Some(tmp) = pxe_scratch() else { return };
     let netboot = tmp.path().join("netboot");
     let cp = std::process::Command::new("cp")
         .arg("-r")
@@ -250,8 +249,7 @@ fn pxe_tree_never_lands_inside_its_netboot_directory() {
     );
     assert!(!inside.exists(), "the refused run created --out");
     // The control: the same run with --out elsewhere succeeds.
-    let o = pxe(&tmp.path().join("tree"));
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    succeeded(&pxe(&tmp.path().join("tree")));
 }
 
 /// pxelinux.0 and ldlinux.c32 are inputs too, wherever `--pxelinux-dir` and
@@ -259,10 +257,7 @@ fn pxe_tree_never_lands_inside_its_netboot_directory() {
 /// link) and an `--out` that is a directory holding one are refused.
 #[test]
 fn pxe_never_writes_over_its_pxelinux_or_bios_modules() {
-    if !crate::pxe::tools() {
-        return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
+    let Some(tmp) = pxe_scratch() else { return };
     let pxelinux_dir = tmp.path().join("pxelinux");
     let modules_dir = tmp.path().join("bios");
     let pxelinux = pxelinux_dir.join("pxelinux.0");
@@ -350,8 +345,7 @@ fn pxe_never_writes_over_its_pxelinux_or_bios_modules() {
     assert_eq!(listing(&modules_dir), modules, "bios/ was written");
     // The control: the same options with the tree and bundle elsewhere succeed, and the
     // tree serves the copies named by the options.
-    let o = pxe(&tree, Some(&tmp.path().join("tree.tar.gz")));
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    succeeded(&pxe(&tree, Some(&tmp.path().join("tree.tar.gz"))));
     assert!(std::fs::read(tree.join("tftp/pxelinux.0")).unwrap() == pxelinux_bytes);
     assert!(std::fs::read(tree.join("tftp/ldlinux.c32")).unwrap() == ldlinux_bytes);
     assert!(std::fs::read(&pxelinux).unwrap() == pxelinux_bytes);
@@ -431,8 +425,11 @@ fn an_input_directory_under_a_bind_mount_is_still_an_input() {
     );
     // The control: with the mount in place, --out elsewhere works.
     let out = tmp.path().join("out");
-    let o = with_bind_mount(&dir, &view, &mut render(&view.join("lab.yaml"), &out, &[]));
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    succeeded(&with_bind_mount(
+        &dir,
+        &view,
+        &mut render(&view.join("lab.yaml"), &out, &[]),
+    ));
     assert!(out.is_dir());
     // The mounts stayed in their namespaces.
     assert_eq!(
