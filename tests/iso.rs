@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
-use crate::util::{agent, hvseed, one_qemu, output_within_secs, require_tool, root, KillOnDrop};
+use crate::util::{
+    agent, hvseed, one_qemu, output_within_secs, require_tool, root, run_ok, KillOnDrop,
+};
 
 // ------------------------------------------------------------------ helpers
 
@@ -200,16 +202,10 @@ fn check_hvseed_dir(iso: &Path, expected: &BTreeMap<String, Vec<u8>>, agent: &Pa
         sha256_file(agent),
         "the agent on the ISO differs from the built one"
     );
-    let out = Command::new("sha256sum")
-        .args(["-c", "SHA256SUMS"])
-        .current_dir(&hv)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "sha256sum -c inside /hvseed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        Command::new("sha256sum")
+            .args(["-c", "SHA256SUMS"])
+            .current_dir(&hv),
     );
     let listed = std::fs::read_to_string(hv.join("SHA256SUMS")).unwrap();
     for rel in expected.keys() {
@@ -538,6 +534,31 @@ fn ubuntu_keeps_boot_records_and_volume_id() {
     assert_eq!(volume_id(&r.iso), volume_id(&src));
 }
 
+/// `/hvseed/initrd.gz` on `r` is the installer's `installer_initrd`, byte for byte,
+/// then a gzip'd cpio holding exactly the fleet preseed.
+fn initrd_is_the_installers_and_the_preseed(r: &Remastered, installer_initrd: &str) {
+    let d = tempfile::tempdir().unwrap();
+    extract(&r.iso, "/hvseed/initrd.gz", &d.path().join("new.gz"));
+    extract(&r.iso, installer_initrd, &d.path().join("orig.gz"));
+    let new = std::fs::read(d.path().join("new.gz")).unwrap();
+    let orig = std::fs::read(d.path().join("orig.gz")).unwrap();
+    assert!(new.starts_with(&orig));
+    std::fs::write(d.path().join("tail.gz"), &new[orig.len()..]).unwrap();
+    let x = d.path().join("x");
+    std::fs::create_dir(&x).unwrap();
+    let listed = run_ok(
+        Command::new("sh")
+            .arg("-c")
+            .arg("gzip -dc ../tail.gz | cpio -idm --quiet && ls -A")
+            .current_dir(&x),
+    );
+    assert_eq!(listed, "preseed.cfg\n");
+    assert_eq!(
+        std::fs::read(x.join("preseed.cfg")).unwrap(),
+        r.files["fleet/preseed.cfg"]
+    );
+}
+
 #[test]
 fn ubuntu_menus_and_initrd() {
     let Some(r) = remaster_ubuntu() else { return };
@@ -557,31 +578,7 @@ fn ubuntu_menus_and_initrd() {
 
     // The new initrd is the installer's, byte for byte, then a gzip'd cpio holding
     // exactly the preseed.
-    let d = tempfile::tempdir().unwrap();
-    extract(&r.iso, "/hvseed/initrd.gz", &d.path().join("new.gz"));
-    extract(&r.iso, "/install/initrd.gz", &d.path().join("orig.gz"));
-    let new = std::fs::read(d.path().join("new.gz")).unwrap();
-    let orig = std::fs::read(d.path().join("orig.gz")).unwrap();
-    assert!(new.starts_with(&orig));
-    std::fs::write(d.path().join("tail.gz"), &new[orig.len()..]).unwrap();
-    let x = d.path().join("x");
-    std::fs::create_dir(&x).unwrap();
-    let st = Command::new("sh")
-        .arg("-c")
-        .arg("gzip -dc ../tail.gz | cpio -idm --quiet && ls -A")
-        .current_dir(&x)
-        .output()
-        .unwrap();
-    assert!(
-        st.status.success(),
-        "{}",
-        String::from_utf8_lossy(&st.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&st.stdout), "preseed.cfg\n");
-    assert_eq!(
-        std::fs::read(x.join("preseed.cfg")).unwrap(),
-        r.files["fleet/preseed.cfg"]
-    );
+    initrd_is_the_installers_and_the_preseed(r, "/install/initrd.gz");
 }
 
 #[test]
@@ -738,31 +735,7 @@ fn debian_menus_and_initrd() {
 
     // The new initrd is the text installer's, byte for byte, then a gzip'd cpio
     // holding exactly the preseed.
-    let d = tempfile::tempdir().unwrap();
-    extract(&r.iso, "/hvseed/initrd.gz", &d.path().join("new.gz"));
-    extract(&r.iso, "/install.amd/initrd.gz", &d.path().join("orig.gz"));
-    let new = std::fs::read(d.path().join("new.gz")).unwrap();
-    let orig = std::fs::read(d.path().join("orig.gz")).unwrap();
-    assert!(new.starts_with(&orig));
-    std::fs::write(d.path().join("tail.gz"), &new[orig.len()..]).unwrap();
-    let x = d.path().join("x");
-    std::fs::create_dir(&x).unwrap();
-    let st = Command::new("sh")
-        .arg("-c")
-        .arg("gzip -dc ../tail.gz | cpio -idm --quiet && ls -A")
-        .current_dir(&x)
-        .output()
-        .unwrap();
-    assert!(
-        st.status.success(),
-        "{}",
-        String::from_utf8_lossy(&st.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&st.stdout), "preseed.cfg\n");
-    assert_eq!(
-        std::fs::read(x.join("preseed.cfg")).unwrap(),
-        r.files["fleet/preseed.cfg"]
-    );
+    initrd_is_the_installers_and_the_preseed(r, "/install.amd/initrd.gz");
 }
 
 #[test]
@@ -1068,15 +1041,7 @@ fn output_under_dev_shm_is_written() {
     let src = d.path().join("centos6.iso");
     std::fs::copy(fx.join("centos6.iso"), &src).unwrap();
     let out = d.path().join("lab.iso");
-    let o = iso_cmd("lab-centos6.yaml", &src, &out, &agent)
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "hvseed iso --out {}: {}",
-        out.display(),
-        String::from_utf8_lossy(&o.stderr)
-    );
+    run_ok(&mut iso_cmd("lab-centos6.yaml", &src, &out, &agent));
     // Read back through a link outside /dev (the test's own xorriso calls take plain
     // paths).
     let elsewhere = tempfile::tempdir().unwrap();
@@ -1186,10 +1151,7 @@ fn centos_implanted_md5_is_dropped_not_left_stale() {
         check(&src)
     );
     let out = d.path().join("lab.iso");
-    let o = iso_cmd("lab-centos6.yaml", &src, &out, &agent)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    run_ok(&mut iso_cmd("lab-centos6.yaml", &src, &out, &agent));
     let text = check(&out);
     assert!(text.contains("the result is: NA"), "{text}");
 }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::util::{agent, hvseed, output_within_secs, require_tool, root, ServeGuard};
+use crate::util::{agent, hvseed, output_within_secs, require_tool, root, run_ok, ServeGuard};
 
 const DI: &str = "/usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64";
 pub(crate) const UBUNTU_INV: &str = "tests/fixtures/pxe/ubuntu1204.yaml";
@@ -143,16 +143,10 @@ fn append_args(cfg: &str) -> Vec<String> {
 }
 
 fn sha256sum_check(dir: &Path) {
-    let o = Command::new("sha256sum")
-        .args(["-c", "--strict", "SHA256SUMS"])
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "sha256sum -c failed:\n{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
+    run_ok(
+        Command::new("sha256sum")
+            .args(["-c", "--strict", "SHA256SUMS"])
+            .current_dir(dir),
     );
 }
 
@@ -444,16 +438,7 @@ fn centos_tree_kickstarts_by_mac_from_the_dvd_tree_bios_and_uefi() {
             "{ks}"
         );
         if let Some(v) = crate::util::ksvalidator() {
-            let o = Command::new(v)
-                .args(["-v", "RHEL6"])
-                .arg(&ks_path)
-                .output()
-                .unwrap();
-            assert!(
-                o.status.success(),
-                "ksvalidator: {}",
-                String::from_utf8_lossy(&o.stdout)
-            );
+            run_ok(Command::new(v).args(["-v", "RHEL6"]).arg(&ks_path));
         }
     }
     let conf = text(&t, "dnsmasq.conf");
@@ -632,14 +617,7 @@ fn bundles_are_byte_identical_and_unpack_to_the_tree() {
     }
     let x = tmp.path().join("x");
     std::fs::create_dir(&x).unwrap();
-    let o = Command::new("tar")
-        .arg("-xzf")
-        .arg(&a)
-        .arg("-C")
-        .arg(&x)
-        .output()
-        .unwrap();
-    assert!(o.status.success());
+    run_ok(Command::new("tar").arg("-xzf").arg(&a).arg("-C").arg(&x));
     sha256sum_check(&x);
 }
 
