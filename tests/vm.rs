@@ -126,6 +126,38 @@ fn examples(name: &str) -> PathBuf {
     root().join("profiles/examples").join(name)
 }
 
+/// The host every run here boots (the ubuntu1204 example's first).
+const KVM21: &str = "kvm21.lab.example.org";
+
+/// The ubuntu1204 example and an ISO of it like `hvseed iso`'s, in a temporary
+/// directory.
+struct UbuntuIso {
+    tmp: tempfile::TempDir,
+    inv: PathBuf,
+    iso: PathBuf,
+}
+
+impl UbuntuIso {
+    fn new() -> UbuntuIso {
+        let tmp = tempfile::tempdir().unwrap();
+        let inv = examples("lab-ubuntu1204.yaml");
+        let iso = hvseed_like_iso(&inv, tmp.path(), "ubuntu");
+        UbuntuIso { tmp, inv, iso }
+    }
+
+    /// `hvseed vm`'s arguments to boot [`KVM21`] from the ISO, then `more`.
+    fn args<'a>(&'a self, more: &[&'a str]) -> Vec<&'a str> {
+        let base = [
+            self.inv.to_str().unwrap(),
+            "--host",
+            KVM21,
+            "--iso",
+            self.iso.to_str().unwrap(),
+        ];
+        [&base[..], more].concat()
+    }
+}
+
 /// Every bad input is refused with a clear message before any guest starts (the fake
 /// QEMU never runs) and writes nothing; the one good input of the same shape does start
 /// the guest, so the refusals are not a blanket "no".
@@ -135,16 +167,17 @@ fn bad_input_is_refused_before_any_guest_starts() {
         return;
     }
     let fake = FakeQemu::new();
-    let tmp = tempfile::tempdir().unwrap();
-    let t = tmp.path();
-    let ubuntu = examples("lab-ubuntu1204.yaml");
-    let iso = hvseed_like_iso(&ubuntu, t, "ubuntu");
-    let iso_s = iso.to_str().unwrap();
-    let ubuntu_s = ubuntu.to_str().unwrap();
+    let u = UbuntuIso::new();
+    let t = u.tmp.path();
+    let iso_s = u.iso.to_str().unwrap();
 
-    let refused = |args: &[&str], want: &[&str], path: Option<&str>| {
+    // `hvseed vm INVENTORY --host HOST MEDIA…` (with PATH as `path`, if given) exits 1
+    // saying each of `want`, and no guest starts.
+    let refused = |inv: &Path, host: &str, media: &[&str], want: &[&str], path: Option<&str>| {
+        let inv = inv.to_str().unwrap();
+        let args = [&[inv, "--host", host], media].concat();
         // Bounded, should a refusal not happen and the fake guest start.
-        let mut c = fake.vm(&[args, &["--timeout", "5", "--accel", "tcg"]].concat());
+        let mut c = fake.vm(&[&args[..], &["--timeout", "5", "--accel", "tcg"]].concat());
         if let Some(p) = path {
             c.env("PATH", p);
         }
@@ -159,7 +192,9 @@ fn bad_input_is_refused_before_any_guest_starts() {
 
     // A host not in the inventory: its hosts are named.
     refused(
-        &[ubuntu_s, "--host", "kvm99.lab.example.org", "--iso", iso_s],
+        &u.inv,
+        "kvm99.lab.example.org",
+        &["--iso", iso_s],
         &[
             "--host kvm99.lab.example.org is not in",
             "kvm21.lab.example.org, kvm22.lab.example.org",
@@ -172,32 +207,26 @@ fn bad_input_is_refused_before_any_guest_starts() {
     std::fs::write(plain_dir.join("README"), "a CD").unwrap();
     let plain = t.join("plain.iso");
     iso_of(&plain_dir, &plain);
+    let not_hvseeds = ["is not an ISO written by `hvseed iso`"];
     refused(
-        &[
-            ubuntu_s,
-            "--host",
-            "kvm21.lab.example.org",
-            "--iso",
-            plain.to_str().unwrap(),
-        ],
-        &["is not an ISO written by `hvseed iso`"],
+        &u.inv,
+        KVM21,
+        &["--iso", plain.to_str().unwrap()],
+        &not_hvseeds,
         None,
     );
     // An ISO of another inventory (another cluster's hosts).
     let centos = examples("lab-centos6.yaml");
     let centos_iso = hvseed_like_iso(&centos, t, "centos");
+    let others = [
+        "was not written for",
+        "no /hvseed/hosts/kvm21.lab.example.org/plan.json",
+    ];
     refused(
-        &[
-            ubuntu_s,
-            "--host",
-            "kvm21.lab.example.org",
-            "--iso",
-            centos_iso.to_str().unwrap(),
-        ],
-        &[
-            "was not written for",
-            "no /hvseed/hosts/kvm21.lab.example.org/plan.json",
-        ],
+        &u.inv,
+        KVM21,
+        &["--iso", centos_iso.to_str().unwrap()],
+        &others,
         None,
     );
     // An ISO for another target: ubuntu1204's plan of a host the centos6 inventory has.
@@ -211,114 +240,74 @@ fn bad_input_is_refused_before_any_guest_starts() {
     .unwrap();
     let mixed_iso = t.join("mixed.iso");
     iso_of(&mixed, &mixed_iso);
+    let another_target = [
+        "is for os ubuntu1204 but",
+        "is os centos6",
+        "another target",
+    ];
+    let media = ["--iso", mixed_iso.to_str().unwrap()];
     refused(
-        &[
-            centos.to_str().unwrap(),
-            "--host",
-            "kvm1.lab.example.org",
-            "--iso",
-            mixed_iso.to_str().unwrap(),
-        ],
-        &[
-            "is for os ubuntu1204 but",
-            "is os centos6",
-            "another target",
-        ],
+        &centos,
+        "kvm1.lab.example.org",
+        &media,
+        &another_target,
         None,
     );
     // The inventory changed since the ISO was written.
     let changed = t.join("changed.yaml");
     std::fs::write(
         &changed,
-        std::fs::read_to_string(&ubuntu)
+        std::fs::read_to_string(&u.inv)
             .unwrap()
             .replace("0.ubuntu.pool.ntp.org", "2.ubuntu.pool.ntp.org"),
     )
     .unwrap();
-    refused(
-        &[
-            changed.to_str().unwrap(),
-            "--host",
-            "kvm21.lab.example.org",
-            "--iso",
-            iso_s,
-        ],
-        &[
-            "differs from the plan",
-            "the inventory changed since the media were written",
-        ],
-        None,
-    );
+    let stale = [
+        "differs from the plan",
+        "the inventory changed since the media were written",
+    ];
+    refused(&changed, KVM21, &["--iso", iso_s], &stale, None);
     // A disk that exists and that hvseed vm did not create: never written.
     let disk = t.join("precious.img");
     std::fs::write(&disk, b"somebody's data").unwrap();
-    refused(
-        &[
-            ubuntu_s,
-            "--host",
-            "kvm21.lab.example.org",
-            "--iso",
-            iso_s,
-            "--disk",
-            disk.to_str().unwrap(),
-        ],
-        &["exists and hvseed vm did not create it", "--boot disk"],
-        None,
-    );
+    let media = ["--iso", iso_s, "--disk", disk.to_str().unwrap()];
+    let not_ours = ["exists and hvseed vm did not create it", "--boot disk"];
+    refused(&u.inv, KVM21, &media, &not_ours, None);
     assert_eq!(std::fs::read(&disk).unwrap(), b"somebody's data");
     // A PXE tree whose http-base is a host name: no address for the guest to reach.
     let tree = t.join("pxe");
     render(
-        &ubuntu,
+        &u.inv,
         &tree.join("http"),
         Some("http://pxe.lab.example.org:8080"),
     );
     std::fs::create_dir(tree.join("tftp")).unwrap();
     std::fs::write(tree.join("tftp/pxelinux.0"), "").unwrap();
+    let host_name = [
+        "names a host, not an IPv4 address",
+        "--http-base http://ADDRESS:PORT",
+    ];
     refused(
-        &[
-            ubuntu_s,
-            "--host",
-            "kvm21.lab.example.org",
-            "--pxe",
-            tree.to_str().unwrap(),
-        ],
-        &[
-            "names a host, not an IPv4 address",
-            "--http-base http://ADDRESS:PORT",
-        ],
+        &u.inv,
+        KVM21,
+        &["--pxe", tree.to_str().unwrap()],
+        &host_name,
         None,
     );
     // No QEMU at all.
     let empty = t.join("empty-bin");
     std::fs::create_dir(&empty).unwrap();
-    refused(
-        &[ubuntu_s, "--host", "kvm21.lab.example.org", "--iso", iso_s],
-        &[
-            "qemu-system-x86_64 is not on PATH",
-            "apt-get install qemu-system-x86",
-        ],
-        Some(&format!(
-            "{}:/usr/bin/xorriso-only-not-here",
-            empty.display()
-        )),
-    );
+    let no_qemu = [
+        "qemu-system-x86_64 is not on PATH",
+        "apt-get install qemu-system-x86",
+    ];
+    let path = format!("{}:/usr/bin/xorriso-only-not-here", empty.display());
+    refused(&u.inv, KVM21, &["--iso", iso_s], &no_qemu, Some(&path));
 
     // The good input of the same shape starts the guest (the fake one, which never
     // shows a milestone: the timeout ends the run, exit 1, the guest killed).
     let o = output_within_secs(
-        &mut fake.vm(&[
-            ubuntu_s,
-            "--host",
-            "kvm21.lab.example.org",
-            "--iso",
-            iso_s,
-            "--accel",
-            "tcg",
-            "--timeout",
-            "3",
-            "--json",
-        ]),
+        &mut fake.vm(&u.args(&["--accel", "tcg", "--timeout", "3", "--json"])),
         60,
     );
     let all = text(&o);
@@ -363,19 +352,10 @@ fn a_hanging_kvm_is_found_by_the_probe_within_its_deadline() {
         return;
     }
     let fake = FakeQemu::new();
-    let tmp = tempfile::tempdir().unwrap();
-    let ubuntu = examples("lab-ubuntu1204.yaml");
-    let iso = hvseed_like_iso(&ubuntu, tmp.path(), "ubuntu");
-    let base = [
-        ubuntu.to_str().unwrap(),
-        "--host",
-        "kvm21.lab.example.org",
-        "--iso",
-        iso.to_str().unwrap(),
-    ];
+    let u = UbuntuIso::new();
 
     let start = Instant::now();
-    let o = output_within_secs(&mut fake.vm(&[&base[..], &["--accel", "kvm"]].concat()), 60);
+    let o = output_within_secs(&mut fake.vm(&u.args(&["--accel", "kvm"])), 60);
     let took = start.elapsed();
     let all = text(&o);
     assert_eq!(o.status.code(), Some(1), "{all}");
@@ -389,7 +369,7 @@ fn a_hanging_kvm_is_found_by_the_probe_within_its_deadline() {
 
     let start = Instant::now();
     let o = output_within_secs(
-        &mut fake.vm(&[&base[..], &["--accel", "auto", "--timeout", "15", "--json"]].concat()),
+        &mut fake.vm(&u.args(&["--accel", "auto", "--timeout", "15", "--json"])),
         60,
     );
     let took = start.elapsed();
@@ -414,23 +394,13 @@ fn sigterm_kills_the_guest() {
         return;
     }
     let fake = FakeQemu::new();
-    let tmp = tempfile::tempdir().unwrap();
-    let ubuntu = examples("lab-ubuntu1204.yaml");
-    let iso = hvseed_like_iso(&ubuntu, tmp.path(), "ubuntu");
+    let u = UbuntuIso::new();
     let mut child = KillOnDrop(
-        fake.vm(&[
-            ubuntu.to_str().unwrap(),
-            "--host",
-            "kvm21.lab.example.org",
-            "--iso",
-            iso.to_str().unwrap(),
-            "--accel",
-            "tcg",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap(),
+        fake.vm(&u.args(&["--accel", "tcg"]))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
     );
     let start = Instant::now();
     while fake.pids().is_empty() {
@@ -468,25 +438,18 @@ fn a_milestone_on_the_console_ends_the_run_and_console_shows_it() {
     let fake = FakeQemu::with_console(
         "SeaBIOS (version x)\\r\\n\\033[1;44mhvseed: installing kvm21.lab.example.org\\033[0m\\r\\n",
     );
-    let tmp = tempfile::tempdir().unwrap();
-    let ubuntu = examples("lab-ubuntu1204.yaml");
-    let iso = hvseed_like_iso(&ubuntu, tmp.path(), "ubuntu");
-    let log = tmp.path().join("serial.log");
+    let u = UbuntuIso::new();
+    let log = u.tmp.path().join("serial.log");
     let start = Instant::now();
     let o = output_within_secs(
-        &mut fake.vm(&[
-            ubuntu.to_str().unwrap(),
-            "--host",
-            "kvm21.lab.example.org",
-            "--iso",
-            iso.to_str().unwrap(),
+        &mut fake.vm(&u.args(&[
             "--accel",
             "tcg",
             "--console",
             "--json",
             "--log",
             log.to_str().unwrap(),
-        ]),
+        ])),
         60,
     );
     let all = text(&o);
@@ -523,24 +486,13 @@ fn a_log_of_its_own_is_removed_after_success_and_kept_after_failure() {
     if !require_tool("xorriso", "xorriso") {
         return;
     }
-    let tmp = tempfile::tempdir().unwrap();
-    let ubuntu = examples("lab-ubuntu1204.yaml");
-    let iso = hvseed_like_iso(&ubuntu, tmp.path(), "ubuntu");
+    let u = UbuntuIso::new();
     let run = |console: &str, tmpdir: &Path| {
         let fake = FakeQemu::with_console(console);
         std::fs::create_dir_all(tmpdir).unwrap();
         let o = output_within_secs(
-            fake.vm(&[
-                ubuntu.to_str().unwrap(),
-                "--host",
-                "kvm21.lab.example.org",
-                "--iso",
-                iso.to_str().unwrap(),
-                "--accel",
-                "tcg",
-                "--json",
-            ])
-            .env("TMPDIR", tmpdir),
+            fake.vm(&u.args(&["--accel", "tcg", "--json"]))
+                .env("TMPDIR", tmpdir),
             60,
         );
         fake.assert_all_dead();
@@ -553,7 +505,7 @@ fn a_log_of_its_own_is_removed_after_success_and_kept_after_failure() {
     };
     let (o, left) = run(
         "hvseed: installing kvm21.lab.example.org\\r\\n",
-        &tmp.path().join("ok"),
+        &u.tmp.path().join("ok"),
     );
     assert!(o.status.success(), "{}", text(&o));
     assert!(left.is_empty(), "left behind: {left:?}");
@@ -562,7 +514,7 @@ fn a_log_of_its_own_is_removed_after_success_and_kept_after_failure() {
 
     let (o, left) = run(
         "Kernel panic - not syncing\\r\\n",
-        &tmp.path().join("failed"),
+        &u.tmp.path().join("failed"),
     );
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert_eq!(left.len(), 1, "{left:?}");
