@@ -138,11 +138,15 @@ struct UbuntuIso {
 }
 
 impl UbuntuIso {
-    fn new() -> UbuntuIso {
+    /// `None` (the test does not run) without xorriso to make the ISO.
+    fn new() -> Option<UbuntuIso> {
+        if !require_tool("xorriso", "xorriso") {
+            return None;
+        }
         let tmp = tempfile::tempdir().unwrap();
         let inv = examples("lab-ubuntu1204.yaml");
         let iso = hvseed_like_iso(&inv, tmp.path(), "ubuntu");
-        UbuntuIso { tmp, inv, iso }
+        Some(UbuntuIso { tmp, inv, iso })
     }
 
     /// `hvseed vm`'s arguments to boot [`KVM21`] from the ISO, then `more`.
@@ -163,11 +167,8 @@ impl UbuntuIso {
 /// the guest, so the refusals are not a blanket "no".
 #[test]
 fn bad_input_is_refused_before_any_guest_starts() {
-    if !require_tool("xorriso", "xorriso") {
-        return;
-    }
     let fake = FakeQemu::new();
-    let u = UbuntuIso::new();
+    let Some(u) = UbuntuIso::new() else { return };
     let t = u.tmp.path();
     let iso_s = u.iso.to_str().unwrap();
 
@@ -348,11 +349,8 @@ fn a_hanging_kvm_is_found_by_the_probe_within_its_deadline() {
         );
         return;
     }
-    if !require_tool("xorriso", "xorriso") {
-        return;
-    }
     let fake = FakeQemu::new();
-    let u = UbuntuIso::new();
+    let Some(u) = UbuntuIso::new() else { return };
 
     let start = Instant::now();
     let o = output_within_secs(&mut fake.vm(&u.args(&["--accel", "kvm"])), 60);
@@ -390,11 +388,8 @@ fn a_hanging_kvm_is_found_by_the_probe_within_its_deadline() {
 /// SIGTERM (as CI runners send on cancel) ends hvseed with 143 and the guest with it.
 #[test]
 fn sigterm_kills_the_guest() {
-    if !require_tool("xorriso", "xorriso") {
-        return;
-    }
     let fake = FakeQemu::new();
-    let u = UbuntuIso::new();
+    let Some(u) = UbuntuIso::new() else { return };
     let mut child = KillOnDrop(
         fake.vm(&u.args(&["--accel", "tcg"]))
             .stdout(Stdio::null())
@@ -432,13 +427,10 @@ fn sigterm_kills_the_guest() {
 /// escape sequences) to stderr, and the guest is stopped.
 #[test]
 fn a_milestone_on_the_console_ends_the_run_and_console_shows_it() {
-    if !require_tool("xorriso", "xorriso") {
-        return;
-    }
     let fake = FakeQemu::with_console(
         "SeaBIOS (version x)\\r\\n\\033[1;44mhvseed: installing kvm21.lab.example.org\\033[0m\\r\\n",
     );
-    let u = UbuntuIso::new();
+    let Some(u) = UbuntuIso::new() else { return };
     let log = u.tmp.path().join("serial.log");
     let start = Instant::now();
     let o = output_within_secs(
@@ -483,10 +475,7 @@ fn a_milestone_on_the_console_ends_the_run_and_console_shows_it() {
 /// failed, so CI machines do not collect a directory per run.
 #[test]
 fn a_log_of_its_own_is_removed_after_success_and_kept_after_failure() {
-    if !require_tool("xorriso", "xorriso") {
-        return;
-    }
-    let u = UbuntuIso::new();
+    let Some(u) = UbuntuIso::new() else { return };
     let run = |console: &str, tmpdir: &Path| {
         let fake = FakeQemu::with_console(console);
         std::fs::create_dir_all(tmpdir).unwrap();
