@@ -57,6 +57,25 @@ impl Family for DebianSystemd {
         network_step(env, log, "systemctl", &["start", "networking.service"]);
     }
 
+    // The installer's network down and the plan's up directly (iproute2, one
+    // Open vSwitch transaction, ifupdown's state kept), which skips ifupdown's hook
+    // scripts; anything unexpected, and any failure, goes the ifupdown way. A rollback
+    // uses networking.service both ways.
+    fn network_restart(&self, plan: &Plan, env: &Env, root: &Root, log: &mut Log) {
+        match ifupdown::direct_restart(plan, env, root, log) {
+            Ok(()) => return,
+            Err(ifupdown::DirectError::NotApplicable(why)) => log.line(&format!(
+                "the network is changed through networking.service: {why}"
+            )),
+            Err(ifupdown::DirectError::Failed(why)) => log.line(&format!(
+                "warning: the planned network could not be raised directly ({why}); \
+                 restarting networking.service instead"
+            )),
+        }
+        self.network_down(env, log);
+        self.network_up(env, log);
+    }
+
     fn restart_libvirtd(&self, env: &Env, log: &mut Log, changed: &[String]) {
         systemd::restart_libvirtd(env, log, changed);
     }
