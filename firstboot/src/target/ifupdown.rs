@@ -2,6 +2,7 @@
 //! netplan).
 
 use std::fs;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::apply::{edit, Target};
@@ -98,6 +99,7 @@ pub fn direct_restart(
     let start = Instant::now();
     let mut stopped = Vec::new();
     for i in &installer {
+        let mut lock = lock_iface(root, i).map_err(Failed)?;
         for pidfile in [
             format!("/run/dhclient.{i}.pid"),
             format!("/run/dhclient6.{i}.pid"),
@@ -112,7 +114,7 @@ pub fn direct_restart(
         ];
         ip_batch(env, root, &lines).map_err(Failed)?;
         edit_ifstate(root, |s| ifstate_without(s, i)).map_err(Failed)?;
-        write_iface_state(root, i, "").map_err(Failed)?;
+        write_iface_state(&mut lock, "").map_err(Failed)?;
     }
     let dh = if stopped.is_empty() {
         "no dhclient".to_string()
@@ -136,10 +138,13 @@ pub fn direct_restart(
     // before configuring it.
     let start = Instant::now();
     let up = direct_up(plan);
-    edit_ifstate(root, |s| ifstate_with(s, &up.ifaces)).map_err(Failed)?;
+    let mut locks = Vec::new();
     for i in &up.ifaces {
-        write_iface_state(root, i, i).map_err(Failed)?;
+        let mut lock = lock_iface(root, i).map_err(Failed)?;
+        write_iface_state(&mut lock, i).map_err(Failed)?;
+        locks.push(lock);
     }
+    edit_ifstate(root, |s| ifstate_with(s, &up.ifaces)).map_err(Failed)?;
     if !up.ovs.is_empty() {
         let t = format!("--timeout={}", env.timeout.as_secs().max(1));
         let mut args: Vec<&str> = vec![&t];
@@ -150,6 +155,7 @@ pub fn direct_restart(
         }
     }
     ip_batch(env, root, &up.ip).map_err(Failed)?;
+    drop(locks);
     log.line(&format!(
         "planned network up directly: {}ip -batch of {} commands; ifupdown state: {} ({})",
         if up.ovs.is_empty() {
@@ -229,32 +235,10 @@ fn ip_batch(env: &Env, root: &Root, lines: &[String]) -> Result<(), String> {
 /// Rewrites `/run/network/ifstate` under ifupdown's own lock, as ifupdown does (a new
 /// file renamed over the old).
 fn edit_ifstate(root: &Root, f: impl FnOnce(&str) -> String) -> Result<(), String> {
-    use std::os::unix::io::AsRawFd;
     let lock_path = root
         .resolve(IFSTATE_LOCK)
         .map_err(|e| format!("{IFSTATE_LOCK}: {e}"))?;
-    let lock = fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .read(true)
-        .open(&lock_path)
-        .map_err(|e| format!("{IFSTATE_LOCK}: {e}"))?;
-    let fl = libc::flock {
-        l_type: libc::F_WRLCK as libc::c_short,
-        l_whence: libc::SEEK_SET as libc::c_short,
-        l_start: 0,
-        l_len: 0,
-        l_pid: 0,
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    // SAFETY: fcntl(F_SETLK) on a descriptor we own with a flock we own; the lock goes
-    // with the descriptor when `lock` is dropped.
-    while unsafe { libc::fcntl(lock.as_raw_fd(), libc::F_SETLK, &fl) } != 0 {
-        if Instant::now() > deadline {
-            return Err(format!("{IFSTATE_LOCK}: held by another ifup or ifdown"));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let lock = locked(&lock_path, IFSTATE_LOCK)?;
     let path = root
         .resolve(IFSTATE)
         .map_err(|e| format!("{IFSTATE}: {e}"))?;
@@ -266,10 +250,49 @@ fn edit_ifstate(root: &Root, f: impl FnOnce(&str) -> String) -> Result<(), Strin
     Ok(())
 }
 
-/// `/run/network/ifstate.IFACE`: the logical interface while up, an empty line after
-/// ifdown.
-fn write_iface_state(root: &Root, iface: &str, logical: &str) -> Result<(), String> {
+/// `path` opened (created if need be) and write-locked with fcntl, as ifupdown locks
+/// its files; waits up to 30 s for an ifup or ifdown holding it. The lock goes with
+/// the file.
+fn locked(path: &Path, name: &str) -> Result<fs::File, String> {
+    use std::os::unix::io::AsRawFd;
+    let f = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .read(true)
+        .open(path)
+        .map_err(|e| format!("{name}: {e}"))?;
+    let fl = libc::flock {
+        l_type: libc::F_WRLCK as libc::c_short,
+        l_whence: libc::SEEK_SET as libc::c_short,
+        l_start: 0,
+        l_len: 0,
+        l_pid: 0,
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    // SAFETY: fcntl(F_SETLK) on a descriptor we own with a flock we own.
+    while unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETLK, &fl) } != 0 {
+        if Instant::now() > deadline {
+            return Err(format!("{name}: held by another ifup or ifdown"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(f)
+}
+
+/// ifupdown's lock of one interface, `/run/network/ifstate.IFACE`, which an ifup or
+/// ifdown of it holds while it runs (the installer's DHCP interface may still be
+/// coming up by hotplug).
+fn lock_iface(root: &Root, iface: &str) -> Result<fs::File, String> {
     let p = format!("{IFSTATE}.{}", iface.replace('/', "."));
     let path = root.resolve(&p).map_err(|e| format!("{p}: {e}"))?;
-    fs::write(&path, format!("{logical}\n")).map_err(|e| format!("{p}: {e}"))
+    locked(&path, &p)
+}
+
+/// `/run/network/ifstate.IFACE` (held locked): the logical interface while up, an
+/// empty line after ifdown.
+fn write_iface_state(f: &mut fs::File, logical: &str) -> Result<(), String> {
+    use std::io::Write;
+    f.set_len(0)
+        .and_then(|()| f.write_all(format!("{logical}\n").as_bytes()))
+        .map_err(|e| format!("{IFSTATE}.*: {e}"))
 }
