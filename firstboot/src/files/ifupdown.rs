@@ -256,7 +256,50 @@ pub fn planned_devices(plan: &Plan) -> Vec<String> {
     v
 }
 
+/// What of the host shapes bridge-utils' hook: whether the kernel has IPv6 (the hook
+/// sets `addrgenmode none` on each port only then) and whether
+/// `/etc/default/bridge-utils` leaves `BRIDGE_DISABLE_LINKLOCAL_IPV6_ALSO_PHYS` on (its
+/// default: the VLAN ports' physical device gets `addrgenmode none` too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BridgeHost {
+    pub ipv6: bool,
+    pub phys_linklocal_off: bool,
+}
+
+impl Default for BridgeHost {
+    fn default() -> Self {
+        BridgeHost {
+            ipv6: true,
+            phys_linklocal_off: true,
+        }
+    }
+}
+
+impl BridgeHost {
+    /// From `/etc/default/bridge-utils` (shell assignments; anything but `no` keeps
+    /// the default, as the hook's test `!= "no"` does).
+    pub fn from_default_file(text: &str, ipv6: bool) -> BridgeHost {
+        let mut phys = true;
+        for l in text.lines() {
+            if let Some(v) = l
+                .trim()
+                .strip_prefix("BRIDGE_DISABLE_LINKLOCAL_IPV6_ALSO_PHYS=")
+            {
+                phys = v.trim().trim_matches(|c| c == '"' || c == '\'') != "no";
+            }
+        }
+        BridgeHost {
+            ipv6,
+            phys_linklocal_off: phys,
+        }
+    }
+}
+
 pub fn direct_up(plan: &Plan) -> DirectUp {
+    direct_up_on(plan, BridgeHost::default())
+}
+
+pub fn direct_up_on(plan: &Plan, host: BridgeHost) -> DirectUp {
     let n = &plan.network;
     let m = &n.management;
     let nic = &n.trunk_nic;
@@ -285,18 +328,26 @@ pub fn direct_up(plan: &Plan) -> DirectUp {
             ));
             ip.extend(addr(&dev));
             ifaces.push(dev);
-            // bridge-utils: the bridge, its VLAN port (without IPv6 addresses), its
+            // bridge-utils (/lib/bridge-utils/ifupdown.sh, 1.7.1): the bridge, its
+            // VLAN port created on the NIC (which loses its IPv6 link-local address
+            // generation), the port without IPv6 addresses, in the bridge and up, the
             // options, then the bridge up.
             for (_, vb) in guest_bridges(n) {
                 let br = &vb.bridge;
                 let port = format!("{nic}.{}", vb.vlan);
                 ip.push(format!("link add name {br} type bridge"));
                 ip.push(format!("link set dev {br} type bridge vlan_filtering 0"));
+                if host.ipv6 && host.phys_linklocal_off {
+                    ip.push(format!("link set dev {nic} addrgenmode none"));
+                }
+                ip.push(format!("link set dev {nic} up"));
                 ip.push(format!(
                     "link add link {nic} name {port} type vlan id {}",
                     vb.vlan
                 ));
-                ip.push(format!("link set dev {port} addrgenmode none"));
+                if host.ipv6 {
+                    ip.push(format!("link set dev {port} addrgenmode none"));
+                }
                 ip.push(format!("link set dev {port} master {br}"));
                 ip.push(format!("link set dev {port} up"));
                 // bridge_stp off, bridge_fd 5 (centiseconds here).
@@ -440,6 +491,26 @@ mod tests {
             let devs = planned_devices(&p);
             assert!(!devs.contains(&p.network.trunk_nic), "{devs:?}");
         }
+    }
+
+    #[test]
+    fn bridge_utils_defaults_shape_the_ipv6_lines() {
+        let p = plan();
+        let nic_off = format!("link set dev {} addrgenmode none", p.network.trunk_nic);
+        let up = direct_up(&p);
+        assert!(up.ip.contains(&nic_off), "{:#?}", up.ip);
+        let h = BridgeHost::from_default_file(
+            "BRIDGE_HOTPLUG=no\nBRIDGE_DISABLE_LINKLOCAL_IPV6_ALSO_PHYS=\"no\"\n",
+            true,
+        );
+        assert!(!h.phys_linklocal_off);
+        assert!(!direct_up_on(&p, h).ip.contains(&nic_off));
+        let h =
+            BridgeHost::from_default_file("BRIDGE_DISABLE_LINKLOCAL_IPV6_ALSO_PHYS=yes\n", false);
+        assert!(!direct_up_on(&p, h)
+            .ip
+            .iter()
+            .any(|l| l.contains("addrgenmode")));
     }
 
     #[test]

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use crate::apply::{edit, Target};
 use crate::files::ifupdown::{
-    direct_up, ifstate_entries, ifstate_with, ifstate_without, network_interfaces, planned_devices,
+    direct_up_on, ifstate_entries, ifstate_with, ifstate_without, network_interfaces,
+    planned_devices, BridgeHost,
 };
 use crate::fsroot::{self, Owner, Root};
 use crate::plan::Plan;
@@ -137,7 +138,13 @@ pub fn direct_restart(
     // The planned network up; ifupdown's state first, as ifup records an interface
     // before configuring it.
     let start = Instant::now();
-    let up = direct_up(plan);
+    let defaults = root
+        .resolve("/etc/default/bridge-utils")
+        .ok()
+        .and_then(|p| fs::read_to_string(p).ok())
+        .unwrap_or_default();
+    let ipv6 = env.proc_root.join("sys/net/ipv6/conf").is_dir();
+    let up = direct_up_on(plan, BridgeHost::from_default_file(&defaults, ipv6));
     let mut locks = Vec::new();
     for i in &up.ifaces {
         let mut lock = lock_iface(root, i).map_err(Failed)?;
