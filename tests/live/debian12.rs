@@ -426,14 +426,10 @@ fi
 } | sort
 "#;
 
-/// The agent raised the planned network without ifupdown's scripts: in the guest,
-/// `systemctl restart networking` (ifdown -a by the state the agent left, then ifup
-/// -a from the files) must take it all down and build exactly the same network again.
-fn ifupdown_builds_the_same_network(lab: &Lab, guest: &Guest, ip: &str) {
-    lab.ssh_ok(
-        guest,
-        ip,
-        &format!(
+/// The guest's network snapshot now, then `systemctl restart networking` and the
+/// snapshot again, in the background (the restart takes the network away from ssh).
+fn restart_and_snapshot() -> String {
+    format!(
             "cat > /run/hvseed-net-snapshot <<'EOF'\n{NET_SNAPSHOT}EOF\n\
              cat /run/network/ifstate > /run/hvseed-ifstate-agent; \
              sh /run/hvseed-net-snapshot > /run/hvseed-net-agent; \
@@ -442,8 +438,14 @@ fn ifupdown_builds_the_same_network(lab: &Lab, guest: &Guest, ip: &str) {
              sh /run/hvseed-net-snapshot > /run/hvseed-net-ifupdown.tmp; \
              mv /run/hvseed-net-ifupdown.tmp /run/hvseed-net-ifupdown' \
              < /dev/null > /dev/null 2>&1 &"
-        ),
-    );
+        )
+}
+
+/// The agent raised the planned network without ifupdown's scripts: in the guest,
+/// `systemctl restart networking` (ifdown -a by the state the agent left, then ifup
+/// -a from the files) must take it all down and build exactly the same network again.
+fn ifupdown_builds_the_same_network(lab: &Lab, guest: &Guest, ip: &str) {
+    lab.ssh_ok(guest, ip, &restart_and_snapshot());
     let started = Instant::now();
     loop {
         let o = lab.ssh(ip, "test -e /run/hvseed-net-ifupdown");
