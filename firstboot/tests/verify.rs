@@ -1700,3 +1700,41 @@ fn run_on_debian12_leaves_a_network_already_planned_to_ifupdown() {
         "{sc}"
     );
 }
+
+#[test]
+fn run_on_debian12_leaves_the_network_ifupdown_raised_at_boot_from_unchanged_files() {
+    let h = debian12("linux-bridge");
+    debian12_runtime(&h);
+    debian12_installer_network(&h);
+    // The offline step's files were in place at boot: ifup -a raised them.
+    fs::write(
+        h.root.join("run/network/ifstate"),
+        "lo=lo\neth0=eth0\neth0.100=eth0.100\ncloudbr0=cloudbr0\ncloudbr1=cloudbr1\n",
+    )
+    .unwrap();
+    let net = h.dir.join("sys/class/net");
+    for d in ["eth0.100", "cloudbr0/bridge", "cloudbr1/bridge"] {
+        fs::create_dir_all(net.join(d)).unwrap();
+    }
+    h.bin("ping", "exit 0");
+    let out = h.cmd("run").output().unwrap();
+    let log = read(&h.root, "/var/log/hvseed-firstboot.log");
+    assert!(out.status.success(), "{log}");
+    assert!(
+        log.contains("the planned network is up already (ifupdown raised eth0 eth0.100 cloudbr0 cloudbr1 at boot"),
+        "{log}"
+    );
+    let sc = fs::read_to_string(h.dir.join("systemctl.log")).unwrap();
+    assert!(!sc.contains("networking"), "{sc}");
+    assert!(!h.dir.join("net.log").exists(), "ip ran");
+
+    // One of them missing from ifupdown's state: not what ifup -a raised.
+    fs::write(
+        h.root.join("run/network/ifstate"),
+        "lo=lo\neth0=eth0\neth0.100=eth0.100\ncloudbr0=cloudbr0\n",
+    )
+    .unwrap();
+    let _ = h.cmd("run").output().unwrap();
+    let sc = fs::read_to_string(h.dir.join("systemctl.log")).unwrap();
+    assert!(sc.contains("systemctl stop networking.service"), "{sc}");
+}

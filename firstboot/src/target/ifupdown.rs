@@ -177,6 +177,26 @@ pub fn direct_restart(
     Ok(())
 }
 
+/// Every interface of the plan marked up in ifupdown's state under its own name and
+/// present, with nothing else of the plan up: the network `ifup -a` raised from hvseed's
+/// stanzas. The interfaces, space-separated, or None.
+pub fn planned_up(plan: &Plan, env: &Env, root: &Root) -> Option<String> {
+    let path = root.resolve(IFSTATE).ok()?;
+    let state = fs::read_to_string(path).ok()?;
+    let entries = ifstate_entries(&state);
+    let up = direct_up_on(plan, BridgeHost::default());
+    let net = env.sys_root.join("class/net");
+    let all_up = up
+        .ifaces
+        .iter()
+        .all(|i| entries.iter().any(|(p, l)| p == i && l == i) && net.join(i).exists());
+    let managed = managed_names(plan);
+    let stray = entries
+        .iter()
+        .any(|(p, _)| managed.contains(p) && !up.ifaces.contains(p));
+    (all_up && !stray).then(|| up.ifaces.join(" "))
+}
+
 fn managed_names(plan: &Plan) -> Vec<String> {
     let mut v = planned_devices(plan);
     v.push(plan.network.trunk_nic.clone());

@@ -66,7 +66,15 @@ pub trait Family: Sync {
 
     /// Moves the host from the network it booted on to the plan's (the files written
     /// already): down, then up, unless the family has a faster way.
-    fn network_restart(&self, _plan: &Plan, env: &Env, _root: &Root, log: &mut Log) {
+    /// `changed`: the paths this run's `apply` changed.
+    fn network_restart(
+        &self,
+        _plan: &Plan,
+        env: &Env,
+        _root: &Root,
+        log: &mut Log,
+        _changed: &[String],
+    ) {
         self.network_down(env, log);
         self.network_up(env, log);
     }
