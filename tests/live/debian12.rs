@@ -441,9 +441,10 @@ fn restart_and_snapshot() -> String {
         )
 }
 
-/// The agent raised the planned network without ifupdown's scripts: in the guest,
-/// `systemctl restart networking` (ifdown -a by the state the agent left, then ifup
-/// -a from the files) must take it all down and build exactly the same network again.
+/// The agent left the network without restarting ifupdown (raised by ifupdown at boot
+/// from unchanged files, or by the agent directly): in the guest, `systemctl restart
+/// networking` (ifdown -a by ifupdown's state, then ifup -a from the files) must take
+/// it all down and build exactly the same network again.
 fn ifupdown_builds_the_same_network(lab: &Lab, guest: &Guest, ip: &str) {
     lab.ssh_ok(guest, ip, &restart_and_snapshot());
     let started = Instant::now();
