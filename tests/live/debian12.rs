@@ -410,10 +410,16 @@ fn connect_times_out(ns: &Netns, addr: SocketAddr, limit: Duration) -> Result<()
 
 /// The network as the guest's `ip`, `bridge`, IPv6 sysctls and `ovs-vsctl` show it,
 /// without what changes by itself or with each device's creation (interface indexes,
-/// timers, address lifetimes), sorted.
-const NET_SNAPSHOT: &str = r#"{
-ip -d -o link show | sed -E 's/^[0-9]+: //; s/ (hello_timer|tcn_timer|topology_change_timer|gc_timer|hold_timer|message_age_timer|forward_delay_timer) +[0-9.]+//g'
-ip -o addr show | sed -E 's/^[0-9]+: //; s/valid_lft.*//; s/[ \\]+$//'
+/// timers, address lifetimes; the MAC, and so the IPv6 link-local address, Open
+/// vSwitch draws at random for each internal port it creates, ifupdown's or not),
+/// sorted.
+const NET_SNAPSHOT: &str = r#"ovsint=" $(ovs-vsctl --bare --columns=name find interface type=internal 2>/dev/null | tr '\n' ' ') "
+{
+ip -d -o link show | sed -E 's/^[0-9]+: //; s/ (hello_timer|tcn_timer|topology_change_timer|gc_timer|hold_timer|message_age_timer|forward_delay_timer) +[0-9.]+//g; / openvswitch /s#link/ether [0-9a-f:]+#link/ether (random)#'
+ip -o addr show | sed -E 's/^[0-9]+: //; s/valid_lft.*//; s/[ \\]+$//' | while read -r dev rest; do
+  case "$ovsint" in *" $dev "*) rest=$(echo "$rest" | sed -E 's/fe80::[0-9a-f:]+/fe80::(random)/');; esac
+  echo "$dev $rest"
+done
 ip -4 route show
 ip -6 route show | sed -E 's/ expires [0-9]+sec//'
 bridge link show | sed -E 's/^[0-9]+: //'
@@ -484,6 +490,7 @@ fn time_split(t: &Timeline, report_at: Duration) -> String {
     let start = t.first("starting for").unwrap_or_default();
     let net_up = t
         .first("network up directly")
+        .or_else(|| t.first("no network restart"))
         .or_else(|| t.first("ran systemctl start networking.service"));
     let gw = t.first("management gateway").filter(|_| net_up.is_some());
     let wait = match (net_up, gw) {
@@ -526,7 +533,9 @@ fn log_split(log: &str, power_on_epoch: u64) -> String {
         return format!("(no start or report line in the log:\n{log})");
     };
     let wait = match (
-        at("network up directly").or_else(|| at("ran systemctl start networking.service")),
+        at("network up directly")
+            .or_else(|| at("no network restart"))
+            .or_else(|| at("ran systemctl start networking.service")),
         at("management gateway"),
     ) {
         (Some(a), Some(b)) => b - a,
