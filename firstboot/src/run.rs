@@ -225,8 +225,7 @@ fn live_steps(
     let family = target::family(plan.os);
     family.prepare(env, log);
 
-    family.network_down(env, log);
-    family.network_up(env, log);
+    family.network_restart(plan, env, root, log, changed);
     let gw = plan.network.management.gateway;
     let waited = Instant::now();
     let ping = gateway_reachable(plan, env, tries);

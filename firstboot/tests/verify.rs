@@ -1546,3 +1546,189 @@ fn run_on_debian12_without_apparmor_unloads_nothing() {
     assert!(read(&h.root, "/var/log/hvseed-firstboot.log")
         .contains("AppArmor is not active: no profile to unload"));
 }
+
+/// The installer's network as ifupdown left it on a fresh Debian 12 host: `lo` and the
+/// trunk NIC (DHCP) up, with a stale dhclient pid file; no planned device yet. `ip` and
+/// `ovs-vsctl` log what they are given, and `ip` makes the bridges it adds appear.
+fn debian12_installer_network(h: &FakeHost) {
+    let run = h.root.join("run/network");
+    fs::create_dir_all(&run).unwrap();
+    fs::write(run.join("ifstate"), "lo=lo\neth0=eth0\n").unwrap();
+    fs::write(run.join("ifstate.lo"), "lo\n").unwrap();
+    fs::write(run.join("ifstate.eth0"), "eth0\n").unwrap();
+    fs::write(h.root.join("run/dhclient.eth0.pid"), "999999\n").unwrap();
+    let net = h.dir.join("sys/class/net");
+    for br in ["cloudbr0", "cloudbr1"] {
+        fs::remove_dir_all(net.join(br)).unwrap();
+    }
+    fs::create_dir_all(net.join("eth0")).unwrap();
+    h.bin(
+        "ip",
+        &format!(
+            "echo \"ip $*\" >> '{log}'\n\
+             while read -r a b c d rest; do\n\
+               echo \"  $a $b $c $d $rest\" >> '{log}'\n\
+               if [ \"$a $b $c\" = 'link add name' ]; then /bin/mkdir -p '{net}'/\"$d\"/bridge; fi\n\
+             done",
+            log = h.dir.join("net.log").display(),
+            net = net.display()
+        ),
+    );
+    h.bin(
+        "ovs-vsctl",
+        &format!(
+            "case \"$1\" in --version) echo 'ovs-vsctl (Open vSwitch) 3.1.0'; exit 0;; br-exists) exit 0;; esac\n\
+             echo \"ovs-vsctl $*\" >> '{}'\n\
+             for a in \"$@\"; do case $a in --*|add-br|add-port|cloudbr|eth0|[0-9]*) ;; *) /bin/mkdir -p '{}'/\"$a\";; esac; done",
+            h.dir.join("net.log").display(),
+            net.display()
+        ),
+    );
+}
+
+#[test]
+fn run_on_debian12_raises_the_planned_network_directly_and_keeps_ifupdowns_state() {
+    let h = debian12("linux-bridge");
+    debian12_runtime(&h);
+    debian12_installer_network(&h);
+    h.bin("ping", "exit 0");
+    let out = h.cmd("run").output().unwrap();
+    let log = read(&h.root, "/var/log/hvseed-firstboot.log");
+    assert!(out.status.success(), "{log}");
+    let sc = fs::read_to_string(h.dir.join("systemctl.log")).unwrap();
+    assert!(!sc.contains("networking"), "{sc}");
+    let net = fs::read_to_string(h.dir.join("net.log")).unwrap();
+    // Two ip runs: the installer's NIC down, then the planned network in the order
+    // ifup -a raises its stanzas.
+    let want = [
+        "ip -batch -",
+        "  addr flush dev eth0 ",
+        "  link set dev eth0 down",
+        "ip -batch -",
+        "  link set dev eth0 up",
+        "  link add link eth0 name eth0.100 type vlan id 100",
+    ];
+    assert_eq!(
+        net.lines().take(want.len()).collect::<Vec<_>>(),
+        want,
+        "{net}"
+    );
+    for l in [
+        "  addr add 192.168.42.11/24 broadcast + dev eth0.100 label eth0.100\n",
+        "  route add default via 192.168.42.1 dev eth0.100 onlink\n",
+        "  link add name cloudbr0 type bridge\n",
+        "  link set dev eth0.200 master cloudbr0\n",
+        "  link set dev cloudbr0 type bridge stp_state 0 forward_delay 500\n",
+        "  link set dev eth0.300 master cloudbr1\n",
+    ] {
+        assert!(net.contains(l), "{l:?} not in\n{net}");
+    }
+    // ifupdown's state as `ifup -a` leaves it: `ifdown -a` takes down what is listed,
+    // the newest first.
+    assert_eq!(
+        read(&h.root, "/run/network/ifstate"),
+        "lo=lo\neth0=eth0\neth0.100=eth0.100\ncloudbr0=cloudbr0\ncloudbr1=cloudbr1\n"
+    );
+    assert_eq!(read(&h.root, "/run/network/ifstate.cloudbr1"), "cloudbr1\n");
+    assert_eq!(read(&h.root, "/run/network/ifstate.eth0.100"), "eth0.100\n");
+    assert!(!h.root.join("run/dhclient.eth0.pid").exists());
+    assert!(
+        log.contains("installer's network down directly: eth0"),
+        "{log}"
+    );
+    assert!(log.contains("planned network up directly"), "{log}");
+}
+
+#[test]
+fn run_on_debian12_raises_open_vswitch_in_one_transaction() {
+    let h = debian12("openvswitch");
+    debian12_runtime(&h);
+    debian12_installer_network(&h);
+    h.bin("ping", "exit 0");
+    let out = h.cmd("run").output().unwrap();
+    let log = read(&h.root, "/var/log/hvseed-firstboot.log");
+    let net = fs::read_to_string(h.dir.join("net.log")).unwrap_or_default();
+    assert!(out.status.success(), "{log}\n{net}");
+    let ovs: Vec<&str> = net.lines().filter(|l| l.starts_with("ovs-vsctl")).collect();
+    assert_eq!(ovs.len(), 1, "{net}");
+    assert!(
+        ovs[0].contains(
+            "-- --may-exist add-br cloudbr -- --may-exist add-port cloudbr eth0 \
+             -- --may-exist add-br mgmt0 cloudbr 100 -- --may-exist add-br cloudbr0 cloudbr 200 \
+             -- --may-exist add-br cloudbr1 cloudbr 300"
+        ),
+        "{net}"
+    );
+    assert_eq!(
+        read(&h.root, "/run/network/ifstate"),
+        "lo=lo\ncloudbr=cloudbr\neth0=eth0\nmgmt0=mgmt0\ncloudbr0=cloudbr0\ncloudbr1=cloudbr1\n"
+    );
+    assert!(
+        net.contains("  addr add 192.168.42.11/24 broadcast + dev mgmt0 label mgmt0"),
+        "{net}"
+    );
+}
+
+#[test]
+fn run_on_debian12_leaves_a_network_already_planned_to_ifupdown() {
+    let h = debian12("linux-bridge");
+    debian12_runtime(&h);
+    debian12_installer_network(&h);
+    fs::write(
+        h.root.join("run/network/ifstate"),
+        "lo=lo\neth0=eth0\neth0.100=eth0.100\n",
+    )
+    .unwrap();
+    h.bin("ping", "exit 0");
+    let _ = h.cmd("run").output().unwrap();
+    let log = read(&h.root, "/var/log/hvseed-firstboot.log");
+    assert!(
+        log.contains(
+            "the network is changed through networking.service: ifupdown has eth0.100=eth0.100 up"
+        ),
+        "{log}"
+    );
+    let sc = fs::read_to_string(h.dir.join("systemctl.log")).unwrap();
+    assert!(
+        sc.contains("systemctl stop networking.service\nsystemctl start networking.service\n"),
+        "{sc}"
+    );
+}
+
+#[test]
+fn run_on_debian12_leaves_the_network_ifupdown_raised_at_boot_from_unchanged_files() {
+    let h = debian12("linux-bridge");
+    debian12_runtime(&h);
+    debian12_installer_network(&h);
+    // The offline step's files were in place at boot: ifup -a raised them.
+    fs::write(
+        h.root.join("run/network/ifstate"),
+        "lo=lo\neth0=eth0\neth0.100=eth0.100\ncloudbr0=cloudbr0\ncloudbr1=cloudbr1\n",
+    )
+    .unwrap();
+    let net = h.dir.join("sys/class/net");
+    for d in ["eth0.100", "cloudbr0/bridge", "cloudbr1/bridge"] {
+        fs::create_dir_all(net.join(d)).unwrap();
+    }
+    h.bin("ping", "exit 0");
+    let out = h.cmd("run").output().unwrap();
+    let log = read(&h.root, "/var/log/hvseed-firstboot.log");
+    assert!(out.status.success(), "{log}");
+    assert!(
+        log.contains("the planned network is up already (ifupdown raised eth0 eth0.100 cloudbr0 cloudbr1 at boot"),
+        "{log}"
+    );
+    let sc = fs::read_to_string(h.dir.join("systemctl.log")).unwrap();
+    assert!(!sc.contains("networking"), "{sc}");
+    assert!(!h.dir.join("net.log").exists(), "ip ran");
+
+    // One of them missing from ifupdown's state: not what ifup -a raised.
+    fs::write(
+        h.root.join("run/network/ifstate"),
+        "lo=lo\neth0=eth0\neth0.100=eth0.100\ncloudbr0=cloudbr0\n",
+    )
+    .unwrap();
+    let _ = h.cmd("run").output().unwrap();
+    let sc = fs::read_to_string(h.dir.join("systemctl.log")).unwrap();
+    assert!(sc.contains("systemctl stop networking.service"), "{sc}");
+}

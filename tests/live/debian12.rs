@@ -408,10 +408,90 @@ fn connect_times_out(ns: &Netns, addr: SocketAddr, limit: Duration) -> Result<()
     })
 }
 
+/// The network as the guest's `ip`, `bridge`, IPv6 sysctls and `ovs-vsctl` show it,
+/// without what changes by itself or with each device's creation (interface indexes,
+/// timers, address lifetimes; the MAC, and so the IPv6 link-local address, Open
+/// vSwitch draws at random for each internal port it creates, ifupdown's or not),
+/// sorted.
+const NET_SNAPSHOT: &str = r#"ovsint=" $(ovs-vsctl --bare --columns=name find interface type=internal 2>/dev/null | tr '\n' ' ') "
+{
+ip -d -o link show | sed -E 's/^[0-9]+: //; s/ (hello_timer|tcn_timer|topology_change_timer|gc_timer|hold_timer|message_age_timer|forward_delay_timer) +[0-9.]+//g; / openvswitch /s#link/ether [0-9a-f:]+#link/ether (random)#'
+ip -o addr show | sed -E 's/^[0-9]+: //; s/valid_lft.*//; s/[ \\]+$//' | while read -r dev rest; do
+  case "$ovsint" in *" $dev "*) rest=$(echo "$rest" | sed -E 's/fe80::[0-9a-f:]+/fe80::(random)/');; esac
+  echo "$dev $rest"
+done
+ip -4 route show
+ip -6 route show | sed -E 's/ expires [0-9]+sec//'
+bridge link show | sed -E 's/^[0-9]+: //'
+grep -H . /proc/sys/net/ipv6/conf/*/disable_ipv6 /proc/sys/net/ipv6/conf/*/addr_gen_mode
+if command -v ovs-vsctl >/dev/null; then
+  ovs-vsctl -f csv --no-headings --columns=name,tag,trunks,vlan_mode,fake_bridge list port
+  ovs-vsctl -f csv --no-headings --columns=name,type list interface
+  for b in $(ovs-vsctl list-br); do echo "$b $(ovs-vsctl br-to-parent $b) $(ovs-vsctl br-to-vlan $b)"; done
+fi
+} | sort
+"#;
+
+/// The guest's network snapshot now, then `systemctl restart networking` and the
+/// snapshot again, in the background (the restart takes the network away from ssh).
+fn restart_and_snapshot() -> String {
+    format!(
+            "cat > /run/hvseed-net-snapshot <<'EOF'\n{NET_SNAPSHOT}EOF\n\
+             cat /run/network/ifstate > /run/hvseed-ifstate-agent; \
+             sh /run/hvseed-net-snapshot > /run/hvseed-net-agent; \
+             setsid sh -c 'systemctl restart networking.service > /run/hvseed-net-restart.log 2>&1; \
+             echo \"exit $?\" >> /run/hvseed-net-restart.log; sleep 3; \
+             sh /run/hvseed-net-snapshot > /run/hvseed-net-ifupdown.tmp; \
+             mv /run/hvseed-net-ifupdown.tmp /run/hvseed-net-ifupdown' \
+             < /dev/null > /dev/null 2>&1 &"
+        )
+}
+
+/// The agent left the network without restarting ifupdown (raised by ifupdown at boot
+/// from unchanged files, or by the agent directly): in the guest, `systemctl restart
+/// networking` (ifdown -a by ifupdown's state, then ifup -a from the files) must take
+/// it all down and build exactly the same network again.
+fn ifupdown_builds_the_same_network(lab: &Lab, guest: &Guest, ip: &str) {
+    lab.ssh_ok(guest, ip, &restart_and_snapshot());
+    let started = Instant::now();
+    loop {
+        let o = lab.ssh(ip, "test -e /run/hvseed-net-ifupdown");
+        if o.status.success() {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(180) {
+            guest.fail("no network snapshot 180 s after `systemctl restart networking`");
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    eprintln!(
+        "live: systemctl restart networking after the agent: {:.1?}",
+        started.elapsed()
+    );
+    let restart = lab.ssh_ok(guest, ip, "cat /run/hvseed-net-restart.log");
+    let agent = lab.ssh_ok(guest, ip, "cat /run/hvseed-net-agent");
+    let again = lab.ssh_ok(guest, ip, "cat /run/hvseed-net-ifupdown");
+    let diff = lab.ssh(
+        ip,
+        "diff -u /run/hvseed-net-agent /run/hvseed-net-ifupdown; \
+         echo ---; cat /run/hvseed-ifstate-agent; echo ---; cat /run/network/ifstate",
+    );
+    let diff = lossy(&diff.stdout);
+    eprintln!("live: the agent's network against ifupdown's:\n{diff}");
+    assert!(restart.trim_end().ends_with("exit 0"), "{restart}");
+    assert_eq!(
+        agent, again,
+        "the agent's network differs from what ifupdown builds:\n{diff}"
+    );
+}
+
 /// The time split of a first boot, from the console lines as this test saw them.
 fn time_split(t: &Timeline, report_at: Duration) -> String {
     let start = t.first("starting for").unwrap_or_default();
-    let net_up = t.first("ran systemctl start networking.service");
+    let net_up = t
+        .first("network up directly")
+        .or_else(|| t.first("no network restart"))
+        .or_else(|| t.first("ran systemctl start networking.service"));
     let gw = t.first("management gateway").filter(|_| net_up.is_some());
     let wait = match (net_up, gw) {
         (Some(a), Some(b)) => b.saturating_sub(a),
@@ -453,7 +533,9 @@ fn log_split(log: &str, power_on_epoch: u64) -> String {
         return format!("(no start or report line in the log:\n{log})");
     };
     let wait = match (
-        at("ran systemctl start networking.service"),
+        at("network up directly")
+            .or_else(|| at("no network restart"))
+            .or_else(|| at("ran systemctl start networking.service")),
         at("management gateway"),
     ) {
         (Some(a), Some(b)) => b - a,
@@ -654,6 +736,7 @@ fn first_boot(kind: NetKind) {
 
     let agent_log = lab.ssh_ok(&guest, &ip, "cat /var/log/hvseed-firstboot.log");
     eprintln!("live: the agent's log:\n{agent_log}");
+    ifupdown_builds_the_same_network(&lab, &guest, &ip);
     let from_log = log_split(&agent_log, power_on);
     let enabled = lab.ssh(&ip, "systemctl is-enabled hvseed-firstboot.service");
     let enabled = lossy(&enabled.stdout);

@@ -57,6 +57,45 @@ impl Family for DebianSystemd {
         network_step(env, log, "systemctl", &["start", "networking.service"]);
     }
 
+    // The installer's network down and the plan's up directly (iproute2, one
+    // Open vSwitch transaction, ifupdown's state kept), which skips ifupdown's hook
+    // scripts; anything unexpected, and any failure, goes the ifupdown way. A rollback
+    // uses networking.service both ways.
+    fn network_restart(
+        &self,
+        plan: &Plan,
+        env: &Env,
+        root: &Root,
+        log: &mut Log,
+        changed: &[String],
+    ) {
+        // The offline step wrote the network files before this boot, so ifupdown
+        // raised the planned network at boot from them: when this run changed none of
+        // them, a restart would tear down and rebuild the same network.
+        let files = self.network_paths(plan);
+        if !changed.iter().any(|c| files.contains(c)) {
+            if let Some(up) = ifupdown::planned_up(plan, env, root) {
+                log.line(&format!(
+                    "the planned network is up already (ifupdown raised {up} at boot from \
+                     the files this run left unchanged): no network restart"
+                ));
+                return;
+            }
+        }
+        match ifupdown::direct_restart(plan, env, root, log) {
+            Ok(()) => return,
+            Err(ifupdown::DirectError::NotApplicable(why)) => log.line(&format!(
+                "the network is changed through networking.service: {why}"
+            )),
+            Err(ifupdown::DirectError::Failed(why)) => log.line(&format!(
+                "warning: the planned network could not be raised directly ({why}); \
+                 restarting networking.service instead"
+            )),
+        }
+        self.network_down(env, log);
+        self.network_up(env, log);
+    }
+
     fn restart_libvirtd(&self, env: &Env, log: &mut Log, changed: &[String]) {
         systemd::restart_libvirtd(env, log, changed);
     }

@@ -64,6 +64,21 @@ pub trait Family: Sync {
     /// Brings the network up with the files as they are now.
     fn network_up(&self, env: &Env, log: &mut Log);
 
+    /// Moves the host from the network it booted on to the plan's (the files written
+    /// already): down, then up, unless the family has a faster way.
+    /// `changed`: the paths this run's `apply` changed.
+    fn network_restart(
+        &self,
+        _plan: &Plan,
+        env: &Env,
+        _root: &Root,
+        log: &mut Log,
+        _changed: &[String],
+    ) {
+        self.network_down(env, log);
+        self.network_up(env, log);
+    }
+
     /// Restarts libvirtd so it reads its new configuration. `changed`: the paths this
     /// run's `apply` changed (normally none: the offline step wrote them before this
     /// boot); a family may skip a restart that would change nothing.
