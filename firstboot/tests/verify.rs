@@ -1586,12 +1586,22 @@ fn debian12_installer_network(h: &FakeHost) {
     );
 }
 
-#[test]
-fn run_on_debian12_raises_the_planned_network_directly_and_keeps_ifupdowns_state() {
-    let h = debian12("linux-bridge");
+/// A debian12 host at its first boot: the offline step applied, runtime fakes, the
+/// installer's network up (or ifupdown's `ifstate` as given) and a gateway that answers.
+fn debian12_first_boot(net: &str, ifstate: Option<&str>) -> FakeHost {
+    let h = debian12(net);
     debian12_runtime(&h);
     debian12_installer_network(&h);
+    if let Some(state) = ifstate {
+        fs::write(h.root.join("run/network/ifstate"), state).unwrap();
+    }
     h.bin("ping", "exit 0");
+    h
+}
+
+#[test]
+fn run_on_debian12_raises_the_planned_network_directly_and_keeps_ifupdowns_state() {
+    let h = debian12_first_boot("linux-bridge", None);
     let out = h.cmd("run").output().unwrap();
     let log = read(&h.root, "/var/log/hvseed-firstboot.log");
     assert!(out.status.success(), "{log}");
@@ -1641,10 +1651,7 @@ fn run_on_debian12_raises_the_planned_network_directly_and_keeps_ifupdowns_state
 
 #[test]
 fn run_on_debian12_raises_open_vswitch_in_one_transaction() {
-    let h = debian12("openvswitch");
-    debian12_runtime(&h);
-    debian12_installer_network(&h);
-    h.bin("ping", "exit 0");
+    let h = debian12_first_boot("openvswitch", None);
     let out = h.cmd("run").output().unwrap();
     let log = read(&h.root, "/var/log/hvseed-firstboot.log");
     let net = fs::read_to_string(h.dir.join("net.log")).unwrap_or_default();
@@ -1671,15 +1678,10 @@ fn run_on_debian12_raises_open_vswitch_in_one_transaction() {
 
 #[test]
 fn run_on_debian12_leaves_a_network_already_planned_to_ifupdown() {
-    let h = debian12("linux-bridge");
-    debian12_runtime(&h);
-    debian12_installer_network(&h);
-    fs::write(
-        h.root.join("run/network/ifstate"),
-        "lo=lo\neth0=eth0\neth0.100=eth0.100\n",
-    )
-    .unwrap();
-    h.bin("ping", "exit 0");
+    let h = debian12_first_boot(
+        "linux-bridge",
+        Some("lo=lo\neth0=eth0\neth0.100=eth0.100\n"),
+    );
     let _ = h.cmd("run").output().unwrap();
     let log = read(&h.root, "/var/log/hvseed-firstboot.log");
     assert!(
@@ -1697,20 +1699,15 @@ fn run_on_debian12_leaves_a_network_already_planned_to_ifupdown() {
 
 #[test]
 fn run_on_debian12_leaves_the_network_ifupdown_raised_at_boot_from_unchanged_files() {
-    let h = debian12("linux-bridge");
-    debian12_runtime(&h);
-    debian12_installer_network(&h);
     // The offline step's files were in place at boot: ifup -a raised them.
-    fs::write(
-        h.root.join("run/network/ifstate"),
-        "lo=lo\neth0=eth0\neth0.100=eth0.100\ncloudbr0=cloudbr0\ncloudbr1=cloudbr1\n",
-    )
-    .unwrap();
+    let h = debian12_first_boot(
+        "linux-bridge",
+        Some("lo=lo\neth0=eth0\neth0.100=eth0.100\ncloudbr0=cloudbr0\ncloudbr1=cloudbr1\n"),
+    );
     let net = h.dir.join("sys/class/net");
     for d in ["eth0.100", "cloudbr0/bridge", "cloudbr1/bridge"] {
         fs::create_dir_all(net.join(d)).unwrap();
     }
-    h.bin("ping", "exit 0");
     let out = h.cmd("run").output().unwrap();
     let log = read(&h.root, "/var/log/hvseed-firstboot.log");
     assert!(out.status.success(), "{log}");

@@ -127,11 +127,7 @@ pub fn direct_restart(
     };
     log.line(&format!(
         "installer's network down directly: {} ({dh}) ({})",
-        if installer.is_empty() {
-            "nothing up on the trunk".to_string()
-        } else {
-            installer.join(" ")
-        },
+        super::joined_or(&installer, " ", "nothing up on the trunk"),
         secs(start.elapsed())
     ));
 

@@ -92,6 +92,18 @@ pub trait Family: Sync {
 }
 
 /// The family of each target: the one place that maps an `Os` to its family.
+/// `items` joined with `sep` for a log line, or `none` when there are none.
+pub(crate) fn joined_or<S: AsRef<str>>(items: &[S], sep: &str, none: &str) -> String {
+    if items.is_empty() {
+        return none.to_string();
+    }
+    items
+        .iter()
+        .map(AsRef::as_ref)
+        .collect::<Vec<_>>()
+        .join(sep)
+}
+
 pub fn family(os: Os) -> &'static dyn Family {
     match os {
         Os::Centos6 => &el6::El6,

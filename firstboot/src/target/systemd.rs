@@ -104,11 +104,7 @@ pub fn restart_libvirtd(env: &Env, log: &mut Log, changed: &[String]) {
         }
         log.line(&format!(
             "libvirtd.service and its sockets are {}: restarting it",
-            if states.is_empty() {
-                "in an unknown state".to_string()
-            } else {
-                states.join(", ")
-            }
+            super::joined_or(&states, ", ", "in an unknown state")
         ));
     } else {
         let list: Vec<&str> = ours.iter().map(|s| s.as_str()).collect();
