@@ -91,7 +91,6 @@ pub trait Family: Sync {
     fn checks(&self) -> &'static [Check];
 }
 
-/// The family of each target: the one place that maps an `Os` to its family.
 /// `items` joined with `sep` for a log line, or `none` when there are none.
 pub(crate) fn joined_or<S: AsRef<str>>(items: &[S], sep: &str, none: &str) -> String {
     if items.is_empty() {
@@ -104,6 +103,7 @@ pub(crate) fn joined_or<S: AsRef<str>>(items: &[S], sep: &str, none: &str) -> St
         .join(sep)
 }
 
+/// The family of each target: the one place that maps an `Os` to its family.
 pub fn family(os: Os) -> &'static dyn Family {
     match os {
         Os::Centos6 => &el6::El6,
