@@ -107,10 +107,9 @@ pub fn restart_libvirtd(env: &Env, log: &mut Log, changed: &[String]) {
             super::joined_or(&states, ", ", "in an unknown state")
         ));
     } else {
-        let list: Vec<&str> = ours.iter().map(|s| s.as_str()).collect();
         log.line(&format!(
             "changed by this run: {}: restarting libvirtd",
-            list.join(", ")
+            super::joined_or(&ours, ", ", "")
         ));
     }
     step(env, log, "systemctl", &["daemon-reload"], None);
