@@ -187,7 +187,7 @@ fn synthetic_payload(os: hvseed::inventory::Os, install_file: &str) -> hvseed::i
 
 /// Checks /hvseed/ on the ISO: byte-identical files, the agent, and `sha256sum -c`.
 fn check_hvseed_dir(iso: &Path, expected: &BTreeMap<String, Vec<u8>>, agent: &Path) -> PathBuf {
-    let d = tempfile::tempdir().unwrap().keep();
+    let d = crate::util::process_tempdir().keep();
     let hv = d.join("hvseed");
     extract(iso, "/hvseed", &hv);
     for (rel, bytes) in expected {
@@ -299,7 +299,8 @@ pub(crate) fn iso_cmd(example: &str, src: &Path, out: &Path, agent: &Path) -> Co
 fn cli_remaster(example: &str, fixture: &str, host: Option<&str>) -> Option<Remastered> {
     let fx = fixtures()?;
     let agent = agent()?;
-    let dir = tempfile::tempdir().unwrap();
+    // Kept in a static by the tests that share it: in the process's own directory.
+    let dir = crate::util::process_tempdir();
     let iso = dir.path().join("lab.iso");
     let inv_path = root().join("profiles/examples").join(example);
     let src = fx.join(fixture);
@@ -370,7 +371,7 @@ fn centos_remaster_through_the_library() {
     let r: Option<Remastered> = (|| {
         let fx = fixtures()?;
         let agent = agent()?;
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::util::process_tempdir();
         let iso = dir.path().join("lab.iso");
         let payload = synthetic_payload(hvseed::inventory::Os::Centos6, "fleet/ks.cfg");
         let before = sha256_file(&fx.join("centos6.iso"));

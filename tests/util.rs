@@ -89,6 +89,30 @@ pub fn iso_fixtures(layout: &str) -> PathBuf {
 /// other, and boot tests have deadlines).
 pub const QEMU_LOCK: &str = "/tmp/hvseed-tests-qemu.lock";
 
+/// A temporary directory for what one test process keeps across its tests (in
+/// statics, which are never dropped): made inside a directory of the process's own that
+/// is removed when the test process exits (`atexit`: the harness ends with `exit`, a
+/// failed test included), so a run leaves nothing behind in the temporary directory.
+pub fn process_tempdir() -> tempfile::TempDir {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    extern "C" fn remove() {
+        if let Some(d) = DIR.get() {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+    let dir = DIR.get_or_init(|| {
+        let d = tempfile::Builder::new()
+            .prefix("hvseed-tests-")
+            .tempdir()
+            .unwrap()
+            .keep();
+        // SAFETY: registers a plain function with the C library, once.
+        assert_eq!(unsafe { libc::atexit(remove) }, 0, "atexit");
+        d
+    });
+    tempfile::tempdir_in(dir).unwrap()
+}
+
 /// Waits for, then holds (until the file is dropped) the one-QEMU-at-a-time lock.
 pub fn one_qemu() -> std::fs::File {
     lock_file(Path::new(QEMU_LOCK))
