@@ -938,6 +938,8 @@ fn check_el9(root: &Path, orig: &Path, net: &str, sources: &[&str]) {
     drop_ins.sort();
     assert_eq!(drop_ins[0], "00-hvseed-root-login.conf", "{drop_ins:?}");
 
+    check_systemd_job(root);
+
     // The keyfiles, read back by nmcli; the installer's eth0 profile kept out of
     // NetworkManager's sight, the site's eth1 untouched.
     let kfs = el9_keyfiles(root);
@@ -1163,6 +1165,26 @@ fn el9_linux_bridge() {
 #[test]
 fn el9_openvswitch_restricted_sources() {
     full_case("el9", "openvswitch", &["192.168.42.0/24", "10.1.0.0/16"]);
+}
+
+/// The fixture's own profiles (the installer's eth0, the site's eth1) are keyfiles
+/// NetworkManager reads, with the addresses the tests rely on.
+#[test]
+fn el9_fixture_keyfiles_are_profiles_networkmanager_reads() {
+    let Some(nmcli) = nmcli() else { return };
+    let dir = repo_root().join("tests/fixtures/roots/el9/etc/NetworkManager/system-connections");
+    for (id, addr) in [
+        ("eth0", "192.168.40.11/24,192.168.40.1"),
+        ("eth1", "10.9.9.12/24"),
+    ] {
+        let back = keyfile(&run_ok(
+            std::process::Command::new(&nmcli)
+                .args(["--offline", "connection", "modify", "connection.id", id])
+                .stdin(fs::File::open(dir.join(format!("{id}.nmconnection"))).unwrap()),
+        ));
+        assert_eq!(kv(&back, "ipv4", "address1"), Some(addr), "{id}");
+        assert_eq!(kv(&back, "connection", "interface-name"), Some(id));
+    }
 }
 
 /// A plan that says `disabled` still gets permissive in the file: EL9 ignores
