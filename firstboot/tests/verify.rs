@@ -2012,6 +2012,41 @@ fn run_on_el9_brings_up_each_profile_networkmanager_has_not_activated() {
     );
 }
 
+/// A keyfile this run rewrote (here: one that went missing) would leave its active
+/// profile on the old settings: NetworkManager's connections are restarted.
+#[test]
+fn run_on_el9_restarts_networkmanagers_connections_when_it_changed_a_keyfile() {
+    let h = el9("linux-bridge");
+    runtime_fakes(&h);
+    h.bin("ping", "exit 0");
+    fs::remove_file(
+        h.root
+            .join("etc/NetworkManager/system-connections/cloudbr1.nmconnection"),
+    )
+    .unwrap();
+    let out = h.cmd("run").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        nmcli_calls(&h),
+        [
+            "nmcli networking off",
+            "nmcli connection reload",
+            "nmcli networking on"
+        ]
+    );
+    let log = read(&h.root, "/var/log/hvseed-firstboot.log");
+    assert!(
+        log.contains(
+            "changed by this run: /etc/NetworkManager/system-connections/cloudbr1.nmconnection"
+        ),
+        "{log}"
+    );
+}
+
 #[test]
 fn run_on_el9_restarts_libvirtd_when_a_modular_daemon_is_active() {
     let h = el9("linux-bridge");

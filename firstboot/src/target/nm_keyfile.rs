@@ -74,16 +74,24 @@ fn not_activated<'k>(files: &'k [Keyfile], active: &[(String, String)]) -> Vec<&
 
 /// The first boot's network change. The offline step wrote the keyfiles before this
 /// boot, so NetworkManager normally activated hvseed's profiles at boot already (they
-/// autoconnect, ahead of the installer's by their priority): then nothing is done.
-/// Otherwise NetworkManager re-reads the files when this run changed one, and each
-/// profile not yet activated is brought up with `nmcli connection up` (a port brings
-/// its bridge), which replaces the installer's profile on the same device.
+/// autoconnect, ahead of the installer's by their priority): then nothing is done, and
+/// a profile NetworkManager has not activated is brought up with `nmcli connection up`
+/// (a port brings its bridge), which replaces the installer's profile on its device.
+/// When this run changed a keyfile, an active profile would keep its old settings:
+/// NetworkManager's connections are restarted (down, re-read, up) as the other
+/// families restart their network service.
 pub fn network_restart(plan: &Plan, env: &Env, _root: &Root, log: &mut Log, changed: &[String]) {
     let files = keyfiles(plan);
     let paths = network_paths(plan);
-    let reread = changed.iter().any(|c| paths.contains(c));
-    if reread {
-        network_step(env, log, "nmcli", &["connection", "reload"]);
+    let ours: Vec<&String> = changed.iter().filter(|c| paths.contains(c)).collect();
+    if !ours.is_empty() {
+        log.line(&format!(
+            "changed by this run: {}: restarting NetworkManager's connections",
+            super::joined_or(&ours, ", ", "")
+        ));
+        network_down(env, log);
+        network_up(env, log);
+        return;
     }
     let start = Instant::now();
     let todo = match active(env) {
@@ -95,10 +103,9 @@ pub fn network_restart(plan: &Plan, env: &Env, _root: &Root, log: &mut Log, chan
     };
     if todo.is_empty() {
         log.line(&format!(
-            "the planned network is up already (NetworkManager activated hvseed's {} profiles{}; {}): \
-             no network restart",
+            "the planned network is up already (NetworkManager activated hvseed's {} profiles \
+             at boot from the files this run left unchanged; {}): no network restart",
             files.iter().filter(|k| k.activate).count(),
-            if reread { "" } else { " at boot from the files this run left unchanged" },
             secs(start.elapsed())
         ));
         return;
