@@ -45,22 +45,18 @@ pub fn network_up(env: &Env, log: &mut Log) {
 }
 
 /// The UUIDs of the active connections and their states
-/// (`nmcli -t -f UUID,STATE connection show --active`), or None when nmcli cannot say.
-fn active(env: &Env) -> Option<Vec<(String, String)>> {
-    let o = env.cmd(
-        "nmcli",
-        &["-t", "-f", "UUID,STATE", "connection", "show", "--active"],
-    );
+/// (`nmcli -t -f UUID,STATE connection show --active`), or why nmcli cannot say.
+fn active(env: &Env) -> Result<Vec<(String, String)>, String> {
+    let args = ["-t", "-f", "UUID,STATE", "connection", "show", "--active"];
+    let o = env.cmd("nmcli", &args);
     if !o.success() {
-        return None;
+        return Err(o.describe(&format!("nmcli {}", args.join(" "))));
     }
-    Some(
-        o.stdout()
-            .lines()
-            .filter_map(|l| l.split_once(':'))
-            .map(|(u, s)| (u.trim().to_string(), s.trim().to_string()))
-            .collect(),
-    )
+    Ok(o.stdout()
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(u, s)| (u.trim().to_string(), s.trim().to_string()))
+        .collect())
 }
 
 /// The profiles `nmcli connection up` must activate that are not activated now.
@@ -95,9 +91,11 @@ pub fn network_restart(plan: &Plan, env: &Env, _root: &Root, log: &mut Log, chan
     }
     let start = Instant::now();
     let todo = match active(env) {
-        Some(a) => not_activated(&files, &a),
-        None => {
-            log.line("warning: nmcli cannot list the active connections; activating every profile");
+        Ok(a) => not_activated(&files, &a),
+        Err(why) => {
+            log.line(&format!(
+                "warning: {why}; activating every profile of hvseed's"
+            ));
             files.iter().filter(|k| k.activate).collect()
         }
     };
@@ -120,13 +118,7 @@ pub fn network_restart(plan: &Plan, env: &Env, _root: &Root, log: &mut Log, chan
 /// may read) or could not activate shows here by name.
 pub const CHECK: Check = Check::new("network-profiles", |cx| {
     let files = keyfiles(cx.plan);
-    let Some(a) = active(cx.env) else {
-        let o = cx.env.cmd(
-            "nmcli",
-            &["-t", "-f", "UUID,STATE", "connection", "show", "--active"],
-        );
-        return Err(o.describe("nmcli -t -f UUID,STATE connection show --active"));
-    };
+    let a = active(cx.env)?;
     let down: Vec<String> = not_activated(&files, &a)
         .iter()
         .map(|k| format!("{} ({})", k.id, keyfile_path(&k.id)))
