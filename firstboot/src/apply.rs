@@ -116,8 +116,11 @@ pub enum TargetKind<'p> {
     /// A symlink with this target.
     Link { target: String },
     /// A file hvseed wrote for another plan (e.g. the other network type) and that
-    /// this plan does not want. Removed only if hvseed created it (no backup exists).
-    Stale,
+    /// this plan does not want: removed if hvseed created it (no backup exists, and
+    /// with `marker` the file starts with it, so a file hvseed never touched stays);
+    /// if hvseed had replaced someone's file there (its backup exists), that original
+    /// is put back.
+    Stale { marker: Option<&'static str> },
 }
 
 /// A text file edited by `f` (created, mode 0644, when missing).
@@ -187,7 +190,18 @@ pub fn edit_with<'p>(
 pub fn stale<'p>(path: &str) -> Target<'p> {
     Target {
         path: path.to_string(),
-        kind: TargetKind::Stale,
+        kind: TargetKind::Stale { marker: None },
+    }
+}
+
+/// A file this plan does not want, removed if hvseed created it, which its text shows
+/// by starting with `marker` (a path where other programs write files too).
+pub fn stale_marked<'p>(path: &str, marker: &'static str) -> Target<'p> {
+    Target {
+        path: path.to_string(),
+        kind: TargetKind::Stale {
+            marker: Some(marker),
+        },
     }
 }
 
@@ -308,7 +322,7 @@ fn host_path(root: &Root, t: &Target) -> Result<PathBuf, ApplyError> {
             let (dir, name) = t.path.rsplit_once('/').unwrap_or(("", &t.path));
             Ok(root.resolve(dir).map_err(rerr)?.join(name))
         }
-        TargetKind::Edit { .. } | TargetKind::EditWith { .. } | TargetKind::Stale => {
+        TargetKind::Edit { .. } | TargetKind::EditWith { .. } | TargetKind::Stale { .. } => {
             root.resolve(&t.path).map_err(rerr)
         }
     }
@@ -339,7 +353,7 @@ pub fn compute(plan: &Plan, root: &Root, job: bool) -> Result<Vec<Change>, Apply
                 })?
             }
             TargetKind::Link { target } => link_change(t.path, host, target)?,
-            TargetKind::Stale => stale_change(root, t.path, host)?,
+            TargetKind::Stale { marker } => stale_change(root, t.path, host, marker)?,
         };
         changes.extend(change);
     }
@@ -402,19 +416,43 @@ fn link_change(path: String, host: PathBuf, target: String) -> Result<Option<Cha
     }))
 }
 
-fn stale_change(root: &Root, path: String, host: PathBuf) -> Result<Option<Change>, ApplyError> {
+fn stale_change(
+    root: &Root,
+    path: String,
+    host: PathBuf,
+    marker: Option<&str>,
+) -> Result<Option<Change>, ApplyError> {
     let backup = root
         .resolve(&backup_path(&path))
         .map_err(|source| ApplyError::Read {
             path: backup_path(&path),
             source,
         })?;
+    let current = read_text(&host, &path)?;
     if fs::symlink_metadata(&backup).is_ok() {
-        return Ok(None);
+        // hvseed replaced someone's file here for another plan: the original comes
+        // back (the installer's profile of a device this plan does not configure),
+        // instead of hvseed's settings staying behind.
+        let Some(orig) = read_text(&backup, &backup_path(&path))? else {
+            return Ok(None);
+        };
+        if current.as_ref().is_some_and(|c| c.text == orig.text) {
+            return Ok(None);
+        }
+        return Ok(Some(Change {
+            path,
+            host_path: host,
+            old: current.map(|c| c.text),
+            new: New::Text(orig.text),
+            owner: orig.owner,
+        }));
     }
-    let Some(Existing { text, owner }) = read_text(&host, &path)? else {
+    let Some(Existing { text, owner }) = current else {
         return Ok(None);
     };
+    if marker.is_some_and(|m| !text.starts_with(m)) {
+        return Ok(None);
+    }
     Ok(Some(Change {
         path,
         host_path: host,

@@ -940,16 +940,25 @@ fn check_el9(root: &Path, orig: &Path, net: &str, sources: &[&str]) {
 
     check_systemd_job(root);
 
-    // The keyfiles, read back by nmcli; the installer's eth0 profile kept out of
-    // NetworkManager's sight, the site's eth1 untouched.
+    // The keyfiles, read back by nmcli; the installer's profiles (the trunk NIC's and
+    // its management VLAN's) kept out of NetworkManager's sight, the site's eth1
+    // untouched.
     let kfs = el9_keyfiles(root);
-    assert_eq!(
-        read(
-            root,
-            "/var/lib/hvseed/orig/etc/NetworkManager/system-connections/eth0.nmconnection.hvseed-orig"
-        ),
-        read(orig, &format!("{NM_DIR}/eth0.nmconnection"))
-    );
+    for id in ["eth0", "eth0.100"] {
+        let backup = format!("/var/lib/hvseed/orig{NM_DIR}/{id}.nmconnection.hvseed-orig");
+        let installer = read(orig, &format!("{NM_DIR}/{id}.nmconnection"));
+        if net == "linux-bridge" || id == "eth0" {
+            assert_eq!(read(root, &backup), installer, "{id}");
+        } else {
+            // Open vSwitch has no eth0.100 profile: the installer's is removed only if
+            // hvseed created it, so it stays, inert (autoconnect=false).
+            assert_eq!(
+                read(root, &format!("{NM_DIR}/{id}.nmconnection")),
+                installer
+            );
+            assert!(installer.contains("\nautoconnect=false\n"));
+        }
+    }
     assert_eq!(
         read(root, &format!("{NM_DIR}/eth1.nmconnection")),
         read(orig, &format!("{NM_DIR}/eth1.nmconnection"))
@@ -1167,23 +1176,30 @@ fn el9_openvswitch_restricted_sources() {
     full_case("el9", "openvswitch", &["192.168.42.0/24", "10.1.0.0/16"]);
 }
 
-/// The fixture's own profiles (the installer's eth0, the site's eth1) are keyfiles
-/// NetworkManager reads, with the addresses the tests rely on.
+/// The fixture's own profiles (the installer's eth0 and eth0.100, the site's eth1) are
+/// keyfiles NetworkManager reads, with the settings the tests rely on.
 #[test]
 fn el9_fixture_keyfiles_are_profiles_networkmanager_reads() {
     let Some(nmcli) = nmcli() else { return };
     let dir = repo_root().join("tests/fixtures/roots/el9/etc/NetworkManager/system-connections");
-    for (id, addr) in [
-        ("eth0", "192.168.40.11/24,192.168.40.1"),
-        ("eth1", "10.9.9.12/24"),
+    for (id, method, addr, autoconnect) in [
+        ("eth0", "auto", None, Some("false")),
+        (
+            "eth0.100",
+            "manual",
+            Some("192.168.42.11/24,192.168.42.1"),
+            Some("false"),
+        ),
+        ("eth1", "manual", Some("10.9.9.12/24"), None),
     ] {
         let back = keyfile(&run_ok(
             std::process::Command::new(&nmcli)
                 .args(["--offline", "connection", "modify", "connection.id", id])
                 .stdin(fs::File::open(dir.join(format!("{id}.nmconnection"))).unwrap()),
         ));
-        assert_eq!(kv(&back, "ipv4", "address1"), Some(addr), "{id}");
-        assert_eq!(kv(&back, "connection", "interface-name"), Some(id));
+        assert_eq!(kv(&back, "ipv4", "method"), Some(method), "{id}");
+        assert_eq!(kv(&back, "ipv4", "address1"), addr, "{id}");
+        assert_eq!(kv(&back, "connection", "autoconnect"), autoconnect, "{id}");
     }
 }
 
@@ -1230,12 +1246,25 @@ fn el9_switching_network_type_removes_the_other_keyfiles() {
     fs::write(&ovs, plan_json("el9", "openvswitch", &[]).to_string()).unwrap();
     apply(&root, &ovs, &[]);
     let dir = root.join("etc/NetworkManager/system-connections");
-    for id in ["eth0.100", "eth0.200", "eth0.300"] {
+    for id in ["eth0.200", "eth0.300"] {
         assert!(
             !dir.join(format!("{id}.nmconnection")).exists(),
             "stale {id}"
         );
     }
+    // hvseed had replaced the installer's eth0.100: its original is back, not hvseed's
+    // management address beside mgmt0's.
+    let installer = read(
+        &repo_root().join("tests/fixtures/roots/el9"),
+        "/etc/NetworkManager/system-connections/eth0.100.nmconnection",
+    );
+    assert_eq!(
+        read(
+            &root,
+            "/etc/NetworkManager/system-connections/eth0.100.nmconnection"
+        ),
+        installer
+    );
     assert!(dir.join("mgmt0-if.nmconnection").exists());
     apply(&root, &lb, &[]);
     assert!(!dir.join("mgmt0-if.nmconnection").exists());

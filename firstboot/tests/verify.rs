@@ -214,8 +214,8 @@ impl FakeHost {
             );
             // nmcli: logged; NetworkManager's active profiles are the UUIDs in
             // ../nm-active. `networking off` deactivates all, `networking on`
-            // activates every keyfile's profile (autoconnect), `connection up uuid U`
-            // activates U.
+            // activates every keyfile's profile but those with autoconnect=false,
+            // `connection up uuid U` activates U.
             script(
                 &bin.join("nmcli"),
                 &format!(
@@ -224,9 +224,10 @@ impl FakeHost {
                      '-t -f UUID,STATE connection show --active') \
                      [ -e \"$list\" ] && while read -r u; do echo \"$u:activated\"; done < \"$list\";; \
                      'networking off') : > \"$list\";; \
-                     'networking on') : > \"$list\"; for f in '{}'/*.nmconnection; do \
-                     while IFS= read -r l; do case \"$l\" in uuid=*) echo \"${{l#uuid=}}\" >> \"$list\";; esac; \
-                     done < \"$f\"; done;; \
+                     'networking on') : > \"$list\"; for f in '{}'/*.nmconnection; do u=; a=1; \
+                     while IFS= read -r l; do case \"$l\" in uuid=*) u=\"${{l#uuid=}}\";; \
+                     autoconnect=false) a=;; esac; done < \"$f\"; \
+                     [ -n \"$a\" ] && [ -n \"$u\" ] && echo \"$u\" >> \"$list\"; done;; \
                      'connection up uuid '*) echo \"$4\" >> \"$list\";; esac; exit 0",
                     root.join("etc/NetworkManager/system-connections").display()
                 ),
@@ -1843,6 +1844,14 @@ fn el9_profiles(root: &Path) -> std::collections::BTreeMap<String, String> {
     m
 }
 
+/// The `uuid=` of a keyfile's text.
+fn keyfile_uuid(text: &str) -> String {
+    text.lines()
+        .find_map(|l| l.strip_prefix("uuid="))
+        .unwrap()
+        .to_string()
+}
+
 /// An EL9 host after anaconda's %post ran `apply` and it booted: NetworkManager
 /// autoconnected every profile of the keyfiles (hvseed's and the site's).
 fn el9(net: &str) -> FakeHost {
@@ -2081,22 +2090,42 @@ fn run_on_el9_rolls_back_a_lost_gateway_and_keeps_its_unit() {
         "gateway_tries = 1\n",
     )
     .unwrap();
-    // The gateway answers only once the installer's profile is back (its address).
+    // A PXE install: anaconda marked the trunk NIC's DHCP profile, which the
+    // initramfs had used, to autoconnect. The gateway answers only once that profile is
+    // back and active.
     let keyfile = "etc/NetworkManager/system-connections/eth0.nmconnection";
-    let installer = read(&repo_root().join("tests/fixtures/roots/el9"), keyfile);
+    let backup = h
+        .root
+        .join("var/lib/hvseed/orig")
+        .join(format!("{keyfile}.hvseed-orig"));
+    let installer = fs::read_to_string(&backup)
+        .unwrap()
+        .replace("autoconnect=false\n", "");
+    fs::write(&backup, &installer).unwrap();
+    let uuid = keyfile_uuid(&installer);
     h.bin(
         "ping",
         &format!(
-            "while read -r l; do [ \"$l\" = 'address1=192.168.40.11/24,192.168.40.1' ] && exit 0; done < '{}'; exit 1",
-            h.root.join(keyfile).display()
+            "while read -r u; do [ \"$u\" = '{uuid}' ] && exit 0; done < '{}'; exit 1",
+            h.dir.join("nm-active").display()
         ),
     );
     let ids = el9_profiles(&h.root);
     let out = h.cmd("run").output().unwrap();
     assert!(!out.status.success());
     assert_eq!(read(&h.root, keyfile), installer);
+    assert_eq!(
+        read(
+            &h.root,
+            "/etc/NetworkManager/system-connections/eth0.100.nmconnection"
+        ),
+        read(
+            &repo_root().join("tests/fixtures/roots/el9"),
+            "/etc/NetworkManager/system-connections/eth0.100.nmconnection"
+        )
+    );
     // hvseed's own profiles are out of NetworkManager's directory.
-    for id in ["eth0.100", "eth0.200", "eth0.300", "cloudbr0", "cloudbr1"] {
+    for id in ["eth0.200", "eth0.300", "cloudbr0", "cloudbr1"] {
         let name = format!("{id}.nmconnection");
         assert!(!h
             .root

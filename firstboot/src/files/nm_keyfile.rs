@@ -109,10 +109,15 @@ fn list<S: AsRef<str>>(items: &[S]) -> String {
         .collect()
 }
 
+/// The first line of every keyfile hvseed writes: how `apply` tells its own keyfiles
+/// from the installer's and the site's.
+pub const MARKER: &str =
+    "# Written by hvseed-firstboot for this CloudStack KVM host; `apply` rewrites it.\n";
+
 /// The text of a keyfile.
 pub fn keyfile_text(kf: &Keyfile) -> String {
     let mut out = format!(
-        "# Written by hvseed-firstboot for this CloudStack KVM host; `apply` rewrites it.\n\
+        "{MARKER}\
          # The installer's profile of the same name, if any, is kept as\n\
          # {} (out of NetworkManager's sight).\n",
         crate::apply::backup_path(&keyfile_path(&kf.id))

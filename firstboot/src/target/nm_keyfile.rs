@@ -4,14 +4,17 @@
 
 use std::time::Instant;
 
-use crate::apply::{edit_exact, stale, Target};
-use crate::files::nm_keyfile::{keyfile_path, keyfile_text, keyfiles, stale_paths, Keyfile};
+use crate::apply::{edit_exact, stale_marked, Target};
+use crate::files::nm_keyfile::{
+    keyfile_path, keyfile_text, keyfiles, stale_paths, Keyfile, MARKER,
+};
 use crate::fsroot::Root;
 use crate::plan::Plan;
 use crate::run::{network_step, secs, Log};
 use crate::verify::{Check, Env};
 
-/// One keyfile per profile, and hvseed's keyfiles for the other network type removed.
+/// One keyfile per profile, and hvseed's keyfiles for the other network type removed
+/// (or, where hvseed had replaced the installer's, the installer's put back).
 pub fn targets(plan: &Plan) -> Vec<Target<'_>> {
     let mut t = Vec::new();
     for kf in keyfiles(plan) {
@@ -21,7 +24,7 @@ pub fn targets(plan: &Plan) -> Vec<Target<'_>> {
         }));
     }
     for path in stale_paths(plan) {
-        t.push(stale(&path));
+        t.push(stale_marked(&path, MARKER));
     }
     t
 }

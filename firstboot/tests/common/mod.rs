@@ -48,6 +48,10 @@ pub fn fixture_root(os: &str) -> (tempfile::TempDir, PathBuf) {
             0o600,
         ),
         (
+            "etc/NetworkManager/system-connections/eth0.100.nmconnection",
+            0o600,
+        ),
+        (
             "etc/NetworkManager/system-connections/eth1.nmconnection",
             0o600,
         ),
