@@ -1998,6 +1998,25 @@ fn run_on_el9_leaves_the_network_networkmanager_raised_at_boot_and_disables_its_
     .is_err());
 }
 
+/// An EL9 host booted with `selinux=0`: nothing to set (setenforce would fail).
+#[test]
+fn run_on_el9_leaves_a_disabled_selinux_alone() {
+    let h = el9("linux-bridge");
+    runtime_fakes(&h);
+    h.bin("ping", "exit 0");
+    h.bin("getenforce", "echo Disabled");
+    let out = h.cmd("run").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rt = fs::read_to_string(h.dir.join("runtime.log")).unwrap_or_default();
+    assert!(!rt.contains("setenforce"), "{rt}");
+    let log = read(&h.root, "/var/log/hvseed-firstboot.log");
+    assert!(log.contains("SELinux is disabled"), "{log}");
+}
+
 #[test]
 fn run_on_el9_brings_up_each_profile_networkmanager_has_not_activated() {
     let h = el9("linux-bridge");

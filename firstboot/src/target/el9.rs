@@ -55,7 +55,7 @@ impl Family for El9 {
     }
 
     fn prepare(&self, env: &Env, log: &mut Log) {
-        selinux::set_permissive(env, log);
+        selinux::set_permissive_unless_disabled(env, log);
     }
 
     fn load_firewall(&self, env: &Env, log: &mut Log) {

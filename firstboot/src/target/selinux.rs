@@ -24,6 +24,17 @@ pub fn targets_permissive<'p>() -> Vec<Target<'p>> {
     })]
 }
 
+/// Permissive now, unless SELinux is off altogether (`getenforce` says Disabled: EL9
+/// booted with `selinux=0`), where `setenforce` can only fail.
+pub fn set_permissive_unless_disabled(env: &Env, log: &mut Log) {
+    let o = env.cmd("getenforce", &[]);
+    if o.success() && o.stdout().trim().eq_ignore_ascii_case("disabled") {
+        log.line("SELinux is disabled (selinux=0 on the kernel command line): no setenforce");
+        return;
+    }
+    set_permissive(env, log);
+}
+
 /// Permissive now, without a reboot.
 pub fn set_permissive(env: &Env, log: &mut Log) {
     step(env, log, "setenforce", &["permissive"], None);
