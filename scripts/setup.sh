@@ -43,6 +43,7 @@ pkgs=(
   qemu-utils         # live tests: qemu-img overlays, so a guest never writes the cached image
   iputils-ping iproute2 e2fsprogs  # live tests: ping from the test's namespace, mkfs.ext4 -d
   libvirt-clients openssh-client   # live tests: virsh over qemu+tcp and ssh into the host
+  libnm0             # the library nmcli needs (no daemon); nmcli itself: see below
 )
 missing=()
 for p in "${pkgs[@]}"; do
@@ -52,6 +53,19 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}" >&2
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# NetworkManager's own nmcli, which reads the agent's EL9 keyfiles (`nmcli --offline`,
+# NetworkManager >= 1.42): unpacked from bookworm's network-manager package into .nm/
+# inside the checkout (git-ignored), never installed, so no NetworkManager daemon is
+# started or enabled on this machine. libnm0 above is the one library it needs.
+if [ ! -x .nm/usr/bin/nmcli ]; then
+  echo "setup: unpacking network-manager's nmcli into .nm" >&2
+  tmp=$(mktemp -d)
+  (cd "$tmp" && chmod 755 . && apt-get download network-manager >/dev/null)
+  rm -rf .nm
+  dpkg-deb -x "$tmp"/network-manager_*.deb .nm
+  rm -rf "$tmp"
 fi
 
 # pykickstart's ksvalidator, in a venv inside the checkout (.venv is git-ignored).

@@ -97,11 +97,13 @@ type EditWithFn<'p> = Box<dyn Fn(&str, Option<&str>) -> String + 'p>;
 
 pub enum TargetKind<'p> {
     /// A text file edited in place (created with `mode` when missing, unless
-    /// `only_if_exists`).
+    /// `only_if_exists`). With `exact_owner` it always ends up root's with `mode`,
+    /// whatever it had (a file its reader ignores otherwise).
     Edit {
         edit: EditFn<'p>,
         mode: u32,
         only_if_exists: bool,
+        exact_owner: bool,
     },
     /// A text file computed from its own text and another file's (`input`, `None` when
     /// that file does not exist), created with `mode` when missing. The other file is
@@ -114,8 +116,11 @@ pub enum TargetKind<'p> {
     /// A symlink with this target.
     Link { target: String },
     /// A file hvseed wrote for another plan (e.g. the other network type) and that
-    /// this plan does not want. Removed only if hvseed created it (no backup exists).
-    Stale,
+    /// this plan does not want: removed if hvseed created it (no backup exists, and
+    /// with `marker` the file starts with it, so a file hvseed never touched stays);
+    /// if hvseed had replaced someone's file there (its backup exists), that original
+    /// is put back.
+    Stale { marker: Option<&'static str> },
 }
 
 /// A text file edited by `f` (created, mode 0644, when missing).
@@ -131,6 +136,21 @@ pub fn edit_mode<'p>(path: &str, mode: u32, f: impl Fn(&str) -> String + 'p) -> 
             edit: Box::new(f),
             mode,
             only_if_exists: false,
+            exact_owner: false,
+        },
+    }
+}
+
+/// A text file edited by `f` that is root's with exactly `mode` afterwards, whatever
+/// owner and mode it had (NetworkManager ignores a keyfile anyone but root may read).
+pub fn edit_exact<'p>(path: &str, mode: u32, f: impl Fn(&str) -> String + 'p) -> Target<'p> {
+    Target {
+        path: path.to_string(),
+        kind: TargetKind::Edit {
+            edit: Box::new(f),
+            mode,
+            only_if_exists: false,
+            exact_owner: true,
         },
     }
 }
@@ -143,6 +163,7 @@ pub fn edit_existing<'p>(path: &str, f: impl Fn(&str) -> String + 'p) -> Target<
             edit: Box::new(f),
             mode: 0o644,
             only_if_exists: true,
+            exact_owner: false,
         },
     }
 }
@@ -169,7 +190,18 @@ pub fn edit_with<'p>(
 pub fn stale<'p>(path: &str) -> Target<'p> {
     Target {
         path: path.to_string(),
-        kind: TargetKind::Stale,
+        kind: TargetKind::Stale { marker: None },
+    }
+}
+
+/// A file this plan does not want, removed if hvseed created it, which its text shows
+/// by starting with `marker` (a path where other programs write files too).
+pub fn stale_marked<'p>(path: &str, marker: &'static str) -> Target<'p> {
+    Target {
+        path: path.to_string(),
+        kind: TargetKind::Stale {
+            marker: Some(marker),
+        },
     }
 }
 
@@ -200,12 +232,17 @@ pub fn targets(plan: &Plan, job: bool) -> Vec<Target<'_>> {
 }
 
 /// Where the pristine copy of `path` is kept. Beside the file as `<file>.hvseed-orig`,
-/// except for el6 ifcfg files: the network service treats every `ifcfg-*` in
-/// network-scripts as an interface (it skips only `.orig`, `.bak`, `~`, `.rpm*`), so
-/// `ifcfg-eth0.hvseed-orig` would bring the installer's DHCP config back up as a
-/// second interface. Those go under /var/lib/hvseed/orig/ with the same name.
+/// except for network files a service reads by directory: the el6 network service
+/// treats every `ifcfg-*` in network-scripts as an interface (it skips only `.orig`,
+/// `.bak`, `~`, `.rpm*`), so `ifcfg-eth0.hvseed-orig` would bring the installer's DHCP
+/// config back up as a second interface; NetworkManager loads every file in
+/// system-connections that is not hidden or named like a backup it knows (`.bak`,
+/// `.orig`, `~`, …), `.nmconnection` or not. Those go under /var/lib/hvseed/orig/ with
+/// the same name.
 pub fn backup_path(path: &str) -> String {
-    if path.starts_with("/etc/sysconfig/network-scripts/ifcfg-") {
+    if path.starts_with("/etc/sysconfig/network-scripts/ifcfg-")
+        || path.starts_with(&format!("{}/", crate::files::nm_keyfile::CONNECTIONS_DIR))
+    {
         format!("/var/lib/hvseed/orig{path}.hvseed-orig")
     } else {
         format!("{path}.hvseed-orig")
@@ -285,7 +322,7 @@ fn host_path(root: &Root, t: &Target) -> Result<PathBuf, ApplyError> {
             let (dir, name) = t.path.rsplit_once('/').unwrap_or(("", &t.path));
             Ok(root.resolve(dir).map_err(rerr)?.join(name))
         }
-        TargetKind::Edit { .. } | TargetKind::EditWith { .. } | TargetKind::Stale => {
+        TargetKind::Edit { .. } | TargetKind::EditWith { .. } | TargetKind::Stale { .. } => {
             root.resolve(&t.path).map_err(rerr)
         }
     }
@@ -301,17 +338,22 @@ pub fn compute(plan: &Plan, root: &Root, job: bool) -> Result<Vec<Change>, Apply
                 edit,
                 mode,
                 only_if_exists,
-            } => text_change(t.path, host, mode, only_if_exists, |old| edit(old))?,
+                exact_owner,
+            } => text_change(t.path, host, (mode, exact_owner), only_if_exists, |old| {
+                edit(old)
+            })?,
             TargetKind::EditWith { edit, input, mode } => {
                 let ihost = root.resolve(&input).map_err(|source| ApplyError::Read {
                     path: input.clone(),
                     source,
                 })?;
                 let text = read_text(&ihost, &input)?.map(|e| e.text);
-                text_change(t.path, host, mode, false, |old| edit(old, text.as_deref()))?
+                text_change(t.path, host, (mode, false), false, |old| {
+                    edit(old, text.as_deref())
+                })?
             }
             TargetKind::Link { target } => link_change(t.path, host, target)?,
-            TargetKind::Stale => stale_change(root, t.path, host)?,
+            TargetKind::Stale { marker } => stale_change(root, t.path, host, marker)?,
         };
         changes.extend(change);
     }
@@ -319,11 +361,12 @@ pub fn compute(plan: &Plan, root: &Root, job: bool) -> Result<Vec<Change>, Apply
 }
 
 /// A text file's change: `None` when `edit` leaves it as it is (or it is missing and
-/// only edited if it exists).
+/// only edited if it exists). `(mode, exact)`: the mode of a new file, or of every
+/// file when `exact` (root's too).
 fn text_change(
     path: String,
     host: PathBuf,
-    mode: u32,
+    (mode, exact): (u32, bool),
     only_if_exists: bool,
     edit: impl Fn(&str) -> String,
 ) -> Result<Option<Change>, ApplyError> {
@@ -332,10 +375,16 @@ fn text_change(
         return Ok(None);
     }
     let new = edit(old.as_ref().map_or("", |e| e.text.as_str()));
-    if old.as_ref().map(|e| &e.text) == Some(&new) {
+    let owner = match &old {
+        Some(e) if !exact => e.owner,
+        _ => Owner::root(mode),
+    };
+    if old
+        .as_ref()
+        .is_some_and(|e| e.text == new && e.owner == owner)
+    {
         return Ok(None);
     }
-    let owner = old.as_ref().map_or(Owner::root(mode), |e| e.owner);
     Ok(Some(Change {
         path,
         host_path: host,
@@ -367,19 +416,43 @@ fn link_change(path: String, host: PathBuf, target: String) -> Result<Option<Cha
     }))
 }
 
-fn stale_change(root: &Root, path: String, host: PathBuf) -> Result<Option<Change>, ApplyError> {
+fn stale_change(
+    root: &Root,
+    path: String,
+    host: PathBuf,
+    marker: Option<&str>,
+) -> Result<Option<Change>, ApplyError> {
     let backup = root
         .resolve(&backup_path(&path))
         .map_err(|source| ApplyError::Read {
             path: backup_path(&path),
             source,
         })?;
+    let current = read_text(&host, &path)?;
     if fs::symlink_metadata(&backup).is_ok() {
-        return Ok(None);
+        // hvseed replaced someone's file here for another plan: the original comes
+        // back (the installer's profile of a device this plan does not configure),
+        // instead of hvseed's settings staying behind.
+        let Some(orig) = read_text(&backup, &backup_path(&path))? else {
+            return Ok(None);
+        };
+        if current.as_ref().is_some_and(|c| c.text == orig.text) {
+            return Ok(None);
+        }
+        return Ok(Some(Change {
+            path,
+            host_path: host,
+            old: current.map(|c| c.text),
+            new: New::Text(orig.text),
+            owner: orig.owner,
+        }));
     }
-    let Some(Existing { text, owner }) = read_text(&host, &path)? else {
+    let Some(Existing { text, owner }) = current else {
         return Ok(None);
     };
+    if marker.is_some_and(|m| !text.starts_with(m)) {
+        return Ok(None);
+    }
     Ok(Some(Change {
         path,
         host_path: host,

@@ -103,7 +103,7 @@ fn components_rev(p: &Path) -> Vec<OsString> {
 }
 
 /// Mode and owner a file keeps when it is replaced.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Owner {
     pub mode: u32,
     pub uid: u32,

@@ -99,28 +99,10 @@ fn check_common(root: &Path, orig: &Path, net: &str) {
     }
 }
 
-fn check_centos6(root: &Path, orig: &Path, net: &str, sources: &[&str]) {
-    check_common(root, orig, net);
-    let (v, _) = shell_vars(&read(root, "/etc/sysconfig/libvirtd"));
-    assert_eq!(v["LIBVIRTD_ARGS"], "--listen");
-    let (v, _) = shell_vars(&read(root, "/etc/selinux/config"));
-    assert_eq!(v["SELINUX"], "permissive");
-    assert_eq!(v["SELINUXTYPE"], "targeted");
-    let (v, _) = shell_vars(&read(root, "/etc/sysconfig/network"));
-    assert_eq!(v["HOSTNAME"], "kvm1.lab.example.org");
-    assert_eq!(v["NETWORKING"], "yes");
-    assert_eq!(v["NETWORKING_IPV6"], "no", "site line kept");
-
-    // ntp.conf: the inventory's servers replace the stock ones.
-    let ntp = read(root, "/etc/ntp.conf");
-    let servers: Vec<&str> = ntp
-        .lines()
-        .filter_map(|l| l.strip_prefix("server "))
-        .map(|l| l.split_whitespace().next().unwrap())
-        .collect();
-    assert_eq!(servers, ["0.pool.ntp.org", "ntp1.lab.example.org"]);
-    assert!(ntp.contains("driftfile /var/lib/ntp/drift"));
-
+/// `/etc/sysconfig/iptables` (el6, el9): every port × source accepted before the INPUT
+/// REJECT, the FORWARD REJECT gone, the site rule and the mode kept, and
+/// iptables-restore accepts the file.
+fn check_sysconfig_iptables(root: &Path, ports: &[&str], sources: &[&str]) {
     // iptables: every port × source accepted before the INPUT REJECT; FORWARD REJECT gone.
     let t = iptables_save(&read(root, "/etc/sysconfig/iptables"));
     let filter = &t["filter"];
@@ -134,22 +116,22 @@ fn check_centos6(root: &Path, orig: &Path, net: &str, sources: &[&str]) {
     } else {
         sources.iter().map(|s| Some(*s)).collect()
     };
-    for port in PORTS {
+    for port in ports {
         for src in &want_sources {
             let at = input
                 .iter()
                 .position(|r| {
                     opt(r, "-p") == Some("tcp")
-                        && opt(r, "--dport") == Some(port)
+                        && opt(r, "--dport") == Some(*port)
                         && opt(r, "-j") == Some("ACCEPT")
                         && opt(r, "-s") == *src
                 })
                 .unwrap_or_else(|| panic!("no ACCEPT for {port} from {src:?}: {input:?}"));
             assert!(at < reject, "{port} accepted after the REJECT");
         }
-        if !sources.is_empty() && port != "22" {
+        if !sources.is_empty() && *port != "22" {
             assert!(
-                !input.iter().any(|r| opt(r, "--dport") == Some(port)
+                !input.iter().any(|r| opt(r, "--dport") == Some(*port)
                     && opt(r, "-j") == Some("ACCEPT")
                     && opt(r, "-s").is_none()),
                 "{port} open to anyone despite firewall_sources"
@@ -172,6 +154,40 @@ fn check_centos6(root: &Path, orig: &Path, net: &str, sources: &[&str]) {
         0o600,
         "mode kept"
     );
+
+    // iptables-restore itself accepts the file (parse and check, nothing loaded).
+    if let Some(ipr) = tool("iptables-restore", "iptables") {
+        run_ok(
+            std::process::Command::new(ipr)
+                .arg("--test")
+                .stdin(fs::File::open(root.join("etc/sysconfig/iptables")).unwrap()),
+        );
+    }
+}
+
+fn check_centos6(root: &Path, orig: &Path, net: &str, sources: &[&str]) {
+    check_common(root, orig, net);
+    let (v, _) = shell_vars(&read(root, "/etc/sysconfig/libvirtd"));
+    assert_eq!(v["LIBVIRTD_ARGS"], "--listen");
+    let (v, _) = shell_vars(&read(root, "/etc/selinux/config"));
+    assert_eq!(v["SELINUX"], "permissive");
+    assert_eq!(v["SELINUXTYPE"], "targeted");
+    let (v, _) = shell_vars(&read(root, "/etc/sysconfig/network"));
+    assert_eq!(v["HOSTNAME"], "kvm1.lab.example.org");
+    assert_eq!(v["NETWORKING"], "yes");
+    assert_eq!(v["NETWORKING_IPV6"], "no", "site line kept");
+
+    // ntp.conf: the inventory's servers replace the stock ones.
+    let ntp = read(root, "/etc/ntp.conf");
+    let servers: Vec<&str> = ntp
+        .lines()
+        .filter_map(|l| l.strip_prefix("server "))
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(servers, ["0.pool.ntp.org", "ntp1.lab.example.org"]);
+    assert!(ntp.contains("driftfile /var/lib/ntp/drift"));
+
+    check_sysconfig_iptables(root, &PORTS, sources);
 
     // ifcfg files, keys in the guide's order.
     let ifcfg = |dev: &str| {
@@ -197,14 +213,6 @@ fn check_centos6(root: &Path, orig: &Path, net: &str, sources: &[&str]) {
             sourced(&root.join(&f[1..]), &keys),
             vars,
             "{f} as sh reads it"
-        );
-    }
-    // iptables-restore itself accepts the file (parse and check, nothing loaded).
-    if let Some(ipr) = tool("iptables-restore", "iptables") {
-        run_ok(
-            std::process::Command::new(ipr)
-                .arg("--test")
-                .stdin(fs::File::open(root.join("etc/sysconfig/iptables")).unwrap()),
         );
     }
     let order_starts = |order: &[String], want: &[&str], dev: &str| {
@@ -764,7 +772,329 @@ fn check_systemd_job(root: &Path) {
     }
 }
 
-use std::os::unix::fs::PermissionsExt;
+/// Every unit the el9 family masks: libvirtd's sockets and the modular daemons
+/// (libvirt 10.0's `libvirt.spec.in`), and firewalld.
+const EL9_MASKED: [&str; 23] = [
+    "libvirtd.socket",
+    "libvirtd-ro.socket",
+    "libvirtd-admin.socket",
+    "libvirtd-tcp.socket",
+    "libvirtd-tls.socket",
+    "virtqemud.service",
+    "virtqemud.socket",
+    "virtqemud-ro.socket",
+    "virtqemud-admin.socket",
+    "virtnetworkd.service",
+    "virtnetworkd.socket",
+    "virtnetworkd-ro.socket",
+    "virtnetworkd-admin.socket",
+    "virtstoraged.service",
+    "virtstoraged.socket",
+    "virtstoraged-ro.socket",
+    "virtstoraged-admin.socket",
+    "virtproxyd.socket",
+    "virtproxyd-ro.socket",
+    "virtproxyd-admin.socket",
+    "virtproxyd-tcp.socket",
+    "virtproxyd-tls.socket",
+    "firewalld.service",
+];
+
+const NM_DIR: &str = "/etc/NetworkManager/system-connections";
+
+/// The keyfiles hvseed wrote (id → parsed file), each root's with mode 0600 and read by
+/// NetworkManager's own nmcli: `nmcli --offline` parses the file, checks it as
+/// NetworkManager does (an invalid UUID, value or missing property is an error) and
+/// prints the normalised profile; every key hvseed wrote must come back with the same
+/// value (a misspelt key or section would be dropped).
+fn el9_keyfiles(root: &Path) -> std::collections::BTreeMap<String, common::Keyfile> {
+    let mut out = std::collections::BTreeMap::new();
+    let nmcli = nmcli();
+    for e in fs::read_dir(root.join(&NM_DIR[1..])).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().into_string().unwrap();
+        assert!(
+            !name.contains("hvseed"),
+            "{name}: NetworkManager would load it as a profile"
+        );
+        let text = fs::read_to_string(e.path()).unwrap();
+        if !text.starts_with("# Written by hvseed-firstboot") {
+            continue;
+        }
+        let meta = fs::metadata(e.path()).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o7777, 0o600, "{name} mode");
+        assert_eq!((meta.uid(), meta.gid()), (0, 0), "{name} owner");
+        let kf = keyfile(&text);
+        let id = kf["connection"]
+            .iter()
+            .find(|(k, _)| k == "id")
+            .unwrap()
+            .1
+            .clone();
+        assert_eq!(name, format!("{id}.nmconnection"));
+        if let Some(nmcli) = &nmcli {
+            let back = run_ok(
+                std::process::Command::new(nmcli)
+                    .args(["--offline", "connection", "modify", "connection.id", &id])
+                    .stdin(fs::File::open(e.path()).unwrap()),
+            );
+            let back = keyfile(&back);
+            for (section, keys) in &kf {
+                for (k, v) in keys {
+                    let got = back
+                        .get(section)
+                        .and_then(|ks| ks.iter().find(|(bk, _)| bk == k))
+                        .map(|(_, bv)| bv.as_str());
+                    // NetworkManager leaves a default out: bridge.stp is on by default.
+                    let default = section == "bridge" && k == "stp" && v == "true";
+                    assert!(
+                        got == Some(v.as_str()) || (default && got.is_none()),
+                        "{name}: [{section}] {k}={v} came back from nmcli as {got:?}"
+                    );
+                }
+            }
+        }
+        out.insert(id, kf);
+    }
+    out
+}
+
+/// `section.key` of a parsed keyfile.
+fn kv<'a>(kf: &'a common::Keyfile, section: &str, key: &str) -> Option<&'a str> {
+    kf.get(section)?
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+/// EL9's own files: libvirtd in its traditional mode (sockets and modular daemons
+/// masked, libvirtd.service enabled), the iptables service with firewalld masked,
+/// SELinux permissive, chrony, root's SSH login, the FQDN, and the NetworkManager
+/// keyfiles.
+fn check_el9(root: &Path, orig: &Path, net: &str, sources: &[&str]) {
+    check_common(root, orig, net);
+    assert!(!orig.join("etc/sysconfig/libvirtd").exists());
+    let (v, _) = shell_vars(&read(root, "/etc/sysconfig/libvirtd"));
+    assert_eq!(v["LIBVIRTD_ARGS"], "--listen");
+    assert_eq!(v.len(), 1, "{v:?}");
+    let c = libvirt_conf(&read(root, "/etc/libvirt/libvirt.conf"));
+    assert_eq!(c["remote_mode"], "\"legacy\"");
+    assert_eq!(c.len(), 1, "{c:?}");
+    for u in EL9_MASKED {
+        let l = root.join("etc/systemd/system").join(u);
+        assert_eq!(
+            fs::read_link(&l).unwrap().to_str(),
+            Some("/dev/null"),
+            "{u}"
+        );
+    }
+    for u in ["libvirtd.service", "iptables.service"] {
+        let l = root
+            .join("etc/systemd/system/multi-user.target.wants")
+            .join(u);
+        assert_eq!(
+            fs::read_link(&l).unwrap().to_str(),
+            Some(format!("/usr/lib/systemd/system/{u}").as_str()),
+            "{u} enabled"
+        );
+    }
+    // Permissive, never `disabled`: EL9 ignores that in the file.
+    let (v, _) = shell_vars(&read(root, "/etc/selinux/config"));
+    assert_eq!(v["SELINUX"], "permissive");
+    assert_eq!(v["SELINUXTYPE"], "targeted");
+    assert_eq!(read(root, "/etc/hostname"), "kvm1.lab.example.org\n");
+    check_sysconfig_iptables(root, &PORTS_TLS, sources);
+    let conf = read(root, "/etc/chrony.conf");
+    let servers: Vec<Vec<&str>> = conf
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|w| matches!(w.first(), Some(&("server" | "pool" | "peer"))))
+        .collect();
+    assert_eq!(
+        servers,
+        [
+            vec!["server", "0.pool.ntp.org", "iburst"],
+            vec!["server", "ntp1.lab.example.org", "iburst"]
+        ]
+    );
+    assert!(conf.contains("\nsourcedir /run/chrony-dhcp\n"));
+    assert_comments_kept("/etc/chrony.conf", &read(orig, "/etc/chrony.conf"), &conf);
+    // sshd reads sshd_config.d/*.conf in order, first value wins: hvseed's 00- first.
+    assert_eq!(
+        read(root, "/etc/ssh/sshd_config"),
+        read(orig, "/etc/ssh/sshd_config")
+    );
+    let drop_in = read(root, "/etc/ssh/sshd_config.d/00-hvseed-root-login.conf");
+    let directives: Vec<&str> = drop_in
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#') && !l.trim().is_empty())
+        .collect();
+    assert_eq!(directives, ["PermitRootLogin yes"]);
+    let mut drop_ins: Vec<String> = fs::read_dir(root.join("etc/ssh/sshd_config.d"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".conf"))
+        .collect();
+    drop_ins.sort();
+    assert_eq!(drop_ins[0], "00-hvseed-root-login.conf", "{drop_ins:?}");
+
+    check_systemd_job(root);
+
+    // The keyfiles, read back by nmcli; the installer's profiles (the trunk NIC's and
+    // its management VLAN's) kept out of NetworkManager's sight, the site's eth1
+    // untouched.
+    let kfs = el9_keyfiles(root);
+    for id in ["eth0", "eth0.100"] {
+        let backup = format!("/var/lib/hvseed/orig{NM_DIR}/{id}.nmconnection.hvseed-orig");
+        let installer = read(orig, &format!("{NM_DIR}/{id}.nmconnection"));
+        if net == "linux-bridge" || id == "eth0" {
+            assert_eq!(read(root, &backup), installer, "{id}");
+        } else {
+            // Open vSwitch has no eth0.100 profile: the installer's is removed only if
+            // hvseed created it, so it stays, inert (autoconnect=false).
+            assert_eq!(
+                read(root, &format!("{NM_DIR}/{id}.nmconnection")),
+                installer
+            );
+            assert!(installer.contains("\nautoconnect=false\n"));
+        }
+    }
+    assert_eq!(
+        read(root, &format!("{NM_DIR}/eth1.nmconnection")),
+        read(orig, &format!("{NM_DIR}/eth1.nmconnection"))
+    );
+    let uuid = |id: &str| kv(&kfs[id], "connection", "uuid").unwrap().to_string();
+    let eth0 = &kfs["eth0"];
+    assert_eq!(kv(eth0, "connection", "type"), Some("ethernet"));
+    assert_eq!(kv(eth0, "connection", "interface-name"), Some("eth0"));
+    assert_eq!(kv(eth0, "ethernet", "mac-address"), Some(MAC_UPPER));
+    assert_ne!(
+        kv(eth0, "connection", "uuid"),
+        kv(
+            &keyfile(&read(orig, &format!("{NM_DIR}/eth0.nmconnection"))),
+            "connection",
+            "uuid"
+        ),
+        "a profile of hvseed's own, not the installer's edited"
+    );
+    for kf in kfs.values() {
+        assert_eq!(kv(kf, "connection", "autoconnect-priority"), Some("10"));
+    }
+    let mgmt_ip = |kf: &common::Keyfile| {
+        assert_eq!(kv(kf, "ipv4", "method"), Some("manual"));
+        assert_eq!(
+            kv(kf, "ipv4", "address1"),
+            Some("192.168.42.11/24,192.168.42.1")
+        );
+        assert_eq!(kv(kf, "ipv4", "dns"), Some("192.168.42.1;192.168.42.2;"));
+    };
+    let with_ip: Vec<&String> = kfs
+        .iter()
+        .filter(|(_, kf)| kv(kf, "ipv4", "address1").is_some())
+        .map(|(id, _)| id)
+        .collect();
+    if net == "linux-bridge" {
+        let mut ids: Vec<&str> = kfs.keys().map(String::as_str).collect();
+        ids.sort();
+        assert_eq!(
+            ids,
+            ["cloudbr0", "cloudbr1", "eth0", "eth0.100", "eth0.200", "eth0.300"]
+        );
+        assert_eq!(kv(eth0, "ipv4", "method"), Some("disabled"));
+        let m = &kfs["eth0.100"];
+        assert_eq!(kv(m, "connection", "type"), Some("vlan"));
+        assert_eq!(kv(m, "vlan", "id"), Some("100"));
+        assert_eq!(kv(m, "vlan", "parent"), Some("eth0"));
+        mgmt_ip(m);
+        assert_eq!(with_ip, ["eth0.100"]);
+        for (br, vlan) in [("cloudbr0", "200"), ("cloudbr1", "300")] {
+            let b = &kfs[br];
+            assert_eq!(kv(b, "connection", "type"), Some("bridge"));
+            assert_eq!(kv(b, "bridge", "stp"), Some("true"));
+            assert_eq!(kv(b, "bridge", "forward-delay"), Some("5"));
+            assert_eq!(kv(b, "ipv4", "method"), Some("disabled"));
+            let port = &kfs[&format!("eth0.{vlan}")];
+            assert_eq!(kv(port, "vlan", "id"), Some(vlan));
+            assert_eq!(kv(port, "vlan", "parent"), Some("eth0"));
+            assert_eq!(kv(port, "connection", "master"), Some(uuid(br).as_str()));
+            assert_eq!(kv(port, "connection", "slave-type"), Some("bridge"));
+            assert!(
+                !port.contains_key("ipv4"),
+                "a bridge port has no IP settings"
+            );
+        }
+    } else {
+        // The trunk bridge holds the NIC; each VLAN's bridge is a bridge of its own
+        // with its internal interface, joined to the trunk by a patch pair tagged on
+        // the trunk's side.
+        let by_if = |kind: &str, ifname: &str| -> Vec<&String> {
+            kfs.iter()
+                .filter(|(_, kf)| {
+                    kv(kf, "connection", "type") == Some(kind)
+                        && kv(kf, "connection", "interface-name") == Some(ifname)
+                })
+                .map(|(id, _)| id)
+                .collect()
+        };
+        let master_of = |id: &str| {
+            let m = kv(&kfs[id], "connection", "master").unwrap();
+            kfs.iter()
+                .find(|(_, kf)| kv(kf, "connection", "uuid") == Some(m))
+                .map(|(id, _)| id.clone())
+                .unwrap_or_else(|| panic!("{id}: master {m} is no profile of hvseed's"))
+        };
+        let bridge_of_port = |port: &str| -> String {
+            let br = master_of(port);
+            assert_eq!(kv(&kfs[&br], "connection", "type"), Some("ovs-bridge"));
+            kv(&kfs[&br], "connection", "interface-name")
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(kv(eth0, "connection", "slave-type"), Some("ovs-port"));
+        assert_eq!(bridge_of_port(&master_of("eth0")), "cloudbr");
+        for (br, vlan) in [("mgmt0", 100), ("cloudbr0", 200), ("cloudbr1", 300)] {
+            assert_eq!(by_if("ovs-bridge", br).len(), 1, "{br}");
+            let internal = by_if("ovs-interface", br);
+            assert_eq!(internal.len(), 1, "{br}");
+            let i = &kfs[internal[0]];
+            assert_eq!(kv(i, "ovs-interface", "type"), Some("internal"));
+            assert_eq!(bridge_of_port(&master_of(internal[0])), br);
+            if br == "mgmt0" {
+                mgmt_ip(i);
+            } else {
+                assert_eq!(kv(i, "ipv4", "method"), Some("disabled"));
+            }
+            // The patch pair.
+            let patches: Vec<&String> = kfs
+                .iter()
+                .filter(|(_, kf)| kv(kf, "ovs-interface", "type") == Some("patch"))
+                .filter(|(id, _)| {
+                    let b = bridge_of_port(&master_of(id));
+                    b == br
+                        || (b == "cloudbr" && {
+                            let port = master_of(id);
+                            kv(&kfs[&port], "ovs-port", "tag") == Some(&vlan.to_string())
+                        })
+                })
+                .map(|(id, _)| id)
+                .collect();
+            assert_eq!(patches.len(), 2, "{br}: {patches:?}");
+            let ifname = |id: &str| kv(&kfs[id], "connection", "interface-name").unwrap();
+            let peer = |id: &str| kv(&kfs[id], "ovs-patch", "peer").unwrap();
+            assert_eq!(peer(patches[0]), ifname(patches[1]));
+            assert_eq!(peer(patches[1]), ifname(patches[0]));
+            let tags: Vec<Option<&str>> = patches
+                .iter()
+                .map(|p| kv(&kfs[&master_of(p)], "ovs-port", "tag"))
+                .collect();
+            assert!(tags.contains(&None), "{br}: untagged on its own side");
+        }
+        let mgmt_if = by_if("ovs-interface", "mgmt0");
+        assert_eq!(with_ip, mgmt_if);
+    }
+}
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
 fn full_case(os: &str, net: &str, sources: &[&str]) {
     let (tmp, root) = fixture_root(os);
@@ -785,6 +1115,7 @@ fn full_case(os: &str, net: &str, sources: &[&str]) {
     assert!(!out.contains("\n0 changed"), "{out}");
     match os {
         "centos6" => check_centos6(&root, &orig, net, sources),
+        "el9" => check_el9(&root, &orig, net, sources),
         _ => check_ubuntu(&root, &orig, os, net, sources),
     }
 
@@ -833,6 +1164,112 @@ fn debian12_openvswitch_restricted_sources() {
         "openvswitch",
         &["192.168.42.0/24", "10.1.0.0/16"],
     );
+}
+
+#[test]
+fn el9_linux_bridge() {
+    full_case("el9", "linux-bridge", &[]);
+}
+
+#[test]
+fn el9_openvswitch_restricted_sources() {
+    full_case("el9", "openvswitch", &["192.168.42.0/24", "10.1.0.0/16"]);
+}
+
+/// The fixture's own profiles (the installer's eth0 and eth0.100, the site's eth1) are
+/// keyfiles NetworkManager reads, with the settings the tests rely on.
+#[test]
+fn el9_fixture_keyfiles_are_profiles_networkmanager_reads() {
+    let Some(nmcli) = nmcli() else { return };
+    let dir = repo_root().join("tests/fixtures/roots/el9/etc/NetworkManager/system-connections");
+    for (id, method, addr, autoconnect) in [
+        ("eth0", "auto", None, Some("false")),
+        (
+            "eth0.100",
+            "manual",
+            Some("192.168.42.11/24,192.168.42.1"),
+            Some("false"),
+        ),
+        ("eth1", "manual", Some("10.9.9.12/24"), None),
+    ] {
+        let back = keyfile(&run_ok(
+            std::process::Command::new(&nmcli)
+                .args(["--offline", "connection", "modify", "connection.id", id])
+                .stdin(fs::File::open(dir.join(format!("{id}.nmconnection"))).unwrap()),
+        ));
+        assert_eq!(kv(&back, "ipv4", "method"), Some(method), "{id}");
+        assert_eq!(kv(&back, "ipv4", "address1"), addr, "{id}");
+        assert_eq!(kv(&back, "connection", "autoconnect"), autoconnect, "{id}");
+    }
+}
+
+/// A plan that says `disabled` still gets permissive in the file: EL9 ignores
+/// `SELINUX=disabled` there (only the `selinux=0` kernel argument turns SELinux off).
+#[test]
+fn el9_never_writes_selinux_disabled() {
+    let (tmp, root) = fixture_root("el9");
+    let mut p = plan_json("el9", "linux-bridge", &[]);
+    p["security"]["selinux"] = serde_json::json!("disabled");
+    let plan = write_plan(tmp.path(), &p);
+    apply(&root, &plan, &[]);
+    let (v, _) = shell_vars(&read(&root, "/etc/selinux/config"));
+    assert_eq!(v["SELINUX"], "permissive");
+}
+
+/// A keyfile of hvseed's that someone made readable is made root's 0600 again:
+/// NetworkManager ignores it otherwise.
+#[test]
+fn el9_keyfiles_are_made_private_again() {
+    let (tmp, root) = fixture_root("el9");
+    let plan = write_plan(tmp.path(), &plan_json("el9", "linux-bridge", &[]));
+    apply(&root, &plan, &[]);
+    let f = root.join("etc/NetworkManager/system-connections/cloudbr0.nmconnection");
+    fs::set_permissions(&f, fs::Permissions::from_mode(0o644)).unwrap();
+    let out = apply(&root, &plan, &[]);
+    assert!(
+        out.contains("changed /etc/NetworkManager/system-connections/cloudbr0.nmconnection"),
+        "{out}"
+    );
+    assert_eq!(
+        fs::metadata(&f).unwrap().permissions().mode() & 0o7777,
+        0o600
+    );
+    assert!(apply(&root, &plan, &[]).ends_with("0 changed\n"));
+}
+
+#[test]
+fn el9_switching_network_type_removes_the_other_keyfiles() {
+    let (tmp, root) = fixture_root("el9");
+    let lb = write_plan(tmp.path(), &plan_json("el9", "linux-bridge", &[]));
+    apply(&root, &lb, &[]);
+    let ovs = tmp.path().join("ovs.json");
+    fs::write(&ovs, plan_json("el9", "openvswitch", &[]).to_string()).unwrap();
+    apply(&root, &ovs, &[]);
+    let dir = root.join("etc/NetworkManager/system-connections");
+    for id in ["eth0.200", "eth0.300"] {
+        assert!(
+            !dir.join(format!("{id}.nmconnection")).exists(),
+            "stale {id}"
+        );
+    }
+    // hvseed had replaced the installer's eth0.100: its original is back, not hvseed's
+    // management address beside mgmt0's.
+    let installer = read(
+        &repo_root().join("tests/fixtures/roots/el9"),
+        "/etc/NetworkManager/system-connections/eth0.100.nmconnection",
+    );
+    assert_eq!(
+        read(
+            &root,
+            "/etc/NetworkManager/system-connections/eth0.100.nmconnection"
+        ),
+        installer
+    );
+    assert!(dir.join("mgmt0-if.nmconnection").exists());
+    apply(&root, &lb, &[]);
+    assert!(!dir.join("mgmt0-if.nmconnection").exists());
+    assert!(dir.join("eth1.nmconnection").exists(), "site profile kept");
+    assert!(apply(&root, &lb, &[]).ends_with("0 changed\n"));
 }
 
 /// A root without a password (locked, as Ubuntu's installer leaves it) may log in
@@ -1497,7 +1934,7 @@ fn apply_after_a_power_cut_in_the_commit_finishes_the_job() {
 /// changes; an undo file is never silently overwritten by the commit.
 #[test]
 fn a_stale_undo_is_removed_and_a_missing_target_is_put_back_on_every_os() {
-    for os in ["centos6", "ubuntu1204", "debian12"] {
+    for os in ["centos6", "ubuntu1204", "debian12", "el9"] {
         let tmp = tempfile::tempdir().unwrap();
         let plan = write_plan(tmp.path(), &plan_json(os, "linux-bridge", &[]));
         let (_t1, reference) = fixture_root(os);

@@ -114,7 +114,7 @@ fn apply_inside_the_chroot_like_post_does() {
     let Some(agent) = static_agent_for_chroot() else {
         return;
     };
-    for os in ["centos6", "ubuntu1204"] {
+    for os in ["centos6", "ubuntu1204", "el9"] {
         let (tmp, inside) = common::fixture_root(os);
         let (_t2, outside) = common::fixture_root(os);
         let plan = common::plan_json(os, "linux-bridge", &["192.168.42.0/24"]);

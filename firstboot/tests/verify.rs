@@ -55,7 +55,7 @@ fn iptables_out(os: &str, sources: &[&str]) -> String {
     } else {
         sources.iter().map(|s| Some(*s)).collect()
     };
-    let ports: &[&str] = if os == "debian12" {
+    let ports: &[&str] = if os == "debian12" || os == "el9" {
         &["22", "1798", "16509", "16514", "5900:6100", "49152:49216"]
     } else {
         &["22", "1798", "16509", "5900:6100", "49152:49216"]
@@ -63,7 +63,7 @@ fn iptables_out(os: &str, sources: &[&str]) -> String {
     for port in ports {
         for src in &srcs {
             let src = src.map(|s| format!(" -s {s}")).unwrap_or_default();
-            if os == "centos6" {
+            if os == "centos6" || os == "el9" {
                 s += &format!("-A INPUT{src} -p tcp -m tcp --dport {port} -j ACCEPT\n");
             } else if port.contains(':') {
                 s += &format!(
@@ -93,7 +93,11 @@ impl FakeHost {
         .unwrap();
         fs::write(dir.join("proc/net/dev"), NET_DEV).unwrap();
         fs::write(dir.join("proc/net/tcp"), TCP).unwrap();
-        let timed = if os == "debian12" { "chronyd" } else { "ntpd" };
+        let timed = if os == "debian12" || os == "el9" {
+            "chronyd"
+        } else {
+            "ntpd"
+        };
         for (pid, comm) in [(1, "init"), (812, timed), (901, "libvirtd")] {
             fs::create_dir_all(dir.join(format!("proc/{pid}"))).unwrap();
             fs::write(
@@ -174,6 +178,64 @@ impl FakeHost {
                 script(
                     &bin.join("ovs-vsctl"),
                     "case \"$1\" in --version) echo 'ovs-vsctl (Open vSwitch) 3.1.0';; br-exists) exit 0;; esac",
+                );
+            }
+        } else if os == "el9" {
+            script(&bin.join("libvirtd"), "echo 'libvirtd (libvirt) 10.0.0'");
+            script(
+                &root.join("usr/libexec/qemu-kvm"),
+                "echo 'QEMU emulator version 8.2.0 (qemu-kvm-8.2.0-11.el9_4.6)'",
+            );
+            script(&bin.join("getenforce"), "echo Permissive");
+            // rpm as EL's: `-q --qf '%{NAME}\n' P...` prints each installed name and
+            // "package P is not installed" for the others (../missing), exiting with
+            // their count; `-q cloudstack-agent` prints the package.
+            script(
+                &bin.join("rpm"),
+                "d=\"${0%/*}/..\"; case \"$2\" in --qf) shift 3; rc=0\n\
+                 for p; do gone=; if [ -e \"$d/missing\" ]; then \
+                 while read -r m; do [ \"$m\" = \"$p\" ] && gone=1; done < \"$d/missing\"; fi\n\
+                 if [ -n \"$gone\" ]; then echo \"package $p is not installed\"; rc=$((rc+1)); \
+                 else echo \"$p\"; fi; done; exit $rc;; \
+                 *) echo cloudstack-agent-4.20.0.0-1.el9.noarch;; esac",
+            );
+            // systemctl: logged; is-active prints one state per unit: libvirtd's from
+            // ../libvirtd-state (active), firewalld's from ../firewalld-state
+            // (inactive), every other unit's from ../units-state (inactive).
+            script(
+                &bin.join("systemctl"),
+                "d=\"${0%/*}/..\"; echo \"systemctl $*\" >> \"$d/systemctl.log\"\n\
+                 case \"$1\" in is-active) shift; rc=0; for u in \"$@\"; do \
+                 case \"$u\" in libvirtd.service) s=active; f=libvirtd-state;; \
+                 firewalld.service) s=inactive; f=firewalld-state;; *) s=inactive; f=units-state;; esac; \
+                 [ -e \"$d/$f\" ] && read -r s < \"$d/$f\"; \
+                 echo \"$s\"; [ \"$s\" = active ] || rc=3; done; exit $rc;; \
+                 restart) [ \"$2\" != libvirtd.service ] || [ ! -e \"$d/libvirtd-state\" ];; *) exit 0;; esac",
+            );
+            // nmcli: logged; NetworkManager's active profiles are the UUIDs in
+            // ../nm-active. `networking off` deactivates all, `networking on`
+            // activates every keyfile's profile but those with autoconnect=false,
+            // `connection up uuid U` activates U.
+            script(
+                &bin.join("nmcli"),
+                &format!(
+                    "d=\"${{0%/*}}/..\"; echo \"nmcli $*\" >> \"$d/nmcli.log\"; list=\"$d/nm-active\"\n\
+                     case \"$*\" in \
+                     '-t -f UUID,STATE connection show --active') \
+                     [ -e \"$list\" ] && while read -r u; do echo \"$u:activated\"; done < \"$list\";; \
+                     'networking off') : > \"$list\";; \
+                     'networking on') : > \"$list\"; for f in '{}'/*.nmconnection; do u=; a=1; \
+                     while IFS= read -r l; do case \"$l\" in uuid=*) u=\"${{l#uuid=}}\";; \
+                     autoconnect=false) a=;; esac; done < \"$f\"; \
+                     [ -n \"$a\" ] && [ -n \"$u\" ] && echo \"$u\" >> \"$list\"; done;; \
+                     'connection up uuid '*) echo \"$4\" >> \"$list\";; esac; exit 0",
+                    root.join("etc/NetworkManager/system-connections").display()
+                ),
+            );
+            if net == "openvswitch" {
+                script(
+                    &bin.join("ovs-vsctl"),
+                    "case \"$1\" in --version) echo 'ovs-vsctl (Open vSwitch) 3.3.1';; br-exists) exit 0;; esac",
                 );
             }
         } else {
@@ -1728,4 +1790,407 @@ fn run_on_debian12_leaves_the_network_ifupdown_raised_at_boot_from_unchanged_fil
     let _ = h.cmd("run").output().unwrap();
     let sc = fs::read_to_string(h.dir.join("systemctl.log")).unwrap();
     assert!(sc.contains("systemctl stop networking.service"), "{sc}");
+}
+
+// ------------------------------------------------------------------ el9
+
+const EL9_CHECKS: [&str; 24] = [
+    "x86-64",
+    "cpu-virtualization",
+    "memory",
+    "nic",
+    "fqdn",
+    "packages",
+    "ntp",
+    "libvirt-version",
+    "qemu-version",
+    "openvswitch-version",
+    "libvirtd-sockets-masked",
+    "libvirt-modular-daemons-masked",
+    "libvirtd-enabled",
+    "libvirtd-running",
+    "libvirtd-listening",
+    "network-profiles",
+    "bridges",
+    "selinux",
+    "firewalld-off",
+    "firewall",
+    "root-ssh-login",
+    "cloudstack-agent",
+    "no-vms",
+    "cpu-facts",
+];
+
+/// hvseed's keyfiles under `root`: id → uuid.
+fn el9_profiles(root: &Path) -> std::collections::BTreeMap<String, String> {
+    let mut m = std::collections::BTreeMap::new();
+    let dir = root.join("etc/NetworkManager/system-connections");
+    for e in fs::read_dir(dir).unwrap() {
+        let text = fs::read_to_string(e.unwrap().path()).unwrap();
+        if !text.starts_with("# Written by hvseed-firstboot") {
+            continue;
+        }
+        let kf = keyfile(&text);
+        let get = |k: &str| {
+            kf["connection"]
+                .iter()
+                .find(|(key, _)| key == k)
+                .unwrap()
+                .1
+                .clone()
+        };
+        m.insert(get("id"), get("uuid"));
+    }
+    m
+}
+
+/// The `uuid=` of a keyfile's text.
+fn keyfile_uuid(text: &str) -> String {
+    text.lines()
+        .find_map(|l| l.strip_prefix("uuid="))
+        .unwrap()
+        .to_string()
+}
+
+/// An EL9 host after anaconda's %post ran `apply` and it booted: NetworkManager
+/// autoconnected every profile of the keyfiles (hvseed's and the site's).
+fn el9(net: &str) -> FakeHost {
+    let h = FakeHost::new("el9", net);
+    offline_apply(&h);
+    run_ok(
+        Command::new(h.dir.join("bin/nmcli"))
+            .args(["networking", "on"])
+            .env("PATH", h.dir.join("bin")),
+    );
+    fs::remove_file(h.dir.join("nmcli.log")).unwrap();
+    h
+}
+
+/// The nmcli calls of a run, less the queries.
+fn nmcli_calls(h: &FakeHost) -> Vec<String> {
+    fs::read_to_string(h.dir.join("nmcli.log"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.contains("--active"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn verify_passes_on_a_good_el9_host() {
+    for net in ["linux-bridge", "openvswitch"] {
+        let h = el9(net);
+        let (ok, m) = h.verify();
+        assert!(ok, "{net}: {m:#?}");
+        let names: Vec<&str> = m.keys().map(String::as_str).collect();
+        let mut want = EL9_CHECKS.to_vec();
+        if net == "linux-bridge" {
+            want.retain(|c| *c != "openvswitch-version");
+        }
+        want.sort();
+        assert_eq!(names, want, "{net}");
+        assert!(m["firewall"].1.contains("16514"), "{m:?}");
+        assert!(m["qemu-version"].1.contains("8.2.0"), "{m:?}");
+        assert!(m["ntp"].1.contains("ntp1.lab.example.org"), "{m:?}");
+        assert!(
+            m["root-ssh-login"].1.contains("00-hvseed-root-login.conf"),
+            "{m:?}"
+        );
+        let profiles = &m["network-profiles"].1;
+        if net == "openvswitch" {
+            assert!(m["packages"].1.contains("NetworkManager-ovs"), "{m:?}");
+            assert!(profiles.contains("mgmt0-if"), "{profiles}");
+        } else {
+            assert!(profiles.contains("eth0.100"), "{profiles}");
+        }
+    }
+}
+
+#[test]
+fn verify_fails_each_el9_check_with_a_reason() {
+    let h = el9("linux-bridge");
+    fs::remove_file(h.root.join("etc/systemd/system/virtproxyd.socket")).unwrap();
+    fs::remove_file(
+        h.root
+            .join("etc/systemd/system/multi-user.target.wants/libvirtd.service"),
+    )
+    .unwrap();
+    fs::write(h.dir.join("firewalld-state"), "active\n").unwrap();
+    fs::write(h.dir.join("missing"), "iptables-nft-services\n").unwrap();
+    // NetworkManager did not activate the management VLAN.
+    let mgmt = &el9_profiles(&h.root)["eth0.100"];
+    let active = fs::read_to_string(h.dir.join("nm-active")).unwrap();
+    fs::write(
+        h.dir.join("nm-active"),
+        active.replace(&format!("{mgmt}\n"), ""),
+    )
+    .unwrap();
+    h.bin("getenforce", "echo Enforcing");
+    h.bin(
+        "iptables-save",
+        &format!("cat <<'EOF'\n{}EOF", iptables_out("centos6", &[])),
+    );
+    let (ok, m) = h.verify();
+    assert!(!ok);
+    let failed = |name: &str, needle: &str| {
+        let (ok, detail) = &m[name];
+        assert!(!ok, "{name} should fail: {detail}");
+        assert!(
+            detail.contains(needle),
+            "{name}: {detail:?} lacks {needle:?}"
+        );
+    };
+    failed("libvirt-modular-daemons-masked", "virtproxyd.socket");
+    failed("libvirtd-enabled", "systemctl enable libvirtd.service");
+    failed("firewalld-off", "firewalld.service is active");
+    failed("packages", "not installed: iptables-nft-services");
+    failed(
+        "network-profiles",
+        "eth0.100 (/etc/NetworkManager/system-connections/eth0.100.nmconnection)",
+    );
+    failed("selinux", "enforcing");
+    failed("firewall", "not accepted in INPUT: 16514");
+    assert!(
+        m["libvirtd-sockets-masked"].0 && m["bridges"].0 && m["cloudstack-agent"].0,
+        "{m:#?}"
+    );
+}
+
+#[test]
+fn run_on_el9_leaves_the_network_networkmanager_raised_at_boot_and_disables_its_unit() {
+    let h = el9("linux-bridge");
+    runtime_fakes(&h);
+    h.bin("ping", "exit 0");
+    let out = h.cmd("run").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // NetworkManager activated hvseed's profiles at boot from the files this run did
+    // not change: nothing to reload or bring up.
+    assert_eq!(nmcli_calls(&h), Vec::<String>::new());
+    let log = read(&h.root, "/var/log/hvseed-firstboot.log");
+    assert!(log.contains("the planned network is up already"), "{log}");
+    let sc = fs::read_to_string(h.dir.join("systemctl.log")).unwrap();
+    let calls: Vec<&str> = sc.lines().filter(|l| !l.contains("is-active")).collect();
+    assert_eq!(
+        calls,
+        [
+            // Once the gateway answered on the planned network.
+            "systemctl stop firewalld.service",
+            "systemctl restart iptables.service",
+            // libvirtd started at boot with the files of the offline step and nothing
+            // it replaces is active: no restart.
+            "systemctl disable hvseed-firstboot.service",
+        ]
+    );
+    let rt = fs::read_to_string(h.dir.join("runtime.log")).unwrap();
+    assert!(rt.contains("setenforce permissive"), "{rt}");
+    assert!(!rt.contains("iptables-restore"), "{rt}");
+    let report: hvseed_firstboot::report::Report =
+        serde_json::from_str(&read(&h.root, "/var/lib/hvseed/report.json")).unwrap();
+    assert_eq!(report.status, hvseed_firstboot::report::ReportStatus::Ready);
+    assert!(fs::symlink_metadata(
+        h.root
+            .join("etc/systemd/system/multi-user.target.wants/hvseed-firstboot.service")
+    )
+    .is_err());
+}
+
+/// An EL9 host booted with `selinux=0`: nothing to set (setenforce would fail).
+#[test]
+fn run_on_el9_leaves_a_disabled_selinux_alone() {
+    let h = el9("linux-bridge");
+    runtime_fakes(&h);
+    h.bin("ping", "exit 0");
+    h.bin("getenforce", "echo Disabled");
+    let out = h.cmd("run").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rt = fs::read_to_string(h.dir.join("runtime.log")).unwrap_or_default();
+    assert!(!rt.contains("setenforce"), "{rt}");
+    let log = read(&h.root, "/var/log/hvseed-firstboot.log");
+    assert!(log.contains("SELinux is disabled"), "{log}");
+}
+
+#[test]
+fn run_on_el9_brings_up_each_profile_networkmanager_has_not_activated() {
+    let h = el9("linux-bridge");
+    runtime_fakes(&h);
+    h.bin("ping", "exit 0");
+    // Only the installer's network and the site's eth1 are up.
+    fs::write(h.dir.join("nm-active"), "").unwrap();
+    let out = h.cmd("run").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ids = el9_profiles(&h.root);
+    let up = |id: &str| format!("nmcli connection up uuid {}", ids[id]);
+    // The trunk first (it replaces the installer's profile on eth0), then the
+    // management VLAN, then the bridge ports, which bring their bridges.
+    assert_eq!(
+        nmcli_calls(&h),
+        [up("eth0"), up("eth0.100"), up("eth0.200"), up("eth0.300")]
+    );
+}
+
+/// A keyfile this run rewrote (here: one that went missing) would leave its active
+/// profile on the old settings: NetworkManager's connections are restarted.
+#[test]
+fn run_on_el9_restarts_networkmanagers_connections_when_it_changed_a_keyfile() {
+    let h = el9("linux-bridge");
+    runtime_fakes(&h);
+    h.bin("ping", "exit 0");
+    fs::remove_file(
+        h.root
+            .join("etc/NetworkManager/system-connections/cloudbr1.nmconnection"),
+    )
+    .unwrap();
+    let out = h.cmd("run").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        nmcli_calls(&h),
+        [
+            "nmcli networking off",
+            "nmcli connection reload",
+            "nmcli networking on"
+        ]
+    );
+    let log = read(&h.root, "/var/log/hvseed-firstboot.log");
+    assert!(
+        log.contains(
+            "changed by this run: /etc/NetworkManager/system-connections/cloudbr1.nmconnection"
+        ),
+        "{log}"
+    );
+}
+
+#[test]
+fn run_on_el9_restarts_libvirtd_when_a_modular_daemon_is_active() {
+    let h = el9("linux-bridge");
+    runtime_fakes(&h);
+    h.bin("ping", "exit 0");
+    fs::write(h.dir.join("units-state"), "active\n").unwrap();
+    let out = h.cmd("run").output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    let sc = fs::read_to_string(h.dir.join("systemctl.log")).unwrap();
+    let stop = sc
+        .lines()
+        .find(|l| l.starts_with("systemctl stop libvirtd.socket"))
+        .unwrap_or_else(|| panic!("{sc}\n{err}"));
+    for u in [
+        "virtproxyd.socket",
+        "virtqemud.service",
+        "virtstoraged-admin.socket",
+    ] {
+        assert!(stop.split_whitespace().any(|w| w == u), "{stop}");
+    }
+    assert!(sc.contains("systemctl restart libvirtd.service"), "{sc}");
+}
+
+#[test]
+fn run_on_el9_rolls_back_a_lost_gateway_and_keeps_its_unit() {
+    let h = el9("linux-bridge");
+    runtime_fakes(&h);
+    fs::write(h.dir.join("nm-active"), "").unwrap();
+    fs::create_dir_all(h.root.join("etc/hvseed")).unwrap();
+    fs::write(
+        h.root.join("etc/hvseed/firstboot.conf"),
+        "gateway_tries = 1\n",
+    )
+    .unwrap();
+    // A PXE install: anaconda marked the trunk NIC's DHCP profile, which the
+    // initramfs had used, to autoconnect. The gateway answers only once that profile is
+    // back and active.
+    let keyfile = "etc/NetworkManager/system-connections/eth0.nmconnection";
+    let backup = h
+        .root
+        .join("var/lib/hvseed/orig")
+        .join(format!("{keyfile}.hvseed-orig"));
+    let installer = fs::read_to_string(&backup)
+        .unwrap()
+        .replace("autoconnect=false\n", "");
+    fs::write(&backup, &installer).unwrap();
+    let uuid = keyfile_uuid(&installer);
+    h.bin(
+        "ping",
+        &format!(
+            "while read -r u; do [ \"$u\" = '{uuid}' ] && exit 0; done < '{}'; exit 1",
+            h.dir.join("nm-active").display()
+        ),
+    );
+    let ids = el9_profiles(&h.root);
+    let out = h.cmd("run").output().unwrap();
+    assert!(!out.status.success());
+    assert_eq!(read(&h.root, keyfile), installer);
+    assert_eq!(
+        read(
+            &h.root,
+            "/etc/NetworkManager/system-connections/eth0.100.nmconnection"
+        ),
+        read(
+            &repo_root().join("tests/fixtures/roots/el9"),
+            "/etc/NetworkManager/system-connections/eth0.100.nmconnection"
+        )
+    );
+    // hvseed's own profiles are out of NetworkManager's directory.
+    for id in ["eth0.200", "eth0.300", "cloudbr0", "cloudbr1"] {
+        let name = format!("{id}.nmconnection");
+        assert!(!h
+            .root
+            .join("etc/NetworkManager/system-connections")
+            .join(&name)
+            .exists());
+        assert!(h
+            .root
+            .join(format!(
+                "var/lib/hvseed/failed/etc_NetworkManager_system-connections_{name}"
+            ))
+            .exists());
+    }
+    let calls = nmcli_calls(&h);
+    let up = |id: &str| format!("nmcli connection up uuid {}", ids[id]);
+    assert_eq!(
+        calls,
+        [
+            up("eth0"),
+            up("eth0.100"),
+            up("eth0.200"),
+            up("eth0.300"),
+            "nmcli networking off".to_string(),
+            "nmcli connection reload".to_string(),
+            "nmcli networking on".to_string(),
+        ]
+    );
+    let sc = fs::read_to_string(h.dir.join("systemctl.log")).unwrap();
+    assert!(
+        !sc.contains("iptables.service"),
+        "hvseed's firewall loaded after the rollback: {sc}"
+    );
+    assert!(!sc.contains("disable"), "{sc}");
+    let report: hvseed_firstboot::report::Report =
+        serde_json::from_str(&read(&h.root, "/var/lib/hvseed/report.json")).unwrap();
+    let gw = &report.checks[0];
+    assert!(
+        !gw.ok && gw.detail.contains("gateway reachable now: true"),
+        "{gw:?}"
+    );
+    assert!(fs::symlink_metadata(
+        h.root
+            .join("etc/systemd/system/multi-user.target.wants/hvseed-firstboot.service")
+    )
+    .is_ok());
+    // The next boot's apply puts the planned profiles back for another try.
+    offline_apply(&h);
+    assert_eq!(el9_profiles(&h.root), ids);
 }

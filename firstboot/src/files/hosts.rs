@@ -1,5 +1,5 @@
 //! The host's name: `/etc/hosts` (every target), `/etc/sysconfig/network` (EL6) and
-//! `/etc/hostname` (Debian and Ubuntu).
+//! `/etc/hostname` (Debian and Ubuntu: the short name; EL9: the FQDN).
 
 use crate::edit::{Lines, Style};
 use crate::plan::Plan;
@@ -18,6 +18,12 @@ pub fn sysconfig_network(old: &str, plan: &Plan) -> String {
 /// finds the FQDN through /etc/hosts.
 pub fn etc_hostname(_old: &str, plan: &Plan) -> String {
     format!("{}\n", plan.hostname)
+}
+
+/// EL9 `/etc/hostname`: the FQDN, as anaconda writes it there (`hostname` prints it
+/// too; `hostname --fqdn` still goes through /etc/hosts).
+pub fn etc_hostname_fqdn(_old: &str, plan: &Plan) -> String {
+    format!("{}\n", plan.fqdn)
 }
 
 /// One address line of `/etc/hosts`, comment left out.

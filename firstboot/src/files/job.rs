@@ -73,8 +73,9 @@ exec {AGENT_PATH} run --plan {PLAN_PATH}
 
 /// A systemd oneshot unit (its output goes to the journal; the agent writes the
 /// console and its log itself). It starts once the network is online (ifupdown's
-/// `networking.service` is ordered before network-online.target) and after Open
-/// vSwitch, whose bridges it brings up; the units `run` stops and restarts
+/// `networking.service`, or NetworkManager-wait-online.service, is ordered before
+/// network-online.target) and after Open vSwitch (Debian's openvswitch-switch, EL's
+/// openvswitch), whose bridges it brings up; the units `run` stops and restarts
 /// (`networking`, `libvirtd` and its sockets) are not ordered against it directly, so
 /// their jobs never wait on this one. The agent bounds every command it runs; the start
 /// timeout only keeps a hung run from holding the boot for ever.
@@ -89,7 +90,7 @@ pub fn systemd_unit() -> String {
 [Unit]
 Description=hvseed first-boot agent
 Wants=network-online.target
-After=network-online.target openvswitch-switch.service
+After=network-online.target openvswitch-switch.service openvswitch.service
 ConditionPathExists={PLAN_PATH}
 
 [Service]

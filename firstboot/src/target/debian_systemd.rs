@@ -97,7 +97,7 @@ impl Family for DebianSystemd {
     }
 
     fn restart_libvirtd(&self, env: &Env, log: &mut Log, changed: &[String]) {
-        systemd::restart_libvirtd(env, log, changed);
+        systemd::restart_libvirtd(env, log, changed, &systemd::LIBVIRTD_SOCKETS);
     }
 
     fn disable_job(&self, env: &Env, root: &Root, log: &mut Log) -> io::Result<()> {

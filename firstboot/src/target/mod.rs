@@ -8,7 +8,8 @@
 //! A family is composed of pieces named after the tool they drive, shared by every
 //! family whose systems use that tool: [`sysv`], [`upstart`] and [`systemd`] (the
 //! first-boot job and how it is disabled; systemd also masks libvirtd's sockets),
-//! [`ifcfg`] and [`ifupdown`] (the network files and how the network is restarted),
+//! [`ifcfg`], [`ifupdown`] and [`nm_keyfile`] (the network files and how the network
+//! is restarted),
 //! [`iptables`] and [`ufw`] (the firewall files and how they are loaded), [`selinux`]
 //! and [`apparmor`] (the MAC files and the runtime step), [`chrony`] (time) and
 //! [`openssh`] (root's SSH login), with the file contents in [`crate::files`] and the
@@ -18,9 +19,11 @@ pub mod apparmor;
 pub mod chrony;
 pub mod debian_systemd;
 pub mod el6;
+pub mod el9;
 pub mod ifcfg;
 pub mod ifupdown;
 pub mod iptables;
+pub mod nm_keyfile;
 pub mod openssh;
 pub mod selinux;
 pub mod systemd;
@@ -109,6 +112,7 @@ pub fn family(os: Os) -> &'static dyn Family {
         Os::Centos6 => &el6::El6,
         Os::Ubuntu1204 => &ubuntu_upstart::UbuntuUpstart,
         Os::Debian12 => &debian_systemd::DebianSystemd,
+        Os::El9 => &el9::El9,
     }
 }
 
@@ -139,7 +143,7 @@ mod tests {
 
     #[test]
     fn every_family_checks_every_requirement_once() {
-        for os in [Os::Centos6, Os::Ubuntu1204, Os::Debian12] {
+        for os in [Os::Centos6, Os::Ubuntu1204, Os::Debian12, Os::El9] {
             let names: Vec<&str> = family(os).checks().iter().map(|c| c.name).collect();
             for want in EVERY_HOST {
                 assert!(names.contains(want), "{os}: no {want} check in {names:?}");

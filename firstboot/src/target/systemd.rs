@@ -1,6 +1,7 @@
-//! systemd (Debian 12, and Ubuntu ≥ 22.04 and EL9 next): the first-boot job as a
+//! systemd (Debian 12 and EL9, and Ubuntu ≥ 22.04 next): the first-boot job as a
 //! oneshot unit, libvirtd in its traditional mode (its sockets masked, so it may listen
-//! on TCP itself), and restarting units with `systemctl`.
+//! on TCP itself; on EL9 also the modular daemons masked and libvirtd.service enabled),
+//! and restarting units with `systemctl`.
 
 use std::fs;
 use std::io;
@@ -23,8 +24,49 @@ pub const LIBVIRTD_SOCKETS: [&str; 5] = [
     "libvirtd-tls.socket",
 ];
 
+/// libvirt's modular daemons that stand in for the monolithic libvirtd where a
+/// distribution presets them (EL9): the QEMU, network and storage drivers' daemons with
+/// their sockets, and virtproxyd's sockets, which bind libvirtd's own
+/// `/run/libvirt/libvirt-sock*` and TCP/TLS ports and pass clients on to the modular
+/// daemons. All masked, as `cloudstack-setup-agent` masks the QEMU, network and storage
+/// ones (modern-targets, "libvirt on systemd distros"). The names are those of
+/// libvirt's own packaging, `libvirt.spec.in` of libvirt 10.0 (RHEL 9.4): `%files
+/// daemon-driver-qemu`, `daemon-driver-network`, `daemon-driver-storage-core` and
+/// `daemon-proxy` list each of them in `%{_unitdir}`.
+pub const MODULAR_UNITS: [&str; 17] = [
+    "virtqemud.service",
+    "virtqemud.socket",
+    "virtqemud-ro.socket",
+    "virtqemud-admin.socket",
+    "virtnetworkd.service",
+    "virtnetworkd.socket",
+    "virtnetworkd-ro.socket",
+    "virtnetworkd-admin.socket",
+    "virtstoraged.service",
+    "virtstoraged.socket",
+    "virtstoraged-ro.socket",
+    "virtstoraged-admin.socket",
+    "virtproxyd.socket",
+    "virtproxyd-ro.socket",
+    "virtproxyd-admin.socket",
+    "virtproxyd-tcp.socket",
+    "virtproxyd-tls.socket",
+];
+
 /// Where the administrator's units and masks live.
 const ETC_UNITS: &str = "/etc/systemd/system";
+/// Where packaged units live (EL; Debian's /lib is the same directory).
+const LIB_UNITS: &str = "/usr/lib/systemd/system";
+
+/// The link `systemctl enable` makes for a packaged `unit` with `WantedBy=target`.
+pub fn wants_link(unit: &str, target: &str) -> String {
+    format!("{ETC_UNITS}/{target}.wants/{unit}")
+}
+
+/// `unit` (packaged, `WantedBy=target`) enabled: the link `systemctl enable` makes.
+pub fn enabled<'p>(unit: &str, target: &str) -> Target<'p> {
+    link(&wants_link(unit, target), &format!("{LIB_UNITS}/{unit}"))
+}
 
 /// The unit and its enablement link (what `systemctl enable` makes).
 pub fn job<'p>() -> Vec<Target<'p>> {
@@ -64,13 +106,14 @@ pub fn disable_job(env: &Env, root: &Root, log: &mut Log) -> io::Result<()> {
 }
 
 /// What decides whether libvirtd must be restarted: its configuration, its defaults
-/// file and the masks of its sockets.
-fn libvirtd_input(path: &str) -> bool {
+/// file, the masks of `units` (its sockets, and the modular daemons where they are
+/// masked) and its enablement.
+fn libvirtd_input(path: &str, units: &[&str]) -> bool {
     path.starts_with("/etc/libvirt/")
         || path == "/etc/default/libvirtd"
-        || LIBVIRTD_SOCKETS
-            .iter()
-            .any(|u| path == format!("{ETC_UNITS}/{u}"))
+        || path == "/etc/sysconfig/libvirtd"
+        || path == wants_link("libvirtd.service", "multi-user.target")
+        || units.iter().any(|u| path == format!("{ETC_UNITS}/{u}"))
 }
 
 /// libvirtd in its traditional mode with hvseed's configuration. The offline step
@@ -80,12 +123,17 @@ fn libvirtd_input(path: &str) -> bool {
 /// restart would change nothing and is skipped (on Debian 12 under TCG it took 3–5 s).
 /// Otherwise: systemd re-reads the units (the masks may be new), the sockets still
 /// active are stopped (masking does not stop them, and libvirtd refuses `--listen`
-/// while systemd hands it sockets), then `systemctl restart libvirtd`.
-pub fn restart_libvirtd(env: &Env, log: &mut Log, changed: &[String]) {
-    let ours: Vec<&String> = changed.iter().filter(|p| libvirtd_input(p)).collect();
+/// while systemd hands it sockets), then `systemctl restart libvirtd`. `masked`: the
+/// units the family masks ([`LIBVIRTD_SOCKETS`], and [`MODULAR_UNITS`] where the
+/// modular daemons are preset), each of which must be inactive.
+pub fn restart_libvirtd(env: &Env, log: &mut Log, changed: &[String], masked: &[&str]) {
+    let ours: Vec<&String> = changed
+        .iter()
+        .filter(|p| libvirtd_input(p, masked))
+        .collect();
     if ours.is_empty() {
         let mut args = vec!["is-active", "libvirtd.service"];
-        args.extend(LIBVIRTD_SOCKETS);
+        args.extend(masked);
         // `is-active` prints one state per unit and exits non-zero unless all are
         // active: only its output counts.
         let o = env.cmd("systemctl", &args);
@@ -98,12 +146,12 @@ pub fn restart_libvirtd(env: &Env, log: &mut Log, changed: &[String]) {
         {
             log.line(
                 "libvirtd.service has run since boot with hvseed's configuration (unchanged by \
-                 this run) and none of its sockets is active: no restart",
+                 this run) and none of the units it replaces is active: no restart",
             );
             return;
         }
         log.line(&format!(
-            "libvirtd.service and its sockets are {}: restarting it",
+            "libvirtd.service and the units it replaces are {}: restarting it",
             super::joined_or(&states, ", ", "in an unknown state")
         ));
     } else {
@@ -114,7 +162,7 @@ pub fn restart_libvirtd(env: &Env, log: &mut Log, changed: &[String]) {
     }
     step(env, log, "systemctl", &["daemon-reload"], None);
     let mut args = vec!["stop"];
-    args.extend(LIBVIRTD_SOCKETS);
+    args.extend(masked);
     step(env, log, "systemctl", &args, None);
     step(
         env,
@@ -125,23 +173,65 @@ pub fn restart_libvirtd(env: &Env, log: &mut Log, changed: &[String]) {
     );
 }
 
-/// libvirtd's sockets are masked (links to /dev/null in /etc/systemd/system).
-pub const SOCKETS_MASKED: Check = Check::new("libvirtd-sockets-masked", |cx| {
+/// Each of `units` is masked (a link to /dev/null in /etc/systemd/system); `why` says
+/// what an unmasked one breaks.
+fn units_masked(cx: &crate::verify::Context, units: &[&str], why: &str) -> crate::verify::Verdict {
     let mut not = Vec::new();
-    for u in LIBVIRTD_SOCKETS {
+    for u in units {
         let p = cx.env.path(&format!("{ETC_UNITS}/{u}"));
         if !fs::read_link(&p).is_ok_and(|t| t.as_os_str() == "/dev/null") {
-            not.push(u);
+            not.push(*u);
         }
     }
     if !not.is_empty() {
         Err(format!(
-            "not masked: {} (systemctl mask {}; libvirtd refuses --listen under socket activation)",
+            "not masked: {} (systemctl mask {}; {why})",
             not.join(", "),
             not.join(" ")
         ))
     } else {
-        Ok(format!("masked: {}", LIBVIRTD_SOCKETS.join(", ")))
+        Ok(format!("masked: {}", units.join(", ")))
+    }
+}
+
+/// libvirtd's sockets are masked.
+pub const SOCKETS_MASKED: Check = Check::new("libvirtd-sockets-masked", |cx| {
+    units_masked(
+        cx,
+        &LIBVIRTD_SOCKETS,
+        "libvirtd refuses --listen under socket activation",
+    )
+});
+
+/// The modular daemons are masked (EL9 presets them).
+pub const MODULAR_MASKED: Check = Check::new("libvirt-modular-daemons-masked", |cx| {
+    units_masked(
+        cx,
+        &MODULAR_UNITS,
+        "virtproxyd's sockets take libvirtd's, and the CloudStack agent needs the monolithic \
+         libvirtd",
+    )
+});
+
+/// libvirtd.service is enabled (`systemctl enable`'s link for `WantedBy=multi-user.target`),
+/// so it starts at boot where the distribution presets it disabled (EL9).
+pub const LIBVIRTD_ENABLED: Check = Check::new("libvirtd-enabled", |cx| {
+    let l = wants_link("libvirtd.service", "multi-user.target");
+    match fs::read_link(cx.env.path(&l)) {
+        Ok(t)
+            if t.as_os_str()
+                .to_string_lossy()
+                .ends_with("/libvirtd.service") =>
+        {
+            Ok(format!("{l} -> {}", t.display()))
+        }
+        Ok(t) => Err(format!(
+            "{l} points to {}, not libvirtd.service (systemctl reenable libvirtd.service)",
+            t.display()
+        )),
+        Err(_) => Err(format!(
+            "libvirtd.service is not enabled: no {l} (systemctl enable libvirtd.service)"
+        )),
     }
 });
 

@@ -398,6 +398,33 @@ pub const CPU_FACTS: Check = Check::new("cpu-facts", |cx| {
     }
 });
 
+/// Every package in `wanted` is installed, by rpm (`rpm -q` prints each installed one's
+/// name and says "package NAME is not installed" for the others, exiting with their
+/// count).
+pub fn rpm_packages(cx: &Context, wanted: &[&str]) -> Verdict {
+    let mut args = vec!["-q", "--qf", "%{NAME}\\n"];
+    args.extend(wanted);
+    let o = cx.env.cmd("rpm", &args);
+    if !matches!(o, Outcome::Exited { .. }) {
+        return Err(o.describe("rpm -q"));
+    }
+    let installed: Vec<&str> = o.stdout().lines().map(str::trim).collect();
+    let missing: Vec<&str> = wanted
+        .iter()
+        .copied()
+        .filter(|p| !installed.contains(p))
+        .collect();
+    if missing.is_empty() {
+        Ok(format!("installed: {}", wanted.join(", ")))
+    } else {
+        Err(format!(
+            "not installed: {} (dnf install {})",
+            missing.join(", "),
+            missing.join(" ")
+        ))
+    }
+}
+
 /// Every package in `wanted` is installed, by dpkg: a package missing from the image
 /// (the preseed's list, or a mirror without it) is named here rather than found later
 /// as a service that does not start.

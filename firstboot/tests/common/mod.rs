@@ -43,6 +43,18 @@ pub fn fixture_root(os: &str) -> (tempfile::TempDir, PathBuf) {
         ("lib/ufw/user.rules", 0o640),
         ("etc/ufw/user.rules", 0o640),
         ("etc/shadow", 0o640),
+        (
+            "etc/NetworkManager/system-connections/eth0.nmconnection",
+            0o600,
+        ),
+        (
+            "etc/NetworkManager/system-connections/eth0.100.nmconnection",
+            0o600,
+        ),
+        (
+            "etc/NetworkManager/system-connections/eth1.nmconnection",
+            0o600,
+        ),
     ] {
         let p = dst.join(path);
         if p.exists() {
@@ -50,6 +62,50 @@ pub fn fixture_root(os: &str) -> (tempfile::TempDir, PathBuf) {
         }
     }
     (tmp, dst)
+}
+
+/// NetworkManager's nmcli, unpacked (not installed) by `scripts/setup.sh test` into
+/// `.nm/` of the checkout, or None after [`missing`].
+pub fn nmcli() -> Option<PathBuf> {
+    let p = repo_root().join(".nm/usr/bin/nmcli");
+    if p.is_file() {
+        return Some(p);
+    }
+    missing(
+        "nmcli (bookworm's network-manager, unpacked into .nm/) is not there",
+        "run scripts/setup.sh test",
+    );
+    None
+}
+
+/// A parsed NetworkManager keyfile: `[section]` → (key, value) in file order.
+pub type Keyfile = BTreeMap<String, Vec<(String, String)>>;
+
+/// A NetworkManager keyfile, parsed.
+pub fn keyfile(text: &str) -> Keyfile {
+    let mut m: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    let mut cur: Option<String> = None;
+    for line in text.lines() {
+        let t = line.trim();
+        if t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        if let Some(name) = t.strip_prefix('[').and_then(|x| x.strip_suffix(']')) {
+            m.entry(name.to_string()).or_default();
+            cur = Some(name.to_string());
+            continue;
+        }
+        let (k, v) = t
+            .split_once('=')
+            .unwrap_or_else(|| panic!("not key=value: {t}"));
+        let sec = cur
+            .clone()
+            .unwrap_or_else(|| panic!("key outside a section: {t}"));
+        m.get_mut(&sec)
+            .unwrap()
+            .push((k.to_string(), v.to_string()));
+    }
+    m
 }
 
 /// The plan `hvseed render` writes for the lab's first host
