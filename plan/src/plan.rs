@@ -39,6 +39,8 @@ pub enum Os {
     Ubuntu1204,
     #[serde(rename = "debian12")]
     Debian12,
+    #[serde(rename = "el9")]
+    El9,
 }
 
 impl Os {
@@ -47,6 +49,7 @@ impl Os {
             Os::Centos6 => "centos6",
             Os::Ubuntu1204 => "ubuntu1204",
             Os::Debian12 => "debian12",
+            Os::El9 => "el9",
         }
     }
 
@@ -55,7 +58,7 @@ impl Os {
     pub fn cloudstack_tcp_ports(self) -> &'static [&'static str] {
         match self {
             Os::Centos6 | Os::Ubuntu1204 => &CLOUDSTACK_TCP_PORTS,
-            Os::Debian12 => &CLOUDSTACK_TCP_PORTS_TLS,
+            Os::Debian12 | Os::El9 => &CLOUDSTACK_TCP_PORTS_TLS,
         }
     }
 }

@@ -16,7 +16,7 @@ use anyhow::{bail, Result};
 use minijinja::context;
 
 use crate::bootmenu;
-use crate::inventory::{Host, Inventory, Os};
+use crate::inventory::{Host, InstallSource, Inventory, Os};
 use crate::target::{self, BootValues, PxeUefi};
 
 use super::source::Layout;
@@ -167,6 +167,12 @@ pub fn installer_args(inv: &Inventory, host: &Host, base: &str) -> Result<Vec<St
         domain: Some(host.domain()),
         kernel_args: &host.install.kernel_arg_strings(),
     });
+    // `hvseed pxe` made a `cdrom` source the URL of the DVD's tree it serves.
+    let mut args = args;
+    if let (Some(tree_arg), InstallSource::Url(tree)) = (target.pxe.tree_arg, &host.install.source)
+    {
+        args.insert(0, tree_arg(tree));
+    }
     debug_assert!(args.iter().all(|a| arg_ok(a)), "{args:?}");
     Ok(args)
 }

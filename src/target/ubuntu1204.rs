@@ -47,6 +47,7 @@ pub static TARGET: Target = Target {
         initrd_with_install_file: Some("/install/initrd.gz"),
         md5sums: Some("/md5sum.txt"),
         args: debian_installer::iso_args,
+        label_args: None,
     },
     pxe: PxeLayout {
         kernel: "/install/netboot/ubuntu-installer/amd64/linux",
@@ -61,6 +62,7 @@ pub static TARGET: Target = Target {
         // from the build host's GRUB.
         uefi: PxeUefi::Grub2,
         args: debian_installer::pxe_args,
+        tree_arg: None,
     },
     inventory: InventoryRules {
         selinux: Selinux::Refused(
@@ -81,6 +83,8 @@ pub static TARGET: Target = Target {
         cloudstack_apt: None,
         cdrom_refused: None,
         extra_repositories_refused: None,
+        kernel_arg_refused: None,
+        openvswitch_package_required: None,
     },
 };
 
