@@ -121,8 +121,23 @@ pub fn label_for_anaconda(label: &str) -> String {
 /// label (a CD drive, a virtual CD over IPMI or a USB stick alike), and the kickstart
 /// under `/hvseed/` on it. The kickstart names no installation source for
 /// `install.source: cdrom`, so `inst.repo` is the medium.
+///
+/// A label that needs escaping reaches the kernel intact through isolinux; GRUB 2
+/// builds differ in what they do with a `\` when they make the kernel's command line
+/// (Debian's 2.06 doubles it, later upstream keeps `\xNN`), so the UEFI entry then
+/// depends on the medium's GRUB: said as a warning. lorax's own labels
+/// (`Rocky-9-5-x86_64-dvd`) need none.
 fn label_args(volume_id: &str, install_file: &str) -> Vec<String> {
     let label = label_for_anaconda(volume_id);
+    if label != volume_id {
+        tracing::warn!(
+            "the volume id \"{}\" has characters anaconda's hd:LABEL= needs escaped ({label}); \
+             isolinux passes them as they are, but whether the UEFI entry does depends on the \
+             medium's GRUB: if its UEFI boot cannot find the medium, give the ISO a label of \
+             letters, digits and - _ . only",
+            crate::escape::escape(volume_id)
+        );
+    }
     vec![
         format!("inst.stage2=hd:LABEL={label}"),
         format!("inst.repo=hd:LABEL={label}"),
