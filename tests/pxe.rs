@@ -27,8 +27,9 @@ fn el9_tree_kickstarts_by_mac_from_the_dvd_tree_bios_and_uefi() {
     for f in [
         "tftp/el9/vmlinuz",
         "tftp/el9/initrd.img",
+        "tftp/BOOTX64.EFI",
         "tftp/grubx64.efi",
-        "tftp/grub/grub.cfg",
+        "tftp/grub.cfg",
         "http/os/.treeinfo",
         "http/os/.discinfo",
         "http/os/media.repo",
@@ -42,6 +43,28 @@ fn el9_tree_kickstarts_by_mac_from_the_dvd_tree_bios_and_uefi() {
     }
     assert_eq!(t["tftp/el9/initrd.img"], b"el9 initrd stand-in\n");
     assert!(!t.keys().any(|k| k.contains("isolinux")));
+    // UEFI: the DVD's own signed shim and GRUB (Secure Boot machines boot them), not
+    // a GRUB hvseed builds; that GRUB looks for its files beside itself.
+    let d = tempfile::tempdir().unwrap();
+    for (iso_path, tree_path) in [
+        ("/EFI/BOOT/BOOTX64.EFI", "tftp/BOOTX64.EFI"),
+        ("/EFI/BOOT/grubx64.efi", "tftp/grubx64.efi"),
+    ] {
+        let local = d.path().join("f");
+        run_ok(
+            Command::new("xorriso")
+                .args(["-osirrox", "on", "-indev"])
+                .arg(el9_iso())
+                .args(["-extract", iso_path])
+                .arg(&local),
+        );
+        assert!(
+            std::fs::read(&local).unwrap() == t[tree_path],
+            "{tree_path}"
+        );
+        std::fs::remove_file(&local).unwrap();
+    }
+    assert!(!t.keys().any(|k| k.starts_with("tftp/grub/")));
 
     for (mac, fqdn) in [
         (MAC51, "kvm51.lab.example.org"),
@@ -62,10 +85,7 @@ fn el9_tree_kickstarts_by_mac_from_the_dvd_tree_bios_and_uefi() {
         assert_eq!(args[0], "initrd=el9/initrd.img", "{args:?}");
         assert_eq!(args[1..], wants, "{cfg}");
         assert!(cfg.lines().any(|l| l.trim() == "IPAPPEND 2"), "{cfg}");
-        let g = text(
-            &t,
-            &format!("tftp/grub/grub.cfg-01-{}", mac.replace(':', "-")),
-        );
+        let g = text(&t, &format!("tftp/grub.cfg-01-{}", mac.replace(':', "-")));
         let linux = g
             .lines()
             .find(|l| l.trim_start().starts_with("linux "))
@@ -93,11 +113,11 @@ fn el9_tree_kickstarts_by_mac_from_the_dvd_tree_bios_and_uefi() {
     // Unknown machines: pxelinux's default and GRUB's grub.cfg boot the local disk.
     let d = text(&t, "tftp/pxelinux.cfg/default");
     assert!(d.contains("LOCALBOOT 0") && !d.contains("KERNEL"), "{d}");
-    let g = text(&t, "tftp/grub/grub.cfg");
+    let g = text(&t, "tftp/grub.cfg");
     assert!(g.contains("exit") && !g.contains("linux"), "{g}");
     let conf = text(&t, "dnsmasq.conf");
     assert!(
-        conf.contains("dhcp-boot=tag:hvseed,tag:efi-x86_64,grubx64.efi\n"),
+        conf.contains("dhcp-boot=tag:hvseed,tag:efi-x86_64,BOOTX64.EFI\n"),
         "{conf}"
     );
     dnsmasq_accepts(&out.join("dnsmasq.conf"));
@@ -1580,7 +1600,10 @@ fn qemu_el9_pxe_boot_passes_the_kickstart_by_mac() {
     });
 }
 
-/// UEFI, EL9's tree: the GRUB image hvseed built finds the host's file by MAC.
+/// UEFI, EL9's tree: the DVD's GRUB (its stand-in), loaded from the TFTP root, finds
+/// the host's `grub.cfg-01-<mac>` beside itself. (`hvseed vm` boots `grubx64.efi`
+/// itself; a real machine gets the shim, `BOOTX64.EFI`, from dnsmasq.conf, which loads
+/// that GRUB.)
 #[test]
 fn qemu_el9_uefi_pxe_boot_picks_the_grub_file_by_mac() {
     uefi_pxe_picks_the_grub_file_by_mac(UefiCase {

@@ -72,6 +72,7 @@ pub static TARGET: Target = Target {
             boot_file: "BOOTX64.efi",
             missing_note: "CentOS 6.2 and older have none",
         },
+        uefi_media_loaders: None,
         args: anaconda::pxe_args,
         tree_arg: None,
     },

@@ -67,6 +67,7 @@ pub static TARGET: Target = Target {
         tree_required: &[],
         tree_optional: &[],
         uefi: PxeUefi::DebianNetboot { release: "12" },
+        uefi_media_loaders: None,
         args: pxe_args,
         tree_arg: None,
     },

@@ -4,8 +4,8 @@
 use hvseed_plan::plan::Os;
 
 use super::{
-    anaconda, BootValues, Install, InventoryRules, IsoMedium, Isolinux, MinCloudstack, PxeLayout,
-    PxeUefi, ReadIdentity, Recognition, Selinux, Target, UefiMenu,
+    anaconda, BootValues, Install, InventoryRules, IsoMedium, Isolinux, MediaLoaders,
+    MinCloudstack, PxeLayout, PxeUefi, ReadIdentity, Recognition, Selinux, Target, UefiMenu,
 };
 use crate::isoread::Listing;
 
@@ -70,7 +70,12 @@ pub static TARGET: Target = Target {
             "/AppStream/Packages",
         ],
         tree_optional: &["/.discinfo", "/media.repo"],
+        // The DVD's own shim and GRUB (signed), so Secure Boot machines boot too.
         uefi: PxeUefi::Grub2,
+        uefi_media_loaders: Some(MediaLoaders {
+            shim: "/EFI/BOOT/BOOTX64.EFI",
+            grub: "/EFI/BOOT/grubx64.efi",
+        }),
         args: pxe_args,
         tree_arg: Some(tree_arg),
     },

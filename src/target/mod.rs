@@ -214,6 +214,9 @@ pub struct PxeLayout {
     pub tree_optional: &'static [&'static str],
     /// The UEFI loader of the tree.
     pub uefi: PxeUefi,
+    /// With [`PxeUefi::Grub2`]: the medium's own signed loaders instead of the GRUB
+    /// image hvseed builds, so machines with Secure Boot on boot too.
+    pub uefi_media_loaders: Option<MediaLoaders>,
     /// The installer's kernel arguments (`install_file` is the URL of the host's
     /// install file; BOOTIF is added by the boot files).
     pub args: fn(&BootValues) -> Vec<String>,
@@ -246,6 +249,19 @@ pub enum PxeUefi {
         /// The Debian release the netboot files' `version.info` must name ("12").
         release: &'static str,
     },
+}
+
+/// The medium's signed UEFI loaders (EL9's DVD: `EFI/BOOT/BOOTX64.EFI`, shim, and
+/// `EFI/BOOT/grubx64.efi`), paths inside the ISO. `hvseed pxe` puts them in the TFTP
+/// root as `BOOTX64.EFI` (the DHCP boot file) and `grubx64.efi`, which shim loads from
+/// the directory it came from. That GRUB's prefix is the directory of its boot file,
+/// the TFTP root: it reads `grub.cfg-01-<mac>`, then `grub.cfg` there (the network
+/// lookup of GRUB 2.04 and later; RHEL's GRUB, as Red Hat's UEFI PXE setup lays it
+/// out with grub.cfg beside shim and grubx64.efi).
+#[derive(Debug, Clone, Copy)]
+pub struct MediaLoaders {
+    pub shim: &'static str,
+    pub grub: &'static str,
 }
 
 /// Inventory rules that depend on the target.

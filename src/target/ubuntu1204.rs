@@ -61,6 +61,7 @@ pub static TARGET: Target = Target {
         // Ubuntu 12.04's GRUB 1.99 has no per-MAC config lookup: the image is built
         // from the build host's GRUB.
         uefi: PxeUefi::Grub2,
+        uefi_media_loaders: None,
         args: debian_installer::pxe_args,
         tree_arg: None,
     },
