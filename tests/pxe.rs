@@ -774,6 +774,19 @@ fn mismatched_syslinux_foreign_files_and_wrong_isos_are_refused() {
         !ok && err.contains("CentOS 6.3") && err.contains("ubuntu1204"),
         "{err}"
     );
+    // EL9 and CentOS 6 DVDs, each given for the other's inventory.
+    let el9 = root().join(EL9_INV);
+    let (ok, err) = pxe(&el9, &centos_iso(), &out, base, &[]);
+    assert!(
+        !ok && err.contains("CentOS 6.3") && err.contains("el9"),
+        "{err}"
+    );
+    let (ok, err) = pxe(&root().join(CENTOS_INV), &el9_iso(), &out, base, &[]);
+    assert!(
+        !ok && err.contains("Rocky Linux 9.5") && err.contains("centos6"),
+        "{err}"
+    );
+    assert!(!out.join("tftp").exists(), "nothing may be written");
     let not_iso = tmp.path().join("notes.txt");
     std::fs::write(&not_iso, "hello\n".repeat(10000)).unwrap();
     let (ok, err) = pxe(&inv, &not_iso, &out, base, &[]);
