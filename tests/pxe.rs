@@ -960,6 +960,55 @@ fn links_in_the_tree_are_never_followed_out_of_it() {
 /// install); a re-run of `hvseed pxe` keeps them so; `--reinstall` arms them again,
 /// `--disarm` (for trees served by another web server) disarms them; the status
 /// shows which.
+/// EL9: anaconda's GET of a host's kickstart from `hvseed serve` disarms both of its
+/// boot files, the UEFI one in the TFTP root beside the DVD's GRUB included; `hvseed
+/// pxe` keeps them so until `--reinstall`.
+#[test]
+fn el9_host_is_installed_by_pxe_once_until_reinstall() {
+    if !tools() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let inv = root().join(EL9_INV);
+    let base = "http://10.0.0.2:8080";
+    let out = tmp.path().join("tree");
+    pxe_ok(&inv, &el9_iso(), &out, base, &[]);
+    let (pxe51, grub51) = (
+        "tftp/pxelinux.cfg/01-52-54-00-12-34-51",
+        "tftp/grub.cfg-01-52-54-00-12-34-51",
+    );
+    let installs = |t: &BTreeMap<String, Vec<u8>>| {
+        text(t, pxe51).contains("KERNEL ") && text(t, grub51).contains("linux ")
+    };
+    let boots_disk = |t: &BTreeMap<String, Vec<u8>>| {
+        let (p, g) = (text(t, pxe51), text(t, grub51));
+        p.lines().any(|l| l.trim() == "LOCALBOOT 0")
+            && !p.contains("KERNEL")
+            && g.lines().any(|l| l.trim() == "exit")
+            && !g.contains("linux")
+    };
+    assert!(installs(&files(&out)));
+    {
+        let server = ServeGuard::start(&out);
+        let r = server.get("/hosts/kvm51.lab.example.org/ks.cfg");
+        assert_eq!(r.status, 200);
+    }
+    let t = files(&out);
+    assert!(boots_disk(&t), "{}\n{}", text(&t, pxe51), text(&t, grub51));
+    // The other host is still armed.
+    assert!(text(&t, "tftp/grub.cfg-01-52-54-00-12-34-52").contains("linux "));
+    pxe_ok(&inv, &el9_iso(), &out, base, &[]);
+    assert!(boots_disk(&files(&out)));
+    pxe_ok(
+        &inv,
+        &el9_iso(),
+        &out,
+        base,
+        &["--reinstall", "kvm51.lab.example.org"],
+    );
+    assert!(installs(&files(&out)));
+}
+
 #[test]
 fn a_host_is_installed_by_pxe_once_until_reinstall() {
     if !tools() {
