@@ -10,8 +10,10 @@
 # dirty, the source ISO in the page cache and nothing else of earlier runs, the disk
 # idle. Without that, each run inherited what the one before left (dirty pages, the
 # cached output, blocks still being trimmed) and the same copy scattered from 1 s to 7 s.
-# Usage: [ROUNDS=8] [SYNC=1] scripts/bench-iso.sh [SIZE_GIB]   (needs ~4x SIZE free on
-# the checkout's disk)
+# TARGET=el9 runs the same on the EL9-DVD-layout fixture (filler under BaseOS/Packages,
+# profiles/examples/lab-el9.yaml).
+# Usage: [ROUNDS=8] [SYNC=1] [TARGET=centos6|el9] scripts/bench-iso.sh [SIZE_GIB]   (needs
+# ~4x SIZE free on the checkout's disk)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 gib=${1:-4}
@@ -24,6 +26,11 @@ cargo build --release -q -p hvseed-firstboot --target x86_64-unknown-linux-musl
 hvseed=${CARGO_TARGET_DIR:-$PWD/target}/release/hvseed
 agent=${CARGO_TARGET_DIR:-$PWD/target}/x86_64-unknown-linux-musl/release/hvseed-firstboot
 tests/fixtures/iso/make-fixtures.sh "$work/fx" >/dev/null 2>&1
+case ${TARGET:-centos6} in
+centos6) fixture=centos6.iso example=profiles/examples/lab-centos6.yaml packages=/Packages ;;
+el9) fixture=el9.iso example=profiles/examples/lab-el9.yaml packages=/BaseOS/Packages ;;
+*) echo "bench-iso: TARGET is centos6 or el9" >&2; exit 2 ;;
+esac
 
 # 64 MiB of random bytes, as many distinct files as needed for the size (xorriso
 # writes one copy of a file mapped twice, so each filler is its own file).
@@ -32,8 +39,8 @@ n=$((gib * 16))
 mkdir "$work/filler"
 for i in $(seq 1 "$n"); do { echo "filler $i"; cat "$work/chunk"; } > "$work/filler/filler-$i.rpm"; done
 rm -f "$work/chunk"
-timeout 1200 xorriso -indev "$work/fx/centos6.iso" -outdev "$work/src.iso" -compliance no_emul_toc \
-  -boot_image any replay -map "$work/filler" /Packages -commit >/dev/null 2>&1
+timeout 1200 xorriso -indev "$work/fx/$fixture" -outdev "$work/src.iso" -compliance no_emul_toc \
+  -boot_image any replay -map "$work/filler" "$packages" -commit >/dev/null 2>&1
 rm -rf "$work/filler"
 size=$(stat -c %s "$work/src.iso")
 echo "bench-iso: source ISO $((size >> 20)) MiB" >&2
@@ -75,7 +82,7 @@ for round in $(seq 1 "${ROUNDS:-8}"); do
       cp_t+=("$(t cp "$work/src.iso" "$work/cp.iso")")
       rm -f "$work/cp.iso"
     else
-      hv_t+=("$(t "$hvseed" -q iso profiles/examples/lab-centos6.yaml --source "$work/src.iso" --out "$work/hv.iso" --firstboot "$agent")")
+      hv_t+=("$(t "$hvseed" -q iso "$example" --source "$work/src.iso" --out "$work/hv.iso" --firstboot "$agent")")
       rm -f "$work/hv.iso"
     fi
   done
@@ -83,14 +90,14 @@ done
 # hvseed's own account of one run: what it does besides the copy (preparing the
 # session overlaps the copy; the xorriso session is appended after it).
 quiesce
-RUST_LOG=hvseed=debug "$hvseed" iso profiles/examples/lab-centos6.yaml --source "$work/src.iso" \
+RUST_LOG=hvseed=debug "$hvseed" iso "$example" --source "$work/src.iso" \
   --out "$work/hv.iso" --firstboot "$agent" 2>&1 >/dev/null | grep -E 'prepared|waited|xorriso wrote' | sed 's/^ *DEBUG /bench-iso: /' >&2
 rm -f "$work/hv.iso"; quiesce
-rss=$( { /usr/bin/time -f '%M' "$hvseed" -q iso profiles/examples/lab-centos6.yaml --source "$work/src.iso" \
+rss=$( { /usr/bin/time -f '%M' "$hvseed" -q iso "$example" --source "$work/src.iso" \
   --out "$work/hv.iso" --firstboot "$agent" >/dev/null; } 2>&1 | tail -1)
 rm -f "$work/hv.iso"; quiesce
 full=$(t xorriso -indev "$work/src.iso" -outdev "$work/full.iso" -compliance no_emul_toc -boot_image any replay \
-  -map profiles/examples/lab-centos6.yaml /hvseed/x -commit)
+  -map "$example" /hvseed/x -commit)
 rm -f "$work/full.iso"
 
 # The median of the rounds.

@@ -111,6 +111,7 @@ mod tests {
         let args = vec!["a=1", "b"];
         let all = context! {
             label => "hvseed", title => "T", kernel => "k", initrd => "i", args,
+            linux_cmd => "linux", initrd_cmd => "initrd",
             timeout => 5, fqdn => "h.example.org", cluster => "c", mac => "00:00:00:00:00:01",
             os => "OS", disk => "sda", serial => "SERIAL 0 115200",
         };

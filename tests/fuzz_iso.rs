@@ -42,7 +42,7 @@ fn env_u64(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// Three tiny install media: (os, ISO, the identity text an accepted mutant must still
+/// Four tiny install media: (os, ISO, the identity text an accepted mutant must still
 /// carry), `make-fixtures.sh`'s `tiny` layout.
 fn seeds() -> &'static [(Os, PathBuf, &'static str)] {
     static SEEDS: OnceLock<Vec<(Os, PathBuf, &'static str)>> = OnceLock::new();
@@ -52,6 +52,7 @@ fn seeds() -> &'static [(Os, PathBuf, &'static str)] {
             (Os::Centos6, dir.join("centos6.iso"), "6.3"),
             (Os::Ubuntu1204, dir.join("ubuntu1204.iso"), "12.04"),
             (Os::Debian12, dir.join("debian12.iso"), "12.11.0"),
+            (Os::El9, dir.join("el9.iso"), "9.5"),
         ]
     })
 }

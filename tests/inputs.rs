@@ -88,7 +88,7 @@ fn render_never_writes_inside_its_templates() {
     let tmp = tempfile::tempdir().unwrap();
     let templates = tmp.path().join("templates");
     let post = templates.join("post.sh");
-    let bytes = copy(&root().join("profiles/centos6/post.sh"), &post);
+    let bytes = copy(&root().join("profiles/anaconda/post.sh"), &post);
     let r = render(
         &root().join("profiles/examples/lab-centos6.yaml"),
         &templates.join("out"),
@@ -403,7 +403,7 @@ fn an_input_directory_under_a_bind_mount_is_still_an_input() {
     // --out under the mount's path of the --templates directory: inside it.
     let templates = tmp.path().join("templates");
     let post = templates.join("post.sh");
-    let post_bytes = copy(&root().join("profiles/centos6/post.sh"), &post);
+    let post_bytes = copy(&root().join("profiles/anaconda/post.sh"), &post);
     let o = with_bind_mount(
         &templates,
         &view,

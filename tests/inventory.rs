@@ -2005,3 +2005,147 @@ fn debian12_needs_a_mirror_and_refuses_extra_repositories() {
         "signing key",
     );
 }
+
+// ------------------------------------------------------------------- el9
+
+/// `base()` as an EL9 cluster: from the DVD, CloudStack 4.20 from its `el/9` repository.
+fn base_el9() -> String {
+    let t = edit(&base(), "os: centos6", "os: el9");
+    let t = edit(&t, "version: \"4.2\"", "version: \"4.20\"");
+    edit(
+        &t,
+        "http://cloudstack.apt-get.eu/rhel/4.2/",
+        "https://download.cloudstack.org/el/9/4.20/",
+    )
+}
+
+#[test]
+fn el9_example_resolves_with_selinux_permissive() {
+    for example in ["lab-el9.yaml", "lab-el9-openvswitch.yaml"] {
+        let inv = inventory::load(&root().join("profiles/examples").join(example))
+            .unwrap()
+            .inventory;
+        assert_eq!(inv.os, inventory::Os::El9);
+        for h in &inv.hosts {
+            assert_eq!(h.security.selinux, Some(inventory::SelinuxMode::Permissive));
+            assert_eq!(h.cloudstack.apt, None);
+        }
+    }
+    let c = case(&base_el9());
+    let (ok, diags) = findings(&c);
+    assert!(ok && diags.is_empty(), "{diags:?}");
+    let inv = inventory::load(&c.path).unwrap().inventory;
+    assert_eq!(
+        inv.hosts[0].security.selinux,
+        Some(inventory::SelinuxMode::Permissive)
+    );
+}
+
+#[test]
+fn el9_refuses_cloudstack_older_than_4_18() {
+    for old in ["4.17", "4.2", "4.17.2"] {
+        let t = edit(&base_el9(), "\"4.20\"", &format!("\"{old}\""));
+        expect_error(
+            &case(&t),
+            at(&t, "version: \"", "\""),
+            "defaults.cloudstack.version",
+            "`os: el9` needs 4.18 or later (EL9 packages and hosts from CloudStack 4.18 on, apache/cloudstack#6844): write e.g. `version: \"4.18\"`",
+        );
+    }
+    for ok in ["4.18", "4.19.1", "4.22"] {
+        let t = edit(&base_el9(), "\"4.20\"", &format!("\"{ok}\""));
+        assert!(findings(&case(&t)).0, "{ok}");
+    }
+}
+
+#[test]
+fn el9_refuses_selinux_disabled() {
+    let t = edit(
+        &base_el9(),
+        "  network:\n",
+        "  security:\n    selinux: disabled\n  network:\n",
+    );
+    expect_error(
+        &case(&t),
+        at(&t, "selinux:", "disabled"),
+        "defaults.security.selinux",
+        "EL9 ignores `SELINUX=disabled` in /etc/selinux/config (only the `selinux=0` kernel argument disables SELinux, which hvseed does not set); use `permissive`",
+    );
+    let t = edit(&t, "selinux: disabled", "selinux: permissive");
+    assert!(findings(&case(&t)).0);
+}
+
+#[test]
+fn el9_refuses_kernel_args_anaconda_takes_or_swallows() {
+    let t = edit(
+        &base_el9(),
+        "    disk: sda\n",
+        "    disk: sda\n    kernel_args: [\"console=ttyS0,115200n8\", \"ks=cdrom:/ks.cfg\", \"inst.repo=http://x.example/\", lang=de_DE]\n",
+    );
+    let c = case(&t);
+    expect_error(
+        &c,
+        at(&t, "kernel_args:", "\"ks="),
+        "defaults.install.kernel_args[1]",
+        "`ks` is an installer option EL9's anaconda no longer reads",
+    );
+    expect_error(
+        &c,
+        at(&t, "kernel_args:", "\"inst.repo"),
+        "defaults.install.kernel_args[2]",
+        "`inst.repo` is set by hvseed's boot entries",
+    );
+    expect_error(
+        &c,
+        at(&t, "kernel_args:", "lang="),
+        "defaults.install.kernel_args[3]",
+        "write `inst.lang=de_DE`",
+    );
+    assert_eq!(errors(&c).len(), 3, "{:?}", errors(&c));
+    // The same arguments are fine for CentOS 6's loader.
+    let t = edit(&t, "os: el9", "os: centos6");
+    let t = edit(&t, "\"4.20\"", "\"4.2\"");
+    assert!(findings(&case(&t)).0);
+}
+
+#[test]
+fn el9_openvswitch_needs_the_versioned_package_and_its_repository() {
+    let ovs = edit(
+        &base_el9(),
+        "  network:\n",
+        "  network:\n    type: openvswitch\n",
+    );
+    let c = case(&ovs);
+    expect_error(
+        &c,
+        at(&ovs, "type:", "openvswitch"),
+        "defaults.network.type",
+        "(no versioned `openvswitch` package and no extra repository): EL9's own repositories have no Open vSwitch",
+    );
+    let pkg = edit(
+        &ovs,
+        "    disk: sda\n",
+        "    disk: sda\n    extra_packages: [openvswitch3.3]\n",
+    );
+    expect_error(
+        &case(&pkg),
+        at(&pkg, "type:", "openvswitch"),
+        "defaults.network.type",
+        "no `install.extra_repositories`",
+    );
+    let both = edit(
+        &pkg,
+        "    disk: sda\n",
+        "    disk: sda\n    extra_repositories: [{ name: nfv, url: \"http://mirror.stream.centos.org/SIGs/9-stream/nfv/x86_64/openvswitch-2/\" }]\n",
+    );
+    let (ok, diags) = findings(&case(&both));
+    assert!(ok && diags.is_empty(), "{diags:?}");
+    // An unversioned name is not the extra repository's package.
+    let plain = edit(&both, "[openvswitch3.3]", "[openvswitch]");
+    expect_error(
+        &case(&plain),
+        at(&plain, "type:", "openvswitch"),
+        "defaults.network.type",
+        "no versioned `openvswitch` package in `install.extra_packages`",
+    );
+}

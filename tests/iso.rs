@@ -812,6 +812,124 @@ fn debian_uefi_boot_through_shim_and_the_signed_grub_picks_the_host_by_mac() {
 
 // ------------------------------------------------------------------ bad input
 
+// ------------------------------------------------------------------ EL9 layout
+
+fn remaster_el9() -> Option<&'static Remastered> {
+    static R: OnceLock<Option<Remastered>> = OnceLock::new();
+    R.get_or_init(|| cli_remaster("lab-el9.yaml", "el9.iso", None))
+        .as_ref()
+}
+
+/// The fixture's volume id, lorax's for Rocky Linux 9.5 (no character to escape).
+const EL9_LABEL: &str = "Rocky-9-5-x86_64-dvd";
+
+/// The arguments hvseed's EL9 entry gives the installer, in order.
+fn el9_args() -> String {
+    format!(
+        "inst.stage2=hd:LABEL={EL9_LABEL} inst.repo=hd:LABEL={EL9_LABEL} inst.ks=hd:LABEL={EL9_LABEL}:/hvseed/fleet/ks.cfg console=ttyS0,115200n8"
+    )
+}
+
+#[test]
+fn el9_keeps_boot_records_and_volume_id() {
+    let Some(r) = remaster_el9() else { return };
+    let src = fixtures().unwrap().join("el9.iso");
+    assert_eq!(boot_records(&src), boot_records(&r.iso));
+    assert_eq!(volume_id(&r.iso), EL9_LABEL);
+}
+
+#[test]
+fn el9_menus_start_the_kickstart_by_default() {
+    let Some(r) = remaster_el9() else { return };
+    let isolinux = extract_text(&r.iso, "/isolinux/isolinux.cfg");
+    let ours = isolinux.find("label hvseed").expect(&isolinux);
+    assert!(ours < isolinux.find("label linux").unwrap());
+    assert!(
+        isolinux.contains(&format!(
+            "  kernel vmlinuz\n  append initrd=initrd.img {}\n",
+            el9_args()
+        )),
+        "{isolinux}"
+    );
+    assert!(isolinux.contains("\ntimeout 50\n"), "{isolinux}");
+    assert_eq!(
+        isolinux.matches("\n  menu default\n").count(),
+        1,
+        "{isolinux}"
+    );
+    for label in ["linux", "check", "basic", "rescue", "local"] {
+        assert!(
+            isolinux.contains(&format!("label {label}\n")),
+            "{label} lost"
+        );
+    }
+    let stanza = format!(
+        "set default=0\nset timeout=5\nmenuentry \"Unattended install of cluster lab5 (hvseed, host chosen by MAC)\" {{\n\tset gfxpayload=keep\n\tlinux\t/images/pxeboot/vmlinuz {}\n\tinitrd\t/images/pxeboot/initrd.img\n}}\nmenuentry 'Install Rocky Linux 9.5'",
+        el9_args()
+    );
+    let tree_cfg = extract_text(&r.iso, "/EFI/BOOT/grub.cfg");
+    assert!(tree_cfg.contains(&stanza), "{tree_cfg}");
+    assert!(tree_cfg.contains("# set default=\"1\"") && tree_cfg.contains("# set timeout=60"));
+    // The copy inside images/efiboot.img, which a CD or USB stick boots in UEFI mode.
+    let d = tempfile::tempdir().unwrap();
+    let img = d.path().join("efiboot.img");
+    extract(&r.iso, "/images/efiboot.img", &img);
+    assert_eq!(mtype(&img, "::/EFI/BOOT/grub.cfg"), tree_cfg);
+}
+
+#[test]
+fn el9_hvseed_dir_matches_what_was_rendered() {
+    let Some(r) = remaster_el9() else { return };
+    let d = check_hvseed_dir(&r.iso, &r.files, &r.agent);
+    std::fs::remove_dir_all(d).unwrap();
+}
+
+/// The kernel's `Command line:` of a boot of the EL9 ISO, which must carry hvseed's
+/// arguments naming the medium by its label.
+fn el9_boot_passes_the_kickstart(uefi: bool) {
+    let Some(r) = remaster_el9() else { return };
+    if !qemu_ok() {
+        return;
+    }
+    let log = vm_boot(
+        &r.iso,
+        &IsoBoot {
+            example: "lab-el9.yaml",
+            host: "kvm51.lab.example.org",
+            uefi,
+            until: "installer",
+            secs: if uefi { 180 } else { 120 },
+        },
+    );
+    let line = log
+        .lines()
+        .find(|l| l.contains("Command line:"))
+        .unwrap_or_else(|| panic!("{log}"));
+    let (kernel, initrd) = if uefi {
+        ("BOOT_IMAGE=/images/pxeboot/vmlinuz ", "")
+    } else {
+        ("", "initrd=initrd.img ")
+    };
+    assert!(
+        line.ends_with(&format!("Command line: {kernel}{initrd}{}", el9_args()))
+            || line.ends_with(&format!(
+                "Command line: BOOT_IMAGE=vmlinuz {initrd}{}",
+                el9_args()
+            )),
+        "{line}"
+    );
+}
+
+#[test]
+fn el9_bios_boot_passes_the_kickstart() {
+    el9_boot_passes_the_kickstart(false);
+}
+
+#[test]
+fn el9_uefi_boot_through_shim_reads_the_menu_inside_efiboot_img() {
+    el9_boot_passes_the_kickstart(true);
+}
+
 fn remaster_err(source: &Path, out: &Path, os: hvseed::inventory::Os) -> String {
     let agent = agent().unwrap();
     let payload = synthetic_payload(os, "fleet/ks.cfg");
@@ -878,6 +996,21 @@ fn bad_inputs_are_refused_and_leave_nothing() {
         e.contains("Ubuntu-Server 12.04.5")
             && e.contains("os: debian12")
             && e.contains("a Debian 12 amd64 netinst CD"),
+        "{e}"
+    );
+
+    // EL9 and CentOS 6 DVDs look alike (.treeinfo, isolinux, images/pxeboot): each is
+    // refused for the other's inventory, naming what it is.
+    let e = remaster_err(&fx.join("el9.iso"), &out, Os::Centos6);
+    assert!(
+        e.contains("Rocky Linux 9.5 x86_64") && e.contains("os: centos6"),
+        "{e}"
+    );
+    let e = remaster_err(&fx.join("centos6.iso"), &out, Os::El9);
+    assert!(
+        e.contains("CentOS 6.3 x86_64")
+            && e.contains("os: el9")
+            && e.contains("a Rocky Linux, AlmaLinux or RHEL 9 x86_64 DVD"),
         "{e}"
     );
 

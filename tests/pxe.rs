@@ -14,9 +14,120 @@ use std::time::Duration;
 
 use crate::util::{agent, hvseed, output_within_secs, require_tool, root, run_ok, ServeGuard};
 
+#[test]
+fn el9_tree_kickstarts_by_mac_from_the_dvd_tree_bios_and_uefi() {
+    if !tools() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("tree");
+    let base = "http://10.0.0.2:8080/lab";
+    pxe_ok(&root().join(EL9_INV), &el9_iso(), &out, base, &[]);
+    let t = files(&out);
+    for f in [
+        "tftp/el9/vmlinuz",
+        "tftp/el9/initrd.img",
+        "tftp/BOOTX64.EFI",
+        "tftp/grubx64.efi",
+        "tftp/grub.cfg",
+        "http/os/.treeinfo",
+        "http/os/.discinfo",
+        "http/os/media.repo",
+        "http/os/images/install.img",
+        "http/os/BaseOS/Packages/b/bash-5.1.8-9.el9.x86_64.rpm",
+        "http/os/BaseOS/repodata/repomd.xml",
+        "http/os/AppStream/Packages/l/libvirt-10.5.0-7.el9_5.x86_64.rpm",
+        "http/os/AppStream/repodata/repomd.xml",
+    ] {
+        assert!(t.contains_key(f), "{f} missing");
+    }
+    assert_eq!(t["tftp/el9/initrd.img"], b"el9 initrd stand-in\n");
+    assert!(!t.keys().any(|k| k.contains("isolinux")));
+    // UEFI: the DVD's own signed shim and GRUB (Secure Boot machines boot them), not
+    // a GRUB hvseed builds; that GRUB looks for its files beside itself.
+    let d = tempfile::tempdir().unwrap();
+    for (iso_path, tree_path) in [
+        ("/EFI/BOOT/BOOTX64.EFI", "tftp/BOOTX64.EFI"),
+        ("/EFI/BOOT/grubx64.efi", "tftp/grubx64.efi"),
+    ] {
+        let local = d.path().join("f");
+        run_ok(
+            Command::new("xorriso")
+                .args(["-osirrox", "on", "-indev"])
+                .arg(el9_iso())
+                .args(["-extract", iso_path])
+                .arg(&local),
+        );
+        assert!(
+            std::fs::read(&local).unwrap() == t[tree_path],
+            "{tree_path}"
+        );
+        std::fs::remove_file(&local).unwrap();
+    }
+    assert!(!t.keys().any(|k| k.starts_with("tftp/grub/")));
+
+    for (mac, fqdn) in [
+        (MAC51, "kvm51.lab.example.org"),
+        (MAC52, "kvm52.lab.example.org"),
+    ] {
+        // anaconda of EL9 reads only inst.* options: the kickstart over HTTP, stage2
+        // and the packages from the DVD's tree beside it.
+        let wants = [
+            format!("inst.repo={base}/os"),
+            format!("inst.ks={base}/hosts/{fqdn}/ks.cfg"),
+            "console=ttyS0,115200n8".to_string(),
+        ];
+        let cfg = text(
+            &t,
+            &format!("tftp/pxelinux.cfg/01-{}", mac.replace(':', "-")),
+        );
+        let args = append_args(&cfg);
+        assert_eq!(args[0], "initrd=el9/initrd.img", "{args:?}");
+        assert_eq!(args[1..], wants, "{cfg}");
+        assert!(cfg.lines().any(|l| l.trim() == "IPAPPEND 2"), "{cfg}");
+        let g = text(&t, &format!("tftp/grub.cfg-01-{}", mac.replace(':', "-")));
+        let linux = g
+            .lines()
+            .find(|l| l.trim_start().starts_with("linux "))
+            .unwrap();
+        let mut quoted: Vec<String> = wants.iter().map(|a| format!("'{a}'")).collect();
+        quoted.push(format!("'BOOTIF=01-{}'", mac.replace(':', "-")));
+        assert_eq!(
+            linux.trim(),
+            format!("linux /el9/vmlinuz {}", quoted.join(" ")),
+            "{g}"
+        );
+        assert!(g.contains("initrd /el9/initrd.img"), "{g}");
+
+        // The kickstart installs from the DVD tree over HTTP too; ksvalidator agrees.
+        let ks_path = out.join(format!("http/hosts/{fqdn}/ks.cfg"));
+        let ks = std::fs::read_to_string(&ks_path).unwrap();
+        assert!(
+            ks.lines().any(|l| l == format!("url --url={base}/os")),
+            "{ks}"
+        );
+        if let Some(v) = crate::util::ksvalidator() {
+            run_ok(Command::new(v).args(["-v", "RHEL9"]).arg(&ks_path));
+        }
+    }
+    // Unknown machines: pxelinux's default and GRUB's grub.cfg boot the local disk.
+    let d = text(&t, "tftp/pxelinux.cfg/default");
+    assert!(d.contains("LOCALBOOT 0") && !d.contains("KERNEL"), "{d}");
+    let g = text(&t, "tftp/grub.cfg");
+    assert!(g.contains("exit") && !g.contains("linux"), "{g}");
+    let conf = text(&t, "dnsmasq.conf");
+    assert!(
+        conf.contains("dhcp-boot=tag:hvseed,tag:efi-x86_64,BOOTX64.EFI\n"),
+        "{conf}"
+    );
+    dnsmasq_accepts(&out.join("dnsmasq.conf"));
+    sums_cover_the_tree(&out, &t);
+}
+
 const DI: &str = "/usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64";
 pub(crate) const UBUNTU_INV: &str = "tests/fixtures/pxe/ubuntu1204.yaml";
 const CENTOS_INV: &str = "tests/fixtures/pxe/centos6.yaml";
+const EL9_INV: &str = "tests/fixtures/pxe/el9.yaml";
 pub(crate) const DEBIAN_INV: &str = "tests/fixtures/pxe/debian12.yaml";
 /// d-i's netboot files as the debian-installer-12-netboot-amd64 package installs them
 /// (the layout of netboot.tar.gz): the source of `hvseed pxe` for debian12.
@@ -25,6 +136,8 @@ const MAC31: &str = "52:54:00:12:34:31";
 const MAC32: &str = "52:54:00:12:34:32";
 const MAC21: &str = "52:54:00:12:34:21";
 const MAC22: &str = "52:54:00:12:34:22";
+const MAC51: &str = "52:54:00:12:34:51";
+const MAC52: &str = "52:54:00:12:34:52";
 
 /// Everything a tree test needs, or None (loudly) when a tool is missing.
 pub(crate) fn tools() -> bool {
@@ -55,6 +168,12 @@ pub(crate) fn ubuntu_iso() -> PathBuf {
 /// the grub-legacy EFI loader, Packages/ and repodata/ (`make-fixtures.sh`'s `pxe` layout).
 fn centos_iso() -> PathBuf {
     crate::util::iso_fixtures("pxe").join("CentOS-6.3-x86_64-bin-DVD1.iso")
+}
+
+/// An EL9 DVD layout: productmd .treeinfo, the PXE kernel (Debian's d-i kernel) and a
+/// stand-in initrd, stage2, BaseOS/ and AppStream/ (`make-fixtures.sh`'s `pxe` layout).
+fn el9_iso() -> PathBuf {
+    crate::util::iso_fixtures("pxe").join("Rocky-9.5-x86_64-dvd.iso")
 }
 
 /// Runs `hvseed pxe`, returning (success, stderr).
@@ -655,6 +774,19 @@ fn mismatched_syslinux_foreign_files_and_wrong_isos_are_refused() {
         !ok && err.contains("CentOS 6.3") && err.contains("ubuntu1204"),
         "{err}"
     );
+    // EL9 and CentOS 6 DVDs, each given for the other's inventory.
+    let el9 = root().join(EL9_INV);
+    let (ok, err) = pxe(&el9, &centos_iso(), &out, base, &[]);
+    assert!(
+        !ok && err.contains("CentOS 6.3") && err.contains("el9"),
+        "{err}"
+    );
+    let (ok, err) = pxe(&root().join(CENTOS_INV), &el9_iso(), &out, base, &[]);
+    assert!(
+        !ok && err.contains("Rocky Linux 9.5") && err.contains("centos6"),
+        "{err}"
+    );
+    assert!(!out.join("tftp").exists(), "nothing may be written");
     let not_iso = tmp.path().join("notes.txt");
     std::fs::write(&not_iso, "hello\n".repeat(10000)).unwrap();
     let (ok, err) = pxe(&inv, &not_iso, &out, base, &[]);
@@ -828,6 +960,55 @@ fn links_in_the_tree_are_never_followed_out_of_it() {
 /// install); a re-run of `hvseed pxe` keeps them so; `--reinstall` arms them again,
 /// `--disarm` (for trees served by another web server) disarms them; the status
 /// shows which.
+/// EL9: anaconda's GET of a host's kickstart from `hvseed serve` disarms both of its
+/// boot files, the UEFI one in the TFTP root beside the DVD's GRUB included; `hvseed
+/// pxe` keeps them so until `--reinstall`.
+#[test]
+fn el9_host_is_installed_by_pxe_once_until_reinstall() {
+    if !tools() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let inv = root().join(EL9_INV);
+    let base = "http://10.0.0.2:8080";
+    let out = tmp.path().join("tree");
+    pxe_ok(&inv, &el9_iso(), &out, base, &[]);
+    let (pxe51, grub51) = (
+        "tftp/pxelinux.cfg/01-52-54-00-12-34-51",
+        "tftp/grub.cfg-01-52-54-00-12-34-51",
+    );
+    let installs = |t: &BTreeMap<String, Vec<u8>>| {
+        text(t, pxe51).contains("KERNEL ") && text(t, grub51).contains("linux ")
+    };
+    let boots_disk = |t: &BTreeMap<String, Vec<u8>>| {
+        let (p, g) = (text(t, pxe51), text(t, grub51));
+        p.lines().any(|l| l.trim() == "LOCALBOOT 0")
+            && !p.contains("KERNEL")
+            && g.lines().any(|l| l.trim() == "exit")
+            && !g.contains("linux")
+    };
+    assert!(installs(&files(&out)));
+    {
+        let server = ServeGuard::start(&out);
+        let r = server.get("/hosts/kvm51.lab.example.org/ks.cfg");
+        assert_eq!(r.status, 200);
+    }
+    let t = files(&out);
+    assert!(boots_disk(&t), "{}\n{}", text(&t, pxe51), text(&t, grub51));
+    // The other host is still armed.
+    assert!(text(&t, "tftp/grub.cfg-01-52-54-00-12-34-52").contains("linux "));
+    pxe_ok(&inv, &el9_iso(), &out, base, &[]);
+    assert!(boots_disk(&files(&out)));
+    pxe_ok(
+        &inv,
+        &el9_iso(),
+        &out,
+        base,
+        &["--reinstall", "kvm51.lab.example.org"],
+    );
+    assert!(installs(&files(&out)));
+}
+
 #[test]
 fn a_host_is_installed_by_pxe_once_until_reinstall() {
     if !tools() {
@@ -1198,20 +1379,50 @@ fn vm_pxe(
 /// makes the guest reach its embedded server at.
 const RACK_BASE: &str = "http://192.168.42.5:8080";
 
-/// A d-i target's BIOS PXE boot test.
+/// A target's BIOS PXE boot test.
 struct BiosCase {
     inv: &'static str,
     source: &'static dyn Fn() -> PathBuf,
     host: &'static str,
     mac: &'static str,
+    /// The installer: d-i (real, it fetches the preseed and announces the host) or
+    /// anaconda (Debian's kernel standing in: its command line is what is checked).
+    installer: Installer,
 }
 
-/// pxelinux picks the host's file by MAC, the real d-i boots from QEMU's TFTP, fetches
-/// that host's preseed from the embedded `hvseed serve` at the tree's http-base (the
-/// URL and BOOTIF on its command line) and its early_command announces the host on the
-/// serial console. PXE just once: the next PXE boot of the host goes to the local disk
-/// and starts no installer; a machine hvseed does not know gets `pxelinux.cfg/default`,
-/// the local disk, no kernel.
+/// Which installer a PXE boot test's tree starts.
+#[derive(Clone, Copy, PartialEq)]
+enum Installer {
+    DebianInstaller,
+    Anaconda,
+}
+
+/// The command line of the host's installer must carry its install file's URL.
+fn assert_install_file_args(line: &str, installer: Installer, host: &str) {
+    let wants = match installer {
+        Installer::DebianInstaller => vec![
+            format!("url={RACK_BASE}/hosts/{host}/preseed.cfg"),
+            "netcfg/choose_interface=auto".to_string(),
+        ],
+        Installer::Anaconda => vec![
+            format!("inst.ks={RACK_BASE}/hosts/{host}/ks.cfg"),
+            format!("inst.repo={RACK_BASE}/os"),
+        ],
+    };
+    for w in wants {
+        assert!(
+            line.split_whitespace().any(|a| a == w),
+            "the kernel did not get {w}: {line}"
+        );
+    }
+}
+
+/// pxelinux picks the host's file by MAC, the installer's kernel boots from QEMU's TFTP
+/// with the URL of the host's install file at the tree's http-base and BOOTIF on its
+/// command line. The real d-i fetches that preseed from the embedded `hvseed serve` and
+/// its early_command announces the host on the serial console; then, PXE just once,
+/// the next PXE boot of the host goes to the local disk and starts no installer. A
+/// machine hvseed does not know gets `pxelinux.cfg/default`, the local disk, no kernel.
 fn bios_pxe_installs_by_mac_then_boots_locally(case: BiosCase) {
     if !tools() || !require_tool("qemu-system-x86_64", "qemu-system-x86") {
         return;
@@ -1226,54 +1437,31 @@ fn bios_pxe_installs_by_mac_then_boots_locally(case: BiosCase) {
         &[],
     );
 
-    let run = vm_pxe(case.inv, &out, case.host, false, "installing", None, 340);
+    let d_i = case.installer == Installer::DebianInstaller;
+    let until = if d_i { "installing" } else { "installer" };
+    let run = vm_pxe(case.inv, &out, case.host, false, until, None, 340);
     assert!(
         run.ok,
-        "d-i did not announce {} within the limit: {}\n{}",
+        "{until} not reached for {} within the limit: {}\n{}",
         case.host, run.summary, run.stderr
     );
-    assert!(run
-        .serial
-        .contains(&format!("hvseed: installing {}", case.host)));
     let line = run
         .serial
         .split(['\r', '\n'])
         .find(|l| l.contains("Command line:"))
         .expect("the kernel's command line on the serial console");
-    assert!(
-        line.contains(&format!("url={RACK_BASE}/hosts/{}/preseed.cfg", case.host)),
-        "the kernel did not get the preseed URL: {line}"
-    );
+    assert_install_file_args(line, case.installer, case.host);
     assert!(
         line.contains(&format!("BOOTIF=01-{}", case.mac.replace(':', "-"))),
         "IPAPPEND 2 did not add BOOTIF: {line}"
     );
-    let get = format!("GET \"/hosts/{}/preseed.cfg\" 200", case.host);
-    assert!(run.stderr.contains(&get), "{}", run.stderr);
-
-    // PXE just once: its installer fetched the preseed, so the host's next PXE boot
-    // goes to the local disk (blank here: the firmware then has nothing to boot).
-    let again = vm_pxe(case.inv, &out, case.host, false, "installer", None, 150);
-    assert!(!again.ok, "{}", again.summary);
-    assert!(
-        again.summary["failure"]
-            .as_str()
-            .is_some_and(|f| f.contains("No bootable device")),
-        "{}",
-        again.summary
-    );
-    assert!(
-        again.serial.contains("Booting from local disk"),
-        "the second PXE boot of {} did not go to the local disk:\n{}",
-        case.host,
-        printable(&again.serial)
-    );
-    for bad in ["Loading ", "Linux version", "hvseed: installing"] {
-        assert!(
-            !again.serial.contains(bad),
-            "{bad:?}:\n{}",
-            printable(&again.serial)
-        );
+    if d_i {
+        assert!(run
+            .serial
+            .contains(&format!("hvseed: installing {}", case.host)));
+        let get = format!("GET \"/hosts/{}/preseed.cfg\" 200", case.host);
+        assert!(run.stderr.contains(&get), "{}", run.stderr);
+        pxe_just_once(&case, &out);
     }
 
     // A machine hvseed does not know: pxelinux.cfg/default → the local disk, no kernel.
@@ -1303,6 +1491,35 @@ fn bios_pxe_installs_by_mac_then_boots_locally(case: BiosCase) {
     }
 }
 
+/// After the host's installer fetched its install file, the host's next PXE boot goes
+/// to the local disk.
+fn pxe_just_once(case: &BiosCase, out: &Path) {
+    // PXE just once: its installer fetched the preseed, so the host's next PXE boot
+    // goes to the local disk (blank here: the firmware then has nothing to boot).
+    let again = vm_pxe(case.inv, out, case.host, false, "installer", None, 150);
+    assert!(!again.ok, "{}", again.summary);
+    assert!(
+        again.summary["failure"]
+            .as_str()
+            .is_some_and(|f| f.contains("No bootable device")),
+        "{}",
+        again.summary
+    );
+    assert!(
+        again.serial.contains("Booting from local disk"),
+        "the second PXE boot of {} did not go to the local disk:\n{}",
+        case.host,
+        printable(&again.serial)
+    );
+    for bad in ["Loading ", "Linux version", "hvseed: installing"] {
+        assert!(
+            !again.serial.contains(bad),
+            "{bad:?}:\n{}",
+            printable(&again.serial)
+        );
+    }
+}
+
 /// A target's UEFI PXE boot test.
 struct UefiCase {
     inv: &'static str,
@@ -1316,6 +1533,7 @@ struct UefiCase {
     shows: &'static [&'static str],
     /// What the boot loader says to a machine the inventory does not know.
     stranger_says: &'static str,
+    installer: Installer,
 }
 
 /// OVMF PXE-boots the tree's UEFI loader, which finds the host's GRUB file by MAC and
@@ -1353,11 +1571,7 @@ fn uefi_pxe_picks_the_grub_file_by_mac(case: UefiCase) {
         line.contains(&format!("BOOTIF=01-{}", case.mac.replace(':', "-"))),
         "{line}"
     );
-    assert!(
-        line.contains(&format!("url={RACK_BASE}/hosts/{}/preseed.cfg", case.host)),
-        "{line}"
-    );
-    assert!(line.contains("netcfg/choose_interface=auto"), "{line}");
+    assert_install_file_args(line, case.installer, case.host);
     for s in case.shows {
         assert!(run.serial.contains(s), "{s:?}:\n{}", printable(&run.serial));
     }
@@ -1414,6 +1628,7 @@ fn qemu_pxe_boot_installs_the_host_by_mac_and_ignores_unknown_machines() {
         source: &ubuntu_iso,
         host: "kvm21.lab.example.org",
         mac: MAC21,
+        installer: Installer::DebianInstaller,
     });
 }
 
@@ -1430,6 +1645,38 @@ fn qemu_uefi_pxe_boot_picks_the_grub_file_by_mac() {
         until: "installer",
         shows: &["hvseed: grub: starting the installer for kvm22.lab.example.org"],
         stranger_says: "hvseed: grub: this machine is not a host of cluster pxelab",
+        installer: Installer::DebianInstaller,
+    });
+}
+
+/// EL9's tree: pxelinux starts the DVD's PXE kernel (Debian's d-i kernel standing in)
+/// with the host's kickstart URL, the DVD tree as inst.repo and BOOTIF.
+#[test]
+fn qemu_el9_pxe_boot_passes_the_kickstart_by_mac() {
+    bios_pxe_installs_by_mac_then_boots_locally(BiosCase {
+        inv: EL9_INV,
+        source: &el9_iso,
+        host: "kvm51.lab.example.org",
+        mac: MAC51,
+        installer: Installer::Anaconda,
+    });
+}
+
+/// UEFI, EL9's tree: the DVD's GRUB (its stand-in), loaded from the TFTP root, finds
+/// the host's `grub.cfg-01-<mac>` beside itself. (`hvseed vm` boots `grubx64.efi`
+/// itself; a real machine gets the shim, `BOOTX64.EFI`, from dnsmasq.conf, which loads
+/// that GRUB.)
+#[test]
+fn qemu_el9_uefi_pxe_boot_picks_the_grub_file_by_mac() {
+    uefi_pxe_picks_the_grub_file_by_mac(UefiCase {
+        inv: EL9_INV,
+        source: &el9_iso,
+        host: "kvm52.lab.example.org",
+        mac: MAC52,
+        until: "installer",
+        shows: &["hvseed: grub: starting the installer for kvm52.lab.example.org"],
+        stranger_says: "hvseed: grub: this machine is not a host of cluster lab9",
+        installer: Installer::Anaconda,
     });
 }
 
@@ -1690,6 +1937,7 @@ fn qemu_debian_pxe_boot_installs_the_host_by_mac() {
         source: &|| PathBuf::from(NETBOOT),
         host: "kvm31.lab.example.org",
         mac: MAC31,
+        installer: Installer::DebianInstaller,
     });
 }
 
@@ -1712,6 +1960,7 @@ fn qemu_debian_uefi_pxe_boot_through_ds_signed_grub_picks_the_host_by_mac() {
         ],
         stranger_says:
             "hvseed: grub: this machine (52:54:00:99:99:99) is not a host of cluster pxelab",
+        installer: Installer::DebianInstaller,
     });
 }
 

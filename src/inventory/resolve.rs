@@ -557,7 +557,21 @@ fn resolve_host(
         |c| resolve_security(c, &m, os),
     );
 
+    let ovs_ok = match (
+        &install,
+        &network,
+        os.and_then(|os| crate::target::of(os).inventory.openvswitch_package_required),
+    ) {
+        (Some(install), Some(network), Some(why)) => {
+            openvswitch_package(c, &m, install, network, why)
+        }
+        _ => true,
+    };
+
     let host = (|| {
+        if !ovs_ok {
+            return None;
+        }
         Some(Host {
             fqdn: fqdn?,
             mac: mac?,
@@ -573,6 +587,42 @@ fn resolve_host(
         })
     })();
     (host, locs)
+}
+
+/// Open vSwitch on a target whose own repositories lack it: a versioned package
+/// (`openvswitch3.3`) among `install.extra_packages` and a repository to take it from.
+/// Said at `network.type`, where Open vSwitch was chosen.
+fn openvswitch_package(
+    c: &mut Checker,
+    m: &Map,
+    install: &Install,
+    network: &Network,
+    why: &str,
+) -> bool {
+    if network.kind != NetworkType::Openvswitch {
+        return true;
+    }
+    let versioned = install.extra_packages.iter().any(|p| {
+        p.strip_prefix("openvswitch")
+            .is_some_and(|rest| rest.starts_with(|ch: char| ch.is_ascii_digit()))
+    });
+    if versioned && !install.extra_repositories.is_empty() {
+        return true;
+    }
+    let s = c.section(m, "network", NETWORK_KEYS);
+    if let Some(at) = s.get("type") {
+        let missing = match (versioned, install.extra_repositories.is_empty()) {
+            (false, true) => "no versioned `openvswitch` package and no extra repository",
+            (false, false) => "no versioned `openvswitch` package in `install.extra_packages`",
+            _ => "no `install.extra_repositories` to install the Open vSwitch package from",
+        };
+        c.error(
+            at,
+            "network.type",
+            format!("Open vSwitch needs a package this host does not get ({missing}): {why}"),
+        );
+    }
+    false
 }
 
 #[cfg(test)]

@@ -29,6 +29,18 @@ impl UnattendedEntry {
     /// The entry as the boot-menu template `iso/<template>` writes it, booting
     /// `kernel` with `initrd`.
     fn render(&self, template: &str, kernel: &str, initrd: &str) -> String {
+        self.render_with(template, kernel, initrd, ("linux", "initrd"))
+    }
+
+    /// [`Self::render`] with the GRUB commands that load them (`linux`/`initrd`, or
+    /// `linuxefi`/`initrdefi` as EL's menus write them).
+    fn render_with(
+        &self,
+        template: &str,
+        kernel: &str,
+        initrd: &str,
+        (linux_cmd, initrd_cmd): (&str, &str),
+    ) -> String {
         crate::bootmenu::render(
             template,
             minijinja::context! {
@@ -36,6 +48,8 @@ impl UnattendedEntry {
                 title => &self.title,
                 kernel,
                 initrd,
+                linux_cmd,
+                initrd_cmd,
                 args => &self.args,
                 timeout => GRUB_TIMEOUT,
             },
@@ -209,6 +223,7 @@ impl FirstEntry {
     /// (or `entry`'s own initrd).
     fn our_stanza(&self, menu: &str, entry: &UnattendedEntry, template: &str) -> Result<String> {
         let (mut kernel, mut initrd) = (None, None);
+        let (mut linux_cmd, mut initrd_cmd) = ("linux".to_string(), "initrd".to_string());
         let mut in_first = false;
         for line in menu.lines() {
             let (kw, rest) = keyword(line);
@@ -220,15 +235,17 @@ impl FirstEntry {
                 break;
             } else if in_first && self.kernel.contains(&kw) {
                 kernel = word();
+                linux_cmd = kw.to_string();
             } else if in_first && self.initrd.contains(&kw) {
                 initrd = word();
+                initrd_cmd = kw.to_string();
             }
         }
         let (Some(kernel), Some(orig_initrd)) = (kernel, initrd) else {
             bail!("{}", self.missing);
         };
         let initrd = entry.initrd.clone().unwrap_or(orig_initrd);
-        Ok(entry.render(template, &kernel, &initrd))
+        Ok(entry.render_with(template, &kernel, &initrd, (&linux_cmd, &initrd_cmd)))
     }
 }
 
@@ -280,6 +297,23 @@ pub fn grub_legacy(conf: &str, entry: &UnattendedEntry) -> Result<String> {
     Ok(head + &out)
 }
 
+/// A kernel argument as one word of a GRUB2 `linux` line: GRUB's script reads `\` as
+/// an escape (`\x20` would reach the kernel as `x20`), so a word with characters other
+/// than letters, digits and `- _ . , : = / + @ % ~` goes in single quotes, inside which
+/// GRUB keeps everything. (Arguments never hold a `'`: the inventory's rule refuses it
+/// and labels are escaped as `\xNN`.)
+fn grub2_word(arg: &str) -> String {
+    if arg
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_.,:=/+@%~".contains(c))
+    {
+        arg.to_string()
+    } else {
+        debug_assert!(!arg.contains('\''), "{arg}");
+        format!("'{arg}'")
+    }
+}
+
 /// GRUB2 (`boot/grub/grub.cfg`): `set default=0`, `set timeout=5` and our `menuentry`
 /// before the first `menuentry`; earlier `set default`/`set timeout` lines are commented
 /// out so they cannot point elsewhere.
@@ -291,7 +325,11 @@ pub fn grub2(cfg: &str, entry: &UnattendedEntry) -> Result<String> {
         initrd: &["initrd", "initrdefi"],
         missing: "its first `menuentry` has no `linux` and `initrd` lines to copy",
     };
-    let stanza = first.our_stanza(cfg, entry, "grub2/entry.cfg")?;
+    let entry = UnattendedEntry {
+        args: entry.args.iter().map(|a| grub2_word(a)).collect(),
+        ..entry.clone()
+    };
+    let stanza = first.our_stanza(cfg, &entry, "grub2/entry.cfg")?;
     let mut out = String::with_capacity(cfg.len() + stanza.len() + 64);
     let mut inserted = false;
     for line in cfg.lines() {
@@ -395,6 +433,21 @@ mod tests {
         let conf = "title A\n\tkernel /k\n\tinitrd /i\n";
         let out = grub_legacy(conf, &entry(None)).unwrap();
         assert!(out.starts_with("default=0\ntimeout 5\n"), "{out}");
+    }
+
+    #[test]
+    fn grub2_quotes_what_its_script_would_unescape() {
+        let cfg = "menuentry 'Install Rocky Linux 9.5' --class fedora {\n\tlinuxefi /images/pxeboot/vmlinuz inst.stage2=hd:LABEL=Rocky-9-5-x86_64-dvd quiet\n\tinitrdefi /images/pxeboot/initrd.img\n}\n";
+        let e = UnattendedEntry {
+            title: "t".into(),
+            args: vec![
+                "inst.ks=hd:LABEL=EL\\x209:/hvseed/fleet/ks.cfg".into(),
+                "console=ttyS0,115200n8".into(),
+            ],
+            initrd: None,
+        };
+        let out = grub2(cfg, &e).unwrap();
+        assert!(out.contains("\tlinuxefi\t/images/pxeboot/vmlinuz 'inst.ks=hd:LABEL=EL\\x209:/hvseed/fleet/ks.cfg' console=ttyS0,115200n8\n\tinitrdefi\t/images/pxeboot/initrd.img\n"), "{out}");
     }
 
     #[test]

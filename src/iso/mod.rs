@@ -161,7 +161,7 @@ pub fn remaster(
     for (rel, bytes) in &payload.files {
         b.add_hvseed(rel, bytes)?;
     }
-    b.boot_entries(payload, flavour.target, flavour.uefi.as_deref())?;
+    b.boot_entries(payload, flavour.target, flavour.uefi.as_deref(), &volume_id)?;
     b.finish_hvseed(agent)?;
     if let Some(list) = flavour.target.iso.md5sums {
         b.update_md5sums(list)?;
@@ -357,16 +357,26 @@ impl Builder<'_> {
 
     /// The new default boot entries, in the target's BIOS menu (isolinux) and, with a
     /// UEFI image (`uefi`), its UEFI menu, in the ISO tree and inside the image.
-    fn boot_entries(&mut self, p: &Payload, target: &Target, uefi: Option<&str>) -> Result<()> {
+    fn boot_entries(
+        &mut self,
+        p: &Payload,
+        target: &Target,
+        uefi: Option<&str>,
+        volume_id: &str,
+    ) -> Result<()> {
         let medium = &target.iso;
-        let args = (medium.args)(&BootValues {
+        let mut args: Vec<String> = medium
+            .label_args
+            .map(|f| f(volume_id, &p.install_file))
+            .unwrap_or_default();
+        args.extend((medium.args)(&BootValues {
             install_file: &p.install_file,
             locale: &p.locale,
             keyboard: &p.keyboard,
             hostname: None,
             domain: None,
             kernel_args: &p.kernel_args,
-        });
+        }));
         let entry = UnattendedEntry {
             title: p.title.clone(),
             args,

@@ -129,7 +129,7 @@ mod tests {
             "{err}"
         );
         assert!(
-            err.contains("a CentOS 6 DVD, an Ubuntu 12.04 CD or a Debian 12 CD"),
+            err.contains("a CentOS 6 DVD, an Ubuntu 12.04 CD, a Debian 12 CD or an EL9 DVD"),
             "{err}"
         );
     }

@@ -110,18 +110,28 @@ impl<'a> Build<'a> {
     /// files on disk changed. Returns whether the tree has the ISO's EFI loader.
     pub fn iso_files(&mut self, iso: &Iso, os: Os, layout: &source::Layout) -> Result<bool> {
         let identity = format!("{} os={os}", iso.identity);
-        let iso_loader = match layout.uefi {
-            PxeUefi::GrubLegacy {
-                loader,
-                boot_file,
-                missing_note,
-            } => Some((loader, boot_file, missing_note)),
-            PxeUefi::Grub2 | PxeUefi::DebianNetboot { .. } => None,
-        };
+        // The ISO's UEFI loaders: (path in the ISO, file in tftp/), the first the
+        // DHCP boot file; and what to say when the ISO lacks them.
+        let (iso_loaders, missing_note): (Vec<(&str, &str)>, &str) =
+            match (layout.uefi, layout.uefi_media_loaders) {
+                (
+                    PxeUefi::GrubLegacy {
+                        loader,
+                        boot_file,
+                        missing_note,
+                    },
+                    _,
+                ) => (vec![(loader, boot_file)], missing_note),
+                (PxeUefi::Grub2, Some(m)) => (
+                    vec![(m.shim, configs::MEDIA_SHIM), (m.grub, configs::MEDIA_GRUB)],
+                    "a boot-only or otherwise cut-down image",
+                ),
+                (PxeUefi::Grub2 | PxeUefi::DebianNetboot { .. }, _) => (vec![], ""),
+            };
         if let Some(r) = self.keep_installer(&identity, layout) {
-            return Ok(iso_loader
-                .as_ref()
-                .is_some_and(|(_, file, _)| r.files.contains(&format!("tftp/{file}"))));
+            return Ok(iso_loaders
+                .first()
+                .is_some_and(|(_, file)| r.files.contains(&format!("tftp/{file}"))));
         }
         // (The ISO's flavour was checked before anything was created.)
         let kernel = self.staging.join("kernel");
@@ -156,25 +166,30 @@ impl<'a> Build<'a> {
             0o644,
         );
         let mut efi = false;
-        if let Some((iso_path, boot_file, missing_note)) = iso_loader {
-            let loader = self.staging.join(boot_file);
-            let tree_path = format!("tftp/{boot_file}");
-            if iso.missing(&[iso_path])?.is_empty() {
-                iso.extract(&[(iso_path, &loader)])
-                    .context("extracting the EFI loader")?;
-                self.desired.insert(
-                    tree_path.as_str(),
-                    Want::Move(loader.clone()),
-                    sha256_file(&loader)?,
-                    0o644,
-                );
-                files.push(tree_path);
+        if !iso_loaders.is_empty() {
+            let paths: Vec<&str> = iso_loaders.iter().map(|(p, _)| *p).collect();
+            let absent = iso.missing(&paths)?;
+            if absent.is_empty() {
+                for (iso_path, boot_file) in &iso_loaders {
+                    let loader = self.staging.join(boot_file);
+                    let tree_path = format!("tftp/{boot_file}");
+                    iso.extract(&[(iso_path, &loader)])
+                        .context("extracting the EFI loader")?;
+                    self.desired.insert(
+                        tree_path.as_str(),
+                        Want::Move(loader.clone()),
+                        sha256_file(&loader)?,
+                        0o644,
+                    );
+                    files.push(tree_path);
+                }
                 efi = true;
             } else {
                 tracing::warn!(
-                    "{}: no {iso_path} on this ISO ({missing_note}): the tree boots BIOS \
+                    "{}: no {} on this ISO ({missing_note}): the tree boots BIOS \
                      machines only",
                     iso.path.display(),
+                    absent.join(" or "),
                 );
             }
         }

@@ -16,7 +16,7 @@ use anyhow::{bail, Result};
 use minijinja::context;
 
 use crate::bootmenu;
-use crate::inventory::{Host, Inventory, Os};
+use crate::inventory::{Host, InstallSource, Inventory, Os};
 use crate::target::{self, BootValues, PxeUefi};
 
 use super::source::Layout;
@@ -34,6 +34,17 @@ pub fn pxelinux_path(mac: &str) -> String {
 
 pub fn grub2_path(mac: &str) -> String {
     format!("tftp/grub/grub.cfg-{}", mac_file_name(mac))
+}
+
+/// The medium's own shim and GRUB in the TFTP root ([`crate::target::MediaLoaders`]):
+/// the DHCP boot file is the shim, which loads the GRUB beside it; that GRUB's prefix
+/// is the TFTP root, where it looks for the host's file and then `grub.cfg`.
+pub const MEDIA_SHIM: &str = "BOOTX64.EFI";
+pub const MEDIA_GRUB: &str = "grubx64.efi";
+pub const MEDIA_GRUB_CFG: &str = "tftp/grub.cfg";
+
+pub fn media_grub_path(mac: &str) -> String {
+    format!("{MEDIA_GRUB_CFG}-{}", mac_file_name(mac))
 }
 
 /// d-i's signed UEFI network loaders in the TFTP root, where d-i's netboot tree has
@@ -66,8 +77,9 @@ pub fn grub_legacy_path(mac: &str) -> String {
 }
 
 /// A host's file for the target's UEFI loader.
-fn uefi_path(uefi: PxeUefi, mac: &str) -> String {
-    match uefi {
+fn uefi_path(layout: &Layout, mac: &str) -> String {
+    match layout.uefi {
+        PxeUefi::Grub2 if layout.uefi_media_loaders.is_some() => media_grub_path(mac),
         PxeUefi::Grub2 => grub2_path(mac),
         PxeUefi::GrubLegacy { .. } => grub_legacy_path(mac),
         PxeUefi::DebianNetboot { .. } => di_netboot_path(mac),
@@ -79,7 +91,7 @@ fn uefi_path(uefi: PxeUefi, mac: &str) -> String {
 pub fn host_boot_paths(os: Os, efi: bool, mac: &str) -> Vec<String> {
     let mut paths = vec![pxelinux_path(mac)];
     if efi {
-        paths.push(uefi_path(target::of(os).pxe.uefi, mac));
+        paths.push(uefi_path(&target::of(os).pxe, mac));
     }
     paths
 }
@@ -101,7 +113,7 @@ pub fn installed_marker(fqdn: &str) -> String {
 /// pxelinux `SERIAL` directive only (`hvseed serve` takes that from the host's
 /// install file, see [`serial_line`]), so `hvseed serve` writes the same bytes as
 /// `hvseed pxe`.
-pub fn local_boot_files(fqdn: &str, mac: &str, serial: Option<&str>) -> [(String, String); 4] {
+pub fn local_boot_files(fqdn: &str, mac: &str, serial: Option<&str>) -> [(String, String); 5] {
     let ctx = context! { fqdn, serial };
     [
         (
@@ -122,6 +134,11 @@ pub fn local_boot_files(fqdn: &str, mac: &str, serial: Option<&str>) -> [(String
         // d-i's signed GRUB: the same GRUB 2 file, where its grub.cfg sources it.
         (
             di_netboot_path(mac),
+            bootmenu::render("grub2/pxe-installed.cfg", ctx.clone()),
+        ),
+        // The medium's own GRUB (EL9): the same GRUB 2 file, in the TFTP root.
+        (
+            media_grub_path(mac),
             bootmenu::render("grub2/pxe-installed.cfg", ctx),
         ),
     ]
@@ -167,6 +184,12 @@ pub fn installer_args(inv: &Inventory, host: &Host, base: &str) -> Result<Vec<St
         domain: Some(host.domain()),
         kernel_args: &host.install.kernel_arg_strings(),
     });
+    // `hvseed pxe` made a `cdrom` source the URL of the DVD's tree it serves.
+    let mut args = args;
+    if let (Some(tree_arg), InstallSource::Url(tree)) = (target.pxe.tree_arg, &host.install.source)
+    {
+        args.insert(0, tree_arg(tree));
+    }
     debug_assert!(args.iter().all(|a| arg_ok(a)), "{args:?}");
     Ok(args)
 }
@@ -242,12 +265,16 @@ pub fn uefi_host(
         // The same GRUB 2 file; d-i's GRUB's root is the TFTP server too.
         PxeUefi::DebianNetboot { .. } => grub2_host(inv, host, layout, args),
     };
-    (uefi_path(layout.uefi, &host.mac), text)
+    (uefi_path(layout, &host.mac), text)
 }
 
 /// The fallback file of the target's UEFI loader: (path, content).
 pub fn uefi_default(inv: &Inventory) -> (&'static str, String) {
-    match target::of(inv.os).pxe.uefi {
+    let layout = &target::of(inv.os).pxe;
+    match layout.uefi {
+        PxeUefi::Grub2 if layout.uefi_media_loaders.is_some() => {
+            (MEDIA_GRUB_CFG, grub2_default(inv))
+        }
         PxeUefi::Grub2 => ("tftp/grub/grub.cfg", grub2_default(inv)),
         PxeUefi::GrubLegacy { .. } => ("tftp/efidefault", grub_legacy_default(inv)),
         PxeUefi::DebianNetboot { .. } => (DI_NETBOOT_GRUB_CFG, di_netboot_default(inv)),

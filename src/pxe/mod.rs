@@ -208,6 +208,9 @@ pub fn run(c: Options) -> Result<ExitCode> {
     tracing::debug!("boot files: {:.3} s", started.elapsed().as_secs_f64());
     let efi_boot = match layout.uefi {
         PxeUefi::GrubLegacy { boot_file, .. } => efi_from_source.then_some(boot_file),
+        PxeUefi::Grub2 if layout.uefi_media_loaders.is_some() => {
+            efi_from_source.then_some(configs::MEDIA_SHIM)
+        }
         PxeUefi::Grub2 => b.grub_efi_image()?.then_some("grubx64.efi"),
         PxeUefi::DebianNetboot { .. } => efi_from_source.then_some(configs::DI_NETBOOT_SHIM),
     };

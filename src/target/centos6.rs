@@ -25,15 +25,9 @@ pub static TARGET: Target = Target {
                 "packages.ks",
                 include_str!("../../profiles/centos6/packages.ks"),
             ),
-            (
-                "fleet-pre.sh",
-                include_str!("../../profiles/centos6/fleet-pre.sh"),
-            ),
-            (
-                "post-nochroot.sh",
-                include_str!("../../profiles/centos6/post-nochroot.sh"),
-            ),
-            ("post.sh", include_str!("../../profiles/centos6/post.sh")),
+            anaconda::FLEET_PRE_SH,
+            anaconda::POST_NOCHROOT_SH,
+            anaconda::POST_SH,
         ],
     },
     iso: IsoMedium {
@@ -55,6 +49,7 @@ pub static TARGET: Target = Target {
         initrd_with_install_file: None,
         md5sums: None,
         args: anaconda::iso_args,
+        label_args: None,
     },
     pxe: PxeLayout {
         kernel: "/images/pxeboot/vmlinuz",
@@ -77,7 +72,9 @@ pub static TARGET: Target = Target {
             boot_file: "BOOTX64.efi",
             missing_note: "CentOS 6.2 and older have none",
         },
+        uefi_media_loaders: None,
         args: anaconda::pxe_args,
+        tree_arg: None,
     },
     inventory: InventoryRules {
         selinux: Selinux::Default(SelinuxMode::Permissive),
@@ -89,6 +86,8 @@ pub static TARGET: Target = Target {
         cloudstack_apt: None,
         cdrom_refused: None,
         extra_repositories_refused: None,
+        kernel_arg_refused: None,
+        openvswitch_package_required: None,
     },
 };
 

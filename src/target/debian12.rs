@@ -53,6 +53,7 @@ pub static TARGET: Target = Target {
         initrd_with_install_file: Some("/install.amd/initrd.gz"),
         md5sums: Some("/md5sum.txt"),
         args: iso_args,
+        label_args: None,
     },
     pxe: PxeLayout {
         // d-i's netboot flavour (netboot.tar.gz or the
@@ -66,7 +67,9 @@ pub static TARGET: Target = Target {
         tree_required: &[],
         tree_optional: &[],
         uefi: PxeUefi::DebianNetboot { release: "12" },
+        uefi_media_loaders: None,
         args: pxe_args,
+        tree_arg: None,
     },
     inventory: InventoryRules {
         selinux: Selinux::Refused(
@@ -95,6 +98,8 @@ pub static TARGET: Target = Target {
              out, and extra repositories have no key setting: remove \
              `install.extra_repositories` (install such packages after the first boot)",
         ),
+        kernel_arg_refused: None,
+        openvswitch_package_required: None,
     },
 };
 

@@ -13,6 +13,7 @@ mod anaconda;
 mod centos6;
 mod debian12;
 mod debian_installer;
+mod el9;
 mod ubuntu1204;
 
 use std::sync::OnceLock;
@@ -22,7 +23,12 @@ use hvseed_plan::plan::{Os, SelinuxMode};
 use crate::isoread::Listing;
 
 /// Every target hvseed installs, in the order they are listed to users.
-pub static TARGETS: &[&Target] = &[&centos6::TARGET, &ubuntu1204::TARGET, &debian12::TARGET];
+pub static TARGETS: &[&Target] = &[
+    &centos6::TARGET,
+    &ubuntu1204::TARGET,
+    &debian12::TARGET,
+    &el9::TARGET,
+];
 
 /// The target of an `os` value.
 pub fn of(os: Os) -> &'static Target {
@@ -143,6 +149,10 @@ pub struct IsoMedium {
     pub md5sums: Option<&'static str>,
     /// The boot entry's kernel arguments (`install_file` is the path under `/hvseed/`).
     pub args: fn(&BootValues) -> Vec<String>,
+    /// For installers that find their medium by its volume label: the arguments that
+    /// name it, from the label and the install file's path under `/hvseed/`; they go
+    /// before [`Self::args`].
+    pub label_args: Option<fn(&str, &str) -> Vec<String>>,
 }
 
 /// Gives the text of an identity file (`/.disk/info`) if the ISO has it.
@@ -204,9 +214,16 @@ pub struct PxeLayout {
     pub tree_optional: &'static [&'static str],
     /// The UEFI loader of the tree.
     pub uefi: PxeUefi,
+    /// With [`PxeUefi::Grub2`]: the medium's own signed loaders instead of the GRUB
+    /// image hvseed builds, so machines with Secure Boot on boot too.
+    pub uefi_media_loaders: Option<MediaLoaders>,
     /// The installer's kernel arguments (`install_file` is the URL of the host's
     /// install file; BOOTIF is added by the boot files).
     pub args: fn(&BootValues) -> Vec<String>,
+    /// For installers that take the installation tree on the command line: the
+    /// argument naming it (the URL of `install.source`, or of the DVD's tree that
+    /// `hvseed pxe` serves for `cdrom`); it goes first.
+    pub tree_arg: Option<fn(&str) -> String>,
 }
 
 /// The UEFI network boot loader of a PXE tree.
@@ -234,6 +251,19 @@ pub enum PxeUefi {
     },
 }
 
+/// The medium's signed UEFI loaders (EL9's DVD: `EFI/BOOT/BOOTX64.EFI`, shim, and
+/// `EFI/BOOT/grubx64.efi`), paths inside the ISO. `hvseed pxe` puts them in the TFTP
+/// root as `BOOTX64.EFI` (the DHCP boot file) and `grubx64.efi`, which shim loads from
+/// the directory it came from. That GRUB's prefix is the directory of its boot file,
+/// the TFTP root: it reads `grub.cfg-01-<mac>`, then `grub.cfg` there (the network
+/// lookup of GRUB 2.04 and later; RHEL's GRUB, as Red Hat's UEFI PXE setup lays it
+/// out with grub.cfg beside shim and grubx64.efi).
+#[derive(Debug, Clone, Copy)]
+pub struct MediaLoaders {
+    pub shim: &'static str,
+    pub grub: &'static str,
+}
+
 /// Inventory rules that depend on the target.
 #[derive(Debug)]
 pub struct InventoryRules {
@@ -253,6 +283,14 @@ pub struct InventoryRules {
     pub cdrom_refused: Option<&'static str>,
     /// Why `install.extra_repositories` cannot be used with this target.
     pub extra_repositories_refused: Option<&'static str>,
+    /// Why an `install.kernel_args` item cannot be given to this target's installer
+    /// (one it takes for itself or would swallow), as a sentence with the fix.
+    pub kernel_arg_refused: Option<fn(&str) -> Option<String>>,
+    /// With `network.type: openvswitch`, the Open vSwitch package must come from an
+    /// extra repository under a versioned name (`openvswitch3.3`): an
+    /// `install.extra_packages` item starting with `openvswitch` and a digit, and at
+    /// least one `install.extra_repositories`. The text says where to get one.
+    pub openvswitch_package_required: Option<&'static str>,
 }
 
 /// The oldest CloudStack release with support for a target.
@@ -278,6 +316,8 @@ pub enum Selinux {
     Default(SelinuxMode),
     /// It does not: the key is an error with this message.
     Refused(&'static str),
+    /// Only `permissive` (the default): `disabled` is an error with this message.
+    PermissiveOnly(&'static str),
 }
 
 #[cfg(test)]

@@ -47,6 +47,7 @@ pub static TARGET: Target = Target {
         initrd_with_install_file: Some("/install/initrd.gz"),
         md5sums: Some("/md5sum.txt"),
         args: debian_installer::iso_args,
+        label_args: None,
     },
     pxe: PxeLayout {
         kernel: "/install/netboot/ubuntu-installer/amd64/linux",
@@ -60,7 +61,9 @@ pub static TARGET: Target = Target {
         // Ubuntu 12.04's GRUB 1.99 has no per-MAC config lookup: the image is built
         // from the build host's GRUB.
         uefi: PxeUefi::Grub2,
+        uefi_media_loaders: None,
         args: debian_installer::pxe_args,
+        tree_arg: None,
     },
     inventory: InventoryRules {
         selinux: Selinux::Refused(
@@ -81,6 +84,8 @@ pub static TARGET: Target = Target {
         cloudstack_apt: None,
         cdrom_refused: None,
         extra_repositories_refused: None,
+        kernel_arg_refused: None,
+        openvswitch_package_required: None,
     },
 };
 

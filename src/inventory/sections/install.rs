@@ -88,7 +88,24 @@ pub(in crate::inventory) fn resolve_install(
     let extra_packages = list_or_empty(c, "extra_packages", rules::package, rules::MAX_PACKAGES);
     let kernel_args = match s.get("kernel_args") {
         None => Some(List::from([])),
-        Some(v) => c.memo(v, (0, 5), |c| resolve_kernel_args(c, v)),
+        Some(v) => c
+            .memo(v, (0, 5), |c| resolve_kernel_args(c, v))
+            .and_then(|args| {
+                // Arguments the target's installer takes for itself or would swallow.
+                let Some(refused) = rules_of.and_then(|r| r.kernel_arg_refused) else {
+                    return Some(args);
+                };
+                let mut ok = true;
+                if let Value::Seq(items) = &v.value {
+                    for (i, (item, arg)) in items.iter().zip(args.iter()).enumerate() {
+                        if let Some(why) = refused(arg) {
+                            c.error(item, &format!("install.kernel_args[{i}]"), why);
+                            ok = false;
+                        }
+                    }
+                }
+                ok.then_some(args)
+            }),
     };
     let extra_repositories = match s.get("extra_repositories") {
         None => Some(List::from([])),

@@ -1,4 +1,4 @@
-//! `security`: SELinux (CentOS) and the sources the firewall lets in.
+//! `security`: SELinux (the EL targets) and the sources the firewall lets in.
 
 use super::super::model::*;
 use super::super::reader::{Checker, Map};
@@ -15,6 +15,12 @@ pub(in crate::inventory) fn resolve_security(
     let rule = os.map(|os| crate::target::of(os).inventory.selinux);
     let selinux = match (s.get("selinux"), rule) {
         (Some(v), Some(Selinux::Refused(why))) => {
+            c.error(v, "security.selinux", why);
+            None
+        }
+        (Some(v), Some(Selinux::PermissiveOnly(why)))
+            if v.scalar_text().as_deref() == Some("disabled") =>
+        {
             c.error(v, "security.selinux", why);
             None
         }
@@ -35,6 +41,7 @@ pub(in crate::inventory) fn resolve_security(
             }
         }
         (None, Some(Selinux::Default(mode))) => Some(Some(mode)),
+        (None, Some(Selinux::PermissiveOnly(_))) => Some(Some(SelinuxMode::Permissive)),
         (None, _) => Some(None),
     };
     let firewall_sources = match s.get("firewall_sources") {
