@@ -555,7 +555,7 @@ fn pykickstart_reads_back_what_the_el9_inventory_says() {
         );
         assert_eq!(
             j(&r["network_onboot_activate"]),
-            "[[false,true],[true,null]]"
+            "[[true,true],[true,null]]"
         );
         let disk = &*h.install.disk;
         assert_eq!(j(&r["onlyuse"]), j(&serde_json::json!([disk])));

@@ -121,6 +121,11 @@ pub enum TargetKind<'p> {
     /// if hvseed had replaced someone's file there (its backup exists), that original
     /// is put back.
     Stale { marker: Option<&'static str> },
+    /// Someone else's file this plan must not leave where its reader finds it (the
+    /// installer's profile of a device hvseed configures differently): removed, its
+    /// original kept as the backup (once; a file starting with `marker` is hvseed's and
+    /// has no original to keep), so a rollback puts it back.
+    Retired { marker: &'static str },
 }
 
 /// A text file edited by `f` (created, mode 0644, when missing).
@@ -205,6 +210,15 @@ pub fn stale_marked<'p>(path: &str, marker: &'static str) -> Target<'p> {
     }
 }
 
+/// Someone else's file this plan wants gone, kept as the backup (see
+/// [`TargetKind::Retired`]); `marker` starts the files hvseed writes there.
+pub fn retired<'p>(path: &str, marker: &'static str) -> Target<'p> {
+    Target {
+        path: path.to_string(),
+        kind: TargetKind::Retired { marker },
+    }
+}
+
 /// A symbolic link to `target`.
 pub fn link<'p>(path: &str, target: &str) -> Target<'p> {
     Target {
@@ -263,7 +277,10 @@ pub struct Change {
 enum New {
     Text(String),
     Link(String),
-    Removed,
+    /// Removed; with `keep`, the old text is kept as the backup if none exists yet.
+    Removed {
+        keep: bool,
+    },
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -322,9 +339,10 @@ fn host_path(root: &Root, t: &Target) -> Result<PathBuf, ApplyError> {
             let (dir, name) = t.path.rsplit_once('/').unwrap_or(("", &t.path));
             Ok(root.resolve(dir).map_err(rerr)?.join(name))
         }
-        TargetKind::Edit { .. } | TargetKind::EditWith { .. } | TargetKind::Stale { .. } => {
-            root.resolve(&t.path).map_err(rerr)
-        }
+        TargetKind::Edit { .. }
+        | TargetKind::EditWith { .. }
+        | TargetKind::Stale { .. }
+        | TargetKind::Retired { .. } => root.resolve(&t.path).map_err(rerr),
     }
 }
 
@@ -354,6 +372,17 @@ pub fn compute(plan: &Plan, root: &Root, job: bool) -> Result<Vec<Change>, Apply
             }
             TargetKind::Link { target } => link_change(t.path, host, target)?,
             TargetKind::Stale { marker } => stale_change(root, t.path, host, marker)?,
+            TargetKind::Retired { marker } => {
+                read_text(&host, &t.path)?.map(|Existing { text, owner }| Change {
+                    new: New::Removed {
+                        keep: !text.starts_with(marker),
+                    },
+                    path: t.path,
+                    host_path: host,
+                    old: Some(text),
+                    owner,
+                })
+            }
         };
         changes.extend(change);
     }
@@ -457,7 +486,7 @@ fn stale_change(
         path,
         host_path: host,
         old: Some(text),
-        new: New::Removed,
+        new: New::Removed { keep: false },
         owner,
     }))
 }
@@ -527,41 +556,42 @@ pub fn stage(changes: &[Change], root: &Root) -> Result<Staged, ApplyError> {
                 rollback: Rollback::default(),
             }
         };
-        let action = match &c.new {
-            New::Text(text) => {
-                if let Some(old) = &c.old {
-                    let b = backup_path(&c.path);
-                    let bhost = root.resolve(&b).map_err(werr(&b))?;
-                    if fs::symlink_metadata(&bhost).is_err() {
-                        let tmp = fsroot::stage_file(
-                            &bhost,
-                            old.as_bytes(),
-                            c.owner,
-                            &mut staged.made_dirs,
-                        )
+        // The first time hvseed replaces or retires someone's file, its text is kept.
+        let keep_old = match &c.new {
+            New::Text(_) => true,
+            New::Removed { keep } => *keep,
+            New::Link(_) => false,
+        };
+        if let (true, Some(old)) = (keep_old, &c.old) {
+            let b = backup_path(&c.path);
+            let bhost = root.resolve(&b).map_err(werr(&b))?;
+            if fs::symlink_metadata(&bhost).is_err() {
+                let tmp =
+                    fsroot::stage_file(&bhost, old.as_bytes(), c.owner, &mut staged.made_dirs)
                         .map_err(werr(&b))?;
-                        staged.steps.push(Step {
-                            shown: b,
-                            host: bhost,
-                            action: Action::Replace(tmp),
-                            backup: true,
-                        });
-                    }
-                }
-                let tmp = fsroot::stage_file(
+                staged.steps.push(Step {
+                    shown: b,
+                    host: bhost,
+                    action: Action::Replace(tmp),
+                    backup: true,
+                });
+            }
+        }
+        let action = match &c.new {
+            New::Text(text) => Action::Replace(
+                fsroot::stage_file(
                     &c.host_path,
                     text.as_bytes(),
                     c.owner,
                     &mut staged.made_dirs,
                 )
-                .map_err(werr(&c.path))?;
-                Action::Replace(tmp)
-            }
+                .map_err(werr(&c.path))?,
+            ),
             New::Link(target) => Action::Replace(
                 fsroot::stage_link(&c.host_path, target, &mut staged.made_dirs)
                     .map_err(werr(&c.path))?,
             ),
-            New::Removed => Action::Remove,
+            New::Removed { .. } => Action::Remove,
         };
         staged.steps.push(Step {
             shown: c.path.clone(),
@@ -921,7 +951,12 @@ pub fn apply(plan: &Plan, root_dir: &Path, opts: Options) -> Result<Outcome, App
         let what = match (&c.new, &c.old) {
             (New::Link(t), _) => format!(" (symlink to {t})"),
             (New::Text(_), None) => " (new file)".into(),
-            (New::Removed, _) => " (removed: written by hvseed for another plan)".into(),
+            (New::Removed { keep: false }, _) => {
+                " (removed: written by hvseed for another plan)".into()
+            }
+            (New::Removed { keep: true }, _) => {
+                format!(" (removed, kept as {})", backup_path(&c.path))
+            }
             _ => String::new(),
         };
         let _ = writeln!(text, "{verb} {}{what}", c.path);
@@ -930,7 +965,7 @@ pub fn apply(plan: &Plan, root_dir: &Path, opts: Options) -> Result<Outcome, App
                 New::Text(new) => {
                     text.push_str(&crate::diff::unified(&c.path, c.old.as_deref(), new))
                 }
-                New::Removed => text.push_str(&crate::diff::deleted(
+                New::Removed { .. } => text.push_str(&crate::diff::deleted(
                     &c.path,
                     c.old.as_deref().unwrap_or(""),
                 )),

@@ -947,16 +947,15 @@ fn check_el9(root: &Path, orig: &Path, net: &str, sources: &[&str]) {
     for id in ["eth0", "eth0.100"] {
         let backup = format!("/var/lib/hvseed/orig{NM_DIR}/{id}.nmconnection.hvseed-orig");
         let installer = read(orig, &format!("{NM_DIR}/{id}.nmconnection"));
-        if net == "linux-bridge" || id == "eth0" {
-            assert_eq!(read(root, &backup), installer, "{id}");
-        } else {
-            // Open vSwitch has no eth0.100 profile: the installer's is removed only if
-            // hvseed created it, so it stays, inert (autoconnect=false).
-            assert_eq!(
-                read(root, &format!("{NM_DIR}/{id}.nmconnection")),
-                installer
-            );
-            assert!(installer.contains("\nautoconnect=false\n"));
+        assert_eq!(read(root, &backup), installer, "{id}");
+        if net == "openvswitch" && id == "eth0.100" {
+            // Open vSwitch has no eth0.100 profile: the installer's, which autoconnects
+            // (`--onboot=yes`), would raise the management address a second time beside
+            // the bridge's; it is retired, kept only as the backup a rollback restores.
+            assert!(!root
+                .join(&format!("{NM_DIR}/{id}.nmconnection")[1..])
+                .exists());
+            assert!(!installer.contains("autoconnect=false"), "{installer}");
         }
     }
     assert_eq!(
@@ -1252,22 +1251,30 @@ fn el9_switching_network_type_removes_the_other_keyfiles() {
             "stale {id}"
         );
     }
-    // hvseed had replaced the installer's eth0.100: its original is back, not hvseed's
-    // management address beside mgmt0's.
+    // Neither hvseed's eth0.100 (the Linux bridge's) nor the installer's, which
+    // autoconnects: either would raise the management address beside mgmt0's. The
+    // installer's stays the backup a rollback restores.
     let installer = read(
         &repo_root().join("tests/fixtures/roots/el9"),
         "/etc/NetworkManager/system-connections/eth0.100.nmconnection",
     );
+    assert!(!dir.join("eth0.100.nmconnection").exists());
     assert_eq!(
         read(
             &root,
-            "/etc/NetworkManager/system-connections/eth0.100.nmconnection"
+            "/var/lib/hvseed/orig/etc/NetworkManager/system-connections/eth0.100.nmconnection.hvseed-orig"
         ),
         installer
     );
     assert!(dir.join("mgmt0-if.nmconnection").exists());
+    assert!(apply(&root, &ovs, &[]).ends_with("0 changed\n"));
     apply(&root, &lb, &[]);
     assert!(!dir.join("mgmt0-if.nmconnection").exists());
+    assert!(read(
+        &root,
+        "/etc/NetworkManager/system-connections/eth0.100.nmconnection"
+    )
+    .starts_with("# Written by hvseed-firstboot"));
     assert!(dir.join("eth1.nmconnection").exists(), "site profile kept");
     assert!(apply(&root, &lb, &[]).ends_with("0 changed\n"));
 }

@@ -2194,3 +2194,51 @@ fn run_on_el9_rolls_back_a_lost_gateway_and_keeps_its_unit() {
     offline_apply(&h);
     assert_eq!(el9_profiles(&h.root), ids);
 }
+
+/// A DVD install with Open vSwitch: the installer's management VLAN profile, which
+/// autoconnects, was retired by the offline step (kept only as its backup); when the
+/// gateway is lost, the rollback restores it and the host is reachable on its management
+/// address again.
+#[test]
+fn run_on_el9_openvswitch_rolls_back_to_the_installers_management_vlan() {
+    let h = el9("openvswitch");
+    runtime_fakes(&h);
+    fs::write(h.dir.join("nm-active"), "").unwrap();
+    fs::create_dir_all(h.root.join("etc/hvseed")).unwrap();
+    fs::write(
+        h.root.join("etc/hvseed/firstboot.conf"),
+        "gateway_tries = 1\n",
+    )
+    .unwrap();
+    let keyfile = "/etc/NetworkManager/system-connections/eth0.100.nmconnection";
+    assert!(!h.root.join(&keyfile[1..]).exists(), "retired offline");
+    let installer = read(&repo_root().join("tests/fixtures/roots/el9"), keyfile);
+    let uuid = keyfile_uuid(&installer);
+    h.bin(
+        "ping",
+        &format!(
+            "while read -r u; do [ \"$u\" = '{uuid}' ] && exit 0; done < '{}'; exit 1",
+            h.dir.join("nm-active").display()
+        ),
+    );
+    let out = h.cmd("run").output().unwrap();
+    assert!(!out.status.success());
+    assert_eq!(read(&h.root, keyfile), installer);
+    for id in ["mgmt0-if", "cloudbr0", "cloudbr1"] {
+        assert!(!h
+            .root
+            .join("etc/NetworkManager/system-connections")
+            .join(format!("{id}.nmconnection"))
+            .exists());
+    }
+    let report: hvseed_firstboot::report::Report =
+        serde_json::from_str(&read(&h.root, "/var/lib/hvseed/report.json")).unwrap();
+    let gw = &report.checks[0];
+    assert!(
+        !gw.ok && gw.detail.contains("gateway reachable now: true"),
+        "{gw:?}"
+    );
+    // The next boot's apply retires it again.
+    offline_apply(&h);
+    assert!(!h.root.join(&keyfile[1..]).exists());
+}

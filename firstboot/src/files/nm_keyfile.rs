@@ -204,6 +204,16 @@ fn mgmt_ip(plan: &Plan) -> Vec<(&'static str, Vec<Key>)> {
     vec![("ipv4", v4), ("ipv6", vec![("method", "disabled".into())])]
 }
 
+/// The keyfile of the installer's management VLAN profile: anaconda names a VLAN
+/// profile `<parent>.<vlan>` (hvseed's el9 kickstart configures the install's network on
+/// the management VLAN of the trunk NIC). The Linux-bridge profiles replace it in place;
+/// with Open vSwitch the address moves to the management bridge, so this profile, which
+/// autoconnects, must not stay where NetworkManager reads it.
+pub fn installer_mgmt_path(plan: &Plan) -> String {
+    let n = &plan.network;
+    keyfile_path(&format!("{}.{}", n.trunk_nic, n.management.vlan))
+}
+
 /// The profiles of this plan, controllers before their ports.
 pub fn keyfiles(plan: &Plan) -> Vec<Keyfile> {
     let n = &plan.network;

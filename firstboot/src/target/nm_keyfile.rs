@@ -4,9 +4,9 @@
 
 use std::time::Instant;
 
-use crate::apply::{edit_exact, stale_marked, Target};
+use crate::apply::{edit_exact, retired, stale_marked, Target};
 use crate::files::nm_keyfile::{
-    keyfile_path, keyfile_text, keyfiles, stale_paths, Keyfile, MARKER,
+    installer_mgmt_path, keyfile_path, keyfile_text, keyfiles, stale_paths, Keyfile, MARKER,
 };
 use crate::fsroot::Root;
 use crate::plan::Plan;
@@ -14,24 +14,41 @@ use crate::run::{network_step, secs, Log};
 use crate::verify::{Check, Env};
 
 /// One keyfile per profile, and hvseed's keyfiles for the other network type removed
-/// (or, where hvseed had replaced the installer's, the installer's put back).
+/// (or, where hvseed had replaced the installer's, the installer's put back). The
+/// installer's management VLAN profile, when this plan does not replace it in place
+/// (Open vSwitch), is retired: removed and kept as the backup, so that it does not
+/// raise a second copy of the management address beside the bridge's, and a rollback
+/// brings it back.
 pub fn targets(plan: &Plan) -> Vec<Target<'_>> {
     let mut t = Vec::new();
+    let wanted: Vec<String> = keyfiles(plan).iter().map(|k| keyfile_path(&k.id)).collect();
     for kf in keyfiles(plan) {
         let text = keyfile_text(&kf);
         t.push(edit_exact(&keyfile_path(&kf.id), 0o600, move |_| {
             text.clone()
         }));
     }
+    let installer = installer_mgmt_path(plan);
     for path in stale_paths(plan) {
-        t.push(stale_marked(&path, MARKER));
+        if path != installer {
+            t.push(stale_marked(&path, MARKER));
+        }
+    }
+    if !wanted.contains(&installer) {
+        t.push(retired(&installer, MARKER));
     }
     t
 }
 
-/// The keyfiles of this plan.
+/// The keyfiles of this plan, and the installer's management VLAN profile: a rollback
+/// puts each back as the installer wrote it (or moves hvseed's away).
 pub fn network_paths(plan: &Plan) -> Vec<String> {
-    keyfiles(plan).iter().map(|k| keyfile_path(&k.id)).collect()
+    let mut v: Vec<String> = keyfiles(plan).iter().map(|k| keyfile_path(&k.id)).collect();
+    let installer = installer_mgmt_path(plan);
+    if !v.contains(&installer) {
+        v.push(installer);
+    }
+    v
 }
 
 /// Every device NetworkManager manages down (`nmcli networking off`), as stopping a
