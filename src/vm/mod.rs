@@ -20,6 +20,7 @@ pub mod firmware;
 pub mod net;
 mod plan;
 mod run;
+pub mod tagger;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -36,6 +36,8 @@ pub struct Prepared {
     /// The trunk NIC's index when it is `ethN` (NICs before it get throwaway MACs).
     pub nic_index: usize,
     pub disk_if: &'static str,
+    /// The management VLAN, carried into a namespace of this run (None: it cannot be).
+    pub vlan: Option<super::tagger::Management>,
 }
 
 #[derive(Debug)]
@@ -86,14 +88,27 @@ pub fn prepare(o: &Options, scratch: &Path) -> Result<Prepared> {
     };
     let disk = disk(o, &inv)?;
     let mut unreachable = Vec::new();
-    let vlan = host.network.management.vlan;
-    let why = format!(
-        "{}'s management network is VLAN {vlan} and QEMU's user network drops 802.1Q frames: \
-         the installed host cannot reach its gateway {}, so the first-boot agent cannot report \
-         ready",
-        host.fqdn, host.network.management.gateway
-    );
-    unreachable.push((Milestone::Ready, why));
+    let m = &host.network.management;
+    let vlan = match super::tagger::unavailable() {
+        None => Some(super::tagger::Management {
+            vlan: m.vlan,
+            gateway: m.gateway,
+            prefix: m.prefix,
+        }),
+        Some(why) => {
+            unreachable.push((
+                Milestone::Ready,
+                format!(
+                    "{}'s management network is VLAN {}, which QEMU's user network drops, and \
+                     {why}: the installed host cannot reach its gateway {}, so its first-boot \
+                     agent rolls back instead of reporting ready (run hvseed vm as root to \
+                     carry the VLAN)",
+                    host.fqdn, m.vlan, m.gateway
+                ),
+            ));
+            None
+        }
+    };
     if matches!(o.boot, Boot::Disk) {
         for m in [
             Milestone::Installer,
@@ -144,6 +159,7 @@ pub fn prepare(o: &Options, scratch: &Path) -> Result<Prepared> {
         unreachable,
         nic_index,
         disk_if,
+        vlan,
     })
 }
 
@@ -467,6 +483,11 @@ pub struct Command<'a> {
     pub relay: Option<String>,
     /// Exit on a reboot (no milestone after `installed` is wanted).
     pub no_reboot: bool,
+    /// The `-netdev` of the VLAN tagger's trunk ([`super::tagger::Trunk::netdev`]):
+    /// the trunk NIC then sits on a QEMU hub with both the user network (untagged
+    /// frames: DHCP, TFTP, the http-base for the installer) and the trunk (tagged
+    /// frames: the VLANs in the namespace); each side drops what is not its own.
+    pub trunk: Option<String>,
 }
 
 impl Command<'_> {
@@ -538,12 +559,24 @@ impl Command<'_> {
             push("-device".into());
             push(format!("e1000,netdev=x{i},mac=52:54:00:00:ff:{i:02x}"));
         }
+        let user = if self.trunk.is_some() { "u0" } else { "n0" };
         push("-netdev".into());
         match (&p.media, &self.relay) {
             (Media::Pxe { dir, net, bootfile }, Some(relay)) => {
-                push(net.netdev("n0", &dir.join("tftp").to_string_lossy(), bootfile, relay))
+                push(net.netdev(user, &dir.join("tftp").to_string_lossy(), bootfile, relay))
             }
-            _ => push("user,id=n0".into()),
+            _ => push(format!("user,id={user}")),
+        }
+        if let Some(trunk) = &self.trunk {
+            for x in [
+                "hubport,id=u0p,hubid=0,netdev=u0".to_string(),
+                trunk.clone(),
+                "hubport,id=t0p,hubid=0,netdev=t0".into(),
+                "hubport,id=n0,hubid=0".into(),
+            ] {
+                push("-netdev".into());
+                push(x);
+            }
         }
         push("-device".into());
         push(format!(
@@ -607,6 +640,7 @@ mod tests {
             unreachable: vec![],
             nic_index: 0,
             disk_if,
+            vlan: None,
         }
     }
 
@@ -621,6 +655,7 @@ mod tests {
             firmware_log: None,
             relay,
             no_reboot,
+            trunk: None,
         }
         .args()
         .iter()
