@@ -654,29 +654,3 @@ fn relay_one(conn: std::net::TcpStream, server: std::net::SocketAddr) {
     let _ = conn.shutdown(std::net::Shutdown::Both);
     let _ = t.join();
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// 802.1Q as IEEE 802.1Q-2018 §9.6 lays it out: TPID 0x8100 after the two MAC
-    /// addresses, then PCP/DEI/VID; VID 0 is a priority tag (untagged for the taps).
-    #[test]
-    fn tags_are_inserted_after_the_addresses_and_removed_again() {
-        let eth: Vec<u8> = (0u8..12).chain([0x08, 0x00, 0x45, 0, 0, 0]).collect();
-        let t = tag(&eth, Some(42));
-        assert_eq!(&t[12..16], &[0x81, 0x00, 0x00, 42]);
-        assert_eq!(&t[..12], &eth[..12]);
-        assert_eq!(&t[16..], &eth[12..]);
-        assert_eq!(untag(&t), (Some(42), eth.clone()));
-        assert_eq!(tag(&eth, None), eth);
-        assert_eq!(untag(&eth), (None, eth.clone()));
-        // PCP 5 and VID 4094: the priority bits are not part of the VLAN.
-        let mut p = tag(&eth, Some(4094));
-        p[14] |= 0xa0;
-        assert_eq!(untag(&p).0, Some(4094));
-        let mut z = tag(&eth, Some(1));
-        z[15] = 0;
-        assert_eq!(untag(&z).0, None);
-    }
-}
