@@ -224,6 +224,28 @@ fn bad_input_is_refused_before_any_guest_starts() {
         ],
         None,
     );
+    // --kernel belongs to --boot disk; a kernel that is not there is named.
+    refused(
+        &u.inv,
+        KVM21,
+        &["--iso", iso_s, "--kernel", iso_s],
+        &["--kernel boots an installed disk without its boot loader: use it with --boot disk"],
+        None,
+    );
+    refused(
+        &u.inv,
+        KVM21,
+        &[
+            "--boot",
+            "disk",
+            "--disk",
+            iso_s,
+            "--kernel",
+            "/nonexistent/vmlinuz",
+        ],
+        &["--kernel /nonexistent/vmlinuz: no such file"],
+        None,
+    );
     // An ISO hvseed did not write.
     let plain_dir = t.join("plain");
     std::fs::create_dir(&plain_dir).unwrap();

@@ -103,6 +103,12 @@ const KVM_STALL: Duration = Duration::from_secs(45);
 /// temporary directory, removed again when the run succeeds or is interrupted (a
 /// failed run keeps it and names it).
 pub fn run(o: Options) -> Result<ExitCode> {
+    // Scratch and QEMU message directories of runs killed before they could remove
+    // them (a kept serial log is the user's to read, and stays).
+    let tmp = std::env::temp_dir();
+    for base in ["hvseed-vm.", "hvseed-vm-qemu."] {
+        crate::interrupt::remove_stale(&tmp, base, "");
+    }
     if o.log.is_some() {
         return run_logged(o, false, None);
     }
