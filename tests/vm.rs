@@ -375,6 +375,17 @@ fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// The namespaces named like `hvseed vm`'s.
+fn vm_netns() -> Vec<String> {
+    std::fs::read_dir("/run/netns")
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("hvseed-vm-"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The network namespace `hvseed vm` said it carried the VLAN into.
 fn carried_netns(all: &str) -> Option<String> {
     let rest = all.split("carried into network namespace ").nth(1)?;
@@ -388,8 +399,9 @@ fn carried_netns(all: &str) -> Option<String> {
 
 /// The host's management VLAN: as root, `hvseed vm` carries it into a namespace of the
 /// run (the gateway's address on the tap `vlan100`, QEMU's NIC on a hub joined to the
-/// trunk's socket) and deletes that namespace afterwards; where it cannot (here: no
-/// `ip` on PATH), it says before booting that `ready` cannot be reached, and why.
+/// trunk's socket) and deletes that namespace afterwards; where it cannot (no `ip` on
+/// PATH; as root, a tagger that fails to start), it says before booting that `ready`
+/// cannot be reached, and why, and goes on.
 #[test]
 fn the_management_vlan_is_carried_as_root_and_its_absence_said_otherwise() {
     let Some(u) = UbuntuIso::new() else { return };
@@ -444,6 +456,42 @@ fn the_management_vlan_is_carried_as_root_and_its_absence_said_otherwise() {
         assert!(socket.trim_end().ends_with("/trunk.sock"), "{socket}");
         assert!(!Path::new(socket.trim_end()).exists(), "{socket} is left");
         assert!(!Path::new("/run/netns").join(&ns).exists(), "{ns} is left");
+        fake.assert_all_dead();
+    }
+
+    // As root, but the tagger cannot be set up (here: TMPDIR too long for the trunk's
+    // unix socket): said, and the run goes on to the milestones it can reach.
+    if is_root() {
+        let fake = FakeQemu::new();
+        let before = vm_netns();
+        let long = u.tmp.path().join("t".repeat(100));
+        std::fs::create_dir_all(&long).unwrap();
+        let o = output_within_secs(
+            fake.vm(&u.args(&["--accel", "tcg", "--timeout", "3"]))
+                .env("TMPDIR", &long),
+            60,
+        );
+        let all = text(&o);
+        assert_eq!(o.status.code(), Some(1), "{all}");
+        assert!(
+            all.contains("hvseed vm: cannot reach ready: kvm21.lab.example.org's management network is VLAN 100, which QEMU's user network drops, and carrying it failed"),
+            "{all}"
+        );
+        assert!(
+            all.contains("installing not reached within --timeout 3 s"),
+            "{all}"
+        );
+        assert_eq!(fake.pids().len(), 1, "{all}");
+        // New namespaces of runs that have ended (others' runs may be going on).
+        let left: Vec<String> = vm_netns()
+            .into_iter()
+            .filter(|n| !before.contains(n))
+            .filter(|n| {
+                let pid = n.split('-').nth(2).unwrap_or("");
+                !Path::new(&format!("/proc/{pid}")).exists()
+            })
+            .collect();
+        assert!(left.is_empty(), "namespaces left: {left:?}");
         fake.assert_all_dead();
     }
 

@@ -206,7 +206,7 @@ fn run_logged(o: Options, own_log: bool, fallback: Option<String>) -> Result<Exi
     };
     // The management VLAN: a namespace of this run answering as its gateway (and, for
     // a PXE tree, as its http-base for the installed host's report).
-    let carrier = match &p.vlan {
+    let carrier = match p.vlan.clone() {
         Some(m) => {
             let http = match (&p.media, &server) {
                 (Media::Pxe { net, .. }, Some(s)) => {
@@ -214,20 +214,37 @@ fn run_logged(o: Options, own_log: bool, fallback: Option<String>) -> Result<Exi
                 }
                 _ => None,
             };
-            let c = super::tagger::Carrier::start(m, scratch.path(), http)
-                .context("carrying the management VLAN")?;
-            crate::say!(
-                "hvseed vm: VLAN {} carried into network namespace {}, which answers as the \
-                 gateway {}{}",
-                m.vlan,
-                c.netns().name(),
-                m.gateway,
-                match http {
-                    Some((at, _)) => format!(" and as the http-base {at}"),
-                    None => String::new(),
+            match super::tagger::Carrier::start(&m, scratch.path(), http) {
+                Ok(c) => {
+                    crate::say!(
+                        "hvseed vm: VLAN {} carried into network namespace {}, which answers \
+                         as the gateway {}{}",
+                        m.vlan,
+                        c.netns().name(),
+                        m.gateway,
+                        match http {
+                            Some((at, _)) => format!(" and as the http-base {at}"),
+                            None => String::new(),
+                        }
+                    );
+                    Some(c)
                 }
-            );
-            Some(c)
+                // Root without the right to make namespaces or taps (a container
+                // without CAP_NET_ADMIN): the milestones before `ready` are still worth
+                // the run.
+                Err(e) => {
+                    let why = format!(
+                        "{}'s management network is VLAN {}, which QEMU's user network \
+                         drops, and carrying it failed ({e:#}): the installed host cannot \
+                         reach its gateway {}, so its first-boot agent rolls back instead of \
+                         reporting ready",
+                        p.fqdn, m.vlan, m.gateway
+                    );
+                    crate::say!("hvseed vm: cannot reach ready: {why}");
+                    p.unreachable.push((Milestone::Ready, why));
+                    None
+                }
+            }
         }
         None => None,
     };
