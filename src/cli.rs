@@ -214,6 +214,17 @@ pub struct VmConfig {
     /// --boot disk any image is booted through a snapshot, never written.
     #[arg(long, value_name = "PATH")]
     pub disk: Option<PathBuf>,
+    /// With --boot disk: boot this kernel (QEMU's -kernel) instead of the disk's boot
+    /// loader, for an image that has none.
+    #[arg(long, value_name = "PATH")]
+    pub kernel: Option<PathBuf>,
+    /// With --kernel: its initrd.
+    #[arg(long, value_name = "PATH", requires = "kernel")]
+    pub initrd: Option<PathBuf>,
+    /// With --kernel: its command line (default `console=ttyS0`; name the root
+    /// device, e.g. `root=/dev/sda rw console=ttyS0`).
+    #[arg(long, value_name = "ARGS", requires = "kernel")]
+    pub append: Option<String>,
     /// Size of a disk hvseed creates, in GiB (default: enough for the target).
     #[arg(long, value_name = "GiB")]
     pub disk_size: Option<u64>,
@@ -274,6 +285,16 @@ impl TryFrom<VmConfig> for crate::vm::Options {
                 "give the media to boot: --iso ISO or --pxe DIR (or --boot disk --disk IMAGE)"
             ),
         };
+        if c.kernel.is_some() && !matches!(boot, crate::vm::Boot::Disk) {
+            anyhow::bail!(
+                "--kernel boots an installed disk without its boot loader: use it with --boot disk --disk IMAGE"
+            );
+        }
+        let direct = c.kernel.map(|kernel| crate::vm::Direct {
+            kernel,
+            initrd: c.initrd,
+            append: c.append.unwrap_or_else(|| "console=ttyS0".into()),
+        });
         if c.timeout == 0 || c.memory < 128 || c.cpus == 0 || c.disk_size == Some(0) {
             anyhow::bail!(
                 "--timeout, --memory (MiB, at least 128), --cpus and --disk-size must be positive"
@@ -285,6 +306,7 @@ impl TryFrom<VmConfig> for crate::vm::Options {
             boot,
             mac: c.mac,
             disk: c.disk,
+            direct,
             disk_size_gib: c.disk_size,
             memory_mib: c.memory,
             cpus: c.cpus,

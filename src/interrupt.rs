@@ -25,6 +25,9 @@ pub enum Item {
     Path(PathBuf),
     /// A child process that leads its own process group (the group is killed).
     Child(u32),
+    /// A network namespace of `hvseed vm` (what runs in it is killed, then it is
+    /// deleted).
+    Netns(String),
 }
 
 #[derive(Default)]
@@ -187,7 +190,7 @@ fn handle(sig: i32) -> ! {
         .iter()
         .filter_map(|(_, i)| match i {
             Item::Child(pid) => Some(*pid),
-            Item::Path(_) => None,
+            Item::Path(_) | Item::Netns(_) => None,
         })
         .collect();
     for &pid in &children {
@@ -203,10 +206,14 @@ fn handle(sig: i32) -> ! {
     }
     let mut removed = 0;
     for (_, item) in &reg.items {
-        if let Item::Path(p) = item {
-            if remove_retrying(p) {
-                removed += 1;
+        match item {
+            Item::Path(p) => {
+                if remove_retrying(p) {
+                    removed += 1;
+                }
             }
+            Item::Netns(name) => crate::vm::tagger::remove_netns(name),
+            Item::Child(_) => {}
         }
     }
     let name = match sig {

@@ -24,6 +24,26 @@ impl FakeQemu {
     /// A fake QEMU that writes `console` (shell `printf` format) to its `-serial
     /// file:PATH` before it sleeps.
     fn with_console(console: &str) -> FakeQemu {
+        FakeQemu::script(&format!(
+            "[ -n \"$log\" ] && printf '{console}' >> \"$log\"\nexec sleep 600\n"
+        ))
+    }
+
+    /// A fake QEMU behind which a KVM works for the probe and hangs the guest: the
+    /// probe guest (its firmware's debug port to `file,id=dbg,path=…`) prints
+    /// SeaBIOS's banner there; a guest under `-accel kvm` shows nothing; under TCG it
+    /// writes `console` to its serial log.
+    fn stalling_under_kvm(console: &str) -> FakeQemu {
+        FakeQemu::script(&format!(
+            "if [ -n \"$dbg\" ]; then printf 'SeaBIOS (version fake)\\n' >> \"$dbg\"\n\
+             elif [ \"$accel\" = tcg ]; then printf '{console}' >> \"$log\"; fi\nexec sleep 600\n"
+        ))
+    }
+
+    /// A fake QEMU: records its pid, finds its serial log (`$log`), the probe's debug
+    /// port file (`$dbg`), its accelerator (`$accel`) and the VLAN trunk's socket
+    /// (`$trunk`), then runs `rest`.
+    fn script(rest: &str) -> FakeQemu {
         let dir = tempfile::tempdir().unwrap();
         let bin = dir.path().join("bin");
         std::fs::create_dir(&bin).unwrap();
@@ -31,8 +51,10 @@ impl FakeQemu {
         std::fs::write(
             &q,
             format!(
-                "#!/bin/sh\necho $$ >> {}\nfor a; do case $a in file:*) log=${{a#file:}};; esac; done\n\
-                 [ -n \"$log\" ] && printf '{console}' >> \"$log\"\nexec sleep 600\n",
+                "#!/bin/sh\necho $$ >> {}\nprev=\n\
+                 for a; do case $a in file:*) log=${{a#file:}};; file,id=dbg,path=*) dbg=${{a#*path=}};; \
+                 stream,*addr.path=*) trunk=${{a#*addr.path=}};; esac; \
+                 [ \"$prev\" = -accel ] && accel=$a; prev=$a; done\n{rest}",
                 dir.path().join("pids").display()
             ),
         )
@@ -202,6 +224,28 @@ fn bad_input_is_refused_before_any_guest_starts() {
         ],
         None,
     );
+    // --kernel belongs to --boot disk; a kernel that is not there is named.
+    refused(
+        &u.inv,
+        KVM21,
+        &["--iso", iso_s, "--kernel", iso_s],
+        &["--kernel boots an installed disk without its boot loader: use it with --boot disk"],
+        None,
+    );
+    refused(
+        &u.inv,
+        KVM21,
+        &[
+            "--boot",
+            "disk",
+            "--disk",
+            iso_s,
+            "--kernel",
+            "/nonexistent/vmlinuz",
+        ],
+        &["--kernel /nonexistent/vmlinuz: no such file"],
+        None,
+    );
     // An ISO hvseed did not write.
     let plain_dir = t.join("plain");
     std::fs::create_dir(&plain_dir).unwrap();
@@ -318,17 +362,179 @@ fn bad_input_is_refused_before_any_guest_starts() {
         all.contains("installing not reached within --timeout 3 s"),
         "{all}"
     );
-    // Said before booting: the management VLAN cannot be carried here.
-    assert!(
-        all.contains(
-            "hvseed vm: cannot reach ready: kvm21.lab.example.org's management network is VLAN 100"
-        ),
-        "{all}"
-    );
     let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(summary["ok"], false);
     assert_eq!(summary["accel"], "tcg");
     assert!(Path::new(summary["serial_log"].as_str().unwrap()).is_file());
+    fake.assert_all_dead();
+}
+
+/// True when this process runs as root (what carrying a VLAN takes).
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// The namespaces named like `hvseed vm`'s.
+fn vm_netns() -> Vec<String> {
+    std::fs::read_dir("/run/netns")
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("hvseed-vm-"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The network namespace `hvseed vm` said it carried the VLAN into.
+fn carried_netns(all: &str) -> Option<String> {
+    let rest = all.split("carried into network namespace ").nth(1)?;
+    Some(
+        rest.split_whitespace()
+            .next()?
+            .trim_end_matches(',')
+            .to_string(),
+    )
+}
+
+/// The host's management VLAN: as root, `hvseed vm` carries it into a namespace of the
+/// run (the gateway's address on the tap `vlan100`, QEMU's NIC on a hub joined to the
+/// trunk's socket) and deletes that namespace afterwards; where it cannot (no `ip` on
+/// PATH; as root, a tagger that fails to start), it says before booting that `ready`
+/// cannot be reached, and why, and goes on.
+#[test]
+fn the_management_vlan_is_carried_as_root_and_its_absence_said_otherwise() {
+    let Some(u) = UbuntuIso::new() else { return };
+    if is_root() {
+        // The fake QEMU connects to the trunk as QEMU does; meanwhile the namespace
+        // answers as kvm21's gateway on the tap of VLAN 100.
+        let fake = FakeQemu::script(
+            "[ -S \"$trunk\" ] && echo \"$trunk\" > \"$0.trunk\"\nexec sleep 600\n",
+        );
+        let mut child = KillOnDrop(
+            fake.vm(&u.args(&["--accel", "tcg", "--timeout", "20"]))
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        let start = Instant::now();
+        while fake.pids().is_empty() {
+            assert!(start.elapsed() < Duration::from_secs(30), "no guest");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let ns = std::fs::read_dir("/run/netns")
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .find(|n| n.starts_with(&format!("hvseed-vm-{}-", child.0.id())))
+            .expect("the run's namespace");
+        let addrs = output_within_secs(
+            Command::new("ip").args(["-n", &ns, "-o", "-4", "addr", "show", "dev", "vlan100"]),
+            10,
+        );
+        assert!(
+            String::from_utf8_lossy(&addrs.stdout).contains("inet 192.168.42.1/24"),
+            "{}",
+            text(&addrs)
+        );
+        let st = Command::new("kill")
+            .args(["-INT", &child.0.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        assert_eq!(child.0.wait().unwrap().code(), Some(130));
+        let all = crate::util::stderr_text(&mut child.0);
+        assert_eq!(carried_netns(&all).as_deref(), Some(ns.as_str()), "{all}");
+        assert!(
+            all.contains("VLAN 100 carried into network namespace")
+                && all.contains("which answers as the gateway 192.168.42.1"),
+            "{all}"
+        );
+        assert!(!all.contains("cannot reach ready"), "{all}");
+        let socket = std::fs::read_to_string(fake.dir.path().join("bin/qemu-system-x86_64.trunk"))
+            .expect("QEMU was given the trunk's socket, and it existed");
+        assert!(socket.trim_end().ends_with("/trunk.sock"), "{socket}");
+        assert!(!Path::new(socket.trim_end()).exists(), "{socket} is left");
+        assert!(!Path::new("/run/netns").join(&ns).exists(), "{ns} is left");
+        fake.assert_all_dead();
+    }
+
+    // As root, but the tagger cannot be set up (here: TMPDIR too long for the trunk's
+    // unix socket): said, and the run goes on to the milestones it can reach.
+    if is_root() {
+        let fake = FakeQemu::new();
+        let before = vm_netns();
+        let long = u.tmp.path().join("t".repeat(100));
+        std::fs::create_dir_all(&long).unwrap();
+        let o = output_within_secs(
+            fake.vm(&u.args(&["--accel", "tcg", "--timeout", "3"]))
+                .env("TMPDIR", &long),
+            60,
+        );
+        let all = text(&o);
+        assert_eq!(o.status.code(), Some(1), "{all}");
+        assert!(
+            all.contains("hvseed vm: cannot reach ready: kvm21.lab.example.org's management network is VLAN 100, which QEMU's user network drops, and carrying it failed"),
+            "{all}"
+        );
+        assert!(
+            all.contains("installing not reached within --timeout 3 s"),
+            "{all}"
+        );
+        assert_eq!(fake.pids().len(), 1, "{all}");
+        // New namespaces of runs that have ended (others' runs may be going on).
+        let left: Vec<String> = vm_netns()
+            .into_iter()
+            .filter(|n| !before.contains(n))
+            .filter(|n| {
+                let pid = n.split('-').nth(2).unwrap_or("");
+                !Path::new(&format!("/proc/{pid}")).exists()
+            })
+            .collect();
+        assert!(left.is_empty(), "namespaces left: {left:?}");
+        fake.assert_all_dead();
+    }
+
+    // Without `ip` (only the tools the run needs on PATH).
+    let fake = FakeQemu::new();
+    let tools = u.tmp.path().join("tools");
+    std::fs::create_dir_all(&tools).unwrap();
+    for t in ["xorriso", "sleep"] {
+        let found = ["/usr/bin", "/bin"]
+            .iter()
+            .map(|d| Path::new(d).join(t))
+            .find(|p| p.exists())
+            .unwrap();
+        let _ = std::os::unix::fs::symlink(found, tools.join(t));
+    }
+    let o = output_within_secs(
+        fake.vm(&u.args(&["--accel", "tcg", "--timeout", "3", "--json"]))
+            .env(
+                "PATH",
+                format!(
+                    "{}:{}",
+                    fake.dir.path().join("bin").display(),
+                    tools.display()
+                ),
+            ),
+        60,
+    );
+    let all = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{all}");
+    let said = if is_root() {
+        "carrying its VLANs takes `ip`"
+    } else {
+        "carrying its VLANs takes root"
+    };
+    assert!(
+        all.contains(
+            "hvseed vm: cannot reach ready: kvm21.lab.example.org's management network is VLAN 100"
+        ) && all.contains(said),
+        "{all}"
+    );
+    assert!(carried_netns(&all).is_none(), "{all}");
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(summary["unreachable"][0]["milestone"], "ready", "{summary}");
     fake.assert_all_dead();
 }
 
@@ -385,13 +591,18 @@ fn a_hanging_kvm_is_found_by_the_probe_within_its_deadline() {
     fake.assert_all_dead();
 }
 
-/// SIGTERM (as CI runners send on cancel) ends hvseed with 143 and the guest with it.
+/// SIGTERM (as CI runners send on cancel) ends hvseed with 143 and the guest with it,
+/// and leaves none of the run's temporary files (its scratch directory, QEMU's
+/// messages, the serial log of its own choosing).
 #[test]
 fn sigterm_kills_the_guest() {
     let fake = FakeQemu::new();
     let Some(u) = UbuntuIso::new() else { return };
+    let tmpdir = u.tmp.path().join("tmp");
+    std::fs::create_dir(&tmpdir).unwrap();
     let mut child = KillOnDrop(
         fake.vm(&u.args(&["--accel", "tcg"]))
+            .env("TMPDIR", &tmpdir)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -420,6 +631,11 @@ fn sigterm_kills_the_guest() {
         "{err}"
     );
     fake.assert_all_dead();
+    let left: Vec<_> = std::fs::read_dir(&tmpdir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "left in TMPDIR: {left:?}");
 }
 
 /// The run loop end to end on a console the fake QEMU writes: the milestone reached
@@ -514,6 +730,128 @@ fn a_log_of_its_own_is_removed_after_success_and_kept_after_failure() {
         .contains("Kernel panic"));
     assert!(
         String::from_utf8_lossy(&o.stderr).contains(log),
+        "{}",
+        text(&o)
+    );
+}
+
+/// A KVM that passes the probe and then hangs the guest (nothing on the console or the
+/// firmware's port for 45 s before a kernel): `--accel auto` stops that guest, boots
+/// again under TCG, reaches the milestone there, and the JSON summary carries the
+/// warning of the fallback.
+#[test]
+fn a_guest_stalled_under_kvm_is_booted_again_under_tcg_and_the_summary_says_so() {
+    if std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_err()
+    {
+        crate::util::missing(
+            "/dev/kvm cannot be opened: no KVM to fall back from",
+            "a machine with /dev/kvm",
+        );
+        return;
+    }
+    let fake = FakeQemu::stalling_under_kvm("hvseed: installing kvm21.lab.example.org\\r\\n");
+    let Some(u) = UbuntuIso::new() else { return };
+    let start = Instant::now();
+    let o = output_within_secs(
+        &mut fake.vm(&u.args(&["--accel", "auto", "--timeout", "120", "--json"])),
+        150,
+    );
+    let took = start.elapsed();
+    let all = text(&o);
+    assert!(o.status.success(), "{all}");
+    assert!(
+        all.contains("the guest showed nothing for 45 s under KVM before a kernel started"),
+        "{all}"
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(summary["ok"], true, "{summary}");
+    assert_eq!(summary["accel"], "tcg", "{summary}");
+    let warning = summary["accel_warning"].as_str().unwrap_or_default();
+    assert!(
+        warning.contains("under KVM") && warning.contains("booted again under TCG"),
+        "{summary}"
+    );
+    assert_eq!(
+        summary["milestones"][0]["milestone"], "installing",
+        "{summary}"
+    );
+    assert!(
+        took >= Duration::from_secs(45) && took < Duration::from_secs(90),
+        "{took:?}"
+    );
+    assert_eq!(
+        fake.pids().len(),
+        3,
+        "probe, the stalled guest, the TCG guest: {all}"
+    );
+    fake.assert_all_dead();
+}
+
+/// `hvseed vm-relay ADDR` on its own, as QEMU's guestfwd runs it: what arrives on its
+/// stdin reaches a server at ADDR, the server's reply comes out on its stdout, and it
+/// ends when the server closes; with nothing listening it fails naming the address.
+#[test]
+fn vm_relay_copies_one_connection_both_ways() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        use std::io::{BufRead, Write};
+        let (conn, _) = listener.accept().unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(&conn).read_line(&mut line).unwrap();
+        (&conn)
+            .write_all(format!("got {}", line.to_uppercase()).as_bytes())
+            .unwrap();
+        line
+    });
+    let mut child = KillOnDrop(
+        hvseed()
+            .args(["vm-relay", &addr.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    {
+        use std::io::Write;
+        let mut stdin = child.0.stdin.take().unwrap();
+        stdin.write_all(b"GET /ks hvseed\n").unwrap();
+        // stdin stays open, as QEMU keeps the guest's side open: the server's close
+        // ends the relay.
+        let got = server.join().unwrap();
+        assert_eq!(got, "GET /ks hvseed\n");
+        let start = Instant::now();
+        while child.0.try_wait().unwrap().is_none() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "the relay runs on"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        drop(stdin);
+    }
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut child.0.stdout.take().unwrap(), &mut out).unwrap();
+    assert_eq!(out, "got GET /KS HVSEED\n");
+    assert!(child.0.wait().unwrap().success());
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = closed.local_addr().unwrap();
+    drop(closed);
+    let o = output_within_secs(
+        hvseed()
+            .args(["vm-relay", &addr.to_string()])
+            .stdin(Stdio::null()),
+        20,
+    );
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains(&format!("connecting to {addr}")),
         "{}",
         text(&o)
     );

@@ -269,11 +269,14 @@ impl Watcher {
             let words: Vec<&str> = line[at + "Command line:".len()..]
                 .split_ascii_whitespace()
                 .collect();
-            if self
-                .expect
-                .installer_args
-                .iter()
-                .all(|a| words.contains(&a.as_str()))
+            // No installer arguments: no installer is booted (`--boot disk`), and any
+            // kernel's command line would match.
+            if !self.expect.installer_args.is_empty()
+                && self
+                    .expect
+                    .installer_args
+                    .iter()
+                    .all(|a| words.contains(&a.as_str()))
             {
                 out.push(Milestone::Installer);
             }
@@ -356,6 +359,21 @@ mod tests {
             ],
             stranger: false,
         })
+    }
+
+    /// `--boot disk` expects no installer: the installed system's own kernel line is
+    /// not the `installer` milestone.
+    #[test]
+    fn a_disk_boot_has_no_installer_milestone() {
+        let mut w = Watcher::new(Expect {
+            fqdn: "kvm41.lab.example.org".into(),
+            installer_args: vec![],
+            stranger: false,
+        });
+        let log = b"[    0.000000] Command line: root=/dev/sda rw console=ttyS0 net.ifnames=0
+            hvseed-firstboot: report written to /var/lib/hvseed/report.json: Ready
+";
+        assert_eq!(w.feed(log), vec![Event::Reached(Milestone::Ready)]);
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub mod firmware;
 pub mod net;
 mod plan;
 mod run;
+pub mod tagger;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,6 +30,7 @@ use anyhow::Result;
 
 pub use accel::Accel;
 pub use console::Milestone;
+pub use run::Guest;
 
 /// What to boot the host from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +41,17 @@ pub enum Boot {
     Pxe(PathBuf),
     /// The disk given with `--disk` (an installed image), without an installer.
     Disk,
+}
+
+/// `--boot disk` with the image's own kernel (`-kernel`, `-initrd`, `-append`), for a
+/// disk image without a boot loader (a root made with debootstrap or mmdebstrap, as
+/// hvseed's live tests make).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Direct {
+    pub kernel: PathBuf,
+    pub initrd: Option<PathBuf>,
+    /// The kernel's command line (its root device, `console=ttyS0` for the console).
+    pub append: String,
 }
 
 /// What `hvseed vm` is asked to do.
@@ -52,6 +65,8 @@ pub struct Options {
     pub mac: Option<String>,
     /// The disk to install to or boot; kept after the run.
     pub disk: Option<PathBuf>,
+    /// `--boot disk` through this kernel instead of the disk's boot loader.
+    pub direct: Option<Direct>,
     /// Size of a disk hvseed creates, in GiB (default: the target's).
     pub disk_size_gib: Option<u64>,
     pub memory_mib: u32,

@@ -36,6 +36,10 @@ pub struct Prepared {
     /// The trunk NIC's index when it is `ethN` (NICs before it get throwaway MACs).
     pub nic_index: usize,
     pub disk_if: &'static str,
+    /// The management VLAN, carried into a namespace of this run (None: it cannot be).
+    pub vlan: Option<super::tagger::Management>,
+    /// `--boot disk --kernel …`: the kernel QEMU starts instead of the disk's loader.
+    pub direct: Option<super::Direct>,
 }
 
 #[derive(Debug)]
@@ -57,6 +61,8 @@ pub struct Disk {
     pub snapshot: bool,
     /// Created by this run (at `path`, plus its marker); `None` for a given disk.
     pub create_gib: Option<u64>,
+    /// `raw`, or `qcow2` for a given image that starts with qcow2's magic.
+    pub format: &'static str,
 }
 
 pub fn prepare(o: &Options, scratch: &Path) -> Result<Prepared> {
@@ -84,16 +90,41 @@ pub fn prepare(o: &Options, scratch: &Path) -> Result<Prepared> {
         Boot::Pxe(dir) => pxe_media(&inv, host, dir, o.uefi, &mac)?,
         Boot::Disk => (Media::None, Vec::new()),
     };
+    if let Some(d) = &o.direct {
+        for (what, f) in [
+            ("--kernel", Some(&d.kernel)),
+            ("--initrd", d.initrd.as_ref()),
+        ] {
+            if let Some(f) = f {
+                if !f.is_file() {
+                    bail!("{what} {}: no such file", f.display());
+                }
+            }
+        }
+    }
     let disk = disk(o, &inv)?;
     let mut unreachable = Vec::new();
-    let vlan = host.network.management.vlan;
-    let why = format!(
-        "{}'s management network is VLAN {vlan} and QEMU's user network drops 802.1Q frames: \
-         the installed host cannot reach its gateway {}, so the first-boot agent cannot report \
-         ready",
-        host.fqdn, host.network.management.gateway
-    );
-    unreachable.push((Milestone::Ready, why));
+    let m = &host.network.management;
+    let vlan = match super::tagger::unavailable() {
+        None => Some(super::tagger::Management {
+            vlan: m.vlan,
+            gateway: m.gateway,
+            prefix: m.prefix,
+        }),
+        Some(why) => {
+            unreachable.push((
+                Milestone::Ready,
+                format!(
+                    "{}'s management network is VLAN {}, which QEMU's user network drops, and \
+                     {why}: the installed host cannot reach its gateway {}, so its first-boot \
+                     agent rolls back instead of reporting ready (run hvseed vm as root to \
+                     carry the VLAN)",
+                    host.fqdn, m.vlan, m.gateway
+                ),
+            ));
+            None
+        }
+    };
     if matches!(o.boot, Boot::Disk) {
         for m in [
             Milestone::Installer,
@@ -144,6 +175,8 @@ pub fn prepare(o: &Options, scratch: &Path) -> Result<Prepared> {
         unreachable,
         nic_index,
         disk_if,
+        vlan,
+        direct: o.direct.clone(),
     })
 }
 
@@ -362,6 +395,7 @@ fn disk(o: &Options, inv: &Inventory) -> Result<Disk> {
             path: PathBuf::new(),
             snapshot: false,
             create_gib: Some(gib),
+            format: "raw",
         });
     };
     let marker = marker_of(path);
@@ -374,6 +408,7 @@ fn disk(o: &Options, inv: &Inventory) -> Result<Disk> {
                 path: path.clone(),
                 snapshot: false,
                 create_gib: Some(gib),
+                format: "raw",
             })
         }
         Err(e) => Err(e).with_context(|| format!("--disk {}", path.display())),
@@ -383,17 +418,20 @@ fn disk(o: &Options, inv: &Inventory) -> Result<Disk> {
         ),
         Ok(_) => {
             let ours = std::fs::read_to_string(&marker).is_ok_and(|t| t == DISK_MARKER_TEXT);
+            let format = image_format(path)?;
             if ours {
                 Ok(Disk {
                     path: path.clone(),
                     snapshot: false,
                     create_gib: None,
+                    format,
                 })
             } else if matches!(o.boot, Boot::Disk) {
                 Ok(Disk {
                     path: path.clone(),
                     snapshot: true,
                     create_gib: None,
+                    format,
                 })
             } else {
                 bail!(
@@ -406,6 +444,23 @@ fn disk(o: &Options, inv: &Inventory) -> Result<Disk> {
             }
         }
     }
+}
+
+/// `qcow2` when the image starts with qcow2's magic (`QFI\xfb`), else `raw` (QEMU is
+/// never left to guess: a raw image could claim any format in its first bytes, but a
+/// raw image is never written by a run that reads it as qcow2 without that magic).
+fn image_format(path: &Path) -> Result<&'static str> {
+    use std::io::Read as _;
+    let mut head = [0u8; 4];
+    let mut f = std::fs::File::open(path).with_context(|| format!("--disk {}", path.display()))?;
+    let n = f
+        .read(&mut head)
+        .with_context(|| format!("reading {}", path.display()))?;
+    Ok(if n == 4 && head == *b"QFI\xfb" {
+        "qcow2"
+    } else {
+        "raw"
+    })
 }
 
 pub fn marker_of(path: &Path) -> PathBuf {
@@ -467,6 +522,11 @@ pub struct Command<'a> {
     pub relay: Option<String>,
     /// Exit on a reboot (no milestone after `installed` is wanted).
     pub no_reboot: bool,
+    /// The `-netdev` of the VLAN tagger's trunk ([`super::tagger::Trunk::netdev`]):
+    /// the trunk NIC then sits on a QEMU hub with both the user network (untagged
+    /// frames: DHCP, TFTP, the http-base for the installer) and the trunk (tagged
+    /// frames: the VLANs in the namespace); each side drops what is not its own.
+    pub trunk: Option<String>,
 }
 
 impl Command<'_> {
@@ -477,7 +537,14 @@ impl Command<'_> {
         push("-machine".into());
         push("pc".into());
         push("-accel".into());
-        push(self.accel.into());
+        // Several vCPUs under TCG on one thread: with one thread per vCPU (QEMU 7.2) a
+        // Debian 12 guest hung early in 1 of 5 boots, a vCPU halted and its timer never
+        // delivered, and booted more slowly on a busy two-core machine.
+        push(if self.accel == "tcg" && self.cpus > 1 {
+            "tcg,thread=single".into()
+        } else {
+            self.accel.into()
+        });
         if self.accel == "kvm" {
             push("-cpu".into());
             push("host".into());
@@ -538,16 +605,36 @@ impl Command<'_> {
             push("-device".into());
             push(format!("e1000,netdev=x{i},mac=52:54:00:00:ff:{i:02x}"));
         }
+        let user = if self.trunk.is_some() { "u0" } else { "n0" };
         push("-netdev".into());
         match (&p.media, &self.relay) {
             (Media::Pxe { dir, net, bootfile }, Some(relay)) => {
-                push(net.netdev("n0", &dir.join("tftp").to_string_lossy(), bootfile, relay))
+                push(net.netdev(user, &dir.join("tftp").to_string_lossy(), bootfile, relay))
             }
-            _ => push("user,id=n0".into()),
+            _ => push(format!("user,id={user}")),
+        }
+        if let Some(trunk) = &self.trunk {
+            for x in [
+                "hubport,id=u0p,hubid=0,netdev=u0".to_string(),
+                trunk.clone(),
+                "hubport,id=t0p,hubid=0,netdev=t0".into(),
+                "hubport,id=n0,hubid=0".into(),
+            ] {
+                push("-netdev".into());
+                push(x);
+            }
         }
         push("-device".into());
+        // An installed virtio machine (its install disk vd*) booted from its disk gets a
+        // virtio NIC; an installer boot keeps the e1000, which every firmware's network
+        // boot and every installer's kernel knows.
+        let nic = if matches!(p.media, Media::None) && p.disk_if == "virtio" {
+            "virtio-net-pci"
+        } else {
+            "e1000"
+        };
         push(format!(
-            "e1000,netdev=n0,mac={}{}",
+            "{nic},netdev=n0,mac={}{}",
             p.mac,
             if pxe {
                 format!(",bootindex={media_index}")
@@ -559,8 +646,9 @@ impl Command<'_> {
         // media (the way a rack's machines are set up: disk, then CD or network).
         push("-drive".into());
         push(format!(
-            "file={},if=none,id=disk0,format=raw{}",
+            "file={},if=none,id=disk0,format={}{}",
             super::net::qemu_opt(&p.disk.path.to_string_lossy()),
+            p.disk.format,
             if p.disk.snapshot { ",snapshot=on" } else { "" }
         ));
         push("-device".into());
@@ -568,6 +656,16 @@ impl Command<'_> {
             "virtio" => format!("virtio-blk-pci,drive=disk0,bootindex={disk_index}"),
             _ => format!("ide-hd,drive=disk0,bus=ide.0,bootindex={disk_index}"),
         });
+        if let Some(d) = &p.direct {
+            push("-kernel".into());
+            push(d.kernel.to_string_lossy().into_owned());
+            if let Some(i) = &d.initrd {
+                push("-initrd".into());
+                push(i.to_string_lossy().into_owned());
+            }
+            push("-append".into());
+            push(d.append.clone());
+        }
         if let Media::Iso(iso) = &p.media {
             push("-drive".into());
             push(format!(
@@ -603,10 +701,13 @@ mod tests {
                 path: PathBuf::from("/d/disk,1.img"),
                 snapshot,
                 create_gib: None,
+                format: "raw",
             },
             unreachable: vec![],
             nic_index: 0,
             disk_if,
+            vlan: None,
+            direct: None,
         }
     }
 
@@ -621,6 +722,7 @@ mod tests {
             firmware_log: None,
             relay,
             no_reboot,
+            trunk: None,
         }
         .args()
         .iter()
@@ -673,5 +775,54 @@ mod tests {
         let l = line(&p, None, false);
         assert!(l.contains("format=raw,snapshot=on"), "{l}");
         assert!(l.contains("-netdev user,id=x0,restrict=on -device e1000,netdev=x0,mac=52:54:00:00:ff:00 -netdev user,id=n0"), "{l}");
+    }
+
+    /// `--boot disk --kernel`: the image's own kernel, initrd and command line; a qcow2
+    /// image as qcow2; a virtio machine's NIC virtio; two vCPUs under TCG on one thread.
+    #[test]
+    fn direct_kernel_disk_boot_command_line() {
+        let mut p = prepared(Media::None, false, "virtio");
+        p.disk.format = "qcow2";
+        p.direct = Some(crate::vm::Direct {
+            kernel: PathBuf::from("/i/vmlinuz"),
+            initrd: Some(PathBuf::from("/i/initrd.img")),
+            append: "root=/dev/vda rw console=ttyS0".into(),
+        });
+        let l = Command {
+            p: &p,
+            accel: "tcg",
+            memory_mib: 4096,
+            cpus: 2,
+            log: Path::new("/l/serial.log"),
+            vars: None,
+            firmware_log: None,
+            relay: None,
+            no_reboot: true,
+            trunk: Some("stream,id=t0,server=off,addr.type=unix,addr.path=/s/trunk.sock".into()),
+        }
+        .args();
+        let l: Vec<String> = l.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+        let at = |x: &str| {
+            l.iter()
+                .position(|a| a == x)
+                .unwrap_or_else(|| panic!("{x}: {l:?}"))
+        };
+        assert_eq!(l[at("-accel") + 1], "tcg,thread=single");
+        assert_eq!(l[at("-kernel") + 1], "/i/vmlinuz");
+        assert_eq!(l[at("-initrd") + 1], "/i/initrd.img");
+        assert_eq!(l[at("-append") + 1], "root=/dev/vda rw console=ttyS0");
+        let j = l.join(" ");
+        assert!(j.contains("format=qcow2"), "{j}");
+        assert!(
+            j.contains("-device virtio-net-pci,netdev=n0,mac=52:54:00:12:34:21 "),
+            "{j}"
+        );
+        assert!(j.contains("-netdev user,id=u0 -netdev hubport,id=u0p,hubid=0,netdev=u0 -netdev stream,id=t0,server=off,addr.type=unix,addr.path=/s/trunk.sock -netdev hubport,id=t0p,hubid=0,netdev=t0 -netdev hubport,id=n0,hubid=0 "), "{j}");
+        // One vCPU keeps QEMU's default TCG; an installer boot keeps the e1000.
+        let mut iso = prepared(Media::Iso(PathBuf::from("/m/lab.iso")), false, "virtio");
+        iso.direct = None;
+        let l = line(&iso, None, true);
+        assert!(l.contains("-accel tcg -m"), "{l}");
+        assert!(l.contains("-device e1000,netdev=n0"), "{l}");
     }
 }

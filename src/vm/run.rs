@@ -20,14 +20,14 @@ pub struct Guest {
     stderr: PathBuf,
     _stderr_dir: tempfile::TempDir,
     _listed: crate::interrupt::Guard,
+    _dir_listed: crate::interrupt::Guard,
 }
 
 impl Guest {
     pub fn start(program: &str, args: &[OsString]) -> Result<Guest> {
-        let dir = tempfile::Builder::new()
-            .prefix("hvseed-vm-qemu.")
-            .tempdir()
-            .context("creating a temporary directory for QEMU's messages")?;
+        let (dir, dir_listed) =
+            crate::interrupt::temp_dir_in(&std::env::temp_dir(), "hvseed-vm-qemu.")
+                .context("creating a temporary directory for QEMU's messages")?;
         let stderr = dir.path().join("stderr");
         let err = std::fs::File::create(&stderr).context("creating QEMU's message file")?;
         tracing::debug!(
@@ -56,6 +56,7 @@ impl Guest {
             stderr,
             _stderr_dir: dir,
             _listed: listed,
+            _dir_listed: dir_listed,
         })
     }
 
@@ -99,15 +100,20 @@ enum Outcome {
 const KVM_STALL: Duration = Duration::from_secs(45);
 
 /// Runs the guest. Without `--log`, the serial log goes to a new directory under the
-/// temporary directory, removed again when the run succeeds (a failed run keeps it and
-/// names it).
+/// temporary directory, removed again when the run succeeds or is interrupted (a
+/// failed run keeps it and names it).
 pub fn run(o: Options) -> Result<ExitCode> {
-    if o.log.is_some() {
-        return run_logged(o, false);
+    // Scratch and QEMU message directories of runs killed before they could remove
+    // them (a kept serial log is the user's to read, and stays).
+    let tmp = std::env::temp_dir();
+    for base in ["hvseed-vm.", "hvseed-vm-qemu."] {
+        crate::interrupt::remove_stale(&tmp, base, "");
     }
-    let dir = tempfile::Builder::new()
-        .prefix("hvseed-vm-")
-        .tempdir()
+    if o.log.is_some() {
+        return run_logged(o, false, None);
+    }
+    // On the interrupt list: an interrupted run leaves nothing behind.
+    let (dir, _listed) = crate::interrupt::temp_dir_in(&std::env::temp_dir(), "hvseed-vm-")
         .context("creating a directory for the serial log")?;
     let log = dir.path().join("serial.log");
     let code = run_logged(
@@ -116,6 +122,7 @@ pub fn run(o: Options) -> Result<ExitCode> {
             ..o
         },
         true,
+        None,
     );
     match code {
         Ok(c) if c == ExitCode::SUCCESS => Ok(c),
@@ -127,7 +134,9 @@ pub fn run(o: Options) -> Result<ExitCode> {
     }
 }
 
-fn run_logged(o: Options, own_log: bool) -> Result<ExitCode> {
+/// `fallback`: the warning of a run under KVM that stalled and handed over to this
+/// one under TCG (said again in the summary).
+fn run_logged(o: Options, own_log: bool, fallback: Option<String>) -> Result<ExitCode> {
     let start = Instant::now();
     let until = start + o.timeout;
     let start_epoch = crate::serve::now_secs();
@@ -174,6 +183,7 @@ fn run_logged(o: Options, own_log: bool) -> Result<ExitCode> {
     if let Some(w) = &warning {
         tracing::warn!("{w}");
     }
+    let warning = warning.or(fallback);
 
     // PXE: the tree's HTTP side, on a loopback port the guest reaches as the http-base.
     let server = match &p.media {
@@ -194,6 +204,50 @@ fn run_logged(o: Options, own_log: bool) -> Result<ExitCode> {
         }
         None => None,
     };
+    // The management VLAN: a namespace of this run answering as its gateway (and, for
+    // a PXE tree, as its http-base for the installed host's report).
+    let carrier = match p.vlan.clone() {
+        Some(m) => {
+            let http = match (&p.media, &server) {
+                (Media::Pxe { net, .. }, Some(s)) => {
+                    Some((std::net::SocketAddrV4::new(net.addr, net.port), s.addr))
+                }
+                _ => None,
+            };
+            match super::tagger::Carrier::start(&m, scratch.path(), http) {
+                Ok(c) => {
+                    crate::say!(
+                        "hvseed vm: VLAN {} carried into network namespace {}, which answers \
+                         as the gateway {}{}",
+                        m.vlan,
+                        c.netns().name(),
+                        m.gateway,
+                        match http {
+                            Some((at, _)) => format!(" and as the http-base {at}"),
+                            None => String::new(),
+                        }
+                    );
+                    Some(c)
+                }
+                // Root without the right to make namespaces or taps (a container
+                // without CAP_NET_ADMIN): the milestones before `ready` are still worth
+                // the run.
+                Err(e) => {
+                    let why = format!(
+                        "{}'s management network is VLAN {}, which QEMU's user network \
+                         drops, and carrying it failed ({e:#}): the installed host cannot \
+                         reach its gateway {}, so its first-boot agent rolls back instead of \
+                         reporting ready",
+                        p.fqdn, m.vlan, m.gateway
+                    );
+                    crate::say!("hvseed vm: cannot reach ready: {why}");
+                    p.unreachable.push((Milestone::Ready, why));
+                    None
+                }
+            }
+        }
+        None => None,
+    };
     let firmware_log = scratch.path().join("firmware.log");
     let args = plan::Command {
         p: &p,
@@ -205,6 +259,7 @@ fn run_logged(o: Options, own_log: bool) -> Result<ExitCode> {
         firmware_log: Some(&firmware_log),
         relay,
         no_reboot: o.until < Milestone::Installed,
+        trunk: carrier.as_ref().map(|c| c.trunk().netdev("t0")),
     }
     .args();
     crate::say!(
@@ -325,6 +380,7 @@ fn run_logged(o: Options, own_log: bool) -> Result<ExitCode> {
              that hangs)",
             KVM_STALL.as_secs()
         );
+        drop(carrier);
         drop(server);
         if o.accel == super::Accel::Kvm {
             anyhow::bail!("--accel kvm: {why}; use --accel tcg (or auto, which falls back to TCG)");
@@ -333,7 +389,8 @@ fn run_logged(o: Options, own_log: bool) -> Result<ExitCode> {
         if left.is_zero() {
             anyhow::bail!("{why}; no time left of --timeout {} s", o.timeout.as_secs());
         }
-        tracing::warn!("{why}; booting again under TCG (much slower)");
+        let warning = format!("{why}; booted again under TCG (much slower)");
+        tracing::warn!("{warning}");
         // Nothing was written to a disk yet (no kernel ran); a --disk this run created
         // carries its marker and is taken again.
         return run_logged(
@@ -344,8 +401,10 @@ fn run_logged(o: Options, own_log: bool) -> Result<ExitCode> {
                 ..o
             },
             own_log,
+            Some(warning),
         );
     }
+    drop(carrier);
     drop(server);
     let elapsed = start.elapsed().as_secs_f64();
     let log = std::fs::read(&log_path).unwrap_or_default();

@@ -135,7 +135,7 @@ fn lab(kind: NetKind, placeholders: &[&str], mgmt_gateway: bool) -> Option<Lab> 
 
     let ns = Netns::new();
     let vlan = r.management_vlan();
-    let trunk = Trunk::new(&ns, work.path(), &[vlan]);
+    let trunk = ns.trunk(work.path(), &[vlan]);
     if mgmt_gateway {
         ns.ip(&[
             "addr",

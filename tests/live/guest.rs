@@ -1,19 +1,18 @@
 //! A QEMU guest under TCG booting a built root's own kernel and initrd from a disk
 //! image, its one NIC on a [`Trunk`](super::net::Trunk). One guest at a time across
 //! all test processes (two TCG guests on two cores starve each other): the guest holds
-//! `util::one_qemu` for its life, as every QEMU of the tests does. QEMU runs in its own process group and
-//! dies with the test: killed when the guest is dropped (a panic included) and, through
-//! the parent-death signal, if the test process itself is killed.
+//! `util::one_qemu` for its life, as every QEMU of the tests does. QEMU runs as
+//! `hvseed vm` runs it ([`hvseed::vm::Guest`]): in its own process group, killed when
+//! the guest is dropped (a panic included) and, through the parent-death signal, if
+//! the test process itself is killed.
 
+use std::ffi::OsString;
 use std::fs::File;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::image::tail;
 use crate::util::one_qemu;
-
 /// How to boot.
 pub struct GuestSpec<'a> {
     pub kernel: &'a Path,
@@ -30,7 +29,7 @@ pub struct GuestSpec<'a> {
 }
 
 pub struct Guest {
-    child: Child,
+    qemu: hvseed::vm::Guest,
     console: PathBuf,
     started: Instant,
     _one_at_a_time: File,
@@ -54,57 +53,67 @@ impl Guest {
         } else {
             "raw"
         };
-        let mut cmd = Command::new("qemu-system-x86_64");
         // One TCG thread for both vCPUs: with multi-threaded TCG (QEMU 7.2 here) a
         // guest hung early in 1 of 5 boots with a vCPU halted and its timer never
         // delivered (RCU stall reports, QEMU idle), and booted more slowly while the
         // two cores were busy (58-63 s to `login:` against 42-49 s).
-        cmd.args(["-accel", "tcg,thread=single", "-cpu", "max", "-smp", "2"])
-            .arg("-m")
-            .arg(spec.memory_mib.to_string())
-            .args(["-display", "none", "-monitor", "none", "-no-reboot"])
-            .arg("-serial")
-            .arg(format!("file:{}", console.display()))
-            .arg("-kernel")
-            .arg(spec.kernel)
-            .arg("-initrd")
-            .arg(spec.initrd)
-            .arg("-append")
-            .arg(
-                format!(
-                    "root=/dev/vda rw console=ttyS0 net.ifnames=0 {}",
-                    spec.append
-                )
-                .trim_end(),
+        let mut args: Vec<OsString> = [
+            "-accel",
+            "tcg,thread=single",
+            "-cpu",
+            "max",
+            "-smp",
+            "2",
+            "-display",
+            "none",
+            "-monitor",
+            "none",
+            "-no-reboot",
+        ]
+        .iter()
+        .map(OsString::from)
+        .collect();
+        let mut push = |a: &str, v: OsString| {
+            args.push(a.into());
+            args.push(v);
+        };
+        push("-m", spec.memory_mib.to_string().into());
+        push("-serial", format!("file:{}", console.display()).into());
+        push("-kernel", spec.kernel.into());
+        push("-initrd", spec.initrd.into());
+        push(
+            "-append",
+            format!(
+                "root=/dev/vda rw console=ttyS0 net.ifnames=0 {}",
+                spec.append
             )
-            .arg("-drive")
-            .arg(format!(
+            .trim_end()
+            .into(),
+        );
+        push(
+            "-drive",
+            format!(
                 "file={},if=virtio,format={disk_format}",
                 spec.disk.display()
-            ))
-            .arg("-netdev")
-            .arg(format!(
+            )
+            .into(),
+        );
+        push(
+            "-netdev",
+            format!(
                 "stream,id=trunk,server=off,addr.type=unix,addr.path={}",
                 spec.trunk.display()
-            ))
-            .arg("-device")
-            .arg(format!("virtio-net-pci,netdev=trunk,mac={}", spec.mac))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(File::create(dir.join("qemu.stderr")).unwrap())
-            .process_group(0);
-        // SAFETY: prctl only, between fork and exec.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let child = cmd.spawn().expect("starting qemu-system-x86_64");
+            )
+            .into(),
+        );
+        push(
+            "-device",
+            format!("virtio-net-pci,netdev=trunk,mac={}", spec.mac).into(),
+        );
+        let qemu = hvseed::vm::Guest::start("qemu-system-x86_64", &args)
+            .unwrap_or_else(|e| panic!("{e:#}"));
         Guest {
-            child,
+            qemu,
             console,
             started: Instant::now(),
             _one_at_a_time: lock,
@@ -139,7 +148,7 @@ impl Guest {
             if let Some(f) = fail.iter().find(|f| text.contains(**f)) {
                 return Err(format!("the console shows {f:?} before {needle:?}"));
             }
-            if let Ok(Some(st)) = self.child.try_wait() {
+            if let Some(st) = self.qemu.exited() {
                 return Err(format!(
                     "QEMU exited ({st}) before {needle:?}: {}",
                     self.qemu_stderr()
@@ -158,7 +167,7 @@ impl Guest {
         if let Some(f) = fail.iter().find(|f| text.contains(**f)) {
             return Err(format!("the console shows {f:?}"));
         }
-        if let Ok(Some(st)) = self.child.try_wait() {
+        if let Some(st) = self.qemu.exited() {
             return Err(format!("QEMU exited ({st}): {}", self.qemu_stderr()));
         }
         Ok(())
@@ -169,7 +178,7 @@ impl Guest {
     pub fn wait_exit(&mut self, limit: Duration) -> Result<(), String> {
         let start = Instant::now();
         loop {
-            if let Ok(Some(_)) = self.child.try_wait() {
+            if self.qemu.exited().is_some() {
                 return Ok(());
             }
             if start.elapsed() > limit {
@@ -185,8 +194,7 @@ impl Guest {
     }
 
     fn qemu_stderr(&self) -> String {
-        let p = self.console.with_file_name("qemu.stderr");
-        std::fs::read_to_string(p).unwrap_or_default()
+        self.qemu.stderr_tail()
     }
 
     /// Panics with `msg` and QEMU's stderr (the console follows as the guest is
@@ -197,12 +205,8 @@ impl Guest {
 }
 
 impl Drop for Guest {
+    /// QEMU is stopped when `qemu` drops, after this.
     fn drop(&mut self) {
-        let pgid = self.child.id() as i32;
-        // SAFETY: kill(2) of the process group QEMU leads.
-        unsafe { libc::kill(-pgid, libc::SIGKILL) };
-        let _ = self.child.kill();
-        let _ = self.child.wait();
         if std::thread::panicking() {
             eprintln!(
                 "---- serial console of the guest (last 80 lines) ----\n{}\n----",
