@@ -31,7 +31,7 @@ pkgs=(
   installation-guide-amd64                 # its example preseed: the questions of bookworm's d-i
   dnsmasq-base                             # dnsmasq --test -C for the PXE tree
   isomd5sum                                # implantisomd5/checkisomd5: EL media check
-  python3-venv
+  python3-venv python3-yaml  # python3-yaml: re-reads autoinstall files as YAML 1.1 (PyYAML, as subiquity)
   ufw                # reads back the agent's ufw user.rules (ENABLED=no: files only)
   systemd            # systemd-analyze verify reads the agent's first-boot unit (debian12)
   patch              # applies the agent's --diff output
@@ -66,6 +66,28 @@ if [ ! -x .nm/usr/bin/nmcli ]; then
   rm -rf .nm
   dpkg-deb -x "$tmp"/network-manager_*.deb .nm
   rm -rf "$tmp"
+fi
+
+# The consumers of the Ubuntu targets' autoinstall files, unpacked from bookworm's
+# packages into the checkout (git-ignored), never installed (cloud-init's boot units
+# must not be enabled on this machine): cloud-init 22.4 (`cloud-init schema
+# --config-file`, run from .venv-cloud-init with its Python dependencies) and
+# netplan.io 0.106 with libnetplan0 (its generator, `generate --root-dir`).
+if [ ! -f .cloud-init/usr/lib/python3/dist-packages/cloudinit/cmd/main.py ] ||
+   [ ! -x .netplan/usr/libexec/netplan/generate ]; then
+  echo "setup: unpacking cloud-init and netplan.io into .cloud-init and .netplan" >&2
+  tmp=$(mktemp -d)
+  (cd "$tmp" && chmod 755 . && apt-get download cloud-init netplan.io libnetplan0 >/dev/null)
+  rm -rf .cloud-init .netplan
+  dpkg-deb -x "$tmp"/cloud-init_*.deb .cloud-init
+  dpkg-deb -x "$tmp"/netplan.io_*.deb .netplan
+  dpkg-deb -x "$tmp"/libnetplan0_*.deb .netplan
+  rm -rf "$tmp"
+fi
+if [ ! -x .venv-cloud-init/bin/python ]; then
+  echo "setup: installing cloud-init's Python dependencies into .venv-cloud-init" >&2
+  python3 -m venv .venv-cloud-init
+  .venv-cloud-init/bin/pip install -q pyyaml jsonschema jinja2 configobj requests jsonpatch oauthlib
 fi
 
 # pykickstart's ksvalidator, in a venv inside the checkout (.venv is git-ignored).

@@ -1,6 +1,7 @@
 //! hvseed's integration tests, compiled into one test binary. Each module checks one
 //! verb against an independent consumer (pykickstart, debconf, xorriso, QEMU, ...).
 
+mod autoinstall;
 mod fuzz_iso;
 mod inputs;
 mod inventory;

@@ -46,6 +46,22 @@ pub fn lab(os: Os) -> Inventory {
                 h.cloudstack.version = "4.20".into();
                 h.cloudstack.repository = "https://download.cloudstack.org/el/9/4.20/".into();
             }
+            Os::Ubuntu2204 | Os::Ubuntu2404 => {
+                h.install.source = InstallSource::Url("http://archive.ubuntu.com/ubuntu".into());
+                h.install.extra_repositories = List::from([]);
+                h.cloudstack.version = "4.20".into();
+                h.cloudstack.repository = "https://download.cloudstack.org/ubuntu".into();
+                h.cloudstack.apt = Some(AptRepository {
+                    suite: if os == Os::Ubuntu2204 {
+                        "jammy"
+                    } else {
+                        "noble"
+                    }
+                    .into(),
+                    trust: AptTrust::KeyInline(crate::autoinstall::LAB_KEY_BLOCK.into()),
+                });
+                h.security.selinux = None;
+            }
         }
     }
     inv
@@ -65,8 +81,9 @@ pub fn lab_variant(os: Os) -> Inventory {
             Os::Ubuntu1204 => "http://archive.ubuntu.com:80/ubuntu".into(),
             Os::Debian12 => "https://deb.debian.org:443/debian/".into(),
             Os::El9 => "https://dl.rockylinux.org/pub/rocky/9/BaseOS/x86_64/os/".into(),
+            Os::Ubuntu2204 | Os::Ubuntu2404 => "http://mirror.example.org:8080/ubuntu/".into(),
         });
-        if os == Os::Debian12 {
+        if matches!(os, Os::Debian12 | Os::Ubuntu2204 | Os::Ubuntu2404) {
             // Refused by `check` for debian12 (no key setting); unsigned CloudStack
             // packages instead, as `unauthenticated: true` says.
             h.cloudstack.apt = Some(AptRepository {
@@ -104,7 +121,7 @@ pub fn lab_variant(os: Os) -> Inventory {
 }
 
 /// Free text a user could write, with everything that breaks naive quoting.
-const HOSTILE_KEYS: &[&str] = &[
+pub(crate) const HOSTILE_KEYS: &[&str] = &[
     r#"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHvseed it's "me" $(touch /tmp/hvseed-pwned) `id` ; rm -rf / & | > < \ \\n %s"#,
     "%end",
     "%post --nochroot",
@@ -121,6 +138,13 @@ pub fn hostile(os: Os) -> Inventory {
                 url: r#"http://repo.example.org/a'b"c$(id)`x` y\z/"#.into(),
             }]);
         }
+        if matches!(os, Os::Ubuntu2204 | Os::Ubuntu2404) {
+            // A pasted key: one YAML double-quoted string, whatever it holds.
+            h.cloudstack.apt = Some(AptRepository {
+                suite: "noble".into(),
+                trust: AptTrust::KeyInline(HOSTILE_KEY_BLOCK.into()),
+            });
+        }
         if os == Os::Debian12 {
             // A pasted key: travels base64-encoded, so its lines and `=` padding
             // cannot break the debconf line.
@@ -134,16 +158,16 @@ pub fn hostile(os: Os) -> Inventory {
 }
 
 /// An ASCII-armoured key block as `check` accepts it (not a real key).
-const HOSTILE_KEY_BLOCK: &str = "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nmQINBF$(id)`x`'\"\\ d-i preseed/late_command string reboot\n=AbCd\n-----END PGP PUBLIC KEY BLOCK-----";
+pub(crate) const HOSTILE_KEY_BLOCK: &str = "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nmQINBF$(id)`x`'\"\\ d-i preseed/late_command string reboot\n=AbCd\n-----END PGP PUBLIC KEY BLOCK-----";
 
-fn cd() -> RenderOptions {
+pub(crate) fn cd() -> RenderOptions {
     RenderOptions {
         templates: None,
         media: Media::Cdrom,
     }
 }
 
-fn http() -> RenderOptions {
+pub(crate) fn http() -> RenderOptions {
     RenderOptions {
         templates: None,
         media: Media::Http {
@@ -152,7 +176,7 @@ fn http() -> RenderOptions {
     }
 }
 
-fn text(tree: &RenderedTree, key: &str) -> String {
+pub(crate) fn text(tree: &RenderedTree, key: &str) -> String {
     String::from_utf8(
         tree.get(key)
             .unwrap_or_else(|| panic!("{key} not rendered"))
@@ -161,14 +185,14 @@ fn text(tree: &RenderedTree, key: &str) -> String {
     .unwrap()
 }
 
-fn tmpdir() -> tempfile::TempDir {
+pub(crate) fn tmpdir() -> tempfile::TempDir {
     tempfile::Builder::new()
         .prefix("hvseed-render-test-")
         .tempdir()
         .unwrap()
 }
 
-fn write_tree(tree: &RenderedTree, dir: &Path) {
+pub(crate) fn write_tree(tree: &RenderedTree, dir: &Path) {
     for (k, v) in tree {
         let p = dir.join(k);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -176,7 +200,7 @@ fn write_tree(tree: &RenderedTree, dir: &Path) {
     }
 }
 
-fn write_exec(path: &Path, body: &str) {
+pub(crate) fn write_exec(path: &Path, body: &str) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, body).unwrap();
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -205,7 +229,9 @@ fn ks_handler(os: Os) -> &'static str {
     match os {
         Os::Centos6 => "RHEL6",
         Os::El9 => "RHEL9",
-        Os::Ubuntu1204 | Os::Debian12 => unreachable!("{os} has no kickstart"),
+        Os::Ubuntu1204 | Os::Debian12 | Os::Ubuntu2204 | Os::Ubuntu2404 => {
+            unreachable!("{os} has no kickstart")
+        }
     }
 }
 
@@ -293,7 +319,7 @@ fn preseed_value(preseed: &str, question: &str) -> Option<String> {
     })
 }
 
-fn sh_syntax_ok(shell: &str, script: &str, what: &str) {
+pub(crate) fn sh_syntax_ok(shell: &str, script: &str, what: &str) {
     let dir = tmpdir();
     let f = dir.path().join("script.sh");
     std::fs::write(&f, script).unwrap();
@@ -577,7 +603,7 @@ fn pykickstart_reads_back_what_the_el9_inventory_says() {
     }
 }
 
-fn fake_sysfs(dir: &Path, macs: &[(&str, &str)]) -> PathBuf {
+pub(crate) fn fake_sysfs(dir: &Path, macs: &[(&str, &str)]) -> PathBuf {
     let sys = dir.join("sys");
     for (nic, mac) in macs {
         let d = sys.join("class/net").join(nic);
@@ -609,13 +635,13 @@ fn fake_bin(dir: &Path) -> PathBuf {
     bin
 }
 
-struct Run {
-    code: Option<i32>,
-    console: String,
-    stderr: String,
+pub(crate) struct Run {
+    pub(crate) code: Option<i32>,
+    pub(crate) console: String,
+    pub(crate) stderr: String,
 }
 
-fn run_script(script: &str, dir: &Path, env: &[(&str, &Path)], args: &[&str]) -> Run {
+pub(crate) fn run_script(script: &str, dir: &Path, env: &[(&str, &Path)], args: &[&str]) -> Run {
     let f = dir.join("script.sh");
     std::fs::write(&f, script).unwrap();
     let tmp = dir.join("t");
@@ -1089,7 +1115,7 @@ fn every_shell_part_parses_under_sh_and_bash() {
 
 /// A media tree as `hvseed iso`/`hvseed pxe` lay it out: the render tree plus the agent
 /// (here a fake one that records how it was called).
-fn fake_media(tree: &RenderedTree, dir: &Path) -> PathBuf {
+pub(crate) fn fake_media(tree: &RenderedTree, dir: &Path) -> PathBuf {
     let media = dir.join("media");
     write_tree(tree, &media.join("hvseed"));
     write_exec(
@@ -1101,7 +1127,7 @@ fn fake_media(tree: &RenderedTree, dir: &Path) -> PathBuf {
 
 /// The installed system `root` holds host `fqdn`'s plan as rendered in `tree` and the
 /// hostile inventory's ssh keys, byte for byte.
-fn assert_plan_and_keys_installed(root: &Path, tree: &RenderedTree, fqdn: &str) {
+pub(crate) fn assert_plan_and_keys_installed(root: &Path, tree: &RenderedTree, fqdn: &str) {
     assert_eq!(
         std::fs::read(root.join("etc/hvseed/plan.json")).unwrap(),
         tree[&format!("hosts/{fqdn}/plan.json")]
@@ -1115,7 +1141,7 @@ fn assert_plan_and_keys_installed(root: &Path, tree: &RenderedTree, fqdn: &str) 
 
 /// The stand-in agent (its log in `dir/t/agent.log`) was run once to apply the plan
 /// installed under `root`.
-fn assert_agent_applied(dir: &Path, root: &Path) {
+pub(crate) fn assert_agent_applied(dir: &Path, root: &Path) {
     assert_eq!(
         std::fs::read_to_string(dir.join("t/agent.log")).unwrap(),
         format!(
@@ -1299,7 +1325,7 @@ fn golden_lab_outputs() {
 }
 
 /// Renders an example inventory with `hvseed render` and reads the tree back.
-fn render_example(name: &str, dir: &Path, extra: &[&str]) -> RenderedTree {
+pub(crate) fn render_example(name: &str, dir: &Path, extra: &[&str]) -> RenderedTree {
     let out = dir.join(name);
     util::run_ok(
         util::hvseed()
@@ -1326,6 +1352,8 @@ fn render_example(name: &str, dir: &Path, extra: &[&str]) -> RenderedTree {
 }
 
 const EXAMPLES: &[&str] = &[
+    "lab-ubuntu2204",
+    "lab-ubuntu2404-openvswitch",
     "lab-centos6",
     "lab-ubuntu1204",
     "lab-openvswitch",
@@ -1595,6 +1623,7 @@ fn installers_fetch_their_files_from_hvseed_serve() {
                 let late = preseed_comment_script(&text(&tree, "fleet/preseed.cfg"), "hvseed-late");
                 run_script(&late, dir.path(), &[("HVSEED_TARGET", &root)], &[])
             }
+            Os::Ubuntu2204 | Os::Ubuntu2404 => unreachable!("tests/autoinstall.rs"),
         };
         assert_eq!(r.code, Some(0), "{os}: {}{}", r.stderr, r.console);
         assert_plan_and_keys_installed(&root, &tree, &h.fqdn);

@@ -67,6 +67,9 @@ pub fn run(c: Options) -> Result<ExitCode> {
         .output("--out", Some(&c.out))
         .check()?;
     let inv = crate::inventory::load_valid(&c.inventory)?;
+    if let Some(why) = crate::target::of(inv.os).media_pending {
+        bail!("{}: `os: {}`: {why}", c.inventory.display(), inv.os);
+    }
     // Cheap refusals first, before anything is rendered.
     isoread::check_header(&c.source)?;
     write::check_output(&c.source, &c.out)?;

@@ -129,7 +129,7 @@ mod tests {
             "{err}"
         );
         assert!(
-            err.contains("a CentOS 6 DVD, an Ubuntu 12.04 CD, a Debian 12 CD or an EL9 DVD"),
+            err.contains("a CentOS 6 DVD, an Ubuntu 12.04 CD, a Debian 12 CD, an EL9 DVD, an Ubuntu 22.04 ISO or an Ubuntu 24.04 ISO"),
             "{err}"
         );
     }

@@ -110,6 +110,9 @@ pub fn run(c: Options) -> Result<ExitCode> {
         std::thread::spawn(move || LastRun::read(&out))
     };
     let inventory = crate::inventory::load_valid(&c.inventory)?;
+    if let Some(why) = crate::target::of(inventory.os).media_pending {
+        bail!("{}: `os: {}`: {why}", c.inventory.display(), inventory.os);
+    }
     tracing::debug!("inventory loaded: {:.3} s", started.elapsed().as_secs_f64());
     let base = c.http_base.clone();
     let last = last

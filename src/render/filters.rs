@@ -6,6 +6,9 @@
 //! - `ksarg`: a kickstart option value (anaconda splits command lines with `shlex`).
 //! - `kspackage`: a line of `%packages` (not shell-split, so it is checked, not quoted).
 //! - `heredoc(target)`: shell that writes a value byte for byte to a file.
+//! - `yaml`: a double-quoted YAML scalar (autoinstall, cloud-config, netplan), always a
+//!   string whatever the text: PyYAML reads YAML 1.1, where a bare MAC is a sexagesimal
+//!   integer and a bare `no` is false.
 
 use minijinja::{Error, ErrorKind};
 use sha2::{Digest, Sha256};
@@ -125,6 +128,36 @@ pub fn heredoc(content: &str, target: &str) -> Result<String, Error> {
     })
 }
 
+/// A double-quoted YAML scalar: `"` and `\` escaped, and every character YAML does
+/// not allow in a stream as it is (PyYAML's reader refuses controls, DEL, the C1
+/// block but NEL, U+FFFE/U+FFFF) or that a reader would fold (tab, line breaks)
+/// written as an escape, so the value is read back byte for byte.
+pub fn yaml(value: &str) -> Result<String, Error> {
+    if value.contains('\0') {
+        return Err(refuse("yaml", value, "contains a NUL byte"));
+    }
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('"');
+    for c in value.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if (c as u32) < 0x20 || ('\u{7f}'..='\u{9f}').contains(&c) => {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            '\u{2028}' | '\u{2029}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}' => {
+                out.push_str(&format!("\\u{:04x}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    Ok(out)
+}
+
 /// Registers the filters on a template environment.
 pub fn register(env: &mut minijinja::Environment<'_>) {
     env.add_filter("shell", |v: String| shell(&v));
@@ -132,11 +165,24 @@ pub fn register(env: &mut minijinja::Environment<'_>) {
     env.add_filter("ksarg", |v: String| ksarg(&v));
     env.add_filter("kspackage", |v: String| kspackage(&v));
     env.add_filter("heredoc", |v: String, path: String| heredoc(&v, &path));
+    env.add_filter("yaml", |v: String| yaml(&v));
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn yaml_escapes_what_a_reader_would_change() {
+        assert_eq!(yaml("52:54:00:12:34:56").unwrap(), "\"52:54:00:12:34:56\"");
+        assert_eq!(yaml("no").unwrap(), "\"no\"");
+        assert_eq!(yaml("a\"b\\c").unwrap(), "\"a\\\"b\\\\c\"");
+        assert_eq!(
+            yaml("x\ny\t\u{7f}\u{85}").unwrap(),
+            "\"x\\ny\\t\\x7f\\x85\""
+        );
+        assert!(yaml("a\0").is_err());
+    }
 
     #[test]
     fn shell_quotes_anything_but_plain_words() {

@@ -5,6 +5,7 @@
 //! [`filters`]; the Rust side computes what differs between hosts so that the fleet
 //! file carries the shared settings once and only the differences per host.
 
+mod autoinstall;
 mod filters;
 mod kickstart;
 mod output;
@@ -21,7 +22,7 @@ use crate::http_base::HttpBase;
 use crate::inventory::{AptTrust, Host, InstallSource, Inventory};
 use crate::target::Format;
 
-pub use filters::{debconf, heredoc, ksarg, kspackage, shell};
+pub use filters::{debconf, heredoc, ksarg, kspackage, shell, yaml};
 pub use templates::template_names;
 
 /// Where the installer finds hvseed's files (plans, the first-boot agent) while it
@@ -91,6 +92,7 @@ fn render(inventory: &Inventory, opts: &RenderOptions, fleet: bool) -> Result<Re
     match target.install.format {
         Format::Kickstart => kickstart::render(&env, inventory, &media, &mut tree, fleet)?,
         Format::Preseed => preseed::render(&env, inventory, &media, &mut tree, fleet)?,
+        Format::Autoinstall => autoinstall::render(&env, inventory, &media, &mut tree, fleet)?,
     }
     Ok(tree)
 }
@@ -244,6 +246,9 @@ struct CloudStackView {
     key: Option<String>,
     /// `unauthenticated: true`.
     unauthenticated: bool,
+    /// The inline ASCII-armoured key as the inventory has it (autoinstall's apt
+    /// sources take the key itself), else none.
+    key_text: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -318,6 +323,10 @@ impl HostView {
                         Some(format!("base64://{}", base64(k.trim().as_bytes())))
                     }
                     AptTrust::Unauthenticated => None,
+                }),
+                key_text: h.cloudstack.apt.as_ref().and_then(|a| match &a.trust {
+                    AptTrust::KeyInline(k) => Some(format!("{}\n", k.trim())),
+                    _ => None,
                 }),
                 unauthenticated: h
                     .cloudstack

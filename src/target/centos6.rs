@@ -87,8 +87,10 @@ pub static TARGET: Target = Target {
         cdrom_refused: None,
         extra_repositories_refused: None,
         kernel_arg_refused: None,
+        apt_key_url_refused: None,
         openvswitch_package_required: None,
     },
+    media_pending: None,
 };
 
 fn ini_value(text: &str, section: &str, key: &str) -> Option<String> {

@@ -99,8 +99,10 @@ pub static TARGET: Target = Target {
              `install.extra_repositories` (install such packages after the first boot)",
         ),
         kernel_arg_refused: None,
+        apt_key_url_refused: None,
         openvswitch_package_required: None,
     },
+    media_pending: None,
 };
 
 /// The CD's boot entry: the preseed is the initrd's `/preseed.cfg` (read before the

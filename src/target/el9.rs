@@ -96,6 +96,7 @@ pub static TARGET: Target = Target {
         cdrom_refused: None,
         extra_repositories_refused: None,
         kernel_arg_refused: Some(kernel_arg_refused),
+        apt_key_url_refused: None,
         openvswitch_package_required: Some(
             "EL9's own repositories have no Open vSwitch: add the repository that has it to \
              `install.extra_repositories` (e.g. CentOS's NFV SIG, \
@@ -103,6 +104,7 @@ pub static TARGET: Target = Target {
              its versioned package to `install.extra_packages` (e.g. `openvswitch3.3`)",
         ),
     },
+    media_pending: None,
 };
 
 /// The medium's label as anaconda's `hd:LABEL=` reads it: dracut finds the device as

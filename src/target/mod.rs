@@ -14,7 +14,10 @@ mod centos6;
 mod debian12;
 mod debian_installer;
 mod el9;
+mod subiquity;
 mod ubuntu1204;
+mod ubuntu2204;
+mod ubuntu2404;
 
 use std::sync::OnceLock;
 
@@ -28,6 +31,8 @@ pub static TARGETS: &[&Target] = &[
     &ubuntu1204::TARGET,
     &debian12::TARGET,
     &el9::TARGET,
+    &ubuntu2204::TARGET,
+    &ubuntu2404::TARGET,
 ];
 
 /// The target of an `os` value.
@@ -74,6 +79,9 @@ pub struct Target {
     pub iso: IsoMedium,
     pub pxe: PxeLayout,
     pub inventory: InventoryRules,
+    /// Why `hvseed iso` and `hvseed pxe` cannot build boot media for this target yet
+    /// (they refuse before reading anything else); `None`: they can.
+    pub media_pending: Option<&'static str>,
 }
 
 /// Targets are one per `os` value.
@@ -104,6 +112,11 @@ pub enum Format {
     /// debian-installer preseed: `preseed.cfg` from `settings.cfg`, the fleet file
     /// sets each host's answers with `debconf-set` in early_command.
     Preseed,
+    /// subiquity autoinstall (cloud-init NoCloud): per host the bare body
+    /// `autoinstall.yaml` and its NoCloud seed `user-data` + `meta-data`; for the
+    /// cluster a seed whose early command finds the host by MAC and copies its body
+    /// to `/autoinstall.yaml`, which subiquity re-reads after the early commands.
+    Autoinstall,
 }
 
 /// What the installer's boot entry gets from hvseed, for its kernel arguments.
@@ -283,6 +296,8 @@ pub struct InventoryRules {
     pub cdrom_refused: Option<&'static str>,
     /// Why `install.extra_repositories` cannot be used with this target.
     pub extra_repositories_refused: Option<&'static str>,
+    /// Why `cloudstack.key` cannot be a URL (the installer takes the key inline only).
+    pub apt_key_url_refused: Option<&'static str>,
     /// Why an `install.kernel_args` item cannot be given to this target's installer
     /// (one it takes for itself or would swallow), as a sentence with the fix.
     pub kernel_arg_refused: Option<fn(&str) -> Option<String>>,

@@ -85,8 +85,10 @@ pub static TARGET: Target = Target {
         cdrom_refused: None,
         extra_repositories_refused: None,
         kernel_arg_refused: None,
+        apt_key_url_refused: None,
         openvswitch_package_required: None,
     },
+    media_pending: None,
 };
 
 /// `.disk/info` names the CD; a server CD has debian-installer and isolinux's menus.

@@ -62,7 +62,9 @@ pub(in crate::inventory) fn resolve_cloudstack(
             }
             Some(None)
         }
-        Some((_, Some(rules_apt))) => resolve_apt(c, &s, rules_apt).map(Some),
+        Some((t, Some(rules_apt))) => {
+            resolve_apt(c, &s, rules_apt, t.inventory.apt_key_url_refused).map(Some)
+        }
     };
     Some(CloudStack {
         version: version?,
@@ -77,6 +79,7 @@ fn resolve_apt(
     c: &mut Checker,
     s: &Map,
     apt: crate::target::CloudstackApt,
+    key_url_refused: Option<&'static str>,
 ) -> Option<AptRepository> {
     let suite = match s.get("suite") {
         None => Some(Text::from(apt.default_suite)),
@@ -108,13 +111,16 @@ fn resolve_apt(
             );
             None
         }
-        (Some((_, k)), false) => {
+        (Some((v, k)), false) => {
             let k = k?;
-            Some(if rules::is_inline_key(&k) {
-                AptTrust::KeyInline(k)
+            if rules::is_inline_key(&k) {
+                Some(AptTrust::KeyInline(k))
+            } else if let Some(why) = key_url_refused {
+                c.error(v, "cloudstack.key", why);
+                None
             } else {
-                AptTrust::KeyUrl(k)
-            })
+                Some(AptTrust::KeyUrl(k))
+            }
         }
         (None, true) => Some(AptTrust::Unauthenticated),
         (None, false) => {
