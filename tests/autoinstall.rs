@@ -444,6 +444,15 @@ fn every_install_network_passes_netplans_generator() {
     }
 }
 
+/// The late script of host `fqdn`'s body (its second late command), as subiquity
+/// reads it.
+pub(crate) fn late_command(tree: &RenderedTree, fqdn: &str) -> String {
+    let dir = tmpdir();
+    let f = dir.path().join("autoinstall.yaml");
+    std::fs::write(&f, &tree[&format!("hosts/{fqdn}/autoinstall.yaml")]).unwrap();
+    yaml11(&f)["late-commands"][1].as_str().unwrap().to_string()
+}
+
 /// The picker as subiquity runs it: the fleet seed's one early command.
 fn picker(dir: &Path) -> String {
     let stub = yaml11(&dir.join("nocloud/user-data"));

@@ -1583,8 +1583,8 @@ fn http_base_sends_installers_to_the_server_and_reports_to_it() {
 
 /// With `--http-base`, the installers fetch the agent, the plan and the keys from
 /// `hvseed serve` (a tree laid out as `hvseed pxe` writes it: DIR/http = render tree +
-/// agent): the fleet kickstart's %post --nochroot and the preseed's late script, run
-/// against the real server.
+/// agent): the fleet kickstart's %post --nochroot, the preseed's late script and the
+/// autoinstall body's late command, run against the real server.
 #[test]
 fn installers_fetch_their_files_from_hvseed_serve() {
     if !util::require_tool("curl", "curl") || !util::require_tool("wget", "wget") {
@@ -1601,7 +1601,14 @@ fn installers_fetch_their_files_from_hvseed_serve() {
             base: format!("http://127.0.0.1:{port}").parse().unwrap(),
         },
     };
-    for os in [Os::Centos6, Os::Ubuntu1204, Os::Debian12, Os::El9] {
+    for os in [
+        Os::Centos6,
+        Os::Ubuntu1204,
+        Os::Debian12,
+        Os::El9,
+        Os::Ubuntu2204,
+        Os::Ubuntu2404,
+    ] {
         let inv = hostile(os);
         let tree = render_tree(&inv, &opts).unwrap();
         let dir = tmpdir();
@@ -1623,7 +1630,10 @@ fn installers_fetch_their_files_from_hvseed_serve() {
                 let late = preseed_comment_script(&text(&tree, "fleet/preseed.cfg"), "hvseed-late");
                 run_script(&late, dir.path(), &[("HVSEED_TARGET", &root)], &[])
             }
-            Os::Ubuntu2204 | Os::Ubuntu2404 => unreachable!("tests/autoinstall.rs"),
+            Os::Ubuntu2204 | Os::Ubuntu2404 => {
+                let late = crate::autoinstall::late_command(&tree, &h.fqdn);
+                run_script(&late, dir.path(), &[("HVSEED_TARGET", &root)], &[])
+            }
         };
         assert_eq!(r.code, Some(0), "{os}: {}{}", r.stderr, r.console);
         assert_plan_and_keys_installed(&root, &tree, &h.fqdn);
