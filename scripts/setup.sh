@@ -32,6 +32,7 @@ pkgs=(
   dnsmasq-base                             # dnsmasq --test -C for the PXE tree
   isomd5sum                                # implantisomd5/checkisomd5: EL media check
   python3-venv python3-yaml  # python3-yaml: re-reads autoinstall files as YAML 1.1 (PyYAML, as subiquity)
+  xkb-data           # the XKB layout codes subiquity takes for ubuntu2204/ubuntu2404 keyboards
   ufw                # reads back the agent's ufw user.rules (ENABLED=no: files only)
   systemd            # systemd-analyze verify reads the agent's first-boot unit (debian12)
   patch              # applies the agent's --diff output

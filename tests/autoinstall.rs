@@ -694,6 +694,12 @@ fn check_refuses_what_subiquity_cannot_honour() {
             "remove it",
         ),
         (
+            src.replace("keyboard: us", "keyboard: fr-latin1"),
+            "keyboard: fr-latin1",
+            "install.keyboard",
+            "`keyboard: fr`",
+        ),
+        (
             src.replace("    extra_packages: [ipmitool]\n", "    extra_packages: [ipmitool]\n    extra_repositories: [{name: x, url: \"http://r.example.org/x\"}]\n"),
             "extra_repositories:",
             "install.extra_repositories",
@@ -715,6 +721,53 @@ fn check_refuses_what_subiquity_cannot_honour() {
                 .any(|l| l.starts_with(&want) && l.contains(field) && l.contains(fix)),
             "case {i}: want {want} {field} … {fix} in\n{err}"
         );
+    }
+}
+
+/// Every layout code of this machine's XKB rules (xkb-data's `evdev.lst`, the list
+/// subiquity's keyboard layouts come from) passes the keyboard rule, and the examples'
+/// layouts are among them.
+#[test]
+fn xkb_layouts_pass_the_keyboard_rule() {
+    let lst = Path::new("/usr/share/X11/xkb/rules/evdev.lst");
+    let Ok(text) = std::fs::read_to_string(lst) else {
+        util::missing(
+            "/usr/share/X11/xkb/rules/evdev.lst (Debian package `xkb-data`)",
+            "run scripts/setup.sh test",
+        );
+        return;
+    };
+    let layouts: Vec<&str> = text
+        .split("! layout\n")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .take_while(|l| !l.starts_with('!'))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert!(
+        layouts.len() > 50 && layouts.contains(&"us") && layouts.contains(&"de"),
+        "{layouts:?}"
+    );
+    for os in UBUNTU {
+        let t = hvseed::target::of(os);
+        let refused = t.inventory.keyboard_refused.unwrap();
+        for l in &layouts {
+            assert_eq!(refused(l), None, "{os}: {l}");
+        }
+    }
+    for name in ["lab-ubuntu2204", "lab-ubuntu2404-openvswitch"] {
+        let inv = hvseed::inventory::load_valid(
+            &util::root().join(format!("profiles/examples/{name}.yaml")),
+        )
+        .unwrap();
+        for h in &inv.hosts {
+            assert!(
+                layouts.contains(&h.install.keyboard.as_ref()),
+                "{name}: {}",
+                h.install.keyboard
+            );
+        }
     }
 }
 

@@ -100,6 +100,7 @@ pub static TARGET: Target = Target {
         ),
         kernel_arg_refused: None,
         apt_key_url_refused: None,
+        keyboard_refused: None,
         openvswitch_package_required: None,
     },
     media_pending: None,

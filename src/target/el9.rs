@@ -97,6 +97,7 @@ pub static TARGET: Target = Target {
         extra_repositories_refused: None,
         kernel_arg_refused: Some(kernel_arg_refused),
         apt_key_url_refused: None,
+        keyboard_refused: None,
         openvswitch_package_required: Some(
             "EL9's own repositories have no Open vSwitch: add the repository that has it to \
              `install.extra_repositories` (e.g. CentOS's NFV SIG, \

@@ -296,6 +296,9 @@ pub struct InventoryRules {
     pub cdrom_refused: Option<&'static str>,
     /// Why `install.extra_repositories` cannot be used with this target.
     pub extra_repositories_refused: Option<&'static str>,
+    /// Why an `install.keyboard` value cannot be given to this target's installer, as
+    /// a sentence with the fix.
+    pub keyboard_refused: Option<fn(&str) -> Option<String>>,
     /// Why `cloudstack.key` cannot be a URL (the installer takes the key inline only).
     pub apt_key_url_refused: Option<&'static str>,
     /// Why an `install.kernel_args` item cannot be given to this target's installer

@@ -91,6 +91,19 @@ pub fn kernel_arg_refused(arg: &str) -> Option<String> {
     None
 }
 
+/// `install.keyboard` becomes autoinstall's `keyboard.layout`, an XKB layout code:
+/// subiquity 24.04 stops the install on a layout not in its XKB list (subiquity
+/// `models/keyboard.py` `validate_setting`, "Unknown keyboard layout"). No XKB layout
+/// code has a `-`; console keymaps (`fr-latin1`, `de-latin1-nodeadkeys`) do.
+pub fn keyboard_refused(keyboard: &str) -> Option<String> {
+    let layout = keyboard.split('-').next().unwrap_or(keyboard);
+    keyboard.contains('-').then(|| {
+        format!(
+            "`{keyboard}` is a console keymap, but subiquity takes an XKB layout code and stops the install on one it does not know; write the layout, e.g. `keyboard: {layout}`"
+        )
+    })
+}
+
 /// The boot entry's arguments after the seed's: `autoinstall` (no "Continue with
 /// autoinstall?" prompt), the inventory's, then `---`.
 pub fn iso_args(v: &BootValues) -> Vec<String> {

@@ -79,6 +79,7 @@ pub static TARGET: Target = Target {
         extra_repositories_refused: Some(subiquity::EXTRA_REPOSITORIES_REFUSED),
         kernel_arg_refused: Some(subiquity::kernel_arg_refused),
         apt_key_url_refused: Some(subiquity::APT_KEY_URL_REFUSED),
+        keyboard_refused: Some(subiquity::keyboard_refused),
         openvswitch_package_required: None,
     },
     media_pending: Some(subiquity::MEDIA_PENDING),

@@ -61,7 +61,19 @@ pub(in crate::inventory) fn resolve_install(
         }
     };
     let locale = text_or(c, "locale", "en_US.UTF-8", rules::locale);
-    let keyboard = text_or(c, "keyboard", "us", rules::keyboard);
+    let keyboard = text_or(c, "keyboard", "us", rules::keyboard).and_then(|k| {
+        // A keyboard the target's installer does not take (subiquity: XKB layouts only).
+        let why = rules_of
+            .and_then(|r| r.keyboard_refused)
+            .and_then(|f| f(&k));
+        match (why, s.get("keyboard")) {
+            (Some(why), Some(v)) => {
+                c.error(v, &s.child("keyboard"), why);
+                None
+            }
+            _ => Some(k),
+        }
+    });
     let timezone = text_or(c, "timezone", "Etc/UTC", rules::timezone);
     let root_password_hash = c
         .required(&s, "root_password_hash")
