@@ -10,13 +10,22 @@ os=${1:?usage: bench-fleet.sh OS REPO HOSTS [KERNEL_ARGS]}
 repo=${2:?usage: bench-fleet.sh OS REPO HOSTS [KERNEL_ARGS]}
 n=${3:?usage: bench-fleet.sh OS REPO HOSTS [KERNEL_ARGS]}
 kernel_args=${4:-}
+# The subiquity targets install from a mirror and need CloudStack 4.19 or later with
+# their apt suite's trust said (the bench goes without a key).
+source=cdrom version=4.2 apt=""
+case "$os" in
+ubuntu2204|ubuntu2404)
+    source=http://archive.ubuntu.com/ubuntu version=4.20 apt="
+    unauthenticated: true"
+    ;;
+esac
 cat <<YAML
 version: 1
 cluster: bench
 defaults:
   os: $os
   install:
-    source: cdrom
+    source: $source
     locale: en_US.UTF-8
     keyboard: us
     timezone: Etc/UTC
@@ -31,8 +40,8 @@ cat <<YAML
     servers: [10.0.0.1]
     search: [bench.example.org]
   cloudstack:
-    version: "4.2"
-    repository: $repo
+    version: "$version"
+    repository: $repo$apt
     management_server: 10.0.0.5
   network:
     type: linux-bridge

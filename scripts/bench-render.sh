@@ -1,7 +1,7 @@
 #!/bin/sh
 # Benchmark `hvseed render` on a generated inventory of N hosts (default 10000):
 # wall time and peak RSS (/usr/bin/time -v), for centos6 and ubuntu1204, writing to
-# tmpfs and to disk. Goals (issue 2): <= 2 s wall, <= 200 MiB peak RSS for 10,000 hosts.
+# tmpfs and to disk (OSES=ubuntu2404 for the autoinstall targets). Goals (issue 2): <= 2 s wall, <= 200 MiB peak RSS for 10,000 hosts.
 # Usage: scripts/bench-render.sh [HOSTS]   (KEEP=1 keeps the generated inventories)
 set -eu
 n=${1:-10000}
@@ -13,6 +13,7 @@ trap '[ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
 
 scripts/bench-fleet.sh centos6 http://cloudstack.apt-get.eu/rhel/4.2/ "$n" > "$work/centos6.yaml"
 scripts/bench-fleet.sh ubuntu1204 http://cloudstack.apt-get.eu/ubuntu "$n" > "$work/ubuntu1204.yaml"
+scripts/bench-fleet.sh ubuntu2404 https://download.cloudstack.org/ubuntu "$n" > "$work/ubuntu2404.yaml"
 [ -n "${KEEP:-}" ] && echo "inputs in $work"
 
 # One measured run into a fresh directory under $1 (warm page cache and binary: a

@@ -45,6 +45,38 @@ fn yaml11(file: &Path) -> Value {
     serde_json::from_str(&out).unwrap()
 }
 
+/// Host `fqdn`'s autoinstall body as subiquity reads it: the bare body on a CD tree,
+/// the seed's `autoinstall:` (its only key, after the `#cloud-config` header, with a
+/// `meta-data` beside it) on an HTTP tree.
+fn body_of(tree: &RenderedTree, fqdn: &str) -> Value {
+    let dir = tmpdir();
+    let d = format!("hosts/{fqdn}");
+    if let Some(body) = tree.get(&format!("{d}/autoinstall.yaml")) {
+        assert!(
+            !tree.contains_key(&format!("{d}/user-data")),
+            "{fqdn}: both forms"
+        );
+        let f = dir.path().join("autoinstall.yaml");
+        std::fs::write(&f, body).unwrap();
+        return yaml11(&f);
+    }
+    let seed = text(tree, &format!("{d}/user-data"));
+    assert!(seed.starts_with("#cloud-config\n"), "{fqdn}");
+    let f = dir.path().join("user-data");
+    std::fs::write(&f, seed).unwrap();
+    let user_data = yaml11(&f);
+    let keys: Vec<&String> = user_data.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["autoinstall"], "{fqdn}");
+    let m = dir.path().join("meta-data");
+    std::fs::write(&m, &tree[&format!("{d}/meta-data")]).unwrap();
+    assert_eq!(
+        yaml11(&m)["instance-id"],
+        format!("hvseed-{fqdn}"),
+        "{fqdn}"
+    );
+    user_data["autoinstall"].clone()
+}
+
 fn rendered(
     inv: &Inventory,
     opts: &hvseed::render::RenderOptions,
@@ -127,21 +159,7 @@ fn bodies_read_back_as_yaml_1_1_with_the_inventorys_values() {
         let (tree, dir) = rendered(&inv, &opts);
         for h in &inv.hosts {
             let what = format!("{name}: {}", h.fqdn);
-            let d = format!("hosts/{}", h.fqdn);
-            let body = yaml11(&dir.path().join(format!("{d}/autoinstall.yaml")));
-            let user_data = yaml11(&dir.path().join(format!("{d}/user-data")));
-            assert!(
-                text(&tree, &format!("{d}/user-data")).starts_with("#cloud-config\n"),
-                "{what}"
-            );
-            // The seed holds the body and nothing else.
-            assert_eq!(
-                user_data,
-                serde_json::json!({ "autoinstall": body.clone() }),
-                "{what}"
-            );
-            let meta = yaml11(&dir.path().join(format!("{d}/meta-data")));
-            assert_eq!(meta["instance-id"], format!("hvseed-{}", h.fqdn), "{what}");
+            let body = body_of(&tree, &h.fqdn);
             let keys: Vec<&str> = body
                 .as_object()
                 .unwrap()
@@ -257,6 +275,13 @@ fn bodies_read_back_as_yaml_1_1_with_the_inventorys_values() {
             for p in h.install.extra_packages.iter() {
                 assert!(packages.contains(&p.as_ref()), "{what}: {p}");
             }
+        }
+        if !tree.contains_key("nocloud/user-data") {
+            // PXE: every host has its own seed, and no picker.
+            assert!(!tree
+                .keys()
+                .any(|k| k.starts_with("nocloud/") || k.starts_with("fleet/")));
+            continue;
         }
         // The fleet seed: version and the picker only.
         let stub = yaml11(&dir.path().join("nocloud/user-data"));
@@ -376,12 +401,9 @@ fn every_install_network_passes_netplans_generator() {
         return;
     };
     for (name, inv, opts) in inventories() {
-        let (_, dir) = rendered(&inv, &opts);
+        let (tree, dir) = rendered(&inv, &opts);
         for h in &inv.hosts {
-            let body = yaml11(
-                &dir.path()
-                    .join(format!("hosts/{}/autoinstall.yaml", h.fqdn)),
-            );
+            let body = body_of(&tree, &h.fqdn);
             let root = dir.path().join(format!("netplan-{}", h.fqdn));
             let file = root.join("etc/netplan/00-installer-config.yaml");
             std::fs::create_dir_all(file.parent().unwrap()).unwrap();
@@ -447,10 +469,10 @@ fn every_install_network_passes_netplans_generator() {
 /// The late script of host `fqdn`'s body (its second late command), as subiquity
 /// reads it.
 pub(crate) fn late_command(tree: &RenderedTree, fqdn: &str) -> String {
-    let dir = tmpdir();
-    let f = dir.path().join("autoinstall.yaml");
-    std::fs::write(&f, &tree[&format!("hosts/{fqdn}/autoinstall.yaml")]).unwrap();
-    yaml11(&f)["late-commands"][1].as_str().unwrap().to_string()
+    body_of(tree, fqdn)["late-commands"][1]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 /// The picker as subiquity runs it: the fleet seed's one early command.
@@ -555,10 +577,7 @@ fn the_late_commands_install_the_agent_and_set_roots_password() {
         let (tree, dir) = rendered(&inv, &cd());
         let media = fake_media(&tree, dir.path());
         for h in &inv.hosts {
-            let body = yaml11(
-                &dir.path()
-                    .join(format!("hosts/{}/autoinstall.yaml", h.fqdn)),
-            );
+            let body = body_of(&tree, &h.fqdn);
             let late = body["late-commands"][1].as_str().unwrap();
             for sh in ["sh", "bash"] {
                 sh_syntax_ok(sh, late, "late");

@@ -1,8 +1,11 @@
-//! Autoinstall (the subiquity targets, Ubuntu 22.04 and 24.04). Per host: the bare
-//! body `hosts/<fqdn>/autoinstall.yaml` and its NoCloud seed `hosts/<fqdn>/user-data`
-//! (`#cloud-config` + `autoinstall:`) with `meta-data`. For the cluster: the seed
-//! `nocloud/user-data` + `meta-data`, whose early command reads `fleet/macs` (lines
-//! `<mac> <fqdn>`) and copies the host's body from the medium to `/autoinstall.yaml`.
+//! Autoinstall (the subiquity targets, Ubuntu 22.04 and 24.04). Each medium gets the
+//! form its installer reads, once (a 10,000-host tree is held in memory):
+//! - CD (`Media::Cdrom`): per host the bare body `hosts/<fqdn>/autoinstall.yaml`; for
+//!   the cluster the NoCloud seed `nocloud/user-data` + `meta-data`, whose early
+//!   command reads `fleet/macs` (lines `<mac> <fqdn>`) and copies the host's body from
+//!   the medium to `/autoinstall.yaml`.
+//! - HTTP (`Media::Http`, PXE): per host its own NoCloud seed `hosts/<fqdn>/user-data`
+//!   (`#cloud-config` with the body under `autoinstall:`) and `meta-data`.
 
 use anyhow::{bail, Result};
 use minijinja::{context, Environment};
@@ -35,14 +38,17 @@ pub(super) fn render(
             "autoinstall.yaml",
             context! { cluster, host, media, late },
         )?;
-        let user_data = render_template(env, "user-data", context! { cluster, host, body })?;
         let dir = format!("hosts/{}", h.fqdn);
-        tree.insert(format!("{dir}/autoinstall.yaml"), body.into_bytes());
-        tree.insert(format!("{dir}/user-data"), user_data.into_bytes());
-        tree.insert(
-            format!("{dir}/meta-data"),
-            meta_data(&format!("hvseed-{}", h.fqdn))?.into_bytes(),
-        );
+        if media.kind == "http" {
+            let user_data = render_template(env, "user-data", context! { cluster, host, body })?;
+            tree.insert(format!("{dir}/user-data"), user_data.into_bytes());
+            tree.insert(
+                format!("{dir}/meta-data"),
+                meta_data(&format!("hvseed-{}", h.fqdn))?.into_bytes(),
+            );
+        } else {
+            tree.insert(format!("{dir}/autoinstall.yaml"), body.into_bytes());
+        }
         // The picker's table: validated MACs (lowercase hex and colons) and names.
         let mac = h.mac.to_ascii_lowercase();
         if !mac.bytes().all(|b| b.is_ascii_hexdigit() || b == b':')
@@ -55,7 +61,7 @@ pub(super) fn render(
         }
         macs.push_str(&format!("{mac} {}\n", h.fqdn));
     }
-    if !fleet {
+    if !fleet || media.kind == "http" {
         return Ok(());
     }
     let early = render_template(env, "early.sh", context! { cluster })?;
