@@ -2098,9 +2098,10 @@ fn run_on_el9_restarts_libvirtd_when_a_modular_daemon_is_active() {
     assert!(sc.contains("systemctl restart libvirtd.service"), "{sc}");
 }
 
-#[test]
-fn run_on_el9_rolls_back_a_lost_gateway_and_keeps_its_unit() {
-    let h = el9("linux-bridge");
+/// An EL9 host (`el9(net)`) whose first boot tries its gateway once, with no profile
+/// active yet.
+fn el9_one_gateway_try(net: &str) -> FakeHost {
+    let h = el9(net);
     runtime_fakes(&h);
     fs::write(h.dir.join("nm-active"), "").unwrap();
     fs::create_dir_all(h.root.join("etc/hvseed")).unwrap();
@@ -2109,6 +2110,23 @@ fn run_on_el9_rolls_back_a_lost_gateway_and_keeps_its_unit() {
         "gateway_tries = 1\n",
     )
     .unwrap();
+    h
+}
+
+/// The gateway answers only once the profile `uuid` is active.
+fn el9_gateway_behind(h: &FakeHost, uuid: &str) {
+    h.bin(
+        "ping",
+        &format!(
+            "while read -r u; do [ \"$u\" = '{uuid}' ] && exit 0; done < '{}'; exit 1",
+            h.dir.join("nm-active").display()
+        ),
+    );
+}
+
+#[test]
+fn run_on_el9_rolls_back_a_lost_gateway_and_keeps_its_unit() {
+    let h = el9_one_gateway_try("linux-bridge");
     // A PXE install: anaconda marked the trunk NIC's DHCP profile, which the
     // initramfs had used, to autoconnect. The gateway answers only once that profile is
     // back and active.
@@ -2121,14 +2139,7 @@ fn run_on_el9_rolls_back_a_lost_gateway_and_keeps_its_unit() {
         .unwrap()
         .replace("autoconnect=false\n", "");
     fs::write(&backup, &installer).unwrap();
-    let uuid = keyfile_uuid(&installer);
-    h.bin(
-        "ping",
-        &format!(
-            "while read -r u; do [ \"$u\" = '{uuid}' ] && exit 0; done < '{}'; exit 1",
-            h.dir.join("nm-active").display()
-        ),
-    );
+    el9_gateway_behind(&h, &keyfile_uuid(&installer));
     let ids = el9_profiles(&h.root);
     let out = h.cmd("run").output().unwrap();
     assert!(!out.status.success());
@@ -2201,26 +2212,11 @@ fn run_on_el9_rolls_back_a_lost_gateway_and_keeps_its_unit() {
 /// address again.
 #[test]
 fn run_on_el9_openvswitch_rolls_back_to_the_installers_management_vlan() {
-    let h = el9("openvswitch");
-    runtime_fakes(&h);
-    fs::write(h.dir.join("nm-active"), "").unwrap();
-    fs::create_dir_all(h.root.join("etc/hvseed")).unwrap();
-    fs::write(
-        h.root.join("etc/hvseed/firstboot.conf"),
-        "gateway_tries = 1\n",
-    )
-    .unwrap();
+    let h = el9_one_gateway_try("openvswitch");
     let keyfile = "/etc/NetworkManager/system-connections/eth0.100.nmconnection";
     assert!(!h.root.join(&keyfile[1..]).exists(), "retired offline");
     let installer = read(&repo_root().join("tests/fixtures/roots/el9"), keyfile);
-    let uuid = keyfile_uuid(&installer);
-    h.bin(
-        "ping",
-        &format!(
-            "while read -r u; do [ \"$u\" = '{uuid}' ] && exit 0; done < '{}'; exit 1",
-            h.dir.join("nm-active").display()
-        ),
-    );
+    el9_gateway_behind(&h, &keyfile_uuid(&installer));
     let out = h.cmd("run").output().unwrap();
     assert!(!out.status.success());
     assert_eq!(read(&h.root, keyfile), installer);
