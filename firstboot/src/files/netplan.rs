@@ -68,9 +68,9 @@ fn list<S: AsRef<str>>(items: &[S]) -> String {
 /// The guest bridges of the plan (public, and private when it is another bridge).
 fn guest_bridges(plan: &Plan) -> Vec<(&'static str, &VlanBridge)> {
     let n = &plan.network;
-    let mut v = vec![("public", &n.public)];
+    let mut v = vec![("Public", &n.public)];
     if n.private.bridge != n.public.bridge {
-        v.push(("private", &n.private));
+        v.push(("Private", &n.private));
     }
     v
 }
