@@ -2383,16 +2383,88 @@ fn run_on_ubuntu_applies_netplan_when_the_planned_network_is_not_up() {
     );
 }
 
-/// A lost gateway on either installer layout: the installer's network comes back as
-/// it was (22.04's netplan file from its backup; on cloud-init's layout, the file
-/// cloud-init renders from 90-installer-network.cfg), hvseed's files go to
-/// /var/lib/hvseed/failed, netplan applies the result, no firewall is loaded and the
+/// The installer's network in `layout`: "jammy" (00-installer-config.yaml and
+/// cloud-init's network disabled by subiquity), "cloud-init" (90-installer-network.cfg
+/// only, not rendered yet, as when the offline step runs), "rendered" (also the
+/// 50-cloud-init.yaml cloud-init renders from it at boot, as on a host booted once).
+fn installer_network_layout(root: &Path, layout: &str) {
+    let fixtures = repo_root().join("tests/fixtures/roots");
+    let yaml = root.join("etc/netplan/00-installer-config.yaml");
+    let nonet = root.join("etc/cloud/cloud.cfg.d/subiquity-disable-cloudinit-networking.cfg");
+    let cfg = root.join("etc/cloud/cloud.cfg.d/90-installer-network.cfg");
+    for f in [&yaml, &nonet, &cfg] {
+        let _ = fs::remove_file(f);
+    }
+    let put = |path: &Path, text: &str| {
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, text).unwrap();
+        fs::set_permissions(path, fs::Permissions::from_mode(0o600)).unwrap();
+    };
+    if layout == "jammy" {
+        let from = fixtures.join("ubuntu2204");
+        put(&yaml, &read(&from, "/etc/netplan/00-installer-config.yaml"));
+        put(
+            &nonet,
+            &read(
+                &from,
+                "/etc/cloud/cloud.cfg.d/subiquity-disable-cloudinit-networking.cfg",
+            ),
+        );
+        return;
+    }
+    let text = read(
+        &fixtures.join("ubuntu2404"),
+        "/etc/cloud/cloud.cfg.d/90-installer-network.cfg",
+    );
+    put(&cfg, &text);
+    if layout == "rendered" {
+        // cloud-init's netplan renderer: its header, then the network document.
+        let doc = text.split_once("network:\n").unwrap().1;
+        put(
+            &root.join("etc/netplan/50-cloud-init.yaml"),
+            &format!(
+                "# This file is generated from information provided by the datasource.  Changes\n\
+                 # to it will not persist across an instance reboot.  To disable cloud-init's\n\
+                 # network configuration capabilities, write a file\n\
+                 # /etc/cloud/cloud.cfg.d/99-disable-network-config.cfg with the following:\n\
+                 # network: {{config: disabled}}\nnetwork:\n{doc}"
+            ),
+        );
+    }
+}
+
+/// A lost gateway on every installer layout, whichever release (a 22.04 medium with a
+/// newer cloud-init leaves 24.04's layout): the installer's network comes back as it
+/// was (its netplan file from the backup; on cloud-init's layout with nothing rendered
+/// yet, the file cloud-init renders from 90-installer-network.cfg), hvseed's files go
+/// to /var/lib/hvseed/failed, netplan applies the result, no firewall is loaded and the
 /// unit stays enabled. netplan's generator reads the restored network.
 #[test]
 fn run_on_ubuntu_rolls_back_a_lost_gateway_on_both_installer_layouts() {
-    for os in ["ubuntu2204", "ubuntu2404"] {
-        let h = ubuntu(os, "linux-bridge");
-        let orig = repo_root().join("tests/fixtures/roots").join(os);
+    for (os, layout) in [
+        ("ubuntu2204", "jammy"),
+        ("ubuntu2404", "cloud-init"),
+        ("ubuntu2204", "cloud-init"),
+        ("ubuntu2404", "rendered"),
+    ] {
+        let h = FakeHost::new(os, "linux-bridge");
+        installer_network_layout(&h.root, layout);
+        let keep = tempfile::tempdir().unwrap();
+        let orig = keep.path().join("root");
+        assert!(Command::new("cp")
+            .arg("-a")
+            .arg(&h.root)
+            .arg(&orig)
+            .status()
+            .unwrap()
+            .success());
+        offline_apply(&h);
+        debian12_runtime(&h);
+        h.bin(
+            "netplan",
+            "echo \"netplan $*\" >> \"${0%/*}/../systemctl.log\"",
+        );
+        let os = format!("{os} ({layout})");
         fs::create_dir_all(h.root.join("etc/hvseed")).unwrap();
         fs::write(
             h.root.join("etc/hvseed/firstboot.conf"),
@@ -2421,17 +2493,26 @@ fn run_on_ubuntu_rolls_back_a_lost_gateway_on_both_installer_layouts() {
                 .mode()
                 & 0o777
         };
-        let restored = if os == "ubuntu2204" {
-            let f = "/etc/netplan/00-installer-config.yaml";
-            assert_eq!(read(&h.root, f), read(&orig, f));
-            f
-        } else {
-            let f = "/etc/netplan/50-cloud-init.yaml";
-            let cfg = "/etc/cloud/cloud.cfg.d/90-installer-network.cfg";
-            assert_eq!(read(&h.root, cfg), read(&orig, cfg), "untouched");
-            assert_eq!(read(&h.root, f), read(&orig, cfg));
-            f
+        let cfg = "/etc/cloud/cloud.cfg.d/90-installer-network.cfg";
+        let restored = match layout {
+            "jammy" | "rendered" => {
+                let f = if layout == "jammy" {
+                    "/etc/netplan/00-installer-config.yaml"
+                } else {
+                    "/etc/netplan/50-cloud-init.yaml"
+                };
+                assert_eq!(read(&h.root, f), read(&orig, f), "{os}");
+                f
+            }
+            _ => {
+                let f = "/etc/netplan/50-cloud-init.yaml";
+                assert_eq!(read(&h.root, f), read(&orig, cfg), "{os}");
+                f
+            }
         };
+        if layout != "jammy" {
+            assert_eq!(read(&h.root, cfg), read(&orig, cfg), "{os}: untouched");
+        }
         assert_eq!(mode(restored), 0o600, "{os}: {restored}");
         for gone in [
             "etc/netplan/60-hvseed.yaml",
