@@ -1,4 +1,4 @@
-//! OpenSSH's server (Debian 12, and Ubuntu ≥ 22.04 and EL9 next): root may log in over
+//! OpenSSH's server (Debian 12, EL9 and Ubuntu ≥ 22.04): root may log in over
 //! SSH, as CloudStack's Add Host needs.
 
 use std::path::Path;
