@@ -68,6 +68,19 @@ if [ ! -x .nm/usr/bin/nmcli ]; then
   rm -rf "$tmp"
 fi
 
+# netplan's own generator, which reads the agent's Ubuntu netplan files
+# (`generate --root-dir`): bookworm's netplan.io 0.106 and its library unpacked into
+# .netplan/ inside the checkout (git-ignored), never installed, so nothing changes how
+# this machine's network is configured.
+if [ ! -x .netplan/usr/libexec/netplan/generate ]; then
+  echo "setup: unpacking netplan.io's generator into .netplan" >&2
+  tmp=$(mktemp -d)
+  (cd "$tmp" && chmod 755 . && apt-get download netplan.io libnetplan0 >/dev/null)
+  rm -rf .netplan
+  for d in "$tmp"/*.deb; do dpkg-deb -x "$d" .netplan; done
+  rm -rf "$tmp"
+fi
+
 # pykickstart's ksvalidator, in a venv inside the checkout (.venv is git-ignored).
 if [ ! -x .venv/bin/ksvalidator ]; then
   echo "setup: installing pykickstart into .venv" >&2

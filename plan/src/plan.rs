@@ -41,6 +41,10 @@ pub enum Os {
     Debian12,
     #[serde(rename = "el9")]
     El9,
+    #[serde(rename = "ubuntu2204")]
+    Ubuntu2204,
+    #[serde(rename = "ubuntu2404")]
+    Ubuntu2404,
 }
 
 impl Os {
@@ -50,6 +54,8 @@ impl Os {
             Os::Ubuntu1204 => "ubuntu1204",
             Os::Debian12 => "debian12",
             Os::El9 => "el9",
+            Os::Ubuntu2204 => "ubuntu2204",
+            Os::Ubuntu2404 => "ubuntu2404",
         }
     }
 
@@ -58,7 +64,7 @@ impl Os {
     pub fn cloudstack_tcp_ports(self) -> &'static [&'static str] {
         match self {
             Os::Centos6 | Os::Ubuntu1204 => &CLOUDSTACK_TCP_PORTS,
-            Os::Debian12 | Os::El9 => &CLOUDSTACK_TCP_PORTS_TLS,
+            Os::Debian12 | Os::El9 | Os::Ubuntu2204 | Os::Ubuntu2404 => &CLOUDSTACK_TCP_PORTS_TLS,
         }
     }
 }
