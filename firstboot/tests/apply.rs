@@ -1340,11 +1340,12 @@ fn el9_fixture_keyfiles_are_profiles_networkmanager_reads() {
     let dir = repo_root().join("tests/fixtures/roots/el9/etc/NetworkManager/system-connections");
     for (id, method, addr, autoconnect) in [
         ("eth0", "auto", None, Some("false")),
+        // `--onboot=yes`: autoconnect, NetworkManager's default, so no key.
         (
             "eth0.100",
             "manual",
             Some("192.168.42.11/24,192.168.42.1"),
-            Some("false"),
+            None,
         ),
         ("eth1", "manual", Some("10.9.9.12/24"), None),
     ] {
