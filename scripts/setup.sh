@@ -69,20 +69,30 @@ if [ ! -x .nm/usr/bin/nmcli ]; then
   rm -rf "$tmp"
 fi
 
+# netplan's own generator, which reads the agent's Ubuntu netplan files
+# (`generate --root-dir`): bookworm's netplan.io 0.106 and its library unpacked into
+# .netplan/ inside the checkout (git-ignored), never installed, so nothing changes how
+# this machine's network is configured.
+if [ ! -x .netplan/usr/libexec/netplan/generate ]; then
+  echo "setup: unpacking netplan.io's generator into .netplan" >&2
+  tmp=$(mktemp -d)
+  (cd "$tmp" && chmod 755 . && apt-get download netplan.io libnetplan0 >/dev/null)
+  rm -rf .netplan
+  for d in "$tmp"/*.deb; do dpkg-deb -x "$d" .netplan; done
+  rm -rf "$tmp"
+fi
+
 # The consumers of the Ubuntu targets' autoinstall files, unpacked from bookworm's
 # packages into the checkout (git-ignored), never installed (cloud-init's boot units
 # must not be enabled on this machine): cloud-init 22.4 (`cloud-init schema
-# --config-file`, run from .venv-cloud-init with its Python dependencies) and
-# netplan.io 0.106 with libnetplan0 (its generator, `generate --root-dir`).
-if [ ! -f .cloud-init/usr/lib/python3/dist-packages/cloudinit/cmd/main.py ] ||
-   [ ! -x .netplan/usr/libexec/netplan/generate ]; then
-  echo "setup: unpacking cloud-init and netplan.io into .cloud-init and .netplan" >&2
+# --config-file`, run from .venv-cloud-init with its Python dependencies); netplan's
+# generator is unpacked above.
+if [ ! -f .cloud-init/usr/lib/python3/dist-packages/cloudinit/cmd/main.py ]; then
+  echo "setup: unpacking cloud-init into .cloud-init" >&2
   tmp=$(mktemp -d)
-  (cd "$tmp" && chmod 755 . && apt-get download cloud-init netplan.io libnetplan0 >/dev/null)
-  rm -rf .cloud-init .netplan
+  (cd "$tmp" && chmod 755 . && apt-get download cloud-init >/dev/null)
+  rm -rf .cloud-init
   dpkg-deb -x "$tmp"/cloud-init_*.deb .cloud-init
-  dpkg-deb -x "$tmp"/netplan.io_*.deb .netplan
-  dpkg-deb -x "$tmp"/libnetplan0_*.deb .netplan
   rm -rf "$tmp"
 fi
 if [ ! -x .venv-cloud-init/bin/python ]; then

@@ -99,16 +99,7 @@ fn el9_tree_kickstarts_by_mac_from_the_dvd_tree_bios_and_uefi() {
         );
         assert!(g.contains("initrd /el9/initrd.img"), "{g}");
 
-        // The kickstart installs from the DVD tree over HTTP too; ksvalidator agrees.
-        let ks_path = out.join(format!("http/hosts/{fqdn}/ks.cfg"));
-        let ks = std::fs::read_to_string(&ks_path).unwrap();
-        assert!(
-            ks.lines().any(|l| l == format!("url --url={base}/os")),
-            "{ks}"
-        );
-        if let Some(v) = crate::util::ksvalidator() {
-            run_ok(Command::new(v).args(["-v", "RHEL9"]).arg(&ks_path));
-        }
+        kickstart_installs_from_the_tree(&out, fqdn, base, "RHEL9");
     }
     // Unknown machines: pxelinux's default and GRUB's grub.cfg boot the local disk.
     let d = text(&t, "tftp/pxelinux.cfg/default");
@@ -122,6 +113,20 @@ fn el9_tree_kickstarts_by_mac_from_the_dvd_tree_bios_and_uefi() {
     );
     dnsmasq_accepts(&out.join("dnsmasq.conf"));
     sums_cover_the_tree(&out, &t);
+}
+
+/// The host's kickstart in the tree installs from the DVD's tree over HTTP
+/// (`url --url=BASE/os`), and pykickstart's ksvalidator for `version` accepts it.
+fn kickstart_installs_from_the_tree(out: &Path, fqdn: &str, base: &str, version: &str) {
+    let ks_path = out.join(format!("http/hosts/{fqdn}/ks.cfg"));
+    let ks = std::fs::read_to_string(&ks_path).unwrap();
+    assert!(
+        ks.lines().any(|l| l == format!("url --url={base}/os")),
+        "{ks}"
+    );
+    if let Some(v) = crate::util::ksvalidator() {
+        run_ok(Command::new(v).args(["-v", version]).arg(&ks_path));
+    }
 }
 
 const DI: &str = "/usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64";
@@ -549,16 +554,7 @@ fn centos_tree_kickstarts_by_mac_from_the_dvd_tree_bios_and_uefi() {
         );
         assert!(g.contains("initrd /centos6/initrd.img"), "{g}");
 
-        // The kickstart installs from the DVD tree over HTTP; pykickstart agrees.
-        let ks_path = out.join(format!("http/hosts/{fqdn}/ks.cfg"));
-        let ks = std::fs::read_to_string(&ks_path).unwrap();
-        assert!(
-            ks.lines().any(|l| l == format!("url --url={base}/os")),
-            "{ks}"
-        );
-        if let Some(v) = crate::util::ksvalidator() {
-            run_ok(Command::new(v).args(["-v", "RHEL6"]).arg(&ks_path));
-        }
+        kickstart_installs_from_the_tree(&out, fqdn, base, "RHEL6");
     }
     let conf = text(&t, "dnsmasq.conf");
     assert!(

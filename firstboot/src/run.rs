@@ -182,7 +182,7 @@ pub fn roll_back_network(plan: &Plan, root: &Root, log: &mut Log) -> std::io::Re
             Err(e) => return Err(e),
         }
     }
-    Ok(())
+    target::family(plan.os).rolled_back(plan, root, log)
 }
 
 /// The bridges of the plan that did not come up (`/sys/class/net/<br>/bridge`, or

@@ -413,7 +413,7 @@ fn check_centos6(root: &Path, orig: &Path, net: &str, sources: &[&str]) {
 }
 
 /// Debian 12's own files: libvirtd in traditional mode, root's SSH login.
-fn check_debian12_only(root: &Path, orig: &Path) {
+fn check_debian12_only(root: &Path, orig: &Path, netplan: bool) {
     let (v, _) = shell_vars(&read(root, "/etc/default/libvirtd"));
     assert_eq!(v["LIBVIRTD_ARGS"], "--listen");
     assert_eq!(v.len(), 1, "nothing else switched on: {v:?}");
@@ -451,7 +451,15 @@ fn check_debian12_only(root: &Path, orig: &Path) {
         .lines()
         .filter(|l| !l.trim_start().starts_with('#') && !l.trim().is_empty())
         .collect();
-    assert_eq!(directives, ["PermitRootLogin yes"]);
+    if netplan {
+        // Ubuntu: also password logins, ahead of cloud-init's 50-cloud-init.conf.
+        assert_eq!(
+            directives,
+            ["PermitRootLogin yes", "PasswordAuthentication yes"]
+        );
+    } else {
+        assert_eq!(directives, ["PermitRootLogin yes"]);
+    }
     assert_eq!(read(root, "/etc/shadow"), read(orig, "/etc/shadow"));
     // The stock pool gives way to the inventory's servers; the sourcedirs stay.
     let conf = read(root, "/etc/chrony/chrony.conf");
@@ -477,9 +485,10 @@ fn check_debian12_only(root: &Path, orig: &Path) {
 
 fn check_ubuntu(root: &Path, orig: &Path, os: &str, net: &str, sources: &[&str]) {
     check_common(root, orig, net);
-    let debian = os == "debian12";
+    let netplan = matches!(os, "ubuntu2204" | "ubuntu2404");
+    let debian = os == "debian12" || netplan;
     if debian {
-        check_debian12_only(root, orig);
+        check_debian12_only(root, orig, netplan);
     } else {
         check_ubuntu1204_only(root);
     }
@@ -489,7 +498,123 @@ fn check_ubuntu(root: &Path, orig: &Path, os: &str, net: &str, sources: &[&str])
         "/lib/ufw/user.rules"
     };
     let ports: &[&str] = if debian { &PORTS_TLS } else { &PORTS };
-    check_ubuntu_shared(root, orig, net, sources, rules_path, ports, debian);
+    check_ubuntu_shared(root, orig, net, sources, rules_path, ports, os);
+}
+
+/// Ubuntu ≥ 22.04's network: hvseed's netplan file as netplan's own generator reads
+/// it, the installer's files retired with their backups, cloud-init's network off.
+fn check_netplan(root: &Path, orig: &Path, net: &str) {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let yaml = root.join("etc/netplan/60-hvseed.yaml");
+    let m = fs::metadata(&yaml).unwrap();
+    assert_eq!(m.permissions().mode() & 0o777, 0o600);
+    assert_eq!((m.uid(), m.gid()), (0, 0));
+    let text = fs::read_to_string(&yaml).unwrap();
+    assert!(!text.contains("gateway4"), "deprecated in netplan 1.0");
+    // The installer's netplan files are out of netplan's sight, kept as they were.
+    for f in [
+        "/etc/netplan/00-installer-config.yaml",
+        "/etc/netplan/50-cloud-init.yaml",
+    ] {
+        if orig.join(&f[1..]).exists() {
+            assert!(!root.join(&f[1..]).exists(), "{f} still read by netplan");
+            assert_eq!(read(root, &format!("{f}.hvseed-orig")), read(orig, f));
+        }
+    }
+    let names: Vec<String> = fs::read_dir(root.join("etc/netplan"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".yaml"))
+        .collect();
+    assert_eq!(names, ["60-hvseed.yaml"], "the only file netplan reads");
+    // subiquity's cloud-init files stay; hvseed's drop-in, read last, disables the network.
+    for f in [
+        "/etc/cloud/cloud.cfg.d/90-installer-network.cfg",
+        "/etc/cloud/cloud.cfg.d/subiquity-disable-cloudinit-networking.cfg",
+    ] {
+        if orig.join(&f[1..]).exists() {
+            assert_eq!(read(root, f), read(orig, f));
+        }
+    }
+    let ci = read(root, "/etc/cloud/cloud.cfg.d/99-hvseed-network.cfg");
+    let body: Vec<&str> = ci
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .collect();
+    assert_eq!(body, ["network: {config: disabled}"]);
+
+    // netplan's own generator accepts the file, silently, and makes the network of
+    // the CloudStack guide from it.
+    let Some((files, stderr)) = netplan_networkd(root) else {
+        return;
+    };
+    assert_eq!(stderr.trim(), "", "netplan generate warned");
+    let get = |name: &str| -> &str {
+        files
+            .get(name)
+            .unwrap_or_else(|| panic!("no {name} in {:?}", files.keys()))
+    };
+    let has = |text: &str, line: &str| text.lines().any(|l| l.trim() == line);
+    // The trunk NIC by its MAC, renamed to the plan's name.
+    let link = get("10-netplan-eth0.link");
+    // netplan 0.106 matches the permanent address; older ones `MACAddress=`.
+    assert!(
+        has(link, "PermanentMACAddress=00:04:23:aa:bb:01")
+            || has(link, "MACAddress=00:04:23:aa:bb:01"),
+        "{link}"
+    );
+    assert!(has(link, "Name=eth0"), "{link}");
+    let mgmt = if net == "linux-bridge" {
+        "eth0.100"
+    } else {
+        "mgmt0"
+    };
+    let nw = get(&format!("10-netplan-{mgmt}.network"));
+    for l in [
+        "Address=192.168.42.11/24",
+        "DNS=192.168.42.1",
+        "DNS=192.168.42.2",
+        "Domains=lab.example.org",
+    ] {
+        assert!(has(nw, l), "{l} in {nw}");
+    }
+    assert!(
+        has(nw, "Gateway=192.168.42.1"),
+        "default route via the gateway: {nw}"
+    );
+    if net == "linux-bridge" {
+        let eth0 = get("10-netplan-eth0.network");
+        for v in ["eth0.100", "eth0.200", "eth0.300"] {
+            assert!(has(eth0, &format!("VLAN={v}")), "{eth0}");
+        }
+        for (v, id) in [("eth0.100", 100), ("eth0.200", 200), ("eth0.300", 300)] {
+            let nd = get(&format!("10-netplan-{v}.netdev"));
+            assert!(has(nd, "Kind=vlan") && has(nd, &format!("Id={id}")), "{nd}");
+        }
+        for (br, v) in [("cloudbr0", "eth0.200"), ("cloudbr1", "eth0.300")] {
+            let nd = get(&format!("10-netplan-{br}.netdev"));
+            assert!(has(nd, "Kind=bridge"), "{nd}");
+            assert!(has(nd, "STP=false"), "{nd}");
+            assert!(has(nd, "ForwardDelaySec=5"), "{nd}");
+            let port = get(&format!("10-netplan-{v}.network"));
+            assert!(has(port, &format!("Bridge={br}")), "{port}");
+        }
+    } else {
+        let units: String = files
+            .iter()
+            .filter(|(k, _)| k.starts_with("netplan-ovs-"))
+            .map(|(_, v)| v.as_str())
+            .collect();
+        for want in [
+            "/usr/bin/ovs-vsctl --may-exist add-br cloudbr",
+            "/usr/bin/ovs-vsctl --may-exist add-port cloudbr eth0",
+            "/usr/bin/ovs-vsctl --may-exist add-br mgmt0 cloudbr 100",
+            "/usr/bin/ovs-vsctl --may-exist add-br cloudbr0 cloudbr 200",
+            "/usr/bin/ovs-vsctl --may-exist add-br cloudbr1 cloudbr 300",
+        ] {
+            assert!(units.lines().any(|l| l.contains(want)), "{want} in {units}");
+        }
+    }
 }
 
 fn check_ubuntu1204_only(root: &Path) {
@@ -533,8 +658,10 @@ fn check_ubuntu_shared(
     sources: &[&str],
     rules_path: &str,
     ports: &[&str],
-    debian: bool,
+    os: &str,
 ) {
+    let netplan = matches!(os, "ubuntu2204" | "ubuntu2404");
+    let debian = os == "debian12" || netplan;
     assert_eq!(read(root, "/etc/hostname").trim(), "kvm1");
 
     // AppArmor: both libvirt profiles disabled by link; the stock rsyslogd link kept.
@@ -619,6 +746,12 @@ fn check_ubuntu_shared(
     let (u, _) = shell_vars(&read(root, "/etc/default/ufw"));
     assert_eq!(u["DEFAULT_FORWARD_POLICY"], "ACCEPT");
     assert_eq!(u["DEFAULT_INPUT_POLICY"], "DROP");
+
+    if netplan {
+        check_netplan(root, orig, net);
+        check_systemd_job(root);
+        return;
+    }
 
     // /etc/network/interfaces
     let text = read(root, "/etc/network/interfaces");
@@ -1166,6 +1299,30 @@ fn debian12_openvswitch_restricted_sources() {
 }
 
 #[test]
+fn ubuntu2204_linux_bridge() {
+    full_case("ubuntu2204", "linux-bridge", &[]);
+}
+
+#[test]
+fn ubuntu2204_openvswitch_restricted_sources() {
+    full_case("ubuntu2204", "openvswitch", &["192.168.42.0/24"]);
+}
+
+#[test]
+fn ubuntu2404_linux_bridge_restricted_sources() {
+    full_case(
+        "ubuntu2404",
+        "linux-bridge",
+        &["192.168.42.0/24", "10.1.0.0/16"],
+    );
+}
+
+#[test]
+fn ubuntu2404_openvswitch() {
+    full_case("ubuntu2404", "openvswitch", &[]);
+}
+
+#[test]
 fn el9_linux_bridge() {
     full_case("el9", "linux-bridge", &[]);
 }
@@ -1183,11 +1340,12 @@ fn el9_fixture_keyfiles_are_profiles_networkmanager_reads() {
     let dir = repo_root().join("tests/fixtures/roots/el9/etc/NetworkManager/system-connections");
     for (id, method, addr, autoconnect) in [
         ("eth0", "auto", None, Some("false")),
+        // `--onboot=yes`: autoconnect, NetworkManager's default, so no key.
         (
             "eth0.100",
             "manual",
             Some("192.168.42.11/24,192.168.42.1"),
-            Some("false"),
+            None,
         ),
         ("eth1", "manual", Some("10.9.9.12/24"), None),
     ] {
@@ -1941,7 +2099,14 @@ fn apply_after_a_power_cut_in_the_commit_finishes_the_job() {
 /// changes; an undo file is never silently overwritten by the commit.
 #[test]
 fn a_stale_undo_is_removed_and_a_missing_target_is_put_back_on_every_os() {
-    for os in ["centos6", "ubuntu1204", "debian12", "el9"] {
+    for os in [
+        "centos6",
+        "ubuntu1204",
+        "debian12",
+        "el9",
+        "ubuntu2204",
+        "ubuntu2404",
+    ] {
         let tmp = tempfile::tempdir().unwrap();
         let plan = write_plan(tmp.path(), &plan_json(os, "linux-bridge", &[]));
         let (_t1, reference) = fixture_root(os);

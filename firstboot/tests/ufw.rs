@@ -161,6 +161,13 @@ fn ufw_reads_back_the_debian12_rules_restricted_to_sources() {
     case("debian12", &["192.168.42.0/24"]);
 }
 
+/// Ubuntu 22.04 and 24.04 (ufw 0.36.1 and 0.36.2) keep the same files as Debian 12.
+#[test]
+fn ufw_reads_back_the_ubuntu2204_and_2404_rules() {
+    case("ubuntu2204", &[]);
+    case("ubuntu2404", &["192.168.42.0/24", "10.1.0.0/16"]);
+}
+
 /// The agent writes Debian 12's rules files whole, as ufw 0.36 itself writes them:
 /// ufw rewriting them (`ufw logging low`, which writes both files from the rules it
 /// read, as `ufw enable` does) leaves them byte for byte as they were.

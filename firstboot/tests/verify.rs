@@ -55,7 +55,7 @@ fn iptables_out(os: &str, sources: &[&str]) -> String {
     } else {
         sources.iter().map(|s| Some(*s)).collect()
     };
-    let ports: &[&str] = if os == "debian12" || os == "el9" {
+    let ports: &[&str] = if os != "centos6" && os != "ubuntu1204" {
         &["22", "1798", "16509", "16514", "5900:6100", "49152:49216"]
     } else {
         &["22", "1798", "16509", "5900:6100", "49152:49216"]
@@ -93,7 +93,9 @@ impl FakeHost {
         .unwrap();
         fs::write(dir.join("proc/net/dev"), NET_DEV).unwrap();
         fs::write(dir.join("proc/net/tcp"), TCP).unwrap();
-        let timed = if os == "debian12" || os == "el9" {
+        // Debian 12 and Ubuntu >= 22.04 have the same fakes (systemd, dpkg, chrony).
+        let debian = matches!(os, "debian12" | "ubuntu2204" | "ubuntu2404");
+        let timed = if debian || os == "el9" {
             "chronyd"
         } else {
             "ntpd"
@@ -115,7 +117,7 @@ impl FakeHost {
             &bin.join("service"),
             "echo \"$@\" >> \"${0%/*}/../service.log\"; exit 0",
         );
-        if os != "debian12" {
+        if !debian {
             script(&bin.join("libvirtd"), "echo 'libvirtd (libvirt) 0.9.13'");
         }
         script(
@@ -143,7 +145,7 @@ impl FakeHost {
             );
             script(&bin.join("getenforce"), "echo Permissive");
             script(&bin.join("rpm"), "echo cloudstack-agent-4.2.0-1.el6.x86_64");
-        } else if os == "debian12" {
+        } else if debian {
             script(&bin.join("libvirtd"), "echo 'libvirtd (libvirt) 9.0.0'");
             script(
                 &bin.join("qemu-system-x86_64"),
@@ -2098,9 +2100,10 @@ fn run_on_el9_restarts_libvirtd_when_a_modular_daemon_is_active() {
     assert!(sc.contains("systemctl restart libvirtd.service"), "{sc}");
 }
 
-#[test]
-fn run_on_el9_rolls_back_a_lost_gateway_and_keeps_its_unit() {
-    let h = el9("linux-bridge");
+/// An EL9 host (`el9(net)`) whose first boot tries its gateway once, with no profile
+/// active yet.
+fn el9_one_gateway_try(net: &str) -> FakeHost {
+    let h = el9(net);
     runtime_fakes(&h);
     fs::write(h.dir.join("nm-active"), "").unwrap();
     fs::create_dir_all(h.root.join("etc/hvseed")).unwrap();
@@ -2109,6 +2112,23 @@ fn run_on_el9_rolls_back_a_lost_gateway_and_keeps_its_unit() {
         "gateway_tries = 1\n",
     )
     .unwrap();
+    h
+}
+
+/// The gateway answers only once the profile `uuid` is active.
+fn el9_gateway_behind(h: &FakeHost, uuid: &str) {
+    h.bin(
+        "ping",
+        &format!(
+            "while read -r u; do [ \"$u\" = '{uuid}' ] && exit 0; done < '{}'; exit 1",
+            h.dir.join("nm-active").display()
+        ),
+    );
+}
+
+#[test]
+fn run_on_el9_rolls_back_a_lost_gateway_and_keeps_its_unit() {
+    let h = el9_one_gateway_try("linux-bridge");
     // A PXE install: anaconda marked the trunk NIC's DHCP profile, which the
     // initramfs had used, to autoconnect. The gateway answers only once that profile is
     // back and active.
@@ -2121,14 +2141,7 @@ fn run_on_el9_rolls_back_a_lost_gateway_and_keeps_its_unit() {
         .unwrap()
         .replace("autoconnect=false\n", "");
     fs::write(&backup, &installer).unwrap();
-    let uuid = keyfile_uuid(&installer);
-    h.bin(
-        "ping",
-        &format!(
-            "while read -r u; do [ \"$u\" = '{uuid}' ] && exit 0; done < '{}'; exit 1",
-            h.dir.join("nm-active").display()
-        ),
-    );
+    el9_gateway_behind(&h, &keyfile_uuid(&installer));
     let ids = el9_profiles(&h.root);
     let out = h.cmd("run").output().unwrap();
     assert!(!out.status.success());
@@ -2201,26 +2214,11 @@ fn run_on_el9_rolls_back_a_lost_gateway_and_keeps_its_unit() {
 /// address again.
 #[test]
 fn run_on_el9_openvswitch_rolls_back_to_the_installers_management_vlan() {
-    let h = el9("openvswitch");
-    runtime_fakes(&h);
-    fs::write(h.dir.join("nm-active"), "").unwrap();
-    fs::create_dir_all(h.root.join("etc/hvseed")).unwrap();
-    fs::write(
-        h.root.join("etc/hvseed/firstboot.conf"),
-        "gateway_tries = 1\n",
-    )
-    .unwrap();
+    let h = el9_one_gateway_try("openvswitch");
     let keyfile = "/etc/NetworkManager/system-connections/eth0.100.nmconnection";
     assert!(!h.root.join(&keyfile[1..]).exists(), "retired offline");
     let installer = read(&repo_root().join("tests/fixtures/roots/el9"), keyfile);
-    let uuid = keyfile_uuid(&installer);
-    h.bin(
-        "ping",
-        &format!(
-            "while read -r u; do [ \"$u\" = '{uuid}' ] && exit 0; done < '{}'; exit 1",
-            h.dir.join("nm-active").display()
-        ),
-    );
+    el9_gateway_behind(&h, &keyfile_uuid(&installer));
     let out = h.cmd("run").output().unwrap();
     assert!(!out.status.success());
     assert_eq!(read(&h.root, keyfile), installer);
@@ -2241,4 +2239,321 @@ fn run_on_el9_openvswitch_rolls_back_to_the_installers_management_vlan() {
     // The next boot's apply retires it again.
     offline_apply(&h);
     assert!(!h.root.join(&keyfile[1..]).exists());
+}
+
+/// Debian 12's checks, and the two Ubuntu ≥ 22.04 adds: cloud-init's network off and
+/// sshd taking root's password.
+fn ubuntu_checks() -> Vec<&'static str> {
+    let mut v = DEBIAN12_CHECKS.to_vec();
+    v.extend(["cloud-init-network", "root-ssh-password"]);
+    v.sort();
+    v
+}
+
+/// An Ubuntu 22.04 / 24.04 host after the autoinstall's late command ran `apply`, with
+/// systemd's runtime fakes and a `netplan` that logs beside systemctl.
+fn ubuntu(os: &str, net: &str) -> FakeHost {
+    let h = FakeHost::new(os, net);
+    offline_apply(&h);
+    debian12_runtime(&h);
+    h.bin(
+        "netplan",
+        "echo \"netplan $*\" >> \"${0%/*}/../systemctl.log\"",
+    );
+    h
+}
+
+/// The devices networkd raised at boot from hvseed's netplan file.
+fn planned_devices_up(h: &FakeHost, net: &str) {
+    let devs: &[&str] = if net == "linux-bridge" {
+        &[
+            "eth0", "eth0.100", "eth0.200", "eth0.300", "cloudbr0", "cloudbr1",
+        ]
+    } else {
+        &["eth0", "cloudbr", "mgmt0", "cloudbr0", "cloudbr1"]
+    };
+    for d in devs {
+        fs::create_dir_all(h.dir.join("sys/class/net").join(d)).unwrap();
+    }
+}
+
+#[test]
+fn verify_passes_on_good_ubuntu2204_and_2404_hosts() {
+    for (os, net) in [
+        ("ubuntu2204", "linux-bridge"),
+        ("ubuntu2404", "openvswitch"),
+    ] {
+        let h = ubuntu(os, net);
+        let (ok, m) = h.verify();
+        assert!(ok, "{os}: {m:#?}");
+        let names: Vec<&str> = m.keys().map(String::as_str).collect();
+        let mut want = ubuntu_checks();
+        if net == "linux-bridge" {
+            want.retain(|c| *c != "openvswitch-version");
+        }
+        assert_eq!(names, want, "{os}");
+        assert!(m["packages"].1.contains("netplan.io"), "{m:?}");
+        assert!(
+            m["root-ssh-password"].1.contains(
+                "PasswordAuthentication yes (/etc/ssh/sshd_config.d/00-hvseed-root-login.conf)"
+            ),
+            "{m:?}"
+        );
+        assert!(m["cloud-init-network"].1.contains("disabled"), "{m:?}");
+        assert!(m["firewall"].1.contains("16514"), "{m:?}");
+    }
+}
+
+#[test]
+fn verify_fails_ubuntu_checks_with_a_reason() {
+    let h = ubuntu("ubuntu2404", "linux-bridge");
+    // A drop-in read before hvseed's refuses passwords; cloud-init's network is on.
+    fs::write(
+        h.root.join("etc/ssh/sshd_config.d/00-aaa-site.conf"),
+        "PasswordAuthentication no\n",
+    )
+    .unwrap();
+    fs::remove_file(h.root.join("etc/cloud/cloud.cfg.d/99-hvseed-network.cfg")).unwrap();
+    let (ok, m) = h.verify();
+    assert!(!ok);
+    let (pw_ok, pw) = &m["root-ssh-password"];
+    assert!(
+        !pw_ok
+            && pw.contains("PasswordAuthentication no (/etc/ssh/sshd_config.d/00-aaa-site.conf)"),
+        "{pw}"
+    );
+    let (ci_ok, ci) = &m["cloud-init-network"];
+    assert!(
+        !ci_ok && ci.contains("99-hvseed-network.cfg") && ci.contains("50-cloud-init.yaml"),
+        "{ci}"
+    );
+    assert!(m["root-ssh-login"].0, "{m:#?}");
+}
+
+#[test]
+fn run_on_ubuntu_leaves_the_network_networkd_raised_at_boot_and_disables_its_unit() {
+    for os in ["ubuntu2204", "ubuntu2404"] {
+        let h = ubuntu(os, "linux-bridge");
+        planned_devices_up(&h, "linux-bridge");
+        h.bin("ping", "exit 0");
+        let out = h.cmd("run").output().unwrap();
+        assert!(
+            out.status.success(),
+            "{os}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let sc = fs::read_to_string(h.dir.join("systemctl.log")).unwrap();
+        let calls: Vec<&str> = sc.lines().filter(|l| !l.contains("is-active")).collect();
+        assert_eq!(
+            calls,
+            [
+                "ufw-init start ENABLED=yes",
+                "systemctl disable hvseed-firstboot.service",
+            ],
+            "{os}"
+        );
+        let log = read(&h.root, "/var/log/hvseed-firstboot.log");
+        assert!(log.contains("the planned network is up already"), "{log}");
+    }
+}
+
+#[test]
+fn run_on_ubuntu_applies_netplan_when_the_planned_network_is_not_up() {
+    let h = ubuntu("ubuntu2204", "openvswitch");
+    h.bin("ping", "exit 0");
+    let out = h.cmd("run").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sc = fs::read_to_string(h.dir.join("systemctl.log")).unwrap();
+    let calls: Vec<&str> = sc.lines().filter(|l| !l.contains("is-active")).collect();
+    assert_eq!(
+        calls,
+        [
+            "netplan apply",
+            "ufw-init start ENABLED=yes",
+            "systemctl disable hvseed-firstboot.service",
+        ]
+    );
+}
+
+/// The installer's network in `layout`: "jammy" (00-installer-config.yaml and
+/// cloud-init's network disabled by subiquity), "cloud-init" (90-installer-network.cfg
+/// only, not rendered yet, as when the offline step runs), "rendered" (also the
+/// 50-cloud-init.yaml cloud-init renders from it at boot, as on a host booted once).
+fn installer_network_layout(root: &Path, layout: &str) {
+    let fixtures = repo_root().join("tests/fixtures/roots");
+    let yaml = root.join("etc/netplan/00-installer-config.yaml");
+    let nonet = root.join("etc/cloud/cloud.cfg.d/subiquity-disable-cloudinit-networking.cfg");
+    let cfg = root.join("etc/cloud/cloud.cfg.d/90-installer-network.cfg");
+    for f in [&yaml, &nonet, &cfg] {
+        let _ = fs::remove_file(f);
+    }
+    let put = |path: &Path, text: &str| {
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, text).unwrap();
+        fs::set_permissions(path, fs::Permissions::from_mode(0o600)).unwrap();
+    };
+    if layout == "jammy" {
+        let from = fixtures.join("ubuntu2204");
+        put(&yaml, &read(&from, "/etc/netplan/00-installer-config.yaml"));
+        put(
+            &nonet,
+            &read(
+                &from,
+                "/etc/cloud/cloud.cfg.d/subiquity-disable-cloudinit-networking.cfg",
+            ),
+        );
+        return;
+    }
+    let text = read(
+        &fixtures.join("ubuntu2404"),
+        "/etc/cloud/cloud.cfg.d/90-installer-network.cfg",
+    );
+    put(&cfg, &text);
+    if layout == "rendered" {
+        // cloud-init's netplan renderer: its header, then the network document.
+        let doc = text.split_once("network:\n").unwrap().1;
+        put(
+            &root.join("etc/netplan/50-cloud-init.yaml"),
+            &format!(
+                "# This file is generated from information provided by the datasource.  Changes\n\
+                 # to it will not persist across an instance reboot.  To disable cloud-init's\n\
+                 # network configuration capabilities, write a file\n\
+                 # /etc/cloud/cloud.cfg.d/99-disable-network-config.cfg with the following:\n\
+                 # network: {{config: disabled}}\nnetwork:\n{doc}"
+            ),
+        );
+    }
+}
+
+/// A lost gateway on every installer layout, whichever release (a 22.04 medium with a
+/// newer cloud-init leaves 24.04's layout): the installer's network comes back as it
+/// was (its netplan file from the backup; on cloud-init's layout with nothing rendered
+/// yet, the file cloud-init renders from 90-installer-network.cfg), hvseed's files go
+/// to /var/lib/hvseed/failed, netplan applies the result, no firewall is loaded and the
+/// unit stays enabled. netplan's generator reads the restored network.
+#[test]
+fn run_on_ubuntu_rolls_back_a_lost_gateway_on_both_installer_layouts() {
+    for (os, layout) in [
+        ("ubuntu2204", "jammy"),
+        ("ubuntu2404", "cloud-init"),
+        ("ubuntu2204", "cloud-init"),
+        ("ubuntu2404", "rendered"),
+    ] {
+        let h = FakeHost::new(os, "linux-bridge");
+        installer_network_layout(&h.root, layout);
+        let keep = tempfile::tempdir().unwrap();
+        let orig = keep.path().join("root");
+        assert!(Command::new("cp")
+            .arg("-a")
+            .arg(&h.root)
+            .arg(&orig)
+            .status()
+            .unwrap()
+            .success());
+        offline_apply(&h);
+        debian12_runtime(&h);
+        h.bin(
+            "netplan",
+            "echo \"netplan $*\" >> \"${0%/*}/../systemctl.log\"",
+        );
+        let os = format!("{os} ({layout})");
+        fs::create_dir_all(h.root.join("etc/hvseed")).unwrap();
+        fs::write(
+            h.root.join("etc/hvseed/firstboot.conf"),
+            "gateway_tries = 1\n",
+        )
+        .unwrap();
+        // The gateway answers only without hvseed's file and with an installer's.
+        let np = h.root.join("etc/netplan");
+        h.bin(
+            "ping",
+            &format!(
+                "[ -e '{0}/60-hvseed.yaml' ] && exit 1; \
+                 [ -e '{0}/00-installer-config.yaml' ] || [ -e '{0}/50-cloud-init.yaml' ]",
+                np.display()
+            ),
+        );
+        let out = h.cmd("run").output().unwrap();
+        assert!(!out.status.success(), "{os}");
+        let sc = fs::read_to_string(h.dir.join("systemctl.log")).unwrap();
+        let calls: Vec<&str> = sc.lines().filter(|l| !l.contains("is-active")).collect();
+        assert_eq!(calls, ["netplan apply", "netplan apply"], "{os}");
+        let mode = |p: &str| {
+            fs::metadata(h.root.join(&p[1..]))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        let cfg = "/etc/cloud/cloud.cfg.d/90-installer-network.cfg";
+        let restored = match layout {
+            "jammy" | "rendered" => {
+                let f = if layout == "jammy" {
+                    "/etc/netplan/00-installer-config.yaml"
+                } else {
+                    "/etc/netplan/50-cloud-init.yaml"
+                };
+                assert_eq!(read(&h.root, f), read(&orig, f), "{os}");
+                f
+            }
+            _ => {
+                let f = "/etc/netplan/50-cloud-init.yaml";
+                assert_eq!(read(&h.root, f), read(&orig, cfg), "{os}");
+                f
+            }
+        };
+        if layout != "jammy" {
+            assert_eq!(read(&h.root, cfg), read(&orig, cfg), "{os}: untouched");
+        }
+        assert_eq!(mode(restored), 0o600, "{os}: {restored}");
+        for gone in [
+            "etc/netplan/60-hvseed.yaml",
+            "etc/cloud/cloud.cfg.d/99-hvseed-network.cfg",
+        ] {
+            assert!(!h.root.join(gone).exists(), "{os}: {gone}");
+            let moved = format!("var/lib/hvseed/failed/{}", gone.replace('/', "_"));
+            assert!(h.root.join(&moved).exists(), "{os}: {moved}");
+        }
+        assert!(!sc.contains("ufw"), "{os}: firewall loaded: {sc}");
+        let report: hvseed_firstboot::report::Report =
+            serde_json::from_str(&read(&h.root, "/var/lib/hvseed/report.json")).unwrap();
+        let gw = &report.checks[0];
+        assert!(
+            !gw.ok && gw.detail.contains("gateway reachable now: true"),
+            "{os}: {gw:?}"
+        );
+        assert!(fs::symlink_metadata(
+            h.root
+                .join("etc/systemd/system/multi-user.target.wants/hvseed-firstboot.service")
+        )
+        .is_ok());
+        // netplan reads the installer's network back: the management VLAN's address.
+        if let Some((files, stderr)) = netplan_networkd(&h.root) {
+            assert_eq!(stderr.trim(), "", "{os}");
+            let nw = &files["10-netplan-eth0.100.network"];
+            assert!(
+                nw.lines().any(|l| l == "Address=192.168.42.11/24"),
+                "{os}: {nw}"
+            );
+        }
+        // The next boot's run puts hvseed's network back, the installer's retired again.
+        run_ok(
+            agent()
+                .arg("apply")
+                .arg("--plan")
+                .arg(&h.plan)
+                .arg("--root")
+                .arg(&h.root),
+        );
+        let names: Vec<String> = fs::read_dir(&np)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".yaml"))
+            .collect();
+        assert_eq!(names, ["60-hvseed.yaml"], "{os}");
+    }
 }

@@ -26,7 +26,7 @@ mod syslinux;
 
 pub use configs::{
     installed_marker, installer_args, local_boot_files, mac_file_name, serial_line,
-    DI_NETBOOT_SHIM, PXE_STATE_DIR,
+    DI_NETBOOT_SHIM, MEDIA_SHIM, PXE_STATE_DIR,
 };
 pub use syslinux::banner_version;
 

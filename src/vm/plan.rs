@@ -354,6 +354,15 @@ fn pxe_media(
     let bootfile = if uefi {
         match target.pxe.uefi {
             PxeUefi::GrubLegacy { boot_file, .. } => boot_file.to_string(),
+            // What the tree's DHCP side hands a UEFI machine: the medium's own shim
+            // when the tree has it (it loads the medium's GRUB beside it), else the
+            // GRUB image hvseed built.
+            PxeUefi::Grub2
+                if target.pxe.uefi_media_loaders.is_some()
+                    && tftp.join(crate::pxe::MEDIA_SHIM).is_file() =>
+            {
+                crate::pxe::MEDIA_SHIM.into()
+            }
             PxeUefi::Grub2 => "grubx64.efi".into(),
             PxeUefi::DebianNetboot { .. } => crate::pxe::DI_NETBOOT_SHIM.into(),
         }

@@ -12,6 +12,7 @@ pub mod ifupdown;
 pub mod iptables;
 pub mod job;
 pub mod libvirt;
+pub mod netplan;
 pub mod nm_keyfile;
 pub mod security;
 pub mod ssh;

@@ -47,6 +47,18 @@ pub fn sshd_drop_in(root_password: bool) -> String {
     )
 }
 
+/// The drop-in's text where password logins must be allowed explicitly (Ubuntu: the
+/// installer's cloud-init writes `PasswordAuthentication` into
+/// `sshd_config.d/50-cloud-init.conf` after its `ssh_pwauth`): with a root password,
+/// also `PasswordAuthentication yes`, which the `00-` drop-in sets before cloud-init's.
+pub fn sshd_drop_in_password(root_password: bool) -> String {
+    let mut s = sshd_drop_in(root_password);
+    if root_password {
+        s.push_str("PasswordAuthentication yes\n");
+    }
+    s
+}
+
 /// One line of an sshd configuration: keyword (lowercase) and its arguments.
 pub fn sshd_directive(line: &str) -> Option<(String, Vec<String>)> {
     let t = line.trim();

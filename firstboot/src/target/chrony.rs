@@ -1,4 +1,4 @@
-//! Time by chrony (Debian 12 and EL9, and Ubuntu ≥ 22.04 next: the CloudStack guide now
+//! Time by chrony (Debian 12, EL9 and Ubuntu ≥ 22.04: the CloudStack guide now
 //! says chrony everywhere).
 
 use crate::apply::{edit, Target};

@@ -8,8 +8,8 @@
 //! A family is composed of pieces named after the tool they drive, shared by every
 //! family whose systems use that tool: [`sysv`], [`upstart`] and [`systemd`] (the
 //! first-boot job and how it is disabled; systemd also masks libvirtd's sockets),
-//! [`ifcfg`], [`ifupdown`] and [`nm_keyfile`] (the network files and how the network
-//! is restarted),
+//! [`ifcfg`], [`ifupdown`], [`nm_keyfile`] and [`netplan`] (the network files and how
+//! the network is restarted),
 //! [`iptables`] and [`ufw`] (the firewall files and how they are loaded), [`selinux`]
 //! and [`apparmor`] (the MAC files and the runtime step), [`chrony`] (time) and
 //! [`openssh`] (root's SSH login), with the file contents in [`crate::files`] and the
@@ -23,11 +23,13 @@ pub mod el9;
 pub mod ifcfg;
 pub mod ifupdown;
 pub mod iptables;
+pub mod netplan;
 pub mod nm_keyfile;
 pub mod openssh;
 pub mod selinux;
 pub mod systemd;
 pub mod sysv;
+pub mod ubuntu_systemd;
 pub mod ubuntu_upstart;
 pub mod ufw;
 pub mod upstart;
@@ -49,6 +51,13 @@ pub trait Family: Sync {
 
     /// The network files `run` puts back when the management gateway is lost.
     fn network_paths(&self, plan: &Plan) -> Vec<String>;
+
+    /// What a rollback does after putting `network_paths` back, before the network
+    /// comes up again: a network the installer left for another program to write at
+    /// boot is written as that program would.
+    fn rolled_back(&self, _plan: &Plan, _root: &Root, _log: &mut Log) -> io::Result<()> {
+        Ok(())
+    }
 
     /// What only the running system can do before the network restart: the MAC policy.
     fn prepare(&self, env: &Env, log: &mut Log);
@@ -113,6 +122,7 @@ pub fn family(os: Os) -> &'static dyn Family {
         Os::Ubuntu1204 => &ubuntu_upstart::UbuntuUpstart,
         Os::Debian12 => &debian_systemd::DebianSystemd,
         Os::El9 => &el9::El9,
+        Os::Ubuntu2204 | Os::Ubuntu2404 => &ubuntu_systemd::UbuntuSystemd,
     }
 }
 
@@ -143,7 +153,14 @@ mod tests {
 
     #[test]
     fn every_family_checks_every_requirement_once() {
-        for os in [Os::Centos6, Os::Ubuntu1204, Os::Debian12, Os::El9] {
+        for os in [
+            Os::Centos6,
+            Os::Ubuntu1204,
+            Os::Debian12,
+            Os::El9,
+            Os::Ubuntu2204,
+            Os::Ubuntu2404,
+        ] {
             let names: Vec<&str> = family(os).checks().iter().map(|c| c.name).collect();
             for want in EVERY_HOST {
                 assert!(names.contains(want), "{os}: no {want} check in {names:?}");

@@ -1,12 +1,12 @@
-//! OpenSSH's server (Debian 12, and Ubuntu ≥ 22.04 and EL9 next): root may log in over
+//! OpenSSH's server (Debian 12, EL9 and Ubuntu ≥ 22.04): root may log in over
 //! SSH, as CloudStack's Add Host needs.
 
 use std::path::Path;
 
 use crate::apply::{edit_with, Target};
 use crate::files::ssh::{
-    permit_root_login, root_has_password, sshd_directive, sshd_drop_in, SHADOW, SSHD_CONFIG,
-    SSHD_DROP_IN,
+    permit_root_login, root_has_password, sshd_directive, sshd_drop_in, sshd_drop_in_password,
+    SHADOW, SSHD_CONFIG, SSHD_DROP_IN,
 };
 use crate::verify::{Check, Env};
 
@@ -18,25 +18,35 @@ pub fn targets<'p>() -> Vec<Target<'p>> {
     })]
 }
 
+/// The same drop-in with `PasswordAuthentication yes` when root has a password
+/// (Ubuntu, where cloud-init sets it from the installer's `ssh.allow-pw`).
+pub fn targets_password<'p>() -> Vec<Target<'p>> {
+    vec![edit_with(SSHD_DROP_IN, SHADOW, 0o644, |_, shadow| {
+        sshd_drop_in_password(shadow.is_some_and(root_has_password))
+    })]
+}
+
 /// sshd's effective `PermitRootLogin` (outside `Match` blocks) as sshd reads it:
 /// `sshd_config` with its `Include`s expanded in place (a glob's files in lexical
 /// order), the first value read wins; OpenSSH's default is `prohibit-password`. Also
 /// says which file set it.
 pub fn effective_permit_root_login(env: &Env) -> Result<(String, String), String> {
+    effective(env, "permitrootlogin", "prohibit-password")
+}
+
+/// sshd's effective value of `keyword` (lowercase), read as [`effective_permit_root_login`]
+/// reads its own, or OpenSSH's `default`.
+pub fn effective(env: &Env, keyword: &str, default: &str) -> Result<(String, String), String> {
     let mut found = None;
-    read_sshd(env, SSHD_CONFIG, 0, &mut found)?;
-    Ok(found.unwrap_or_else(|| {
-        (
-            "prohibit-password".to_string(),
-            "OpenSSH's default".to_string(),
-        )
-    }))
+    read_sshd(env, SSHD_CONFIG, 0, keyword, &mut found)?;
+    Ok(found.unwrap_or_else(|| (default.to_string(), "OpenSSH's default".to_string())))
 }
 
 fn read_sshd(
     env: &Env,
     file: &str,
     depth: u32,
+    keyword: &str,
     found: &mut Option<(String, String)>,
 ) -> Result<(), String> {
     if depth > 8 {
@@ -54,7 +64,7 @@ fn read_sshd(
         match key.as_str() {
             // What follows applies only to some connections: not root's general right.
             "match" => return Ok(()),
-            "permitrootlogin" => {
+            k if k == keyword => {
                 if let Some(v) = args.first() {
                     *found = Some((v.clone(), file.to_string()));
                 }
@@ -67,7 +77,7 @@ fn read_sshd(
                         format!("/etc/ssh/{pattern}")
                     };
                     for f in glob_files(env, &pattern)? {
-                        read_sshd(env, &f, depth + 1, found)?;
+                        read_sshd(env, &f, depth + 1, keyword, found)?;
                         if found.is_some() {
                             return Ok(());
                         }
@@ -126,5 +136,26 @@ pub const CHECK: Check = Check::new("root-ssh-login", |cx| {
              in as root: set PermitRootLogin {want} first in sshd's configuration ({SSHD_DROP_IN})",
             if keys_ok { "'s password" } else { "" }
         )),
+    }
+});
+
+/// With a root password, sshd takes it: `PasswordAuthentication` is effectively `yes`
+/// (OpenSSH's default; the installer's cloud-init may have written `no`).
+pub const PASSWORD_CHECK: Check = Check::new("root-ssh-password", |cx| {
+    let shadow =
+        crate::bounded::read_to_string(&cx.env.path(SHADOW), crate::bounded::EDIT_LIMIT, false)
+            .map_err(|e| format!("cannot read {SHADOW}: {e}"))?;
+    if !root_has_password(&shadow) {
+        return Ok("root has no password: keys only".into());
+    }
+    let (value, from) = effective(cx.env, "passwordauthentication", "yes")?;
+    if value.eq_ignore_ascii_case("yes") {
+        Ok(format!("PasswordAuthentication yes ({from})"))
+    } else {
+        Err(format!(
+            "PasswordAuthentication {value} ({from}) refuses root's password, which \
+             CloudStack's Add Host logs in with: set PasswordAuthentication yes first in \
+             sshd's configuration ({SSHD_DROP_IN})"
+        ))
     }
 });

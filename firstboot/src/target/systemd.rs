@@ -1,4 +1,4 @@
-//! systemd (Debian 12 and EL9, and Ubuntu ≥ 22.04 next): the first-boot job as a
+//! systemd (Debian 12, EL9 and Ubuntu ≥ 22.04): the first-boot job as a
 //! oneshot unit, libvirtd in its traditional mode (its sockets masked, so it may listen
 //! on TCP itself; on EL9 also the modular daemons masked and libvirtd.service enabled),
 //! and restarting units with `systemctl`.

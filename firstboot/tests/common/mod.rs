@@ -55,6 +55,8 @@ pub fn fixture_root(os: &str) -> (tempfile::TempDir, PathBuf) {
             "etc/NetworkManager/system-connections/eth1.nmconnection",
             0o600,
         ),
+        ("etc/netplan/00-installer-config.yaml", 0o600),
+        ("etc/cloud/cloud.cfg.d/90-installer-network.cfg", 0o600),
     ] {
         let p = dst.join(path);
         if p.exists() {
@@ -62,6 +64,85 @@ pub fn fixture_root(os: &str) -> (tempfile::TempDir, PathBuf) {
         }
     }
     (tmp, dst)
+}
+
+/// netplan's generator (`generate --root-dir`), unpacked (not installed) by
+/// `scripts/setup.sh test` into `.netplan/` of the checkout, as a command with its
+/// library's path set, or None after [`missing`].
+pub fn netplan_generate() -> Option<Command> {
+    let base = repo_root().join(".netplan");
+    let exe = base.join("usr/libexec/netplan/generate");
+    if exe.is_file() {
+        let mut c = Command::new(exe);
+        c.env("LD_LIBRARY_PATH", base.join("usr/lib/x86_64-linux-gnu"));
+        return Some(c);
+    }
+    missing(
+        "netplan's generator (bookworm's netplan.io, unpacked into .netplan/) is not there",
+        "run scripts/setup.sh test",
+    );
+    None
+}
+
+const OVS_VSCTL: &str = "/usr/bin/ovs-vsctl";
+
+/// The systemd-networkd files (and Open vSwitch units) netplan's generator writes for
+/// `root`'s /etc/netplan (a copy of it, modes kept, in a scratch root), by name; and
+/// its stderr. Panics when it refuses the files.
+pub fn netplan_networkd(root: &Path) -> Option<(BTreeMap<String, String>, String)> {
+    let mut gen = netplan_generate()?;
+    let tmp = tempfile::tempdir().unwrap();
+    fs::create_dir_all(tmp.path().join("etc")).unwrap();
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(root.join("etc/netplan"))
+        .arg(tmp.path().join("etc/netplan"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let root = tmp.path();
+    let out = if Path::new(OVS_VSCTL).exists() {
+        gen.arg("--root-dir").arg(root).output().unwrap()
+    } else {
+        // The generator refuses `openvswitch:` unless the machine it runs on has an
+        // executable /usr/bin/ovs-vsctl (it only checks; the units it writes call it at
+        // boot). Rather than installing Open vSwitch's daemon here, it runs in a mount
+        // namespace of its own whose /usr/bin holds only a stand-in that always fails.
+        let bin = tempfile::tempdir().unwrap();
+        let stub = bin.path().join("ovs-vsctl");
+        fs::write(&stub, "#!/bin/sh\nexit 1\n").unwrap();
+        fs::set_permissions(&stub, fs::Permissions::from_mode(0o755)).unwrap();
+        let unshare = tool("unshare", "util-linux")?;
+        let g = gen.get_program().to_owned();
+        Command::new(unshare)
+            .args(["--mount", "--propagation", "private", "/bin/sh", "-c"])
+            .arg("mount --bind \"$1\" /usr/bin && exec \"$2\" --root-dir \"$3\"")
+            .arg("sh")
+            .arg(bin.path())
+            .arg(g)
+            .arg(root)
+            .envs(gen.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))))
+            .output()
+            .unwrap()
+    };
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "netplan generate refused: {stderr}");
+    let mut files = BTreeMap::new();
+    for dir in ["run/systemd/network", "run/systemd/system"] {
+        let Ok(entries) = fs::read_dir(root.join(dir)) else {
+            continue;
+        };
+        for e in entries {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_file() {
+                files.insert(
+                    e.file_name().to_string_lossy().into_owned(),
+                    fs::read_to_string(e.path()).unwrap(),
+                );
+            }
+        }
+    }
+    Some((files, stderr))
 }
 
 /// NetworkManager's nmcli, unpacked (not installed) by `scripts/setup.sh test` into
