@@ -650,6 +650,12 @@ impl Command<'_> {
         if self.accel == "kvm" {
             push("-cpu".into());
             push("host".into());
+        } else if matches!(p.media, Media::None) {
+            // An installed system under TCG: every CPU feature QEMU emulates (RDRAND
+            // among them, so the kernel's random pool is ready at once) rather than
+            // the bare qemu64 model installers are booted with.
+            push("-cpu".into());
+            push("max".into());
         }
         push("-m".into());
         push(self.memory_mib.to_string());
@@ -924,6 +930,7 @@ mod tests {
                 .unwrap_or_else(|| panic!("{x}: {l:?}"))
         };
         assert_eq!(l[at("-accel") + 1], "tcg,thread=single");
+        assert_eq!(l[at("-cpu") + 1], "max");
         assert_eq!(l[at("-kernel") + 1], "/i/vmlinuz");
         assert_eq!(l[at("-initrd") + 1], "/i/initrd.img");
         assert_eq!(l[at("-append") + 1], "root=/dev/vda rw console=ttyS0");
@@ -939,6 +946,7 @@ mod tests {
         iso.direct = None;
         let l = line(&iso, None, true);
         assert!(l.contains("-accel tcg -m"), "{l}");
+        assert!(!l.contains("-cpu"), "{l}");
         assert!(l.contains("-device e1000,netdev=n0"), "{l}");
     }
 }
