@@ -225,6 +225,23 @@ pub struct VmConfig {
     /// device, e.g. `root=/dev/sda rw console=ttyS0`).
     #[arg(long, value_name = "ARGS", requires = "kernel")]
     pub append: Option<String>,
+    /// Create --disk (a path that does not exist yet) as a qcow2 overlay on IMAGE, with
+    /// hvseed vm's marker: IMAGE is only read; later runs with --disk alone write the
+    /// overlay (an installed image booted again, its changes kept). Needs qemu-img.
+    #[arg(long, value_name = "IMAGE", requires = "disk")]
+    pub disk_from: Option<PathBuf>,
+    /// The disk's bus: virtio (/dev/vda, much faster under TCG) or ide (/dev/sda);
+    /// default virtio when the host's install disk is vd*, else ide.
+    #[arg(long, value_name = "virtio|ide")]
+    pub disk_bus: Option<crate::vm::DiskBus>,
+    /// Carry the host's networks into the caller's network namespace NAME (as root)
+    /// instead of one of the run's own: frames tagged n go to the tap vlan<n>, untagged
+    /// frames to the tap `untagged` (not QEMU's user network); a persistent tap of that
+    /// name the caller made there is used (its addresses and servers stay across runs),
+    /// else one is made for the run. No address is added there; the namespace is left
+    /// as it was. Not with --pxe.
+    #[arg(long, value_name = "NAME", conflicts_with = "pxe")]
+    pub netns: Option<String>,
     /// Size of a disk hvseed creates, in GiB (default: enough for the target).
     #[arg(long, value_name = "GiB")]
     pub disk_size: Option<u64>,
@@ -306,6 +323,9 @@ impl TryFrom<VmConfig> for crate::vm::Options {
             boot,
             mac: c.mac,
             disk: c.disk,
+            disk_from: c.disk_from,
+            disk_bus: c.disk_bus,
+            netns: c.netns,
             direct,
             disk_size_gib: c.disk_size,
             memory_mib: c.memory,

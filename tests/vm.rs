@@ -856,3 +856,296 @@ fn vm_relay_copies_one_connection_both_ways() {
         text(&o)
     );
 }
+
+/// The arguments the fake QEMU was last started with (one a line in `$0.args`).
+fn last_args(fake: &FakeQemu) -> String {
+    std::fs::read_to_string(fake.dir.path().join("bin/qemu-system-x86_64.args")).unwrap_or_default()
+}
+
+/// What `qemu-img info` says of an image.
+fn qemu_img_info(path: &Path) -> serde_json::Value {
+    let o = output_within_secs(
+        Command::new("qemu-img")
+            .args(["info", "--output=json", "-U"])
+            .arg(path),
+        30,
+    );
+    assert!(o.status.success(), "qemu-img info: {}", text(&o));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+/// `--disk-from IMAGE --disk NEW`: NEW is created as a qcow2 overlay on IMAGE (as
+/// `qemu-img info` reads it) with hvseed's marker, and attached writable; IMAGE is
+/// never written. A later run with `--disk NEW` alone writes NEW (no snapshot);
+/// `--disk-from` onto a path that exists replaces nothing and starts no guest; a
+/// foreign image is still booted only through a snapshot. `--disk-bus` picks the bus
+/// over the install disk's (`sda`: IDE) default.
+#[test]
+fn disk_from_creates_an_overlay_of_its_own_and_never_writes_the_image() {
+    if !require_tool("qemu-img", "qemu-utils") {
+        return;
+    }
+    let fake = FakeQemu::script(
+        "printf '%s\\n' \"$@\" > \"$0.args\"\n\
+         [ -n \"$log\" ] && printf 'hvseed-firstboot: report written to /var/lib/hvseed/report.json: Ready\\n' >> \"$log\"\n\
+         exec sleep 600\n",
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let inv = examples("lab-ubuntu1204.yaml");
+    let inv = inv.to_str().unwrap();
+    let image = tmp.path().join("installed.img");
+    std::fs::write(&image, vec![0x5au8; 1 << 20]).unwrap();
+    let overlay = tmp.path().join("boot,1.qcow2");
+    let (image_s, overlay_s) = (image.to_str().unwrap(), overlay.to_str().unwrap());
+    let vm = |more: &[&str]| {
+        let args = [
+            &[inv, "--host", KVM21, "--boot", "disk", "--until", "ready"][..],
+            more,
+            &["--accel", "tcg", "--timeout", "20"],
+        ]
+        .concat();
+        let o = output_within_secs(&mut fake.vm(&args), 60);
+        (o.status.code(), text(&o))
+    };
+
+    let (code, all) = vm(&[
+        "--disk-from",
+        image_s,
+        "--disk",
+        overlay_s,
+        "--disk-bus",
+        "virtio",
+    ]);
+    assert_eq!(code, Some(0), "{all}");
+    let info = qemu_img_info(&overlay);
+    assert_eq!(info["format"], "qcow2", "{info}");
+    assert_eq!(info["backing-filename"], image_s, "{info}");
+    assert_eq!(info["backing-filename-format"], "raw", "{info}");
+    assert_eq!(info["virtual-size"], 1 << 20, "{info}");
+    assert!(
+        std::fs::read_to_string(tmp.path().join("boot,1.qcow2.hvseed-vm"))
+            .unwrap()
+            .contains("hvseed vm created this disk image"),
+        "no marker beside the overlay"
+    );
+    let args = last_args(&fake);
+    assert!(
+        args.contains(&format!(
+            "file={},if=none,id=disk0,format=qcow2\n",
+            overlay_s.replace(',', ",,")
+        )),
+        "{args}"
+    );
+    assert!(args.contains("virtio-blk-pci,drive=disk0"), "{args}");
+    assert_eq!(std::fs::read(&image).unwrap(), vec![0x5au8; 1 << 20]);
+
+    // Not again onto the overlay: nothing replaced, no guest.
+    let before = std::fs::read(&overlay).unwrap();
+    let (code, all) = vm(&["--disk-from", image_s, "--disk", overlay_s]);
+    assert_eq!(code, Some(1), "{all}");
+    assert!(
+        all.contains(&format!(
+            "--disk {overlay_s} exists: --disk-from creates a new overlay"
+        )) && all.contains("with --disk"),
+        "{all}"
+    );
+    assert_eq!(fake.pids().len(), 1, "{all}");
+    assert_eq!(std::fs::read(&overlay).unwrap(), before);
+
+    // The overlay booted again: written (ours), its bus IDE by default for `sda`.
+    let (code, all) = vm(&["--disk", overlay_s]);
+    assert_eq!(code, Some(0), "{all}");
+    let args = last_args(&fake);
+    assert!(
+        args.contains(",id=disk0,format=qcow2\n") && args.contains("ide-hd,drive=disk0"),
+        "{args}"
+    );
+    // The image itself, not hvseed's: through a snapshot only.
+    let (code, all) = vm(&["--disk", image_s]);
+    assert_eq!(code, Some(0), "{all}");
+    assert!(
+        last_args(&fake).contains(",id=disk0,format=raw,snapshot=on\n"),
+        "{}",
+        last_args(&fake)
+    );
+    assert_eq!(std::fs::read(&image).unwrap(), vec![0x5au8; 1 << 20]);
+    assert_eq!(fake.pids().len(), 3);
+    fake.assert_all_dead();
+}
+
+/// A network namespace of the test's own, deleted when dropped.
+struct TestNetns(String);
+
+impl TestNetns {
+    fn new() -> TestNetns {
+        let name = format!("hvseed-test-callers-{}", std::process::id());
+        let st = Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .unwrap();
+        assert!(st.success(), "ip netns add {name}");
+        TestNetns(name)
+    }
+
+    fn ip(&self, args: &[&str]) -> String {
+        let o = output_within_secs(Command::new("ip").arg("-n").arg(&self.0).args(args), 10);
+        assert!(
+            o.status.success(),
+            "ip -n {} {args:?}: {}",
+            self.0,
+            text(&o)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// Frames the tap `tap` received (from the guest), if it exists.
+    fn rx(&self, tap: &str) -> Option<u64> {
+        let o = output_within_secs(
+            Command::new("ip")
+                .args(["netns", "exec", &self.0, "cat"])
+                .arg(format!("/sys/class/net/{tap}/statistics/rx_packets")),
+            10,
+        );
+        String::from_utf8_lossy(&o.stdout).trim().parse().ok()
+    }
+}
+
+impl Drop for TestNetns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// `--netns NAME` (as root): the trunk NIC is on the tagger's trunk alone (no user
+/// network), its frames reach the caller's namespace, untagged ones on the caller's
+/// own persistent tap `untagged` (its address kept) and the management VLAN's on the
+/// tap `vlan100` made for the run, to which no address is added; after the run the
+/// namespace and the caller's tap are as they were and the run's tap is gone. A
+/// namespace that does not exist, or --netns with a PXE tree, is refused before any
+/// guest starts.
+#[test]
+fn netns_carries_the_hosts_networks_into_the_callers_namespace() {
+    if !is_root() || !require_tool("ip", "iproute2") {
+        return;
+    }
+    let python = std::env::var("HVSEED_PYTHON").unwrap_or_else(|_| "python3".into());
+    // The fake QEMU sends an untagged frame and one tagged 100 on the trunk, as
+    // QEMU's `-netdev stream` frames them (a 4-byte big-endian length first).
+    let fake = FakeQemu::script(&format!(
+        "printf '%s\\n' \"$@\" > \"$0.args\"\n\
+         [ -S \"$trunk\" ] && exec {python} -c 'import socket,struct,sys,time\n\
+s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])\n\
+src=bytes.fromhex(\"525400123421\"); dst=b\"\\xff\"*6\n\
+fs=(dst+src+b\"\\x88\\xb5\"+bytes(46), dst+src+b\"\\x81\\x00\\x00\\x64\\x88\\xb5\"+bytes(46))\n\
+[s.sendall(struct.pack(\">I\", len(f))+f) for f in fs]\n\
+time.sleep(600)' \"$trunk\"\nexec sleep 600\n"
+    ));
+    let ns = TestNetns::new();
+    ns.ip(&["tuntap", "add", "dev", "untagged", "mode", "tap"]);
+    ns.ip(&["addr", "add", "10.77.0.1/24", "dev", "untagged"]);
+    ns.ip(&["link", "set", "untagged", "up"]);
+    let tmp = tempfile::tempdir().unwrap();
+    let image = tmp.path().join("installed.img");
+    std::fs::write(&image, vec![0u8; 1 << 20]).unwrap();
+    let inv = examples("lab-ubuntu1204.yaml");
+    let base = [
+        inv.to_str().unwrap(),
+        "--host",
+        KVM21,
+        "--accel",
+        "tcg",
+        "--until",
+        "ready",
+    ];
+    let mut child = KillOnDrop(
+        fake.vm(&[
+            &base[..],
+            &["--boot", "disk", "--disk", image.to_str().unwrap()],
+            &["--netns", &ns.0, "--timeout", "60"],
+        ]
+        .concat())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let start = Instant::now();
+    while ns.rx("untagged").unwrap_or(0) < 1 || ns.rx("vlan100").unwrap_or(0) < 1 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the frames did not reach the taps: untagged {:?}, vlan100 {:?}",
+            ns.rx("untagged"),
+            ns.rx("vlan100")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(ns.rx("untagged"), Some(1));
+    assert_eq!(ns.rx("vlan100"), Some(1));
+    assert!(
+        !ns.ip(&["-4", "-o", "addr", "show", "dev", "vlan100"])
+            .contains("inet"),
+        "an address was added to the caller's namespace"
+    );
+    let args = last_args(&fake);
+    assert!(
+        args.contains("stream,id=n0,server=off,addr.type=unix,addr.path="),
+        "{args}"
+    );
+    assert!(
+        args.contains("e1000,netdev=n0,mac=00:04:23:aa:bb:21\n"),
+        "{args}"
+    );
+    assert!(!args.contains("user,id="), "{args}");
+    let st = Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    child.0.wait().unwrap();
+    let all = crate::util::stderr_text(&mut child.0);
+    assert!(
+        all.contains(&format!(
+            "the host's networks are carried into network namespace {}: VLAN 100",
+            ns.0
+        )),
+        "{all}"
+    );
+    assert!(
+        Path::new("/run/netns").join(&ns.0).exists(),
+        "the namespace was deleted"
+    );
+    assert!(
+        ns.ip(&["-4", "-o", "addr", "show", "dev", "untagged"])
+            .contains("inet 10.77.0.1/24"),
+        "the caller's tap lost its address"
+    );
+    assert!(ns.rx("vlan100").is_none(), "the run's tap vlan100 is left");
+    fake.assert_all_dead();
+
+    for (more, want) in [
+        (
+            vec![
+                "--boot",
+                "disk",
+                "--disk",
+                image.to_str().unwrap(),
+                "--netns",
+                "hvseed-no-such-ns",
+            ],
+            "--netns hvseed-no-such-ns: there is no network namespace hvseed-no-such-ns",
+        ),
+        (
+            vec!["--pxe", tmp.path().to_str().unwrap(), "--netns", &ns.0],
+            "--netns",
+        ),
+    ] {
+        let o = output_within_secs(
+            &mut fake.vm(&[&base[..], &more[..], &["--timeout", "5"]].concat()),
+            60,
+        );
+        let all = text(&o);
+        assert!(!o.status.success(), "{more:?}: {all}");
+        assert!(all.contains(want), "{more:?}: {all}");
+        assert_eq!(fake.pids().len(), 1, "{more:?} started QEMU: {all}");
+    }
+}

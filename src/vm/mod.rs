@@ -30,7 +30,7 @@ use anyhow::Result;
 
 pub use accel::Accel;
 pub use console::Milestone;
-pub use run::Guest;
+pub use run::{Guest, Running};
 
 /// What to boot the host from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +41,26 @@ pub enum Boot {
     Pxe(PathBuf),
     /// The disk given with `--disk` (an installed image), without an installer.
     Disk,
+}
+
+/// The bus the disk is attached to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiskBus {
+    /// `virtio-blk-pci` (`/dev/vda`): much faster under TCG.
+    Virtio,
+    /// `ide-hd` (`/dev/sda`), which every installer's kernel knows.
+    Ide,
+}
+
+impl std::str::FromStr for DiskBus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "virtio" => Ok(DiskBus::Virtio),
+            "ide" => Ok(DiskBus::Ide),
+            _ => Err(format!("{s:?}: give virtio or ide")),
+        }
+    }
 }
 
 /// `--boot disk` with the image's own kernel (`-kernel`, `-initrd`, `-append`), for a
@@ -67,6 +87,14 @@ pub struct Options {
     pub disk: Option<PathBuf>,
     /// `--boot disk` through this kernel instead of the disk's boot loader.
     pub direct: Option<Direct>,
+    /// Create `disk` as a qcow2 overlay on this image (read, never written), with the
+    /// marker that lets later runs write it: an installed image booted several times,
+    /// its changes kept from one run to the next.
+    pub disk_from: Option<PathBuf>,
+    /// The disk's bus (default: virtio when the host's install disk is `vd*`, else IDE).
+    pub disk_bus: Option<DiskBus>,
+    /// The host's networks in the caller's network namespace of this name (`--netns`).
+    pub netns: Option<String>,
     /// Size of a disk hvseed creates, in GiB (default: the target's).
     pub disk_size_gib: Option<u64>,
     pub memory_mib: u32,
@@ -87,6 +115,13 @@ pub struct Options {
 /// last lines and the log's path); errors before any guest starts are `Err`.
 pub fn run(o: Options) -> Result<ExitCode> {
     run::run(o)
+}
+
+/// Starts the guest as [`run`] does and leaves it running for the caller to watch
+/// (stopped when the [`Running`] is dropped): for programs that check an installed
+/// host from outside, such as hvseed's live-host tests.
+pub fn start(o: &Options) -> Result<Running> {
+    run::start(o)
 }
 
 /// `hvseed vm-relay ADDR`: what QEMU's `guestfwd=…-cmd:` runs for each connection

@@ -40,6 +40,10 @@ pub struct Prepared {
     pub vlan: Option<super::tagger::Management>,
     /// `--boot disk --kernel …`: the kernel QEMU starts instead of the disk's loader.
     pub direct: Option<super::Direct>,
+    /// `--netns`: the caller's namespace that gets the host's networks, untagged too.
+    pub netns: Option<String>,
+    /// The management network's VLAN id.
+    pub management_vlan: u16,
 }
 
 #[derive(Debug)]
@@ -63,6 +67,9 @@ pub struct Disk {
     pub create_gib: Option<u64>,
     /// `raw`, or `qcow2` for a given image that starts with qcow2's magic.
     pub format: &'static str,
+    /// `--disk-from`: created by this run as a qcow2 overlay on this image (its
+    /// absolute path and format), which is only read.
+    pub backing: Option<(PathBuf, &'static str)>,
 }
 
 pub fn prepare(o: &Options, scratch: &Path) -> Result<Prepared> {
@@ -105,6 +112,18 @@ pub fn prepare(o: &Options, scratch: &Path) -> Result<Prepared> {
     let disk = disk(o, &inv)?;
     let mut unreachable = Vec::new();
     let m = &host.network.management;
+    if let Some(name) = &o.netns {
+        if matches!(o.boot, Boot::Pxe(_)) {
+            bail!(
+                "--netns gives the untagged side to namespace {name}, where QEMU's TFTP and \
+                 the embedded server do not answer: boot a PXE tree without --netns"
+            );
+        }
+        if let Some(why) = super::tagger::unavailable() {
+            bail!("--netns {name}: {why}");
+        }
+        super::tagger::Netns::existing(name)?;
+    }
     let vlan = match super::tagger::unavailable() {
         None => Some(super::tagger::Management {
             vlan: m.vlan,
@@ -154,10 +173,11 @@ pub fn prepare(o: &Options, scratch: &Path) -> Result<Prepared> {
         .and_then(|n| n.parse::<usize>().ok())
         .filter(|n| *n < 8)
         .unwrap_or(0);
-    let disk_if = if host.install.disk.starts_with("vd") {
-        "virtio"
-    } else {
-        "ide"
+    let disk_if = match o.disk_bus {
+        Some(super::DiskBus::Virtio) => "virtio",
+        Some(super::DiskBus::Ide) => "ide",
+        None if host.install.disk.starts_with("vd") => "virtio",
+        None => "ide",
     };
     let _ = target;
     Ok(Prepared {
@@ -177,6 +197,8 @@ pub fn prepare(o: &Options, scratch: &Path) -> Result<Prepared> {
         disk_if,
         vlan,
         direct: o.direct.clone(),
+        netns: o.netns.clone(),
+        management_vlan: m.vlan,
     })
 }
 
@@ -398,6 +420,9 @@ fn pxe_media(
 /// other existing file is only booted (`--boot disk`, through a snapshot) and never
 /// installed to.
 fn disk(o: &Options, inv: &Inventory) -> Result<Disk> {
+    if let Some(image) = &o.disk_from {
+        return overlay(o, image);
+    }
     let gib = o.disk_size_gib.unwrap_or(default_disk_gib(inv.os));
     let Some(path) = &o.disk else {
         return Ok(Disk {
@@ -405,6 +430,7 @@ fn disk(o: &Options, inv: &Inventory) -> Result<Disk> {
             snapshot: false,
             create_gib: Some(gib),
             format: "raw",
+            backing: None,
         });
     };
     let marker = marker_of(path);
@@ -418,6 +444,7 @@ fn disk(o: &Options, inv: &Inventory) -> Result<Disk> {
                 snapshot: false,
                 create_gib: Some(gib),
                 format: "raw",
+                backing: None,
             })
         }
         Err(e) => Err(e).with_context(|| format!("--disk {}", path.display())),
@@ -434,6 +461,7 @@ fn disk(o: &Options, inv: &Inventory) -> Result<Disk> {
                     snapshot: false,
                     create_gib: None,
                     format,
+                    backing: None,
                 })
             } else if matches!(o.boot, Boot::Disk) {
                 Ok(Disk {
@@ -441,6 +469,7 @@ fn disk(o: &Options, inv: &Inventory) -> Result<Disk> {
                     snapshot: true,
                     create_gib: None,
                     format,
+                    backing: None,
                 })
             } else {
                 bail!(
@@ -453,6 +482,76 @@ fn disk(o: &Options, inv: &Inventory) -> Result<Disk> {
             }
         }
     }
+}
+
+/// `--disk-from IMAGE --disk PATH`: PATH, which must not exist yet, becomes a qcow2
+/// overlay on IMAGE (created by the run, with the marker); IMAGE is only read.
+fn overlay(o: &Options, image: &Path) -> Result<Disk> {
+    let path = o
+        .disk
+        .as_ref()
+        .context("--disk-from IMAGE needs --disk PATH (the overlay to create)")?;
+    match std::fs::metadata(image) {
+        Ok(m) if m.is_file() => {}
+        Ok(_) => bail!("--disk-from {}: not a regular file", image.display()),
+        Err(e) => bail!("--disk-from {}: {e}", image.display()),
+    }
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("--disk {}", path.display())),
+        Ok(_) => bail!(
+            "--disk {} exists: --disk-from creates a new overlay there and replaces nothing; \
+             boot the overlay a run created before with --disk {} alone, or give a new path",
+            path.display(),
+            path.display()
+        ),
+    }
+    which("qemu-img").ok_or_else(|| {
+        anyhow!(
+            "--disk-from needs qemu-img to create the overlay (Debian/Ubuntu: apt-get install \
+             qemu-utils)"
+        )
+    })?;
+    let format = image_format(image)?;
+    let image =
+        std::fs::canonicalize(image).with_context(|| format!("--disk-from {}", image.display()))?;
+    Ok(Disk {
+        path: path.clone(),
+        snapshot: false,
+        create_gib: None,
+        format: "qcow2",
+        backing: Some((image, format)),
+    })
+}
+
+/// Creates `path` as a qcow2 overlay on `image` (of `format`) and its marker; refuses
+/// to replace anything. The overlay is as large as the image.
+pub fn create_overlay(path: &Path, image: &Path, format: &str) -> Result<()> {
+    // Claimed first (a race with another writer loses here, not in qemu-img).
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .with_context(|| format!("creating the disk image {}", path.display()))?;
+    let made = crate::tool::Tool::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2", "-F", format, "-b"])
+        .arg(image)
+        .arg(path)
+        .deadline(std::time::Duration::from_secs(60))
+        .run();
+    if let Err(e) = made {
+        let _ = std::fs::remove_file(path);
+        return Err(e).with_context(|| {
+            format!(
+                "creating {} as an overlay on {}",
+                path.display(),
+                image.display()
+            )
+        });
+    }
+    std::fs::write(marker_of(path), DISK_MARKER_TEXT)
+        .with_context(|| format!("writing {}", marker_of(path).display()))?;
+    Ok(())
 }
 
 /// `qcow2` when the image starts with qcow2's magic (`QFI\xfb`), else `raw` (QEMU is
@@ -536,6 +635,9 @@ pub struct Command<'a> {
     /// frames: DHCP, TFTP, the http-base for the installer) and the trunk (tagged
     /// frames: the VLANs in the namespace); each side drops what is not its own.
     pub trunk: Option<String>,
+    /// The trunk carries untagged frames too (`--netns`): the trunk NIC is on the
+    /// trunk alone (its netdev `id=n0`), with no user network.
+    pub trunk_only: bool,
 }
 
 impl Command<'_> {
@@ -557,6 +659,12 @@ impl Command<'_> {
         if self.accel == "kvm" {
             push("-cpu".into());
             push("host".into());
+        } else if matches!(p.media, Media::None) {
+            // An installed system under TCG: every CPU feature QEMU emulates (RDRAND
+            // among them, so the kernel's random pool is ready at once) rather than
+            // the bare qemu64 model installers are booted with.
+            push("-cpu".into());
+            push("max".into());
         }
         push("-m".into());
         push(self.memory_mib.to_string());
@@ -615,14 +723,23 @@ impl Command<'_> {
             push(format!("e1000,netdev=x{i},mac=52:54:00:00:ff:{i:02x}"));
         }
         let user = if self.trunk.is_some() { "u0" } else { "n0" };
-        push("-netdev".into());
-        match (&p.media, &self.relay) {
-            (Media::Pxe { dir, net, bootfile }, Some(relay)) => {
-                push(net.netdev(user, &dir.join("tftp").to_string_lossy(), bootfile, relay))
+        match (&self.trunk, self.trunk_only) {
+            // The trunk's netdev is the NIC's (`id=n0`).
+            (Some(trunk), true) => {
+                push("-netdev".into());
+                push(trunk.clone());
             }
-            _ => push(format!("user,id={user}")),
+            _ => {
+                push("-netdev".into());
+                match (&p.media, &self.relay) {
+                    (Media::Pxe { dir, net, bootfile }, Some(relay)) => {
+                        push(net.netdev(user, &dir.join("tftp").to_string_lossy(), bootfile, relay))
+                    }
+                    _ => push(format!("user,id={user}")),
+                }
+            }
         }
-        if let Some(trunk) = &self.trunk {
+        if let (Some(trunk), false) = (&self.trunk, self.trunk_only) {
             for x in [
                 "hubport,id=u0p,hubid=0,netdev=u0".to_string(),
                 trunk.clone(),
@@ -711,12 +828,15 @@ mod tests {
                 snapshot,
                 create_gib: None,
                 format: "raw",
+                backing: None,
             },
             unreachable: vec![],
             nic_index: 0,
             disk_if,
             vlan: None,
             direct: None,
+            netns: None,
+            management_vlan: 100,
         }
     }
 
@@ -732,6 +852,7 @@ mod tests {
             relay,
             no_reboot,
             trunk: None,
+            trunk_only: false,
         }
         .args()
         .iter()
@@ -808,6 +929,7 @@ mod tests {
             relay: None,
             no_reboot: true,
             trunk: Some("stream,id=t0,server=off,addr.type=unix,addr.path=/s/trunk.sock".into()),
+            trunk_only: false,
         }
         .args();
         let l: Vec<String> = l.iter().map(|a| a.to_string_lossy().into_owned()).collect();
@@ -817,6 +939,7 @@ mod tests {
                 .unwrap_or_else(|| panic!("{x}: {l:?}"))
         };
         assert_eq!(l[at("-accel") + 1], "tcg,thread=single");
+        assert_eq!(l[at("-cpu") + 1], "max");
         assert_eq!(l[at("-kernel") + 1], "/i/vmlinuz");
         assert_eq!(l[at("-initrd") + 1], "/i/initrd.img");
         assert_eq!(l[at("-append") + 1], "root=/dev/vda rw console=ttyS0");
@@ -832,6 +955,7 @@ mod tests {
         iso.direct = None;
         let l = line(&iso, None, true);
         assert!(l.contains("-accel tcg -m"), "{l}");
+        assert!(!l.contains("-cpu"), "{l}");
         assert!(l.contains("-device e1000,netdev=n0"), "{l}");
     }
 }

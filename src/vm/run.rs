@@ -134,16 +134,78 @@ pub fn run(o: Options) -> Result<ExitCode> {
     }
 }
 
-/// `fallback`: the warning of a run under KVM that stalled and handed over to this
-/// one under TCG (said again in the summary).
-fn run_logged(o: Options, own_log: bool, fallback: Option<String>) -> Result<ExitCode> {
-    let start = Instant::now();
-    let until = start + o.timeout;
-    let start_epoch = crate::serve::now_secs();
-    let (scratch, _scratch_listed) =
-        crate::interrupt::temp_dir_in(&std::env::temp_dir(), "hvseed-vm.")
-            .context("creating a temporary directory")?;
-    let mut p = plan::prepare(&o, scratch.path())?;
+/// A guest [`start`]ed and left running for its caller to watch (as hvseed's live-host
+/// tests do: ssh, ping and a second boot after the first-boot agent's report). Dropping
+/// it stops the guest, then removes the run's namespace and trunk and its scratch.
+pub struct Running {
+    l: Launched,
+    log: PathBuf,
+    _scratch: tempfile::TempDir,
+    _scratch_listed: crate::interrupt::Guard,
+}
+
+impl Running {
+    /// The QEMU process.
+    pub fn guest(&mut self) -> &mut Guest {
+        &mut self.l.guest
+    }
+
+    /// The serial console's log.
+    pub fn log(&self) -> &Path {
+        &self.log
+    }
+
+    /// `kvm` or `tcg`.
+    pub fn accel(&self) -> &'static str {
+        self.l.accel
+    }
+
+    /// The end of what QEMU said on stderr.
+    pub fn stderr_tail(&self) -> String {
+        self.l.guest.stderr_tail()
+    }
+}
+
+/// Starts the guest as `hvseed vm` does (the same checks, disk, networks and QEMU
+/// command line) and returns without watching it; `o.until` and `o.timeout` bound
+/// only the KVM probe. The serial log goes to `o.log`, else into the run's scratch.
+pub fn start(o: &Options) -> Result<Running> {
+    let (scratch, listed) = crate::interrupt::temp_dir_in(&std::env::temp_dir(), "hvseed-vm.")
+        .context("creating a temporary directory")?;
+    let log = o
+        .log
+        .clone()
+        .unwrap_or_else(|| scratch.path().join("serial.log"));
+    let o = Options {
+        log: Some(log.clone()),
+        ..o.clone()
+    };
+    let l = launch(&o, scratch.path(), Instant::now() + o.timeout)?;
+    Ok(Running {
+        l,
+        log,
+        _scratch: scratch,
+        _scratch_listed: listed,
+    })
+}
+
+/// A guest started, with what it needs while it runs: the checked plan, the run's
+/// namespace and trunk (or the caller's), the embedded server of a PXE tree. Dropped
+/// in that order after the guest.
+struct Launched {
+    guest: Guest,
+    carrier: Option<super::tagger::Carrier>,
+    server: Option<crate::serve::Embedded>,
+    p: plan::Prepared,
+    accel: &'static str,
+    warning: Option<String>,
+    firmware_log: PathBuf,
+}
+
+/// Everything before the watch: the checks, the disk, the firmware's vars, the
+/// accelerator, the networks, then QEMU (its serial console to `o.log`).
+fn launch(o: &Options, scratch: &Path, until: Instant) -> Result<Launched> {
+    let mut p = plan::prepare(o, scratch)?;
 
     // Said before booting: what this run cannot reach, and why.
     let mut said = Vec::new();
@@ -163,15 +225,18 @@ fn run_logged(o: Options, own_log: bool, fallback: Option<String>) -> Result<Exi
     std::fs::File::create(&log_path)
         .with_context(|| format!("creating the serial log {}", log_path.display()))?;
 
+    if let Some((image, format)) = &p.disk.backing {
+        plan::create_overlay(&p.disk.path, image, format)?;
+    }
     if let Some(gib) = p.disk.create_gib {
         if p.disk.path.as_os_str().is_empty() {
-            p.disk.path = scratch.path().join("disk.img");
+            p.disk.path = scratch.join("disk.img");
         }
         plan::create_disk(&p.disk.path, gib)?;
     }
     let vars = match &p.uefi {
         Some(u) => {
-            let v = scratch.path().join("vars.fd");
+            let v = scratch.join("vars.fd");
             std::fs::copy(&u.vars_template, &v).with_context(|| {
                 format!("copying {} to {}", u.vars_template.display(), v.display())
             })?;
@@ -179,11 +244,10 @@ fn run_logged(o: Options, own_log: bool, fallback: Option<String>) -> Result<Exi
         }
         None => None,
     };
-    let (accel, warning) = super::accel::resolve(o.accel, scratch.path(), until)?;
+    let (accel, warning) = super::accel::resolve(o.accel, scratch, until)?;
     if let Some(w) = &warning {
         tracing::warn!("{w}");
     }
-    let warning = warning.or(fallback);
 
     // PXE: the tree's HTTP side, on a loopback port the guest reaches as the http-base.
     let server = match &p.media {
@@ -206,15 +270,26 @@ fn run_logged(o: Options, own_log: bool, fallback: Option<String>) -> Result<Exi
     };
     // The management VLAN: a namespace of this run answering as its gateway (and, for
     // a PXE tree, as its http-base for the installed host's report).
-    let carrier = match p.vlan.clone() {
-        Some(m) => {
+    let carrier = match (&p.netns, p.vlan.clone()) {
+        (Some(name), _) => {
+            let c = super::tagger::Carrier::in_callers(name, &[p.management_vlan], scratch)?;
+            crate::say!(
+                "hvseed vm: the host's networks are carried into network namespace {name}: VLAN {} \
+                 on the tap vlan{}, untagged frames on the tap untagged (what answers there is \
+                 that namespace's)",
+                p.management_vlan,
+                p.management_vlan
+            );
+            Some(c)
+        }
+        (None, Some(m)) => {
             let http = match (&p.media, &server) {
                 (Media::Pxe { net, .. }, Some(s)) => {
                     Some((std::net::SocketAddrV4::new(net.addr, net.port), s.addr))
                 }
                 _ => None,
             };
-            match super::tagger::Carrier::start(&m, scratch.path(), http) {
+            match super::tagger::Carrier::start(&m, scratch, http) {
                 Ok(c) => {
                     crate::say!(
                         "hvseed vm: VLAN {} carried into network namespace {}, which answers \
@@ -246,9 +321,9 @@ fn run_logged(o: Options, own_log: bool, fallback: Option<String>) -> Result<Exi
                 }
             }
         }
-        None => None,
+        (None, None) => None,
     };
-    let firmware_log = scratch.path().join("firmware.log");
+    let firmware_log = scratch.join("firmware.log");
     let args = plan::Command {
         p: &p,
         accel,
@@ -259,7 +334,11 @@ fn run_logged(o: Options, own_log: bool, fallback: Option<String>) -> Result<Exi
         firmware_log: Some(&firmware_log),
         relay,
         no_reboot: o.until < Milestone::Installed,
-        trunk: carrier.as_ref().map(|c| c.trunk().netdev("t0")),
+        trunk: carrier.as_ref().map(|c| {
+            c.trunk()
+                .netdev(if p.netns.is_some() { "n0" } else { "t0" })
+        }),
+        trunk_only: p.netns.is_some(),
     }
     .args();
     crate::say!(
@@ -276,7 +355,38 @@ fn run_logged(o: Options, own_log: bool, fallback: Option<String>) -> Result<Exi
         o.until,
         log_path.display()
     );
-    let mut guest = Guest::start(QEMU, &args)?;
+    let guest = Guest::start(QEMU, &args)?;
+    Ok(Launched {
+        guest,
+        carrier,
+        server,
+        p,
+        accel,
+        warning,
+        firmware_log,
+    })
+}
+
+/// `fallback`: the warning of a run under KVM that stalled and handed over to this
+/// one under TCG (said again in the summary).
+fn run_logged(o: Options, own_log: bool, fallback: Option<String>) -> Result<ExitCode> {
+    let start = Instant::now();
+    let until = start + o.timeout;
+    let start_epoch = crate::serve::now_secs();
+    let (scratch, _scratch_listed) =
+        crate::interrupt::temp_dir_in(&std::env::temp_dir(), "hvseed-vm.")
+            .context("creating a temporary directory")?;
+    let Launched {
+        mut guest,
+        carrier,
+        server,
+        p,
+        accel,
+        warning,
+        firmware_log,
+    } = launch(&o, scratch.path(), until)?;
+    let warning = warning.or(fallback);
+    let log_path = o.log.clone().context("no serial log path")?;
     let mut watcher = Watcher::new(p.expect.clone());
     let mut times: Vec<(Milestone, f64)> = Vec::new();
     let mut shown = 0usize;
@@ -392,12 +502,13 @@ fn run_logged(o: Options, own_log: bool, fallback: Option<String>) -> Result<Exi
         let warning = format!("{why}; booted again under TCG (much slower)");
         tracing::warn!("{warning}");
         // Nothing was written to a disk yet (no kernel ran); a --disk this run created
-        // carries its marker and is taken again.
+        // (an overlay of --disk-from too) carries its marker and is taken again.
         return run_logged(
             Options {
                 accel: super::Accel::Tcg,
                 timeout: left,
                 log: Some(log_path),
+                disk_from: None,
                 ..o
             },
             own_log,

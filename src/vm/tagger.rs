@@ -51,10 +51,11 @@ pub fn unavailable() -> Option<String> {
 
 /// A network namespace of its own (`ip netns add`), with `lo` up. Deleted when
 /// dropped, after any process still in it is killed: everything that runs there was
-/// started by its owner.
+/// started by its owner. Or a caller's namespace ([`Netns::existing`]), only used.
 pub struct Netns {
     name: String,
-    _listed: crate::interrupt::Guard,
+    /// `None` for a caller's namespace: neither listed nor deleted.
+    _listed: Option<crate::interrupt::Guard>,
 }
 
 impl Netns {
@@ -77,11 +78,31 @@ impl Netns {
         .unwrap_or_else(|e| match e {});
         let ns = Netns {
             name,
-            _listed: listed,
+            _listed: Some(listed),
         };
         ip(&["netns", "add", &ns.name])?;
         ns.ip(&["link", "set", "lo", "up"])?;
         Ok(ns)
+    }
+
+    /// The caller's namespace `name` (`/run/netns/<name>`, as `ip netns add` makes
+    /// it): used as it is, never deleted, nothing in it killed.
+    pub fn existing(name: &str) -> Result<Netns> {
+        if name.is_empty() || name.contains('/') || name.starts_with('.') {
+            bail!("--netns {name:?}: not a network namespace name (as `ip netns list` shows them)");
+        }
+        let path = Path::new("/run/netns").join(name);
+        if !path.exists() {
+            bail!(
+                "--netns {name}: there is no network namespace {name} ({} does not exist); \
+                 make it first with `ip netns add {name}`",
+                path.display()
+            );
+        }
+        Ok(Netns {
+            name: name.to_string(),
+            _listed: None,
+        })
     }
 
     pub fn name(&self) -> &str {
@@ -119,7 +140,9 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        remove_netns(&self.name);
+        if self._listed.is_some() {
+            remove_netns(&self.name);
+        }
     }
 }
 
@@ -530,6 +553,9 @@ pub struct Management {
 /// at the http-base address in the namespace that relays to the embedded server (the
 /// installed host reaches the http-base through its gateway, no longer through QEMU's
 /// user network). Dropped in that order: relay and trunk, then the namespace.
+///
+/// In a caller's namespace ([`Carrier::in_callers`]) the trunk has the tap `untagged`
+/// too and nothing else is added: what answers there is the caller's.
 pub struct Carrier {
     relay: Option<Relay>,
     trunk: Trunk,
@@ -563,6 +589,22 @@ impl Carrier {
             }
         };
         Ok(Carrier { relay, trunk, ns })
+    }
+
+    /// The trunk in the caller's namespace `name`: the taps `vlan<VID>` for each of
+    /// `vlans` and `untagged` (the caller's persistent taps where they exist there, so
+    /// their addresses and the servers bound to them are in place before the guest
+    /// starts and stay after it; else made for the run and gone with it). No address
+    /// is added and the namespace is left as it was.
+    pub fn in_callers(name: &str, vlans: &[u16], dir: &Path) -> Result<Carrier> {
+        let ns = Netns::existing(name)?;
+        let trunk = Trunk::new(&ns, dir, vlans, true)
+            .with_context(|| format!("carrying the host's networks into namespace {name}"))?;
+        Ok(Carrier {
+            relay: None,
+            trunk,
+            ns,
+        })
     }
 
     pub fn trunk(&self) -> &Trunk {

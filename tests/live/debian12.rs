@@ -1,8 +1,9 @@
 //! A Debian 12 CloudStack host installed ([`super::install`]) and first-booted for real
 //! under QEMU: systemd, ifupdown, libvirt, Open vSwitch, ufw, AppArmor and chrony of
-//! bookworm, the agent's `run` as the first-boot unit. Its NIC is on a trunk: the
-//! management VLAN reaches the test's namespace through the tagger, the installer's
-//! untagged network too. Everything is checked from outside the guest: the report
+//! bookworm, the agent's `run` as the first-boot unit, booted through `hvseed vm`
+//! ([`super::guest`]). Its NIC is on a trunk: `hvseed vm --netns` carries the
+//! management VLAN and the installer's untagged network to the taps of the test's
+//! namespace. Everything is checked from outside the guest: the report
 //! `hvseed serve` received, virsh over TCP, ping, TCP connects, ssh as root.
 
 use std::net::{SocketAddr, TcpStream};
@@ -15,7 +16,7 @@ use super::image::{lossy, Disk, Extra};
 use super::install::{
     self, installed_disk, render, NetKind, Rendered, FQDN, INSTALLER_NET, PLACEHOLDER_VERSION,
 };
-use super::net::{Netns, Trunk, UNTAGGED};
+use super::net::{Netns, UNTAGGED};
 use crate::support::output_within_secs;
 use crate::util::{self, KillOnDrop};
 
@@ -92,13 +93,12 @@ impl Timeline {
     }
 }
 
-/// One live host: its disk, namespace, trunk and `hvseed serve`.
+/// One live host: its disk, namespace (with the taps of its trunk) and `hvseed serve`.
 struct Lab {
     work: tempfile::TempDir,
     r: Rendered,
     disk: Disk,
     ns: Netns,
-    trunk: Trunk,
     serve_dir: PathBuf,
     _serve: KillOnDrop,
     /// The installer network's DHCP server (answers again after a rollback).
@@ -133,9 +133,12 @@ fn lab(kind: NetKind, placeholders: &[&str], mgmt_gateway: bool) -> Option<Lab> 
         );
     }
 
+    // The trunk's taps, made here before any boot so that their addresses, the DHCP
+    // server and `hvseed serve` are in place first and stay across boots: `hvseed vm
+    // --netns` carries the guest's frames to them.
     let ns = Netns::new();
     let vlan = r.management_vlan();
-    let trunk = ns.trunk(work.path(), &[vlan]);
+    ns.persistent_taps(&[&format!("vlan{vlan}"), UNTAGGED]);
     if mgmt_gateway {
         ns.ip(&[
             "addr",
@@ -168,7 +171,6 @@ fn lab(kind: NetKind, placeholders: &[&str], mgmt_gateway: bool) -> Option<Lab> 
         r,
         disk,
         ns,
-        trunk,
         serve_dir,
         _serve: serve,
         _dhcp: dhcp,
@@ -180,18 +182,17 @@ impl Lab {
     fn boot(&self, name: &str) -> Guest {
         let dir = self.work.path().join(name);
         std::fs::create_dir_all(&dir).unwrap();
+        // The first boot's overlay on the cached image, written by the boots after.
         let overlay = self.work.path().join("disk.qcow2");
-        if !overlay.exists() {
-            self.disk.overlay(self.work.path());
-        }
-        let mac = self.r.mac();
         Guest::boot(
             &GuestSpec {
+                inventory: &self.work.path().join("inventory.yaml"),
+                fqdn: FQDN,
                 kernel: &self.disk.kernel,
                 initrd: &self.disk.initrd,
                 disk: &overlay,
-                mac: &mac,
-                trunk: self.trunk.socket(),
+                image: &self.disk.image,
+                netns: self.ns.name(),
                 append: "",
                 memory_mib: GUEST_MIB,
             },
@@ -232,7 +233,7 @@ impl Lab {
                 guest.fail(&format!(
                     "no report at {} within {limit:?}; trunk: {}\n---- agent ----\n{}\n---- hvseed serve ----\n{}",
                     self.report_path().display(),
-                    self.trunk.stats(),
+                    self.ns.tap_stats(),
                     timeline.text(),
                     std::fs::read_to_string(self.work.path().join("serve.log")).unwrap_or_default()
                 ));
@@ -302,7 +303,7 @@ impl Lab {
             if start.elapsed() > limit {
                 guest.fail(&format!(
                     "no ssh login on {ip} within {limit:?}; trunk: {}",
-                    self.trunk.stats()
+                    self.ns.tap_stats()
                 ));
             }
         }
@@ -651,7 +652,7 @@ fn first_boot(kind: NetKind) {
         lossy(&o.stdout)
     );
     assert!(
-        lab.trunk
+        lab.ns
             .frames_from_guest(&format!("vlan{}", lab.r.management_vlan()))
             > 0
     );
@@ -821,7 +822,7 @@ fn qemu_live_debian12_lost_gateway_rolls_back_to_the_installer_network() {
     // exactly its files.
     let inst = INSTALLER_NET.ip.to_string();
     if let Err(e) = lab.ns.wait_ping(&inst, Duration::from_secs(20)) {
-        guest.fail(&format!("{e}; trunk: {}", lab.trunk.stats()));
+        guest.fail(&format!("{e}; trunk: {}", lab.ns.tap_stats()));
     }
     let interfaces = lab.ssh_ok(&guest, &inst, "cat /etc/network/interfaces");
     let netcfg = install::netcfg_files(&lab.r.plan, INSTALLER_NET);
@@ -853,7 +854,7 @@ fn qemu_live_debian12_lost_gateway_rolls_back_to_the_installer_network() {
         "enabled",
         "the job must run again"
     );
-    assert!(lab.trunk.frames_from_guest(UNTAGGED) > 0);
+    assert!(lab.ns.frames_from_guest(UNTAGGED) > 0);
     eprintln!("live: rollback: {}", time_split(&timeline, at));
 }
 

@@ -1,42 +1,46 @@
-//! A QEMU guest under TCG booting a built root's own kernel and initrd from a disk
-//! image, its one NIC on a [`Trunk`](super::net::Trunk). One guest at a time across
-//! all test processes (two TCG guests on two cores starve each other): the guest holds
-//! `util::one_qemu` for its life, as every QEMU of the tests does. QEMU runs as
-//! `hvseed vm` runs it ([`hvseed::vm::Guest`]): in its own process group, killed when
-//! the guest is dropped (a panic included) and, through the parent-death signal, if
-//! the test process itself is killed.
+//! A live host booted through `hvseed vm` itself ([`hvseed::vm::start`]: the checks,
+//! disk, networks and QEMU command line of `hvseed vm --boot disk --disk-from IMAGE
+//! --disk DISK --kernel … --netns NAME`), left running for the test to check from
+//! outside. One guest at a time across all test processes (two TCG guests on two cores
+//! starve each other): the guest holds `util::one_qemu` for its life, as every QEMU of
+//! the tests does. QEMU runs in its own process group, killed when the guest is dropped
+//! (a panic included) and, through the parent-death signal, if the test process itself
+//! is killed.
 
-use std::ffi::OsString;
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::image::tail;
 use crate::util::one_qemu;
+
 /// How to boot.
 pub struct GuestSpec<'a> {
+    /// The inventory and the host of it to boot (its MAC on its trunk NIC).
+    pub inventory: &'a Path,
+    pub fqdn: &'a str,
     pub kernel: &'a Path,
     pub initrd: &'a Path,
-    /// The disk (a per-test overlay: see `Disk::overlay`); qcow2 or raw by extension.
+    /// The disk the guest writes: created by `hvseed vm` as an overlay on `image` when
+    /// it does not exist yet (`--disk-from`), booted and written again when it does.
     pub disk: &'a Path,
-    pub mac: &'a str,
-    /// The trunk's unix socket (`Trunk::socket`).
-    pub trunk: &'a Path,
+    pub image: &'a Path,
+    /// The test's network namespace, where the trunk's taps are (`--netns`).
+    pub netns: &'a str,
     /// Kernel arguments after `root=/dev/vda rw console=ttyS0 net.ifnames=0`.
     pub append: &'a str,
-    /// The guest's memory (`-m`), MiB.
+    /// The guest's memory (`--memory`), MiB.
     pub memory_mib: u32,
 }
 
 pub struct Guest {
-    qemu: hvseed::vm::Guest,
-    console: PathBuf,
+    run: hvseed::vm::Running,
     started: Instant,
     _one_at_a_time: File,
 }
 
 impl Guest {
-    /// Starts QEMU (after waiting for the global lock); its serial console goes to
+    /// Starts the guest (after waiting for the global lock); its serial console goes to
     /// `dir/console.log`.
     pub fn boot(spec: &GuestSpec, dir: &Path) -> Guest {
         let waited = Instant::now();
@@ -47,74 +51,39 @@ impl Guest {
                 waited.elapsed()
             );
         }
-        let console = dir.join("console.log");
-        let disk_format = if spec.disk.extension().is_some_and(|e| e == "qcow2") {
-            "qcow2"
-        } else {
-            "raw"
+        let o = hvseed::vm::Options {
+            inventory: spec.inventory.into(),
+            host: spec.fqdn.into(),
+            boot: hvseed::vm::Boot::Disk,
+            mac: None,
+            disk: Some(spec.disk.into()),
+            disk_from: (!spec.disk.exists()).then(|| spec.image.into()),
+            disk_bus: Some(hvseed::vm::DiskBus::Virtio),
+            netns: Some(spec.netns.into()),
+            direct: Some(hvseed::vm::Direct {
+                kernel: spec.kernel.into(),
+                initrd: Some(spec.initrd.into()),
+                append: format!(
+                    "root=/dev/vda rw console=ttyS0 net.ifnames=0 {}",
+                    spec.append
+                )
+                .trim_end()
+                .into(),
+            }),
+            disk_size_gib: None,
+            memory_mib: spec.memory_mib,
+            cpus: 2,
+            uefi: false,
+            accel: hvseed::vm::Accel::Tcg,
+            until: hvseed::vm::Milestone::Ready,
+            timeout: Duration::from_secs(3600),
+            console: false,
+            log: Some(dir.join("console.log")),
+            json: false,
         };
-        // One TCG thread for both vCPUs: with multi-threaded TCG (QEMU 7.2 here) a
-        // guest hung early in 1 of 5 boots with a vCPU halted and its timer never
-        // delivered (RCU stall reports, QEMU idle), and booted more slowly while the
-        // two cores were busy (58-63 s to `login:` against 42-49 s).
-        let mut args: Vec<OsString> = [
-            "-accel",
-            "tcg,thread=single",
-            "-cpu",
-            "max",
-            "-smp",
-            "2",
-            "-display",
-            "none",
-            "-monitor",
-            "none",
-            "-no-reboot",
-        ]
-        .iter()
-        .map(OsString::from)
-        .collect();
-        let mut push = |a: &str, v: OsString| {
-            args.push(a.into());
-            args.push(v);
-        };
-        push("-m", spec.memory_mib.to_string().into());
-        push("-serial", format!("file:{}", console.display()).into());
-        push("-kernel", spec.kernel.into());
-        push("-initrd", spec.initrd.into());
-        push(
-            "-append",
-            format!(
-                "root=/dev/vda rw console=ttyS0 net.ifnames=0 {}",
-                spec.append
-            )
-            .trim_end()
-            .into(),
-        );
-        push(
-            "-drive",
-            format!(
-                "file={},if=virtio,format={disk_format}",
-                spec.disk.display()
-            )
-            .into(),
-        );
-        push(
-            "-netdev",
-            format!(
-                "stream,id=trunk,server=off,addr.type=unix,addr.path={}",
-                spec.trunk.display()
-            )
-            .into(),
-        );
-        push(
-            "-device",
-            format!("virtio-net-pci,netdev=trunk,mac={}", spec.mac).into(),
-        );
-        let qemu = hvseed::vm::Guest::start("qemu-system-x86_64", &args)
-            .unwrap_or_else(|e| panic!("{e:#}"));
+        let run = hvseed::vm::start(&o).unwrap_or_else(|e| panic!("hvseed vm: {e:#}"));
         Guest {
-            qemu,
-            console,
+            run,
             started: Instant::now(),
             _one_at_a_time: lock,
         }
@@ -122,43 +91,12 @@ impl Guest {
 
     /// The serial console so far.
     pub fn console(&self) -> String {
-        String::from_utf8_lossy(&std::fs::read(&self.console).unwrap_or_default()).into_owned()
+        String::from_utf8_lossy(&std::fs::read(self.run.log()).unwrap_or_default()).into_owned()
     }
 
     /// Time since QEMU started.
     pub fn uptime(&self) -> Duration {
         self.started.elapsed()
-    }
-
-    /// Waits until the console shows `needle` (time since power-on), at most `limit`;
-    /// fails early if QEMU exits or the console shows one of `fail` (a kernel panic,
-    /// an emergency shell).
-    pub fn wait_console(
-        &mut self,
-        needle: &str,
-        fail: &[&str],
-        limit: Duration,
-    ) -> Result<Duration, String> {
-        let start = Instant::now();
-        loop {
-            let text = self.console();
-            if text.contains(needle) {
-                return Ok(self.uptime());
-            }
-            if let Some(f) = fail.iter().find(|f| text.contains(**f)) {
-                return Err(format!("the console shows {f:?} before {needle:?}"));
-            }
-            if let Some(st) = self.qemu.exited() {
-                return Err(format!(
-                    "QEMU exited ({st}) before {needle:?}: {}",
-                    self.qemu_stderr()
-                ));
-            }
-            if start.elapsed() > limit {
-                return Err(format!("{needle:?} not on the console within {limit:?}"));
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
     }
 
     /// An error if QEMU has exited or the console shows one of `fail`.
@@ -167,18 +105,17 @@ impl Guest {
         if let Some(f) = fail.iter().find(|f| text.contains(**f)) {
             return Err(format!("the console shows {f:?}"));
         }
-        if let Some(st) = self.qemu.exited() {
-            return Err(format!("QEMU exited ({st}): {}", self.qemu_stderr()));
+        if let Some(st) = self.run.guest().exited() {
+            return Err(format!("QEMU exited ({st}): {}", self.run.stderr_tail()));
         }
         Ok(())
     }
 
-    /// Waits at most `limit` for QEMU to exit (the guest powered off: `-no-reboot`
-    /// also ends it on a reboot).
+    /// Waits at most `limit` for QEMU to exit (the guest powered off).
     pub fn wait_exit(&mut self, limit: Duration) -> Result<(), String> {
         let start = Instant::now();
         loop {
-            if self.qemu.exited().is_some() {
+            if self.run.guest().exited().is_some() {
                 return Ok(());
             }
             if start.elapsed() > limit {
@@ -193,19 +130,15 @@ impl Guest {
         tail(&self.console(), n)
     }
 
-    fn qemu_stderr(&self) -> String {
-        self.qemu.stderr_tail()
-    }
-
     /// Panics with `msg` and QEMU's stderr (the console follows as the guest is
     /// dropped).
     pub fn fail(&self, msg: &str) -> ! {
-        panic!("{msg}\n---- qemu stderr ----\n{}", self.qemu_stderr())
+        panic!("{msg}\n---- qemu stderr ----\n{}", self.run.stderr_tail())
     }
 }
 
 impl Drop for Guest {
-    /// QEMU is stopped when `qemu` drops, after this.
+    /// QEMU is stopped when `run` drops, after this.
     fn drop(&mut self) {
         if std::thread::panicking() {
             eprintln!(

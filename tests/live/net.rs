@@ -43,6 +43,56 @@ impl Netns {
         self.0.run(f).unwrap_or_else(|e| panic!("{e:#}"))
     }
 
+    /// Persistent taps of these names, up (`ip tuntap add … mode tap`): a tagger
+    /// attaches to them (`hvseed vm --netns`), and they keep their addresses while no
+    /// guest runs.
+    pub fn persistent_taps(&self, names: &[&str]) {
+        for name in names {
+            self.ip(&["tuntap", "add", "dev", name, "mode", "tap"]);
+            self.ip(&["link", "set", name, "up"]);
+        }
+    }
+
+    /// Frames the guest sent out on the tap `tap` so far (what the tap received, as
+    /// the namespace's kernel counts it).
+    pub fn frames_from_guest(&self, tap: &str) -> u64 {
+        self.tap_counter(tap, "rx_packets")
+    }
+
+    fn tap_counter(&self, tap: &str, counter: &str) -> u64 {
+        let o = output_within_secs(
+            self.command("cat")
+                .arg(format!("/sys/class/net/{tap}/statistics/{counter}")),
+            10,
+        );
+        String::from_utf8_lossy(&o.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(0)
+    }
+
+    /// Frames moved so far per tap of the namespace, for messages.
+    pub fn tap_stats(&self) -> String {
+        let o = output_within_secs(self.command("ls").arg("/sys/class/net"), 10);
+        String::from_utf8_lossy(&o.stdout)
+            .split_whitespace()
+            .filter(|t| *t != "lo")
+            .map(|t| {
+                format!(
+                    "{t}: {} from the guest, {} to it",
+                    self.tap_counter(t, "rx_packets"),
+                    self.tap_counter(t, "tx_packets")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    /// The namespace's name (`ip netns`).
+    pub fn name(&self) -> &str {
+        self.0.name()
+    }
+
     /// A trunk with the taps `vlan<VID>` for each of `vlans` and `untagged`; its socket
     /// in `dir`.
     pub fn trunk(&self, dir: &Path, vlans: &[u16]) -> Trunk {
