@@ -6,6 +6,102 @@
 use super::{BootValues, Format, Recognition};
 use crate::isoread::Listing;
 
+/// The [`Target`](super::Target) of one Ubuntu live-server release: everything but
+/// the release (`"22.04"`), its codename (`"jammy"`) and its `profiles/` folder
+/// (`"ubuntu2204"`, which holds the release's `release.yaml`) is the family's.
+macro_rules! ubuntu_target {
+    ($os:expr, $release:literal, $codename:literal, $dir:literal) => {
+        super::Target {
+            os: $os,
+            title: concat!("Ubuntu ", $release),
+            install: super::Install {
+                format: super::subiquity::FORMAT,
+                file: super::subiquity::INSTALL_FILE,
+                templates: &[
+                    super::subiquity::TEMPLATES[0],
+                    super::subiquity::TEMPLATES[1],
+                    super::subiquity::TEMPLATES[2],
+                    super::subiquity::TEMPLATES[3],
+                    super::subiquity::TEMPLATES[4],
+                    (
+                        "release.yaml",
+                        include_str!(concat!("../../profiles/", $dir, "/release.yaml")),
+                    ),
+                ],
+            },
+            iso: super::IsoMedium {
+                wanted: concat!("an Ubuntu ", $release, " amd64 live-server ISO"),
+                accepted: concat!("Ubuntu ", $release, ".x amd64 live-server ISOs"),
+                short: concat!("an Ubuntu ", $release, " ISO"),
+                identity_files: &["/.disk/info"],
+                recognise: |listing, read| {
+                    super::subiquity::recognise(
+                        listing,
+                        read("/.disk/info"),
+                        $release,
+                        concat!("Ubuntu ", $release),
+                    )
+                },
+                // Not used while `media_pending` is set: the live-server ISO has no
+                // isolinux; BIOS and UEFI both read boot/grub/grub.cfg.
+                bios: super::Isolinux {
+                    menu: "/boot/grub/grub.cfg",
+                    set_timeout: false,
+                    gfxboot_top: None,
+                },
+                uefi: super::UefiMenu::Grub2 {
+                    cfg: "/boot/grub/grub.cfg",
+                },
+                no_uefi_note: "",
+                initrd_with_install_file: None,
+                md5sums: Some("/md5sum.txt"),
+                args: super::subiquity::iso_args,
+                label_args: None,
+            },
+            pxe: super::PxeLayout {
+                kernel: "/casper/vmlinuz",
+                initrd: "/casper/initrd",
+                tftp_kernel: concat!("tftp/", $dir, "/vmlinuz"),
+                tftp_initrd: concat!("tftp/", $dir, "/initrd"),
+                tree_required: &[],
+                tree_optional: &[],
+                uefi: super::PxeUefi::Grub2,
+                uefi_media_loaders: None,
+                args: super::subiquity::pxe_args,
+                tree_arg: None,
+            },
+            inventory: super::InventoryRules {
+                selinux: super::Selinux::Refused(
+                    "SELinux settings apply to centos6 only; remove this key (Ubuntu uses \
+                     AppArmor, which hvseed configures itself)",
+                ),
+                cpu_mode_warning: None,
+                openvswitch_warning: None,
+                min_cloudstack: Some(super::MinCloudstack {
+                    version: (4, 19),
+                    source: concat!(
+                        "Ubuntu ",
+                        $release,
+                        " hosts are supported from CloudStack 4.19 on, \
+                         cloudstack-documentation@4.19 source/releasenotes/compat.rst"
+                    ),
+                }),
+                cloudstack_apt: Some(super::CloudstackApt {
+                    default_suite: $codename,
+                }),
+                cdrom_refused: Some(super::subiquity::CDROM_REFUSED),
+                extra_repositories_refused: Some(super::subiquity::EXTRA_REPOSITORIES_REFUSED),
+                kernel_arg_refused: Some(super::subiquity::kernel_arg_refused),
+                apt_key_url_refused: Some(super::subiquity::APT_KEY_URL_REFUSED),
+                keyboard_refused: Some(super::subiquity::keyboard_refused),
+                openvswitch_package_required: None,
+            },
+            media_pending: Some(super::subiquity::MEDIA_PENDING),
+        }
+    };
+}
+pub(super) use ubuntu_target;
+
 pub const FORMAT: Format = Format::Autoinstall;
 /// The bare autoinstall body's name under `hosts/<fqdn>/` (the fleet medium's early
 /// command copies it to `/autoinstall.yaml`).
