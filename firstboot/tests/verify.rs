@@ -78,6 +78,27 @@ fn iptables_out(os: &str, sources: &[&str]) -> String {
 }
 
 impl FakeHost {
+    /// `run`, which must pass (its stderr shown if not).
+    fn run_passes(&self) {
+        let out = self.cmd("run").output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// The service manager's calls the run made (systemctl, service, ufw-init, netplan:
+    /// the fakes' log), less the `is-active` queries.
+    fn service_calls(&self) -> Vec<String> {
+        fs::read_to_string(self.dir.join("systemctl.log"))
+            .unwrap()
+            .lines()
+            .filter(|l| !l.contains("is-active"))
+            .map(str::to_string)
+            .collect()
+    }
+
     /// A host that passes every check for `os`/`net`.
     fn new(os: &str, net: &str) -> FakeHost {
         let (tmp, root) = fixture_root(os);
@@ -705,12 +726,7 @@ fn run_on_ubuntu_disables_the_upstart_job_on_success() {
     )
     .unwrap();
     unloads_from_the_list(&h);
-    let out = h.cmd("run").output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    h.run_passes();
     assert_eq!(
         read(&h.root, "/etc/init/hvseed-firstboot.override").trim(),
         "manual"
@@ -1262,14 +1278,8 @@ fn run_on_debian12_uses_systemd_and_disables_its_unit_when_ready() {
         .root
         .join("etc/systemd/system/multi-user.target.wants/hvseed-firstboot.service");
     assert!(fs::symlink_metadata(&wants).is_ok());
-    let out = h.cmd("run").output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let sc = fs::read_to_string(h.dir.join("systemctl.log")).unwrap();
-    let calls: Vec<&str> = sc.lines().filter(|l| !l.contains("is-active")).collect();
+    h.run_passes();
+    let calls = h.service_calls();
     assert_eq!(
         calls,
         [
@@ -1408,12 +1418,7 @@ fn run_on_debian12_reloads_ufw_rules_loaded_already() {
     debian12_runtime(&h);
     h.bin("ping", "exit 0");
     fs::write(h.root.join("lib/ufw/loaded"), "").unwrap();
-    let out = h.cmd("run").output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    h.run_passes();
     let sc = fs::read_to_string(h.dir.join("systemctl.log")).unwrap();
     let ufw: Vec<&str> = sc.lines().filter(|l| l.starts_with("ufw")).collect();
     assert_eq!(
@@ -1451,12 +1456,7 @@ fn run_on_debian12_lets_ufw_enable_itself_for_another_log_level_or_policy() {
             text.replace(from, to),
         )
         .unwrap();
-        let out = h.cmd("run").output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        h.run_passes();
         let sc = fs::read_to_string(h.dir.join("systemctl.log")).unwrap();
         assert!(sc.contains("ufw --force enable"), "{file}: {sc}");
         assert!(!sc.contains("ufw-init"), "{file}: {sc}");
@@ -1475,12 +1475,7 @@ fn run_on_debian12_restarts_libvirtd_when_its_files_changed_or_a_socket_is_activ
         "systemctl restart libvirtd.service",
     ];
     let calls = |h: &FakeHost| -> Vec<String> {
-        let out = h.cmd("run").output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        h.run_passes();
         fs::read_to_string(h.dir.join("systemctl.log"))
             .unwrap()
             .lines()
@@ -1963,19 +1958,13 @@ fn run_on_el9_leaves_the_network_networkmanager_raised_at_boot_and_disables_its_
     let h = el9("linux-bridge");
     runtime_fakes(&h);
     h.bin("ping", "exit 0");
-    let out = h.cmd("run").output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    h.run_passes();
     // NetworkManager activated hvseed's profiles at boot from the files this run did
     // not change: nothing to reload or bring up.
     assert_eq!(nmcli_calls(&h), Vec::<String>::new());
     let log = read(&h.root, "/var/log/hvseed-firstboot.log");
     assert!(log.contains("the planned network is up already"), "{log}");
-    let sc = fs::read_to_string(h.dir.join("systemctl.log")).unwrap();
-    let calls: Vec<&str> = sc.lines().filter(|l| !l.contains("is-active")).collect();
+    let calls = h.service_calls();
     assert_eq!(
         calls,
         [
@@ -2007,12 +1996,7 @@ fn run_on_el9_leaves_a_disabled_selinux_alone() {
     runtime_fakes(&h);
     h.bin("ping", "exit 0");
     h.bin("getenforce", "echo Disabled");
-    let out = h.cmd("run").output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    h.run_passes();
     let rt = fs::read_to_string(h.dir.join("runtime.log")).unwrap_or_default();
     assert!(!rt.contains("setenforce"), "{rt}");
     let log = read(&h.root, "/var/log/hvseed-firstboot.log");
@@ -2026,12 +2010,7 @@ fn run_on_el9_brings_up_each_profile_networkmanager_has_not_activated() {
     h.bin("ping", "exit 0");
     // Only the installer's network and the site's eth1 are up.
     fs::write(h.dir.join("nm-active"), "").unwrap();
-    let out = h.cmd("run").output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    h.run_passes();
     let ids = el9_profiles(&h.root);
     let up = |id: &str| format!("nmcli connection up uuid {}", ids[id]);
     // The trunk first (it replaces the installer's profile on eth0), then the
@@ -2054,12 +2033,7 @@ fn run_on_el9_restarts_networkmanagers_connections_when_it_changed_a_keyfile() {
             .join("etc/NetworkManager/system-connections/cloudbr1.nmconnection"),
     )
     .unwrap();
-    let out = h.cmd("run").output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    h.run_passes();
     assert_eq!(
         nmcli_calls(&h),
         [
@@ -2342,8 +2316,7 @@ fn run_on_ubuntu_leaves_the_network_networkd_raised_at_boot_and_disables_its_uni
             "{os}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let sc = fs::read_to_string(h.dir.join("systemctl.log")).unwrap();
-        let calls: Vec<&str> = sc.lines().filter(|l| !l.contains("is-active")).collect();
+        let calls = h.service_calls();
         assert_eq!(
             calls,
             [
@@ -2361,14 +2334,8 @@ fn run_on_ubuntu_leaves_the_network_networkd_raised_at_boot_and_disables_its_uni
 fn run_on_ubuntu_applies_netplan_when_the_planned_network_is_not_up() {
     let h = ubuntu("ubuntu2204", "openvswitch");
     h.bin("ping", "exit 0");
-    let out = h.cmd("run").output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let sc = fs::read_to_string(h.dir.join("systemctl.log")).unwrap();
-    let calls: Vec<&str> = sc.lines().filter(|l| !l.contains("is-active")).collect();
+    h.run_passes();
+    let calls = h.service_calls();
     assert_eq!(
         calls,
         [
@@ -2479,8 +2446,7 @@ fn run_on_ubuntu_rolls_back_a_lost_gateway_on_both_installer_layouts() {
         );
         let out = h.cmd("run").output().unwrap();
         assert!(!out.status.success(), "{os}");
-        let sc = fs::read_to_string(h.dir.join("systemctl.log")).unwrap();
-        let calls: Vec<&str> = sc.lines().filter(|l| !l.contains("is-active")).collect();
+        let calls = h.service_calls();
         assert_eq!(calls, ["netplan apply", "netplan apply"], "{os}");
         let mode = |p: &str| {
             fs::metadata(h.root.join(&p[1..]))
@@ -2518,7 +2484,10 @@ fn run_on_ubuntu_rolls_back_a_lost_gateway_on_both_installer_layouts() {
             let moved = format!("var/lib/hvseed/failed/{}", gone.replace('/', "_"));
             assert!(h.root.join(&moved).exists(), "{os}: {moved}");
         }
-        assert!(!sc.contains("ufw"), "{os}: firewall loaded: {sc}");
+        assert!(
+            !calls.iter().any(|c| c.contains("ufw")),
+            "{os}: firewall loaded: {calls:?}"
+        );
         let report: hvseed_firstboot::report::Report =
             serde_json::from_str(&read(&h.root, "/var/lib/hvseed/report.json")).unwrap();
         let gw = &report.checks[0];
