@@ -18,7 +18,7 @@ cargo test --workspace --no-run
 live_log=$(mktemp)
 cargo test --test lib --no-fail-fast -- live:: >"$live_log" 2>&1 &
 live=$!
-trap 'kill "$live" 2>/dev/null; rm -f "$live_log"' EXIT
+trap 'kill "$live" 2>/dev/null || true; rm -f "$live_log"' EXIT
 rc=0
 cargo test --workspace --no-fail-fast -- --skip live:: || rc=$?
 wait "$live" || rc=$?
